@@ -1,0 +1,48 @@
+"""`python -m dlfa ...`: the command line. Each command group lives beside the code it drives and
+registers itself through a `register(subparsers)` function; errors a user can fix print one line, no traceback."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from dlfa.errors import DlfaError
+
+# Modules that add sub-commands (each defines `register(subparsers)`).
+COMMAND_MODULES = [
+    "dlfa.cli",
+]
+
+
+def register(subparsers) -> None:
+    info = subparsers.add_parser("info", help="print facts about an encoder as JSON")
+    info.add_argument("--encoder", default="embedded:e5-small", help="embedded:e5-small | hub id | local folder")
+    info.set_defaults(func=run_info)
+
+
+def run_info(args) -> int:
+    from dlfa.encoders import encoder_info
+
+    print(json.dumps(encoder_info(args.encoder).to_dict(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dlfa", description="DLFA Explorer command line")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DlfaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,103 @@
+"""DlfaModel on a tiny random BERT: shapes, losses, gradients, save/load."""
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from dlfa.errors import ConfigError, DlfaError
+from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.tasks.base import IGNORE_INDEX
+from dlfa.testing import TINY_CONFIG
+
+B, T = 2, 6
+HEADS = {"pos": HeadConfig("token", ["NOUN", "VERB", "X"]), "nli": HeadConfig("pair", ["e", "n", "c"])}
+
+
+def tiny_bert(seed=0):
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(vocab_size=99, **TINY_CONFIG), add_pooling_layer=False)
+
+
+def make_model(aggregation="dlfa", fusion_layer=1, **kwargs):
+    config = DlfaConfig(encoder="unused", heads=HEADS, aggregation=aggregation, fusion_layer=fusion_layer, **kwargs)
+    return DlfaModel(config, tiny_bert())
+
+
+def batch():
+    input_ids = torch.randint(5, 99, (B, T))
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 4:] = 0
+    return input_ids, mask
+
+
+@pytest.mark.parametrize("aggregation", ["last", "dlfa", "mean", "concat", "scalar-mix"])
+def test_logit_shapes_per_task_kind(aggregation):
+    model = make_model(aggregation, fusion_layer=None if aggregation in ("last", "scalar-mix") else 2)
+    ids, mask = batch()
+    token = model(ids, mask, task="pos")
+    pair = model(ids, mask, task="nli")
+    assert token.logits.shape == (B, T, 3) and pair.logits.shape == (B, 3)
+    assert (token.fusion_weights is not None) == (aggregation == "dlfa")
+    if aggregation == "dlfa":
+        assert token.fusion_weights.shape == (B, T, 32)
+
+
+def test_token_loss_ignores_unlabelled_positions():
+    model = make_model().eval()
+    ids, mask = batch()
+    labels = torch.full((B, T), IGNORE_INDEX)
+    labels[:, 1] = 0
+    out = model(ids, mask, task="pos", labels=labels)
+    expected = torch.nn.functional.cross_entropy(out.logits[:, 1], labels[:, 1])
+    assert torch.isclose(out.loss, expected)
+
+
+def test_gradients_reach_encoder_fusion_and_head():
+    model = make_model()
+    ids, mask = batch()
+    model(ids, mask, task="nli", labels=torch.tensor([0, 2])).loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+    for prefix in ("encoder.encoder.layer.0.", "aggregation.local_branch.", "aggregation.global_branch.", "heads.nli."):
+        assert any(g is not None and g.abs().sum() > 0 for n, g in grads.items() if n.startswith(prefix)), prefix
+    assert model.encoder.get_input_embeddings().weight.grad is None  # frozen by default
+
+
+def test_word_embeddings_train_when_not_frozen():
+    model = make_model(freeze_word_embeddings=False)
+    ids, mask = batch()
+    model(ids, mask, task="nli", labels=torch.tensor([0, 2])).loss.backward()
+    assert model.encoder.get_input_embeddings().weight.grad is not None
+
+
+def test_unknown_task_head_is_refused():
+    ids, mask = batch()
+    with pytest.raises(ConfigError, match="no head for task 'ner'"):
+        make_model()(ids, mask, task="ner")
+
+
+def test_fusion_layer_out_of_range_is_refused():
+    with pytest.raises(ConfigError, match="0…3"):
+        make_model(fusion_layer=4)
+
+
+def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_encoder):
+    config = DlfaConfig(encoder=tiny_encoder, heads=HEADS, aggregation="dlfa", fusion_layer=2)
+    model = DlfaModel.from_encoder_spec(config)
+    ids, mask = batch()
+    model(ids, mask, task="pos")  # one training-mode pass moves BatchNorm running stats
+    model.eval()
+    model.save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.bin"))
+    reloaded = DlfaModel.from_pretrained(tmp_path).eval()
+    for task in HEADS:
+        assert torch.equal(model(ids, mask, task=task).logits, reloaded(ids, mask, task=task).logits)
+
+
+def test_loading_a_corrupted_checkpoint_names_the_file(tmp_path, tiny_encoder):
+    config = DlfaConfig(encoder=tiny_encoder, heads=HEADS, aggregation="last")
+    DlfaModel.from_encoder_spec(config).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(DlfaError, match="model.safetensors"):
+        DlfaModel.from_pretrained(tmp_path)
+    with pytest.raises(DlfaError, match="holds no saved model"):
+        DlfaModel.from_pretrained(tmp_path / "nowhere")
