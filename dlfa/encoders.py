@@ -10,12 +10,14 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import struct
 import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -315,17 +317,35 @@ def _hub_error(spec: str, exc: Exception) -> EncoderError:
     )
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers (a quick TCP check, so offline machines fail fast, not after retries)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def encoder_info(spec: str) -> EncoderInfo:
     """Encoder facts from its config alone (no weights loaded)."""
     from transformers import AutoConfig
 
     path = encoder_path(spec)
+    is_hub = resolve_spec(spec)[0] == "hub"
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, local_files_only=is_hub)
     except (OSError, ValueError) as exc:
-        if resolve_spec(spec)[0] == "hub":
+        if not is_hub:
+            raise EncoderError(f"cannot read the config of encoder '{spec}' at {path}: {exc}") from exc
+        if not hub_reachable():
             raise _hub_error(spec, exc) from exc
-        raise EncoderError(f"cannot read the config of encoder '{spec}' at {path}: {exc}") from exc
+        try:
+            config = AutoConfig.from_pretrained(path)
+        except (OSError, ValueError) as online_exc:
+            raise _hub_error(spec, online_exc) from online_exc
     return EncoderInfo(
         spec=spec,
         path=path,
