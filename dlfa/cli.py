@@ -12,6 +12,8 @@ from dlfa.errors import DlfaError
 # Modules that add sub-commands (each defines `register(subparsers)`).
 COMMAND_MODULES = [
     "dlfa.cli",
+    "dlfa.tasks.cli",
+    "dlfa.jobs.cli",
 ]
 
 

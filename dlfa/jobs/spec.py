@@ -17,6 +17,7 @@ from dlfa.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
 Backend = Literal["local", "torchrun", "slurm"]
 BACKENDS = ("local", "torchrun", "slurm")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
 
@@ -45,14 +46,17 @@ class JobSpec:
     batch_size: int = 32
     gradient_accumulation: int = 1
     learning_rate: float = 5e-5
+    probe_learning_rate: float = 1e-3  # probes train only aggregation + head, which need a larger step
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     max_length: int = 128
     reduction: int = 4
     probe: bool = False
+    eval_every: int | None = None  # steps between English dev evaluations; None: at each epoch's end
     freeze_word_embeddings: bool | None = None  # None: frozen on the CPU, trained on a GPU
     device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast where the hardware computes bf16 natively, else fp32
     backend: str = "local"
     num_processes: int = 1
     checkpoint_every: int = 200
@@ -127,13 +131,32 @@ class JobSpec:
                                  ("checkpoint_every", self.checkpoint_every, 1)):
             if not isinstance(value, int) or value < low:
                 problems[name] = f"must be a whole number ≥ {low}, got {value!r}"
+        for name, value in (("max_train_examples", self.max_train_examples),
+                            ("max_eval_examples", self.max_eval_examples)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                problems[name] = f"must be a whole number ≥ 1 or empty, got {value!r}"
+        for name, value, low in (("reduction", self.reduction, 1), ("bootstrap_samples", self.bootstrap_samples, 0)):
+            if not isinstance(value, int) or value < low:
+                problems[name] = f"must be a whole number ≥ {low}, got {value!r}"
+        if not 0 <= self.warmup_ratio < 1:
+            problems["warmup_ratio"] = f"must be at least 0 and below 1, got {self.warmup_ratio}"
+        if not self.mixture_temperature > 0:
+            problems["mixture_temperature"] = f"must be > 0, got {self.mixture_temperature}"
+        negative = [k for k in self.fusion_layers if not isinstance(k, int) or k < 0]
+        if negative:
+            problems["fusion_layers"] = f"fusion layers are whole numbers ≥ 0 (0 = embeddings), got {negative}"
+        if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
+            problems["eval_every"] = f"must be a whole number ≥ 1 or empty, got {self.eval_every!r}"
         if self.max_steps is not None and self.max_steps < 1:
             problems["max_steps"] = f"must be ≥ 1, got {self.max_steps}"
         if self.max_steps is None and not self.epochs > 0:
             problems["epochs"] = f"must be > 0, got {self.epochs}"
         if not 0 < self.learning_rate < 1:
             problems["learning_rate"] = f"must be between 0 and 1, got {self.learning_rate}"
-        for name, value, allowed in (("device", self.device, DEVICES), ("backend", self.backend, BACKENDS),
+        if not 0 < self.probe_learning_rate < 1:
+            problems["probe_learning_rate"] = f"must be between 0 and 1, got {self.probe_learning_rate}"
+        for name, value, allowed in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
+                                     ("backend", self.backend, BACKENDS),
                                      ("intermediate_mode", self.intermediate_mode, INTERMEDIATE_MODES),
                                      ("mixture_sampling", self.mixture_sampling, MIXTURE_SAMPLING)):
             if value not in allowed:
@@ -176,14 +199,17 @@ class JobSpec:
         if missing:
             problems["eval_languages"] = (f"task {self.task} has no data for {', '.join(missing)} in {source}; "
                                           f"available: {', '.join(sorted(languages))}")
+        intermediate_problems = []
         for intermediate in self.intermediate_tasks:
             try:
                 if not get_task(intermediate).intermediate:
-                    problems["intermediate_tasks"] = f"{intermediate} is not an English intermediate task"
+                    intermediate_problems.append(f"{intermediate} is not an English intermediate task")
                 elif "en" not in available_languages(intermediate, source):
-                    problems["intermediate_tasks"] = f"intermediate task {intermediate} has no English data in {source}"
+                    intermediate_problems.append(f"intermediate task {intermediate} has no English data in {source}")
             except DlfaError as exc:
-                problems["intermediate_tasks"] = str(exc)
+                intermediate_problems.append(str(exc))
+        if intermediate_problems:
+            problems["intermediate_tasks"] = "; ".join(intermediate_problems)
         return problems
 
     def validate(self, **kwargs) -> "JobSpec":
@@ -200,8 +226,10 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     try:
         for part in filter(None, (p.strip() for p in text.split(","))):
             if "-" in part[1:]:
-                start, end = part.split("-", 1)
-                values.extend(range(int(start), int(end) + 1))
+                start, end = (int(x) for x in part.split("-", 1))
+                if end < start:
+                    raise ConfigError(f"{what}: the range '{part}' runs backwards; write {end}-{start}")
+                values.extend(range(start, end + 1))
             else:
                 values.append(int(part))
     except ValueError as exc:

@@ -1,0 +1,269 @@
+"""Launchers with real worker processes running a fast stand-in engine (tests/jobs_fake_engine.py): local
+(outliving its launcher), cancel, the queue, SIGTERM, submitit's local executor, SIGKILL then resume, the
+command line; and the real engine under torchrun with 2 CPU processes (gloo)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dlfa.jobs import launch
+from dlfa.jobs.spec import JobSpec
+from dlfa.jobs.store import STALE_MESSAGE, JobStore, pid_alive
+from dlfa.jobs.worker import run_worker
+from dlfa.paths import REPO_ROOT
+
+TESTS = Path(__file__).resolve().parent
+SPEC = JobSpec(task="pos", eval_languages=("de", "fr"), aggregations=("last",), max_steps=10, checkpoint_every=5)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """A store whose workers run the fake engine (tests/jobs_fake_engine.py), one job at a time."""
+    monkeypatch.setenv("DLFA_JOB_RUNNER", "jobs_fake_engine:run_job")
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.01")
+    monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "1")
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
+    store = JobStore(tmp_path / "jobs.sqlite")
+    yield store
+    for job in store.list(("queued", "running")):  # a failed test leaves no worker behind
+        launch.hard_stop(job)
+
+
+def wait_for(store, job_id, condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if condition(job):
+            return job
+        time.sleep(0.05)
+    job = store.get(job_id)
+    log = job.log_path.read_text() if job.log_path.is_file() else "(no log)"
+    raise AssertionError(f"job {job_id} stuck at {job.status} {job.progress_text!r}; log:\n{log}")
+
+
+def exits(pid: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def finished(job) -> bool:
+    return not job.active
+
+
+def test_local_job_outlives_the_process_that_launched_it(store):
+    script = ("import sys; from dlfa.jobs.launch import submit; from dlfa.jobs.spec import JobSpec; "
+              "from dlfa.jobs.store import JobStore; spec = JobSpec.from_json(sys.argv[2]); "
+              "print(submit(spec, JobStore(sys.argv[1])).id)")
+    env = {**os.environ, "DLFA_FAKE_STEP_S": "0.05", "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)])}
+    launcher = subprocess.run([sys.executable, "-c", script, str(store.path), SPEC.to_json()], env=env,
+                              capture_output=True, text=True, check=True, timeout=60)
+    job_id = launcher.stdout.strip()
+    assert store.get(job_id).active  # the launcher is gone, the job is not
+    job = wait_for(store, job_id, finished)
+    assert job.status == "completed" and job.progress == 1.0 and job.error is None
+    assert {row["language"] for row in store.metrics(job_id)} == {"de", "fr"}
+    assert store.results(job_id)["status"] == "complete"
+    log = job.log_path.read_text()
+    assert "starting at step 0" in log and "worker finished: completed" in log
+
+
+def test_cancel_stops_the_worker_at_a_checkpoint(store, monkeypatch):
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
+    job = launch.submit(replace(SPEC, max_steps=300), store)
+    wait_for(store, job.id, lambda j: j.progress > 0)
+    cancelled = launch.cancel(job.id, store, grace_s=20)
+    assert cancelled.status == "cancelled" and cancelled.resumable and cancelled.cancel_requested_at
+    assert "worker finished: cancelled" in cancelled.log_path.read_text()
+    assert exits(cancelled.pid)
+
+
+def test_cancel_terminates_a_worker_that_does_not_stop(store, monkeypatch):
+    monkeypatch.setattr(launch, "KILL_WAIT_S", 1.0)
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
+    job = launch.submit(replace(SPEC, max_steps=2000), store)
+    wait_for(store, job.id, lambda j: j.progress > 0)
+    os.kill(store.get(job.id).pid, signal.SIGSTOP)  # frozen: it can neither poll nor handle SIGTERM
+    cancelled = launch.cancel(job.id, store, grace_s=0.5)
+    assert cancelled.status == "cancelled"
+    assert exits(cancelled.pid)
+
+
+def test_queue_with_limit_one_runs_jobs_in_order(store):
+    jobs = [launch.submit(replace(SPEC, name=f"job{i}"), store) for i in range(3)]
+    assert [j.status for j in jobs] == ["queued"] * 3 and jobs[0].launched_at and not jobs[1].launched_at
+    most_active = 0
+    deadline = time.monotonic() + 60
+    while any(store.get(j.id).active for j in jobs) and time.monotonic() < deadline:
+        most_active = max(most_active, len(store.list("running")))
+        time.sleep(0.02)
+    done = [store.get(j.id) for j in jobs]  # the finishing workers drained the queue by themselves
+    assert [j.status for j in done] == ["completed"] * 3 and most_active == 1
+    assert done[0].finished_at <= done[1].started_at and done[1].finished_at <= done[2].started_at
+
+
+def test_sigterm_stops_a_job_cleanly_as_resumable(store, monkeypatch):
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
+    job = launch.launch(store.submit(replace(SPEC, max_steps=300)), store)
+    assert job.launched_at and launch.launch(job, store).attempts == 1  # started once only
+    running = wait_for(store, job.id, lambda j: j.progress > 0)
+    os.kill(running.pid, signal.SIGTERM)  # e.g. a SLURM time limit
+    stopped = wait_for(store, job.id, finished)
+    assert stopped.status == "stopped" and stopped.resumable and stopped.error is None
+
+
+def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, tiny_encoder, data_root):
+    """The real dlfa.train.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
+    monkeypatch.delenv("DLFA_JOB_RUNNER")
+    spec = JobSpec(task="pawsx", eval_languages=("de",), encoder=tiny_encoder, aggregations=("dlfa",),
+                   fusion_layers=(2,),
+                   data_root=str(data_root), max_train_examples=32, max_eval_examples=32, max_steps=4, batch_size=8,
+                   bootstrap_samples=10, checkpoint_every=2, backend="torchrun", num_processes=2).validate()
+    job = launch.submit(spec, store)
+    done = wait_for(store, job.id, finished, timeout=120)
+    assert done.status == "completed", done.error
+    (row,) = store.metrics(job.id)
+    assert (row["unit"], row["language"], row["metric"], row["n"]) == ("dlfa-L2-s1", "de", "accuracy", 32)
+    results = store.results(job.id)
+    assert results["status"] == "complete" and results["runs"][0]["world_size"] == 2
+    assert results["metrics"]["de"]["value"] == row["value"]
+    assert done.log_path.read_text().count("started job") == 1  # rank 1 stayed away from the store
+
+
+def test_slurm_backend_through_submitit_local_executor(store, monkeypatch):
+    monkeypatch.setenv("DLFA_SLURM_CLUSTER", "local")
+    job = launch.submit(replace(SPEC, backend="slurm"), store, options={"timeout_min": 5})
+    assert job.external_id and job.options["cluster"] == "local"
+    done = wait_for(store, job.id, finished, timeout=60)
+    assert done.status == "completed", done.error
+    assert {row["language"] for row in store.metrics(job.id)} == {"de", "fr"}
+
+
+def test_slurm_backend_without_a_cluster_fails_with_a_clear_message(store, monkeypatch):
+    monkeypatch.delenv("DLFA_SLURM_CLUSTER", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no sbatch
+    job = launch.submit(replace(SPEC, backend="slurm"), store)
+    assert job.status == "failed" and "SLURM is not available" in job.error
+
+
+def test_sigkill_mid_run_then_resume_finishes(store, monkeypatch):
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
+    job = launch.submit(replace(SPEC, max_steps=200, aggregations=("last", "scalar-mix")), store)
+    wait_for(store, job.id, lambda j: store.artifacts(j.id, "checkpoint"))
+    os.killpg(store.get(job.id).pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not store.refresh_stale() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failed = store.get(job.id)
+    assert failed.status == "failed" and failed.error == STALE_MESSAGE and failed.resumable
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.0005")
+    launch.resume(job.id, store)
+    done = wait_for(store, job.id, finished, timeout=60)
+    assert done.status == "completed"
+    assert [r["unit"] for r in store.metrics(job.id)] == ["last-s1"] * 2 + ["scalar-mix-s1"] * 2
+    starts = (job.out_dir / "last-s1" / "starts.txt").read_text().split()
+    assert len(starts) == 2 and int(starts[1]) >= 5
+
+
+@pytest.mark.parametrize("task, error", [("fail", "the fake engine was asked to fail"),
+                                         ("crash", "RuntimeError: the fake engine crashed")])
+def test_worker_reports_engine_errors(store, task, error):
+    job = store.submit(replace(SPEC, task=task))
+    assert run_worker(job.id, store) == 1  # in this process: the worker's own error handling
+    failed = store.get(job.id)
+    assert (failed.status, failed.error, failed.resumable) == ("failed", error, False)
+    assert ("Traceback" in failed.log_path.read_text()) == (task == "crash")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The command line
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    from dlfa.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def spec_flags(tiny_encoder, data_root, *extra) -> list[str]:
+    return ["--task", "pawsx", "--encoder", tiny_encoder, "--eval-langs", "de,fr", "--data-root", str(data_root),
+            "--max-steps", "10", *extra]
+
+
+def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root, monkeypatch):
+    from dlfa.cli import build_parser
+    from dlfa.jobs.cli import spec_from_args
+
+    monkeypatch.chdir(data_root.parent)
+    args = build_parser().parse_args([
+        "jobs", "submit", "--task", "pawsx", "--encoder", tiny_encoder, "--eval-langs", "de, fr",
+        "--data-root", "./data", "--aggregations", "last,dlfa", "--fusion-layers", "1-3", "--seeds", "1,2",
+        "--intermediate", "sst2", "--epochs", "2", "--lr", "3e-5", "--backend", "torchrun", "--nproc", "2",
+        "--name", "grid"])
+    spec = spec_from_args(args)
+    assert (spec.aggregations, spec.fusion_layers, spec.seeds) == (("last", "dlfa"), (1, 2, 3), (1, 2))
+    assert spec.eval_languages == ("de", "fr") and spec.intermediate_tasks == ("sst2",)
+    assert spec.data_root == str(data_root) and (spec.epochs, spec.learning_rate) == (2.0, 3e-5)
+    assert (spec.backend, spec.num_processes, spec.name, len(spec.units())) == ("torchrun", 2, "grid", 8)
+    single = spec_from_args(build_parser().parse_args(["train", *spec_flags(tiny_encoder, data_root), "--seed", "4",
+                                                       "--aggregation", "last",
+                                                       "--out", "run"]))
+    assert (single.aggregations, single.seeds, single.max_steps) == (("last",), (4,), 10)
+
+
+def test_cli_refuses_a_bad_spec_in_one_line(store, capsys, tiny_encoder, data_root):
+    code, out, err = cli(capsys, "jobs", "--store", str(store.path), "submit",
+                         *spec_flags(tiny_encoder, data_root, "--aggregations", "dlfa", "--fusion-layers", "3,7"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: invalid job spec: fusion_layers: fusion layer(s) 7 out of range")
+    code, _, err = cli(capsys, "jobs", "--store", str(store.path), "show", "../../etc")
+    assert code == 2 and "is not a job id" in err
+    assert store.list() == []
+
+
+def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, data_root):
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "submit", *spec_flags(tiny_encoder, data_root),
+                       "--aggregation", "last", "--wait")
+    job_id = out.splitlines()[0]
+    assert code == 0 and store.get(job_id).status == "completed"
+    words = " ".join(out.split())
+    assert "status completed" in words and "last-s1 de accuracy 50.00 [40.00, 60.00] 100" in words
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "list", "--json")
+    assert [job["id"] for job in json.loads(out)] == [job_id]
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "list")
+    assert job_id in out and "completed" in out
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "show", job_id, "--json")
+    shown = json.loads(out)
+    assert shown["job"]["status"] == "completed" and len(shown["metrics"]) == 2
+    assert shown["results"]["status"] == "complete"
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "logs", job_id)
+    assert "worker finished: completed" in out
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "delete", job_id)
+    assert code == 0 and out.startswith(f"deleted {job_id}") and store.list() == []
+
+
+def test_cli_cancel_resume_and_follow_logs(store, capsys, monkeypatch, tiny_encoder, data_root):
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "submit",
+                       *spec_flags(tiny_encoder, data_root, "--aggregation", "last", "--max-steps", "300"))
+    job_id = out.strip()
+    wait_for(store, job_id, lambda j: j.progress > 0)
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "cancel", job_id, "--grace", "20")
+    assert code == 0 and out.startswith(f"{job_id} cancelled  (resumable")
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.0005")
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "resume", job_id)
+    assert out.strip() == f"{job_id} queued"
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "logs", job_id, "--follow")
+    assert code == 0 and out.count("worker finished") == 2 and out.rstrip().endswith("worker finished: completed")
+    starts = (store.get(job_id).out_dir / "last-s1" / "starts.txt").read_text().split()
+    assert starts[0] == "0" and int(starts[1]) > 0  # the second attempt went on from the checkpoint

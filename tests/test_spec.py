@@ -1,0 +1,130 @@
+"""JobSpec: JSON round trip, one clear message per bad field, sweep expansion, integer lists, and the
+encoder and data checks against a tiny encoder and the real data root."""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dlfa.errors import ConfigError
+from dlfa.jobs.spec import JobSpec, parse_int_list
+
+DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
+BASE = JobSpec(task="pawsx", eval_languages=("de", "fr"))
+
+
+def test_json_round_trip_keeps_every_field_and_tuple():
+    spec = replace(BASE, aggregations=("last", "dlfa"), fusion_layers=(2, 6), seeds=(1, 2),
+                   intermediate_tasks=("sst2",), max_steps=7, data_root="/data", probe=True, name="my run")
+    again = JobSpec.from_json(spec.to_json())
+    assert again == spec and isinstance(again.fusion_layers, tuple) and again.fingerprint() == spec.fingerprint()
+    assert replace(spec, name="other").fingerprint() == spec.fingerprint()
+    assert replace(spec, seeds=(3,)).fingerprint() != spec.fingerprint()
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"task": "pawsx", "eval_languages": ["de"], "colour": "red"}, "unknown job spec field"),
+    ({"task": "pawsx"}, "needs at least 'task' and 'eval_languages'"),
+])
+def test_from_dict_refuses_unknown_or_missing_fields(data, message):
+    with pytest.raises(ConfigError, match=message):
+        JobSpec.from_dict(data)
+
+
+def test_from_json_refuses_bad_json():
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        JobSpec.from_json("{task: pawsx")
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"eval_languages": ()}, "eval_languages", "at least one target language"),
+    ({"aggregations": ()}, "aggregations", "at least one aggregation"),
+    ({"aggregations": ("dlfa", "max")}, "aggregations", "unknown aggregation(s) max"),
+    ({"fusion_layers": ()}, "fusion_layers", "need at least one fusion layer"),
+    ({"fusion_layers": (-1,)}, "fusion_layers", "whole numbers ≥ 0"),
+    ({"seeds": ()}, "seeds", "at least one seed"),
+    ({"batch_size": 0}, "batch_size", "whole number ≥ 1"),
+    ({"gradient_accumulation": 1.5}, "gradient_accumulation", "whole number ≥ 1"),
+    ({"max_length": 4}, "max_length", "whole number ≥ 8"),
+    ({"num_processes": 0}, "num_processes", "whole number ≥ 1"),
+    ({"checkpoint_every": 0}, "checkpoint_every", "whole number ≥ 1"),
+    ({"eval_every": 0}, "eval_every", "≥ 1 or empty"),
+    ({"max_train_examples": 0}, "max_train_examples", "≥ 1 or empty"),
+    ({"max_eval_examples": -5}, "max_eval_examples", "≥ 1 or empty"),
+    ({"reduction": 0}, "reduction", "whole number ≥ 1"),
+    ({"bootstrap_samples": -1}, "bootstrap_samples", "whole number ≥ 0"),
+    ({"max_steps": 0}, "max_steps", "must be ≥ 1"),
+    ({"epochs": 0}, "epochs", "must be > 0"),
+    ({"learning_rate": 2.0}, "learning_rate", "between 0 and 1"),
+    ({"probe_learning_rate": 0}, "probe_learning_rate", "between 0 and 1"),
+    ({"warmup_ratio": 1.0}, "warmup_ratio", "below 1"),
+    ({"mixture_temperature": 0}, "mixture_temperature", "must be > 0"),
+    ({"device": "tpu"}, "device", "'tpu' is not one of auto, cpu, cuda"),
+    ({"precision": "fp8"}, "precision", "is not one of"),
+    ({"backend": "ray"}, "backend", "'ray' is not one of local, torchrun, slurm"),
+    ({"intermediate_mode": "parallel"}, "intermediate_mode", "is not one of sequential, mixture"),
+    ({"mixture_sampling": "uniform"}, "mixture_sampling", "is not one of proportional, temperature"),
+])
+def test_each_bad_field_gets_its_own_message(changes, field, message):
+    problems = replace(BASE, **changes).problems(check_data=False, check_encoder=False)
+    assert list(problems) == [field] and message in problems[field]
+    with pytest.raises(ConfigError, match="invalid job spec: " + field):
+        replace(BASE, **changes).validate(check_data=False, check_encoder=False)
+
+
+def test_a_valid_spec_has_no_problems_and_max_steps_overrides_epochs():
+    assert BASE.problems(check_data=False, check_encoder=False) == {}
+    assert replace(BASE, epochs=0, max_steps=10).problems(check_data=False, check_encoder=False) == {}
+
+
+def test_units_expand_a_sweep():
+    spec = replace(BASE, aggregations=("last", "dlfa", "scalar-mix", "mean"), fusion_layers=(2, 6), seeds=(1, 2))
+    names = [unit.unit_name() for unit in spec.units()]
+    assert names == ["last-s1", "last-s2", "dlfa-L2-s1", "dlfa-L2-s2", "dlfa-L6-s1", "dlfa-L6-s2",
+                     "scalar-mix-s1", "scalar-mix-s2", "mean-L2-s1", "mean-L2-s2", "mean-L6-s1", "mean-L6-s2"]
+    unit = spec.units()[2]
+    assert (unit.aggregations, unit.fusion_layers, unit.seeds) == (("dlfa",), (2,), (1,))
+    assert spec.units()[0].fusion_layers == ()
+    assert replace(BASE, aggregations=("dlfa",), fusion_layers=(6,)).units() == [replace(BASE, fusion_layers=(6,))]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0-3,6,11", (0, 1, 2, 3, 6, 11)), ("5", (5,)), (" 1, 2 ,3 ", (1, 2, 3)), ("2,2,1-2", (2, 1)), ("", ()),
+    ("-1", (-1,)),
+])
+def test_parse_int_list(text, expected):
+    assert parse_int_list(text, "--seeds") == expected
+
+
+@pytest.mark.parametrize("text, message", [("1,a", "not a list of whole numbers"), ("1.5", "not a list"),
+                                           ("0-", "not a list"), ("5-2", "runs backwards; write 2-5")])
+def test_parse_int_list_refuses_bad_text(text, message):
+    with pytest.raises(ConfigError, match=f"--fusion-layers: .*{message}"):
+        parse_int_list(text, "--fusion-layers")
+
+
+def test_fusion_layers_are_checked_against_the_encoder(tiny_encoder):
+    spec = replace(BASE, encoder=tiny_encoder, fusion_layers=(0, 3))
+    assert spec.problems(check_data=False) == {}
+    problems = replace(spec, fusion_layers=(2, 4, 9)).problems(check_data=False)
+    assert problems == {"fusion_layers": "fusion layer(s) 4, 9 out of range: this encoder has 4 layers, so fusion "
+                                         "layers must be in 0…3 (0 = embeddings)"}
+    assert replace(spec, aggregations=("last",), fusion_layers=(9,)).problems(check_data=False) == {}
+    assert "does not exist" in replace(spec, encoder="./no/such/folder").problems(check_data=False)["encoder"]
+
+
+def test_tasks_and_languages_are_checked_against_the_data_root():
+    spec = replace(BASE, data_root=str(DATA_ROOT), intermediate_tasks=("sst2",))
+    assert spec.problems(check_encoder=False) == {}
+    bad = replace(spec, eval_languages=("de", "xx"), train_language="tlh", intermediate_tasks=("pawsx", "nope"))
+    problems = bad.problems(check_encoder=False)
+    assert set(problems) == {"eval_languages", "train_language", "intermediate_tasks"}
+    assert "no data for xx" in problems["eval_languages"]
+    assert "available: de, en, es, fr, ja, ko, zh" in problems["eval_languages"]
+    assert "no 'tlh' data" in problems["train_language"]
+    assert "pawsx is not an English intermediate task" in problems["intermediate_tasks"]
+    assert "unknown task 'nope'" in problems["intermediate_tasks"]
+    assert "unknown task 'nope'" in replace(spec, task="nope").problems(check_encoder=False)["task"]
+    missing_root = replace(spec, data_root=str(DATA_ROOT / "missing")).problems(check_encoder=False)
+    assert "does not exist" in missing_root["task"]
+    assert json.loads(spec.to_json())["data_root"] == str(DATA_ROOT)

@@ -1,0 +1,197 @@
+"""The job store: round trips, several processes at once, dead workers, path safety, deletion."""
+import json
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dlfa.errors import ConfigError
+from dlfa.jobs.spec import JobSpec
+from dlfa.jobs.store import STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, pid_alive
+from dlfa.paths import REPO_ROOT
+
+TESTS = Path(__file__).resolve().parent
+SPEC = JobSpec(task="pos", eval_languages=("de", "fr"), aggregations=("last",), max_steps=20, checkpoint_every=5)
+
+
+@pytest.fixture
+def store(tmp_path) -> JobStore:
+    return JobStore(tmp_path / "jobs.sqlite")
+
+
+def wait_until(condition, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_submit_get_list_round_trip(store):
+    job = store.submit(replace(SPEC, name="first", eval_languages=("de",)))
+    assert job.status == "queued" and job.spec.name == "first" and job.spec.eval_languages == ("de",)
+    assert job.out_dir == store.runs_root / job.id and job.out_dir.is_dir()
+    assert job.log_path == job.out_dir / "worker.log"
+    second = store.submit(SPEC)
+    assert [j.id for j in store.list()] == [second.id, job.id]
+    assert store.list("completed") == [] and len(store.list(("queued", "running"))) == 2
+    assert json.loads(json.dumps(job.to_dict()))["spec"]["task"] == "pos"
+    with pytest.raises(ConfigError, match="unknown job status"):
+        store.list("done")
+
+
+def test_submit_refuses_an_invalid_spec(store):
+    with pytest.raises(ConfigError, match="max_steps"):
+        store.submit(JobSpec(task="pos", eval_languages=("de",), max_steps=0))
+
+
+def test_worker_life_cycle_progress_metrics_and_results(store):
+    job = store.submit(SPEC)
+    assert store.claim(max_running=1)[0].id == job.id and store.claim(max_running=1) == []
+    assert store.mark_running(job.id, pid=os.getpid())
+    store.update_progress(job.id, 0.25, "unit 1/1 last-s1 · pos step 5/20")
+    checkpoint = job.out_dir / "last-s1" / "checkpoint.json"
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("{}")
+    store.add_artifact(job.id, "checkpoint", checkpoint, unit="last-s1")
+    store.record_metrics(job.id, "last-s1", {"de": {"metric": "accuracy", "value": 61.0, "ci_low": 58.0,
+                                                    "ci_high": 64.0, "n": 1000}})
+    job.results_path.write_text(json.dumps({"spec": SPEC.to_dict(), "metrics": {"de": {"value": 61.0}}}))
+    assert store.mark_completed(job.id)
+    done = store.get(job.id)
+    assert (done.status, done.progress, done.attempts, done.resumable) == ("completed", 1.0, 1, False)
+    assert store.metrics(job.id) == [{"unit": "last-s1", "language": "de", "metric": "accuracy", "value": 61.0,
+                                      "ci_low": 58.0, "ci_high": 64.0, "n": 1000}]
+    assert store.results(job.id)["metrics"]["de"]["value"] == 61.0
+    assert {a["kind"] for a in store.artifacts(job.id)} == {"checkpoint", "results"}
+    assert not store.mark_failed(job.id, "late")  # a finished job keeps its status
+    with pytest.raises(ConfigError, match="only failed, cancelled, stopped jobs can be resumed"):
+        store.requeue(job.id)
+
+
+def test_cancel_before_launch_is_immediate_and_requeue_keeps_the_folder(store):
+    job = store.submit(SPEC)
+    assert store.request_cancel(job.id).status == "cancelled"
+    again = store.requeue(job.id)
+    assert again.status == "queued" and again.out_dir == job.out_dir and again.cancel_requested_at is None
+    store.claim(1)
+    flagged = store.request_cancel(job.id)
+    assert flagged.status == "queued" and flagged.cancel_requested_at is not None
+    assert not store.mark_running(job.id)  # a worker starting now must not run it
+
+
+def _hammer(path: str, worker: int, count: int, results) -> None:
+    store = JobStore(path)
+    ids = []
+    for i in range(count):
+        job = store.submit(JobSpec(task="pos", eval_languages=("de",), name=f"w{worker}-{i}"))
+        store.update_progress(job.id, 0.5, "half")
+        store.record_metrics(job.id, "u", {"de": {"value": float(i)}})
+        ids.append(job.id)
+    claimed = [job.id for _ in range(count) for job in store.claim(max_running=3)]
+    results.put((ids, claimed))
+
+
+def test_two_processes_share_the_store(store):
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_hammer, args=(str(store.path), w, 25, results)) for w in range(2)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    ids = [i for submitted, _ in outcomes for i in submitted]
+    claimed = [i for _, taken in outcomes for i in taken]
+    assert len(set(ids)) == 50 and len(store.list()) == 50
+    assert len(claimed) == len(set(claimed)) == 3  # the limit holds across processes, no job taken twice
+    assert all(len(store.metrics(i)) == 1 for i in ids)
+    assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _start_worker(store: JobStore, job_id: str, step_s: float) -> subprocess.Popen:
+    env = {**os.environ, "DLFA_JOB_RUNNER": "jobs_fake_engine:run_job", "DLFA_FAKE_STEP_S": str(step_s),
+           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)])}
+    return subprocess.Popen([sys.executable, "-m", "dlfa.jobs.worker", job_id, "--store", str(store.path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_sigkilled_worker_is_detected_as_stale_and_resumable(store):
+    job = store.submit(replace(SPEC, max_steps=500))
+    store.claim_job(job.id)
+    worker = _start_worker(store, job.id, step_s=0.02)
+    store.set_process(job.id, pid=worker.pid, pgid=worker.pid)
+    wait_until(lambda: store.artifacts(job.id, "checkpoint"), what="a checkpoint")
+    assert store.refresh_stale(timeout_s=60) == []  # alive and heartbeating
+    worker.kill()
+    worker.wait()
+    assert not pid_alive(worker.pid)
+    (changed,) = store.refresh_stale(timeout_s=60)
+    assert (changed.id, changed.status, changed.error, changed.resumable) == (job.id, "failed", STALE_MESSAGE, True)
+
+
+def test_silent_worker_is_stale_after_the_heartbeat_timeout(store):
+    job = store.submit(SPEC)
+    store.claim_job(job.id)
+    store.mark_running(job.id, pid=os.getpid())  # alive, but its heartbeat stops
+    assert store.refresh_stale(timeout_s=60) == []
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (time.time() - 120, job.id))
+    (changed,) = store.refresh_stale(timeout_s=60)
+    assert changed.error == STALE_MESSAGE_NO_CHECKPOINT and not changed.resumable
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "..", "20261124-221503-ab12cd/..", "/tmp/x", "", "x" * 22])
+def test_ids_that_could_escape_are_refused(store, bad_id):
+    for call in (store.get, store.delete, store.log_path, store.results, store.metrics):
+        with pytest.raises(ConfigError, match="is not a job id"):
+            call(bad_id)
+
+
+def test_output_folders_never_overlap_or_hold_the_store(store, tmp_path):
+    named = store.submit(replace(SPEC, name="../../escape"))
+    assert named.out_dir.parent == store.runs_root  # a name never becomes a path
+    mine = store.submit(SPEC, out_dir=tmp_path / "mine")
+    for folder, message in [(tmp_path / "mine", "overlaps"), (tmp_path / "mine" / "inner", "overlaps"),
+                            (tmp_path, "holds the job store"), (store.runs_root / ".." / "runs", "holds the job store"),
+                            (named.out_dir, "inside"), (store.runs_root / "20990101-000000-abcdef", "inside")]:
+        with pytest.raises(ConfigError, match=message):
+            store.submit(SPEC, out_dir=folder)
+    with pytest.raises(ConfigError, match="outside the folder"):
+        store.add_artifact(mine.id, "checkpoint", mine.out_dir / ".." / "elsewhere.json")
+    assert len(store.list()) == 2
+
+
+def test_delete_removes_only_its_own_folder(store, tmp_path):
+    first, second = store.submit(SPEC), store.submit(SPEC)
+    chosen = store.submit(SPEC, out_dir=tmp_path / "chosen")
+    (first.out_dir / "worker.log").write_text("log")
+    store.delete(first.id)
+    assert not first.out_dir.exists() and second.out_dir.is_dir()
+    with pytest.raises(ConfigError, match="no job"):
+        store.get(first.id)
+    store.delete(chosen.id)
+    assert chosen.out_dir.is_dir()  # the user's folder stays
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    with sqlite3.connect(store.path) as conn:  # a tampered row pointing elsewhere
+        conn.execute("UPDATE jobs SET out_dir = ? WHERE id = ?", (str(victim), second.id))
+    store.delete(second.id)
+    assert victim.is_dir() and store.list() == []
+
+
+def test_an_active_job_cannot_be_deleted(store):
+    job = store.submit(SPEC)
+    store.claim(1)
+    store.mark_running(job.id)
+    with pytest.raises(ConfigError, match="cancel it first"):
+        store.delete(job.id)
