@@ -1,0 +1,47 @@
+"""DLFA Explorer: `streamlit run app.py`. One navigation over pages/, one sidebar (data, encoder, device)
+whose settings live in st.session_state so that they survive page switches."""
+import streamlit as st
+
+from dlfa import ui
+
+st.set_page_config(page_title="DLFA Explorer", page_icon=":material/layers:", layout="wide")
+
+navigation = st.navigation([st.Page(path, title=title, icon=icon, default=path == "pages/home.py")
+                            for path, (title, icon) in ui.PAGES.items()])
+
+ui.init_settings()
+
+
+def sidebar() -> None:
+    with st.sidebar:
+        st.subheader("Settings")
+        st.text_input("Data root", key=ui.DATA_ROOT_KEY, placeholder="empty: classroom pack, else the hub",
+                      help="A folder with the labeled data (default: $DLFA_DATA_DIR). Empty: the offline classroom "
+                           "pack if it is built, else the Hugging Face hub.")
+        try:
+            kind, where = ui.source_label(ui.settings().data_root)
+            st.caption(f"Data source in use: **{kind}** — {where}")
+        except Exception as exc:  # a DlfaError: an unreadable root
+            st.error(str(exc))
+        st.text_input("Encoder", key=ui.ENCODER_KEY,
+                      help="embedded:e5-small (offline), a Hugging Face hub id such as bert-base-multilingual-cased, "
+                           "or a local model folder")
+        try:
+            info = ui.check_encoder(ui.settings().encoder)
+            if info is None:
+                st.warning("The embedded encoder is not built yet: build it on Home.")
+            else:
+                st.caption(f"{info['model_type']}, {info['num_layers']} layers, hidden {info['hidden_size']}")
+        except Exception as exc:  # noqa: BLE001  (DlfaError: a readable message)
+            st.error(str(exc))
+        gpu = ui.gpu_info()
+        st.radio("Device", ui.DEVICE_CHOICES, key=ui.DEVICE_KEY, horizontal=True,
+                 format_func=lambda d: ui.DEVICE_LABELS[d] if d != "cuda" or gpu["available"] else "CUDA (none)",
+                 help="Where jobs train and where this app runs inference (auto: CUDA when available)")
+        st.caption(f"GPU: {gpu['name']} ×{gpu['count']}" if gpu["available"] else "GPU: none found (CPU only)")
+        if ui.settings().device == "cuda" and not gpu["available"]:
+            st.error("CUDA is selected but torch sees no GPU: jobs would fail; choose auto or CPU.")
+
+
+sidebar()
+navigation.run()

@@ -1,0 +1,63 @@
+"""DLFA training step ÷ `last` training step on identical batches (target ≤ 1.05).
+
+Both models share one encoder and draw the same length-grouped batches through the trainer's own
+`train_step`; the steps alternate (dlfa, last, dlfa, …) so machine noise hits both sides alike, and the
+ratio is of median step times.
+
+    python bench/step_time.py [--steps 12] [--precision auto|fp32|bf16]
+"""
+import statistics
+import tempfile
+import time
+
+import torch
+from common import parser, train_split
+
+from dlfa.callbacks import CallbackList
+from dlfa.encoders import load_encoder
+from dlfa.jobs.spec import JobSpec
+from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.tasks.registry import get_task
+from dlfa.train import BatchStream, UnitData, UnitTrainer, build_optimizer, setup_runtime
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--fusion-layer", type=int, default=6)
+    p.add_argument("--precision", default="auto")
+    args = p.parse_args()
+    loaded = load_encoder(args.encoder)
+    data = train_split(args, loaded.tokenizer)
+    task = get_task("udpos")
+    head = {"udpos": HeadConfig(task.kind, list(task.labels))}
+    sides = {}
+    for aggregation in ("dlfa", "last"):
+        spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
+                       fusion_layers=(args.fusion_layer,) if aggregation == "dlfa" else (),
+                       batch_size=args.batch_size, max_steps=args.steps + 2, precision=args.precision)
+        runtime = setup_runtime(spec)
+        torch.manual_seed(0)
+        model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, spec.fusion_layers[0] if spec.fusion_layers
+                                     else None), loaded.model)
+        unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority=0)
+        trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
+        stream = {"udpos": BatchStream(data.lengths, args.batch_size, [1, 0, 0])}  # the same batches on both sides
+        optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)
+        params = [q for q in model.parameters() if q.requires_grad]
+        sides[aggregation] = (trainer, stream, optimizer, params, [])
+    for step in range(args.steps + 2):
+        for aggregation, (trainer, stream, optimizer, params, times) in sides.items():
+            started = time.perf_counter()
+            trainer.train_step(0, trainer.stages[0], stream, step, optimizer, params)
+            if step >= 2:  # the first two steps warm up allocators and kernels
+                times.append(time.perf_counter() - started)
+    dlfa, last = (statistics.median(sides[a][4]) for a in ("dlfa", "last"))
+    print(f"encoder {args.encoder}, batch {args.batch_size}, {args.steps} steps each, "
+          f"{sides['dlfa'][0].runtime.precision}, {torch.get_num_threads()} threads")
+    print(f"median step: dlfa (layer {args.fusion_layer}) {dlfa * 1000:.0f} ms, last {last * 1000:.0f} ms")
+    print(f"RATIO dlfa / last step time = {dlfa / last:.3f}  (target <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Training throughput (non-padding tokens per second) of our trainer ÷ a plain Hugging Face `Trainer`
+on the same model, encoder, data, batch size and frozen word embeddings.
+
+    ours ÷ Trainer with its defaults (random batches, dynamic padding)       target >= 2.0
+    ours ÷ Trainer with train_sampling_strategy="group_by_length"            target >= 1.1
+    ours ÷ Trainer group_by_length + bf16 (the same precision as ours here)  reported
+
+Every side trains one epoch over the same sentences, so each processes the same non-padding tokens; the
+time is the training loop only (ours: train_seconds; Trainer: train_runtime).
+
+    python bench/throughput.py [--train-examples 400]
+"""
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+from common import parser, train_split
+from torch import nn
+
+from dlfa.encoders import load_encoder
+from dlfa.jobs.spec import JobSpec
+from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.tasks.registry import get_task
+from dlfa.train import run_job
+
+
+class ForTrainer(nn.Module):
+    """DlfaModel with the signature and output the Trainer expects; counts the padded tokens it is fed."""
+
+    def __init__(self, model: DlfaModel):
+        super().__init__()
+        self.model = model
+        self.padded_tokens = 0
+
+    def forward(self, input_ids, attention_mask, labels=None):
+        self.padded_tokens += input_ids.numel()
+        out = self.model(input_ids, attention_mask, labels=labels)
+        return {"loss": out.loss, "logits": out.logits}
+
+
+def hf_trainer_seconds(args, data, strategy: str, bf16: bool) -> tuple[float, int]:
+    from datasets import Dataset
+    from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+
+    loaded = load_encoder(args.encoder)
+    task = get_task("udpos")
+    torch.manual_seed(0)
+    model = DlfaModel(DlfaConfig(args.encoder, {"udpos": HeadConfig("token", list(task.labels))}, "dlfa", 6),
+                      loaded.model)  # word embeddings frozen, as in ours on the CPU
+    rows = [{"input_ids": data.input_ids[data.offsets[i]:data.offsets[i + 1]].tolist(),
+             "labels": data.labels[data.offsets[i]:data.offsets[i + 1]].tolist()} for i in range(len(data))]
+    training = TrainingArguments(
+        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
+        learning_rate=5e-5, weight_decay=0.01, warmup_steps=0.1, max_grad_norm=1.0, seed=1, use_cpu=True,
+        report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
+        train_sampling_strategy=strategy, bf16=bf16)
+    net = ForTrainer(model)
+    trainer = Trainer(model=net, args=training, train_dataset=Dataset.from_list(rows),
+                      data_collator=DataCollatorForTokenClassification(loaded.tokenizer))
+    return trainer.train().metrics["train_runtime"], net.padded_tokens
+
+
+def ours_seconds(args, out: Path) -> tuple[float, int, str]:
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, data_root=args.data_root,
+                   fusion_layers=(6,), max_train_examples=args.train_examples, max_eval_examples=8, epochs=1,
+                   batch_size=args.batch_size, bootstrap_samples=10)
+    results = run_job(spec, out, resume=False)
+    run = results["runs"][0]
+    return run["train_seconds"], padded_tokens(spec, run["steps"]), run["precision"]
+
+
+def padded_tokens(spec: JobSpec, steps: int) -> int:
+    """Tokens (padding included) in our first `steps` batches: the trainer's stream for (seed, stage 0, task 0)."""
+    from dlfa.encoders import load_tokenizer
+    from dlfa.train import BatchStream
+
+    lengths = train_split(argparse.Namespace(data_root=spec.data_root, train_examples=spec.max_train_examples),
+                          load_tokenizer(spec.encoder)).lengths
+    stream = BatchStream(lengths, spec.batch_size, [spec.seeds[0], 0, 0])
+    return int(sum(len(b) * lengths[b].max() for b in (stream.next() for _ in range(steps))))
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    data = train_split(args, load_encoder(args.encoder).tokenizer)
+    tokens = int(data.lengths.sum())
+    with tempfile.TemporaryDirectory() as out:
+        ours, ours_padded, precision = ours_seconds(args, Path(out))
+    sides = {"ours": (ours, ours_padded),
+             "Trainer defaults": hf_trainer_seconds(args, data, "random", bf16=False),
+             "Trainer group_by_length": hf_trainer_seconds(args, data, "group_by_length", bf16=False),
+             "Trainer group_by_length + bf16": hf_trainer_seconds(args, data, "group_by_length", bf16=True)}
+    print(f"{len(data)} sentences, {tokens} non-padding tokens, batch {args.batch_size}, ours in {precision}")
+    for name, (seconds, padded) in sides.items():
+        print(f"{name:32s} {seconds:7.1f} s  {tokens / seconds:7.0f} tokens/s  padded/real tokens {padded / tokens:.2f}")
+    rate = {name: tokens / seconds for name, (seconds, _) in sides.items()}
+    print(f"RATIO ours / Trainer defaults        = {rate['ours'] / rate['Trainer defaults']:.2f}  (target >= 2.0)")
+    print(f"RATIO ours / Trainer group_by_length = {rate['ours'] / rate['Trainer group_by_length']:.2f}  (target >= 1.1)")
+    print(f"RATIO ours / Trainer group_by_length + bf16 = {rate['ours'] / rate['Trainer group_by_length + bf16']:.2f}")
+    print(json.dumps({name: round(r, 1) for name, r in rate.items()}))
+
+
+if __name__ == "__main__":
+    main()

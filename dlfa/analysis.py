@@ -1,0 +1,145 @@
+"""Training-free layer analysis: how close are English sentences and their translations at each layer?
+
+For every language, the English and the other side of N parallel pairs are mean-pooled (padding excluded) at
+every layer 0…L (0 = embedding output), and compared per layer by
+- translation retrieval: top-1 cosine nearest neighbour among the N candidates, English→other and other→English
+  averaged (chance = 1/N);
+- linear CKA (Kornblith et al. 2019, "Similarity of Neural Network Representations Revisited"): similarity of
+  the two N × E representation matrices, invariant to orthogonal transforms and isotropic scaling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from dlfa.errors import DataError
+
+Pairs = list[tuple[str, str]]
+
+
+@dataclass
+class LayerAnalysis:
+    """Per language, one value per layer 0…num_layers (index 0 = embedding output)."""
+
+    encoder: str
+    num_layers: int
+    languages: list[str]
+    n_pairs: dict[str, int]
+    retrieval: dict[str, list[float]]  # translation-retrieval accuracy in [0, 1]
+    cka: dict[str, list[float]]  # linear CKA with English in [0, 1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> LayerAnalysis:
+        return cls(**data)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Measures
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA of x: N × E1 and y: N × E2 (rows = the same N items): ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) after
+    centering each column."""
+    x = x.double() - x.double().mean(0, keepdim=True)
+    y = y.double() - y.double().mean(0, keepdim=True)
+    cross = torch.linalg.matrix_norm(y.T @ x) ** 2
+    norms = torch.linalg.matrix_norm(x.T @ x) * torch.linalg.matrix_norm(y.T @ y)
+    return float(cross / norms) if norms > 0 else 0.0
+
+
+def retrieval_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+    """x, y: N × E, row i of x translates row i of y. Fraction of rows whose cosine nearest neighbour on the
+    other side is their translation, averaged over both directions."""
+    similarity = torch.nn.functional.normalize(x.double(), dim=-1) @ torch.nn.functional.normalize(y.double(), dim=-1).T
+    target = torch.arange(len(x))
+    forward = (similarity.argmax(1) == target).double().mean()
+    backward = (similarity.argmax(0) == target).double().mean()
+    return float((forward + backward) / 2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Embeddings
+
+
+@torch.inference_mode()
+def mean_pooled_states(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> torch.Tensor:
+    """(L + 1) × N × E: each text's hidden states averaged over its tokens (padding excluded) at every layer."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt").to(device)
+        hidden = torch.stack(model(**enc, output_hidden_states=True).hidden_states)  # (L + 1) × B × T × E
+        mask = enc["attention_mask"][None, :, :, None].to(hidden.dtype)  # 1 × B × T × 1
+        chunks.append(((hidden * mask).sum(2) / mask.sum(2)).float().cpu())
+    return torch.cat(chunks, dim=1)
+
+
+def _distinct(pairs: Pairs) -> Pairs:
+    """Pairs whose English and other sides both occur once (duplicates would make retrieval ambiguous)."""
+    seen_en, seen_other, kept = set(), set(), []
+    for english, other in pairs:
+        if english.strip() and other.strip() and english not in seen_en and other not in seen_other:
+            seen_en.add(english)
+            seen_other.add(other)
+            kept.append((english, other))
+    return kept
+
+
+def layer_analysis(
+    encoder_spec: str, pairs: dict[str, Pairs], max_pairs: int = 200, batch_size: int = 32, loaded=None
+) -> LayerAnalysis:
+    """Retrieval accuracy and linear CKA against English at every layer, per language.
+
+    pairs: language -> [(English, other)] (the first `max_pairs` distinct pairs are used, at least 2 needed);
+    loaded: an already loaded dlfa.encoders.LoadedEncoder for `encoder_spec` (skips loading it again).
+    """
+    if loaded is None:
+        from dlfa.encoders import load_encoder
+
+        loaded = load_encoder(encoder_spec)
+    num_layers = loaded.model.config.num_hidden_layers
+    result = LayerAnalysis(encoder_spec, num_layers, [], {}, {}, {})
+    for language, language_pairs in pairs.items():
+        kept = _distinct(language_pairs)[:max_pairs]
+        if len(kept) < 2:
+            raise DataError(f"layer analysis for {language!r} needs at least 2 distinct parallel pairs, got {len(kept)}")
+        english = mean_pooled_states(loaded.model, loaded.tokenizer, [en for en, _ in kept], batch_size)
+        other = mean_pooled_states(loaded.model, loaded.tokenizer, [o for _, o in kept], batch_size)
+        result.languages.append(language)
+        result.n_pairs[language] = len(kept)
+        result.retrieval[language] = [retrieval_accuracy(e, o) for e, o in zip(english, other)]
+        result.cka[language] = [linear_cka(e, o) for e, o in zip(english, other)]
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parallel data
+
+
+def available_parallel_languages(source=None) -> list[str]:
+    """Languages with sentences parallel to English in `source` (a DataSource, a data root path, or None for the
+    default source): Parallel UD of a data root, then the classroom pack's."""
+    from dlfa.tasks.classroom import parallel_languages
+
+    return parallel_languages(_source(source))
+
+
+def parallel_pairs(source, languages: list[str], max_pairs: int = 200) -> dict[str, Pairs]:
+    """language -> the first `max_pairs` distinct (English, other) pairs (dlfa.tasks.classroom.load_parallel)."""
+    from dlfa.tasks.classroom import load_parallel
+
+    resolved = _source(source)
+    return {language: _distinct(load_parallel(resolved, language))[:max_pairs] for language in languages}
+
+
+def _source(source):
+    from dlfa.tasks.registry import DataSource
+
+    return source if isinstance(source, DataSource) else DataSource.resolve(source)

@@ -1,0 +1,282 @@
+"""Plotly figure builders for the app: plain functions of plain data (lists, dicts, DataFrames) that return
+`plotly.graph_objects.Figure`s, so they are testable without Streamlit.
+
+Conventions: values are in points (0-100) as the results store them; every figure that is meant to be shown
+beside another takes explicit ranges (`y_range`, `zmin`/`zmax`) so that side-by-side views share one scale.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Mapping, Sequence
+
+import plotly.graph_objects as go
+
+FUSION_COLORSCALE = "RdBu"  # W: 1 = all on the last layer (blue), 0 = all on the lower layer (red)
+VALUE_COLORSCALE = "Viridis"
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC",
+           "#EECA3B")
+
+
+def _finite(values: Iterable) -> list[float]:
+    out = []
+    for v in values:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out.append(f)
+    return out
+
+
+def shared_range(*series: Iterable, pad: float = 0.05, floor: float | None = None,
+                 ceiling: float | None = None) -> list[float] | None:
+    """One [low, high] covering every finite value of every series (with `pad` of the span added), clipped to
+    [floor, ceiling]; None when there is no value. Give the result to each figure shown side by side."""
+    values = [v for s in series for v in _finite(s)]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    span = (high - low) or max(abs(high), 1.0)
+    low, high = low - pad * span, high + pad * span
+    if floor is not None:
+        low = max(low, floor)
+    if ceiling is not None:
+        high = min(high, ceiling)
+    return [low, high]
+
+
+def _family_order(languages: Sequence[str], family_of: Callable[[str], str] | None) -> list[tuple[str, str]]:
+    """(family, language) pairs, families in order of first appearance, English's family first."""
+    family_of = family_of or (lambda _lang: "")
+    families: dict[str, list[str]] = {}
+    for lang in languages:
+        families.setdefault(family_of(lang) or "Other", []).append(lang)
+    english = family_of("en") if family_of is not None else ""
+    order = sorted(families, key=lambda f: (f != english, f.lower() == "other", f))
+    return [(family, lang) for family in order for lang in families[family]]
+
+
+def language_bars(
+    series: Mapping[str, Mapping[str, Mapping]],
+    family_of: Callable[[str], str] | None = None,
+    label_of: Callable[[str], str] | None = None,
+    metric: str = "",
+    y_range: Sequence[float] | None = None,
+    title: str = "",
+) -> go.Figure:
+    """Grouped bars: one bar group per language (x grouped by language family), one bar per run/series, with
+    95% CI error bars. series: {series name: {language: {"value", "ci_low", "ci_high", "n"}}}."""
+    languages: list[str] = []
+    for rows in series.values():
+        languages += [lang for lang in rows if lang not in languages]
+    ordered = _family_order(languages, family_of)
+    label_of = label_of or (lambda lang: lang)
+    x = [[family for family, _ in ordered], [label_of(lang) for _, lang in ordered]] if family_of else \
+        [label_of(lang) for _, lang in ordered]
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(series.items()):
+        values, plus, minus, hover = [], [], [], []
+        for _, lang in ordered:
+            row = rows.get(lang) or {}
+            value = row.get("value")
+            values.append(value)
+            low, high = row.get("ci_low"), row.get("ci_high")
+            plus.append(high - value if value is not None and high is not None else None)
+            minus.append(value - low if value is not None and low is not None else None)
+            hover.append(f"n={row.get('n')}" if row.get("n") is not None else "")
+        fig.add_bar(name=name, x=x, y=values, marker_color=PALETTE[i % len(PALETTE)], customdata=hover,
+                    error_y=dict(type="data", symmetric=False, array=plus, arrayminus=minus, visible=True),
+                    hovertemplate="%{x}: %{y:.2f} %{customdata}<extra>" + name + "</extra>")
+    fig.update_layout(barmode="group", title=title or None, yaxis_title=metric or "score",
+                      legend_title_text="run", margin=dict(t=50 if title else 20, b=40, l=50, r=20),
+                      xaxis_title="target language (grouped by family)" if family_of else "target language")
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def change_bars(
+    rows: Sequence[Mapping],
+    family_of: Callable[[str], str] | None = None,
+    label_of: Callable[[str], str] | None = None,
+    y_range: Sequence[float] | None = None,
+    title: str = "Change vs. no intermediate task",
+) -> go.Figure:
+    """Bars of a change (e.g. vs. 0 intermediate tasks) with CI error bars. rows: dicts with "language",
+    "series" (e.g. "3 tasks"), "change", "ci_low", "ci_high" (the CI of the change)."""
+    series: dict[str, dict[str, dict]] = {}
+    for row in rows:
+        series.setdefault(str(row["series"]), {})[row["language"]] = {
+            "value": row.get("change"), "ci_low": row.get("ci_low"), "ci_high": row.get("ci_high"), "n": row.get("n")}
+    fig = language_bars(series, family_of, label_of, metric="change (points)", y_range=y_range, title=title)
+    fig.add_hline(y=0, line_color="black", line_width=1)
+    return fig
+
+
+def fusion_heatmap(tokens: Sequence[str], weights: Sequence[Sequence[float]], zmin: float = 0.0,
+                   zmax: float = 1.0, title: str = "") -> go.Figure:
+    """AIF weights W of one text: tokens (rows) × channels (columns). W is the share of the last layer;
+    1 − W goes to the fusion layer. Fixed zmin/zmax so two heatmaps compare."""
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]  # unique row labels even for repeated tokens
+    fig = go.Figure(go.Heatmap(z=[list(map(float, row)) for row in weights], y=labels, zmin=zmin, zmax=zmax,
+                               colorscale=FUSION_COLORSCALE, colorbar=dict(title="W (last)"),
+                               hovertemplate="token %{y}<br>channel %{x}<br>W %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="token", type="category")
+    fig.update_xaxes(title="channel")
+    fig.update_layout(title=title or None, height=max(260, 22 * len(tokens) + 120),
+                      margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig
+
+
+def token_weight_bars(tokens: Sequence[str], per_token: Sequence[float], y_range: Sequence[float] | None = (0, 1),
+                      title: str = "", reference: float | None = 0.5) -> go.Figure:
+    """Channel-averaged W per token (share of the last layer)."""
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    fig = go.Figure(go.Bar(x=labels, y=list(map(float, per_token)), marker_color=PALETTE[0],
+                           hovertemplate="%{x}: W %{y:.3f}<extra></extra>"))
+    if reference is not None:
+        fig.add_hline(y=reference, line_dash="dot", line_color="gray")
+    fig.update_layout(title=title or None, yaxis_title="mean W (last layer share)", xaxis_title="token",
+                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    fig.update_xaxes(type="category")
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def layer_language_grid(grid: Mapping, label_of: Callable[[str], str] | None = None, zmin: float | None = None,
+                        zmax: float | None = None, aggregation: str | None = None, title: str = "") -> go.Figure:
+    """The layer × language grid of a sweep (results.json "grid": {"languages", "rows": [{"config",
+    "aggregation", "fusion_layer", "values": {lang: v}}]}) as a heatmap, rows = configurations, with the best
+    configuration per language marked ★. `aggregation` keeps only that aggregation's rows (and `last`)."""
+    languages = list(grid.get("languages") or [])
+    rows = [r for r in grid.get("rows", []) if aggregation is None or r.get("aggregation") in (aggregation, "last")]
+    rows = sorted(rows, key=lambda r: (r.get("fusion_layer") is not None, r.get("fusion_layer") or 0,
+                                       r.get("aggregation") or ""))
+    label_of = label_of or (lambda lang: lang)
+    y = [_config_label(r) for r in rows]
+    x = [label_of(lang) for lang in languages]
+    z = [[r["values"].get(lang) for lang in languages] for r in rows]
+    text = [[f"{v:.1f}" if v is not None else "" for v in row] for row in z]
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=zmin, zmax=zmax, colorscale=VALUE_COLORSCALE, text=text,
+                               texttemplate="%{text}", colorbar=dict(title="score"),
+                               hovertemplate="%{y} · %{x}: %{z:.2f}<extra></extra>"))
+    best_x, best_y = [], []
+    for j, lang in enumerate(languages):
+        column = [(row[j], i) for i, row in enumerate(z) if row[j] is not None]
+        if column:
+            best_x.append(x[j])
+            best_y.append(y[max(column)[1]])
+    fig.add_scatter(x=best_x, y=best_y, mode="markers", name="best per language",
+                    marker=dict(symbol="star", size=18, color="white", line=dict(color="black", width=1.5)),
+                    hovertemplate="best for %{x}: %{y}<extra></extra>")
+    fig.update_yaxes(type="category", title="configuration (fusion layer)")
+    fig.update_xaxes(type="category", title="target language")
+    fig.update_layout(title=title or None, height=max(280, 40 * len(rows) + 140), showlegend=True,
+                      legend=dict(orientation="h", y=-0.25), margin=dict(t=50 if title else 20, b=60, l=10, r=10))
+    return fig
+
+
+def _config_label(row: Mapping) -> str:
+    layer = row.get("fusion_layer")
+    return f"{row.get('aggregation')} L{layer}" if layer is not None else str(row.get("aggregation") or row.get("config"))
+
+
+def best_per_language(grid: Mapping) -> dict[str, dict]:
+    """{language: {"config", "fusion_layer", "value"}} of the best grid row per language."""
+    out = {}
+    for lang in grid.get("languages", []):
+        scored = [(r["values"].get(lang), r) for r in grid.get("rows", []) if r["values"].get(lang) is not None]
+        if scored:
+            value, row = max(scored, key=lambda vr: vr[0])
+            out[lang] = {"config": _config_label(row), "fusion_layer": row.get("fusion_layer"), "value": value}
+    return out
+
+
+def layer_curves(per_language: Mapping[str, Sequence[float]], label_of: Callable[[str], str] | None = None,
+                 y_title: str = "", y_range: Sequence[float] | None = None, title: str = "") -> go.Figure:
+    """One line per language over the layers (0 = embeddings), e.g. retrieval accuracy or CKA vs English."""
+    label_of = label_of or (lambda lang: lang)
+    fig = go.Figure()
+    for i, (lang, values) in enumerate(per_language.items()):
+        fig.add_scatter(x=list(range(len(values))), y=list(values), mode="lines+markers", name=label_of(lang),
+                        line=dict(color=PALETTE[i % len(PALETTE)]))
+    fig.update_layout(title=title or None, xaxis_title="layer (0 = embeddings)", yaxis_title=y_title,
+                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    fig.update_xaxes(dtick=1)
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def fusion_by_language(stats: Mapping[str, Mapping], label_of: Callable[[str], str] | None = None,
+                       title: str = "") -> go.Figure:
+    """Stacked bars per language: mean W on the last layer and 1 − W on the fusion layer.
+    stats: {language: {"mean_last", "mean_low", ...}} (results.json fusion_stats.languages)."""
+    label_of = label_of or (lambda lang: lang)
+    languages = list(stats)
+    x = [label_of(lang) for lang in languages]
+    fig = go.Figure()
+    fig.add_bar(name="last layer (W)", x=x, y=[stats[lang].get("mean_last") for lang in languages],
+                marker_color=PALETTE[0])
+    fig.add_bar(name="fusion layer (1 − W)", x=x, y=[stats[lang].get("mean_low") for lang in languages],
+                marker_color=PALETTE[1])
+    fig.update_layout(barmode="stack", title=title or None, yaxis_title="mean weight", yaxis_range=[0, 1],
+                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    return fig
+
+
+def fusion_by_position(stats: Mapping[str, Mapping], label_of: Callable[[str], str] | None = None,
+                       y_range: Sequence[float] | None = None, title: str = "") -> go.Figure:
+    """Mean W per token position, one line per language."""
+    per = {lang: s.get("per_position") or [] for lang, s in stats.items()}
+    fig = layer_curves(per, label_of, y_title="mean W (last layer share)", y_range=y_range, title=title)
+    fig.update_xaxes(title="token position", dtick=None)
+    return fig
+
+
+def fusion_by_tag(stats: Mapping[str, Mapping], label_of: Callable[[str], str] | None = None,
+                  y_range: Sequence[float] | None = None, title: str = "") -> go.Figure:
+    """Mean W per gold tag (token tasks), one bar group per tag, one bar per language."""
+    label_of = label_of or (lambda lang: lang)
+    tags: list[str] = []
+    for s in stats.values():
+        tags += [t for t in (s.get("per_tag") or {}) if t not in tags]
+    fig = go.Figure()
+    for i, (lang, s) in enumerate(stats.items()):
+        per_tag = s.get("per_tag") or {}
+        fig.add_bar(name=label_of(lang), x=tags, y=[per_tag.get(t) for t in tags], marker_color=PALETTE[i % len(PALETTE)])
+    fig.update_layout(barmode="group", title=title or None, yaxis_title="mean W (last layer share)",
+                      xaxis_title="gold tag", margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def attribution_bars(tokens: Sequence[str], scores: Sequence[float], y_range: Sequence[float] | None = None,
+                     title: str = "") -> go.Figure:
+    """Signed attribution per token (positive: towards the predicted label)."""
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    colors = [PALETTE[0] if float(s) >= 0 else PALETTE[3] for s in scores]
+    fig = go.Figure(go.Bar(x=labels, y=list(map(float, scores)), marker_color=colors,
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(title=title or None, yaxis_title="attribution", xaxis_title="token",
+                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    fig.update_xaxes(type="category")
+    if y_range:
+        fig.update_yaxes(range=list(y_range))
+    return fig
+
+
+def figure_languages(fig: go.Figure) -> set[str]:
+    """The category labels on a figure's x axis (for tests and checks): leaf labels of multi-category axes."""
+    found: set[str] = set()
+    for trace in fig.data:
+        x = getattr(trace, "x", None)
+        if x is None:
+            continue
+        if len(x) == 2 and all(isinstance(part, (list, tuple)) for part in x):
+            x = x[1]
+        found.update(str(v) for v in x)
+    return found

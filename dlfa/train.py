@@ -1,0 +1,761 @@
+"""One training entry point: `run_job(spec, out_dir)` trains and evaluates every unit of a JobSpec.
+
+    for each unit (aggregation × fusion layer × seed) of the spec → out_dir/<unit_name>/
+        stages: intermediate tasks (English; one after another, or one mixture) then the target task,
+                each with the same budget (max_steps, or epochs over max_train_examples)
+        each step: gradient_accumulation micro-batches (one task each) → clip → AdamW, linear warm-up/decay
+        target stage: English dev at each epoch end (or every eval_every steps), best state kept
+        → zero-shot test metrics per language (bootstrap CI), fusion-weight statistics, results.json
+    out_dir/results.json: the spec, per-language metrics (mean over seeds), every run, a layer × language grid
+
+Fine-tuning feeds token ids through the encoder; probing (spec.probe, dlfa.probe) feeds cached hidden
+states to the aggregation + head. Both run through the same loop: a dataset gives batches, `net(**batch)`
+gives a DlfaOutput.
+
+Checkpoints (every checkpoint_every steps, when stopped, and after training) hold safetensors for the
+model, the optimizer and the best state, and JSON for the rest (stage, step, data order, RNG states): a
+resumed run replays the same batches with the same dropout masks. Nothing is pickled. Under torchrun
+(WORLD_SIZE > 1) each global batch is split across ranks, DistributedDataParallel averages the gradients,
+and rank 0 evaluates and writes every file. The command line (`python -m dlfa train`) and the job worker
+(dlfa.jobs.worker, also under torchrun) call `run_job`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlfa.callbacks import Callback, CallbackList, Progress
+from dlfa.errors import ConfigError, DlfaError
+from dlfa.evaluate import autocast, evaluate_dataset, predict_dataset, to_device
+from dlfa.jobs.spec import JobSpec
+from dlfa.metrics import mean_interval, score
+from dlfa.model import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
+from dlfa.tasks.base import IGNORE_INDEX, EncodedSplit, TaskInfo
+
+MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
+LOG_EVERY = 10  # steps between log lines and loss-history points
+RESULTS_FILE = "results.json"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Runtime: device, precision, processes
+
+
+@dataclass
+class Runtime:
+    """Where this process trains. amp_dtype: bf16 autocast or None (fp32)."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    rank: int = 0
+    world: int = 1
+    owns_process_group: bool = False  # joined by setup_runtime, so left by run_job
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.amp_dtype is not None else "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def setup_runtime(spec: JobSpec) -> Runtime:
+    """Pick the device and precision; join the process group when torchrun started several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or auto")
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    joins = world > 1 and not torch.distributed.is_initialized()
+    if joins:
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    native_bf16 = torch.cuda.is_bf16_supported() if use_cuda else cpu_has_bf16()
+    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and native_bf16)
+    return Runtime(device, torch.bfloat16 if bf16 else None, rank, world, joins)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # all devices
+
+
+def _gather_bytes(state: torch.Tensor, runtime: Runtime) -> list[str]:
+    """Every rank's RNG state (a uint8 tensor of fixed size) as base64 strings, rank order."""
+    if runtime.world == 1:
+        return [base64.b64encode(state.numpy().tobytes()).decode()]
+    local = state.to(runtime.device if runtime.device.type == "cuda" else "cpu")
+    gathered = [torch.empty_like(local) for _ in range(runtime.world)]
+    torch.distributed.all_gather(gathered, local)
+    return [base64.b64encode(t.cpu().numpy().tobytes()).decode() for t in gathered]
+
+
+def _bytes_tensor(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+def rng_state(runtime: Runtime) -> dict:
+    """The RNG states as JSON: Python's and NumPy's (rank 0), torch's and CUDA's (per rank)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, list(internal), gauss], "numpy": [name, keys.tolist(), pos, has_gauss, cached],
+             "torch": _gather_bytes(torch.get_rng_state(), runtime)}
+    if runtime.device.type == "cuda":
+        state["cuda"] = _gather_bytes(torch.cuda.get_rng_state(runtime.device), runtime)
+    return state
+
+
+def set_rng_state(state: dict, runtime: Runtime) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(_bytes_tensor(state["torch"][runtime.rank]))
+    if runtime.device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(_bytes_tensor(state["cuda"][runtime.rank]), runtime.device)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data: padded batches of token ids, length-grouped order
+
+
+class EncodedDataset:
+    """An EncodedSplit stored flat (N_tokens ids + offsets) and served as dynamically padded batches.
+
+    collate(indices) -> {input_ids B × T, attention_mask B × T, labels B (sentence, pair) or B × T (token),
+    token_type_ids B × T when the tokenizer makes them, task}: the keyword arguments of DlfaModel.forward.
+    """
+
+    def __init__(self, split: EncodedSplit, pad_token_id: int):
+        features = split.features
+        self.task, self.language, self.split = split.task, split.language, split.split
+        self.pad_token_id = pad_token_id
+        self.truncated = split.truncated
+        self.lengths = np.array([len(f["input_ids"]) for f in features], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths)])
+        self.input_ids = np.fromiter((i for f in features for i in f["input_ids"]), np.int64, self.offsets[-1])
+        self.token_level = bool(features) and isinstance(features[0]["labels"], list)
+        if self.token_level:
+            self.labels = np.fromiter((y for f in features for y in f["labels"]), np.int64, self.offsets[-1])
+        else:
+            self.labels = np.array([f["labels"] for f in features], dtype=np.int64)
+        self.token_type_ids = (
+            np.fromiter((t for f in features for t in f["token_type_ids"]), np.int64, self.offsets[-1])
+            if features and "token_type_ids" in features[0] else None
+        )
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def label_counts(self, num_labels: int) -> np.ndarray:
+        """How often each label occurs (labeled sub-words for token tasks)."""
+        return np.bincount(self.labels[self.labels != IGNORE_INDEX], minlength=num_labels)
+
+    def _padded(self, flat: np.ndarray, indices: np.ndarray, width: int, fill: int) -> torch.Tensor:
+        out = np.full((len(indices), width), fill, dtype=np.int64)
+        for row, i in enumerate(indices):
+            out[row, : self.lengths[i]] = flat[self.offsets[i] : self.offsets[i + 1]]
+        return torch.from_numpy(out)
+
+    def collate(self, indices: np.ndarray) -> dict:
+        width = int(self.lengths[indices].max())
+        batch = {
+            "input_ids": self._padded(self.input_ids, indices, width, self.pad_token_id),
+            "attention_mask": torch.from_numpy((np.arange(width)[None] < self.lengths[indices][:, None]).astype(np.int64)),
+            "labels": self._padded(self.labels, indices, width, IGNORE_INDEX) if self.token_level
+            else torch.from_numpy(self.labels[indices]),
+            "task": self.task,
+        }
+        if self.token_type_ids is not None:
+            batch["token_type_ids"] = self._padded(self.token_type_ids, indices, width, 0)
+        return batch
+
+
+def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
+                           min_size: int = 1) -> list[np.ndarray]:
+    """Shuffle, cut into mega-batches of MEGA_BATCH × batch_size, sort each by length, cut into batches,
+    shuffle the batches. Batches smaller than `min_size` (the tail, under DDP) are dropped."""
+    order = rng.permutation(len(lengths))
+    window = MEGA_BATCH * batch_size
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches += [b for b in np.array_split(chunk, range(batch_size, len(chunk), batch_size)) if len(b) >= min_size]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class BatchStream:
+    """Endless length-grouped batches over one dataset. Epoch e's order is a pure function of (seed, e), so
+    the state {epoch, position} replays it exactly after a resume."""
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: list[int], min_size: int = 1,
+                 epoch: int = 0, position: int = 0):
+        self.lengths, self.batch_size, self.seed, self.min_size = lengths, batch_size, seed, min_size
+        self.epoch, self.position = epoch, position
+        self._batches = self._order()
+        if not self._batches:
+            raise ConfigError(f"{len(lengths)} training examples make no batch of {min_size}")
+
+    def _order(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([*self.seed, self.epoch])
+        return length_grouped_batches(self.lengths, self.batch_size, rng, self.min_size)
+
+    def next(self) -> np.ndarray:
+        if self.position == len(self._batches):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._batches = self._order()
+        self.position += 1
+        return self._batches[self.position - 1]
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stages, optimizer, schedule
+
+
+@dataclass
+class Stage:
+    """A training stage: one task, or a mixture of tasks (each batch from one task, drawn with `weights`)."""
+
+    name: str
+    tasks: tuple[str, ...]
+    steps: int
+    steps_per_epoch: int
+    weights: tuple[float, ...] = (1.0,)
+
+
+def plan_stages(spec: JobSpec, sizes: dict[str, int]) -> list[Stage]:
+    """Intermediate stages (sequential: one per task; mixture: one over all) then the target task. Each stage
+    trains max_steps, or epochs over its examples (a mixture: over all of its tasks' examples)."""
+    per_step = spec.batch_size * spec.gradient_accumulation
+
+    def stage(name: str, tasks: tuple[str, ...], weights: tuple[float, ...] = (1.0,)) -> Stage:
+        n = sum(sizes[t] for t in tasks)
+        per_epoch = max(1, math.ceil(n / per_step))
+        steps = spec.max_steps or max(1, math.ceil(spec.epochs * n / per_step))
+        return Stage(name, tasks, steps, per_epoch, weights)
+
+    tasks = spec.intermediate_tasks
+    if spec.intermediate_mode == "mixture" and len(tasks) > 1:
+        counts = np.array([sizes[t] for t in tasks], dtype=np.float64)
+        if spec.mixture_sampling == "temperature":
+            counts = counts ** (1.0 / spec.mixture_temperature)
+        intermediate = [stage("mixture:" + "+".join(tasks), tasks, tuple(counts / counts.sum()))]
+    else:
+        intermediate = [stage(t, (t,)) for t in tasks]
+    return intermediate + [stage(spec.task, (spec.task,))]
+
+
+def build_optimizer(model: nn.Module, spec: JobSpec, learning_rate: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; no weight decay on biases and norm weights (1-D tensors)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": spec.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=device.type in ("cpu", "cuda"))
+
+
+def learning_rate_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up over `warmup` steps, then linear decay to 0 at `total` (step counts from 0)."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checkpoints: checkpoints/<name>/{model.safetensors, optimizer.safetensors, best.safetensors, state.json}
+# and checkpoints/latest.json naming the newest complete one
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically (a temporary file, then os.replace)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters and buffers training can change (frozen encoder parameters left out), detached clones."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in frozen}
+
+
+def save_checkpoint(unit_dir: Path, name: str, model: DlfaModel, state: dict,
+                    optimizer: torch.optim.Optimizer | None, best: dict[str, torch.Tensor] | None) -> Path:
+    """Write a checkpoint into a temporary folder, rename it into place, then point latest.json at it."""
+    from safetensors.torch import save_file
+
+    root = unit_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+    model.save_pretrained(staging)
+    if optimizer is not None:
+        saved = optimizer.state_dict()
+        tensors = {f"{i}.{k}": v.detach().contiguous().cpu() for i, s in saved["state"].items() for k, v in s.items()}
+        save_file(tensors, str(staging / "optimizer.safetensors"))
+        state = {**state, "optimizer_groups": saved["param_groups"]}
+    if best is not None:
+        save_file({k: v.contiguous().cpu() for k, v in best.items()}, str(staging / "best.safetensors"))
+    (staging / "state.json").write_text(json.dumps(state, indent=1, allow_nan=False))
+    final = root / name
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    write_json(root / "latest.json", {"name": name})
+    for old in root.iterdir():
+        if old.is_dir() and old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(unit_dir: Path) -> Path | None:
+    pointer = unit_dir / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / json.loads(pointer.read_text())["name"]
+    return path if (path / "state.json").is_file() else None
+
+
+def load_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path), device=str(device))
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: Path, groups: list[dict], device: torch.device) -> None:
+    state: dict[int, dict] = {}
+    for key, tensor in load_tensors(path / "optimizer.safetensors", device).items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = tensor.cpu() if name == "step" else tensor
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# ----------------------------------------------------------------------------------------------------
+# One unit
+
+
+@dataclass
+class UnitData:
+    """What a unit trains and evaluates on. train: task -> English training data of every stage's tasks;
+    dev: the target task in the training language (None when there is none); test: language -> data."""
+
+    tasks: dict[str, TaskInfo]
+    train: dict[str, object]
+    dev: object | None
+    test: dict[str, object]
+    majority: int  # the most frequent training label of the target task
+    truncated: dict[str, int] = field(default_factory=dict)  # language -> test examples cut at max_length
+
+
+def load_unit_data(spec: JobSpec, tokenizer, to_dataset) -> UnitData:
+    """Read and encode every split a unit needs through the task registry; `to_dataset(EncodedDataset)`
+    turns each into what the net consumes (itself for fine-tuning, cached hidden states for probing)."""
+    from dlfa.tasks.registry import DataSource, available_languages, get_task, load_encoded
+
+    source = DataSource.resolve(spec.data_root)
+
+    def encoded(task: str, language: str, split: str, limit: int | None) -> EncodedDataset:
+        data = load_encoded(task, language, split, source, tokenizer, spec.max_length, max_examples=limit)
+        return EncodedDataset(data, tokenizer.pad_token_id)
+
+    tasks = {name: get_task(name) for name in (*spec.intermediate_tasks, spec.task)}
+    train_raw = {name: encoded(name, "en" if name != spec.task else spec.train_language, "train",
+                               spec.max_train_examples) for name in tasks}
+    has_dev = "dev" in available_languages(spec.task, source).get(spec.train_language, {})
+    dev = to_dataset(encoded(spec.task, spec.train_language, "dev", spec.max_eval_examples)) if has_dev else None
+    test_raw = {lang: encoded(spec.task, lang, "test", spec.max_eval_examples) for lang in spec.eval_languages}
+    target = tasks[spec.task]
+    return UnitData(
+        tasks=tasks,
+        train={name: to_dataset(data) for name, data in train_raw.items()},
+        dev=dev,
+        test={lang: to_dataset(data) for lang, data in test_raw.items()},
+        majority=int(train_raw[spec.task].label_counts(len(target.labels)).argmax()),
+        truncated={lang: data.truncated for lang, data in test_raw.items()},
+    )
+
+
+def config_name(spec: JobSpec) -> str:
+    """A unit's configuration without its seed: `dlfa-L6`, `last`."""
+    return spec.unit_name().rsplit("-s", 1)[0]
+
+
+class UnitTrainer:
+    """Trains, selects and evaluates one unit. `net(**batch)` runs the model on a batch of the unit's data
+    (the model itself, or the probe's cached-feature front end); `train_net` is `net`, DDP-wrapped when
+    distributed."""
+
+    def __init__(self, spec: JobSpec, unit_dir: Path, model: DlfaModel, net: nn.Module, data: UnitData,
+                 runtime: Runtime, callbacks: CallbackList, position: tuple[int, int]):
+        self.spec, self.unit_dir, self.model, self.net, self.data = spec, unit_dir, model, net, data
+        self.runtime, self.callbacks = runtime, callbacks
+        self.unit_index, self.units = position
+        self.name = spec.unit_name()
+        self.stages = plan_stages(spec, {t: len(d) for t, d in data.train.items()})
+        self.learning_rate = spec.probe_learning_rate if spec.probe else spec.learning_rate
+        self.train_net = net
+        if runtime.world > 1:
+            device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+            self.train_net = nn.parallel.DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=len(model.heads) > 1)
+        self.best: dict[str, torch.Tensor] | None = None
+        self.state = {"stage": 0, "step": 0, "streams": {}, "best_score": None, "train_seconds": 0.0,
+                      "window": [], "history": {"loss": [], "dev": []}}  # window: losses since the last log
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self.runtime.is_main:
+            self.callbacks.on_log(f"[{self.name}] {message}")
+
+    def progress(self, stage: str, step: int, total: int, loss: float | None, fraction_of_unit: float) -> None:
+        if self.runtime.is_main:
+            self.callbacks.on_progress(Progress(self.unit_index + 1, self.units, self.name, stage, step, total, loss,
+                                                (self.unit_index + fraction_of_unit) / self.units))
+
+    def should_stop(self) -> bool:
+        """Rank 0 asks the callbacks; under DDP every rank gets its answer."""
+        stop = self.runtime.is_main and self.callbacks.should_stop()
+        if self.runtime.world > 1:
+            flag = torch.tensor([float(stop)], device=self.runtime.device if self.runtime.device.type == "cuda" else "cpu")
+            torch.distributed.broadcast(flag, 0)
+            stop = bool(flag.item())
+        return stop
+
+    def checkpoint(self, optimizer: torch.optim.Optimizer | None) -> None:
+        rng = rng_state(self.runtime)  # a collective under DDP: every rank calls it
+        if self.runtime.is_main:
+            state = {**self.state, "rng": rng}
+            name = f"stage{self.state['stage']}-step{self.state['step']:07d}"
+            path = save_checkpoint(self.unit_dir, name, self.model, state, optimizer, self.best)
+            self.callbacks.on_checkpoint(self.name, str(path))
+
+    def restore(self) -> torch.optim.Optimizer | None:
+        """Load the latest checkpoint, if any; returns the optimizer of an interrupted stage."""
+        path = latest_checkpoint(self.unit_dir)
+        if path is None:
+            return None
+        saved = json.loads((path / "state.json").read_text())
+        missing, unexpected = self.model.load_state_dict(load_tensors(path / WEIGHTS_FILE, self.runtime.device), strict=False)
+        if unexpected or any(p.requires_grad for n, p in self.model.named_parameters() if n in missing):
+            raise DlfaError(f"checkpoint {path} does not match this job's model; delete {self.unit_dir} to start over")
+        if (path / "best.safetensors").is_file():
+            self.best = load_tensors(path / "best.safetensors")
+        optimizer = None
+        if (path / "optimizer.safetensors").is_file():
+            optimizer = build_optimizer(self.model, self.spec, self.learning_rate, self.runtime.device)
+            load_optimizer(optimizer, path, saved.pop("optimizer_groups"), self.runtime.device)
+        set_rng_state(saved.pop("rng"), self.runtime)
+        self.state = saved
+        self.log(f"resumed from {path.name}")
+        return optimizer
+
+    # -- training ------------------------------------------------------------------------------------
+    def _micro_batch(self, stage_index: int, stage: Stage, streams: dict[str, BatchStream], step: int, micro: int) -> dict:
+        task = stage.tasks[0]
+        if len(stage.tasks) > 1:  # the mixture's draw is a pure function of (seed, stage, step, micro-batch)
+            rng = np.random.default_rng([self.spec.seeds[0], stage_index, step, micro])
+            task = stage.tasks[rng.choice(len(stage.tasks), p=stage.weights)]
+        indices = streams[task].next()[self.runtime.rank :: self.runtime.world]
+        return to_device(self.data.train[task].collate(indices), self.runtime.device)
+
+    def train_step(self, stage_index: int, stage: Stage, streams: dict[str, BatchStream], step: int,
+                   optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> float:
+        """One optimizer step over gradient_accumulation micro-batches; returns the mean loss."""
+        self.net.train()
+        accumulation = self.spec.gradient_accumulation
+        total = 0.0
+        for micro in range(accumulation):
+            batch = self._micro_batch(stage_index, stage, streams, step, micro)
+            sync = micro == accumulation - 1 or self.runtime.world == 1
+            with self.train_net.no_sync() if not sync else nullcontext():
+                with autocast(self.runtime.device, self.runtime.amp_dtype):
+                    loss = self.train_net(**batch).loss
+                (loss / accumulation).backward()
+            total += loss.item()
+        if self.spec.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(params, self.spec.max_grad_norm)
+        warmup = math.ceil(self.spec.warmup_ratio * stage.steps)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate_at(step, stage.steps, warmup, self.learning_rate)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return total / accumulation
+
+    def dev_score(self) -> float:
+        target = self.data.tasks[self.spec.task]
+        gold, pred = predict_dataset(self.net, self.data.dev, self.runtime.device, self.runtime.amp_dtype)
+        return score(target.metric, gold, pred, list(target.labels))
+
+    def select(self, step: int) -> None:
+        """Evaluate on the English dev set (rank 0) and keep the state if it is the best so far."""
+        if not self.runtime.is_main or self.data.dev is None:
+            return
+        value = self.dev_score()
+        self.state["history"]["dev"].append([step, value])
+        best = self.state["best_score"]
+        if best is None or value > best:
+            self.state["best_score"], self.best = value, trainable_state(self.model)
+        self.log(f"dev {self.data.tasks[self.spec.task].metric} {value:.2f} at step {step}"
+                 + (" (best)" if self.state["best_score"] == value else f" (best {self.state['best_score']:.2f})"))
+
+    def train(self) -> bool:
+        """Run (or finish) every stage. Returns False when stopped by a callback."""
+        optimizer = self.restore()
+        if self.state["stage"] == len(self.stages):
+            return True  # trained already; interrupted while evaluating
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        total_steps = sum(s.steps for s in self.stages)
+        for stage_index in range(self.state["stage"], len(self.stages)):
+            stage = self.stages[stage_index]
+            optimizer = optimizer or build_optimizer(self.model, self.spec, self.learning_rate, self.runtime.device)
+            streams = {task: BatchStream(self.data.train[task].lengths, self.spec.batch_size,
+                                         [self.spec.seeds[0], stage_index, i], self.runtime.world,
+                                         **self.state["streams"].get(task, {}))
+                       for i, task in enumerate(stage.tasks)}
+            is_target = stage_index == len(self.stages) - 1
+            eval_every = self.spec.eval_every or stage.steps_per_epoch
+            done_before = sum(s.steps for s in self.stages[:stage_index])
+            for step in range(self.state["step"], stage.steps):
+                started = time.perf_counter()
+                loss = self.train_step(stage_index, stage, streams, step, optimizer, params)
+                self.state["train_seconds"] += time.perf_counter() - started
+                self.state["step"] = step + 1
+                self.state["streams"] = {task: s.state() for task, s in streams.items()}
+                self.state["window"].append(loss)
+                if (step + 1) % LOG_EVERY == 0 or step + 1 == stage.steps:
+                    mean = sum(self.state["window"]) / len(self.state["window"])
+                    self.state["history"]["loss"].append([stage.name, step + 1, mean])
+                    self.log(f"{stage.name} step {step + 1}/{stage.steps} loss {mean:.4f} "
+                             f"lr {optimizer.param_groups[0]['lr']:.2e}")
+                    self.state["window"] = []
+                if is_target and ((step + 1) % eval_every == 0 or step + 1 == stage.steps):
+                    self.select(step + 1)
+                self.progress(stage.name, step + 1, stage.steps, loss, 0.9 * (done_before + step + 1) / total_steps)
+                stop = self.should_stop()
+                if stop or (step + 1) % self.spec.checkpoint_every == 0:
+                    self.checkpoint(optimizer)
+                if stop:
+                    self.log(f"stopped at {stage.name} step {step + 1}; resume to continue")
+                    return False
+            self.state.update(stage=stage_index + 1, step=0, streams={})
+            optimizer = None
+        self.checkpoint(None)
+        return True
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def evaluate(self) -> tuple[dict, dict]:
+        """Zero-shot metrics per language and fusion statistics, with the best dev state loaded."""
+        if self.best is not None:
+            self.model.load_state_dict({k: v.to(self.runtime.device) for k, v in self.best.items()}, strict=False)
+        target = self.data.tasks[self.spec.task]
+        aggregation = self.model.config.aggregation
+        metrics, per_language = {}, {}
+        for i, (language, dataset) in enumerate(self.data.test.items()):
+            metrics[language], fusion = evaluate_dataset(
+                self.net, dataset, target, self.runtime.device, self.runtime.amp_dtype,
+                self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority, with_fusion=aggregation == "dlfa")
+            if fusion is not None:
+                per_language[language] = fusion
+            m = metrics[language]
+            interval = f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m["ci_low"] is not None else ""
+            self.log(f"test {language}: {m['metric']} {m['value']:.2f}{interval} (n={m['n']}, "
+                     f"majority {m['majority']:.2f})")
+            self.progress("eval", i + 1, len(self.data.test), None, 0.9 + 0.1 * (i + 1) / len(self.data.test))
+        if aggregation == "dlfa":
+            fusion_stats = {"aggregation": aggregation, "fusion_layer": self.model.config.fusion_layer,
+                            "languages": per_language}
+        elif aggregation == "scalar-mix":
+            fusion_stats = {"aggregation": aggregation,
+                            "layer_weights": torch.softmax(self.model.aggregation.scalars.detach().float(), 0).tolist()}
+        else:
+            fusion_stats = {"aggregation": aggregation}
+        return metrics, fusion_stats
+
+    def run(self) -> dict:
+        """Train (or resume), evaluate, save the model; returns the unit's results (status stopped/complete)."""
+        base = {"spec": self.spec.to_dict(), "device": str(self.runtime.device), "precision": self.runtime.precision,
+                "world_size": self.runtime.world,
+                "stages": [{"name": s.name, "tasks": list(s.tasks), "steps": s.steps} for s in self.stages]}
+        if not self.train():
+            return {**base, "status": "stopped", "stage": self.state["stage"], "steps_done": self.state["step"],
+                    "train_seconds": self.state["train_seconds"]}
+        started = time.perf_counter()
+        metrics, fusion_stats = self.evaluate() if self.runtime.is_main else ({}, {})
+        results = {**base, "status": "complete", "metrics": metrics, "fusion_stats": fusion_stats,
+                   "dev_score": self.state["best_score"], "dev_metric": self.data.tasks[self.spec.task].metric,
+                   "train_seconds": self.state["train_seconds"], "eval_seconds": time.perf_counter() - started,
+                   "truncated": self.data.truncated, "steps": sum(s.steps for s in self.stages),
+                   "history": self.state["history"], "model_dir": "model"}
+        if self.runtime.is_main:
+            self.model.save_pretrained(self.unit_dir / "model")
+            write_json(self.unit_dir / RESULTS_FILE, results)
+            shutil.rmtree(self.unit_dir / "checkpoints", ignore_errors=True)
+        return results
+
+
+class EncoderStore:
+    """Loads a job's encoder once; every unit checks it out with its original weights restored from a copy
+    of the parameters training can change (frozen word embeddings never change and are not copied)."""
+
+    def __init__(self, spec: JobSpec, freeze_word_embeddings: bool):
+        from dlfa.encoders import load_encoder
+
+        self.loaded = load_encoder(spec.encoder)
+        embeddings = self.loaded.model.get_input_embeddings().weight
+        self.original = {name: p.detach().clone() for name, p in self.loaded.model.named_parameters()
+                         if not (freeze_word_embeddings and p is embeddings)}
+
+    @torch.no_grad()
+    def checkout(self):
+        """The LoadedEncoder (model + tokenizer), its parameters as loaded and all trainable."""
+        for name, p in self.loaded.model.named_parameters():
+            if name in self.original:
+                p.copy_(self.original[name])
+            p.requires_grad_(True)
+        return self.loaded
+
+
+def freezes_word_embeddings(spec: JobSpec, runtime: Runtime) -> bool:
+    """spec.freeze_word_embeddings, or by default: frozen on the CPU, trained on a GPU."""
+    if spec.freeze_word_embeddings is not None:
+        return spec.freeze_word_embeddings
+    return runtime.device.type == "cpu"
+
+
+def build_unit(spec: JobSpec, runtime: Runtime, encoder: EncoderStore) -> tuple[DlfaModel, nn.Module, UnitData]:
+    """The model, the net that runs it on batches (the model, or the probe's cached-feature front end), and
+    the data of one unit."""
+    from dlfa.tasks.registry import get_task
+
+    loaded = encoder.checkout()
+    heads = {name: HeadConfig(info.kind, list(info.labels))
+             for name, info in ((n, get_task(n)) for n in (*spec.intermediate_tasks, spec.task))}
+    config = DlfaConfig(encoder=spec.encoder, heads=heads, aggregation=spec.aggregations[0],
+                        fusion_layer=spec.fusion_layers[0] if spec.fusion_layers else None,
+                        reduction=spec.reduction, freeze_word_embeddings=freezes_word_embeddings(spec, runtime))
+    set_seed(spec.seeds[0])
+    model = DlfaModel(config, loaded.model).to(runtime.device)
+    if spec.probe:
+        from dlfa.probe import FeatureNet, hidden_state_dataset
+
+        model.encoder.requires_grad_(False)
+        data = load_unit_data(spec, loaded.tokenizer, lambda d: hidden_state_dataset(model, d, spec, runtime))
+        return model, FeatureNet(model), data
+    return model, model, load_unit_data(spec, loaded.tokenizer, lambda d: d)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The job
+
+
+def summarize(spec: JobSpec, runs: list[dict]) -> dict:
+    """Job-level metrics (one config: its run, or the mean over seeds with a t-interval over seeds) and, for
+    sweeps over several configs, a grid: one row per config with dev and per-language values."""
+    complete = [r for r in runs if r["status"] == "complete"]
+    configs: dict[str, list[dict]] = {}
+    for run in complete:
+        configs.setdefault(config_name(JobSpec.from_dict(run["spec"])), []).append(run)
+    out: dict = {}
+    if len(configs) == 1:
+        (group,) = configs.values()
+        if len(group) == 1:
+            out["metrics"] = group[0]["metrics"]
+        else:
+            out["metrics"] = {}
+            for language in spec.eval_languages:
+                values = [r["metrics"][language]["value"] for r in group]
+                mean, low, high = mean_interval(values)
+                out["metrics"][language] = {"metric": group[0]["metrics"][language]["metric"], "value": mean,
+                                            "ci_low": low, "ci_high": high, "n": len(values), "ci_over": "seeds"}
+    elif configs:
+        rows = []
+        for name, group in configs.items():
+            unit = JobSpec.from_dict(group[0]["spec"])
+            values = {lang: float(np.mean([r["metrics"][lang]["value"] for r in group])) for lang in spec.eval_languages}
+            devs = [r["dev_score"] for r in group if r["dev_score"] is not None]
+            rows.append({"config": name, "aggregation": unit.aggregations[0],
+                         "fusion_layer": unit.fusion_layers[0] if unit.fusion_layers else None, "seeds": len(group),
+                         "dev": float(np.mean(devs)) if devs else None, "values": values,
+                         "mean": float(np.mean(list(values.values())))})
+        out["grid"] = {"languages": list(spec.eval_languages), "rows": rows}
+    return out
+
+
+def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] | list[Callback] = (),
+            resume: bool = True) -> dict:
+    """Train and evaluate every unit of `spec` into out_dir/<unit_name>/; write and return out_dir/results.json
+    content: {"spec", "status", "metrics", "runs", ["grid"]}. Completed units are skipped and interrupted
+    ones resumed unless resume=False. Only rank 0 writes files and returns the full results."""
+    out_dir = Path(out_dir)
+    callbacks = CallbackList(list(callbacks))
+    runtime = setup_runtime(spec)
+    units = spec.units()
+    runs: list[dict] = []
+    encoder: EncoderStore | None = None
+    status = "complete"
+    started = time.perf_counter()
+    for index, unit in enumerate(units):
+        unit_dir = out_dir / unit.unit_name()
+        results_path = unit_dir / RESULTS_FILE
+        if not resume and runtime.is_main:
+            shutil.rmtree(unit_dir, ignore_errors=True)
+        if runtime.world > 1:
+            torch.distributed.barrier()
+        if resume and results_path.is_file() and json.loads(results_path.read_text()).get("status") == "complete":
+            results = json.loads(results_path.read_text())
+        else:
+            if runtime.is_main:
+                unit_dir.mkdir(parents=True, exist_ok=True)
+                callbacks.on_log(f"unit {index + 1}/{len(units)}: {unit.unit_name()} on {runtime.device} "
+                                 f"({runtime.precision}, {runtime.world} process{'es' if runtime.world > 1 else ''})")
+            encoder = encoder or EncoderStore(spec, freezes_word_embeddings(spec, runtime))
+            model, net, data = build_unit(unit, runtime, encoder)
+            results = UnitTrainer(unit, unit_dir, model, net, data, runtime, callbacks, (index, len(units))).run()
+            del model, net, data
+            if runtime.is_main and results["status"] == "complete":
+                callbacks.on_unit_end(unit.unit_name(), results)
+        runs.append(results)
+        if runtime.is_main:
+            job = {"spec": spec.to_dict(), "status": "running" if index + 1 < len(units) else "complete",
+                   **summarize(spec, runs), "runs": runs, "seconds": time.perf_counter() - started}
+            if results["status"] == "stopped":
+                job["status"] = status = "stopped"
+            write_json(out_dir / RESULTS_FILE, job)
+        if results["status"] == "stopped":
+            break
+    if runtime.world > 1:
+        torch.distributed.barrier()
+    if runtime.owns_process_group:
+        torch.distributed.destroy_process_group()
+    if not runtime.is_main:
+        return {"spec": spec.to_dict(), "status": status, "rank": runtime.rank}
+    return json.loads((out_dir / RESULTS_FILE).read_text())

@@ -1,0 +1,717 @@
+"""Shared helpers of the Streamlit pages (app.py, pages/*.py): the sidebar settings kept in session_state,
+the job store, finished runs and their units, cached model loading, result tables, labels, and one error
+wrapper (`run_page`) so that a DlfaError shows as a message, never as a traceback.
+
+Pages stay thin: they lay widgets out and call these helpers, dlfa.charts and the library.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+
+from dlfa.encoders import DEFAULT_ENCODER
+from dlfa.errors import DlfaError
+from dlfa.paths import cache_dir
+
+# Session-state keys of the sidebar (app.py renders the widgets; pages only read them).
+DATA_ROOT_KEY = "dlfa_data_root"
+ENCODER_KEY = "dlfa_encoder"
+DEVICE_KEY = "dlfa_device"
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+DEVICE_LABELS = {"auto": "auto", "cpu": "CPU", "cuda": "CUDA"}
+
+PAGES = {  # page file -> (title, icon); app.py builds st.navigation from this, pages link by file
+    "pages/home.py": ("Home", ":material/home:"),
+    "pages/launch.py": ("Launch", ":material/rocket_launch:"),
+    "pages/jobs.py": ("Jobs", ":material/list_alt:"),
+    "pages/results.py": ("Results", ":material/bar_chart:"),
+    "pages/fusion_weights.py": ("Fusion weights", ":material/grid_on:"),
+    "pages/layer_comparison.py": ("Layer comparison", ":material/compare:"),
+    "pages/layer_analysis.py": ("Layer analysis", ":material/stacked_line_chart:"),
+    "pages/attribution.py": ("Attribution", ":material/highlight:"),
+    "pages/intermediate_study.py": ("Intermediate tasks", ":material/science:"),
+    "pages/byol.py": ("Bring your own language", ":material/upload_file:"),
+}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Errors
+
+
+def run_page(body: Callable[[], None]) -> None:
+    """Run a page's body; a DlfaError (a problem the user can fix) is shown as st.error with its message."""
+    try:
+        body()
+    except DlfaError as exc:
+        st.error(str(exc), icon=":material/error:")
+
+
+def page(body: Callable[[], None]) -> Callable[[], None]:
+    """Decorator form of run_page: `@ui.page` on a page's `main()` runs it at once, errors shown."""
+    run_page(body)
+    return body
+
+
+def guarded(func: Callable) -> Callable:
+    """Wrap a callable (e.g. a fragment body) so that a DlfaError shows as st.error instead of escaping."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DlfaError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return None
+
+    return wrapper
+
+
+def field_error(problems: dict[str, str], *names: str) -> None:
+    """Show the problem(s) of these spec fields right under the widget that sets them."""
+    for name in names:
+        if name in problems:
+            st.error(problems[name], icon=":material/error:")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sidebar settings
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: str | None
+    encoder: str
+    device: str
+
+
+def default_data_root() -> str:
+    return os.environ.get("DLFA_DATA_DIR", "")
+
+
+def settings() -> Settings:
+    """The sidebar settings (defaults when a page runs without app.py, e.g. in AppTest)."""
+    state = st.session_state
+    root = (state.get(DATA_ROOT_KEY, default_data_root()) or "").strip()
+    encoder = (state.get(ENCODER_KEY, DEFAULT_ENCODER) or "").strip() or DEFAULT_ENCODER
+    device = state.get(DEVICE_KEY, "auto")
+    return Settings(data_root=root or None, encoder=encoder, device=device if device in DEVICE_CHOICES else "auto")
+
+
+def init_settings() -> None:
+    """Seed the sidebar's session_state keys once, so that they survive page switches."""
+    st.session_state.setdefault(DATA_ROOT_KEY, default_data_root())
+    st.session_state.setdefault(ENCODER_KEY, DEFAULT_ENCODER)
+    st.session_state.setdefault(DEVICE_KEY, "auto")
+    # Widget state is dropped when a widget is not rendered; re-assigning keeps it across pages.
+    for key in (DATA_ROOT_KEY, ENCODER_KEY, DEVICE_KEY):
+        st.session_state[key] = st.session_state[key]
+
+
+def resolve_source(data_root: str | None):
+    """The DataSource for a data root (None: $DLFA_DATA_DIR, else the classroom pack, else the hub)."""
+    from dlfa.tasks.registry import DataSource
+
+    return DataSource.resolve(data_root)
+
+
+def source_label(data_root: str | None) -> tuple[str, str]:
+    """(kind label, description) of the data source in use: data root / classroom pack / hub."""
+    source = resolve_source(data_root)
+    kind = {"files": "data root", "pack": "classroom pack", "hub": "Hugging Face hub"}[source.kind]
+    return kind, source.describe()
+
+
+@st.cache_data(show_spinner=False, ttl=600)
+def encoder_summary(spec: str, _cache: str = "") -> dict:
+    """encoder_info as a dict (cached); raises DlfaError with a readable message."""
+    from dlfa.encoders import encoder_info
+
+    return encoder_info(spec).to_dict()
+
+
+def embedded_built() -> bool:
+    return (cache_dir() / "models" / "e5-small" / "config.json").is_file()
+
+
+def encoder_ready(spec: str) -> bool:
+    """False for the embedded encoder before it is built (looking it up would build it, which takes a while)."""
+    return not spec.startswith("embedded:") or embedded_built()
+
+
+def check_encoder(spec: str) -> dict | None:
+    """encoder facts, or None when the embedded encoder is not built yet. DlfaError on a bad spec."""
+    if not encoder_ready(spec):
+        return None
+    return encoder_summary(spec, str(cache_dir()))
+
+
+@st.cache_resource(show_spinner=False)
+def gpu_info() -> dict:
+    """{"available": bool, "count": int, "name": str}."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"available": False, "count": 0, "name": ""}
+    return {"available": True, "count": torch.cuda.device_count(), "name": torch.cuda.get_device_name(0)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tasks and languages
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def task_languages(task: str, data_root: str | None, _cache: str = "") -> dict[str, dict[str, int]]:
+    """language -> split -> count for a task in the data source of `data_root` (cached)."""
+    from dlfa.tasks.registry import available_languages
+
+    return available_languages(task, resolve_source(data_root))
+
+
+def task_languages_now(task: str, data_root: str | None) -> dict[str, dict[str, int]]:
+    return task_languages(task, data_root, str(cache_dir()))
+
+
+def task_infos() -> list:
+    from dlfa.tasks.registry import list_tasks
+
+    return list_tasks()
+
+
+def language_name(code: str) -> str:
+    from dlfa.languages import LANGUAGE_NAMES
+
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def family_of(code: str) -> str:
+    from dlfa.languages import family_of as _family_of
+
+    return _family_of(code)
+
+
+def language_label(code: str, with_family: bool = True) -> str:
+    """'German (de) · Germanic' (the family left out when unknown or not asked)."""
+    from dlfa.languages import OTHER
+    from dlfa.languages import language_label as _label
+
+    family = family_of(code) if with_family else OTHER
+    return f"{_label(code)} · {family}" if family != OTHER else _label(code)
+
+
+def short_label(code: str) -> str:
+    """'German (de)' for chart axes."""
+    return language_label(code, with_family=False)
+
+
+def sort_by_family(codes) -> list[str]:
+    """Languages grouped by family (English's family first, 'Other' last), each family by name."""
+    from dlfa.languages import group_by_family
+
+    return [c for family in group_by_family(codes).values() for c in sorted(family, key=lambda c: (c != "en", language_name(c)))]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Jobs, runs and units
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str):
+    from dlfa.jobs.store import JobStore
+
+    return JobStore(path)
+
+
+def store():
+    """The job store of the current cache folder (one per cache folder and process)."""
+    return _store(str(cache_dir().resolve() / "jobs.sqlite"))
+
+
+def job_label(job) -> str:
+    spec = job.spec
+    name = job.name or f"{spec.task} · {'+'.join(spec.aggregations)}"
+    return f"{name} · {job.id} ({job.status})"
+
+
+@dataclass
+class Unit:
+    """One single run (aggregation × fusion layer × seed) of a job, with its results.json."""
+
+    job_id: str
+    name: str
+    folder: Path
+    results: dict = field(repr=False)
+
+    @property
+    def aggregation(self) -> str:
+        return self.results["spec"]["aggregations"][0]
+
+    @property
+    def fusion_layer(self) -> int | None:
+        layers = self.results["spec"].get("fusion_layers") or []
+        return layers[0] if layers else None
+
+    @property
+    def model_dir(self) -> Path:
+        return self.folder / self.results.get("model_dir", "model")
+
+    @property
+    def has_model(self) -> bool:
+        return (self.model_dir / "dlfa_config.json").is_file()
+
+    @property
+    def label(self) -> str:
+        layer = f" L{self.fusion_layer}" if self.fusion_layer is not None else ""
+        return f"{self.aggregation}{layer} (seed {self.results['spec']['seeds'][0]})"
+
+
+def job_results(job) -> dict | None:
+    """A job's results.json content, None until it exists."""
+    try:
+        return json.loads(job.results_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DlfaError(f"cannot read the results of job {job.id} ({job.results_path}): {exc}") from exc
+
+
+def job_units(job, results: dict | None = None) -> list[Unit]:
+    """The completed units of a job, read from its results.json (sweep order)."""
+    from dlfa.jobs.spec import JobSpec
+
+    results = results if results is not None else job_results(job)
+    units = []
+    for run in (results or {}).get("runs", []):
+        if run.get("status") != "complete":
+            continue
+        name = JobSpec.from_dict(run["spec"]).unit_name()
+        units.append(Unit(job.id, name, job.out_dir / name, run))
+    return units
+
+
+def finished_jobs(with_units: bool = True) -> list:
+    """Jobs that have results to show: completed ones, and others whose results.json has complete units."""
+    jobs = []
+    for job in store().list():
+        if job.status == "completed" and job.results_path.is_file():
+            jobs.append(job)
+        elif with_units and job.status != "completed" and job.results_path.is_file():
+            try:
+                if job_units(job):
+                    jobs.append(job)
+            except DlfaError:
+                continue
+    return jobs
+
+
+def all_units(aggregation: str | None = None, with_model: bool = True) -> list[Unit]:
+    """Every completed unit of every finished job (optionally one aggregation, only those with a saved model)."""
+    units = []
+    for job in finished_jobs():
+        for unit in job_units(job):
+            if aggregation and unit.aggregation != aggregation:
+                continue
+            if with_model and not unit.has_model:
+                continue
+            units.append(unit)
+    return units
+
+
+def unit_label(unit: Unit, jobs_by_id: dict | None = None) -> str:
+    task = unit.results["spec"]["task"]
+    return f"{unit.label} · {task} · job {unit.job_id}"
+
+
+def preselected_jobs(key: str = "job") -> list[str]:
+    """Job ids named in the URL (?job=ID, repeatable) or handed over in session_state by another page."""
+    ids = list(st.query_params.get_all(key)) if key in st.query_params else []
+    ids += st.session_state.get("dlfa_selected_jobs", [])
+    return list(dict.fromkeys(ids))
+
+
+def select_job(job_id: str) -> None:
+    """Hand a job over to the Results page (and others) as the preselection."""
+    st.session_state["dlfa_selected_jobs"] = [job_id]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Models (inference in the app's process: typed sentences, attributions, small uploads)
+
+
+def inference_device() -> str:
+    device = settings().device
+    if device == "cuda" or (device == "auto" and gpu_info()["available"]):
+        return "cuda" if gpu_info()["available"] else "cpu"
+    return "cpu"
+
+
+@st.cache_resource(show_spinner="Loading the run's model…", max_entries=4)
+def _load_model(model_dir: str, device: str, _stamp: float):
+    """A saved DlfaModel on `device` with its tokenizer. The encoder is copied from the cached one of its spec
+    (reading a model folder and its tokenizer from disk costs far more than a copy in memory)."""
+    import copy
+
+    from dlfa.model import CONFIG_FILE, DlfaModel
+
+    try:
+        spec = json.loads((Path(model_dir) / CONFIG_FILE).read_text())["encoder"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DlfaError(f"{model_dir} holds no readable model config: {exc}") from exc
+    loaded = loaded_encoder(spec)
+    model = DlfaModel.from_pretrained(model_dir, encoder=copy.deepcopy(loaded.model))
+    model.to(device).eval()
+    return model, loaded.tokenizer
+
+
+def load_model(unit: Unit):
+    """(DlfaModel, tokenizer) of a unit, cached per model folder and device."""
+    if not unit.has_model:
+        raise DlfaError(f"run {unit.label} of job {unit.job_id} has no saved model in {unit.model_dir}")
+    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
+    return _load_model(str(unit.model_dir), inference_device(), stamp)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tables
+
+
+def metrics_frame(metrics: dict, run: str | None = None) -> pd.DataFrame:
+    """Per-language table: language, family, metric, value, CI low/high, n (± the run's name)."""
+    rows = []
+    for lang in sort_by_family(metrics):
+        m = metrics[lang]
+        row = {"language": short_label(lang), "code": lang, "family": family_of(lang), "metric": m.get("metric"),
+               "value": m.get("value"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n")}
+        if run is not None:
+            row = {"run": run, **row}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def job_series(job, results: dict) -> dict[str, dict[str, dict]]:
+    """{series name: {language: metrics}} of a job: its units (sweeps, several seeds) or its summary."""
+    units = job_units(job, results)
+    prefix = job.name or job.id
+    if len(units) <= 1:
+        metrics = results.get("metrics") or (units[0].results["metrics"] if units else {})
+        return {prefix: metrics} if metrics else {}
+    return {f"{prefix} · {unit.label}": unit.results["metrics"] for unit in units}
+
+
+def grid_frame(grid: dict) -> pd.DataFrame:
+    """A sweep's layer × language grid as a table (rows: configurations)."""
+    rows = []
+    for row in grid.get("rows", []):
+        rows.append({"config": row.get("config"), "aggregation": row.get("aggregation"),
+                     "fusion_layer": row.get("fusion_layer"), "dev": row.get("dev"),
+                     **{short_label(lang): v for lang, v in row.get("values", {}).items()},
+                     "mean": row.get("mean")})
+    return pd.DataFrame(rows)
+
+
+def page_link(page: str, label: str, query_params: dict | None = None, icon: str | None = None) -> None:
+    """st.page_link, or a plain hint when the page is not registered (a page run alone, e.g. in AppTest)."""
+    from streamlit.errors import StreamlitAPIException
+
+    try:
+        st.page_link(page, label=label, icon=icon, query_params=query_params)
+    except (StreamlitAPIException, KeyError):
+        st.markdown(f"→ **{label}** (open *{PAGES.get(page, (page,))[0]}* in the sidebar)")
+
+
+def figure_png(fig) -> tuple[bytes | None, str]:
+    """PNG bytes of a plotly figure via kaleido + chromium, or (None, why not)."""
+    import shutil
+
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or ""):
+        if candidate and os.path.exists(candidate):
+            os.environ.setdefault("BROWSER_PATH", candidate)
+            break
+    try:
+        return fig.to_image(format="png", width=1100, height=550, scale=1), ""
+    except Exception as exc:  # noqa: BLE001  (kaleido raises many kinds; the page shows a note instead)
+        return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(exc).__name__}: {exc})"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Readiness and the background `python -m dlfa prepare`
+
+
+def readiness(data_root: str | None) -> dict:
+    """What the Home page shows: encoder built, data root / classroom pack found, GPU."""
+    from dlfa.tasks.registry import pack_built, pack_dir
+
+    root = Path(data_root).expanduser() if data_root else None
+    return {"encoder": embedded_built(), "encoder_dir": str(cache_dir() / "models" / "e5-small"),
+            "data_root": bool(root and root.is_dir()), "data_root_path": str(root) if root else "",
+            "pack": pack_built(), "pack_dir": str(pack_dir()), "gpu": gpu_info()}
+
+
+def _prepare_files() -> tuple[Path, Path]:
+    return cache_dir() / "prepare.pid", cache_dir() / "prepare.log"
+
+
+def prepare_status() -> dict:
+    """{"running": bool, "pid", "log": last lines} of the background `python -m dlfa prepare`."""
+    from dlfa.jobs.store import pid_alive
+
+    pid_file, log_file = _prepare_files()
+    pid = None
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    running = bool(pid) and pid_alive(pid)
+    try:
+        lines = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
+    except OSError:
+        lines = []
+    return {"running": running, "pid": pid, "log": "\n".join(lines), "started": log_file.exists()}
+
+
+def start_prepare() -> int:
+    """Start `python -m dlfa prepare` in its own process group (it outlives the app); returns its pid."""
+    import subprocess
+    import sys
+
+    from dlfa.paths import REPO_ROOT
+
+    status = prepare_status()
+    if status["running"]:
+        return status["pid"]
+    pid_file, log_file = _prepare_files()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "dlfa", "prepare"], stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=str(REPO_ROOT), env=env, start_new_session=True)
+    pid_file.write_text(str(process.pid))
+    return process.pid
+
+
+# ----------------------------------------------------------------------------------------------------
+# The classroom demo
+
+DEMO_NAME = "classroom demo"
+DEMO_LANGUAGES = {"udpos": ("de", "es", "tr", "zh"), "pos-classroom": ("de", "es", "nl", "tr")}
+DEMO_FUSION_LAYERS = (3, 6, 9)
+
+
+def demo_spec(data_root: str | None, encoder: str = DEFAULT_ENCODER, device: str = "auto"):
+    """A real, small job that finishes in a few minutes on 2 CPU cores: a probe-mode sweep on POS
+    (udpos from a data root, else pos-classroom from the pack) with `last` and `dlfa` at three fusion layers."""
+    from dlfa.jobs.spec import JobSpec
+
+    source = resolve_source(data_root)
+    task = "udpos" if source.kind == "files" else "pos-classroom"
+    if task == "udpos":
+        available = task_languages_now(task, data_root)
+        if "en" not in available or not available.get("en", {}).get("train"):
+            task = "pos-classroom"
+    available = task_languages_now(task, data_root if task == "udpos" else None)
+    if not available:
+        raise DlfaError("no POS data found for the demo: give a data root with UD-POS, or build the classroom "
+                        "pack (the button above)")
+    languages = tuple(lang for lang in DEMO_LANGUAGES[task] if lang in available)[:4]
+    if not languages:
+        languages = tuple(lang for lang in available if lang != "en")[:3]
+    return JobSpec(task=task, eval_languages=languages, encoder=encoder, aggregations=("last", "dlfa"),
+                   fusion_layers=DEMO_FUSION_LAYERS, seeds=(1,), probe=True,
+                   data_root=str(source.root) if task == "udpos" and source.root else None,
+                   max_train_examples=1000, max_eval_examples=250, epochs=3, batch_size=32,
+                   bootstrap_samples=200, device=device, name=DEMO_NAME)
+
+
+def submit(spec):
+    """Submit a JobSpec through dlfa.jobs.launch.submit on this app's store; returns the Job."""
+    from dlfa.jobs.launch import submit as launch_submit
+
+    return launch_submit(spec, store())
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], _cache: str) -> dict[int, tuple[str, ...]]:
+    from dlfa.study import INTERMEDIATE_PRESETS, preset_for
+
+    source = resolve_source(data_root)
+    presets = {}
+    for count in INTERMEDIATE_PRESETS:
+        try:
+            presets[count] = tuple(preset_for(count, source, exclude))
+        except DlfaError:
+            continue  # not enough intermediate tasks with English data in this source
+    return presets
+
+
+def intermediate_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -> dict[int, tuple[str, ...]]:
+    """{count: intermediate tasks} presets (0 / 3 / 9) of dlfa.study available in the source (cached)."""
+    return _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def _intermediate_tasks(data_root: str | None, _cache: str) -> list[str]:
+    from dlfa.study import available_intermediate_tasks
+
+    return list(available_intermediate_tasks(resolve_source(data_root)))
+
+
+def intermediate_tasks(data_root: str | None) -> list[str]:
+    """English intermediate tasks with English training data in the source, in dlfa.study's order (cached)."""
+    return _intermediate_tasks(data_root, str(cache_dir()))
+
+
+def language_options(task: str, data_root: str | None, include_english: bool = False) -> list[str]:
+    """Target languages the source has test data for, ordered by family (English left out unless asked)."""
+    available = task_languages_now(task, data_root)
+    codes = [c for c, splits in available.items() if "test" in splits and (include_english or c != "en")]
+    return sort_by_family(codes)
+
+
+def log_tail(job, lines: int = 30) -> str:
+    """The last `lines` lines of a job's worker.log ('' when there is none yet)."""
+    try:
+        with open(job.log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def duration(job) -> str:
+    import time
+
+    start = job.started_at or job.launched_at
+    if not start:
+        return ""
+    seconds = (job.finished_at or time.time()) - start
+    return f"{int(seconds // 60)} min {int(seconds % 60)} s" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Unit pickers and fusion weights
+
+
+def unit_picker(label: str, units: list[Unit], key: str, default_index: int = 0) -> Unit | None:
+    """A selectbox over units (preselected jobs' units first); None when there is none."""
+    if not units:
+        return None
+    ids = [f"{u.job_id}/{u.name}" for u in units]
+    by_id = dict(zip(ids, units))
+    if st.session_state.get(key) not in by_id:
+        st.session_state[key] = ids[min(default_index, len(ids) - 1)]
+    chosen = st.selectbox(label, ids, key=key, format_func=lambda i: unit_label(by_id[i]))
+    return by_id[chosen]
+
+
+def units_preselected_first(units: list[Unit]) -> list[Unit]:
+    wanted = preselected_jobs()
+    return sorted(units, key=lambda u: (u.job_id not in wanted, wanted.index(u.job_id) if u.job_id in wanted else 0))
+
+
+def task_kind(task: str) -> str:
+    from dlfa.tasks.registry import get_task
+
+    return get_task(task).kind
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _fusion_weights(model_dir: str, device: str, stamp: float, task: str, text, text_pair) -> dict:
+    from dlfa.evaluate import fusion_weights_for_text
+
+    model, tokenizer = _load_model(model_dir, device, stamp)
+    return fusion_weights_for_text(model, tokenizer, (text, text_pair) if text_pair is not None else text, task)
+
+
+def fusion_weights(unit: Unit, text: str, text_pair: str | None = None) -> dict:
+    """W of a dlfa unit on a typed text (cached): {"tokens", "weights" T×E, "per_token_mean", "mean_last"}."""
+    if unit.aggregation != "dlfa":
+        raise DlfaError(f"run {unit.label} uses '{unit.aggregation}': fusion weights exist only for dlfa runs")
+    load_model(unit)  # raises a readable error when the model folder is missing
+    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
+    task = unit.results["spec"]["task"]
+    return _fusion_weights(str(unit.model_dir), inference_device(), stamp, task, text, text_pair)
+
+
+def text_inputs(task: str, key: str, default: str = "", default_pair: str = "") -> tuple[str, str | None]:
+    """One text box (two for a pair task); returns (text, text_pair or None)."""
+    kind = task_kind(task)
+    if kind == "pair":
+        c1, c2 = st.columns(2)
+        text = c1.text_input("Text", value=default, key=key)
+        pair = c2.text_input("Second text (pair task)", value=default_pair, key=key + "_pair")
+        return text, pair
+    return st.text_input("Sentence (any language)", value=default, key=key,
+                         help="Words are split on spaces for tagging tasks"), None
+
+
+def require(module: str):
+    """Import a dlfa module a page needs; a readable DlfaError when it is missing from this installation."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DlfaError(f"this page needs {module}, which cannot be imported here ({exc})") from exc
+
+
+# ----------------------------------------------------------------------------------------------------
+# Layer analysis, attributions (in-process inference; cached as plain dicts)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_analysis(encoder: str, languages: tuple[str, ...], max_pairs: int, data_root: str | None,
+                   _cache: str = "") -> dict:
+    """dlfa.analysis.layer_analysis on parallel pairs of the data source, as a dict of plain lists."""
+    from dataclasses import asdict, is_dataclass
+
+    analysis = require("dlfa.analysis")
+    pairs = analysis.parallel_pairs(resolve_source(data_root), list(languages), max_pairs)
+    result = analysis.layer_analysis(encoder, pairs, max_pairs, loaded=loaded_encoder(encoder))
+    data = asdict(result) if is_dataclass(result) else dict(result)
+    return {k: v for k, v in data.items() if isinstance(v, (dict, list, int, float, str)) or v is None}
+
+
+@st.cache_resource(show_spinner="Loading the encoder…", max_entries=2)
+def loaded_encoder(spec: str):
+    """dlfa.encoders.load_encoder, once per spec and process (inference only)."""
+    from dlfa.encoders import load_encoder
+
+    loaded = load_encoder(spec)
+    loaded.model.eval()
+    return loaded
+
+
+def parallel_languages(data_root: str | None) -> list[str]:
+    analysis = require("dlfa.analysis")
+    return sort_by_family(analysis.available_parallel_languages(resolve_source(data_root)))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _attribution(model_dir: str, device: str, stamp: float, task: str, text: str, text_pair, word_index) -> dict:
+    from dataclasses import asdict, is_dataclass
+
+    explain = require("dlfa.explain")
+    model, tokenizer = _load_model(model_dir, device, stamp)
+    kwargs = {"text_pair": text_pair} if text_pair is not None else {}
+    if word_index is not None:
+        kwargs["word_index"] = word_index
+    result = explain.integrated_gradients(model, tokenizer, text, task=task, **kwargs)
+    data = asdict(result) if is_dataclass(result) else dict(result)
+    return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in data.items()}
+
+
+def attribution(unit: Unit, text: str, text_pair: str | None = None, word_index: int | None = None) -> dict:
+    """Captum integrated gradients of one prediction of a unit's model (cached), as a dict."""
+    load_model(unit)
+    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
+    return _attribution(str(unit.model_dir), inference_device(), stamp, unit.results["spec"]["task"], text,
+                        text_pair, word_index)

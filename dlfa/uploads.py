@@ -1,0 +1,194 @@
+"""Bring your own language: upload a labeled test set for a task and evaluate a trained run on it.
+
+An upload is stored as `cache/uploads/<task>/<language>/<sanitized name>` with a sidecar `.<name>.json`
+({"task", "language", "filename", "n_examples"}). It is parsed with the registry's readers, chosen by the task's
+kind and the extension, so errors name the file and the line:
+
+    token tasks     .conllu (UPOS tasks) -> read_conllu;  .tsv/.txt token<TAB>tag -> read_token_tag;
+                    .conll (NER, CoNLL-2002/2003 columns) -> read_conll_ner
+    pair tasks      .tsv/.txt text<TAB>text_pair<TAB>label (XNLI layout; PAWS-X's 0/1 for pawsx) -> read_tsv;
+                    .jsonl {"text", "text_pair", "label"} -> read_jsonl
+    sentence tasks  .tsv/.txt text<TAB>label -> read_tsv;  .jsonl {"text", "label"} -> read_jsonl
+Tags and labels must be in the task's label set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlfa.errors import ConfigError, DataError
+from dlfa.paths import cache_subdir
+from dlfa.tasks import readers
+from dlfa.tasks.base import Example, TaskInfo
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+EXTENSIONS = {
+    "token": (".conllu", ".tsv", ".txt", ".conll"),
+    "pair": (".tsv", ".txt", ".jsonl"),
+    "sentence": (".tsv", ".txt", ".jsonl"),
+}
+_LANGUAGE = re.compile(r"[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?")
+_SENTENCE_TSV = readers.TsvFormat(text=0, label=1, columns=2)
+
+
+@dataclass(frozen=True)
+class UploadedSet:
+    """A stored, validated upload."""
+
+    task: str
+    language: str
+    path: Path
+    n_examples: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "language": self.language, "path": str(self.path), "n_examples": self.n_examples}
+
+
+def uploads_dir() -> Path:
+    return cache_subdir("uploads")
+
+
+def sanitize_filename(filename: str) -> str:
+    """The file's own name (any folder part dropped), with characters outside [A-Za-z0-9._-] replaced by "_"
+    and no leading dot: "../../etc/passwd" -> "passwd", "C:\\x\\my file.tsv" -> "my_file.tsv"."""
+    name = re.split(r"[\\/]", filename)[-1]
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._")[:120]
+    return name or "upload"
+
+
+def _read(path: Path, info: TaskInfo, language: str) -> list[Example]:
+    """Parse a stored upload with the reader its task kind and extension call for (DataError when none fits)."""
+    extension = path.suffix.lower()
+    if extension not in EXTENSIONS[info.kind]:
+        raise DataError(
+            f"a {info.kind} task ({info.name}) takes {', '.join(EXTENSIONS[info.kind])} files, not {extension or 'no extension'}",
+            path.name,
+        )
+    if info.kind == "token":
+        if extension == ".conllu":
+            if set(info.labels) != set(readers.UPOS_TAGS):
+                raise DataError(f"CoNLL-U files carry UPOS tags; {info.name} needs token<TAB>tag (.tsv)", path.name)
+            return readers.read_conllu(path, labels=info.labels)
+        if extension == ".conll":
+            return readers.read_conll_ner(path, labels=info.labels, fallback_encoding="latin-1")
+        return readers.read_token_tag(path, labels=info.labels, language=language)
+    if extension == ".jsonl":
+        convert = "sentence" if info.kind == "sentence" else readers.json_pair("text", "text_pair")
+        return readers.read_jsonl(path, convert, labels=info.labels)
+    fmt = _SENTENCE_TSV if info.kind == "sentence" else ("pawsx" if info.name == "pawsx" else "xnli")
+    return readers.read_tsv(path, fmt, labels=info.labels)
+
+
+def _reason(exc: DataError) -> str:
+    """A DataError's message without its "path:line: " prefix."""
+    text = str(exc)
+    prefix = f"{exc.path}:{exc.line}: " if exc.path and exc.line else (f"{exc.path}: " if exc.path else "")
+    return text.removeprefix(prefix)
+
+
+def _check_language(language: str) -> None:
+    if not _LANGUAGE.fullmatch(language):
+        raise ConfigError(f"{language!r} is not a language code such as 'de', 'gsw' or 'pt-BR'")
+
+
+def save_upload(filename: str, data: bytes, task: str, language: str) -> UploadedSet:
+    """Validate and store an uploaded file for (task, language). Raises DataError (unknown task, too large, wrong
+    extension, malformed: naming the uploaded file and the line) or ConfigError (not a language code); a refused
+    upload leaves nothing behind and replaces nothing."""
+    from dlfa.tasks.registry import get_task
+
+    info = get_task(task)
+    _check_language(language)
+    name = sanitize_filename(filename)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DataError(f"the file has {len(data) / 2**20:.1f} MB; uploads are limited to "
+                        f"{MAX_UPLOAD_BYTES // 2**20} MB", name)
+    folder = uploads_dir() / info.name / language
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".staging-", suffix=path.suffix, delete=False) as handle:
+        handle.write(data)
+    staging = Path(handle.name)
+    try:
+        examples = _read(staging, info, language)
+        os.replace(staging, path)
+    except DataError as exc:
+        raise DataError(_reason(exc), name, exc.line) from None
+    finally:
+        staging.unlink(missing_ok=True)
+    meta = {"task": info.name, "language": language, "filename": filename, "n_examples": len(examples)}
+    (folder / f".{name}.json").write_text(json.dumps(meta), encoding="utf-8")
+    return UploadedSet(info.name, language, path, len(examples))
+
+
+def list_uploads(task: str | None = None) -> list[UploadedSet]:
+    """Stored uploads (of one task, or all), ordered by task, language and name."""
+    from dlfa.tasks.registry import get_task
+
+    pattern = f"{get_task(task).name}/*/.*.json" if task else "*/*/.*.json"
+    found = []
+    for meta_path in sorted(uploads_dir().glob(pattern)):
+        path = meta_path.with_name(meta_path.name[1 : -len(".json")])
+        if not path.is_file():
+            continue
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            found.append(UploadedSet(meta["task"], meta["language"], path, int(meta["n_examples"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a sidecar being written or damaged: not listed
+    return found
+
+
+def load_uploaded_examples(upload: UploadedSet) -> list[Example]:
+    """The upload's examples, read again through the same reader."""
+    from dlfa.tasks.registry import get_task
+
+    return _read(upload.path, get_task(upload.task), upload.language)
+
+
+def evaluate_upload(
+    run_unit_dir: str | Path, upload: UploadedSet, max_examples: int | None = None, bootstrap_samples: int = 1000,
+) -> dict:
+    """Evaluate one trained unit (`<unit>/model`, as written by dlfa.train) on an upload.
+
+    Returns the task metric with its 95% bootstrap interval {"metric", "value", "ci_low", "ci_high", "n"} plus
+    "task", "language", "file", "truncated" (examples cut at the run's max_length) and "fusion" (DLFA fusion
+    statistics, else None).
+    """
+    import torch
+
+    from dlfa.encoders import load_tokenizer
+    from dlfa.evaluate import evaluate_dataset
+    from dlfa.model import DlfaModel
+    from dlfa.tasks.base import encode_examples
+    from dlfa.tasks.registry import get_task
+    from dlfa.train import RESULTS_FILE, EncodedDataset
+
+    unit = Path(run_unit_dir)
+    model = DlfaModel.from_pretrained(unit / "model")
+    if upload.task not in model.config.heads:
+        raise ConfigError(f"this run has no head for task {upload.task} (heads: {', '.join(model.config.heads)})")
+    try:
+        max_length = json.loads((unit / RESULTS_FILE).read_text())["spec"]["max_length"]
+    except (OSError, ValueError, KeyError):
+        max_length = 128  # the JobSpec default
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    info = get_task(upload.task)
+    tokenizer = load_tokenizer(model.config.encoder)
+    examples = load_uploaded_examples(upload)[:max_examples]
+    encoded = encode_examples(examples, info, tokenizer, max_length, language=upload.language, split="upload")
+    dataset = EncodedDataset(encoded, tokenizer.pad_token_id)
+    metrics, fusion = evaluate_dataset(model, dataset, info, device, bootstrap_samples=bootstrap_samples,
+                                       with_fusion=model.config.aggregation == "dlfa")
+    return {**metrics, "task": info.name, "language": upload.language, "file": upload.name,
+            "truncated": encoded.truncated, "fusion": fusion}

@@ -1,0 +1,75 @@
+"""Attribution: captum integrated gradients for one prediction of a baseline (`last`) run and a DLFA run,
+side by side on the same input, with the convergence delta."""
+import html
+
+import streamlit as st
+
+from dlfa import charts, ui
+
+
+def colored_tokens(tokens, scores) -> str:
+    """Tokens as HTML spans, blue for positive attribution, red for negative (scaled to the largest)."""
+    top = max((abs(float(s)) for s in scores), default=0.0) or 1.0
+    spans = []
+    for token, score in zip(tokens, scores):
+        alpha = min(abs(float(score)) / top, 1.0) * 0.85
+        rgb = "76,120,168" if score >= 0 else "228,87,86"
+        spans.append(f'<span title="{float(score):+.3f}" style="background: rgba({rgb},{alpha:.2f}); padding: 2px 3px; '
+                     f'margin: 1px; border-radius: 3px; display: inline-block">{html.escape(str(token))}</span>')
+    return "<div style='line-height: 2'>" + "".join(spans) + "</div>"
+
+
+def main() -> None:
+    st.title("Attribution")
+    st.caption("Integrated gradients over the word embeddings (baseline: PAD tokens between the special tokens): "
+               "how much each token pushed the model towards its prediction. A small convergence delta means the "
+               "attributions add up to the change in the model's score.")
+    dlfa_units = ui.units_preselected_first(ui.all_units("dlfa"))
+    last_units = ui.units_preselected_first(ui.all_units("last"))
+    if not dlfa_units or not last_units:
+        st.info("This page needs a finished `last` run and a finished `dlfa` run (the classroom demo on Home "
+                "trains both).")
+        return
+    c1, c2 = st.columns(2)
+    with c1:
+        dlfa_unit = ui.unit_picker("DLFA run", dlfa_units, key="at_dlfa")
+    task = dlfa_unit.results["spec"]["task"]
+    same_task = [u for u in last_units if u.results["spec"]["task"] == task] or last_units
+    same_job = [i for i, u in enumerate(same_task) if u.job_id == dlfa_unit.job_id]
+    with c2:
+        last_unit = ui.unit_picker("Baseline run (last layer)", same_task, key="at_last",
+                                   default_index=same_job[0] if same_job else 0)
+    if last_unit.results["spec"]["task"] != task:
+        st.warning(f"No `last` run for task {task}: the baseline shown is for "
+                   f"{last_unit.results['spec']['task']}.")
+    text, pair = ui.text_inputs(task, key="at_text", default="The old man sat by the river .")
+    if not text.strip():
+        st.info("Type a sentence.")
+        return
+    word_index = None
+    if ui.task_kind(task) == "token":
+        words = text.split()
+        word_index = st.selectbox("Explain the tag of word", range(len(words)), key="at_word",
+                                  format_func=lambda i: f"{i}: {words[i]}")
+    results = {}
+    with st.spinner("Integrated gradients…"):
+        for name, unit in (("last", last_unit), ("dlfa", dlfa_unit)):
+            results[name] = ui.attribution(unit, text.strip(), pair, word_index)
+    y_range = charts.shared_range(*[r["scores"] for r in results.values()])
+    columns = st.columns(2)
+    for column, (name, unit) in zip(columns, (("last", last_unit), ("dlfa", dlfa_unit))):
+        r = results[name]
+        with column:
+            st.markdown(f"**{unit.label}**")
+            label = r.get("label") or r.get("predicted_label") or r.get("predicted")
+            probability = r.get("probability")
+            m1, m2 = st.columns(2)
+            m1.metric("Predicted", f"{label}", f"p = {probability:.2f}" if probability is not None else None,
+                      delta_color="off")
+            delta = r.get("delta")
+            m2.metric("Convergence delta", f"{float(delta):.4f}" if delta is not None else "–")
+            st.html(colored_tokens(r["tokens"], r["scores"]))
+            st.plotly_chart(charts.attribution_bars(r["tokens"], r["scores"], y_range=y_range), key=f"at_bars_{name}")
+
+
+ui.run_page(main)

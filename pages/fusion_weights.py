@@ -1,0 +1,55 @@
+"""Fusion weights of a DLFA run: the AIF weights W on a typed sentence (tokens × channels and per token), and
+the run's fusion statistics per language, position and gold tag."""
+import streamlit as st
+
+from dlfa import charts, ui
+
+
+def main() -> None:
+    st.title("Fusion weights")
+    st.caption("W is the weight of the last layer per token and channel; 1 − W goes to the fusion (lower) layer. "
+               "Red: the lower layer dominates; blue: the last layer dominates.")
+    units = ui.units_preselected_first(ui.all_units("dlfa"))
+    if not units:
+        st.info("No finished DLFA run yet: fusion weights exist only for the dlfa aggregation. Run the classroom "
+                "demo on Home or launch a job with the dlfa aggregation.")
+        return
+    unit = ui.unit_picker("DLFA run", units, key="fw_unit")
+    task = unit.results["spec"]["task"]
+    st.caption(f"Task {task} · fusion layer {unit.fusion_layer} · encoder {unit.results['spec']['encoder']}")
+
+    text, pair = ui.text_inputs(task, key="fw_text")
+    if text.strip():
+        with st.spinner("Running the model…"):
+            w = ui.fusion_weights(unit, text.strip(), pair)
+        st.metric("Mean W on this text (last-layer share)", f"{w['mean_last']:.3f}")
+        c1, c2 = st.columns([3, 2])
+        with c1:
+            st.plotly_chart(charts.fusion_heatmap(w["tokens"], w["weights"], title="W: tokens × channels"),
+                            key="fw_heatmap")
+        with c2:
+            st.plotly_chart(charts.token_weight_bars(w["tokens"], w["per_token_mean"],
+                                                     title="Channel-averaged W per token"), key="fw_tokens")
+    else:
+        st.info("Type a sentence in any language to see its fusion weights.")
+
+    stats = (unit.results.get("fusion_stats") or {}).get("languages") or {}
+    st.subheader("Fusion statistics on the test sets")
+    if not stats:
+        st.info("This run recorded no fusion statistics.")
+        return
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(charts.fusion_by_language(stats, ui.short_label, title="Mean weight: last vs. lower layer"),
+                        key="fw_lang")
+    with c2:
+        positions = [v for s in stats.values() for v in s.get("per_position", [])]
+        st.plotly_chart(charts.fusion_by_position(stats, ui.short_label, charts.shared_range(positions),
+                                                  title="Mean W per token position"), key="fw_pos")
+    if any(s.get("per_tag") for s in stats.values()):
+        tags = [v for s in stats.values() for v in (s.get("per_tag") or {}).values()]
+        st.plotly_chart(charts.fusion_by_tag(stats, ui.short_label, charts.shared_range(tags),
+                                             title="Mean W per gold tag"), key="fw_tag")
+
+
+ui.run_page(main)

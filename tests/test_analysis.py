@@ -1,0 +1,69 @@
+"""Layer analysis: the measures' defining properties, shapes on a tiny encoder, and the real effect on e5-small."""
+import pytest
+import torch
+
+from dlfa.analysis import (
+    LayerAnalysis,
+    available_parallel_languages,
+    layer_analysis,
+    linear_cka,
+    parallel_pairs,
+    retrieval_accuracy,
+)
+from dlfa.errors import DataError
+
+
+def test_linear_cka_identity_orthogonal_and_scale_invariance():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 16, generator=generator)
+    rotation, _ = torch.linalg.qr(torch.randn(16, 16, generator=generator))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.5 * x @ rotation) == pytest.approx(1.0)
+    assert linear_cka(x, x + 7.0) == pytest.approx(1.0)  # centering removes shifts
+    assert linear_cka(x, torch.randn(50, 16, generator=generator)) < 0.6
+
+
+def test_linear_cka_matches_hand_computation():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])  # already centered
+    y = torch.tensor([[1.0], [0.0], [-1.0]])
+    # YᵀX = [2, 1] -> 5; XᵀX = [[2, 1], [1, 2]] -> ‖·‖_F = √10; YᵀY = [2] -> 2
+    assert linear_cka(x, y) == pytest.approx(5 / (2 * 10**0.5))
+
+
+def test_retrieval_identical_and_shuffled():
+    x = torch.randn(20, 8, generator=torch.Generator().manual_seed(1))
+    assert retrieval_accuracy(x, x) == 1.0
+    assert retrieval_accuracy(x, x.roll(1, dims=0)) == 0.0
+
+
+def test_tiny_encoder_shapes_and_round_trip(tiny_encoder):
+    pairs = {
+        "de": [("The cat sleeps.", "Die Katze schläft."), ("I like tea.", "Ich mag Tee."), ("Hello.", "Hallo."),
+               ("Hello.", "Hallo!")],  # a repeated English side is dropped
+        "xx": [(f"sentence {i}", f"sentence {i}") for i in range(5)],
+    }
+    result = layer_analysis(tiny_encoder, pairs, max_pairs=4, batch_size=2)
+    assert result.num_layers == 4 and result.languages == ["de", "xx"]
+    assert result.n_pairs == {"de": 3, "xx": 4}
+    for language in result.languages:
+        assert len(result.retrieval[language]) == len(result.cka[language]) == 5
+        assert all(0 <= v <= 1 for v in result.retrieval[language])
+        assert all(-1e-9 <= v <= 1 + 1e-9 for v in result.cka[language])
+    assert result.retrieval["xx"] == [1.0] * 5 and result.cka["xx"] == pytest.approx([1.0] * 5)
+    assert LayerAnalysis.from_dict(result.to_dict()) == result
+
+
+def test_too_few_pairs(tiny_encoder):
+    with pytest.raises(DataError, match="at least 2"):
+        layer_analysis(tiny_encoder, {"de": [("a", "b")]})
+
+
+def test_e5_separates_translations_with_depth(data_root):
+    """DESIGN.md: translation pairs separate from unrelated ones with depth, so retrieval improves."""
+    assert "de" in available_parallel_languages(data_root)
+    pairs = parallel_pairs(data_root, ["de"], max_pairs=100)
+    assert len(pairs["de"]) == 100
+    result = layer_analysis("embedded:e5-small", pairs, max_pairs=100)
+    assert result.num_layers == 12
+    retrieval = result.retrieval["de"]
+    assert retrieval[-1] > retrieval[0] and retrieval[-1] > 0.8, retrieval

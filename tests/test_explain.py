@@ -1,0 +1,67 @@
+"""Integrated gradients on a tiny DLFA model: completeness (small delta), determinism, every head kind."""
+import pytest
+import torch
+
+from dlfa.encoders import load_encoder
+from dlfa.errors import ConfigError
+from dlfa.explain import integrated_gradients
+from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_encoder):
+    loaded = load_encoder(tiny_encoder)
+    heads = {"sentiment": HeadConfig("sentence", ["negative", "positive"]),
+             "nli": HeadConfig("pair", ["entailment", "neutral", "contradiction"]),
+             "pos": HeadConfig("token", ["NOUN", "VERB", "DET"])}
+    torch.manual_seed(0)
+    model = DlfaModel(DlfaConfig(encoder=tiny_encoder, heads=heads, aggregation="dlfa", fusion_layer=2), loaded.model)
+    return model.eval(), loaded.tokenizer
+
+
+def _logit_difference(model, tokenizer, attribution, *texts, task, position=None):
+    """f(input) − f(baseline) for the attribution's target, computed independently of captum."""
+    enc = tokenizer(*texts, return_tensors="pt", return_special_tokens_mask=True)
+    special = enc["special_tokens_mask"].bool()
+    baseline = torch.where(special, enc["input_ids"], torch.full_like(enc["input_ids"], tokenizer.pad_token_id))
+    target = model.config.heads[task].labels.index(attribution.target)
+    with torch.no_grad():
+        values = [model(ids, enc["attention_mask"], task=task).logits[0] for ids in (enc["input_ids"], baseline)]
+    if position is not None:
+        values = [v[position] for v in values]
+    return float(values[0][target] - values[1][target])
+
+
+def test_sentence_completeness_and_determinism(tiny_model):
+    model, tokenizer = tiny_model
+    first = integrated_gradients(model, tokenizer, "The film was wonderful.", task="sentiment", steps=64)
+    again = integrated_gradients(model, tokenizer, "The film was wonderful.", task="sentiment", steps=64)
+    assert first == again
+    assert len(first.tokens) == len(first.scores) and first.tokens[0] == "<s>" and first.tokens[-1] == "</s>"
+    assert abs(first.delta) < 0.05
+    expected = _logit_difference(model, tokenizer, first, "The film was wonderful.", task="sentiment")
+    assert sum(first.scores) == pytest.approx(expected, abs=0.05)
+    assert first.target == first.predicted and 0.5 <= first.probability <= 1
+    assert first.to_dict()["scores"] == first.scores
+
+
+def test_pair_with_explicit_target(tiny_model):
+    model, tokenizer = tiny_model
+    result = integrated_gradients(model, tokenizer, "A man sleeps.", task="nli", text_pair="Nobody sleeps.",
+                                  target=2, steps=64)
+    assert result.target == "contradiction" and abs(result.delta) < 0.05
+    expected = _logit_difference(model, tokenizer, result, "A man sleeps.", "Nobody sleeps.", task="nli")
+    assert sum(result.scores) == pytest.approx(expected, abs=0.05)
+    with pytest.raises(ConfigError, match="text_pair"):
+        integrated_gradients(model, tokenizer, "A man sleeps.", task="nli")
+
+
+def test_token_task_explains_one_word(tiny_model):
+    model, tokenizer = tiny_model
+    result = integrated_gradients(model, tokenizer, "the dog barks", task="pos", word_index=2, steps=64)
+    assert result.word_index == 2 and result.tokens[result.position] == "▁bar"  # "barks" = "▁bar" + "ks"
+    assert abs(result.delta) < 0.05 and result.predicted in ("NOUN", "VERB", "DET")
+    expected = _logit_difference(model, tokenizer, result, "the dog barks", task="pos", position=result.position)
+    assert sum(result.scores) == pytest.approx(expected, abs=0.05)
+    with pytest.raises(ConfigError, match="word 5"):
+        integrated_gradients(model, tokenizer, "the dog barks", task="pos", word_index=5)

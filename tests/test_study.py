@@ -1,0 +1,95 @@
+"""The intermediate-task study: presets on the real data root, specs, and the comparison math by hand."""
+import math
+
+import pytest
+from scipy import stats
+
+from dlfa.errors import DlfaError
+from dlfa.jobs.spec import JobSpec
+from dlfa.study import INTERMEDIATE_PRESETS, compare, preset_for, study_specs
+from dlfa.tasks.registry import get_task
+
+
+def _job(values_by_seed: dict[int, dict[str, float]], ci: float | None = None, tasks=()) -> dict:
+    """A results.json-like dict: one complete run per seed; `ci` = half-width of each run's bootstrap interval."""
+    runs = [{"status": "complete", "spec": {"seeds": [seed]},
+             "metrics": {lang: {"metric": "accuracy", "value": v, "ci_low": None if ci is None else v - ci,
+                                "ci_high": None if ci is None else v + ci, "n": 100} for lang, v in values.items()}}
+            for seed, values in values_by_seed.items()]
+    return {"spec": {"intermediate_tasks": list(tasks)}, "status": "complete", "runs": runs}
+
+
+def _row(rows, language, count):
+    return next(r for r in rows if r["language"] == language and r["count"] == count)
+
+
+def test_presets_are_nested_english_intermediate_tasks():
+    assert INTERMEDIATE_PRESETS[0] == () and len(INTERMEDIATE_PRESETS[3]) == 3 and len(INTERMEDIATE_PRESETS[9]) == 9
+    assert INTERMEDIATE_PRESETS[9][:3] == INTERMEDIATE_PRESETS[3]
+    assert all(get_task(name).intermediate for name in INTERMEDIATE_PRESETS[9])
+
+
+def test_presets_available_in_the_real_data_root(data_root):
+    for count, tasks in INTERMEDIATE_PRESETS.items():
+        assert preset_for(count, data_root) == tasks
+    assert "qnli" not in preset_for(3, data_root, exclude=("qnli",))
+    with pytest.raises(DlfaError, match="has only .* qnli, boolq"):
+        preset_for(40, data_root)
+
+
+def test_study_specs_share_seeds_and_budget(data_root):
+    base = JobSpec(task="xnli", eval_languages=("de", "zh"), seeds=(1, 2), data_root=str(data_root),
+                   max_train_examples=320, batch_size=32, epochs=2.0)
+    specs = study_specs(base, source=data_root)
+    assert list(specs) == [0, 3, 9]
+    assert specs[3].name == "study: xnli +3" and specs[3].intermediate_tasks == INTERMEDIATE_PRESETS[3]
+    assert specs[0].intermediate_tasks == ()
+    for spec in specs.values():
+        assert spec.seeds == (1, 2) and spec.max_steps == 20  # 2 epochs × 320 examples / 32 per step, every stage
+        assert spec.task == "xnli" and spec.eval_languages == ("de", "zh") and spec.epochs == 2.0
+
+
+def test_compare_paired_over_seeds():
+    reference = _job({1: {"de": 70.0, "zh": 60.0}, 2: {"de": 72.0, "zh": 61.0}, 3: {"de": 71.0, "zh": 59.0}})
+    study = _job({1: {"de": 71.0, "zh": 60.5}, 2: {"de": 74.0, "zh": 61.5}, 3: {"de": 74.0, "zh": 59.5}},
+                 tasks=("qnli", "boolq", "mrpc"))
+    rows = compare({0: reference, 3: study})
+    assert [(r["language"], r["count"]) for r in rows] == [("de", 0), ("de", 3), ("zh", 0), ("zh", 3)]
+    de = _row(rows, "de", 3)
+    # per-seed differences 1, 2, 3: mean 2, sd 1
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # 4.303 / 1.732 = 2.484
+    assert de["value"] == pytest.approx(73.0) and de["change"] == pytest.approx(2.0)
+    assert (de["ci_low"], de["ci_high"]) == pytest.approx((2.0 - half, 2.0 + half))
+    assert de["ci_kind"] == "paired-t" and de["seeds"] == 3 and de["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
+    zh = _row(rows, "zh", 3)  # every difference is 0.5: a zero-width interval
+    assert (zh["change"], zh["ci_low"], zh["ci_high"]) == pytest.approx((0.5, 0.5, 0.5))
+    baseline = _row(rows, "de", 0)
+    assert baseline["change"] == 0 and baseline["ci_kind"] == "none" and baseline["ci_low"] is None
+
+
+def test_compare_single_seed_sums_bootstrap_intervals():
+    rows = compare({0: _job({1: {"de": 70.0}}, ci=2.0), 9: _job({1: {"de": 73.0}}, ci=1.5)})
+    row = _row(rows, "de", 9)
+    # change 3; below = (73 − 71.5) + (72 − 70) = 3.5, above = (74.5 − 73) + (70 − 68) = 3.5
+    assert row["change"] == pytest.approx(3.0) and row["ci_kind"] == "bootstrap-sum"
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-0.5, 6.5))
+    no_interval = compare({0: _job({1: {"de": 70.0}}), 3: _job({1: {"de": 71.0}})})
+    assert _row(no_interval, "de", 3)["ci_kind"] == "none" and _row(no_interval, "de", 3)["change"] == 1.0
+
+
+def test_compare_unpaired_seeds_use_welch():
+    rows = compare({0: _job({1: {"de": 70.0}, 2: {"de": 72.0}}), 3: _job({5: {"de": 73.0}, 6: {"de": 77.0}})})
+    row = _row(rows, "de", 3)
+    # variances of the means: 2/2 = 1 and 8/2 = 4; se = √5; df = 25 / (1 + 16) = 1.4706
+    half = stats.t.ppf(0.975, 25 / 17) * math.sqrt(5)
+    assert row["ci_kind"] == "welch-t" and row["change"] == pytest.approx(4.0)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((4.0 - half, 4.0 + half))
+
+
+def test_compare_without_zero_uses_smallest_count_and_skips_incomplete_runs():
+    study = _job({1: {"de": 80.0}}, ci=1.0)
+    study["runs"].append({"status": "stopped", "spec": {"seeds": [2]}})
+    rows = compare({3: _job({1: {"de": 78.0}}, ci=1.0), 9: study})
+    row = _row(rows, "de", 9)
+    assert row["reference"] == 3 and row["change"] == pytest.approx(2.0) and row["seeds"] == 1
+    assert compare({}) == []

@@ -1,0 +1,272 @@
+"""The trainer: sampler, schedule, stages, checkpoints and exact resume (by callback, by SIGKILL), DDP,
+and an end-to-end run of the embedded encoder on real UD-POS data."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlfa.callbacks import Callback
+from dlfa.encoders import load_tokenizer
+from dlfa.evaluate import predict
+from dlfa.jobs.spec import JobSpec
+from dlfa.model import DlfaModel
+from dlfa.train import (
+    BatchStream,
+    Runtime,
+    build_optimizer,
+    learning_rate_at,
+    length_grouped_batches,
+    plan_stages,
+    rng_state,
+    run_job,
+    set_rng_state,
+    summarize,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_spec(encoder: str, data_root, **overrides) -> JobSpec:
+    settings = dict(task="udpos", eval_languages=("de", "zh"), encoder=encoder, data_root=str(data_root),
+                    fusion_layers=(2,), max_train_examples=64, max_eval_examples=24, batch_size=8, max_steps=8,
+                    learning_rate=1e-3, checkpoint_every=3, bootstrap_samples=50)
+    return JobSpec(**{**settings, **overrides})
+
+
+class StopAt(Callback):
+    """Asks the trainer to stop once `step` of the target stage is done."""
+
+    def __init__(self, step: int):
+        self.step, self.seen = step, 0
+
+    def on_progress(self, progress):
+        if progress.stage == "udpos":
+            self.seen = progress.step
+
+    def should_stop(self):
+        return self.seen == self.step
+
+
+class Record(Callback):
+    def __init__(self):
+        self.logs, self.checkpoints, self.units, self.progress = [], [], [], []
+
+    def on_log(self, message):
+        self.logs.append(message)
+
+    def on_checkpoint(self, unit_name, path):
+        self.checkpoints.append(path)
+
+    def on_unit_end(self, unit_name, results):
+        self.units.append(unit_name)
+
+    def on_progress(self, progress):
+        self.progress.append(progress)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pieces
+
+
+def test_length_grouped_batches_cover_every_example_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 120, 1000)
+    batches = length_grouped_batches(lengths, 16, np.random.default_rng(1))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    random_order = np.random.default_rng(2).permutation(1000)
+    padded_random = sum(16 * lengths[random_order[i : i + 16]].max() for i in range(0, 1000, 16))
+    assert padded < 0.7 * padded_random
+    assert [b.tolist() for b in batches] == [b.tolist() for b in length_grouped_batches(lengths, 16, np.random.default_rng(1))]
+    assert all(len(b) >= 3 for b in length_grouped_batches(lengths, 16, np.random.default_rng(1), min_size=3))
+
+
+def test_batch_stream_replays_from_its_state():
+    lengths = np.random.default_rng(0).integers(1, 50, 300)
+    stream = BatchStream(lengths, 8, [7, 0, 0])  # 38 batches per epoch
+    seen = [stream.next().tolist() for _ in range(50)]
+    resumed = BatchStream(lengths, 8, [7, 0, 0], **BatchStream(lengths, 8, [7, 0, 0], epoch=1, position=12).state())
+    assert [resumed.next().tolist() for _ in range(30)] == [stream.next().tolist() for _ in range(30)]
+    assert sorted(sum(seen[:38], [])) == list(range(300)) and seen[38:50] != seen[:12]
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    rates = [learning_rate_at(s, 10, 2, 1.0) for s in range(10)]
+    assert rates[:2] == [0.5, 1.0] and rates[2] == 1.0 and rates[-1] == pytest.approx(1 / 8)
+    assert all(a >= b for a, b in zip(rates[1:], rates[2:]))
+
+
+def test_each_stage_gets_the_same_budget():
+    spec = JobSpec(task="udpos", eval_languages=("de",), intermediate_tasks=("sst2", "rte"), batch_size=10, epochs=2)
+    sizes = {"sst2": 90, "rte": 10, "udpos": 50}
+    sequential = plan_stages(spec, sizes)
+    assert [(s.name, s.steps) for s in sequential] == [("sst2", 18), ("rte", 2), ("udpos", 10)]
+    mixture = plan_stages(JobSpec(**{**spec.to_dict(), "intermediate_mode": "mixture", "max_steps": 7}), sizes)
+    assert [(s.tasks, s.steps) for s in mixture] == [(("sst2", "rte"), 7), (("udpos",), 7)]
+    assert mixture[0].weights == pytest.approx((0.9, 0.1))
+    tempered = plan_stages(JobSpec(**{**spec.to_dict(), "intermediate_mode": "mixture",
+                                      "mixture_sampling": "temperature", "mixture_temperature": 2.0}), sizes)
+    assert tempered[0].weights == pytest.approx((0.75, 0.25))
+
+
+def test_weight_decay_skips_biases_and_norm_weights():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    spec = JobSpec(task="udpos", eval_languages=("de",))
+    decay, no_decay = build_optimizer(model, spec, 1e-3, torch.device("cpu")).param_groups
+    assert [p.shape for p in decay["params"]] == [(4, 4)] and decay["weight_decay"] == spec.weight_decay
+    assert len(no_decay["params"]) == 3 and no_decay["weight_decay"] == 0.0
+
+
+def test_rng_state_round_trips_through_json():
+    runtime = Runtime(torch.device("cpu"), None)
+    torch.manual_seed(3)
+    state = json.loads(json.dumps(rng_state(runtime)))
+    expected = (torch.rand(3), np.random.rand(), __import__("random").random())
+    set_rng_state(state, runtime)
+    assert torch.equal(torch.rand(3), expected[0]) and np.random.rand() == expected[1]
+    assert __import__("random").random() == expected[2]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Jobs on the tiny encoder and real data
+
+
+def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, data_root, tmp_path):
+    record = Record()
+    results = run_job(tiny_spec(tiny_encoder, data_root), tmp_path, [record])
+    unit_dir = tmp_path / "dlfa-L2-s1"
+    unit = json.loads((unit_dir / "results.json").read_text())
+    assert results == json.loads((tmp_path / "results.json").read_text()) and results["status"] == "complete"
+    assert set(results["metrics"]) == {"de", "zh"} and results["metrics"] == unit["metrics"]
+    for m in unit["metrics"].values():
+        assert m["metric"] == "accuracy" and m["n"] == 24 and m["ci_low"] <= m["value"] <= m["ci_high"]
+    assert unit["steps"] == 8 and unit["dev_score"] is not None and unit["truncated"] == {"de": 0, "zh": 0}
+    fusion = unit["fusion_stats"]["languages"]["zh"]
+    assert 0 < fusion["mean_last"] < 1 and len(fusion["per_position"]) == 32 and "NOUN" in fusion["per_tag"]
+    assert not (unit_dir / "checkpoints").exists() and record.units == ["dlfa-L2-s1"]
+    assert len(record.checkpoints) == 3 and record.progress[-1].fraction == pytest.approx(1.0)
+    model = DlfaModel.from_pretrained(unit_dir / "model")
+    tagged = predict(model, load_tokenizer(tiny_encoder), "Das ist gut .")
+    assert len(tagged["tags"]) == 4
+    again = run_job(tiny_spec(tiny_encoder, data_root), tmp_path, [record])  # complete: not trained again
+    assert again["metrics"] == results["metrics"] and record.units == ["dlfa-L2-s1"]
+
+
+def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, data_root, tmp_path):
+    sweep = run_job(tiny_spec(tiny_encoder, data_root, aggregations=("dlfa", "last"), fusion_layers=(1, 3),
+                              max_steps=3), tmp_path)
+    assert [r["config"] for r in sweep["grid"]["rows"]] == ["dlfa-L1", "dlfa-L3", "last"]
+    assert sweep["grid"]["languages"] == ["de", "zh"] and "metrics" not in sweep
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dlfa-L1-s1", "dlfa-L3-s1", "last-s1", "results.json"]
+    row, run = sweep["grid"]["rows"][1], sweep["runs"][1]
+    assert row["values"] == {lang: m["value"] for lang, m in run["metrics"].items()} and row["dev"] == run["dev_score"]
+
+
+def test_seeds_of_one_config_give_a_mean_with_an_interval_over_seeds():
+    spec = JobSpec(task="udpos", eval_languages=("de",), seeds=(1, 2, 3))
+    runs = [{"spec": unit.to_dict(), "status": "complete", "dev_score": 90.0,
+             "metrics": {"de": {"metric": "accuracy", "value": value, "ci_low": 0, "ci_high": 100, "n": 1000}}}
+            for unit, value in zip(spec.units(), (80.0, 82.0, 84.0))]
+    metric = summarize(spec, runs)["metrics"]["de"]
+    assert metric["value"] == pytest.approx(82.0) and metric["n"] == 3 and metric["ci_over"] == "seeds"
+    assert metric["ci_low"] == pytest.approx(82.0 - 4.9685, abs=1e-3) and metric["ci_high"] > 84.0
+    assert summarize(spec, runs[:1])["metrics"] == runs[0]["metrics"]
+
+
+def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, data_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, data_root)
+    reference = run_job(spec, tmp_path / "reference")
+    stopped = run_job(spec, tmp_path / "resumed", [StopAt(5)])
+    assert stopped["status"] == "stopped" and stopped["runs"][0]["steps_done"] == 5
+    checkpoint_files = {p.suffix for p in (tmp_path / "resumed").rglob("checkpoints/*/*")}
+    assert checkpoint_files == {".json", ".safetensors"}  # nothing pickled
+    resumed = run_job(spec, tmp_path / "resumed")
+    assert resumed["status"] == "complete"
+    assert resumed["metrics"] == reference["metrics"]
+    assert resumed["runs"][0]["history"] == reference["runs"][0]["history"]
+
+
+def test_intermediate_stages_sequential_and_mixture(tiny_encoder, data_root, tmp_path):
+    record = Record()
+    sequential = run_job(tiny_spec(tiny_encoder, data_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
+                                   max_train_examples=16), tmp_path / "seq", [record])
+    assert [(s["name"], s["steps"]) for s in sequential["runs"][0]["stages"]] == [("sst2", 2), ("rte", 2), ("udpos", 2)]
+    assert {p.stage for p in record.progress} == {"sst2", "rte", "udpos", "eval"}
+    model = DlfaModel.from_pretrained(tmp_path / "seq" / "dlfa-L2-s1" / "model")
+    assert set(model.heads) == {"sst2", "rte", "udpos"}
+    mixture = run_job(tiny_spec(tiny_encoder, data_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
+                                max_train_examples=16, intermediate_mode="mixture"), tmp_path / "mix")
+    assert [s["tasks"] for s in mixture["runs"][0]["stages"]] == [["sst2", "rte"], ["udpos"]]
+
+
+def _cli(*args: str, torchrun: bool = False, **kwargs):
+    """`python -m dlfa train ...` (under torchrun with two processes) as a subprocess."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] if torchrun else []
+    return subprocess.Popen([sys.executable, *launcher, "-m", "dlfa", "train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def _cli_args(encoder: str, data_root, out: Path, steps: int, examples: int) -> list[str]:
+    return ["--task", "udpos", "--encoder", encoder, "--data-root", str(data_root), "--eval-langs", "de,zh",
+            "--fusion-layer", "2", "--max-train-examples", str(examples), "--batch-size", "8", "--lr", "1e-3",
+            "--max-steps", str(steps), "--out", str(out)]
+
+
+def test_cli_worker_killed_mid_run_resumes_to_the_same_metrics(tiny_encoder, data_root, tmp_path):
+    # checkpoint_every is 200 by default: the kill comes after the checkpoint at step 200 of 250 (one epoch)
+    args = _cli_args(tiny_encoder, data_root, tmp_path / "killed", steps=250, examples=2000)
+    unit_dir = tmp_path / "killed" / "dlfa-L2-s1"
+    worker = _cli(*args)
+    deadline = time.time() + 240
+    while not (unit_dir / "checkpoints" / "latest.json").exists() and worker.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert not (unit_dir / "results.json").exists(), "the worker finished before it could be killed"
+    finished = _cli(*args)
+    output, _ = finished.communicate(timeout=300)
+    assert finished.returncode == 0, output
+    assert "resumed from stage0-step0000200" in output
+    killed = json.loads((tmp_path / "killed" / "results.json").read_text())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the worker: the same reduction order, the same floats
+    try:
+        reference = run_job(JobSpec.from_dict(killed["spec"]), tmp_path / "reference")
+    finally:
+        torch.set_num_threads(threads)
+    for language, metric in reference["metrics"].items():
+        assert killed["metrics"][language]["value"] == pytest.approx(metric["value"], abs=0.1)
+
+
+def test_torchrun_two_processes_on_gloo(tiny_encoder, data_root, tmp_path):
+    done = _cli(*_cli_args(tiny_encoder, data_root, tmp_path / "out", steps=4, examples=64), torchrun=True)
+    output, _ = done.communicate(timeout=300)
+    assert done.returncode == 0, output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    run = results["runs"][0]
+    assert results["status"] == "complete" and run["world_size"] == 2 and run["steps"] == 4
+    assert set(results["metrics"]) == {"de", "zh"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# End to end: the embedded encoder on real data
+
+
+@pytest.mark.slow
+def test_embedded_encoder_learns_udpos_and_transfers_to_german_and_chinese(data_root, tmp_path):
+    spec = JobSpec(task="udpos", eval_languages=("de", "zh"), data_root=str(data_root), fusion_layers=(6,),
+                   max_train_examples=600, max_eval_examples=150, max_steps=40, batch_size=16, learning_rate=1e-4,
+                   bootstrap_samples=200)
+    results = run_job(spec, tmp_path)
+    for language in ("de", "zh"):
+        metric = results["metrics"][language]
+        assert metric["value"] > metric["majority"] + 10, (language, metric)
+    assert results["runs"][0]["dev_score"] > 50
