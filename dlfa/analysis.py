@@ -55,7 +55,8 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
 def retrieval_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     """x, y: N × E, row i of x translates row i of y. Fraction of rows whose cosine nearest neighbour on the
     other side is their translation, averaged over both directions."""
-    similarity = torch.nn.functional.normalize(x.double(), dim=-1) @ torch.nn.functional.normalize(y.double(), dim=-1).T
+    normalize = torch.nn.functional.normalize
+    similarity = normalize(x.double(), dim=-1) @ normalize(y.double(), dim=-1).T  # N × N cosines
     target = torch.arange(len(x))
     forward = (similarity.argmax(1) == target).double().mean()
     backward = (similarity.argmax(0) == target).double().mean()
@@ -68,17 +69,20 @@ def retrieval_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @torch.inference_mode()
 def mean_pooled_states(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> torch.Tensor:
-    """(L + 1) × N × E: each text's hidden states averaged over its tokens (padding excluded) at every layer."""
+    """(L + 1) × N × E: each text's hidden states averaged over its tokens (padding excluded) at every layer.
+    Texts are batched in order of length (less padding); the result is in the order of `texts`."""
     model.eval()
     device = next(model.parameters()).device
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     chunks = []
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt").to(device)
+        batch = [texts[i] for i in order[start : start + batch_size]]
+        enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt").to(device)
         hidden = torch.stack(model(**enc, output_hidden_states=True).hidden_states)  # (L + 1) × B × T × E
         mask = enc["attention_mask"][None, :, :, None].to(hidden.dtype)  # 1 × B × T × 1
         chunks.append(((hidden * mask).sum(2) / mask.sum(2)).float().cpu())
-    return torch.cat(chunks, dim=1)
+    pooled = torch.cat(chunks, dim=1)  # in length order
+    return pooled[:, torch.argsort(torch.tensor(order))]
 
 
 def _distinct(pairs: Pairs) -> Pairs:
@@ -100,20 +104,22 @@ def layer_analysis(
     pairs: language -> [(English, other)] (the first `max_pairs` distinct pairs are used, at least 2 needed);
     loaded: an already loaded dlfa.encoders.LoadedEncoder for `encoder_spec` (skips loading it again).
     """
+    kept = {language: _distinct(language_pairs)[:max_pairs] for language, language_pairs in pairs.items()}
+    for language, language_pairs in kept.items():
+        if len(language_pairs) < 2:
+            raise DataError(
+                f"layer analysis for {language!r} needs at least 2 distinct parallel pairs, got {len(language_pairs)}"
+            )
     if loaded is None:
         from dlfa.encoders import load_encoder
 
         loaded = load_encoder(encoder_spec)
-    num_layers = loaded.model.config.num_hidden_layers
-    result = LayerAnalysis(encoder_spec, num_layers, [], {}, {}, {})
-    for language, language_pairs in pairs.items():
-        kept = _distinct(language_pairs)[:max_pairs]
-        if len(kept) < 2:
-            raise DataError(f"layer analysis for {language!r} needs at least 2 distinct parallel pairs, got {len(kept)}")
-        english = mean_pooled_states(loaded.model, loaded.tokenizer, [en for en, _ in kept], batch_size)
-        other = mean_pooled_states(loaded.model, loaded.tokenizer, [o for _, o in kept], batch_size)
+    result = LayerAnalysis(encoder_spec, loaded.model.config.num_hidden_layers, [], {}, {}, {})
+    for language, language_pairs in kept.items():
+        english = mean_pooled_states(loaded.model, loaded.tokenizer, [en for en, _ in language_pairs], batch_size)
+        other = mean_pooled_states(loaded.model, loaded.tokenizer, [o for _, o in language_pairs], batch_size)
         result.languages.append(language)
-        result.n_pairs[language] = len(kept)
+        result.n_pairs[language] = len(language_pairs)
         result.retrieval[language] = [retrieval_accuracy(e, o) for e, o in zip(english, other)]
         result.cka[language] = [linear_cka(e, o) for e, o in zip(english, other)]
     return result

@@ -70,7 +70,8 @@ def _read(path: Path, info: TaskInfo, language: str) -> list[Example]:
     extension = path.suffix.lower()
     if extension not in EXTENSIONS[info.kind]:
         raise DataError(
-            f"a {info.kind} task ({info.name}) takes {', '.join(EXTENSIONS[info.kind])} files, not {extension or 'no extension'}",
+            f"a {info.kind} task ({info.name}) takes {', '.join(EXTENSIONS[info.kind])} files, "
+            f"not {extension or 'no extension'}",
             path.name,
         )
     if info.kind == "token":
@@ -157,32 +158,31 @@ def load_uploaded_examples(upload: UploadedSet) -> list[Example]:
 
 def evaluate_upload(
     run_unit_dir: str | Path, upload: UploadedSet, max_examples: int | None = None, bootstrap_samples: int = 1000,
+    model=None,
 ) -> dict:
     """Evaluate one trained unit (`<unit>/model`, as written by dlfa.train) on an upload.
 
-    Returns the task metric with its 95% bootstrap interval {"metric", "value", "ci_low", "ci_high", "n"} plus
-    "task", "language", "file", "truncated" (examples cut at the run's max_length) and "fusion" (DLFA fusion
-    statistics, else None).
+    `model`: the unit's DlfaModel when already loaded (skips loading it again). Returns the task metric with its
+    95% bootstrap interval {"metric", "value", "ci_low", "ci_high", "n"} plus "task", "language", "file",
+    "truncated" (examples cut at the run's max_length) and "fusion" (DLFA fusion statistics, else None).
     """
-    import torch
-
     from dlfa.encoders import load_tokenizer
     from dlfa.evaluate import evaluate_dataset
-    from dlfa.model import DlfaModel
+    from dlfa.model import CONFIG_FILE, DlfaModel
     from dlfa.tasks.base import encode_examples
     from dlfa.tasks.registry import get_task
     from dlfa.train import RESULTS_FILE, EncodedDataset
 
     unit = Path(run_unit_dir)
-    model = DlfaModel.from_pretrained(unit / "model")
-    if upload.task not in model.config.heads:
-        raise ConfigError(f"this run has no head for task {upload.task} (heads: {', '.join(model.config.heads)})")
+    heads = model.config.heads if model is not None else _saved_heads(unit / "model" / CONFIG_FILE)
+    if upload.task not in heads:
+        raise ConfigError(f"this run has no head for task {upload.task} (heads: {', '.join(heads)})")
+    model = model if model is not None else DlfaModel.from_pretrained(unit / "model")
     try:
         max_length = json.loads((unit / RESULTS_FILE).read_text())["spec"]["max_length"]
     except (OSError, ValueError, KeyError):
         max_length = 128  # the JobSpec default
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
+    device = next(model.parameters()).device
     info = get_task(upload.task)
     tokenizer = load_tokenizer(model.config.encoder)
     examples = load_uploaded_examples(upload)[:max_examples]
@@ -192,3 +192,10 @@ def evaluate_upload(
                                        with_fusion=model.config.aggregation == "dlfa")
     return {**metrics, "task": info.name, "language": upload.language, "file": upload.name,
             "truncated": encoded.truncated, "fusion": fusion}
+
+
+def _saved_heads(config_path: Path) -> dict:
+    try:
+        return json.loads(config_path.read_text(encoding="utf-8"))["heads"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{config_path.parent} holds no saved model: {exc}") from exc

@@ -7,9 +7,11 @@ from dlfa.analysis import (
     available_parallel_languages,
     layer_analysis,
     linear_cka,
+    mean_pooled_states,
     parallel_pairs,
     retrieval_accuracy,
 )
+from dlfa.encoders import load_encoder
 from dlfa.errors import DataError
 
 
@@ -37,12 +39,13 @@ def test_retrieval_identical_and_shuffled():
 
 
 def test_tiny_encoder_shapes_and_round_trip(tiny_encoder):
+    loaded = load_encoder(tiny_encoder)
     pairs = {
         "de": [("The cat sleeps.", "Die Katze schläft."), ("I like tea.", "Ich mag Tee."), ("Hello.", "Hallo."),
                ("Hello.", "Hallo!")],  # a repeated English side is dropped
         "xx": [(f"sentence {i}", f"sentence {i}") for i in range(5)],
     }
-    result = layer_analysis(tiny_encoder, pairs, max_pairs=4, batch_size=2)
+    result = layer_analysis(tiny_encoder, pairs, max_pairs=4, batch_size=2, loaded=loaded)
     assert result.num_layers == 4 and result.languages == ["de", "xx"]
     assert result.n_pairs == {"de": 3, "xx": 4}
     for language in result.languages:
@@ -51,13 +54,19 @@ def test_tiny_encoder_shapes_and_round_trip(tiny_encoder):
         assert all(-1e-9 <= v <= 1 + 1e-9 for v in result.cka[language])
     assert result.retrieval["xx"] == [1.0] * 5 and result.cka["xx"] == pytest.approx([1.0] * 5)
     assert LayerAnalysis.from_dict(result.to_dict()) == result
+    # batching (sorted by length) does not change the embeddings
+    texts = [en for en, _ in pairs["de"]]
+    one_by_one = torch.cat([mean_pooled_states(loaded.model, loaded.tokenizer, [t]) for t in texts], dim=1)
+    assert torch.allclose(mean_pooled_states(loaded.model, loaded.tokenizer, texts, batch_size=3), one_by_one,
+                          atol=1e-5)
 
 
-def test_too_few_pairs(tiny_encoder):
+def test_too_few_pairs_is_refused_before_loading():
     with pytest.raises(DataError, match="at least 2"):
-        layer_analysis(tiny_encoder, {"de": [("a", "b")]})
+        layer_analysis("no/such/encoder", {"de": [("a", "b"), ("a", "c")]})
 
 
+@pytest.mark.slow
 def test_e5_separates_translations_with_depth(data_root):
     """DESIGN.md: translation pairs separate from unrelated ones with depth, so retrieval improves."""
     assert "de" in available_parallel_languages(data_root)
