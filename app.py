@@ -3,6 +3,7 @@ whose settings live in st.session_state so that they survive page switches."""
 import streamlit as st
 
 from dlfa import ui
+from dlfa.errors import DlfaError
 
 st.set_page_config(page_title="DLFA Explorer", page_icon=":material/layers:", layout="wide")
 
@@ -21,7 +22,7 @@ def sidebar() -> None:
         try:
             kind, where = ui.source_label(ui.settings().data_root)
             st.caption(f"Data source in use: **{kind}** — {where}")
-        except Exception as exc:  # a DlfaError: an unreadable root
+        except DlfaError as exc:  # an unreadable data root
             st.error(str(exc))
         st.text_input("Encoder", key=ui.ENCODER_KEY,
                       help="embedded:e5-small (offline), a Hugging Face hub id such as bert-base-multilingual-cased, "
@@ -32,7 +33,7 @@ def sidebar() -> None:
                 st.warning("The embedded encoder is not built yet: build it on Home.")
             else:
                 st.caption(f"{info['model_type']}, {info['num_layers']} layers, hidden {info['hidden_size']}")
-        except Exception as exc:  # noqa: BLE001  (DlfaError: a readable message)
+        except DlfaError as exc:  # a bad encoder spec: a readable message
             st.error(str(exc))
         gpu = ui.gpu_info()
         st.radio("Device", ui.DEVICE_CHOICES, key=ui.DEVICE_KEY, horizontal=True,

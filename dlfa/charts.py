@@ -29,6 +29,13 @@ def _finite(values: Iterable) -> list[float]:
     return out
 
 
+def token_labels(tokens: Sequence[str]) -> list[str]:
+    """Unique axis labels "i:token" with HTML-special characters escaped (plotly renders `<s>` as markup)."""
+    import html
+
+    return [f"{i}:{html.escape(str(t))}" for i, t in enumerate(tokens)]
+
+
 def shared_range(*series: Iterable, pad: float = 0.05, floor: float | None = None,
                  ceiling: float | None = None) -> list[float] | None:
     """One [low, high] covering every finite value of every series (with `pad` of the span added), clipped to
@@ -118,7 +125,7 @@ def fusion_heatmap(tokens: Sequence[str], weights: Sequence[Sequence[float]], zm
                    zmax: float = 1.0, title: str = "") -> go.Figure:
     """AIF weights W of one text: tokens (rows) × channels (columns). W is the share of the last layer;
     1 − W goes to the fusion layer. Fixed zmin/zmax so two heatmaps compare."""
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]  # unique row labels even for repeated tokens
+    labels = token_labels(tokens)  # unique row labels even for repeated tokens
     fig = go.Figure(go.Heatmap(z=[list(map(float, row)) for row in weights], y=labels, zmin=zmin, zmax=zmax,
                                colorscale=FUSION_COLORSCALE, colorbar=dict(title="W (last)"),
                                hovertemplate="token %{y}<br>channel %{x}<br>W %{z:.3f}<extra></extra>"))
@@ -132,7 +139,7 @@ def fusion_heatmap(tokens: Sequence[str], weights: Sequence[Sequence[float]], zm
 def token_weight_bars(tokens: Sequence[str], per_token: Sequence[float], y_range: Sequence[float] | None = (0, 1),
                       title: str = "", reference: float | None = 0.5) -> go.Figure:
     """Channel-averaged W per token (share of the last layer)."""
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    labels = token_labels(tokens)
     fig = go.Figure(go.Bar(x=labels, y=list(map(float, per_token)), marker_color=PALETTE[0],
                            hovertemplate="%{x}: W %{y:.3f}<extra></extra>"))
     if reference is not None:
@@ -158,23 +165,24 @@ def layer_language_grid(grid: Mapping, label_of: Callable[[str], str] | None = N
     y = [_config_label(r) for r in rows]
     x = [label_of(lang) for lang in languages]
     z = [[r["values"].get(lang) for lang in languages] for r in rows]
-    text = [[f"{v:.1f}" if v is not None else "" for v in row] for row in z]
+    best: dict[int, int] = {}  # column -> row of the best value
+    for j in range(len(languages)):
+        column = [(row[j], i) for i, row in enumerate(z) if row[j] is not None]
+        if column:
+            best[j] = max(column)[1]
+    text = [[("" if v is None else f"{v:.1f}" + (" ★" if best.get(j) == i else "")) for j, v in enumerate(row)]
+            for i, row in enumerate(z)]
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=zmin, zmax=zmax, colorscale=VALUE_COLORSCALE, text=text,
                                texttemplate="%{text}", colorbar=dict(title="score"),
                                hovertemplate="%{y} · %{x}: %{z:.2f}<extra></extra>"))
-    best_x, best_y = [], []
-    for j, lang in enumerate(languages):
-        column = [(row[j], i) for i, row in enumerate(z) if row[j] is not None]
-        if column:
-            best_x.append(x[j])
-            best_y.append(y[max(column)[1]])
-    fig.add_scatter(x=best_x, y=best_y, mode="markers", name="best per language",
-                    marker=dict(symbol="star", size=18, color="white", line=dict(color="black", width=1.5)),
+    # the best cell of each column framed (an open marker keeps the value readable) and named in the legend
+    fig.add_scatter(x=[x[j] for j in best], y=[y[i] for i in best.values()], mode="markers", name="best per language",
+                    marker=dict(symbol="square-open", size=38, color="white", line=dict(color="white", width=3)),
                     hovertemplate="best for %{x}: %{y}<extra></extra>")
     fig.update_yaxes(type="category", title="configuration (fusion layer)")
     fig.update_xaxes(type="category", title="target language")
-    fig.update_layout(title=title or None, height=max(280, 40 * len(rows) + 140), showlegend=True,
-                      legend=dict(orientation="h", y=-0.25), margin=dict(t=50 if title else 20, b=60, l=10, r=10))
+    fig.update_layout(title=title or None, height=max(280, 40 * len(rows) + 140), showlegend=False,
+                      margin=dict(t=50 if title else 20, b=60, l=10, r=10))
     return fig
 
 
@@ -257,7 +265,7 @@ def fusion_by_tag(stats: Mapping[str, Mapping], label_of: Callable[[str], str] |
 def attribution_bars(tokens: Sequence[str], scores: Sequence[float], y_range: Sequence[float] | None = None,
                      title: str = "") -> go.Figure:
     """Signed attribution per token (positive: towards the predicted label)."""
-    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    labels = token_labels(tokens)
     colors = [PALETTE[0] if float(s) >= 0 else PALETTE[3] for s in scores]
     fig = go.Figure(go.Bar(x=labels, y=list(map(float, scores)), marker_color=colors,
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))

@@ -102,6 +102,27 @@ def setup_runtime(spec: JobSpec) -> Runtime:
     return Runtime(device, torch.bfloat16 if bf16 else None, rank, world, joins)
 
 
+def release_memory() -> None:
+    """Give freed heap memory back to the OS (glibc's malloc_trim). Batches of changing shapes otherwise leave
+    the CPU process holding gigabytes of free, fragmented heap: peak RSS 4.2 GB instead of 1.4 GB on e5-small."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
+
+
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -508,6 +529,8 @@ class UnitTrainer:
             group["lr"] = learning_rate_at(step, stage.steps, warmup, self.learning_rate)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if self.runtime.device.type == "cpu":
+            release_memory()
         return total / accumulation
 
     def dev_score(self) -> float:
@@ -585,6 +608,8 @@ class UnitTrainer:
                 self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority, with_fusion=aggregation == "dlfa")
             if fusion is not None:
                 per_language[language] = fusion
+            if self.runtime.device.type == "cpu":
+                release_memory()
             m = metrics[language]
             interval = f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m["ci_low"] is not None else ""
             self.log(f"test {language}: {m['metric']} {m['value']:.2f}{interval} (n={m['n']}, "
@@ -624,15 +649,16 @@ class UnitTrainer:
 
 class EncoderStore:
     """Loads a job's encoder once; every unit checks it out with its original weights restored from a copy
-    of the parameters training can change (frozen word embeddings never change and are not copied)."""
+    of the parameters training can change (frozen word embeddings never change and are not copied; a job of
+    one fine-tuning unit keeps no copy)."""
 
-    def __init__(self, spec: JobSpec, freeze_word_embeddings: bool):
+    def __init__(self, spec: JobSpec, freeze_word_embeddings: bool, reused: bool):
         from dlfa.encoders import load_encoder
 
         self.loaded = load_encoder(spec.encoder)
         embeddings = self.loaded.model.get_input_embeddings().weight
         self.original = {name: p.detach().clone() for name, p in self.loaded.model.named_parameters()
-                         if not (freeze_word_embeddings and p is embeddings)}
+                         if reused and not (freeze_word_embeddings and p is embeddings)}
 
     @torch.no_grad()
     def checkout(self):
@@ -737,7 +763,8 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
                 unit_dir.mkdir(parents=True, exist_ok=True)
                 callbacks.on_log(f"unit {index + 1}/{len(units)}: {unit.unit_name()} on {runtime.device} "
                                  f"({runtime.precision}, {runtime.world} process{'es' if runtime.world > 1 else ''})")
-            encoder = encoder or EncoderStore(spec, freezes_word_embeddings(spec, runtime))
+            encoder = encoder or EncoderStore(spec, freezes_word_embeddings(spec, runtime),
+                                              reused=index + 1 < len(units) and not spec.probe)
             model, net, data = build_unit(unit, runtime, encoder)
             results = UnitTrainer(unit, unit_dir, model, net, data, runtime, callbacks, (index, len(units))).run()
             del model, net, data

@@ -45,18 +45,28 @@ PAGES = {  # page file -> (title, icon); app.py builds st.navigation from this, 
 # Errors
 
 
+def ensure_navigation() -> None:
+    """Make a deep link on a freshly started server go through app.py.
+
+    Streamlit treats the first run of a server whose main script has a `pages/` folder beside it as a legacy
+    multipage app (it runs pages/<name>.py alone: no sidebar settings, file names as the menu) until some run
+    calls st.navigation. When a page finds itself run that way, it switches the server to st.navigation mode
+    and reruns, so app.py (sidebar, navigation) runs and routes to this page by its URL.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def run_page(body: Callable[[], None]) -> None:
     """Run a page's body; a DlfaError (a problem the user can fix) is shown as st.error with its message."""
+    ensure_navigation()
     try:
         body()
     except DlfaError as exc:
         st.error(str(exc), icon=":material/error:")
-
-
-def page(body: Callable[[], None]) -> Callable[[], None]:
-    """Decorator form of run_page: `@ui.page` on a page's `main()` runs it at once, errors shown."""
-    run_page(body)
-    return body
 
 
 def guarded(func: Callable) -> Callable:
@@ -323,7 +333,7 @@ def all_units(aggregation: str | None = None, with_model: bool = True) -> list[U
     return units
 
 
-def unit_label(unit: Unit, jobs_by_id: dict | None = None) -> str:
+def unit_label(unit: Unit) -> str:
     task = unit.results["spec"]["task"]
     return f"{unit.label} · {task} · job {unit.job_id}"
 
@@ -408,10 +418,11 @@ def grid_frame(grid: dict) -> pd.DataFrame:
     """A sweep's layer × language grid as a table (rows: configurations)."""
     rows = []
     for row in grid.get("rows", []):
+        rounded = lambda v: None if v is None else round(float(v), 2)  # noqa: E731
         rows.append({"config": row.get("config"), "aggregation": row.get("aggregation"),
-                     "fusion_layer": row.get("fusion_layer"), "dev": row.get("dev"),
-                     **{short_label(lang): v for lang, v in row.get("values", {}).items()},
-                     "mean": row.get("mean")})
+                     "fusion_layer": row.get("fusion_layer"), "dev": rounded(row.get("dev")),
+                     **{short_label(lang): rounded(v) for lang, v in row.get("values", {}).items()},
+                     "mean": rounded(row.get("mean"))})
     return pd.DataFrame(rows)
 
 
@@ -499,7 +510,7 @@ def start_prepare() -> int:
 # The classroom demo
 
 DEMO_NAME = "classroom demo"
-DEMO_LANGUAGES = {"udpos": ("de", "es", "tr", "zh"), "pos-classroom": ("de", "es", "nl", "tr")}
+DEMO_LANGUAGES = {"udpos": ("de", "es", "zh"), "pos-classroom": ("de", "es", "tr")}  # three families
 DEMO_FUSION_LAYERS = (3, 6, 9)
 
 
@@ -518,13 +529,13 @@ def demo_spec(data_root: str | None, encoder: str = DEFAULT_ENCODER, device: str
     if not available:
         raise DlfaError("no POS data found for the demo: give a data root with UD-POS, or build the classroom "
                         "pack (the button above)")
-    languages = tuple(lang for lang in DEMO_LANGUAGES[task] if lang in available)[:4]
+    languages = tuple(lang for lang in DEMO_LANGUAGES[task] if lang in available)
     if not languages:
         languages = tuple(lang for lang in available if lang != "en")[:3]
     return JobSpec(task=task, eval_languages=languages, encoder=encoder, aggregations=("last", "dlfa"),
                    fusion_layers=DEMO_FUSION_LAYERS, seeds=(1,), probe=True,
                    data_root=str(source.root) if task == "udpos" and source.root else None,
-                   max_train_examples=1000, max_eval_examples=250, epochs=3, batch_size=32,
+                   max_train_examples=800, max_eval_examples=150, epochs=2, batch_size=32,
                    bootstrap_samples=200, device=device, name=DEMO_NAME)
 
 

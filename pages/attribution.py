@@ -31,12 +31,12 @@ def main() -> None:
                 "trains both).")
         return
     c1, c2 = st.columns(2)
-    with c1:
+    with c2:
         dlfa_unit = ui.unit_picker("DLFA run", dlfa_units, key="at_dlfa")
     task = dlfa_unit.results["spec"]["task"]
     same_task = [u for u in last_units if u.results["spec"]["task"] == task] or last_units
     same_job = [i for i, u in enumerate(same_task) if u.job_id == dlfa_unit.job_id]
-    with c2:
+    with c1:
         last_unit = ui.unit_picker("Baseline run (last layer)", same_task, key="at_last",
                                    default_index=same_job[0] if same_job else 0)
     if last_unit.results["spec"]["task"] != task:
@@ -65,7 +65,7 @@ def main() -> None:
             probability = r.get("probability")
             m1, m2 = st.columns(2)
             m1.metric("Predicted", f"{label}", f"p = {probability:.2f}" if probability is not None else None,
-                      delta_color="off")
+                      delta_color="off", delta_arrow="off")
             delta = r.get("delta")
             m2.metric("Convergence delta", f"{float(delta):.4f}" if delta is not None else "–")
             st.html(colored_tokens(r["tokens"], r["scores"]))

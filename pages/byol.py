@@ -80,7 +80,7 @@ def evaluate_section(uploads) -> None:
     label, file_label, r = shown
     st.metric(f"{r['metric']} on {file_label}", f"{r['value']:.2f}",
               f"95% CI [{r['ci_low']:.2f}, {r['ci_high']:.2f}] · n = {r['n']}" if r.get("ci_low") is not None else None,
-              delta_color="off")
+              delta_color="off", delta_arrow="off")
     st.caption(f"Run: {label}" + (f" · {r['truncated']} example(s) truncated" if r.get("truncated") else ""))
     fusion = r.get("fusion")
     if fusion:

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from dlfa import charts, ui
-from dlfa.errors import ConfigError, DlfaError
+from dlfa.errors import ConfigError
 from dlfa.jobs.spec import JobSpec, parse_int_list
 
 K = "is_"

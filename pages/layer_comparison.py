@@ -48,7 +48,8 @@ def side_by_side(units) -> None:
     left, right = chosen
     metrics = [u.results["metrics"] for u in chosen]
     values = [v for m in metrics for row in m.values() for v in (row.get("value"), row.get("ci_low"), row.get("ci_high"))]
-    y_range = charts.shared_range(values, floor=0, ceiling=100)
+    top = charts.shared_range(values, floor=0, ceiling=100)
+    y_range = [0, top[1]] if top else None  # bars start at 0; one scale for both sides
     for i, (column, unit) in enumerate(zip(columns, chosen)):
         with column:
             fig = charts.language_bars({unit.label: unit.results["metrics"]}, ui.family_of, ui.short_label,

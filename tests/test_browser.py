@@ -111,7 +111,7 @@ def browser_page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM,
                                     args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
         try:
             yield page
         finally:
@@ -122,7 +122,7 @@ def settle(page, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished running the script (no 'Running…' status widget)."""
     page.wait_for_timeout(500)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+        "() => document.querySelector('[data-testid=\"stApp\"]')?.dataset.testScriptState === 'notRunning'", timeout=timeout_ms)
     page.wait_for_timeout(300)
 
 
@@ -182,7 +182,7 @@ def test_every_page_renders(server, browser_page):
         page.get_by_role("heading", name=title).first.wait_for(timeout=60_000)
         settle(page, 120_000)
         if path == "fusion_weights":
-            box = page.get_by_label("Sentence (any language)")
+            box = page.get_by_role("textbox", name="Sentence (any language)", exact=True).first
             box.fill("Der schnelle braune Fuchs springt über den faulen Hund .")
             box.press("Enter")
             page.wait_for_selector(".js-plotly-plot", timeout=120_000)

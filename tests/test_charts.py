@@ -51,6 +51,7 @@ def test_fusion_heatmap_has_fixed_scale_and_unique_token_rows():
     heat = fig.data[0]
     assert heat.type == "heatmap" and heat.zmin == 0 and heat.zmax == 1
     assert len(set(heat.y)) == 4  # repeated tokens stay separate rows
+    assert heat.y[0] == "0:&lt;s&gt;"  # not swallowed as HTML markup
     bars = charts.token_weight_bars(tokens, [0.5, 0.5, 0.5, 0.25], y_range=[0, 1])
     assert list(bars.layout.yaxis.range) == [0, 1]
 
@@ -68,6 +69,7 @@ def test_layer_language_grid_marks_the_best_configuration_per_language():
     assert list(heat.y) == ["last", "dlfa L3", "dlfa L6"]  # baseline first, then by layer
     assert heat.zmin == 0 and heat.zmax == 100
     assert dict(zip(stars.x, stars.y)) == {"de": "dlfa L6", "zh": "dlfa L3"}
+    assert heat.text[2][0] == "75.0 ★" and heat.text[0][0] == "70.0"
     assert charts.best_per_language(GRID)["zh"]["fusion_layer"] == 3
 
 

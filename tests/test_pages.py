@@ -144,6 +144,9 @@ def test_results_shows_chart_with_languages_and_table(run_cache):
     assert specs and any(len(x_categories(s)) >= 2 for s in specs)
     assert len(at.dataframe) >= 1
     assert {"dl_csv", "dl_json", "dl_html"} <= {b.key for b in at.get("download_button")}
+    at.button(key="make_png").click().run()  # kaleido + Debian chromium, or a note saying why not
+    no_errors(at)
+    assert "dl_png" in {b.key for b in at.get("download_button")} or any("PNG export" in i.value for i in at.info)
 
 
 def test_jobs_lists_the_run_with_its_controls(run_cache):
@@ -227,3 +230,12 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     at.button(key="byol_evaluate").click().run()
     no_errors(at)
     assert at.metric and at.metric[0].label.startswith("accuracy on udpos")
+
+
+def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
+    job_id = run_cache["job_id"]
+    at = page("intermediate_study.py", is_pick_0=job_id, is_pick_3=job_id).run()
+    no_errors(at)
+    specs = plotly_specs(at)
+    assert specs and {t["name"] for t in specs[0]["data"]} == {"3 tasks"}
+    assert len(at.dataframe) == 1

@@ -260,3 +260,10 @@ def test_cli_lists_tasks_as_json(data_root, capsys):
     assert xnli["name"] == "xnli" and len(xnli["languages"]) == 15 and udpos["languages"]["en"]["train"] == 12544
     assert main(["data", "list", "--data-root", str(data_root), "--task", "pawsx"]) == 0
     assert "pawsx (pair, accuracy)" in capsys.readouterr().out
+
+
+def test_the_hub_unreachable_is_a_clear_data_error_not_retries(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("dlfa.encoders.hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(DataError, match="hub cannot be reached.*dlfa prepare"):
+        registry.load_hub_split("udpos.German", "test")

@@ -1,6 +1,5 @@
 """The job store: round trips, several processes at once, dead workers, path safety, deletion."""
 import json
-import multiprocessing
 import os
 import sqlite3
 import subprocess
@@ -88,28 +87,30 @@ def test_cancel_before_launch_is_immediate_and_requeue_keeps_the_folder(store):
     assert not store.mark_running(job.id)  # a worker starting now must not run it
 
 
-def _hammer(path: str, worker: int, count: int, results) -> None:
-    store = JobStore(path)
-    ids = []
-    for i in range(count):
-        job = store.submit(JobSpec(task="pos", eval_languages=("de",), name=f"w{worker}-{i}"))
-        store.update_progress(job.id, 0.5, "half")
-        store.record_metrics(job.id, "u", {"de": {"value": float(i)}})
-        ids.append(job.id)
-    claimed = [job.id for _ in range(count) for job in store.claim(max_running=3)]
-    results.put((ids, claimed))
+HAMMER = """
+import json, sys
+from dlfa.jobs.spec import JobSpec
+from dlfa.jobs.store import JobStore
+store, worker, ids = JobStore(sys.argv[1]), sys.argv[2], []
+for i in range(25):
+    job = store.submit(JobSpec(task="pos", eval_languages=("de",), name=f"w{worker}-{i}"))
+    store.update_progress(job.id, 0.5, "half")
+    store.record_metrics(job.id, "u", {"de": {"value": float(i)}})
+    ids.append(job.id)
+claimed = [job.id for _ in range(25) for job in store.claim(max_running=3)]
+print(json.dumps([ids, claimed]))
+"""
 
 
 def test_two_processes_share_the_store(store):
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    processes = [context.Process(target=_hammer, args=(str(store.path), w, 25, results)) for w in range(2)]
-    for process in processes:
-        process.start()
-    outcomes = [results.get(timeout=60) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
+    # Plain interpreters, not multiprocessing: spawn would re-run whatever __main__ is (AppTest swaps it).
+    workers = [subprocess.Popen([sys.executable, "-c", HAMMER, str(store.path), str(w)], cwd=REPO_ROOT,
+                                stdout=subprocess.PIPE, text=True) for w in range(2)]
+    outcomes = []
+    for worker in workers:
+        stdout, _ = worker.communicate(timeout=120)
+        assert worker.returncode == 0
+        outcomes.append(json.loads(stdout))
     ids = [i for submitted, _ in outcomes for i in submitted]
     claimed = [i for _, taken in outcomes for i in taken]
     assert len(set(ids)) == 50 and len(store.list()) == 50

@@ -77,6 +77,13 @@ def load_hub_split(config: str, split: str):
     """The default hub loader: one split of one google/xtreme config as a `datasets.Dataset`."""
     from datasets import load_dataset
 
+    from dlfa.encoders import hub_reachable
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")  # then datasets reads its cache
+    if not offline and not hub_reachable():
+        raise DataError("the Hugging Face hub cannot be reached, and no data root or classroom pack is set: "
+                        "run `python -m dlfa prepare` for the classroom pack, or pass --data-root "
+                        "(DLFA_DATA_DIR) a folder laid out like the project's data", HUB_DATASET)
     return load_dataset(HUB_DATASET, config, split=split)
 
 
