@@ -162,7 +162,7 @@ def layer_language_grid(grid: Mapping, label_of: Callable[[str], str] | None = N
     rows = sorted(rows, key=lambda r: (r.get("fusion_layer") is not None, r.get("fusion_layer") or 0,
                                        r.get("aggregation") or ""))
     label_of = label_of or (lambda lang: lang)
-    y = [_config_label(r) for r in rows]
+    y = [config_label(r) for r in rows]
     x = [label_of(lang) for lang in languages]
     z = [[r["values"].get(lang) for lang in languages] for r in rows]
     best: dict[int, int] = {}  # column -> row of the best value
@@ -186,7 +186,7 @@ def layer_language_grid(grid: Mapping, label_of: Callable[[str], str] | None = N
     return fig
 
 
-def _config_label(row: Mapping) -> str:
+def config_label(row: Mapping) -> str:
     layer = row.get("fusion_layer")
     return f"{row.get('aggregation')} L{layer}" if layer is not None else str(row.get("aggregation") or row.get("config"))
 
@@ -198,7 +198,7 @@ def best_per_language(grid: Mapping) -> dict[str, dict]:
         scored = [(r["values"].get(lang), r) for r in grid.get("rows", []) if r["values"].get(lang) is not None]
         if scored:
             value, row = max(scored, key=lambda vr: vr[0])
-            out[lang] = {"config": _config_label(row), "fusion_layer": row.get("fusion_layer"), "value": value}
+            out[lang] = {"config": config_label(row), "fusion_layer": row.get("fusion_layer"), "value": value}
     return out
 
 
@@ -288,3 +288,18 @@ def figure_languages(fig: go.Figure) -> set[str]:
             x = x[1]
         found.update(str(v) for v in x)
     return found
+
+
+def figure_png(fig, width: int = 1100, height: int = 550) -> tuple[bytes | None, str]:
+    """PNG bytes of a plotly figure via kaleido + chromium, or (None, why not)."""
+    import os
+    import shutil
+
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or ""):
+        if candidate and os.path.exists(candidate):
+            os.environ.setdefault("BROWSER_PATH", candidate)
+            break
+    try:
+        return fig.to_image(format="png", width=width, height=height, scale=1), ""
+    except Exception as exc:  # noqa: BLE001  (kaleido raises many kinds; the page shows a note instead)
+        return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(exc).__name__}: {exc})"

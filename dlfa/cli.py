@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "dlfa.cli",
     "dlfa.tasks.cli",
     "dlfa.jobs.cli",
+    "dlfa.reproduce",
 ]
 
 

@@ -19,7 +19,7 @@ from dlfa.metrics import majority_score, score_with_interval
 from dlfa.model import HeadConfig
 from dlfa.tasks.base import IGNORE_INDEX, TaskInfo, first_subword_positions
 
-EVAL_BATCH_SIZE = 64
+EVAL_BATCH_SIZE = 32  # sorted by length; larger batches buy no speed on a CPU, only memory
 FUSION_POSITIONS = 32  # per-position fusion statistics cover the first 32 positions
 
 

@@ -47,6 +47,10 @@ from dlfa.tasks.base import IGNORE_INDEX, EncodedSplit, TaskInfo
 
 MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
 LOG_EVERY = 10  # steps between log lines and loss-history points
+# On the CPU a micro-batch runs in slices of at most this many (padded) tokens: the encoder's activations for
+# backward grow with the tokens (about 0.6 MB each on e5-small): a batch of 32 long sentences would otherwise
+# hold 2 GB of them, a slice holds about 150 MB. The gradient is the same; only the fusion module's batch statistics see the smaller slices.
+CPU_TOKENS_PER_SLICE = 256
 RESULTS_FILE = "results.json"
 
 
@@ -121,6 +125,29 @@ def _glibc():
 
 
 _LIBC = _glibc()
+
+
+def token_slices(batch: dict, max_tokens: int | None) -> list[tuple[dict, float]]:
+    """Split a batch into row slices of at most `max_tokens` padded tokens, each with the weight of its share
+    of the loss (its labelled items over the batch's), so that the weighted slice losses add up to the batch
+    loss: [(slice, weight)]; the batch itself with weight 1 when it fits or max_tokens is None."""
+    rows, length = batch["attention_mask"].shape
+    per_slice = max(1, (max_tokens or 0) // length)
+    if max_tokens is None or per_slice >= rows:
+        return [(batch, 1.0)]
+    labelled = (batch["labels"] != IGNORE_INDEX).reshape(rows, -1).sum(1)
+    total = max(int(labelled.sum()), 1)
+
+    def rows_of(value, start: int):
+        if isinstance(value, torch.Tensor):
+            return value[start : start + per_slice]
+        if isinstance(value, tuple):
+            return tuple(rows_of(v, start) for v in value)
+        return value
+
+    slices = [({key: rows_of(value, start) for key, value in batch.items()},
+               int(labelled[start : start + per_slice].sum()) / total) for start in range(0, rows, per_slice)]
+    return [(part, weight) for part, weight in slices if weight > 0] or [(batch, 1.0)]  # no empty-loss slices
 
 
 def set_seed(seed: int) -> None:
@@ -514,14 +541,16 @@ class UnitTrainer:
         self.net.train()
         accumulation = self.spec.gradient_accumulation
         total = 0.0
+        max_tokens = CPU_TOKENS_PER_SLICE if self.runtime.device.type == "cpu" else None
         for micro in range(accumulation):
-            batch = self._micro_batch(stage_index, stage, streams, step, micro)
-            sync = micro == accumulation - 1 or self.runtime.world == 1
-            with self.train_net.no_sync() if not sync else nullcontext():
-                with autocast(self.runtime.device, self.runtime.amp_dtype):
-                    loss = self.train_net(**batch).loss
-                (loss / accumulation).backward()
-            total += loss.item()
+            slices = token_slices(self._micro_batch(stage_index, stage, streams, step, micro), max_tokens)
+            for index, (batch, weight) in enumerate(slices):
+                sync = self.runtime.world == 1 or (micro == accumulation - 1 and index == len(slices) - 1)
+                with self.train_net.no_sync() if not sync else nullcontext():
+                    with autocast(self.runtime.device, self.runtime.amp_dtype):
+                        loss = self.train_net(**batch).loss
+                    (loss * weight / accumulation).backward()
+                total += loss.item() * weight
         if self.spec.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(params, self.spec.max_grad_norm)
         warmup = math.ceil(self.spec.warmup_ratio * stage.steps)
@@ -536,6 +565,8 @@ class UnitTrainer:
     def dev_score(self) -> float:
         target = self.data.tasks[self.spec.task]
         gold, pred = predict_dataset(self.net, self.data.dev, self.runtime.device, self.runtime.amp_dtype)
+        if self.runtime.device.type == "cpu":
+            release_memory()
         return score(target.metric, gold, pred, list(target.labels))
 
     def select(self, step: int) -> None:

@@ -436,19 +436,6 @@ def page_link(page: str, label: str, query_params: dict | None = None, icon: str
         st.markdown(f"→ **{label}** (open *{PAGES.get(page, (page,))[0]}* in the sidebar)")
 
 
-def figure_png(fig) -> tuple[bytes | None, str]:
-    """PNG bytes of a plotly figure via kaleido + chromium, or (None, why not)."""
-    import shutil
-
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or ""):
-        if candidate and os.path.exists(candidate):
-            os.environ.setdefault("BROWSER_PATH", candidate)
-            break
-    try:
-        return fig.to_image(format="png", width=1100, height=550, scale=1), ""
-    except Exception as exc:  # noqa: BLE001  (kaleido raises many kinds; the page shows a note instead)
-        return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(exc).__name__}: {exc})"
-
 
 # ----------------------------------------------------------------------------------------------------
 # Readiness and the background `python -m dlfa prepare`

@@ -76,7 +76,7 @@ def main() -> None:
                        key="dl_html")
     with c4:
         if st.button("Make PNG", key="make_png", help="Renders the chart with kaleido and Chromium"):
-            png, why = ui.figure_png(fig)
+            png, why = charts.figure_png(fig)
             st.session_state["results_png"] = (png, why)
         png, why = st.session_state.get("results_png", (None, ""))
         if png:

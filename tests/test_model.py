@@ -101,3 +101,27 @@ def test_loading_a_corrupted_checkpoint_names_the_file(tmp_path, tiny_encoder):
         DlfaModel.from_pretrained(tmp_path)
     with pytest.raises(DlfaError, match="holds no saved model"):
         DlfaModel.from_pretrained(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("task", ["pos", "nli"])
+def test_token_slices_add_up_to_the_batch_loss(task):
+    from dlfa.train import token_slices
+
+    model = make_model("last", fusion_layer=None).eval()  # eval: dropout off, so both sides compute the same
+    torch.manual_seed(1)
+    ids = torch.randint(5, 99, (5, T))
+    mask = torch.ones(5, T, dtype=torch.long)
+    mask[3, 2:] = 0
+    labels = torch.randint(0, 3, (5, T) if task == "pos" else (5,))
+    if task == "pos":
+        labels[mask == 0] = IGNORE_INDEX
+        labels[0] = IGNORE_INDEX  # a row with nothing to learn gets no slice weight
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+    slices = token_slices(batch, max_tokens=2 * T)
+    assert [len(part["input_ids"]) for part, _ in slices] == [2, 2, 1]  # 2 rows of T tokens per slice
+    assert sum(weight for _, weight in slices) == pytest.approx(1.0)
+    whole = model(**batch).loss
+    assert sum(model(**part).loss.item() * weight for part, weight in slices) == pytest.approx(whole.item(), rel=1e-5)
+    for fits in (None, 100 * T):
+        (part, weight), = token_slices(batch, fits)
+        assert part is batch and weight == 1.0

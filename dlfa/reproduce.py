@@ -1,0 +1,286 @@
+"""Reproduce DLFA (Chen et al., arXiv 2205.08497) with the product's own engine, and report on it.
+
+The reproduction is a plan of ordinary jobs, each a JobSpec run by `dlfa.train.run_job` into its own folder
+under one output root, so every number the report prints comes from a results.json that records its spec:
+
+    probe/<task>           last, dlfa with every fusion layer, scalar-mix; frozen encoder (probe mode), 1 seed
+    finetune/<task>        last, dlfa at the best probe layer (English dev) and two others, scalar-mix; 3 seeds
+    layers/analysis.json   retrieval accuracy and CKA against English per layer on Parallel UD
+    study/<task>-<count>   dlfa at the best probe layer after 0, 3 and 9 English intermediate tasks, equal
+                           budgets per stage, 3 seeds
+
+Running the plan again skips finished units and resumes interrupted ones from their checkpoints, so a plan
+too long for one sitting is run in several; `timings.json` adds up the time each job took over all sittings.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dlfa.callbacks import Callback
+from dlfa.errors import ConfigError
+from dlfa.jobs.spec import JobSpec
+
+PARTS = ("probe", "layers", "finetune", "study")
+RESULTS_FILE = "results.json"
+LAYER_ANALYSIS_FILE = "layers/analysis.json"
+TIMINGS_FILE = "timings.json"
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """How one of the paper's four tasks is run: its target languages and budgets."""
+
+    task: str
+    eval_languages: tuple[str, ...]
+    max_train_examples: int | None
+    max_eval_examples: int | None
+    probe_epochs: float
+    finetune_epochs: float
+
+
+TASK_PLANS = {
+    plan.task: plan
+    for plan in (
+        TaskPlan("udpos", ("de", "fr", "es", "ru", "zh", "ar", "tr", "fi"), 4000, 500, 2, 1),
+        TaskPlan("panx", ("de", "fr", "es", "ru", "zh", "ar", "tr", "fi"), 4000, 500, 2, 1),
+        TaskPlan("xnli", ("ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh"),
+                 None, None, 3, 3),
+        TaskPlan("pawsx", ("de", "es", "fr", "ja", "ko", "zh"), None, None, 3, 3),
+    )
+}
+STUDY_TASKS = ("udpos", "xnli")
+STUDY_COUNTS = (0, 3, 9)
+SEEDS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """The settings every job of the plan shares. `spec_overrides` replaces JobSpec fields of every job (a quick
+    pass with `max_steps`, say, or the tests' tiny budgets); `layer_pairs` is the layer analysis' pairs per language."""
+
+    data_root: str
+    encoder: str = "embedded:e5-small"
+    tasks: tuple[str, ...] = tuple(TASK_PLANS)
+    seeds: tuple[int, ...] = SEEDS
+    device: str = "auto"
+    layer_pairs: int = 200
+    spec_overrides: dict = field(default_factory=dict)
+
+    def base_spec(self, task: str, epochs: float) -> JobSpec:
+        plan = TASK_PLANS[task]
+        spec = JobSpec(task=task, eval_languages=plan.eval_languages, encoder=self.encoder, data_root=self.data_root,
+                       max_train_examples=plan.max_train_examples, max_eval_examples=plan.max_eval_examples,
+                       epochs=epochs, device=self.device)
+        return replace(spec, **self.spec_overrides)
+
+    def probe_spec(self, task: str, num_layers: int) -> JobSpec:
+        return replace(self.base_spec(task, TASK_PLANS[task].probe_epochs), aggregations=("last", "dlfa", "scalar-mix"),
+                       fusion_layers=tuple(range(num_layers)), seeds=self.seeds[:1], probe=True,
+                       name=f"reproduction: probe sweep {task}")
+
+    def finetune_spec(self, task: str, fusion_layers: tuple[int, ...]) -> JobSpec:
+        return replace(self.base_spec(task, TASK_PLANS[task].finetune_epochs), aggregations=("last", "dlfa", "scalar-mix"),
+                       fusion_layers=fusion_layers, seeds=self.seeds, name=f"reproduction: fine-tuning {task}")
+
+    def study_specs(self, task: str, fusion_layer: int) -> dict[int, JobSpec]:
+        """DLFA at `fusion_layer` after 0, 3 and 9 intermediate tasks, every stage with the target stage's budget."""
+        from dlfa.study import study_specs
+
+        base = replace(self.base_spec(task, TASK_PLANS[task].finetune_epochs), aggregations=("dlfa",),
+                       fusion_layers=(fusion_layer,), seeds=self.seeds)
+        return {count: replace(spec, name=f"reproduction: {spec.name}")
+                for count, spec in study_specs(base, STUDY_COUNTS).items()}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Choosing the fine-tuning layers from the probe sweep
+
+
+def best_dev_layer(probe_results: dict) -> int:
+    """The dlfa fusion layer with the best English dev score in a probe sweep (never chosen on test languages)."""
+    rows = [r for r in probe_results.get("grid", {}).get("rows", [])
+            if r["aggregation"] == "dlfa" and r.get("dev") is not None]
+    if not rows:
+        raise ConfigError("the probe sweep has no finished dlfa run with a dev score yet: run the probe part first")
+    return max(rows, key=lambda r: r["dev"])["fusion_layer"]
+
+
+def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:
+    """The best probe layer and two others from the lower and upper part of the encoder, e.g. 6 → (6, 3, 9)."""
+    candidates = [num_layers // 4, num_layers // 2, (3 * num_layers) // 4]
+    others = [k for k in candidates if k != best][:2]
+    return (best, *others)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Running the plan
+
+
+def read_results(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Timings:
+    """Seconds each job of the plan took, added up over sittings, in out_root/timings.json."""
+
+    def __init__(self, out_root: Path):
+        self.path = out_root / TIMINGS_FILE
+        self.data: dict[str, dict] = read_results(self.path) or {}
+
+    def add(self, job: str, seconds: float, complete: bool) -> None:
+        from dlfa.train import write_json
+
+        entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
+        entry["seconds"] += seconds
+        entry["sittings"] += 1
+        entry["complete"] = complete
+        write_json(self.path, self.data)
+
+
+def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> Iterator[tuple[str, JobSpec | None]]:
+    """(job folder relative to out_root, spec) in running order; spec None for the layer analysis. Fine-tuning
+    and study jobs take their fusion layer from the probe sweep (best English dev score), so they are planned
+    once the probe part has run."""
+    from dlfa.encoders import encoder_info
+
+    num_layers = encoder_info(config.encoder).num_layers
+    if "probe" in parts:
+        for task in config.tasks:
+            yield f"probe/{task}", config.probe_spec(task, num_layers)
+    if "layers" in parts:
+        yield "layers", None
+    if "finetune" in parts:
+        for task in config.tasks:
+            best = best_dev_layer(probe_results(out_root, task, "fine-tuning"))
+            yield f"finetune/{task}", config.finetune_spec(task, finetune_layers(best, num_layers))
+    if "study" in parts:
+        for task in (t for t in STUDY_TASKS if t in config.tasks):
+            best = best_dev_layer(probe_results(out_root, task, "the intermediate-task study"))
+            for count, spec in config.study_specs(task, best).items():
+                yield f"study/{task}-{count}", spec
+
+
+def probe_results(out_root: Path, task: str, needed_by: str) -> dict:
+    results = read_results(out_root / "probe" / task / RESULTS_FILE)
+    if results is None:
+        raise ConfigError(f"{needed_by} of {task} picks its fusion layer from the probe sweep, which has not run yet "
+                          f"(no {out_root}/probe/{task}): run the probe part first")
+    return results
+
+
+def run_layer_analysis(config: Reproduction, out_root: Path) -> dict:
+    """Retrieval and CKA per layer for every Parallel UD language of the data root; written with its settings."""
+    from dlfa.analysis import available_parallel_languages, layer_analysis, parallel_pairs
+    from dlfa.train import write_json
+
+    languages = available_parallel_languages(config.data_root)
+    pairs = parallel_pairs(config.data_root, languages, config.layer_pairs)
+    analysis = layer_analysis(config.encoder, pairs, config.layer_pairs)
+    result = {"settings": {"encoder": config.encoder, "data_root": config.data_root, "max_pairs": config.layer_pairs},
+              "status": "complete", **analysis.to_dict()}
+    (out_root / "layers").mkdir(parents=True, exist_ok=True)
+    write_json(out_root / LAYER_ANALYSIS_FILE, result)
+    return result
+
+
+def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] = PARTS,
+             callbacks: tuple[Callback, ...] = (), log: Callable[[str], None] = print) -> str:
+    """Run (or resume) the chosen parts of the plan; "complete", or "stopped" when a callback asked to stop."""
+    from dlfa.train import run_job
+
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ConfigError(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    timings = Timings(out_root)
+    for job, spec in plan_jobs(config, out_root, parts):
+        started = time.perf_counter()
+        if spec is None:
+            if (out_root / LAYER_ANALYSIS_FILE).is_file():
+                continue
+            log("layer analysis on the Parallel UD sentences")
+            run_layer_analysis(config, out_root)
+            timings.add(job, time.perf_counter() - started, True)
+            continue
+        done = read_results(out_root / job / RESULTS_FILE)
+        if done is not None and done.get("status") == "complete" and len(done["runs"]) == len(spec.units()):
+            continue
+        log(f"{job}: {len(spec.units())} runs")
+        results = run_job(spec.validate(), out_root / job, callbacks)
+        timings.add(job, time.perf_counter() - started, results["status"] == "complete")
+        if results["status"] != "complete":
+            return "stopped"
+    return "complete"
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI: python -m dlfa reproduce run|report
+
+DEFAULT_OUT = "cache/reproduction"
+DEFAULT_DOC = "docs/REPRODUCTION.md"
+
+
+def register(subparsers) -> None:
+    reproduce = subparsers.add_parser("reproduce", help="run (or resume) the DLFA reproduction and write its report")
+    commands = reproduce.add_subparsers(dest="reproduce_command", required=True)
+    run = commands.add_parser("run", help="run or resume the plan's jobs in the foreground, then write the report")
+    run.add_argument("--data-root", required=True, metavar="DIR", help="a data root laid out like ../shared/data")
+    run.add_argument("--encoder", default="embedded:e5-small")
+    run.add_argument("--parts", default=",".join(PARTS), help=f"which parts, in order (default {','.join(PARTS)})")
+    run.add_argument("--tasks", default=",".join(TASK_PLANS), help="which of the four tasks")
+    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    run.set_defaults(func=run_cli)
+    report = commands.add_parser("report", help="write the report from the results so far")
+    report.set_defaults(func=report_cli)
+    for command in (run, report):
+        command.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results root (default {DEFAULT_OUT})")
+        command.add_argument("--doc", default=DEFAULT_DOC, metavar="FILE", help=f"the report (default {DEFAULT_DOC})")
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def run_cli(args) -> int:
+    import signal
+
+    from dlfa.jobs.cli import TqdmCallback
+
+    tasks = _split(args.tasks)
+    unknown = [t for t in tasks if t not in TASK_PLANS]
+    if unknown:
+        raise ConfigError(f"unknown task(s) {', '.join(unknown)}: the reproduction covers {', '.join(TASK_PLANS)}")
+    config = Reproduction(data_root=str(Path(args.data_root).resolve()), encoder=args.encoder, tasks=tasks,
+                          device=args.device)
+    callback = TqdmCallback()
+
+    def on_interrupt(*_):  # the first Ctrl-C checkpoints and stops, a second one aborts
+        if callback.stop.is_set():
+            raise KeyboardInterrupt
+        callback.stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        status = run_plan(config, args.out, _split(args.parts), (callback,))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        callback.close()
+    report_cli(args)
+    if status != "complete":
+        print("stopped: run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def report_cli(args) -> int:
+    from dlfa.report import write_report
+
+    command = "python -m dlfa reproduce run --data-root ../shared/data   # resumes; then writes this report"
+    print(f"report written to {write_report(args.out, args.doc, command)}")
+    return 0

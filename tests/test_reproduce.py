@@ -1,0 +1,73 @@
+"""The reproduction plan and its report, end to end on a tiny encoder with tiny budgets on the real data."""
+import json
+
+import pytest
+
+from dlfa.cli import main
+from dlfa.errors import ConfigError
+from dlfa.reproduce import Reproduction, best_dev_layer, finetune_layers, plan_jobs, run_plan
+from dlfa.report import write_report
+
+TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
+        "checkpoint_every": 50}
+
+
+def test_finetune_layers_are_the_best_and_two_others():
+    assert finetune_layers(6, 12) == (6, 3, 9)
+    assert finetune_layers(3, 12) == (3, 6, 9)
+    assert finetune_layers(11, 12) == (11, 3, 6)
+
+
+def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
+    grid = {"rows": [{"aggregation": "last", "fusion_layer": None, "dev": 99.0},
+                     {"aggregation": "dlfa", "fusion_layer": 2, "dev": 80.0, "mean": 10.0},
+                     {"aggregation": "dlfa", "fusion_layer": 5, "dev": 70.0, "mean": 90.0}]}
+    assert best_dev_layer({"grid": grid}) == 2
+    with pytest.raises(ConfigError, match="probe"):
+        best_dev_layer({"grid": {"rows": grid["rows"][:1]}})
+
+
+def test_finetuning_before_the_probe_sweep_is_refused(tiny_encoder, data_root, tmp_path):
+    config = Reproduction(str(data_root), tiny_encoder, tasks=("pawsx",))
+    with pytest.raises(ConfigError, match="probe sweep, which has not run yet"):
+        list(plan_jobs(config, tmp_path, ("finetune",)))
+
+
+def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
+    out, doc = tmp_path / "reproduction", tmp_path / "docs" / "REPRODUCTION.md"
+    config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"), seeds=(1, 2), layer_pairs=20,
+                          spec_overrides={**TINY, "eval_languages": ("de", "zh")})
+    jobs = dict(plan_jobs(config, out, ("probe", "layers")))
+    assert list(jobs) == ["probe/udpos", "probe/pawsx", "layers"]
+    probe = jobs["probe/udpos"]
+    assert probe.probe and probe.seeds == (1,) and probe.fusion_layers == (0, 1, 2, 3)
+    assert len(probe.units()) == 6  # last, dlfa × 4 layers, scalar-mix
+
+    assert run_plan(config, out, ("probe", "layers", "finetune"), log=lambda _: None) == "complete"
+    finetune = json.loads((out / "finetune/pawsx/results.json").read_text())
+    best = best_dev_layer(json.loads((out / "probe/pawsx/results.json").read_text()))
+    assert finetune["spec"]["fusion_layers"][0] == best and len(finetune["runs"]) == 2 * (1 + 3 + 1)
+    assert not finetune["spec"]["probe"] and finetune["spec"]["seeds"] == [1, 2]
+    timings = json.loads((out / "timings.json").read_text())
+    assert set(timings) == {"probe/udpos", "probe/pawsx", "layers", "finetune/udpos", "finetune/pawsx"}
+
+    again = []
+    run_plan(config, out, ("probe", "layers", "finetune"), log=again.append)
+    assert again == []  # everything finished: nothing reruns
+
+    write_report(out, doc, "python -m dlfa reproduce run --data-root DATA")
+    text = doc.read_text()
+    assert "python -m dlfa reproduce run --data-root DATA" in text
+    assert "Baseline vs best DLFA layer (fine-tuning, `finetune/pawsx`" in text
+    assert "over seeds" in text and "Not run yet (`probe/panx`)" in text and "Not run yet (`probe/udpos`)" not in text
+    assert "**POS tagging (UD-POS)**: not run yet (`study/udpos-*`)" in text  # the study part was not asked for
+    assert "| lower layers are more cross-lingual | yes |" in text
+    for figure in ("grid-udpos.png", "grid-pawsx.png", "layers-retrieval.png", "layers-cka.png"):
+        assert (doc.parent / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
+        assert f"(figures/{figure})" in text
+    assert "<code>finetune/udpos</code>: complete, 10 run(s)" in text
+
+
+def test_report_without_results_is_a_clear_error(tmp_path, capsys):
+    assert main(["reproduce", "report", "--out", str(tmp_path / "none"), "--doc", str(tmp_path / "r.md")]) == 2
+    assert "no reproduction results" in capsys.readouterr().err
