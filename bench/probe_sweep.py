@@ -5,7 +5,7 @@ Both jobs train one epoch on the same English UD-POS sentences and evaluate on t
 empty cache folder, so the sweep pays for computing and caching the hidden states. The sweep runs first and
 also pays for tokenizing, which the fine-tune then reuses: the ratio errs against probe mode.
 
-    python bench/probe_sweep.py [--train-examples 1000] [--eval-langs de,zh]
+    python bench/probe_sweep.py [--train-examples 400] [--eval-langs de,zh]
 """
 import os
 import tempfile

@@ -175,7 +175,7 @@ def layer_language_grid(grid: Mapping, label_of: Callable[[str], str] | None = N
     fig = go.Figure(go.Heatmap(z=z, x=x, y=y, zmin=zmin, zmax=zmax, colorscale=VALUE_COLORSCALE, text=text,
                                texttemplate="%{text}", colorbar=dict(title="score"),
                                hovertemplate="%{y} · %{x}: %{z:.2f}<extra></extra>"))
-    # the best cell of each column framed (an open marker keeps the value readable) and named in the legend
+    # the best cell of each column framed (an open marker keeps the value readable; hovering names it)
     fig.add_scatter(x=[x[j] for j in best], y=[y[i] for i in best.values()], mode="markers", name="best per language",
                     marker=dict(symbol="square-open", size=38, color="white", line=dict(color="white", width=3)),
                     hovertemplate="best for %{x}: %{y}<extra></extra>")

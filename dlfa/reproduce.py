@@ -69,6 +69,7 @@ class Reproduction:
     seeds: tuple[int, ...] = SEEDS
     device: str = "auto"
     layer_pairs: int = 200
+    study_counts: tuple[int, ...] = STUDY_COUNTS
     spec_overrides: dict = field(default_factory=dict)
 
     def base_spec(self, task: str, epochs: float) -> JobSpec:
@@ -79,22 +80,24 @@ class Reproduction:
         return replace(spec, **self.spec_overrides)
 
     def probe_spec(self, task: str, num_layers: int) -> JobSpec:
-        return replace(self.base_spec(task, TASK_PLANS[task].probe_epochs), aggregations=("last", "dlfa", "scalar-mix"),
-                       fusion_layers=tuple(range(num_layers)), seeds=self.seeds[:1], probe=True,
-                       name=f"reproduction: probe sweep {task}")
+        base = self.base_spec(task, TASK_PLANS[task].probe_epochs)
+        return replace(base, aggregations=("last", "dlfa", "scalar-mix"), fusion_layers=tuple(range(num_layers)),
+                       seeds=self.seeds[:1], probe=True, name=f"reproduction: probe sweep {task}")
 
     def finetune_spec(self, task: str, fusion_layers: tuple[int, ...]) -> JobSpec:
-        return replace(self.base_spec(task, TASK_PLANS[task].finetune_epochs), aggregations=("last", "dlfa", "scalar-mix"),
-                       fusion_layers=fusion_layers, seeds=self.seeds, name=f"reproduction: fine-tuning {task}")
+        base = self.base_spec(task, TASK_PLANS[task].finetune_epochs)
+        return replace(base, aggregations=("last", "dlfa", "scalar-mix"), fusion_layers=fusion_layers, seeds=self.seeds,
+                       name=f"reproduction: fine-tuning {task}")
 
     def study_specs(self, task: str, fusion_layer: int) -> dict[int, JobSpec]:
-        """DLFA at `fusion_layer` after 0, 3 and 9 intermediate tasks, every stage with the target stage's budget."""
+        """DLFA at `fusion_layer` after 0, 3 and 9 (study_counts) intermediate tasks, every stage with the target
+        stage's budget."""
         from dlfa.study import study_specs
 
         base = replace(self.base_spec(task, TASK_PLANS[task].finetune_epochs), aggregations=("dlfa",),
                        fusion_layers=(fusion_layer,), seeds=self.seeds)
         return {count: replace(spec, name=f"reproduction: {spec.name}")
-                for count, spec in study_specs(base, STUDY_COUNTS).items()}
+                for count, spec in study_specs(base, self.study_counts).items()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -166,10 +169,11 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
 
 
 def probe_results(out_root: Path, task: str, needed_by: str) -> dict:
+    """The finished probe sweep of `task`, which fine-tuning and the study take their fusion layer from."""
     results = read_results(out_root / "probe" / task / RESULTS_FILE)
-    if results is None:
-        raise ConfigError(f"{needed_by} of {task} picks its fusion layer from the probe sweep, which has not run yet "
-                          f"(no {out_root}/probe/{task}): run the probe part first")
+    if results is None or results.get("status") != "complete":
+        raise ConfigError(f"{needed_by} of {task} picks its fusion layer from the probe sweep, which has not "
+                          f"finished yet ({out_root}/probe/{task}): run the probe part first")
     return results
 
 

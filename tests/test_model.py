@@ -115,13 +115,14 @@ def test_token_slices_add_up_to_the_batch_loss(task):
     labels = torch.randint(0, 3, (5, T) if task == "pos" else (5,))
     if task == "pos":
         labels[mask == 0] = IGNORE_INDEX
-        labels[0] = IGNORE_INDEX  # a row with nothing to learn gets no slice weight
+        labels[0] = IGNORE_INDEX  # a row with nothing to learn adds no weight
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
     slices = token_slices(batch, max_tokens=2 * T)
-    assert [len(part["input_ids"]) for part, _ in slices] == [2, 2, 1]  # 2 rows of T tokens per slice
+    assert [len(part["input_ids"]) for part, _ in slices] == [2, 3]  # 2 rows of T tokens; the 5th row joins
     assert sum(weight for _, weight in slices) == pytest.approx(1.0)
     whole = model(**batch).loss
     assert sum(model(**part).loss.item() * weight for part, weight in slices) == pytest.approx(whole.item(), rel=1e-5)
+    assert [len(part["input_ids"]) for part, _ in token_slices(batch, max_tokens=1)] == [2, 3]  # ≥ 2 rows
     for fits in (None, 100 * T):
         (part, weight), = token_slices(batch, fits)
         assert part is batch and weight == 1.0

@@ -29,30 +29,33 @@ def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
 
 def test_finetuning_before_the_probe_sweep_is_refused(tiny_encoder, data_root, tmp_path):
     config = Reproduction(str(data_root), tiny_encoder, tasks=("pawsx",))
-    with pytest.raises(ConfigError, match="probe sweep, which has not run yet"):
+    with pytest.raises(ConfigError, match="probe sweep, which has not finished yet"):
         list(plan_jobs(config, tmp_path, ("finetune",)))
 
 
 def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     out, doc = tmp_path / "reproduction", tmp_path / "docs" / "REPRODUCTION.md"
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"), seeds=(1, 2), layer_pairs=20,
-                          spec_overrides={**TINY, "eval_languages": ("de", "zh")})
+                          study_counts=(0, 2), spec_overrides={**TINY, "eval_languages": ("de", "zh")})
     jobs = dict(plan_jobs(config, out, ("probe", "layers")))
     assert list(jobs) == ["probe/udpos", "probe/pawsx", "layers"]
     probe = jobs["probe/udpos"]
     assert probe.probe and probe.seeds == (1,) and probe.fusion_layers == (0, 1, 2, 3)
     assert len(probe.units()) == 6  # last, dlfa × 4 layers, scalar-mix
 
-    assert run_plan(config, out, ("probe", "layers", "finetune"), log=lambda _: None) == "complete"
+    assert run_plan(config, out, ("probe", "layers", "finetune", "study"), log=lambda _: None) == "complete"
     finetune = json.loads((out / "finetune/pawsx/results.json").read_text())
     best = best_dev_layer(json.loads((out / "probe/pawsx/results.json").read_text()))
     assert finetune["spec"]["fusion_layers"][0] == best and len(finetune["runs"]) == 2 * (1 + 3 + 1)
     assert not finetune["spec"]["probe"] and finetune["spec"]["seeds"] == [1, 2]
     timings = json.loads((out / "timings.json").read_text())
-    assert set(timings) == {"probe/udpos", "probe/pawsx", "layers", "finetune/udpos", "finetune/pawsx"}
+    assert set(timings) == {"probe/udpos", "probe/pawsx", "layers", "finetune/udpos", "finetune/pawsx",
+                            "study/udpos-0", "study/udpos-2"}  # the study covers udpos and xnli
+    two = json.loads((out / "study/udpos-2/results.json").read_text())["spec"]
+    assert len(two["intermediate_tasks"]) == 2 and two["aggregations"] == ["dlfa"] and two["max_steps"] == 3
 
     again = []
-    run_plan(config, out, ("probe", "layers", "finetune"), log=again.append)
+    run_plan(config, out, ("probe", "layers", "finetune", "study"), log=again.append)
     assert again == []  # everything finished: nothing reruns
 
     write_report(out, doc, "python -m dlfa reproduce run --data-root DATA")
@@ -60,7 +63,8 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert "python -m dlfa reproduce run --data-root DATA" in text
     assert "Baseline vs best DLFA layer (fine-tuning, `finetune/pawsx`" in text
     assert "over seeds" in text and "Not run yet (`probe/panx`)" in text and "Not run yet (`probe/udpos`)" not in text
-    assert "**POS tagging (UD-POS)**: not run yet (`study/udpos-*`)" in text  # the study part was not asked for
+    assert "**XNLI**: not run yet (`study/xnli-*`)" in text and "**POS tagging (UD-POS)** (`study/udpos-0`" in text
+    assert "| German (de) | 2 | 2 |" in text  # 2 intermediate tasks, 2 seeds
     assert "| lower layers are more cross-lingual | yes |" in text
     for figure in ("grid-udpos.png", "grid-pawsx.png", "layers-retrieval.png", "layers-cka.png"):
         assert (doc.parent / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
