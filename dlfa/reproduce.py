@@ -3,9 +3,9 @@
 The reproduction is a plan of ordinary jobs, each a JobSpec run by `dlfa.train.run_job` into its own folder
 under one output root, so every number the report prints comes from a results.json that records its spec:
 
+    layers/analysis.json   retrieval accuracy and CKA against English per layer on Parallel UD
     probe/<task>           last, dlfa with every fusion layer, scalar-mix; frozen encoder (probe mode), 1 seed
     finetune/<task>        last, dlfa at the best probe layer (English dev) and two others, scalar-mix; 3 seeds
-    layers/analysis.json   retrieval accuracy and CKA against English per layer on Parallel UD
     study/<task>-<count>   dlfa at the best probe layer after 0, 3 and 9 English intermediate tasks, equal
                            budgets per stage, 3 seeds
 
@@ -25,7 +25,7 @@ from dlfa.callbacks import Callback
 from dlfa.errors import ConfigError
 from dlfa.jobs.spec import JobSpec
 
-PARTS = ("probe", "layers", "finetune", "study")
+PARTS = ("layers", "probe", "finetune", "study")  # in running order: the cheapest first
 RESULTS_FILE = "results.json"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
 TIMINGS_FILE = "timings.json"
@@ -152,11 +152,11 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
     from dlfa.encoders import encoder_info
 
     num_layers = encoder_info(config.encoder).num_layers
+    if "layers" in parts:
+        yield "layers", None
     if "probe" in parts:
         for task in config.tasks:
             yield f"probe/{task}", config.probe_spec(task, num_layers)
-    if "layers" in parts:
-        yield "layers", None
     if "finetune" in parts:
         for task in config.tasks:
             best = best_dev_layer(probe_results(out_root, task, "fine-tuning"))

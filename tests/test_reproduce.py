@@ -38,7 +38,7 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"), seeds=(1, 2), layer_pairs=20,
                           study_counts=(0, 2), spec_overrides={**TINY, "eval_languages": ("de", "zh")})
     jobs = dict(plan_jobs(config, out, ("probe", "layers")))
-    assert list(jobs) == ["probe/udpos", "probe/pawsx", "layers"]
+    assert list(jobs) == ["layers", "probe/udpos", "probe/pawsx"]
     probe = jobs["probe/udpos"]
     assert probe.probe and probe.seeds == (1,) and probe.fusion_layers == (0, 1, 2, 3)
     assert len(probe.units()) == 6  # last, dlfa × 4 layers, scalar-mix
