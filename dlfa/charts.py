@@ -139,12 +139,18 @@ def fusion_heatmap(tokens: Sequence[str], weights: Sequence[Sequence[float]], zm
 def token_weight_bars(tokens: Sequence[str], per_token: Sequence[float], y_range: Sequence[float] | None = (0, 1),
                       title: str = "", reference: float | None = 0.5) -> go.Figure:
     """Channel-averaged W per token (share of the last layer)."""
-    labels = token_labels(tokens)
-    fig = go.Figure(go.Bar(x=labels, y=list(map(float, per_token)), marker_color=PALETTE[0],
-                           hovertemplate="%{x}: W %{y:.3f}<extra></extra>"))
+    fig = _token_bars(tokens, per_token, PALETTE[0], "W %{y:.3f}", "mean W (last layer share)", y_range, title)
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", line_color="gray")
-    fig.update_layout(title=title or None, yaxis_title="mean W (last layer share)", xaxis_title="token",
+    return fig
+
+
+def _token_bars(tokens: Sequence[str], values: Sequence[float], colors, hover: str, y_title: str,
+                y_range: Sequence[float] | None, title: str) -> go.Figure:
+    """One bar per token (categorical x axis of unique "i:token" labels)."""
+    fig = go.Figure(go.Bar(x=token_labels(tokens), y=list(map(float, values)), marker_color=colors,
+                           hovertemplate="%{x}: " + hover + "<extra></extra>"))
+    fig.update_layout(title=title or None, yaxis_title=y_title, xaxis_title="token",
                       margin=dict(t=50 if title else 20, b=40, l=50, r=10))
     fig.update_xaxes(type="category")
     if y_range:
@@ -265,16 +271,8 @@ def fusion_by_tag(stats: Mapping[str, Mapping], label_of: Callable[[str], str] |
 def attribution_bars(tokens: Sequence[str], scores: Sequence[float], y_range: Sequence[float] | None = None,
                      title: str = "") -> go.Figure:
     """Signed attribution per token (positive: towards the predicted label)."""
-    labels = token_labels(tokens)
     colors = [PALETTE[0] if float(s) >= 0 else PALETTE[3] for s in scores]
-    fig = go.Figure(go.Bar(x=labels, y=list(map(float, scores)), marker_color=colors,
-                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(title=title or None, yaxis_title="attribution", xaxis_title="token",
-                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
-    fig.update_xaxes(type="category")
-    if y_range:
-        fig.update_yaxes(range=list(y_range))
-    return fig
+    return _token_bars(tokens, scores, colors, "%{y:.3f}", "attribution", y_range, title)
 
 
 def figure_languages(fig: go.Figure) -> set[str]:

@@ -23,6 +23,7 @@ from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
 PAPER_GAINS = {"xnli": 1.5, "pawsx": 2.4, "panx": 1.2, "udpos": 1.5}
+FIGURES = "figures"  # the figures' folder, beside the report
 
 
 @dataclass
@@ -65,8 +66,7 @@ def mean_gain(dlfa: list[dict], last: list[dict], languages: list[str]) -> Cell 
         return {seed: float(np.mean([run["metrics"][lang]["value"] for lang in languages]))
                 for seed, run in runs_by_seed.items()}
 
-    by_seed = lambda runs: {r["spec"]["seeds"][0]: r for r in runs}  # noqa: E731
-    ours, theirs = by_seed(dlfa), by_seed(last)
+    ours, theirs = ({r["spec"]["seeds"][0]: r for r in runs} for runs in (dlfa, last))
     shared = sorted(set(ours) & set(theirs))
     if not shared:
         return None
@@ -100,13 +100,13 @@ def fmt(value) -> str:
 
 
 class Report:
-    """Builds the markdown from the plan's output root; figures are written to `figures_dir`."""
+    """Builds the markdown from the plan's output root; figures go to `figures/` beside the report."""
 
-    def __init__(self, out_root: Path, doc_path: Path, figures_dir: Path):
-        self.out_root, self.doc_path, self.figures_dir = out_root, doc_path, figures_dir
+    def __init__(self, out_root: Path, doc_path: Path):
+        self.out_root, self.figures_dir = out_root, doc_path.parent / FIGURES
         self.timings = read_results(out_root / TIMINGS_FILE) or {}
         self.lines: list[str] = []
-        self.findings: dict[str, str] = {}  # claim -> what we found
+        self.findings: dict = {}  # task -> (source, gain, layer); "layers" -> text, "layers_agree" -> bool
 
     def add(self, *blocks: str) -> None:
         self.lines.extend(blocks)
@@ -117,9 +117,7 @@ class Report:
         if png is None:
             raise DlfaError(f"cannot write the figure {name}: {why}")
         (self.figures_dir / name).write_bytes(png)
-        relative = Path(self.figures_dir.name) / name if self.figures_dir.parent == self.doc_path.parent else \
-            self.figures_dir / name
-        self.add(f"![{alt}]({relative.as_posix()})", "")
+        self.add(f"![{alt}]({FIGURES}/{name})", "")
 
     def took(self, job: str) -> str:
         entry = self.timings.get(job)
@@ -316,6 +314,6 @@ def write_report(out_root: str | Path, doc_path: str | Path, command: str) -> Pa
     if not out_root.is_dir():
         raise DlfaError(f"no reproduction results in {out_root}: run `python -m dlfa reproduce run` first")
     doc_path.parent.mkdir(parents=True, exist_ok=True)
-    text = Report(out_root, doc_path, doc_path.parent / "figures").build(command)
+    text = Report(out_root, doc_path).build(command)
     doc_path.write_text(text)
     return doc_path

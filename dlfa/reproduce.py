@@ -247,16 +247,12 @@ def register(subparsers) -> None:
         command.add_argument("--doc", default=DEFAULT_DOC, metavar="FILE", help=f"the report (default {DEFAULT_DOC})")
 
 
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
 def run_cli(args) -> int:
     import signal
 
-    from dlfa.jobs.cli import TqdmCallback
+    from dlfa.jobs.cli import TqdmCallback, split_list
 
-    tasks = _split(args.tasks)
+    tasks = split_list(args.tasks)
     unknown = [t for t in tasks if t not in TASK_PLANS]
     if unknown:
         raise ConfigError(f"unknown task(s) {', '.join(unknown)}: the reproduction covers {', '.join(TASK_PLANS)}")
@@ -271,7 +267,7 @@ def run_cli(args) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        status = run_plan(config, args.out, _split(args.parts), (callback,))
+        status = run_plan(config, args.out, split_list(args.parts), (callback,))
     finally:
         signal.signal(signal.SIGINT, previous)
         callback.close()

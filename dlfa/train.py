@@ -567,15 +567,17 @@ class UnitTrainer:
             group["lr"] = learning_rate_at(step, stage.steps, warmup, self.learning_rate)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        self.release_cpu_memory()
+        return total / accumulation
+
+    def release_cpu_memory(self) -> None:
         if self.runtime.device.type == "cpu":
             release_memory()
-        return total / accumulation
 
     def dev_score(self) -> float:
         target = self.data.tasks[self.spec.task]
         gold, pred = predict_dataset(self.net, self.data.dev, self.runtime.device, self.runtime.amp_dtype)
-        if self.runtime.device.type == "cpu":
-            release_memory()
+        self.release_cpu_memory()
         return score(target.metric, gold, pred, list(target.labels))
 
     def select(self, step: int) -> None:
@@ -648,8 +650,7 @@ class UnitTrainer:
                 self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority, with_fusion=aggregation == "dlfa")
             if fusion is not None:
                 per_language[language] = fusion
-            if self.runtime.device.type == "cpu":
-                release_memory()
+            self.release_cpu_memory()
             m = metrics[language]
             interval = f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m["ci_low"] is not None else ""
             self.log(f"test {language}: {m['metric']} {m['value']:.2f}{interval} (n={m['n']}, "

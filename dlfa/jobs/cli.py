@@ -66,7 +66,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                         help="output folder" + ("" if out_required else " (default cache/runs/<job id>/)"))
 
 
-def _split(text: str | None) -> tuple[str, ...]:
+def split_list(text: str | None) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c')."""
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
 
 
@@ -81,10 +82,10 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """The one place that turns train / sweep / submit flags into a validated JobSpec."""
     values = {
         "task": args.task,
-        "eval_languages": _split(args.eval_langs),
+        "eval_languages": split_list(args.eval_langs),
         "encoder": _absolute_if_path(args.encoder),
         "train_language": args.train_lang,
-        "intermediate_tasks": _split(args.intermediate),
+        "intermediate_tasks": split_list(args.intermediate),
         "data_root": _absolute_if_path(args.data_root),
         "max_train_examples": args.max_train_examples,
         "epochs": args.epochs,
@@ -99,7 +100,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "num_processes": getattr(args, "nproc", None),
     }
     if getattr(args, "aggregations", None):
-        values["aggregations"] = _split(args.aggregations)
+        values["aggregations"] = split_list(args.aggregations)
     elif args.aggregation:
         values["aggregations"] = (args.aggregation,)
     if getattr(args, "fusion_layers", None):
