@@ -22,6 +22,9 @@ and rank 0 evaluates and writes every file. The command line (`python -m dlfa tr
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
+import gc
 import json
 import math
 import os
@@ -30,7 +33,7 @@ import shutil
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,12 +50,14 @@ from dlfa.tasks.base import IGNORE_INDEX, EncodedSplit, TaskInfo
 
 MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
 LOG_EVERY = 10  # steps between log lines and loss-history points
-# On the CPU a micro-batch runs in slices of at most this many (padded) tokens: the encoder's activations for
-# backward grow with the tokens (about 0.6 MB each on e5-small), so a batch of 32 long sentences would hold
-# 2 GB of them and a slice holds about 150 MB. The gradient is the same; only the fusion module's batch
-# statistics see the smaller slices (at least 2 rows each). Slices of 256 rather than 512 tokens cost ~10%
-# speed and save ~150 MB.
-CPU_TOKENS_PER_SLICE = 256
+# On the CPU a micro-batch runs in slices of at most this many (padded) tokens, each cut to its longest row:
+# the encoder's activations for backward grow with the tokens (about 0.6 MB each on e5-small), so a batch of 32
+# long sentences would hold 2 GB of them. The gradient is the same; only the fusion module's batch statistics
+# see the smaller slices (at least 2 rows each). 512 tokens keep a 1,000-sentence fine-tune under 1.5 GB;
+# 256 would save ~100 MB and cost ~25% speed (more, smaller matmuls).
+CPU_TOKENS_PER_SLICE = 512
+ONEDNN_CACHE_CAPACITY = 16
+MADV_RANDOM = 1  # <sys/mman.h>
 RESULTS_FILE = "results.json"
 
 
@@ -96,6 +101,10 @@ def setup_runtime(spec: JobSpec) -> Runtime:
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or auto")
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if not use_cuda:
+        # oneDNN keeps a compiled kernel per matmul shape (1024 by default); with bf16 and batches of changing
+        # shapes they hold ~200 MB. Read when oneDNN first runs, so this works in a fresh worker process.
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
     if use_cuda:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -115,9 +124,19 @@ def release_memory() -> None:
         _LIBC.malloc_trim(0)
 
 
+def advise_random_access(tensor: torch.Tensor) -> None:
+    """Tell the kernel that `tensor`'s pages are read at random (madvise MADV_RANDOM). The weights of a
+    safetensors file are mapped from the file, and a lookup of one word-embedding row would otherwise read
+    ahead its neighbours: within a few dozen batches the whole 384 MB matrix of the embedded encoder sits in
+    memory although training touches a few thousand rows."""
+    if _LIBC is None:
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+    start = tensor.data_ptr() // page * page
+    _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(tensor.data_ptr() + tensor.nbytes - start), MADV_RANDOM)
+
+
 def _glibc():
-    import ctypes
-    import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -134,7 +153,7 @@ def token_slices(batch: dict, max_tokens: int | None) -> list[tuple[dict, float]
     of the loss (its labelled items over the batch's), so that the weighted slice losses add up to the batch
     loss: [(slice, weight)]; the batch itself with weight 1 when it fits or max_tokens is None. A slice has
     at least 2 rows (the fusion module's sentence-level batch norm needs 2), a single leftover row joins the
-    slice before it, and slices with nothing labelled are dropped."""
+    slice before it, each slice is cut to its longest row, and slices with nothing labelled are dropped."""
     rows, length = batch["attention_mask"].shape
     per_slice = max(2, (max_tokens or 0) // length)
     if max_tokens is None or per_slice >= rows:
@@ -146,16 +165,20 @@ def token_slices(batch: dict, max_tokens: int | None) -> list[tuple[dict, float]
     labelled = (batch["labels"] != IGNORE_INDEX).reshape(rows, -1).sum(1)
     total = max(int(labelled.sum()), 1)
 
-    def rows_of(value, start: int, end: int):
-        if isinstance(value, torch.Tensor):
-            return value[start:end]
+    def part(value, start: int, end: int, width: int):
         if isinstance(value, tuple):
-            return tuple(rows_of(v, start, end) for v in value)
-        return value
+            return tuple(part(v, start, end, width) for v in value)
+        if not isinstance(value, torch.Tensor):
+            return value
+        rows_of_value = value[start:end]
+        return rows_of_value[:, :width] if value.dim() >= 2 and value.shape[1] == length else rows_of_value
 
-    slices = [({key: rows_of(value, start, end) for key, value in batch.items()},
-               int(labelled[start:end].sum()) / total) for start, end in bounds]
-    return [(part, weight) for part, weight in slices if weight > 0] or [(batch, 1.0)]
+    slices = []
+    for start, end in bounds:
+        width = int(batch["attention_mask"][start:end].sum(1).max())
+        slices.append(({key: part(value, start, end, width) for key, value in batch.items()},
+                       int(labelled[start:end].sum()) / total))
+    return [(piece, weight) for piece, weight in slices if weight > 0] or [(batch, 1.0)]
 
 
 def set_seed(seed: int) -> None:
@@ -431,10 +454,15 @@ class UnitData:
     majority: int  # the most frequent training label of the target task
     truncated: dict[str, int] = field(default_factory=dict)  # language -> test examples cut at max_length
 
+    def map(self, to_dataset) -> "UnitData":
+        """The same data with `to_dataset` applied to every dataset (e.g. EncodedDataset -> cached hidden states)."""
+        return replace(self, train={name: to_dataset(d) for name, d in self.train.items()},
+                       dev=to_dataset(self.dev) if self.dev is not None else None,
+                       test={lang: to_dataset(d) for lang, d in self.test.items()})
 
-def load_unit_data(spec: JobSpec, tokenizer, to_dataset) -> UnitData:
-    """Read and encode every split a unit needs through the task registry; `to_dataset(EncodedDataset)`
-    turns each into what the net consumes (itself for fine-tuning, cached hidden states for probing)."""
+
+def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
+    """Read and encode every split the units of a job need (the same for all of them) through the task registry."""
     from dlfa.tasks.registry import DataSource, available_languages, get_task, load_encoded
 
     source = DataSource.resolve(spec.data_root)
@@ -444,19 +472,17 @@ def load_unit_data(spec: JobSpec, tokenizer, to_dataset) -> UnitData:
         return EncodedDataset(data, tokenizer.pad_token_id)
 
     tasks = {name: get_task(name) for name in (*spec.intermediate_tasks, spec.task)}
-    train_raw = {name: encoded(name, "en" if name != spec.task else spec.train_language, "train",
-                               spec.max_train_examples) for name in tasks}
+    train = {name: encoded(name, "en" if name != spec.task else spec.train_language, "train", spec.max_train_examples)
+             for name in tasks}
     has_dev = "dev" in available_languages(spec.task, source).get(spec.train_language, {})
-    dev = to_dataset(encoded(spec.task, spec.train_language, "dev", spec.max_eval_examples)) if has_dev else None
-    test_raw = {lang: encoded(spec.task, lang, "test", spec.max_eval_examples) for lang in spec.eval_languages}
-    target = tasks[spec.task]
+    test = {lang: encoded(spec.task, lang, "test", spec.max_eval_examples) for lang in spec.eval_languages}
     return UnitData(
         tasks=tasks,
-        train={name: to_dataset(data) for name, data in train_raw.items()},
-        dev=dev,
-        test={lang: to_dataset(data) for lang, data in test_raw.items()},
-        majority=int(train_raw[spec.task].label_counts(len(target.labels)).argmax()),
-        truncated={lang: data.truncated for lang, data in test_raw.items()},
+        train=train,
+        dev=encoded(spec.task, spec.train_language, "dev", spec.max_eval_examples) if has_dev else None,
+        test=test,
+        majority=int(train[spec.task].label_counts(len(tasks[spec.task].labels)).argmax()),
+        truncated={lang: data.truncated for lang, data in test.items()},
     )
 
 
@@ -688,27 +714,34 @@ class UnitTrainer:
         return results
 
 
-class EncoderStore:
-    """Loads a job's encoder once; every unit checks it out with its original weights restored from a copy
-    of the parameters training can change (frozen word embeddings never change and are not copied; a job of
-    one fine-tuning unit keeps no copy)."""
+class JobInputs:
+    """What every unit of a job shares: the encoder, checked out by each unit with its original weights restored
+    from a copy of the parameters training can change (frozen word embeddings never change and are not copied; a
+    job of one fine-tuning unit keeps no copy), and the encoded data. The tokenizer is dropped once the data is
+    encoded: a 250k-piece vocabulary holds ~350 MB that training does not need."""
 
     def __init__(self, spec: JobSpec, freeze_word_embeddings: bool, reused: bool):
         from dlfa.encoders import load_encoder
 
-        self.loaded = load_encoder(spec.encoder)
-        embeddings = self.loaded.model.get_input_embeddings().weight
-        self.original = {name: p.detach().clone() for name, p in self.loaded.model.named_parameters()
+        loaded = load_encoder(spec.encoder)
+        self.encoder = loaded.model
+        advise_random_access(self.encoder.get_input_embeddings().weight)
+        self.data = load_job_data(spec, loaded.tokenizer)
+        del loaded
+        gc.collect()
+        release_memory()
+        embeddings = self.encoder.get_input_embeddings().weight
+        self.original = {name: p.detach().clone() for name, p in self.encoder.named_parameters()
                          if reused and not (freeze_word_embeddings and p is embeddings)}
 
     @torch.no_grad()
-    def checkout(self):
-        """The LoadedEncoder (model + tokenizer), its parameters as loaded and all trainable."""
-        for name, p in self.loaded.model.named_parameters():
+    def checkout_encoder(self) -> nn.Module:
+        """The encoder with its parameters as loaded and all trainable."""
+        for name, p in self.encoder.named_parameters():
             if name in self.original:
                 p.copy_(self.original[name])
             p.requires_grad_(True)
-        return self.loaded
+        return self.encoder
 
 
 def freezes_word_embeddings(spec: JobSpec, runtime: Runtime) -> bool:
@@ -718,26 +751,24 @@ def freezes_word_embeddings(spec: JobSpec, runtime: Runtime) -> bool:
     return runtime.device.type == "cpu"
 
 
-def build_unit(spec: JobSpec, runtime: Runtime, encoder: EncoderStore) -> tuple[DlfaModel, nn.Module, UnitData]:
+def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs) -> tuple[DlfaModel, nn.Module, UnitData]:
     """The model, the net that runs it on batches (the model, or the probe's cached-feature front end), and
     the data of one unit."""
     from dlfa.tasks.registry import get_task
 
-    loaded = encoder.checkout()
     heads = {name: HeadConfig(info.kind, list(info.labels))
              for name, info in ((n, get_task(n)) for n in (*spec.intermediate_tasks, spec.task))}
     config = DlfaConfig(encoder=spec.encoder, heads=heads, aggregation=spec.aggregations[0],
                         fusion_layer=spec.fusion_layers[0] if spec.fusion_layers else None,
                         reduction=spec.reduction, freeze_word_embeddings=freezes_word_embeddings(spec, runtime))
     set_seed(spec.seeds[0])
-    model = DlfaModel(config, loaded.model).to(runtime.device)
+    model = DlfaModel(config, inputs.checkout_encoder()).to(runtime.device)
     if spec.probe:
         from dlfa.probe import FeatureNet, hidden_state_dataset
 
         model.encoder.requires_grad_(False)
-        data = load_unit_data(spec, loaded.tokenizer, lambda d: hidden_state_dataset(model, d, spec, runtime))
-        return model, FeatureNet(model), data
-    return model, model, load_unit_data(spec, loaded.tokenizer, lambda d: d)
+        return model, FeatureNet(model), inputs.data.map(lambda d: hidden_state_dataset(model, d, spec, runtime))
+    return model, model, inputs.data
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -787,7 +818,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
     runtime = setup_runtime(spec)
     units = spec.units()
     runs: list[dict] = []
-    encoder: EncoderStore | None = None
+    inputs: JobInputs | None = None
     status = "complete"
     started = time.perf_counter()
     for index, unit in enumerate(units):
@@ -804,9 +835,9 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
                 unit_dir.mkdir(parents=True, exist_ok=True)
                 callbacks.on_log(f"unit {index + 1}/{len(units)}: {unit.unit_name()} on {runtime.device} "
                                  f"({runtime.precision}, {runtime.world} process{'es' if runtime.world > 1 else ''})")
-            encoder = encoder or EncoderStore(spec, freezes_word_embeddings(spec, runtime),
-                                              reused=index + 1 < len(units) and not spec.probe)
-            model, net, data = build_unit(unit, runtime, encoder)
+            inputs = inputs or JobInputs(spec, freezes_word_embeddings(spec, runtime),
+                                         reused=index + 1 < len(units) and not spec.probe)
+            model, net, data = build_unit(unit, runtime, inputs)
             results = UnitTrainer(unit, unit_dir, model, net, data, runtime, callbacks, (index, len(units))).run()
             del model, net, data
             if runtime.is_main and results["status"] == "complete":

@@ -111,6 +111,7 @@ def test_token_slices_add_up_to_the_batch_loss(task):
     torch.manual_seed(1)
     ids = torch.randint(5, 99, (5, T))
     mask = torch.ones(5, T, dtype=torch.long)
+    mask[2:, T - 1 :] = 0  # the last three rows are shorter: their slice drops a column of padding
     mask[3, 2:] = 0
     labels = torch.randint(0, 3, (5, T) if task == "pos" else (5,))
     if task == "pos":
@@ -118,7 +119,9 @@ def test_token_slices_add_up_to_the_batch_loss(task):
         labels[0] = IGNORE_INDEX  # a row with nothing to learn adds no weight
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
     slices = token_slices(batch, max_tokens=2 * T)
-    assert [len(part["input_ids"]) for part, _ in slices] == [2, 3]  # 2 rows of T tokens; the 5th row joins
+    assert [tuple(part["input_ids"].shape) for part, _ in slices] == [(2, T), (3, T - 1)]  # the 5th row joins
+    if task == "pos":
+        assert slices[1][0]["labels"].shape == (3, T - 1)
     assert sum(weight for _, weight in slices) == pytest.approx(1.0)
     whole = model(**batch).loss
     assert sum(model(**part).loss.item() * weight for part, weight in slices) == pytest.approx(whole.item(), rel=1e-5)
