@@ -11,6 +11,12 @@ under one output root, so every number the report prints comes from a results.js
 
 Running the plan again skips finished units and resumes interrupted ones from their checkpoints, so a plan
 too long for one sitting is run in several; `timings.json` adds up the time each job took over all sittings.
+
+The record: the output root holds checkpoints and models (hundreds of MB, git-ignored); after each sitting the
+small files (every job's results.json, the layer analysis, timings.json) are copied into `reproduction/` beside
+the report, in the repository. The report is written from the record, so it regenerates on a fresh clone, and
+a sitting on a fresh clone starts by restoring the record's finished runs, so it continues where the last one
+stopped instead of starting over.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from dlfa.jobs.spec import JobSpec
 
 PARTS = ("layers", "probe", "finetune", "study")  # in running order: the cheapest first
 RESULTS_FILE = "results.json"
+RECORD = "reproduction"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
 TIMINGS_FILE = "timings.json"
 
@@ -126,6 +133,49 @@ def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:
 
 def read_results(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def record_root(doc_path: str | Path) -> Path:
+    """Where the record of a report's results lives: `reproduction/` beside the report."""
+    return Path(doc_path).parent / RECORD
+
+
+def complete_runs(results: dict | None) -> int:
+    return sum(run["status"] == "complete" for run in (results or {}).get("runs", []))
+
+
+def save_record(out_root: Path, record: Path) -> None:
+    """Copy the small result files of out_root into the record; a job's file only when it holds at least as
+    many finished runs as the recorded one (an older output root never overwrites newer results)."""
+    from dlfa.train import write_json
+
+    for name in (TIMINGS_FILE, LAYER_ANALYSIS_FILE):
+        if (out_root / name).is_file():
+            write_json(record / name, read_results(out_root / name))
+    for path in out_root.glob(f"*/*/{RESULTS_FILE}"):  # <part>/<job>/results.json
+        results, target = read_results(path), record / path.relative_to(out_root)
+        if complete_runs(results) >= complete_runs(read_results(target)) and complete_runs(results) > 0:
+            write_json(target, results)
+
+
+def restore_record(record: Path, out_root: Path) -> None:
+    """Put the record's files, and each finished run's results.json in its unit folder, into an output root
+    that lacks them, so that running the plan skips what the record already holds."""
+    from dlfa.train import write_json
+
+    for name in (TIMINGS_FILE, LAYER_ANALYSIS_FILE):
+        if (record / name).is_file() and not (out_root / name).is_file():
+            write_json(out_root / name, read_results(record / name))
+    for path in record.glob(f"*/*/{RESULTS_FILE}"):
+        job_dir = out_root / path.parent.relative_to(record)
+        results = read_results(path)
+        if complete_runs(read_results(job_dir / RESULTS_FILE)) >= complete_runs(results):
+            continue
+        write_json(job_dir / RESULTS_FILE, results)
+        for run in results["runs"]:
+            unit_file = job_dir / JobSpec.from_dict(run["spec"]).unit_name() / RESULTS_FILE
+            if run["status"] == "complete" and not unit_file.is_file():
+                write_json(unit_file, run)
 
 
 class Timings:
@@ -240,7 +290,7 @@ def register(subparsers) -> None:
     run.add_argument("--tasks", default=",".join(TASK_PLANS), help="which of the four tasks")
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     run.set_defaults(func=run_cli)
-    report = commands.add_parser("report", help="write the report from the results so far")
+    report = commands.add_parser("report", help="write the report from the record (after recording --out's results)")
     report.set_defaults(func=report_cli)
     for command in (run, report):
         command.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results root (default {DEFAULT_OUT})")
@@ -265,12 +315,14 @@ def run_cli(args) -> int:
             raise KeyboardInterrupt
         callback.stop.set()
 
+    restore_record(record_root(args.doc), Path(args.out))
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         status = run_plan(config, args.out, split_list(args.parts), (callback,))
     finally:
         signal.signal(signal.SIGINT, previous)
         callback.close()
+        save_record(Path(args.out), record_root(args.doc))
     report_cli(args)
     if status != "complete":
         print("stopped: run the same command again to resume", file=sys.stderr)
@@ -282,5 +334,7 @@ def report_cli(args) -> int:
     from dlfa.report import write_report
 
     command = "python -m dlfa reproduce run --data-root ../shared/data   # resumes; then writes this report"
-    print(f"report written to {write_report(args.out, args.doc, command)}")
+    if Path(args.out).is_dir():
+        save_record(Path(args.out), record_root(args.doc))
+    print(f"report written to {write_report(record_root(args.doc), args.doc, command)}")
     return 0

@@ -377,7 +377,8 @@ def learning_rate_at(step: int, total: int, warmup: int, peak: float) -> float:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (a temporary file, then os.replace)."""
+    """Write JSON atomically (a temporary file, then os.replace), creating the folder when needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
     os.replace(tmp, path)

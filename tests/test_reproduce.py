@@ -5,7 +5,8 @@ import pytest
 
 from dlfa.cli import main
 from dlfa.errors import ConfigError
-from dlfa.reproduce import Reproduction, best_dev_layer, finetune_layers, plan_jobs, run_plan
+from dlfa.reproduce import (Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
+                             run_plan, save_record)
 from dlfa.report import write_report
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
@@ -58,7 +59,21 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     run_plan(config, out, ("probe", "layers", "finetune", "study"), log=again.append)
     assert again == []  # everything finished: nothing reruns
 
-    write_report(out, doc, "python -m dlfa reproduce run --data-root DATA")
+    record = record_root(doc)
+    save_record(out, record)
+    assert sorted(p.relative_to(record).as_posix() for p in record.rglob("*.json")) == [
+        "finetune/pawsx/results.json", "finetune/udpos/results.json", "layers/analysis.json",
+        "probe/pawsx/results.json", "probe/udpos/results.json", "study/udpos-0/results.json",
+        "study/udpos-2/results.json", "timings.json"]  # no checkpoints, no models
+
+    fresh = tmp_path / "fresh-clone"  # a new machine: only the record, in the repository
+    restore_record(record, fresh)
+    assert (fresh / "finetune/pawsx/last-s2/results.json").is_file()
+    again = []
+    run_plan(config, fresh, ("probe", "layers", "finetune", "study"), log=again.append)
+    assert again == []  # the record's finished runs are not run again
+
+    write_report(record, doc, "python -m dlfa reproduce run --data-root DATA")
     text = doc.read_text()
     assert "python -m dlfa reproduce run --data-root DATA" in text
     assert "Baseline vs best DLFA layer (fine-tuning, `finetune/pawsx`" in text
