@@ -216,9 +216,10 @@ def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root
     assert spec.data_root == str(data_root) and (spec.epochs, spec.learning_rate) == (2.0, 3e-5)
     assert (spec.backend, spec.num_processes, spec.name, len(spec.units())) == ("torchrun", 2, "grid", 8)
     single = spec_from_args(build_parser().parse_args(["train", *spec_flags(tiny_encoder, data_root), "--seed", "4",
-                                                       "--aggregation", "last",
+                                                       "--aggregation", "last", "--precision", "fp32",
                                                        "--out", "run"]))
-    assert (single.aggregations, single.seeds, single.max_steps) == (("last",), (4,), 10)
+    assert (single.aggregations, single.seeds, single.max_steps, single.precision) == (("last",), (4,), 10, "fp32")
+    assert spec.precision == "auto"
 
 
 def test_cli_refuses_a_bad_spec_in_one_line(store, capsys, tiny_encoder, data_root):

@@ -17,7 +17,7 @@ from pathlib import Path
 from dlfa.callbacks import Callback, Progress
 from dlfa.fusion import AGGREGATIONS
 from dlfa.jobs.launch import CANCEL_GRACE_S
-from dlfa.jobs.spec import BACKENDS, DEVICES, JobSpec, parse_int_list
+from dlfa.jobs.spec import BACKENDS, DEVICES, PRECISIONS, JobSpec, parse_int_list
 
 FOLLOW_POLL_S = 0.5
 DEFAULTS = JobSpec(task="", eval_languages=())  # the field defaults, shown in --help
@@ -59,6 +59,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                         help=f"examples per step (default {DEFAULTS.batch_size})")
     parser.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g})")
     parser.add_argument("--device", choices=DEVICES, help="default auto: a GPU when there is one")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
     parser.add_argument("--max-length", type=int, metavar="T",
                         help=f"tokens per example (default {DEFAULTS.max_length})")
     parser.add_argument("--name", help="a label for the run")
@@ -93,6 +95,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
         "device": args.device,
+        "precision": args.precision,
         "max_length": args.max_length,
         "probe": args.probe,
         "name": args.name,
