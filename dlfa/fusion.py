@@ -3,10 +3,12 @@
 - `last`: the standard baseline, the last layer only;
 - `dlfa`: AIF, attention-based fusion of the last layer with one lower layer k (Chen et al. 2022), written
   as MS-CAM / AFF (Dai et al. 2021) adapted to text:
-      Xa = X_last + X_k                                 (B × E × T)
+      Xa = X_last + X_k                                 (B × T × E)
       L  = BN(PWConv(E/r→E)(ReLU(BN(PWConv(E→E/r)(Xa)))))          local branch, per token
       G  = the same bottleneck on the masked mean of Xa over T     global branch, padding excluded
       W  = sigmoid(L + G);   Z = W ⊙ X_last + (1 − W) ⊙ X_k
+  A pointwise (kernel-size 1) convolution over T is a Linear layer over the channels, so the module works on
+  the encoder's channel-last B × T × E directly.
 - `mean` and `concat` (+ linear) of the last layer and layer k;
 - `scalar-mix`: softmax-weighted sum of all layers (ELMo style).
 
@@ -52,36 +54,36 @@ def check_fusion_layer(aggregation: str, fusion_layer: int | None, num_layers: i
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):
-    """BatchNorm over B × C × T that computes its training statistics over real tokens only.
-
-    mask: B × T (1 = token, 0 = padding). Without a mask it is the usual BatchNorm1d.
-    """
+    """BatchNorm over the last dimension (channels) of B × T × C or B × C whose training statistics count real
+    tokens only. mask: B × T (1 = token, 0 = padding) or None (every position counts)."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None or not self.training:
-            return super().forward(x)
-        weights = mask.to(x.dtype).unsqueeze(1)  # B × 1 × T
-        count = weights.sum().clamp_min(1.0)
-        mean = (x * weights).sum(dim=(0, 2)) / count  # C
-        var = (((x - mean[None, :, None]) ** 2) * weights).sum(dim=(0, 2)) / count
-        with torch.no_grad():
-            unbiased = var * count / (count - 1).clamp_min(1.0)
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-            self.num_batches_tracked += 1
-        normalized = (x - mean[None, :, None]) / torch.sqrt(var[None, :, None] + self.eps)
-        return normalized * self.weight[None, :, None] + self.bias[None, :, None]
+        if not self.training:
+            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+        else:
+            weights = mask.to(x.dtype).unsqueeze(-1) if mask is not None else torch.ones_like(x[..., :1])
+            positions = tuple(range(x.dim() - 1))
+            count = weights.sum().clamp_min(1.0)
+            mean = (x * weights).sum(dim=positions) / count  # C
+            var = (((x - mean) ** 2) * weights).sum(dim=positions) / count
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp_min(1.0)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+                self.num_batches_tracked += 1
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
 class Bottleneck(nn.Module):
-    """SENet-style channel attention branch: PWConv(E→E/r) → BN → ReLU → PWConv(E/r→E) → BN, on B × E × T."""
+    """SENet-style channel attention branch: PWConv(E→E/r) → BN → ReLU → PWConv(E/r→E) → BN, on B × T × E
+    (or B × E)."""
 
     def __init__(self, hidden_size: int, reduction: int):
         super().__init__()
         inner = max(1, hidden_size // reduction)
-        self.compress = nn.Conv1d(hidden_size, inner, kernel_size=1)
+        self.compress = nn.Linear(hidden_size, inner)
         self.compress_norm = MaskedBatchNorm1d(inner)
-        self.expand = nn.Conv1d(inner, hidden_size, kernel_size=1)
+        self.expand = nn.Linear(inner, hidden_size)
         self.expand_norm = MaskedBatchNorm1d(hidden_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,19 +103,17 @@ class AIFFusion(nn.Module):
         self.global_branch = Bottleneck(hidden_size, reduction)
 
     def fusion_weights(self, summed: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """summed: B × E × T (X_last + X_k), attention_mask: B × T -> W: B × E × T in (0, 1)."""
-        mask = attention_mask.to(summed.dtype).unsqueeze(1)  # B × 1 × T
-        pooled = (summed * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp_min(1.0)  # B × E × 1
+        """summed: B × T × E (X_last + X_k), attention_mask: B × T -> W: B × T × E in (0, 1)."""
+        mask = attention_mask.to(summed.dtype).unsqueeze(-1)  # B × T × 1
+        pooled = (summed * mask).sum(1) / mask.sum(1).clamp_min(1.0)  # B × E
         local = self.local_branch(summed, attention_mask)
-        global_ = self.global_branch(pooled)
+        global_ = self.global_branch(pooled).unsqueeze(1)  # B × 1 × E
         return torch.sigmoid(local + global_)
 
     def forward(self, hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> AggregationOutput:
-        last = hidden_states[-1].transpose(1, 2)  # B × E × T
-        low = hidden_states[self.fusion_layer].transpose(1, 2)
+        last, low = hidden_states[-1], hidden_states[self.fusion_layer]  # B × T × E
         weights = self.fusion_weights(last + low, attention_mask)
-        fused = weights * last + (1 - weights) * low
-        return AggregationOutput(sequence=fused.transpose(1, 2), fusion_weights=weights.transpose(1, 2))
+        return AggregationOutput(sequence=weights * last + (1 - weights) * low, fusion_weights=weights)
 
 
 class LastLayer(nn.Module):

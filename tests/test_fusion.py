@@ -85,6 +85,20 @@ def test_unknown_aggregation_lists_the_choices():
 
 
 def test_reduction_ratio_is_configurable_and_checked():
-    assert AIFFusion(E, 1, reduction=16).local_branch.compress.out_channels == 2
+    assert AIFFusion(E, 1, reduction=16).local_branch.compress.out_features == 2
     with pytest.raises(ConfigError):
         AIFFusion(E, 1, reduction=0)
+
+
+def test_masked_batch_norm_is_batch_norm_over_the_real_tokens():
+    from dlfa.fusion import MaskedBatchNorm1d
+
+    torch.manual_seed(0)
+    x, mask = torch.randn(B, T, E), torch.ones(B, T)
+    mask[1, 4:] = 0
+    ours, reference = MaskedBatchNorm1d(E), torch.nn.BatchNorm1d(E)
+    real = x[mask.bool()]  # N × E
+    assert torch.allclose(ours(x, mask)[mask.bool()], reference(real), atol=1e-5)
+    assert torch.allclose(ours.running_mean, reference.running_mean) and torch.allclose(ours.running_var, reference.running_var)
+    ours.eval(), reference.eval()
+    assert torch.allclose(ours(x), reference(x.reshape(-1, E)).reshape(B, T, E), atol=1e-5)
