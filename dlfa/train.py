@@ -137,7 +137,6 @@ def advise_random_access(tensor: torch.Tensor) -> None:
 
 
 def _glibc():
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc if hasattr(libc, "malloc_trim") else None
@@ -726,12 +725,12 @@ class JobInputs:
 
         loaded = load_encoder(spec.encoder)
         self.encoder = loaded.model
-        advise_random_access(self.encoder.get_input_embeddings().weight)
+        embeddings = self.encoder.get_input_embeddings().weight
+        advise_random_access(embeddings)
         self.data = load_job_data(spec, loaded.tokenizer)
         del loaded
         gc.collect()
         release_memory()
-        embeddings = self.encoder.get_input_embeddings().weight
         self.original = {name: p.detach().clone() for name, p in self.encoder.named_parameters()
                          if reused and not (freeze_word_embeddings and p is embeddings)}
 
