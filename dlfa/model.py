@@ -6,6 +6,10 @@
                                (labels only on each word's first sub-word; IGNORE_INDEX elsewhere)
 
 Several heads share the encoder and the aggregation, so intermediate tasks carry over to the target task.
+Probes (a frozen encoder) standardize each hidden state per dimension with the English training statistics
+before the aggregation: a frozen last layer is strongly anisotropic (on e5-small, tokens share one direction
+with a mean cosine of 0.65, against 0.13 at layer 4), which a small head in a short budget cannot undo, so
+without it a probe would measure the features' offset rather than what they carry.
 Saved as `dlfa_config.json` + `model.safetensors`; parameters frozen at their encoder values (the word
 embeddings by default) are not written again but reloaded from the encoder spec. Nothing is unpickled.
 """
@@ -46,6 +50,7 @@ class DlfaConfig:
     reduction: int = 4
     dropout: float = 0.1
     freeze_word_embeddings: bool = True
+    standardize_features: bool = False  # probes: (h − mean) / std per layer and dimension, English train stats
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,6 +88,9 @@ class DlfaModel(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(hidden, len(head.labels)) for name, head in config.heads.items()})
+        if config.standardize_features:  # (L + 1) × E, saved with the weights; set by set_feature_statistics
+            self.register_buffer("feature_mean", torch.zeros(num_layers + 1, hidden))
+            self.register_buffer("feature_std", torch.ones(num_layers + 1, hidden))
         if config.freeze_word_embeddings:
             encoder.get_input_embeddings().weight.requires_grad_(False)
 
@@ -104,6 +112,18 @@ class DlfaModel(nn.Module):
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kwargs)
         return tuple(out.hidden_states)
 
+    def set_feature_statistics(self, layer: int, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """The per-dimension mean and std (E each) that standardize hidden state `layer`."""
+        self.feature_mean[layer] = mean
+        self.feature_std[layer] = std
+
+    def standardize(self, hidden_states: tuple[torch.Tensor | None, ...]) -> tuple[torch.Tensor | None, ...]:
+        """(h − mean) / std for every hidden state given (None entries stay None), when the config asks for it."""
+        if not self.config.standardize_features:
+            return hidden_states
+        return tuple(None if h is None else (h - self.feature_mean[i]) / self.feature_std[i]
+                     for i, h in enumerate(hidden_states))
+
     def classify(
         self,
         hidden_states: tuple[torch.Tensor, ...],
@@ -114,7 +134,7 @@ class DlfaModel(nn.Module):
         """Aggregate hidden states and apply `task`'s head. labels: B (sentence, pair) or B × T (token)."""
         if task not in self.heads:
             raise ConfigError(f"this model has no head for task '{task}' (heads: {', '.join(self.heads)})")
-        fused: AggregationOutput = self.aggregation(hidden_states, attention_mask)
+        fused: AggregationOutput = self.aggregation(self.standardize(hidden_states), attention_mask)
         kind = self.config.heads[task].kind
         features = fused.sequence if kind == "token" else fused.sequence[:, 0]
         logits = self.heads[task](self.dropout(features))

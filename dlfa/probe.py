@@ -7,7 +7,8 @@ only the aggregation + head on the cache, so that a 12-layer sweep costs a small
     digest: encoder, max_length, max_examples, precision and the token ids themselves.
 
 A unit loads only the layers its aggregation reads (the last layer and the fusion layer; all for
-scalar-mix), so memory stays at two layers of its splits. `FeatureNet` gives the training loop and the
+scalar-mix), so memory stays at two layers of its splits. Those layers are standardized with the English
+training statistics (`fit_standardization`, see dlfa.model). `FeatureNet` gives the training loop and the
 evaluator the same `net(**batch) -> DlfaOutput` interface as the full model.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,16 @@ class HiddenStateDataset:
                        for layer in self.layers)
         return {"hidden_states": hidden, "attention_mask": batch["attention_mask"], "labels": batch["labels"],
                 "task": batch["task"]}
+
+
+def fit_standardization(model: DlfaModel, train_sets: Iterable[HiddenStateDataset]) -> None:
+    """Set the model's per-dimension statistics of every loaded hidden state from the English training tokens
+    of all its stages (never from the test languages)."""
+    train_sets = list(train_sets)
+    for layer, states in enumerate(train_sets[0].layers):
+        if states is not None:
+            tokens = torch.cat([data.layers[layer] for data in train_sets]).float()  # N_tokens × E
+            model.set_feature_statistics(layer, tokens.mean(0), tokens.std(0).clamp_min(1e-6))
 
 
 class FeatureNet(nn.Module):

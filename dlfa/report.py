@@ -179,7 +179,8 @@ class Report:
                      mean_of(mix)])
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix"], rows), "")
         if source == "probe":
-            self.add("In probe mode the encoder is frozen and only the aggregation and the head train, for a fixed "
+            self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
+                     "the English training statistics, and only the aggregation and the head train, for a fixed "
                      "budget: a gap here measures how usable each layer's features are to a small head in that "
                      "budget, not what fine-tuning reaches.", "")
         if gain is not None:
@@ -205,8 +206,10 @@ class Report:
                        [[str(k), f"{mean_of['retrieval'][k]:.3f}", f"{mean_of['cka'][k]:.3f}"] for k in layers]), "")
         peak = int(np.argmax(mean_of["retrieval"]))
         last = analysis["num_layers"]
-        self.findings["layers"] = (f"retrieval peaks at layer {peak} ({mean_of['retrieval'][peak]:.3f}) against "
-                                   f"{mean_of['retrieval'][last]:.3f} at the last layer {last}")
+        self.findings["layers"] = (
+            f"retrieval is highest at the last layer ({last}: {mean_of['retrieval'][last]:.3f})" if peak == last else
+            f"retrieval peaks at layer {peak} ({mean_of['retrieval'][peak]:.3f}) against "
+            f"{mean_of['retrieval'][last]:.3f} at the last layer {last}")
         # "lower layers are more cross-lingual": the peak lies clearly below the top (not in the last two layers)
         # and the last layer retrieves at least 2 points worse than it
         retrieval = mean_of["retrieval"]
@@ -243,8 +246,8 @@ class Report:
                  "The paper fine-tunes mBERT on the full English training sets; we run the embedded "
                  "multilingual-e5-small on a CPU budget (see the budgets above), so magnitudes are not expected to "
                  "match. The verdict asks whether our fine-tuning measurement points the same way and clears its "
-                 "interval; probe sweeps only locate layers (a frozen last layer with a small head can fail to "
-                 "learn at all in the probe budget, e.g. entity F1 0), so they decide no claim about gains.", "")
+                 "interval; probe sweeps (a frozen encoder, a small head, a short budget) only locate layers, so they "
+                 "decide no claim about gains.", "")
         rows = []
         for task, paper in PAPER_GAINS.items():
             found = self.findings.get(task)

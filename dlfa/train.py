@@ -760,14 +760,17 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs) -> tuple[Dlfa
              for name, info in ((n, get_task(n)) for n in (*spec.intermediate_tasks, spec.task))}
     config = DlfaConfig(encoder=spec.encoder, heads=heads, aggregation=spec.aggregations[0],
                         fusion_layer=spec.fusion_layers[0] if spec.fusion_layers else None,
-                        reduction=spec.reduction, freeze_word_embeddings=freezes_word_embeddings(spec, runtime))
+                        reduction=spec.reduction, freeze_word_embeddings=freezes_word_embeddings(spec, runtime),
+                        standardize_features=spec.probe)
     set_seed(spec.seeds[0])
     model = DlfaModel(config, inputs.checkout_encoder()).to(runtime.device)
     if spec.probe:
-        from dlfa.probe import FeatureNet, hidden_state_dataset
+        from dlfa.probe import FeatureNet, fit_standardization, hidden_state_dataset
 
         model.encoder.requires_grad_(False)
-        return model, FeatureNet(model), inputs.data.map(lambda d: hidden_state_dataset(model, d, spec, runtime))
+        data = inputs.data.map(lambda d: hidden_state_dataset(model, d, spec, runtime))
+        fit_standardization(model, data.train.values())
+        return model, FeatureNet(model), data
     return model, model, inputs.data
 
 

@@ -7,7 +7,6 @@ Run with `pytest -m browser tests/test_browser.py`.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from dlfa.testing import link_built
 
 pytestmark = pytest.mark.browser
 
@@ -31,19 +32,6 @@ def free_port() -> int:
         s.bind(("localhost", 0))
         return s.getsockname()[1]
 
-
-def link_built(cache: Path) -> Path:
-    """A fresh cache with the checkout's built encoder and classroom pack linked in (nothing rebuilt)."""
-    for part in ("models/e5-small", "pack"):
-        source = REPO / "cache" / part
-        if source.exists():
-            (cache / part).parent.mkdir(parents=True, exist_ok=True)
-            (cache / part).symlink_to(source, target_is_directory=True)
-    counts = REPO / "cache" / "features" / "counts.json"
-    if counts.is_file():
-        (cache / "features").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(counts, cache / "features" / "counts.json")
-    return cache
 
 
 def stop_workers(cache: Path) -> None:

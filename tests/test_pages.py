@@ -9,32 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dlfa import ui
+from dlfa.testing import link_built
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = sorted(p.name for p in (REPO / "pages").glob("*.py"))
 TIMEOUT = 60
 
-
-def link_built(cache: Path) -> Path:
-    """A fresh cache folder with the checkout's built encoder and classroom pack linked in."""
-    cache.mkdir(parents=True, exist_ok=True)
-    for part in ("models/e5-small", "pack"):
-        source = REPO / "cache" / part
-        if source.exists():
-            (cache / part).parent.mkdir(parents=True, exist_ok=True)
-            (cache / part).symlink_to(source, target_is_directory=True)
-    counts = REPO / "cache" / "features" / "counts.json"  # example counts of the data files (speed only)
-    if counts.is_file():
-        (cache / "features").mkdir(exist_ok=True)
-        shutil.copyfile(counts, cache / "features" / "counts.json")
-    return cache
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from dlfa import probe
 from dlfa.encoders import load_tokenizer
 from dlfa.jobs.spec import JobSpec
 from dlfa.model import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
-from dlfa.probe import FeatureNet, HiddenStateDataset, hidden_state_dataset, needed_layers, write_hidden_states
+from dlfa.probe import (FeatureNet, HiddenStateDataset, fit_standardization, hidden_state_dataset, needed_layers,
+                        write_hidden_states)
 from dlfa.tasks.base import Example, TaskInfo, encode_examples
 from dlfa.train import EncodedDataset, Runtime, run_job
 
@@ -60,6 +61,28 @@ def test_cached_hidden_states_equal_the_encoder_output(tiny, tmp_path, monkeypat
     assert torch.allclose(probed[mask], direct[mask], atol=1e-2)
 
 
+def test_probe_standardizes_features_with_the_training_statistics_and_saves_them(tiny, tiny_encoder, tmp_path):
+    trained, encoded = tiny
+    config = DlfaConfig(**{**trained.config.to_dict(), "heads": trained.config.heads, "standardize_features": True})
+    model = DlfaModel(config, trained.encoder).eval()
+    directory = write_hidden_states(model, encoded, tmp_path / "h", torch.device("cpu"), None, {})
+    dataset = HiddenStateDataset(encoded, directory, [1, model.num_layers])
+    fit_standardization(model, [dataset])
+    for layer in (1, model.num_layers):
+        standardized = (dataset.layers[layer].float() - model.feature_mean[layer]) / model.feature_std[layer]
+        assert torch.allclose(standardized.mean(0), torch.zeros(()), atol=1e-4)
+        assert torch.allclose(standardized.std(0), torch.ones(()), atol=1e-3)
+    assert model.feature_std[0].eq(1).all()  # a layer the probe does not read stays as it is
+    indices = np.arange(len(encoded))
+    batch = encoded.collate(indices)
+    mask = batch["attention_mask"].bool()
+    reloaded = DlfaModel.from_pretrained(model.save_pretrained(tmp_path / "model"), trained.encoder).eval()
+    with torch.inference_mode():  # the saved probe standardizes the encoder's own output the same way
+        probed = FeatureNet(model)(**dataset.collate(indices)).logits
+        direct = reloaded(**batch).logits
+    assert torch.allclose(probed[mask], direct[mask], atol=1e-2)
+
+
 def test_cache_is_written_once_per_split_and_keyed_by_its_settings(tiny, tiny_encoder):
     model, encoded = tiny
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, fusion_layers=(1,), probe=True)
@@ -84,3 +107,5 @@ def test_probe_sweep_trains_only_aggregation_and_head(tiny_encoder, data_root, t
     with safe_open(str(tmp_path / "job" / "dlfa-L2-s1" / "model" / WEIGHTS_FILE), "pt") as saved:
         assert saved.keys() and not [k for k in saved.keys() if k.startswith("encoder.")]  # the encoder is untouched
     assert results["runs"][0]["fusion_stats"]["languages"]["de"]["tokens"] > 0
+    saved = DlfaModel.from_pretrained(tmp_path / "job" / "last-s1" / "model")
+    assert saved.config.standardize_features and not saved.feature_std[saved.num_layers].eq(1).all()
