@@ -263,7 +263,7 @@ def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] 
             timings.add(job, time.perf_counter() - started, True)
             continue
         done = read_results(out_root / job / RESULTS_FILE)
-        if done is not None and done.get("status") == "complete" and len(done["runs"]) == len(spec.units()):
+        if done is not None and done.get("status") == "complete" and not spec.changed_settings(done["spec"]):
             continue
         log(f"{job}: {len(spec.units())} runs")
         results = run_job(spec.validate(), out_root / job, callbacks)

@@ -7,6 +7,7 @@
         target stage: English dev at each epoch end (or every eval_every steps), best state kept
         → zero-shot test metrics per language (bootstrap CI), fusion-weight statistics, results.json
     out_dir/results.json: the spec, per-language metrics (mean over seeds), every run, a layer × language grid
+    out_dir/<unit_name>/spec.json: the unit's settings; a folder holding another run's settings is refused
 
 Fine-tuning feeds token ids through the encoder; probing (spec.probe, dlfa.probe) feeds cached hidden
 states to the aggregation + head. Both run through the same loop: a dataset gives batches, `net(**batch)`
@@ -59,6 +60,7 @@ CPU_TOKENS_PER_SLICE = 512
 ONEDNN_CACHE_CAPACITY = 16
 MADV_RANDOM = 1  # <sys/mman.h>
 RESULTS_FILE = "results.json"
+UNIT_SPEC_FILE = "spec.json"  # in each unit folder: the settings its checkpoints and results belong to
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -811,6 +813,24 @@ def summarize(spec: JobSpec, runs: list[dict]) -> dict:
     return out
 
 
+def claim_unit_dir(unit: JobSpec, unit_dir: Path, write: bool = True) -> None:
+    """Record the unit's spec in unit_dir/spec.json, or refuse a folder that holds a run with other settings
+    (its results or checkpoints would otherwise be taken for this run's)."""
+    recorded_path = unit_dir / UNIT_SPEC_FILE
+    if recorded_path.is_file():
+        recorded = json.loads(recorded_path.read_text())
+    elif (unit_dir / RESULTS_FILE).is_file():  # written before units recorded their spec
+        recorded = json.loads((unit_dir / RESULTS_FILE).read_text()).get("spec", {})
+    else:
+        recorded = None
+    if recorded is not None and unit.changed_settings(recorded):
+        raise ConfigError(f"{unit_dir} holds a run of {unit.unit_name()} with other settings "
+                          f"({', '.join(unit.changed_settings(recorded))}): choose another output folder, or move "
+                          "that one away to start over")
+    if write and not recorded_path.is_file():
+        write_json(recorded_path, unit.to_dict())
+
+
 def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] | list[Callback] = (),
             resume: bool = True) -> dict:
     """Train and evaluate every unit of `spec` into out_dir/<unit_name>/; write and return out_dir/results.json
@@ -831,6 +851,7 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
             shutil.rmtree(unit_dir, ignore_errors=True)
         if runtime.world > 1:
             torch.distributed.barrier()
+        claim_unit_dir(unit, unit_dir, write=runtime.is_main)  # every rank refuses, so none waits alone
         if resume and results_path.is_file() and json.loads(results_path.read_text()).get("status") == "complete":
             results = json.loads(results_path.read_text())
         else:

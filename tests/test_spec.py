@@ -88,6 +88,13 @@ def test_units_expand_a_sweep():
     assert replace(BASE, aggregations=("dlfa",), fusion_layers=(6,)).units() == [replace(BASE, fusion_layers=(6,))]
 
 
+def test_changed_settings_compare_what_a_run_computes():
+    recorded = json.loads(BASE.to_json())  # tuples read back as lists
+    assert BASE.changed_settings(recorded) == []
+    assert BASE.changed_settings({**recorded, "name": "other", "data_root": "/elsewhere", "device": "cpu"}) == []
+    assert BASE.changed_settings({**recorded, "seeds": [2], "learning_rate": 1.0}) == ["learning_rate", "seeds"]
+
+
 @pytest.mark.parametrize("text, expected", [
     ("0-3,6,11", (0, 1, 2, 3, 6, 11)), ("5", (5,)), (" 1, 2 ,3 ", (1, 2, 3)), ("2,2,1-2", (2, 1)), ("", ()),
     ("-1", (-1,)),

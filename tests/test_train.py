@@ -14,6 +14,7 @@ import torch
 
 from dlfa.callbacks import Callback
 from dlfa.encoders import load_tokenizer
+from dlfa.errors import ConfigError
 from dlfa.evaluate import predict
 from dlfa.jobs.spec import JobSpec
 from dlfa.model import DlfaModel
@@ -155,8 +156,11 @@ def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, data_root, tm
     model = DlfaModel.from_pretrained(unit_dir / "model")
     tagged = predict(model, load_tokenizer(tiny_encoder), "Das ist gut .")
     assert len(tagged["tags"]) == 4
-    again = run_job(tiny_spec(tiny_encoder, data_root), tmp_path, [record])  # complete: not trained again
+    again = run_job(tiny_spec(tiny_encoder, data_root, name="renamed"), tmp_path, [record])  # complete: not trained again
     assert again["metrics"] == results["metrics"] and record.units == ["dlfa-L2-s1"]
+    with pytest.raises(ConfigError, match=r"dlfa-L2-s1 holds a run of dlfa-L2-s1 with other settings \(max_steps\)"):
+        run_job(tiny_spec(tiny_encoder, data_root, max_steps=9), tmp_path)  # never taken for the 8-step run
+    assert json.loads((unit_dir / "results.json").read_text()) == unit
 
 
 def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, data_root, tmp_path):

@@ -20,6 +20,12 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
+BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root")
+
+
+def _plain(value):
+    """A spec value as it reads back from JSON (tuples become lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,13 @@ class JobSpec:
                     layers_of_unit = (layer,) if layer is not None else ()
                     out.append(replace(self, aggregations=(aggregation,), fusion_layers=layers_of_unit, seeds=(seed,)))
         return out
+
+    def changed_settings(self, recorded: dict) -> list[str]:
+        """The fields in which a recorded spec (a dict) differs from this one, leaving out those that do not
+        change what a run computes (its name, where it runs, how often it checkpoints, where the data lies)."""
+        mine = self.to_dict()
+        return sorted(name for name in set(mine) | set(recorded)
+                      if name not in BOOKKEEPING_FIELDS and _plain(mine.get(name)) != _plain(recorded.get(name)))
 
     def unit_name(self) -> str:
         """A folder-safe name of a single-run spec, e.g. `dlfa-L6-s1` or `last-s1`."""
