@@ -18,12 +18,20 @@ from dlfa.jobs.spec import JobSpec
 from dlfa.languages import family_of, language_label
 from dlfa.metrics import mean_interval
 from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK_PLANS, TIMINGS_FILE,
-                            best_dev_layer, read_results)
+                            best_dev_layer, dlfa_dev_scores, read_results)
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
 PAPER_GAINS = {"xnli": 1.5, "pawsx": 2.4, "panx": 1.2, "udpos": 1.5}
 FIGURES = "figures"  # the figures' folder, beside the report
+
+
+def tied_layers(probe_results: dict, best: int) -> str:
+    """' (tied with layers 1, 9: the first is taken)' when other dlfa layers reach the best one's dev score."""
+    scores = dlfa_dev_scores(probe_results)
+    tied = [layer for layer, dev in scores.items() if dev == scores[best] and layer != best]
+    return f" (tied with layer{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: the first is taken)" \
+        if tied else ""
 
 
 @dataclass
@@ -141,7 +149,7 @@ class Report:
                  + (f"{budget(finetune['spec'])} (fine-tuning)." if finetune else "no fine-tuning yet."), "")
         self.add(f"Metric: {metric} (points). Probe sweep `probe/{task}`{self.took(f'probe/{task}')}: "
                  f"{len(runs_of(probe, None))} of {len(JobSpec.from_dict(probe['spec']).units())} runs done; "
-                 f"best DLFA fusion layer on the English dev set: **{best}**.", "")
+                 f"best DLFA fusion layer on the English dev set: **{best}**{tied_layers(probe, best)}.", "")
         for source, results in (("fine-tuning", finetune), ("probe", probe)):
             if results is not None and runs_of(results, "last"):
                 self.comparison(task, source, results, best)

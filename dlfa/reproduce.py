@@ -111,13 +111,19 @@ class Reproduction:
 # Choosing the fine-tuning layers from the probe sweep
 
 
+def dlfa_dev_scores(probe_results: dict) -> dict[int, float]:
+    """fusion layer -> English dev score of each finished dlfa run of a probe sweep, in sweep order."""
+    return {r["fusion_layer"]: r["dev"] for r in probe_results.get("grid", {}).get("rows", [])
+            if r["aggregation"] == "dlfa" and r.get("dev") is not None}
+
+
 def best_dev_layer(probe_results: dict) -> int:
-    """The dlfa fusion layer with the best English dev score in a probe sweep (never chosen on test languages)."""
-    rows = [r for r in probe_results.get("grid", {}).get("rows", [])
-            if r["aggregation"] == "dlfa" and r.get("dev") is not None]
-    if not rows:
+    """The dlfa fusion layer with the best English dev score in a probe sweep (never chosen on test languages);
+    of tied layers, the first."""
+    scores = dlfa_dev_scores(probe_results)
+    if not scores:
         raise ConfigError("the probe sweep has no finished dlfa run with a dev score yet: run the probe part first")
-    return max(rows, key=lambda r: r["dev"])["fusion_layer"]
+    return max(scores, key=scores.get)
 
 
 def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:

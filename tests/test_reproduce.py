@@ -7,7 +7,7 @@ from dlfa.cli import main
 from dlfa.errors import ConfigError
 from dlfa.reproduce import (Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
                              run_plan, save_record)
-from dlfa.report import write_report
+from dlfa.report import tied_layers, write_report
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}
@@ -26,6 +26,9 @@ def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
     assert best_dev_layer({"grid": grid}) == 2
     with pytest.raises(ConfigError, match="probe"):
         best_dev_layer({"grid": {"rows": grid["rows"][:1]}})
+    tied = {"grid": {"rows": [*grid["rows"], {"aggregation": "dlfa", "fusion_layer": 9, "dev": 80.0}]}}
+    assert best_dev_layer(tied) == 2 and tied_layers(tied, 2) == " (tied with layer 9: the first is taken)"
+    assert tied_layers({"grid": grid}, 2) == ""
 
 
 def test_finetuning_before_the_probe_sweep_is_refused(tiny_encoder, data_root, tmp_path):
