@@ -59,7 +59,7 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training:
-            mean, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
+            mean, var = self.running_mean, self.running_var
         else:
             weights = mask.to(x.dtype).unsqueeze(-1) if mask is not None else torch.ones_like(x[..., :1])
             positions = tuple(range(x.dim() - 1))
@@ -71,7 +71,10 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
                 self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
                 self.num_batches_tracked += 1
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        # y = (x − mean) / sqrt(var + eps) · weight + bias as one multiply-add over x, in x's dtype
+        scale = torch.rsqrt(var.float() + self.eps) * self.weight  # C
+        shift = self.bias - mean.float() * scale  # C
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
 
 
 class Bottleneck(nn.Module):
@@ -113,7 +116,7 @@ class AIFFusion(nn.Module):
     def forward(self, hidden_states: tuple[torch.Tensor, ...], attention_mask: torch.Tensor) -> AggregationOutput:
         last, low = hidden_states[-1], hidden_states[self.fusion_layer]  # B × T × E
         weights = self.fusion_weights(last + low, attention_mask)
-        return AggregationOutput(sequence=weights * last + (1 - weights) * low, fusion_weights=weights)
+        return AggregationOutput(sequence=torch.lerp(low, last, weights.to(low.dtype)), fusion_weights=weights)
 
 
 class LastLayer(nn.Module):
