@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny random encoder (session-wide), the real data root, an isolated cache."""
+"""Shared fixtures: a tiny random encoder (session-wide), the real data root, probe caches kept out of cache/."""
 import os
 from pathlib import Path
 
@@ -20,3 +20,14 @@ def tiny_encoder(tmp_path_factory) -> str:
     from dlfa.testing import build_tiny_encoder
 
     return str(build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder")))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hidden_states_in_tmp(tmp_path_factory):
+    """Probe runs in this process cache hidden states in a temporary folder, not in the checkout's cache/."""
+    from dlfa import probe
+
+    folder = tmp_path_factory.mktemp("hidden-states")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(probe, "features_dir", lambda: folder)
+        yield folder
