@@ -167,11 +167,14 @@ class Report:
         """Per language: last, DLFA at the best dev layer, their difference and scalar-mix; the mean gain."""
         job = f"{'finetune' if source == 'fine-tuning' else 'probe'}/{task}"
         languages = results["spec"]["eval_languages"]
-        layer = best_dev_layer(results) if source == "fine-tuning" and runs_of(results, "dlfa") else probe_best
+        chosen_on_dev = source == "fine-tuning" and bool(runs_of(results, "dlfa"))
+        layer = best_dev_layer(results) if chosen_on_dev else probe_best
         last, dlfa, mix = runs_of(results, "last"), runs_of(results, "dlfa", layer), runs_of(results, "scalar-mix")
         spread = "over seeds" if len(last) > 1 else "of the bootstrap"
+        chosen = (f"; DLFA L{layer} has the best English dev score of the fine-tuned layers "
+                  f"{', '.join(map(str, results['spec']['fusion_layers']))}" if chosen_on_dev else "")
         self.add(f"Baseline vs best DLFA layer ({source}, `{job}`{self.took(job)}; seeds: last {len(last)}, "
-                 f"DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval {spread}):", "")
+                 f"DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval {spread}{chosen}):", "")
         rows = []
         for lang in languages:
             a, b, c = cell(last, lang), cell(dlfa, lang), cell(mix, lang)
