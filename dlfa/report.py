@@ -175,20 +175,23 @@ class Report:
                   f"{', '.join(map(str, results['spec']['fusion_layers']))}" if chosen_on_dev else "")
         self.add(f"Baseline vs best DLFA layer ({source}, `{job}`{self.took(job)}; seeds: last {len(last)}, "
                  f"DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval {spread}{chosen}):", "")
+        majority = {lang: last[0]["metrics"][lang].get("majority") for lang in languages}  # the same test sets
         rows = []
         for lang in languages:
             a, b, c = cell(last, lang), cell(dlfa, lang), cell(mix, lang)
             difference = f"{b.value - a.value:+.1f}" if a and b else "–"
-            rows.append([language_label(lang), fmt(a), fmt(b), difference, fmt(c)])
+            rows.append([language_label(lang), fmt(a), fmt(b), difference, fmt(c),
+                         "–" if majority[lang] is None else f"{majority[lang]:.1f}"])
         gain = mean_gain(dlfa, last, languages) if dlfa and len(dlfa) == len(last) else None
 
         def mean_of(runs: list[dict]) -> str:
             return f"{np.mean([cell(runs, lang).value for lang in languages]):.1f}" if runs else "–"
 
         interval = f" [{gain.low:+.2f}, {gain.high:+.2f}]" if gain and gain.low is not None else ""
+        known = [m for m in majority.values() if m is not None]
         rows.append(["**mean**", mean_of(last), mean_of(dlfa), f"**{gain.value:+.2f}**{interval}" if gain else "–",
-                     mean_of(mix)])
-        self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix"], rows), "")
+                     mean_of(mix), f"{np.mean(known):.1f}" if len(known) == len(languages) else "–"])
+        self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
                      "the English training statistics, and only the aggregation and the head train, for a fixed "
@@ -311,7 +314,9 @@ class Report:
                  "Zero-shot: every model is trained on English only and evaluated on the other languages' test "
                  "splits; XNLI and PAWS-X are split by item so that no test item's translation was trained on. "
                  "Layer choices (the best DLFA layer) are made on the English dev set, never on test languages.", "",
-                 "Budgets are capped for a 2-core CPU; each section gives its own (from the jobs' specs).", "",
+                 "Budgets are capped for a 2-core CPU; each section gives its own (from the jobs' specs). The "
+                 "majority-class column always predicts the most frequent label of the English training data (for "
+                 "NER that is `O`, entity F1 0): a score near it means little was learned that transfers.", "",
                  "## 1. Baseline vs DLFA per task", "")
         for task in TASK_PLANS:
             self.task_section(task)

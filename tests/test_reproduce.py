@@ -80,6 +80,8 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     text = doc.read_text()
     assert "python -m dlfa reproduce run --data-root DATA" in text
     assert "Baseline vs best DLFA layer (fine-tuning, `finetune/pawsx`" in text
+    majority = finetune["runs"][0]["metrics"]["de"]["majority"]
+    assert "| Δ | scalar-mix | majority class |" in text and f"| {majority:.1f} |" in text
     assert "over seeds" in text and "Not run yet (`probe/panx`)" in text and "Not run yet (`probe/udpos`)" not in text
     assert "**XNLI**: not run yet (`study/xnli-*`)" in text and "**POS tagging (UD-POS)** (`study/udpos-0`" in text
     assert "| German (de) | 2 | 2 |" in text  # 2 intermediate tasks, 2 seeds
