@@ -24,6 +24,7 @@ TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)",
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
 PAPER_GAINS = {"xnli": 1.5, "pawsx": 2.4, "panx": 1.2, "udpos": 1.5}
 FIGURES = "figures"  # the figures' folder, beside the report
+MIN_ABOVE_MAJORITY = 1.0  # points: a DLFA mean closer to the majority class than this decides no claim
 
 
 def tied_layers(probe_results: dict, best: int) -> str:
@@ -32,6 +33,23 @@ def tied_layers(probe_results: dict, best: int) -> str:
     tied = [layer for layer, dev in scores.items() if dev == scores[best] and layer != best]
     return f" (tied with layer{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: the first is taken)" \
         if tied else ""
+
+
+def gain_verdict(source: str, gain: Cell, above_majority: float | None) -> str:
+    """Whether a measured DLFA − last gain agrees with the paper's claim of a gain. above_majority: the DLFA
+    mean minus the majority-class mean (None when unknown)."""
+    if source == "probe":  # the paper's claim is about fine-tuning; a frozen-encoder probe cannot decide it
+        return "not decided yet: probe only, fine-tuning not run"
+    if above_majority is not None and above_majority < MIN_ABOVE_MAJORITY:
+        return (f"not decided: DLFA stays within {MIN_ABOVE_MAJORITY:.0f} point of the majority class "
+                "(it learned nothing that transfers in this budget)")
+    if gain.low is not None and gain.low > 0:
+        return "agrees: a gain, interval above 0"
+    if gain.value > 0:
+        return "same direction, but the interval includes 0"
+    if gain.high is not None and gain.high < 0:
+        return "does not agree: DLFA is worse, interval below 0"
+    return "does not agree: no gain (a loss whose interval includes 0)"
 
 
 @dataclass
@@ -198,7 +216,9 @@ class Report:
                      "budget: a gap here measures how usable each layer's features are to a small head in that "
                      "budget, not what fine-tuning reaches.", "")
         if gain is not None:
-            self.findings.setdefault(task, (source, gain, layer))
+            above_majority = (np.mean([cell(dlfa, lang).value for lang in languages]) - np.mean(known)
+                              if len(known) == len(languages) else None)
+            self.findings.setdefault(task, (source, gain, layer, above_majority))
 
     def layer_section(self) -> None:
         self.add("## 2. Layer analysis: which layers are cross-lingual?", "")
@@ -268,16 +288,9 @@ class Report:
             if found is None:
                 rows.append([TASK_TITLES[task], f"+{paper}", "not run yet", "–"])
                 continue
-            source, gain, layer = found
+            source, gain, layer, above_majority = found
             interval = f" [{gain.low:+.2f}, {gain.high:+.2f}]" if gain.low is not None else ""
-            if source == "probe":  # the paper's claim is about fine-tuning; a frozen-encoder probe cannot decide it
-                verdict = "not decided yet: probe only, fine-tuning not run"
-            elif gain.low is not None and gain.low > 0:
-                verdict = "agrees: a gain, interval above 0"
-            elif gain.value > 0:
-                verdict = "same direction, but the interval includes 0"
-            else:
-                verdict = "does not agree: no gain"
+            verdict = gain_verdict(source, gain, above_majority)
             rows.append([TASK_TITLES[task], f"+{paper}", f"{gain.value:+.2f}{interval} (DLFA L{layer}, {source}, "
                          f"{'over seeds' if gain.n > 1 else 'over languages'})", verdict])
         best = {task: found[2] for task, found in self.findings.items() if task in PAPER_GAINS}

@@ -7,7 +7,7 @@ from dlfa.cli import main
 from dlfa.errors import ConfigError
 from dlfa.reproduce import (Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
                              run_plan, save_record)
-from dlfa.report import tied_layers, write_report
+from dlfa.report import Cell, gain_verdict, tied_layers, write_report
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}
@@ -29,6 +29,18 @@ def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
     tied = {"grid": {"rows": [*grid["rows"], {"aggregation": "dlfa", "fusion_layer": 9, "dev": 80.0}]}}
     assert best_dev_layer(tied) == 2 and tied_layers(tied, 2) == " (tied with layer 9: the first is taken)"
     assert tied_layers({"grid": grid}, 2) == ""
+
+
+@pytest.mark.parametrize("source, gain, above_majority, verdict", [
+    ("probe", Cell(5.0, 4.0, 6.0, 1), 20.0, "not decided yet: probe only"),
+    ("fine-tuning", Cell(5.0, 4.0, 6.0, 3), 0.4, "not decided: DLFA stays within 1 point of the majority class"),
+    ("fine-tuning", Cell(1.5, 0.2, 2.8, 3), 20.0, "agrees: a gain, interval above 0"),
+    ("fine-tuning", Cell(1.5, -0.2, 3.2, 3), None, "same direction, but the interval includes 0"),
+    ("fine-tuning", Cell(-1.6, -3.2, -0.1, 3), 20.0, "does not agree: DLFA is worse, interval below 0"),
+    ("fine-tuning", Cell(-1.6, -5.3, 2.1, 3), 20.0, "does not agree: no gain"),
+])
+def test_gain_verdicts(source, gain, above_majority, verdict):
+    assert gain_verdict(source, gain, above_majority).startswith(verdict)
 
 
 def test_finetuning_before_the_probe_sweep_is_refused(tiny_encoder, data_root, tmp_path):
