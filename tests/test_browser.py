@@ -33,7 +33,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-
 def stop_workers(cache: Path) -> None:
     """Terminate the process groups of jobs this test started (they run in their own sessions)."""
     if not (cache / "jobs.sqlite").is_file():

@@ -22,7 +22,6 @@ PAGES = sorted(p.name for p in (REPO / "pages").glob("*.py"))
 TIMEOUT = 60
 
 
-
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, data_root):
     """A cache folder whose store holds one completed job with real results (and its model folders)."""

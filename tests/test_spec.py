@@ -93,6 +93,7 @@ def test_changed_settings_compare_what_a_run_computes():
     assert BASE.changed_settings(recorded) == []
     assert BASE.changed_settings({**recorded, "name": "other", "data_root": "/elsewhere", "device": "cpu"}) == []
     assert BASE.changed_settings({**recorded, "seeds": [2], "learning_rate": 1.0}) == ["learning_rate", "seeds"]
+    assert BASE.changed_settings({k: v for k, v in recorded.items() if k != "precision"}) == []  # an older record
 
 
 @pytest.mark.parametrize("text, expected", [

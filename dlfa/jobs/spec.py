@@ -113,10 +113,11 @@ class JobSpec:
 
     def changed_settings(self, recorded: dict) -> list[str]:
         """The fields in which a recorded spec (a dict) differs from this one, leaving out those that do not
-        change what a run computes (its name, where it runs, how often it checkpoints, where the data lies)."""
+        change what a run computes (its name, where it runs, how often it checkpoints, where the data lies) and
+        those the record predates (they were added later with a default that keeps the old behaviour)."""
         mine = self.to_dict()
-        return sorted(name for name in set(mine) | set(recorded)
-                      if name not in BOOKKEEPING_FIELDS and _plain(mine.get(name)) != _plain(recorded.get(name)))
+        return sorted(name for name in set(mine) & set(recorded)
+                      if name not in BOOKKEEPING_FIELDS and _plain(mine[name]) != _plain(recorded[name]))
 
     def unit_name(self) -> str:
         """A folder-safe name of a single-run spec, e.g. `dlfa-L6-s1` or `last-s1`."""
