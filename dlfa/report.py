@@ -202,13 +202,17 @@ class Report:
                          "–" if majority[lang] is None else f"{majority[lang]:.1f}"])
         gain = mean_gain(dlfa, last, languages) if dlfa and len(dlfa) == len(last) else None
 
-        def mean_of(runs: list[dict]) -> str:
-            return f"{np.mean([cell(runs, lang).value for lang in languages]):.1f}" if runs else "–"
+        def mean_of(runs: list[dict]) -> float | None:
+            return float(np.mean([cell(runs, lang).value for lang in languages])) if runs else None
+
+        def shown(value: float | None) -> str:
+            return "–" if value is None else f"{value:.1f}"
 
         interval = f" [{gain.low:+.2f}, {gain.high:+.2f}]" if gain and gain.low is not None else ""
-        known = [m for m in majority.values() if m is not None]
-        rows.append(["**mean**", mean_of(last), mean_of(dlfa), f"**{gain.value:+.2f}**{interval}" if gain else "–",
-                     mean_of(mix), f"{np.mean(known):.1f}" if len(known) == len(languages) else "–"])
+        majority_mean = None if None in majority.values() else float(np.mean(list(majority.values())))
+        dlfa_mean = mean_of(dlfa)
+        rows.append(["**mean**", shown(mean_of(last)), shown(dlfa_mean),
+                     f"**{gain.value:+.2f}**{interval}" if gain else "–", shown(mean_of(mix)), shown(majority_mean)])
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
@@ -216,8 +220,7 @@ class Report:
                      "budget: a gap here measures how usable each layer's features are to a small head in that "
                      "budget, not what fine-tuning reaches.", "")
         if gain is not None:
-            above_majority = (np.mean([cell(dlfa, lang).value for lang in languages]) - np.mean(known)
-                              if len(known) == len(languages) else None)
+            above_majority = None if majority_mean is None else dlfa_mean - majority_mean
             self.findings.setdefault(task, (source, gain, layer, above_majority))
 
     def layer_section(self) -> None:

@@ -823,10 +823,10 @@ def claim_unit_dir(unit: JobSpec, unit_dir: Path, write: bool = True) -> None:
         recorded = json.loads((unit_dir / RESULTS_FILE).read_text()).get("spec", {})
     else:
         recorded = None
-    if recorded is not None and unit.changed_settings(recorded):
+    changed = unit.changed_settings(recorded) if recorded is not None else []
+    if changed:
         raise ConfigError(f"{unit_dir} holds a run of {unit.unit_name()} with other settings "
-                          f"({', '.join(unit.changed_settings(recorded))}): choose another output folder, or move "
-                          "that one away to start over")
+                          f"({', '.join(changed)}): choose another output folder, or move that one away to start over")
     if write and not recorded_path.is_file():
         write_json(recorded_path, unit.to_dict())
 
