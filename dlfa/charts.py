@@ -297,7 +297,10 @@ def figure_png(fig, width: int = 1100, height: int = 550) -> tuple[bytes | None,
         if candidate and os.path.exists(candidate):
             os.environ.setdefault("BROWSER_PATH", candidate)
             break
-    try:
-        return fig.to_image(format="png", width=width, height=height, scale=1), ""
-    except Exception as exc:  # noqa: BLE001  (kaleido raises many kinds; the page shows a note instead)
-        return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(exc).__name__}: {exc})"
+    error: Exception | None = None
+    for _ in range(2):  # on a busy machine kaleido's page sometimes runs before its scripts are defined
+        try:
+            return fig.to_image(format="png", width=width, height=height, scale=1), ""
+        except Exception as exc:  # noqa: BLE001  (kaleido raises many kinds; the page shows a note instead)
+            error = exc
+    return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(error).__name__}: {error})"

@@ -19,6 +19,7 @@ from dlfa.languages import family_of, language_label
 from dlfa.metrics import mean_interval
 from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK_PLANS, TIMINGS_FILE,
                             best_dev_layer, dlfa_dev_scores, read_results)
+from dlfa.study import compare
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
@@ -50,6 +51,20 @@ def gain_verdict(source: str, gain: Cell, above_majority: float | None) -> str:
     if gain.high is not None and gain.high < 0:
         return "does not agree: DLFA is worse, interval below 0"
     return "does not agree: no gain (a loss whose interval includes 0)"
+
+
+def study_verdict(change: Cell, more: int, fewer: int) -> str:
+    """What a change in the language mean from `fewer` to `more` intermediate tasks says, in words."""
+    seeds = f"{change.n} seeds paired" if change.n > 1 else "1 seed: interval over languages"
+    if change.low is None or change.high is None:
+        return f"{more} vs {fewer} tasks: {change.value:+.1f} points, no interval ({seeds})"
+    if change.low > 0:
+        answer = f"{more} tasks transfer better than {fewer}"
+    elif change.high < 0:
+        answer = f"{more} tasks transfer worse than {fewer}"
+    else:
+        answer = f"no clear difference between {more} and {fewer} tasks"
+    return f"{answer}: {change.value:+.1f} [{change.low:+.1f}, {change.high:+.1f}] points ({seeds})"
 
 
 @dataclass
@@ -85,14 +100,14 @@ def cell(runs: list[dict], language: str) -> Cell | None:
     return Cell(mean, low, high, len(values))
 
 
-def mean_gain(dlfa: list[dict], last: list[dict], languages: list[str]) -> Cell | None:
-    """DLFA − last averaged over languages; the interval over seeds (paired by seed) when there are ≥ 2, else
-    over languages."""
+def mean_gain(ours: list[dict], theirs: list[dict], languages: list[str]) -> Cell | None:
+    """ours − theirs (e.g. DLFA − last) averaged over languages; the interval over seeds (paired by seed) when
+    they share ≥ 2, else over languages. None when they share no seed."""
     def average(runs_by_seed: dict[int, dict]) -> dict[int, float]:
         return {seed: float(np.mean([run["metrics"][lang]["value"] for lang in languages]))
                 for seed, run in runs_by_seed.items()}
 
-    ours, theirs = ({r["spec"]["seeds"][0]: r for r in runs} for runs in (dlfa, last))
+    ours, theirs = ({r["spec"]["seeds"][0]: r for r in runs} for runs in (ours, theirs))
     shared = sorted(set(ours) & set(theirs))
     if not shared:
         return None
@@ -130,6 +145,7 @@ class Report:
 
     def __init__(self, out_root: Path, doc_path: Path):
         self.out_root, self.figures_dir = out_root, doc_path.parent / FIGURES
+        self.record_shown = f"{doc_path.parent.name}/{out_root.name}"  # the record as seen from the repository root
         self.timings = read_results(out_root / TIMINGS_FILE) or {}
         self.lines: list[str] = []
         self.findings: dict = {}  # task -> (source, gain, layer); "layers" -> text, "layers_agree" -> bool
@@ -253,8 +269,6 @@ class Report:
         self.findings["layers_agree"] = peak <= last - 2 and retrieval[last] < retrieval[peak] - 0.02
 
     def study_section(self) -> None:
-        from dlfa.study import compare
-
         self.add("## 3. English intermediate tasks: 0 vs 3 vs 9", "")
         for task in STUDY_TASKS:
             found = {}  # number of intermediate tasks -> results, from the folders study/<task>-<count>
@@ -277,6 +291,39 @@ class Report:
                 rows.append([language_label(r["language"]), str(r["count"]), str(r["seeds"]), f"{r['value']:.1f}",
                              change, interval])
             self.add(table(["language", "intermediate tasks", "seeds", "score", "change vs 0", "95% interval"], rows), "")
+            self.study_summary(task, found)
+
+    def study_summary(self, task: str, found: dict[int, dict]) -> None:
+        """Per count: English dev, the mean over target languages and its change against the fewest tasks and
+        against the previous count (seeds paired), with the answer in words; the per-language changes as a figure."""
+        languages = found[min(found)]["spec"]["eval_languages"]
+        runs = {count: runs_of(results, None) for count, results in sorted(found.items())}
+        counts = list(runs)
+        dev = {count: float(np.mean(scores)) if scores else None for count in counts
+               for scores in [[r["dev_score"] for r in runs[count] if r.get("dev_score") is not None]]}
+        rows, answers = [], []
+        for previous, count in zip([None, *counts], counts):
+            changes = {fewer: mean_gain(runs[count], runs[fewer], languages)
+                       for fewer in dict.fromkeys((counts[0], previous)) if fewer not in (None, count)}
+            if changes.get(previous) is not None:
+                english = "" if None in (dev[previous], dev[count]) else \
+                    f", English dev {dev[previous]:.1f} → {dev[count]:.1f}"
+                answers.append(study_verdict(changes[previous], count, previous) + english)
+            language_mean = float(np.mean([cell(runs[count], lang).value for lang in languages]))
+            rows.append([str(count), str(len(runs[count])), "–" if dev[count] is None else f"{dev[count]:.1f}",
+                         f"{language_mean:.1f}",
+                         "; ".join(f"vs {fewer}: {change}" for fewer, change in changes.items() if change) or "–"])
+        self.add(f"Mean over the {len(languages)} target languages (± half the 95% interval; changes paired by "
+                 "seed, over languages when the jobs share only one seed):", "",
+                 table(["intermediate tasks", "seeds", "English dev", "target mean", "change of the mean"], rows), "")
+        if answers:
+            self.add(f"**Answer, {TASK_TITLES[task]}**: " + "; ".join(answers) + ".", "")
+        changes = [{**r, "series": f"{r['count']} tasks"} for r in compare(found)
+                   if r["count"] != r["reference"] and r["change"] is not None]
+        if changes:
+            self.figure(charts.change_bars(changes, family_of, language_label,
+                                           title=f"{TASK_TITLES[task]}: change vs 0 intermediate tasks (95% CI)"),
+                        f"study-{task}.png", f"{task}: change vs 0 intermediate tasks per language")
 
     def claims_section(self) -> None:
         self.add("## 4. Against the paper's claims", "",
@@ -311,13 +358,18 @@ class Report:
     def appendix(self) -> None:
         self.add("## Appendix: the jobs and their specs", "",
                  "Each job folder holds `results.json` with the full spec, every run (per-seed metrics, dev scores, "
-                 "timings) and the summary; units hold their checkpoints and logs.", "")
+                 "timings) and the summary; units hold their checkpoints and logs. Any job reruns from its "
+                 "record with the command under its name, and one of its runs with `python -m dlfa train --spec "
+                 "… --aggregation dlfa --fusion-layer K --seed S --out DIR` (flags given replace the spec's fields).",
+                 "")
         for path in sorted(self.out_root.glob("*/*/" + RESULTS_FILE)):  # <part>/<job>/results.json
             results = json.loads(path.read_text())
             job = path.parent.relative_to(self.out_root).as_posix()
+            rerun = (f"python -m dlfa sweep --spec {self.record_shown}/{job}/{RESULTS_FILE} "
+                     f"--data-root ../shared/data --out DIR")
             self.add(f"<details><summary><code>{job}</code>: {results['status']}, {len(results['runs'])} run(s)"
-                     f"{self.took(job)}</summary>", "", "```json", json.dumps(results["spec"], indent=1), "```",
-                     "</details>", "")
+                     f"{self.took(job)}</summary>", "", f"`{rerun}`", "", "```json",
+                     json.dumps(results["spec"], indent=1), "```", "</details>", "")
 
     # ------------------------------------------------------------------------------------------------
     def build(self, command: str) -> str:

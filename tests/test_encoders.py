@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from dlfa.encoders import (build_embedded_folder, embedded_folder, encoder_info, load_encoder, packaged_e5_files,
+from dlfa.encoders import (build_embedded_folder, encoder_info, load_encoder, packaged_e5_files,
                            read_e5s1, resolve_spec)
 from dlfa.errors import EncoderError
 

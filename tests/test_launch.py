@@ -222,6 +222,43 @@ def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root
     assert spec.precision == "auto"
 
 
+def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encoder, data_root, tmp_path, capsys):
+    from dlfa.cli import build_parser
+    from dlfa.jobs.cli import spec_from_args
+    from dlfa.jobs.spec import JobSpec
+
+    recorded = JobSpec(task="pawsx", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
+                       aggregations=("last", "dlfa"), fusion_layers=(1, 2), seeds=(1, 2), intermediate_tasks=("sst2",),
+                       max_steps=10, probe=True, max_eval_examples=12, name="recorded")
+    results = tmp_path / "results.json"  # a job's results.json records its spec beside its runs
+    results.write_text(json.dumps({"spec": recorded.to_dict(), "status": "complete", "runs": []}))
+
+    def parsed(*argv):
+        return spec_from_args(build_parser().parse_args([*argv, "--out", str(tmp_path / "out")]))
+
+    assert parsed("sweep", "--spec", str(results)) == recorded
+    one = parsed("train", "--spec", str(results), "--aggregation", "dlfa", "--fusion-layer", "2", "--seed", "2")
+    assert len(one.units()) == 1 and (one.aggregations, one.fusion_layers, one.seeds) == (("dlfa",), (2,), (2,))
+    assert (one.probe, one.intermediate_tasks, one.max_eval_examples, one.max_steps) == (True, ("sst2",), 12, 10)
+    longer = parsed("sweep", "--spec", str(results), "--epochs", "2", "--intermediate", "", "--eval-langs", "de")
+    assert (longer.epochs, longer.max_steps, longer.intermediate_tasks, longer.eval_languages) == (2, None, (), ("de",))
+
+    code, out, err = cli(capsys, "train", "--spec", str(results), "--out", str(tmp_path / "out"))
+    assert code == 2 and err.startswith("error: the spec holds 6 runs: run them all with `python -m dlfa sweep`")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "broken.json").write_text('{"task": "pawsx", ')
+    for path, message in ((tmp_path / "missing.json", "cannot read the job spec"),
+                          (tmp_path / "broken.json", "is not valid JSON"),
+                          (data_root, "cannot read the job spec")):
+        code, _, err = cli(capsys, "sweep", "--spec", str(path), "--out", str(tmp_path / "out"))
+        assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+    (tmp_path / "list.json").write_text("[1, 2]")
+    code, _, err = cli(capsys, "sweep", "--spec", str(tmp_path / "list.json"), "--out", str(tmp_path / "out"))
+    assert code == 2 and "holds no job spec" in err
+    code, _, err = cli(capsys, "sweep", "--task", "pawsx", "--out", str(tmp_path / "out"))
+    assert code == 2 and err.startswith("error: --eval-langs is required (or start from a recorded job with --spec")
+
+
 def test_cli_refuses_a_bad_spec_in_one_line(store, capsys, tiny_encoder, data_root):
     code, out, err = cli(capsys, "jobs", "--store", str(store.path), "submit",
                          *spec_flags(tiny_encoder, data_root, "--aggregations", "dlfa", "--fusion-layers", "3,7"))

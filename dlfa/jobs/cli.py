@@ -12,9 +12,11 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dlfa.callbacks import Callback, Progress
+from dlfa.errors import ConfigError
 from dlfa.fusion import AGGREGATIONS
 from dlfa.jobs.launch import CANCEL_GRACE_S
 from dlfa.jobs.spec import BACKENDS, DEVICES, PRECISIONS, JobSpec, parse_int_list
@@ -29,7 +31,11 @@ DEFAULTS = JobSpec(task="", eval_languages=())  # the field defaults, shown in -
 
 def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_required: bool) -> None:
     """The flags of one job; `sweep` adds the plural forms (--aggregations, --fusion-layers, --seeds)."""
-    parser.add_argument("--task", required=True, help="target task, e.g. pawsx, xnli, panx, udpos")
+    parser.set_defaults(single_run=not sweep)
+    parser.add_argument("--spec", metavar="FILE",
+                        help="start from a recorded job spec: a JSON spec or a results.json (e.g. one under "
+                             "docs/reproduction/); the flags given replace its fields")
+    parser.add_argument("--task", help="target task, e.g. pawsx, xnli, panx, udpos (required without --spec)")
     parser.add_argument("--encoder", help=f"embedded:e5-small | hub id | local folder (default {DEFAULTS.encoder})")
     choice = parser.add_mutually_exclusive_group() if sweep else parser
     choice.add_argument("--aggregation", choices=AGGREGATIONS,
@@ -41,8 +47,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                         help=f"lower layer fused with the last, 0 = embeddings (default {DEFAULTS.fusion_layers[0]})")
     if sweep:
         choice.add_argument("--fusion-layers", metavar="LIST", help="several fusion layers, e.g. 0-11 or 2,6,10")
-    parser.add_argument("--train-lang", default="en", metavar="LANG", help="training language (default en)")
-    parser.add_argument("--eval-langs", required=True, metavar="L1,L2,...", help="zero-shot evaluation languages")
+    parser.add_argument("--train-lang", metavar="LANG", help=f"training language (default {DEFAULTS.train_language})")
+    parser.add_argument("--eval-langs", metavar="L1,L2,...",
+                        help="zero-shot evaluation languages (required without --spec)")
     parser.add_argument("--intermediate", metavar="T1,T2,...", help="English intermediate tasks trained first")
     parser.add_argument("--data-root", metavar="DIR",
                         help="folder of local data files (default $DLFA_DATA_DIR, the classroom pack, else the hub)")
@@ -80,14 +87,33 @@ def _absolute_if_path(value: str | None) -> str | None:
     return str(Path(value).expanduser().resolve())
 
 
+def read_spec_file(path: str) -> JobSpec:
+    """The JobSpec in a JSON file: a spec itself, or a job's or run's results.json (which records its "spec")."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the job spec {path}: {exc.strerror or exc}") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"the job spec {path} is not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("spec"), dict):
+        data = data["spec"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds no job spec (a JSON object with 'task' and 'eval_languages')")
+    try:
+        return JobSpec.from_dict(data)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"the job spec in {path}: {exc}") from exc
+
+
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
-    """The one place that turns train / sweep / submit flags into a validated JobSpec."""
+    """The one place that turns train / sweep / submit flags into a validated JobSpec: the flags given, over the
+    fields of --spec when there is one, else over JobSpec's defaults."""
     values = {
         "task": args.task,
-        "eval_languages": split_list(args.eval_langs),
+        "eval_languages": split_list(args.eval_langs) if args.eval_langs is not None else None,
         "encoder": _absolute_if_path(args.encoder),
         "train_language": args.train_lang,
-        "intermediate_tasks": split_list(args.intermediate),
+        "intermediate_tasks": split_list(args.intermediate) if args.intermediate is not None else None,
         "data_root": _absolute_if_path(args.data_root),
         "max_train_examples": args.max_train_examples,
         "epochs": args.epochs,
@@ -97,7 +123,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "device": args.device,
         "precision": args.precision,
         "max_length": args.max_length,
-        "probe": args.probe,
+        "probe": args.probe or None,
         "name": args.name,
         "backend": getattr(args, "backend", None),
         "num_processes": getattr(args, "nproc", None),
@@ -114,7 +140,16 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         values["seeds"] = parse_int_list(args.seeds, "--seeds")
     elif args.seed is not None:
         values["seeds"] = (args.seed,)
-    return JobSpec(**{key: value for key, value in values.items() if value is not None}).validate()
+    given = {key: value for key, value in values.items() if value is not None}
+    if args.spec:
+        if "epochs" in given:
+            given.setdefault("max_steps", None)  # --epochs replaces a step budget the spec may have
+        return replace(read_spec_file(args.spec), **given).validate()
+    missing = [flag for flag, key in (("--task", "task"), ("--eval-langs", "eval_languages")) if not given.get(key)]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+                          "(or start from a recorded job with --spec FILE)")
+    return JobSpec(**given).validate()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -194,6 +229,9 @@ def run_foreground(args: argparse.Namespace) -> int:
     from dlfa.train import run_job
 
     spec = spec_from_args(args)
+    if args.single_run and len(spec.units()) > 1:
+        raise ConfigError(f"the spec holds {len(spec.units())} runs: run them all with `python -m dlfa sweep`, or "
+                          "pick one with --aggregation, --fusion-layer and --seed")
     callback = TqdmCallback()
 
     def on_interrupt(*_):
