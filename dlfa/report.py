@@ -19,7 +19,7 @@ from dlfa.languages import family_of, language_label
 from dlfa.metrics import mean_interval
 from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK_PLANS, TIMINGS_FILE,
                             best_dev_layer, dlfa_dev_scores, read_results)
-from dlfa.study import compare
+from dlfa.study import change_in_words, compare, summarize
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
@@ -51,20 +51,6 @@ def gain_verdict(source: str, gain: Cell, above_majority: float | None) -> str:
     if gain.high is not None and gain.high < 0:
         return "does not agree: DLFA is worse, interval below 0"
     return "does not agree: no gain (a loss whose interval includes 0)"
-
-
-def study_verdict(change: Cell, more: int, fewer: int) -> str:
-    """What a change in the language mean from `fewer` to `more` intermediate tasks says, in words."""
-    seeds = f"{change.n} seeds paired" if change.n > 1 else "1 seed: interval over languages"
-    if change.low is None or change.high is None:
-        return f"{more} vs {fewer} tasks: {change.value:+.1f} points, no interval ({seeds})"
-    if change.low > 0:
-        answer = f"{more} tasks transfer better than {fewer}"
-    elif change.high < 0:
-        answer = f"{more} tasks transfer worse than {fewer}"
-    else:
-        answer = f"no clear difference between {more} and {fewer} tasks"
-    return f"{answer}: {change.value:+.1f} [{change.low:+.1f}, {change.high:+.1f}] points ({seeds})"
 
 
 @dataclass
@@ -100,14 +86,14 @@ def cell(runs: list[dict], language: str) -> Cell | None:
     return Cell(mean, low, high, len(values))
 
 
-def mean_gain(ours: list[dict], theirs: list[dict], languages: list[str]) -> Cell | None:
-    """ours − theirs (e.g. DLFA − last) averaged over languages; the interval over seeds (paired by seed) when
-    they share ≥ 2, else over languages. None when they share no seed."""
+def mean_gain(dlfa: list[dict], last: list[dict], languages: list[str]) -> Cell | None:
+    """DLFA − last averaged over languages; the interval over seeds (paired by seed) when there are ≥ 2, else
+    over languages."""
     def average(runs_by_seed: dict[int, dict]) -> dict[int, float]:
         return {seed: float(np.mean([run["metrics"][lang]["value"] for lang in languages]))
                 for seed, run in runs_by_seed.items()}
 
-    ours, theirs = ({r["spec"]["seeds"][0]: r for r in runs} for runs in (ours, theirs))
+    ours, theirs = ({r["spec"]["seeds"][0]: r for r in runs} for runs in (dlfa, last))
     shared = sorted(set(ours) & set(theirs))
     if not shared:
         return None
@@ -138,6 +124,10 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 def fmt(value) -> str:
     return "–" if value is None else str(value)
+
+
+def fmt_score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 class Report:
@@ -221,14 +211,11 @@ class Report:
         def mean_of(runs: list[dict]) -> float | None:
             return float(np.mean([cell(runs, lang).value for lang in languages])) if runs else None
 
-        def shown(value: float | None) -> str:
-            return "–" if value is None else f"{value:.1f}"
-
         interval = f" [{gain.low:+.2f}, {gain.high:+.2f}]" if gain and gain.low is not None else ""
         majority_mean = None if None in majority.values() else float(np.mean(list(majority.values())))
         dlfa_mean = mean_of(dlfa)
-        rows.append(["**mean**", shown(mean_of(last)), shown(dlfa_mean),
-                     f"**{gain.value:+.2f}**{interval}" if gain else "–", shown(mean_of(mix)), shown(majority_mean)])
+        rows.append(["**mean**", fmt_score(mean_of(last)), fmt_score(dlfa_mean),
+                     f"**{gain.value:+.2f}**{interval}" if gain else "–", fmt_score(mean_of(mix)), fmt_score(majority_mean)])
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
@@ -294,27 +281,24 @@ class Report:
             self.study_summary(task, found)
 
     def study_summary(self, task: str, found: dict[int, dict]) -> None:
-        """Per count: English dev, the mean over target languages and its change against the fewest tasks and
-        against the previous count (seeds paired), with the answer in words; the per-language changes as a figure."""
-        languages = found[min(found)]["spec"]["eval_languages"]
-        runs = {count: runs_of(results, None) for count, results in sorted(found.items())}
-        counts = list(runs)
-        dev = {count: float(np.mean(scores)) if scores else None for count in counts
-               for scores in [[r["dev_score"] for r in runs[count] if r.get("dev_score") is not None]]}
+        """The mean over target languages per count with its changes and the answer in words; the per-language
+        changes as a figure."""
+        summary = summarize(found)
+        if not summary:
+            return
         rows, answers = [], []
-        for previous, count in zip([None, *counts], counts):
-            changes = {fewer: mean_gain(runs[count], runs[fewer], languages)
-                       for fewer in dict.fromkeys((counts[0], previous)) if fewer not in (None, count)}
-            if changes.get(previous) is not None:
-                english = "" if None in (dev[previous], dev[count]) else \
-                    f", English dev {dev[previous]:.1f} → {dev[count]:.1f}"
-                answers.append(study_verdict(changes[previous], count, previous) + english)
-            language_mean = float(np.mean([cell(runs[count], lang).value for lang in languages]))
-            rows.append([str(count), str(len(runs[count])), "–" if dev[count] is None else f"{dev[count]:.1f}",
-                         f"{language_mean:.1f}",
-                         "; ".join(f"vs {fewer}: {change}" for fewer, change in changes.items() if change) or "–"])
-        self.add(f"Mean over the {len(languages)} target languages (± half the 95% interval; changes paired by "
-                 "seed, over languages when the jobs share only one seed):", "",
+        for row in summary:
+            rows.append([str(row["count"]), str(row["seeds"]), fmt_score(row["english_dev"]), fmt_score(row["value"]),
+                         "; ".join(f"vs {c['against']}: {c['change']:+.1f}" + (
+                             "" if c["ci_low"] is None else f" [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]")
+                             for c in row["changes"]) or "–"])
+            previous = row["changes"][-1] if row["changes"] else None
+            if previous is not None:
+                dev = [r["english_dev"] for r in summary if r["count"] in (previous["against"], row["count"])]
+                english = f", English dev {dev[0]:.1f} → {dev[1]:.1f}" if None not in dev else ""
+                answers.append(change_in_words(row["count"], previous) + english)
+        self.add(f"Mean over the {len(summary[0]['languages'])} target languages, and its change (95% interval "
+                 "over seeds, paired where the jobs share them):", "",
                  table(["intermediate tasks", "seeds", "English dev", "target mean", "change of the mean"], rows), "")
         if answers:
             self.add(f"**Answer, {TASK_TITLES[task]}**: " + "; ".join(answers) + ".", "")

@@ -196,3 +196,59 @@ def compare(results_by_count: dict[int, dict]) -> list[dict]:
             rows.append(row)
     return rows
 
+
+
+def summarize(results_by_count: dict[int, dict]) -> list[dict]:
+    """One row per count (ascending) for the mean over the target languages every job evaluated.
+
+    Each row: count, intermediate_tasks, seeds, value (mean over seeds of the per-seed language mean),
+    english_dev (mean English dev score of the target task, None when unknown) and changes: a list of
+    {"against", "change", "ci_low", "ci_high", "ci_kind"} against the reference count (0, else the smallest) and
+    against the previous count. Intervals are those of `compare` computed on the per-seed language means, so a
+    single seed on either side gets none: the spread over languages is not an uncertainty of the mean.
+    """
+    per_count = {count: _per_seed(results) for count, results in sorted(results_by_count.items())}
+    shared = set.intersection(*(set(languages) for languages in per_count.values())) if per_count else set()
+    languages = [language for language in next(iter(per_count.values()), {}) if language in shared]
+    if not languages:
+        return []
+    means = {count: {seed: {"value": float(np.mean([per_language[lang][seed]["value"] for lang in languages])),
+                            "ci_low": None, "ci_high": None}
+                     for seed in set.intersection(*(set(per_language[lang]) for lang in languages))}
+             for count, per_language in per_count.items()}
+    counts = list(means)
+    rows = []
+    for previous, count in zip([None, *counts], counts):
+        changes = []
+        for fewer in dict.fromkeys((counts[0], previous)):
+            if fewer is None or fewer == count:
+                continue
+            low, high, kind = _change_interval(means[count], means[fewer])
+            changes.append({"against": fewer, "ci_low": low, "ci_high": high, "ci_kind": kind,
+                            "change": _seed_mean(means[count]) - _seed_mean(means[fewer])})
+        results = results_by_count[count]
+        devs = [run["dev_score"] for run in results["runs"]
+                if run.get("status") == "complete" and run.get("dev_score") is not None]
+        rows.append({"count": count, "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
+                     "seeds": len(means[count]), "languages": languages, "value": _seed_mean(means[count]),
+                     "english_dev": float(np.mean(devs)) if devs else None, "changes": changes})
+    return rows
+
+
+def _seed_mean(by_seed: dict[int, dict]) -> float:
+    return float(np.mean([entry["value"] for entry in by_seed.values()]))
+
+
+def change_in_words(count: int, change: dict) -> str:
+    """What the change of the language mean from change["against"] to `count` tasks says, e.g.
+    '9 tasks transfer worse than 3: -7.4 [-9.8, -4.9] points (paired-t)'."""
+    fewer, value, low, high = change["against"], change["change"], change["ci_low"], change["ci_high"]
+    if low is None or high is None:
+        return f"{count} vs {fewer} tasks: {value:+.1f} points (no interval: one side has a single seed)"
+    if low > 0:
+        answer = f"{count} tasks transfer better than {fewer}"
+    elif high < 0:
+        answer = f"{count} tasks transfer worse than {fewer}"
+    else:
+        answer = f"no clear difference between {count} and {fewer} tasks"
+    return f"{answer}: {value:+.1f} [{low:+.1f}, {high:+.1f}] points ({change['ci_kind']})"

@@ -85,6 +85,7 @@ def compare_section(study) -> None:
     if not rows:
         st.warning("The chosen jobs share no target language.")
         return
+    summary_section(study, results_by_count)
     chart_rows = [{**row, "series": f"{row['count']} tasks"} for row in rows
                   if row["count"] != row["reference"] and row["change"] is not None]
     if chart_rows:
@@ -98,6 +99,28 @@ def compare_section(study) -> None:
     kinds = sorted({row["ci_kind"] for row in rows if row["ci_kind"] != "none"})
     for kind in kinds:
         st.caption(f"**{kind}**: {study.CI_KINDS[kind]}")
+
+
+def summary_section(study, results_by_count: dict[int, dict]) -> None:
+    """The answer in words and the mean over the shared target languages per count."""
+    summary = study.summarize(results_by_count)
+    if not summary:
+        return
+    for row in summary[1:]:
+        st.markdown(f"**{study.change_in_words(row['count'], row['changes'][-1])}**")
+    table = []
+    for row in summary:
+        entry = {"intermediate tasks": row["count"], "seeds": row["seeds"], "English dev": row["english_dev"],
+                 "target mean": row["value"]}
+        for change in row["changes"]:
+            interval = "" if change["ci_low"] is None else f"[{change['ci_low']:+.2f}, {change['ci_high']:+.2f}]"
+            entry[f"change vs {change['against']}"] = change["change"]
+            entry[f"95% CI vs {change['against']}"] = interval
+        table.append(entry)
+    st.caption(f"Mean over the {len(summary[0]['languages'])} target languages every chosen job evaluated; "
+               "intervals over seeds (paired where the jobs share them).")
+    st.dataframe(pd.DataFrame(table), hide_index=True, column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in table[-1] if not c.startswith(("95%", "int", "seeds"))})
 
 
 def main() -> None:

@@ -223,4 +223,8 @@ def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
     no_errors(at)
     specs = plotly_specs(at)
     assert specs and {t["name"] for t in specs[0]["data"]} == {"3 tasks"}
-    assert len(at.dataframe) == 1
+    summary, per_language = at.dataframe
+    assert list(summary.value["intermediate tasks"]) == [0, 3] and list(summary.value["change vs 0"])[1] == 0
+    assert set(per_language.value["count"]) == {0, 3}
+    assert any(m.value.startswith("**3 vs 0 tasks: +0.0 points") or "between 3 and 0 tasks" in m.value
+               for m in at.markdown)  # the same job picked twice: no change

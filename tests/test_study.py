@@ -6,7 +6,7 @@ from scipy import stats
 
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
-from dlfa.study import INTERMEDIATE_PRESETS, compare, preset_for, study_specs
+from dlfa.study import INTERMEDIATE_PRESETS, change_in_words, compare, preset_for, study_specs, summarize
 from dlfa.tasks.registry import get_task
 
 
@@ -93,3 +93,36 @@ def test_compare_without_zero_uses_smallest_count_and_skips_incomplete_runs():
     row = _row(rows, "de", 9)
     assert row["reference"] == 3 and row["change"] == pytest.approx(2.0) and row["seeds"] == 1
     assert compare({}) == []
+
+
+def test_summary_compares_language_means_against_zero_and_the_previous_count():
+    jobs = {0: _job({1: {"de": 70.0, "zh": 60.0}, 2: {"de": 72.0, "zh": 62.0}, 3: {"de": 71.0, "zh": 61.0}}),
+            3: _job({1: {"de": 69.0, "zh": 59.0}, 2: {"de": 70.0, "zh": 62.0}, 3: {"de": 70.0, "zh": 60.0}},
+                    tasks=("qnli", "boolq", "mrpc")),
+            9: _job({1: {"de": 60.0, "zh": 50.0, "fr": 1.0}}, ci=1.0)}  # fr: not in every job, left out
+    for run, dev in zip(jobs[3]["runs"], (80.0, 82.0, 84.0)):
+        run["dev_score"] = dev
+    zero, three, nine = summarize(jobs)
+    assert zero["languages"] == ["de", "zh"] and zero["changes"] == [] and zero["english_dev"] is None
+    assert (zero["value"], three["value"], three["english_dev"], three["seeds"]) == pytest.approx((66.0, 65.0, 82, 3))
+    # per-seed language means 0 tasks: 65, 67, 66; 3 tasks: 64, 66, 65: every difference is -1
+    (against_zero,) = three["changes"]
+    assert against_zero["against"] == 0 and against_zero["ci_kind"] == "paired-t"
+    assert (against_zero["change"], against_zero["ci_low"], against_zero["ci_high"]) == pytest.approx((-1, -1, -1))
+    assert [c["against"] for c in nine["changes"]] == [0, 3] and nine["seeds"] == 1
+    assert nine["changes"][1]["change"] == pytest.approx(55.0 - 65.0)
+    assert nine["changes"][1]["ci_low"] is None  # one seed: the spread over languages is no interval of the mean
+    assert nine["intermediate_tasks"] == [] and three["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
+    assert summarize({}) == [] and summarize({0: jobs[0], 3: _job({1: {"fr": 50.0}})}) == []
+
+
+@pytest.mark.parametrize("change, answer", [
+    ((2.0, 0.5, 3.5), "9 tasks transfer better than 3: +2.0 [+0.5, +3.5] points (paired-t)"),
+    ((-7.4, -9.8, -4.9), "9 tasks transfer worse than 3: -7.4 [-9.8, -4.9] points (paired-t)"),
+    ((-1.0, -3.0, 1.0), "no clear difference between 9 and 3 tasks: -1.0 [-3.0, +1.0] points (paired-t)"),
+    ((-1.0, None, None), "9 vs 3 tasks: -1.0 points (no interval: one side has a single seed)"),
+])
+def test_changes_in_words(change, answer):
+    value, low, high = change
+    kind = "none" if low is None else "paired-t"
+    assert change_in_words(9, {"against": 3, "change": value, "ci_low": low, "ci_high": high, "ci_kind": kind}) == answer
