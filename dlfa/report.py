@@ -215,7 +215,8 @@ class Report:
         majority_mean = None if None in majority.values() else float(np.mean(list(majority.values())))
         dlfa_mean = mean_of(dlfa)
         rows.append(["**mean**", fmt_score(mean_of(last)), fmt_score(dlfa_mean),
-                     f"**{gain.value:+.2f}**{interval}" if gain else "–", fmt_score(mean_of(mix)), fmt_score(majority_mean)])
+                     f"**{gain.value:+.2f}**{interval}" if gain else "–", fmt_score(mean_of(mix)),
+                     fmt_score(majority_mean)])
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
@@ -271,30 +272,37 @@ class Report:
             tasks_of = {c: ", ".join(r["spec"]["intermediate_tasks"]) or "none" for c, r in found.items()}
             self.add(f"**{TASK_TITLES[task]}** ({jobs}). Intermediate tasks: " +
                      "; ".join(f"{c}: {t}" for c, t in tasks_of.items()) + ".", "")
-            rows = []
-            for r in compare(found):
+            self.study_summary(task, found)
+            rows, per_language = [], compare(found)
+            for r in per_language:
                 change = "–" if r["change"] is None or r["count"] == r["reference"] else f"{r['change']:+.1f}"
                 interval = "–" if r["ci_low"] is None else f"[{r['ci_low']:+.1f}, {r['ci_high']:+.1f}] ({r['ci_kind']})"
                 rows.append([language_label(r["language"]), str(r["count"]), str(r["seeds"]), f"{r['value']:.1f}",
                              change, interval])
-            self.add(table(["language", "intermediate tasks", "seeds", "score", "change vs 0", "95% interval"], rows), "")
-            self.study_summary(task, found)
+            self.add("Per language:", "",
+                     table(["language", "intermediate tasks", "seeds", "score", "change vs 0", "95% interval"], rows), "")
+            changes = [{**r, "series": f"{r['count']} tasks"} for r in per_language
+                       if r["count"] != r["reference"] and r["change"] is not None]
+            if changes:
+                self.figure(charts.change_bars(changes, family_of, language_label,
+                                               title=f"{TASK_TITLES[task]}: change vs 0 intermediate tasks (95% CI)"),
+                            f"study-{task}.png", f"{task}: change vs 0 intermediate tasks per language")
 
     def study_summary(self, task: str, found: dict[int, dict]) -> None:
-        """The mean over target languages per count with its changes and the answer in words; the per-language
-        changes as a figure."""
+        """The mean over target languages per count with its changes, and the answer in words."""
         summary = summarize(found)
         if not summary:
             return
+        english_dev = {row["count"]: row["english_dev"] for row in summary}
         rows, answers = [], []
         for row in summary:
             rows.append([str(row["count"]), str(row["seeds"]), fmt_score(row["english_dev"]), fmt_score(row["value"]),
                          "; ".join(f"vs {c['against']}: {c['change']:+.1f}" + (
                              "" if c["ci_low"] is None else f" [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]")
                              for c in row["changes"]) or "–"])
-            previous = row["changes"][-1] if row["changes"] else None
-            if previous is not None:
-                dev = [r["english_dev"] for r in summary if r["count"] in (previous["against"], row["count"])]
+            if row["changes"]:
+                previous = row["changes"][-1]  # against the previous count
+                dev = english_dev[previous["against"]], english_dev[row["count"]]
                 english = f", English dev {dev[0]:.1f} → {dev[1]:.1f}" if None not in dev else ""
                 answers.append(change_in_words(row["count"], previous) + english)
         self.add(f"Mean over the {len(summary[0]['languages'])} target languages, and its change (95% interval "
@@ -302,12 +310,6 @@ class Report:
                  table(["intermediate tasks", "seeds", "English dev", "target mean", "change of the mean"], rows), "")
         if answers:
             self.add(f"**Answer, {TASK_TITLES[task]}**: " + "; ".join(answers) + ".", "")
-        changes = [{**r, "series": f"{r['count']} tasks"} for r in compare(found)
-                   if r["count"] != r["reference"] and r["change"] is not None]
-        if changes:
-            self.figure(charts.change_bars(changes, family_of, language_label,
-                                           title=f"{TASK_TITLES[task]}: change vs 0 intermediate tasks (95% CI)"),
-                        f"study-{task}.png", f"{task}: change vs 0 intermediate tasks per language")
 
     def claims_section(self) -> None:
         self.add("## 4. Against the paper's claims", "",

@@ -197,7 +197,6 @@ def compare(results_by_count: dict[int, dict]) -> list[dict]:
     return rows
 
 
-
 def summarize(results_by_count: dict[int, dict]) -> list[dict]:
     """One row per count (ascending) for the mean over the target languages every job evaluated.
 

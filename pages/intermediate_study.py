@@ -1,5 +1,6 @@
 """Intermediate-task study: does the NUMBER of English intermediate tasks (0 / 3 / 9) change zero-shot
-transfer? Launch the three runs under one budget and seeds, or pick finished jobs; see the change vs. 0."""
+transfer? Launch the three runs under one budget and seeds, or pick finished jobs; see the answer (each count
+against the previous one), the mean over languages and the change vs. 0 per language."""
 import pandas as pd
 import streamlit as st
 
