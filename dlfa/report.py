@@ -7,6 +7,7 @@ run yet are listed as such, never filled in.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,8 +354,10 @@ class Report:
             job = path.parent.relative_to(self.out_root).as_posix()
             rerun = (f"python -m dlfa sweep --spec {self.record_shown}/{job}/{RESULTS_FILE} "
                      f"--data-root ../shared/data --out DIR")
+            hardware = Counter(run.get("hardware", "not recorded") for run in results["runs"])
+            ran_on = "; ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in hardware.items())
             self.add(f"<details><summary><code>{job}</code>: {results['status']}, {len(results['runs'])} run(s)"
-                     f"{self.took(job)}</summary>", "", f"`{rerun}`", "", "```json",
+                     f"{self.took(job)}</summary>", "", f"`{rerun}`", "", f"Ran on: {ran_on}.", "", "```json",
                      json.dumps(results["spec"], indent=1), "```", "</details>", "")
 
     # ------------------------------------------------------------------------------------------------

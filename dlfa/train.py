@@ -29,6 +29,7 @@ import gc
 import json
 import math
 import os
+import platform
 import random
 import shutil
 import tempfile
@@ -86,13 +87,30 @@ class Runtime:
         return "bf16" if self.amp_dtype is not None else "fp32"
 
 
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_has_bf16() -> bool:
     """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpuinfo()
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def hardware_name(device: torch.device) -> str:
+    """What a run ran on, for its record: e.g. 'Intel(R) Xeon(R) Processor, 2 threads, torch 2.13.0+cpu'. Runs
+    on different processors can differ in their last bits (bf16 kernels), which training can amplify."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        models = [line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")]
+        threads = torch.get_num_threads()
+        name = f"{models[0] if models else platform.processor() or 'unknown CPU'}, {threads} thread" + \
+            ("s" if threads > 1 else "")
+    return f"{name}, torch {torch.__version__}"
 
 
 def setup_runtime(spec: JobSpec) -> Runtime:
@@ -697,7 +715,7 @@ class UnitTrainer:
     def run(self) -> dict:
         """Train (or resume), evaluate, save the model; returns the unit's results (status stopped/complete)."""
         base = {"spec": self.spec.to_dict(), "device": str(self.runtime.device), "precision": self.runtime.precision,
-                "world_size": self.runtime.world,
+                "world_size": self.runtime.world, "hardware": hardware_name(self.runtime.device),
                 "stages": [{"name": s.name, "tasks": list(s.tasks), "steps": s.steps} for s in self.stages]}
         if not self.train():
             return {**base, "status": "stopped", "stage": self.state["stage"], "steps_done": self.state["step"],

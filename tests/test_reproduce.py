@@ -1,5 +1,6 @@
 """The reproduction plan and its report, end to end on a tiny encoder with tiny budgets on the real data."""
 import json
+import re
 
 import pytest
 
@@ -104,6 +105,7 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
         assert (doc.parent / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
         assert f"(figures/{figure})" in text
     assert "<code>finetune/udpos</code>: complete, 10 run(s)" in text
+    assert re.search(r"Ran on: [^;]+ threads?, torch [^;]+ \(10 runs\)\.", text)  # every run recorded its hardware
     rerun = "`python -m dlfa sweep --spec docs/reproduction/finetune/udpos/results.json --data-root ../shared/data"
     assert rerun in text
     rerun = ["sweep", "--spec", str(record / "finetune/udpos/results.json"), "--data-root", str(data_root)]

@@ -2,6 +2,7 @@
 and an end-to-end run of the embedded encoder on real UD-POS data."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,6 +150,7 @@ def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, data_root, tm
     for m in unit["metrics"].values():
         assert m["metric"] == "accuracy" and m["n"] == 24 and m["ci_low"] <= m["value"] <= m["ci_high"]
     assert unit["steps"] == 8 and unit["dev_score"] is not None and unit["truncated"] == {"de": 0, "zh": 0}
+    assert re.search(rf"\d threads?, torch {re.escape(torch.__version__)}$", unit["hardware"])  # for the record
     fusion = unit["fusion_stats"]["languages"]["zh"]
     assert 0 < fusion["mean_last"] < 1 and len(fusion["per_position"]) == 32 and "NOUN" in fusion["per_tag"]
     assert not (unit_dir / "checkpoints").exists() and record.units == ["dlfa-L2-s1"]
