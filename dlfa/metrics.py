@@ -109,6 +109,10 @@ def majority_score(metric: str, gold: list, labels: list[str], majority: int) ->
     return score(metric, gold, pred, labels)
 
 
+# points: a mean closer to the majority-class score than this learned nothing that transfers (decides no claim)
+MIN_ABOVE_MAJORITY = 1.0
+
+
 def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
     """(mean, low, high): a Student-t interval of the mean over runs (seeds); (mean, None, None) for one run."""
     from scipy import stats

@@ -17,16 +17,15 @@ from dlfa import charts
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
 from dlfa.languages import family_of, language_label
-from dlfa.metrics import mean_interval
+from dlfa.metrics import MIN_ABOVE_MAJORITY, mean_interval
 from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK_PLANS, TIMINGS_FILE,
                             best_dev_layer, dlfa_dev_scores, read_results)
-from dlfa.study import change_in_words, compare, summarize
+from dlfa.study import change_in_words, compare, not_learned_note, summarize
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
 PAPER_GAINS = {"xnli": 1.5, "pawsx": 2.4, "panx": 1.2, "udpos": 1.5}
 FIGURES = "figures"  # the figures' folder, beside the report
-MIN_ABOVE_MAJORITY = 1.0  # points: a DLFA mean closer to the majority class than this decides no claim
 
 
 def tied_layers(probe_results: dict, best: int) -> str:
@@ -298,6 +297,7 @@ class Report:
         rows, answers = [], []
         for row in summary:
             rows.append([str(row["count"]), str(row["seeds"]), fmt_score(row["english_dev"]), fmt_score(row["value"]),
+                         fmt_score(row["majority"]),
                          "; ".join(f"vs {c['against']}: {c['change']:+.1f}" + (
                              "" if c["ci_low"] is None else f" [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}]")
                              for c in row["changes"]) or "–"])
@@ -305,10 +305,11 @@ class Report:
                 previous = row["changes"][-1]  # against the previous count
                 dev = english_dev[previous["against"]], english_dev[row["count"]]
                 english = f", English dev {dev[0]:.1f} → {dev[1]:.1f}" if None not in dev else ""
-                answers.append(change_in_words(row["count"], previous) + english)
+                answers.append(change_in_words(row["count"], previous) + english + not_learned_note(row))
         self.add(f"Mean over the {len(summary[0]['languages'])} target languages, and its change (95% interval "
                  "over seeds, paired where the jobs share them):", "",
-                 table(["intermediate tasks", "seeds", "English dev", "target mean", "change of the mean"], rows), "")
+                 table(["intermediate tasks", "seeds", "English dev", "target mean", "majority class",
+                        "change of the mean"], rows), "")
         if answers:
             self.add(f"**Answer, {TASK_TITLES[task]}**: " + "; ".join(answers) + ".", "")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
-from dlfa.metrics import mean_interval
+from dlfa.metrics import MIN_ABOVE_MAJORITY, mean_interval
 
 # Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
 # of their other tasks (CommonsenseQA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER) and CoLA.
@@ -201,7 +201,9 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
     """One row per count (ascending) for the mean over the target languages every job evaluated.
 
     Each row: count, intermediate_tasks, seeds, value (mean over seeds of the per-seed language mean),
-    english_dev (mean English dev score of the target task, None when unknown) and changes: a list of
+    english_dev (mean English dev score of the target task, None when unknown), majority (the majority-class
+    score on the same test sets, None when unknown), at_majority (value within MIN_ABOVE_MAJORITY of it: the
+    target task was not learned in a way that transfers) and changes: a list of
     {"against", "change", "ci_low", "ci_high", "ci_kind"} against the reference count (0, else the smallest) and
     against the previous count. Intervals are those of `compare` computed on the per-seed language means, so a
     single seed on either side gets none: the spread over languages is not an uncertainty of the mean.
@@ -226,11 +228,16 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
             changes.append({"against": fewer, "ci_low": low, "ci_high": high, "ci_kind": kind,
                             "change": _seed_mean(means[count]) - _seed_mean(means[fewer])})
         results = results_by_count[count]
-        devs = [run["dev_score"] for run in results["runs"]
-                if run.get("status") == "complete" and run.get("dev_score") is not None]
+        complete = [run for run in results["runs"] if run.get("status") == "complete"]
+        devs = [run["dev_score"] for run in complete if run.get("dev_score") is not None]
+        majority = [complete[0]["metrics"][lang].get("majority") for lang in languages]  # the same test sets
+        value = _seed_mean(means[count])
+        majority_mean = None if None in majority else float(np.mean(majority))
         rows.append({"count": count, "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
-                     "seeds": len(means[count]), "languages": languages, "value": _seed_mean(means[count]),
-                     "english_dev": float(np.mean(devs)) if devs else None, "changes": changes})
+                     "seeds": len(means[count]), "languages": languages, "value": value,
+                     "english_dev": float(np.mean(devs)) if devs else None, "majority": majority_mean,
+                     "at_majority": majority_mean is not None and value - majority_mean < MIN_ABOVE_MAJORITY,
+                     "changes": changes})
     return rows
 
 
@@ -243,11 +250,21 @@ def change_in_words(count: int, change: dict) -> str:
     '9 tasks transfer worse than 3: -7.4 [-9.8, -4.9] points (paired-t)'."""
     fewer, value, low, high = change["against"], change["change"], change["ci_low"], change["ci_high"]
     if low is None or high is None:
-        return f"{count} vs {fewer} tasks: {value:+.1f} points (no interval: one side has a single seed)"
-    if low > 0:
-        answer = f"{count} tasks transfer better than {fewer}"
-    elif high < 0:
-        answer = f"{count} tasks transfer worse than {fewer}"
+        answer = f"{count} vs {fewer} tasks: {value:+.1f} points (no interval: one side has a single seed)"
     else:
-        answer = f"no clear difference between {count} and {fewer} tasks"
-    return f"{answer}: {value:+.1f} [{low:+.1f}, {high:+.1f}] points ({change['ci_kind']})"
+        if low > 0:
+            answer = f"{count} tasks transfer better than {fewer}"
+        elif high < 0:
+            answer = f"{count} tasks transfer worse than {fewer}"
+        else:
+            answer = f"no clear difference between {count} and {fewer} tasks"
+        answer += f": {value:+.1f} [{low:+.1f}, {high:+.1f}] points ({change['ci_kind']})"
+    return answer
+
+
+def not_learned_note(row: dict) -> str:
+    """'' or, for a `summarize` row at the majority class, a note saying that its target task was not learned."""
+    if not row.get("at_majority"):
+        return ""
+    return (f"; with {row['count']} tasks the target mean ({row['value']:.1f}) stays within {MIN_ABOVE_MAJORITY:.0f} "
+            f"point of the majority class ({row['majority']:.1f}): the target task was not learned")

@@ -108,11 +108,11 @@ def summary_section(study, results_by_count: dict[int, dict]) -> None:
     if not summary:
         return
     for row in summary[1:]:
-        st.markdown(f"**{study.change_in_words(row['count'], row['changes'][-1])}**")
+        st.markdown(f"**{study.change_in_words(row['count'], row['changes'][-1])}**{study.not_learned_note(row)}")
     table = []
     for row in summary:
         entry = {"intermediate tasks": row["count"], "seeds": row["seeds"], "English dev": row["english_dev"],
-                 "target mean": row["value"]}
+                 "target mean": row["value"], "majority class": row["majority"]}
         for change in row["changes"]:
             interval = "" if change["ci_low"] is None else f"[{change['ci_low']:+.2f}, {change['ci_high']:+.2f}]"
             entry[f"change vs {change['against']}"] = change["change"]

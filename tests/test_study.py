@@ -6,7 +6,8 @@ from scipy import stats
 
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
-from dlfa.study import INTERMEDIATE_PRESETS, change_in_words, compare, preset_for, study_specs, summarize
+from dlfa.study import (INTERMEDIATE_PRESETS, change_in_words, compare, not_learned_note, preset_for, study_specs,
+                        summarize)
 from dlfa.tasks.registry import get_task
 
 
@@ -114,6 +115,11 @@ def test_summary_compares_language_means_against_zero_and_the_previous_count():
     assert nine["changes"][1]["ci_low"] is None  # one seed: the spread over languages is no interval of the mean
     assert nine["intermediate_tasks"] == [] and three["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
     assert summarize({}) == [] and summarize({0: jobs[0], 3: _job({1: {"fr": 50.0}})}) == []
+    assert zero["majority"] is None and not zero["at_majority"]  # no majority-class score recorded
+    for metric in jobs[9]["runs"][0]["metrics"].values():
+        metric["majority"] = 54.5
+    nine = summarize(jobs)[2]
+    assert nine["majority"] == 54.5 and nine["at_majority"]  # 55.0 is within 1 point: nothing learned
 
 
 @pytest.mark.parametrize("change, answer", [
@@ -125,4 +131,12 @@ def test_summary_compares_language_means_against_zero_and_the_previous_count():
 def test_changes_in_words(change, answer):
     value, low, high = change
     kind = "none" if low is None else "paired-t"
-    assert change_in_words(9, {"against": 3, "change": value, "ci_low": low, "ci_high": high, "ci_kind": kind}) == answer
+    change = {"against": 3, "change": value, "ci_low": low, "ci_high": high, "ci_kind": kind}
+    assert change_in_words(9, change) == answer
+
+
+def test_a_count_at_the_majority_class_is_flagged_as_not_learned():
+    stuck = {"count": 9, "value": 33.8, "majority": 33.3, "at_majority": True}
+    assert not_learned_note(stuck) == ("; with 9 tasks the target mean (33.8) stays within 1 point of the majority "
+                                       "class (33.3): the target task was not learned")
+    assert not_learned_note({**stuck, "value": 60.0, "at_majority": False}) == ""
