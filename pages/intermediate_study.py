@@ -127,8 +127,9 @@ def summary_section(study, results_by_count: dict[int, dict]) -> None:
 def main() -> None:
     st.title("Intermediate tasks: 0 vs. 3 vs. 9")
     st.caption("English intermediate-task training before the target task (Phang et al. 2020). Every count gets the "
-               "same budget per stage and the same seeds; the change vs. 0 tasks is shown per language with a "
-               "95% confidence interval.")
+               "same budget per stage and the same seeds. The answer compares each count with the previous one on "
+               "the mean over the target languages; the chart shows the change vs. 0 tasks per language, with "
+               "95% confidence intervals.")
     study = ui.require("dlfa.study")
     with st.expander("Launch a study", expanded=not ui.finished_jobs()):
         launch_section(study)
