@@ -101,8 +101,9 @@ def cpu_has_bf16() -> bool:
 
 
 def hardware_name(device: torch.device) -> str:
-    """What a run ran on, for its record: e.g. 'Intel(R) Xeon(R) Processor, 2 threads, torch 2.13.0+cpu'. Runs
-    on different processors can differ in their last bits (bf16 kernels), which training can amplify."""
+    """What a run ran on (the process that finishes it), for its record: e.g. 'Intel(R) Xeon(R) Processor,
+    2 threads, torch 2.13.0+cpu'. Processors differ in the last bits of their bf16 kernels, which training can
+    amplify, so runs of one spec on different machines need not agree exactly."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
