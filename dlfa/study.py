@@ -217,6 +217,7 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
                             "ci_low": None, "ci_high": None}
                      for seed in set.intersection(*(set(per_language[lang]) for lang in languages))}
              for count, per_language in per_count.items()}
+    values = {count: float(np.mean([entry["value"] for entry in by_seed.values()])) for count, by_seed in means.items()}
     counts = list(means)
     rows = []
     for previous, count in zip([None, *counts], counts):
@@ -226,12 +227,12 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
                 continue
             low, high, kind = _change_interval(means[count], means[fewer])
             changes.append({"against": fewer, "ci_low": low, "ci_high": high, "ci_kind": kind,
-                            "change": _seed_mean(means[count]) - _seed_mean(means[fewer])})
+                            "change": values[count] - values[fewer]})
         results = results_by_count[count]
         complete = [run for run in results["runs"] if run.get("status") == "complete"]
         devs = [run["dev_score"] for run in complete if run.get("dev_score") is not None]
         majority = [complete[0]["metrics"][lang].get("majority") for lang in languages]  # the same test sets
-        value = _seed_mean(means[count])
+        value = values[count]
         majority_mean = None if None in majority else float(np.mean(majority))
         rows.append({"count": count, "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
                      "seeds": len(means[count]), "languages": languages, "value": value,
@@ -239,10 +240,6 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
                      "at_majority": majority_mean is not None and value - majority_mean < MIN_ABOVE_MAJORITY,
                      "changes": changes})
     return rows
-
-
-def _seed_mean(by_seed: dict[int, dict]) -> float:
-    return float(np.mean([entry["value"] for entry in by_seed.values()]))
 
 
 def change_in_words(count: int, change: dict) -> str:
