@@ -526,6 +526,25 @@ def demo_spec(data_root: str | None, encoder: str = DEFAULT_ENCODER, device: str
                    bootstrap_samples=200, device=device, name=DEMO_NAME)
 
 
+def reproduction_record() -> Path:
+    """The repository's record of the DLFA reproduction (docs/reproduction/): results of real jobs."""
+    from dlfa.paths import REPO_ROOT
+    from dlfa.reproduce import DEFAULT_DOC, record_root
+
+    return record_root(REPO_ROOT / DEFAULT_DOC)
+
+
+def recorded_layer_analysis() -> dict | None:
+    """The reproduction's layer analysis (retrieval and CKA per layer), None when the record has none."""
+    from dlfa.reproduce import LAYER_ANALYSIS_FILE
+
+    path = reproduction_record() / LAYER_ANALYSIS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        raise DlfaError(f"cannot read the recorded layer analysis ({path}): {exc}") from exc
+
+
 def submit(spec):
     """Submit a JobSpec through dlfa.jobs.launch.submit on this app's store; returns the Job."""
     from dlfa.jobs.launch import submit as launch_submit

@@ -9,7 +9,7 @@ def main() -> None:
     st.title("Fusion weights")
     st.caption("W is the weight of the last layer per token and channel; 1 − W goes to the fusion (lower) layer. "
                "Red: the lower layer dominates; blue: the last layer dominates.")
-    units = ui.units_preselected_first(ui.all_units("dlfa"))
+    units = ui.units_preselected_first(ui.all_units("dlfa", with_model=False))
     if not units:
         st.info("No finished DLFA run yet: fusion weights exist only for the dlfa aggregation. Run the classroom "
                 "demo on Home or launch a job with the dlfa aggregation.")
@@ -18,6 +18,11 @@ def main() -> None:
     task = unit.results["spec"]["task"]
     st.caption(f"Task {task} · fusion layer {unit.fusion_layer} · encoder {unit.results['spec']['encoder']}")
 
+    if not unit.has_model:
+        st.info("This run's model is not on this machine (a recorded run, or its folder was cleaned): the fusion "
+                "statistics it recorded on the test sets are below; typed sentences need the model.")
+        fusion_statistics(unit)
+        return
     text, pair = ui.text_inputs(task, key="fw_text")
     if text.strip():
         with st.spinner("Running the model…"):
@@ -33,6 +38,11 @@ def main() -> None:
     else:
         st.info("Type a sentence in any language to see its fusion weights.")
 
+    fusion_statistics(unit)
+
+
+def fusion_statistics(unit: ui.Unit) -> None:
+    """The run's recorded mean fusion weights per language, token position and gold tag."""
     stats = (unit.results.get("fusion_stats") or {}).get("languages") or {}
     st.subheader("Fusion statistics on the test sets")
     if not stats:

@@ -1,4 +1,5 @@
-"""Home: what the tool does, readiness (encoder, data, GPU) with a background build, and the classroom demo."""
+"""Home: what the tool does, readiness (encoder, data, GPU) with a background build, the classroom demo, and
+the recorded reproduction of the paper opened in the app."""
 import streamlit as st
 
 from dlfa import ui
@@ -35,6 +36,7 @@ def main() -> None:
 
     prepare_panel(ready)
     demo_panel(settings, ready)
+    reproduction_panel()
 
 
 def prepare_panel(ready: dict) -> None:
@@ -84,6 +86,34 @@ def demo_panel(settings, ready: dict) -> None:
         st.caption("Build the encoder and the classroom pack (or set a data root) first.")
     if demo_id:
         demo_progress(demo_id)
+
+
+def reproduction_panel() -> None:
+    record = ui.reproduction_record()
+    if not record.is_dir():
+        return
+    st.subheader("The recorded reproduction")
+    st.markdown(
+        "The repository holds the results of our reproduction of DLFA on real data with the embedded encoder "
+        "(layer sweeps, fine-tuning over 3 seeds, 0 vs. 3 vs. 9 intermediate tasks), written up in "
+        "`docs/REPRODUCTION.md`. Open its jobs to explore them on the pages here; the app reads them in place "
+        f"from `{record}`.")
+    if st.button("Open the recorded jobs", icon=":material/folder_open:", key="open_record"):
+        added, present = ui.store().add_finished_under(record)
+        st.session_state["dlfa_record_opened"] = (len(added), len(present))
+    opened = st.session_state.get("dlfa_record_opened")
+    if opened:
+        st.success(f"{opened[0]} recorded jobs added to the job store"
+                   + (f" ({opened[1]} were there already)." if opened[1] else "."), icon=":material/check_circle:")
+        c1, c2, c3, c4 = st.columns(4)
+        with c1:
+            ui.page_link("pages/results.py", "Results", icon=":material/bar_chart:")
+        with c2:
+            ui.page_link("pages/layer_comparison.py", "Layer comparison", icon=":material/compare:")
+        with c3:
+            ui.page_link("pages/intermediate_study.py", "Intermediate tasks", icon=":material/science:")
+        with c4:
+            ui.page_link("pages/fusion_weights.py", "Fusion statistics", icon=":material/grid_on:")
 
 
 @st.fragment(run_every=2)

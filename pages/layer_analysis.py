@@ -25,14 +25,22 @@ def main() -> None:
         st.session_state.setdefault("la_encoder", settings.encoder)
         encoder = st.text_input("Encoder", key="la_encoder")
         max_pairs = st.slider("Sentence pairs per language", 20, 1000, 200, step=20, key="la_pairs")
-    if st.button("Compute", type="primary", icon=":material/calculate:", key="la_compute", disabled=not chosen):
+    c1, c2 = st.columns([1, 3])
+    if c1.button("Compute", type="primary", icon=":material/calculate:", key="la_compute", disabled=not chosen):
         with st.spinner("Encoding the parallel sentences layer by layer…"):
             st.session_state["la_result"] = ui.layer_analysis(encoder.strip(), tuple(chosen), int(max_pairs),
                                                               settings.data_root)
+    recorded = ui.recorded_layer_analysis()
+    if recorded and c2.button("Show the reproduction's analysis", icon=":material/history:", key="la_recorded",
+                              help="the layer analysis recorded in docs/reproduction (all Parallel UD languages)"):
+        st.session_state["la_result"] = recorded
     result = st.session_state.get("la_result")
     if not result:
         st.info("Choose languages and press Compute (a few seconds on the embedded encoder).")
         return
+    if result == recorded:
+        st.caption(f"Recorded by the reproduction (docs/REPRODUCTION.md, section 2): encoder {recorded['encoder']}, "
+                   f"up to {recorded['settings']['max_pairs']} sentence pairs per language.")
     c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(charts.layer_curves(result["retrieval"], ui.short_label, "retrieval accuracy",

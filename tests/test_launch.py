@@ -305,3 +305,14 @@ def test_cli_cancel_resume_and_follow_logs(store, capsys, monkeypatch, tiny_enco
     assert code == 0 and out.count("worker finished") == 2 and out.rstrip().endswith("worker finished: completed")
     starts = (store.get(job_id).out_dir / "last-s1" / "starts.txt").read_text().split()
     assert starts[0] == "0" and int(starts[1]) > 0  # the second attempt went on from the checkpoint
+
+
+def test_cli_import_records_the_reproduction_in_place(store, capsys):
+    record = REPO_ROOT / "docs" / "reproduction"
+    code, out, err = cli(capsys, "jobs", "--store", str(store.path), "import", str(record / "finetune"))
+    assert code == 0 and len(out.splitlines()) == 4 and "imported 4 job(s)" in err
+    assert {job.out_dir for job in store.list()} == {record / "finetune" / t for t in ("panx", "pawsx", "udpos", "xnli")}
+    code, out, err = cli(capsys, "jobs", "--store", str(store.path), "import", str(record / "finetune" / "xnli"))
+    assert code == 0 and "already in the store" in out and "imported 0 job(s)" in err
+    code, out, err = cli(capsys, "jobs", "--store", str(store.path), "import", str(record / "layers"))
+    assert code == 2 and err.startswith("error: ") and "no job folder here" in err and err.count("\n") == 1

@@ -228,3 +228,47 @@ def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
     assert set(per_language.value["count"]) == {0, 3}
     assert any(m.value.startswith("**3 vs 0 tasks: +0.0 points") or "between 3 and 0 tasks" in m.value
                for m in at.markdown)  # the same job picked twice: no change
+
+
+# ----------------------------------------------------------------------------------------------------
+# (c) the repository's record of the reproduction, opened from Home
+
+
+def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
+    from dlfa.jobs.store import JobStore, job_folders
+
+    at = page("home.py").run()
+    no_errors(at)
+    at.button(key="open_record").click().run()
+    no_errors(at)
+    folders = job_folders(ui.reproduction_record())
+    assert any(s.value.startswith(f"{len(folders)} recorded jobs added") for s in at.success)
+    jobs = {job.out_dir.relative_to(ui.reproduction_record()).as_posix(): job for job in JobStore().list()}
+    assert set(jobs) == {f.relative_to(ui.reproduction_record()).as_posix() for f in folders}
+
+    at = page("results.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
+    no_errors(at)
+    assert any("Sweep grid" in s.value for s in at.subheader)
+    bars = plotly_specs(at)[0]
+    assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
+    assert len(bars["data"]) == len(ui.job_results(jobs["finetune/xnli"])["runs"])  # one series per recorded run
+
+    picks = {f"is_pick_{count}": jobs[f"study/xnli-{count}"].id for count in (0, 3, 9)}
+    at = page("intermediate_study.py", **picks).run()
+    no_errors(at)
+    summary = at.dataframe[0].value
+    assert list(summary["intermediate tasks"]) == [0, 3, 9] and list(summary["seeds"]) == [3, 3, 3]
+    assert any(m.value.startswith("**9 vs 3 tasks") or "between 9 and 3 tasks" in m.value for m in at.markdown)
+
+    at = page("fusion_weights.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
+    no_errors(at)
+    assert any("not on this machine" in i.value for i in at.info)
+    by_language = plotly_specs(at)[0]
+    assert len(x_categories(by_language)) == 14  # the recorded fusion statistics of the 14 XNLI languages
+
+    at = page("layer_analysis.py").run()
+    at.button(key="la_recorded").click().run()
+    no_errors(at)
+    specs = plotly_specs(at)
+    assert len(specs) == 2 and all(len(s["data"]) == 14 for s in specs)
+    assert any("Recorded by the reproduction" in c.value for c in at.caption)

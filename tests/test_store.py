@@ -1,6 +1,8 @@
-"""The job store: round trips, several processes at once, dead workers, path safety, deletion."""
+"""The job store: round trips, several processes at once, dead workers, path safety, deletion, jobs recorded
+elsewhere (the reproduction record) added in place."""
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -10,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dlfa.errors import ConfigError
+from dlfa.errors import ConfigError, DataError
 from dlfa.jobs.spec import JobSpec
-from dlfa.jobs.store import STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, pid_alive
+from dlfa.jobs.store import STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, job_folders, pid_alive
 from dlfa.paths import REPO_ROOT
 
 TESTS = Path(__file__).resolve().parent
@@ -196,3 +198,51 @@ def test_an_active_job_cannot_be_deleted(store):
     store.mark_running(job.id)
     with pytest.raises(ConfigError, match="cancel it first"):
         store.delete(job.id)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Jobs recorded elsewhere
+
+
+@pytest.fixture
+def recorded(tmp_path) -> Path:
+    """A copy of the reproduction record's study jobs, with one of them cut to its first finished run."""
+    root = tmp_path / "record"
+    shutil.copytree(REPO_ROOT / "docs" / "reproduction" / "study", root)
+    partial = root / "xnli-9" / "results.json"
+    results = json.loads(partial.read_text())
+    results["runs"], results["status"] = results["runs"][:1], "stopped"
+    partial.write_text(json.dumps(results))
+    (root / "xnli-9" / "dlfa-L0-s1").mkdir()  # a unit folder with its own results.json is part of the job
+    (root / "xnli-9" / "dlfa-L0-s1" / "results.json").write_text(json.dumps(results["runs"][0]))
+    return root
+
+
+def test_recorded_jobs_are_added_in_place_once(store, recorded):
+    assert [f.name for f in job_folders(recorded)] == ["udpos-0", "udpos-3", "udpos-9", "xnli-0", "xnli-3", "xnli-9"]
+    added, present = store.add_finished_under(recorded)
+    assert len(added) == 6 and present == []
+    by_folder = {job.out_dir.name: job for job in added}
+    full = by_folder["xnli-3"]
+    assert full.status == "completed" and full.progress == 1 and full.name == "reproduction: study: xnli +3"
+    assert full.spec.intermediate_tasks == ("qnli", "boolq", "mrpc") and full.out_dir == recorded / "xnli-3"
+    assert store.results(full.id)["status"] == "complete"
+    cut = by_folder["xnli-9"]
+    assert cut.status == "stopped" and cut.error == "recorded with 1 of 3 runs finished"
+    assert cut.progress == pytest.approx(1 / 3) and not cut.resumable
+    again, present = store.add_finished_under(recorded)
+    assert again == [] and sorted(job.id for job in present) == sorted(job.id for job in added)
+    store.delete(full.id)
+    assert (recorded / "xnli-3" / "results.json").is_file()  # forgetting a recorded job keeps its folder
+
+
+def test_a_malformed_record_adds_nothing_and_names_the_file(store, recorded, tmp_path):
+    (recorded / "udpos-3" / "results.json").write_text('{"spec": {"task": "udpos"}')
+    with pytest.raises(DataError, match=r"udpos-3/results.json: not a job's results .*nothing was imported"):
+        store.add_finished_under(recorded)
+    (recorded / "udpos-3" / "results.json").write_text('{"spec": {"task": "udpos", "eval_languages": ["de"]}}')
+    with pytest.raises(DataError, match="no 'runs'"):
+        store.add_finished_under(recorded)
+    assert store.list() == []
+    with pytest.raises(DataError, match="no job folder here"):
+        store.add_finished_under(tmp_path / "empty")

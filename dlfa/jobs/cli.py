@@ -386,6 +386,17 @@ def run_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import(args: argparse.Namespace) -> int:
+    store = _store(args)
+    added, present = store.add_finished_under(args.folder)
+    for job in added:
+        print(f"{job.id} {job.status}  {job.name or job.spec.task}  ({job.out_dir})")
+    for job in present:
+        print(f"{job.id} already in the store  ({job.out_dir})")
+    print(f"imported {len(added)} job(s); see them with: python -m dlfa jobs list", file=sys.stderr)
+    return 0
+
+
 def run_logs(args: argparse.Namespace) -> int:
     store = _store(args)
     path = store.log_path(args.job_id)
@@ -418,7 +429,7 @@ def register(subparsers) -> None:
     add_spec_arguments(sweep, sweep=True, out_required=True)
     sweep.set_defaults(func=run_foreground)
 
-    jobs = subparsers.add_parser("jobs", help="background jobs: submit, list, show, cancel, resume, delete, logs")
+    jobs = subparsers.add_parser("jobs", help="background jobs: submit, list, show, cancel, resume, delete, logs, import")
     jobs.add_argument("--store", metavar="PATH", help="the job store (default cache/jobs.sqlite)")
     commands = jobs.add_subparsers(dest="jobs_command", required=True)
 
@@ -437,6 +448,11 @@ def register(subparsers) -> None:
     listing.add_argument("--status", action="append", help="only jobs with this status (repeatable)")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=run_list)
+
+    importing = commands.add_parser("import", help="record finished jobs from their folders (e.g. docs/reproduction), "
+                                    "so the app shows them; the folders are read in place")
+    importing.add_argument("folder", metavar="FOLDER", help="a job folder, or a folder of job folders")
+    importing.set_defaults(func=run_import)
 
     for name, func, text in (("show", run_show, "status, progress and metrics of a job"),
                              ("cancel", run_cancel, "stop a job (it checkpoints first)"),

@@ -177,6 +177,32 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def job_folders(root: Path) -> list[Path]:
+    """The job folders under `root`, itself included: folders holding a results.json that lie inside no other
+    such folder (a job's unit folders, each with its own results.json, are part of the job)."""
+    found: list[Path] = []
+    for path in sorted(root.rglob(RESULTS_NAME), key=lambda p: len(p.parts)):
+        if not any(_inside(path.parent, outer) for outer in found):
+            found.append(path.parent)
+    return sorted(found)
+
+
+def read_job_results(folder: Path) -> tuple[JobSpec, int, int]:
+    """(spec, finished runs, the spec's runs) of the job whose results.json is in `folder`; DataError naming
+    the file when it is missing or is not a job's results."""
+    path = folder / RESULTS_NAME
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        spec = JobSpec.from_dict(results["spec"])
+        return spec, sum(run["status"] == "complete" for run in results["runs"]), len(spec.units())
+    except FileNotFoundError:
+        raise DataError("no results.json: not a job folder", path=str(folder)) from None
+    except (OSError, ValueError, TypeError, KeyError, ConfigError) as exc:
+        reason = f"no '{exc.args[0]}'" if isinstance(exc, KeyError) else str(exc)
+        raise DataError(f"not a job's results (a JSON object with 'spec' and 'runs'): {reason}; "
+                        "nothing was imported", path=str(path)) from exc
+
+
 class JobStore:
     """The jobs table plus per-job artifacts (results, checkpoints) and metrics. Run folders of jobs
     without an explicit output folder are `<store folder>/runs/<id>/` (by default `cache/runs/<id>/`)."""
@@ -245,6 +271,45 @@ class JobStore:
                 (job_id, spec.name, spec.to_json(), spec.backend, str(folder), os.getcwd(),
                  json.dumps(options or {}), now, now))
         return self.get(job_id)
+
+    def add_finished(self, folder: str | Path) -> Job:
+        """Record a job that ran outside this store (the reproduction record in docs/reproduction/, a run folder
+        copied from a cluster) from the results.json in its folder: `completed` when every run finished, else
+        `stopped`. The folder stays where it is and is read in place, like the folder of any job."""
+        folder = Path(folder).expanduser().resolve()
+        spec, finished, total = read_job_results(folder)
+        complete = finished == total > 0
+        stamp = (folder / RESULTS_NAME).stat().st_mtime
+        with self._transaction() as conn:
+            job_id = new_job_id()
+            self._run_folder(conn, job_id, folder)
+            conn.execute(
+                "INSERT INTO jobs (id, name, spec, status, backend, out_dir, cwd, created_at, queued_at, "
+                "finished_at, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, spec.name, spec.to_json(), "completed" if complete else "stopped", spec.backend,
+                 str(folder), os.getcwd(), stamp, stamp, stamp, finished / max(total, 1),
+                 None if complete else f"recorded with {finished} of {total} runs finished"))
+        return self.get(job_id)
+
+    def add_finished_under(self, root: str | Path) -> tuple[list[Job], list[Job]]:
+        """`add_finished` for every job folder under `root` (see `job_folders`) that is not in the store yet:
+        returns (the jobs added, the jobs that were already there). Every folder is read first, so one
+        unreadable results.json adds nothing."""
+        folders = job_folders(Path(root).expanduser().resolve())
+        if not folders:
+            raise DataError("no job folder here (a folder holding a job's results.json)", path=str(root))
+        present = [job for job in map(self.job_in, folders) if job]
+        new = [folder for folder in folders if folder not in {job.out_dir for job in present}]
+        for folder in new:
+            read_job_results(folder)
+        return [self.add_finished(folder) for folder in new], present
+
+    def job_in(self, folder: str | Path) -> Job | None:
+        """The job whose folder is `folder`, if any."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE out_dir = ?",
+                               (str(Path(folder).expanduser().resolve()),)).fetchone()
+        return Job.from_row(row) if row else None
 
     def _run_folder(self, conn: sqlite3.Connection, job_id: str, out_dir: str | Path | None) -> Path:
         if out_dir is None:
