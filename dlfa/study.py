@@ -2,7 +2,7 @@
 change zero-shot transfer, per language (Phang et al. 2020, DESIGN.md)?
 
 `study_specs` builds one job per count with the same seeds and the same budget for every stage (so the target
-stage trains identically in every job); `compare` turns the jobs' results into per-language changes against
+stage trains identically in every job); `find_study` finds such jobs among finished ones; `compare` turns the jobs' results into per-language changes against
 the job without intermediate tasks, with 95% intervals:
 - "paired-t": seeds shared by both jobs (≥ 2): Student-t interval of the mean per-seed difference;
 - "welch-t": ≥ 2 seeds on each side but fewer than 2 shared: Welch's unpaired interval;
@@ -103,6 +103,30 @@ def study_specs(base: JobSpec, counts=(0, 3, 9), source=None) -> dict[int, JobSp
                        name=f"study: {base.task} +{count}")
         for count in counts
     }
+
+
+def same_study(a: JobSpec, b: JobSpec) -> bool:
+    """Whether two jobs differ only in their intermediate tasks (and names), as the jobs of one study do."""
+    return replace(a, intermediate_tasks=(), name="") == replace(b, intermediate_tasks=(), name="")
+
+
+def find_study(jobs: list, counts=(0, 3, 9)) -> dict[int, object]:
+    """count -> job: the jobs of the most complete study among `jobs` (store Jobs, newest first), built on the
+    newest 0-task job that has the most partners of the other counts; {} without a 0-task job."""
+    specs = [(job, job.spec) for job in jobs]
+    best: dict[int, object] = {}
+    for base, base_spec in specs:
+        if base_spec.intermediate_tasks:
+            continue
+        found = {0: base}
+        for count in counts:
+            partner = next((job for job, spec in specs if count and len(spec.intermediate_tasks) == count
+                            and same_study(base_spec, spec)), None)
+            if partner:
+                found[count] = partner
+        if len(found) > len(best):
+            best = found
+    return best
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ def compare_section(study) -> None:
         return
     by_id = {job.id: job for job in jobs}
     launched = st.session_state.get(K + "jobs", {})
+    found = study.find_study(jobs)
     ids = [None] + list(by_id)
     columns = st.columns(3)
     results_by_count = {}
@@ -73,8 +74,8 @@ def compare_section(study) -> None:
             if key not in st.session_state and launched.get(count) in by_id:
                 st.session_state[key] = launched[count]
             elif key not in st.session_state:
-                guess = [j.id for j in jobs if len(j.spec.intermediate_tasks) == count]
-                st.session_state[key] = guess[0] if guess else None
+                guess = found.get(count) or next((j for j in jobs if len(j.spec.intermediate_tasks) == count), None)
+                st.session_state[key] = guess.id if guess else None
             job_id = st.selectbox(f"{count} intermediate tasks", ids, key=key,
                                   format_func=lambda j: "—" if j is None else ui.job_label(by_id[j]))
             if job_id:

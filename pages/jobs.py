@@ -89,7 +89,7 @@ def job_card(job) -> None:
             if job.active:
                 st.button("Cancel", key=f"cancel_{job.id}", on_click=cancel, args=(job.id,),
                           icon=":material/stop:", disabled=job.cancel_requested_at is not None)
-            if job.status in ("failed", "cancelled", "stopped"):
+            if job.status in ("failed", "cancelled", "stopped") and not job.imported:
                 st.button("Resume", key=f"resume_{job.id}", on_click=resume, args=(job.id,),
                           icon=":material/replay:")
             if job.status == "completed":

@@ -181,3 +181,27 @@ def test_every_page_renders(server, browser_page):
         exceptions = page.locator("[data-testid='stException']").count()
         shot(page, name)
         assert exceptions == 0, f"{path}: {page.locator('[data-testid=stException]').first.inner_text()}"
+
+
+def test_recorded_reproduction_opens_from_home(server, browser_page):
+    page, url = browser_page, server["url"]
+    page.goto(url)
+    page.get_by_role("button", name="Open the recorded jobs").wait_for(timeout=60_000)
+    settle(page)
+    page.get_by_role("button", name="Open the recorded jobs").click()
+    page.get_by_text("recorded jobs added to the job store").wait_for(timeout=30_000)
+    shot(page, "13-home-record-opened")
+    page.get_by_role("link", name="Intermediate tasks").last.click()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    settle(page)
+    assert page.get_by_text("vs 0 tasks").count() + page.get_by_text("between 3 and 0 tasks").count() >= 1
+    assert page.get_by_text("reproduction: study:").count() >= 3  # the three picks are the recorded study's jobs
+    shot(page, "14-intermediate-study-recorded")
+
+    page.goto(f"{url}/layer_analysis")
+    page.get_by_role("button", name="Show the reproduction's analysis").click()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    settle(page)
+    assert page.get_by_text("Recorded by the reproduction").count() == 1
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "15-layer-analysis-recorded")

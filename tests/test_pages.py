@@ -253,6 +253,10 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
     assert len(bars["data"]) == len(ui.job_results(jobs["finetune/xnli"])["runs"])  # one series per recorded run
 
+    at = page("intermediate_study.py").run()  # guesses one recorded study: three jobs alike but for their tasks
+    guessed = [JobStore().get(at.selectbox(key=f"is_pick_{count}").value).out_dir for count in (0, 3, 9)]
+    assert guessed in ([ui.reproduction_record() / "study" / f"{task}-{count}" for count in (0, 3, 9)]
+                       for task in ("udpos", "xnli"))
     picks = {f"is_pick_{count}": jobs[f"study/xnli-{count}"].id for count in (0, 3, 9)}
     at = page("intermediate_study.py", **picks).run()
     no_errors(at)

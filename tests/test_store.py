@@ -230,6 +230,8 @@ def test_recorded_jobs_are_added_in_place_once(store, recorded):
     cut = by_folder["xnli-9"]
     assert cut.status == "stopped" and cut.error == "recorded with 1 of 3 runs finished"
     assert cut.progress == pytest.approx(1 / 3) and not cut.resumable
+    with pytest.raises(ConfigError, match="was imported from .*xnli-9.*resume it there"):
+        store.requeue(cut.id)  # rerunning in the record's folder would start over and replace its results
     again, present = store.add_finished_under(recorded)
     assert again == [] and sorted(job.id for job in present) == sorted(job.id for job in added)
     store.delete(full.id)

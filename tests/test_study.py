@@ -1,13 +1,15 @@
 """The intermediate-task study: presets on the real data root, specs, and the comparison math by hand."""
 import math
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from scipy import stats
 
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
-from dlfa.study import (INTERMEDIATE_PRESETS, change_in_words, compare, not_learned_note, preset_for, study_specs,
-                        summarize)
+from dlfa.study import (INTERMEDIATE_PRESETS, change_in_words, compare, find_study, not_learned_note, preset_for,
+                        study_specs, summarize)
 from dlfa.tasks.registry import get_task
 
 
@@ -48,6 +50,17 @@ def test_study_specs_share_seeds_and_budget(data_root):
     for spec in specs.values():
         assert spec.seeds == (1, 2) and spec.max_steps == 20  # 2 epochs × 320 examples / 32 per step, every stage
         assert spec.task == "xnli" and spec.eval_languages == ("de", "zh") and spec.epochs == 2.0
+
+
+def test_find_study_picks_the_jobs_that_differ_only_in_their_intermediate_tasks(data_root):
+    base = JobSpec(task="xnli", eval_languages=("de", "zh"), seeds=(1, 2), data_root=str(data_root), max_steps=20)
+    study = {count: SimpleNamespace(id=f"study-{count}", spec=spec) for count, spec in study_specs(base).items()}
+    newer_zero = SimpleNamespace(id="other-0", spec=replace(base, seeds=(7,)))  # another setting, no partners
+    stray_three = SimpleNamespace(id="other-3", spec=replace(study[3].spec, learning_rate=1e-3))
+    jobs = [newer_zero, stray_three, study[9], study[3], study[0]]  # newest first, like JobStore.list
+    assert {count: job.id for count, job in find_study(jobs).items()} == {0: "study-0", 3: "study-3", 9: "study-9"}
+    assert {count: job.id for count, job in find_study([newer_zero, stray_three]).items()} == {0: "other-0"}
+    assert find_study([stray_three]) == {}
 
 
 def test_compare_paired_over_seeds():

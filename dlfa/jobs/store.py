@@ -37,6 +37,7 @@ STALE_MESSAGE_NO_CHECKPOINT = "worker stopped unexpectedly (killed?) — no chec
 LOG_NAME = "worker.log"
 RESULTS_NAME = "results.json"
 JOB_ID_RE = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+IMPORTED = "imported"  # the option that marks a job recorded elsewhere (add_finished)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -124,6 +125,11 @@ class Job:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def imported(self) -> bool:
+        """Recorded elsewhere and added with `JobStore.add_finished`: read in place, never resumed from here."""
+        return bool(self.options.get(IMPORTED))
 
     @property
     def log_path(self) -> Path:
@@ -275,7 +281,8 @@ class JobStore:
     def add_finished(self, folder: str | Path) -> Job:
         """Record a job that ran outside this store (the reproduction record in docs/reproduction/, a run folder
         copied from a cluster) from the results.json in its folder: `completed` when every run finished, else
-        `stopped`. The folder stays where it is and is read in place, like the folder of any job."""
+        `stopped`. The folder stays where it is and is read in place, like the folder of any job; it is never
+        resumed from here (a record holds no checkpoints: rerunning would start over and replace its results)."""
         folder = Path(folder).expanduser().resolve()
         spec, finished, total = read_job_results(folder)
         complete = finished == total > 0
@@ -284,10 +291,10 @@ class JobStore:
             job_id = new_job_id()
             self._run_folder(conn, job_id, folder)
             conn.execute(
-                "INSERT INTO jobs (id, name, spec, status, backend, out_dir, cwd, created_at, queued_at, "
-                "finished_at, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, name, spec, status, backend, out_dir, cwd, options, created_at, queued_at, "
+                "finished_at, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, spec.name, spec.to_json(), "completed" if complete else "stopped", spec.backend,
-                 str(folder), os.getcwd(), stamp, stamp, stamp, finished / max(total, 1),
+                 str(folder), os.getcwd(), json.dumps({IMPORTED: True}), stamp, stamp, stamp, finished / max(total, 1),
                  None if complete else f"recorded with {finished} of {total} runs finished"))
         return self.get(job_id)
 
@@ -447,6 +454,9 @@ class JobStore:
     def requeue(self, job_id: str) -> Job:
         """failed / cancelled / stopped → queued, in the same folder (the engine resumes from its checkpoints)."""
         job = self.get(job_id)
+        if job.imported:
+            raise ConfigError(f"job {job_id} was imported from {job.out_dir}, where it ran elsewhere: resume it there "
+                              "(the reproduction: python -m dlfa reproduce run --data-root DIR)")
         if job.status not in RESUMABLE_FROM:
             raise ConfigError(f"job {job_id} is {job.status}: only {', '.join(RESUMABLE_FROM)} jobs can be resumed")
         self._update(job_id, "status = ?", (job.status,), status="queued", queued_at=time.time(), launched_at=None,
