@@ -80,6 +80,8 @@ def job_card(job) -> None:
             st.caption(f"{spec.task} · {', '.join(spec.aggregations)} · fusion layers "
                        f"{', '.join(map(str, spec.fusion_layers)) or '–'} · {units} unit(s) · languages "
                        f"{', '.join(spec.eval_languages)}{' · probe' if spec.probe else ''}")
+            if job.imported:
+                st.caption(f"Recorded elsewhere, read in place from `{job.out_dir}`")
             st.progress(float(job.progress), text=job.progress_text or job.status)
             if job.error:
                 st.error(job.error)

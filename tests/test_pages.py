@@ -246,6 +246,10 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     jobs = {job.out_dir.relative_to(ui.reproduction_record()).as_posix(): job for job in JobStore().list()}
     assert set(jobs) == {f.relative_to(ui.reproduction_record()).as_posix() for f in folders}
 
+    at = page("jobs.py").run()
+    no_errors(at)
+    assert sum("read in place" in c.value for c in at.caption) == len(folders)
+
     at = page("results.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
     no_errors(at)
     assert any("Sweep grid" in s.value for s in at.subheader)
