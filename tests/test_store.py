@@ -228,7 +228,7 @@ def test_recorded_jobs_are_added_in_place_once(store, recorded):
     assert full.spec.intermediate_tasks == ("qnli", "boolq", "mrpc") and full.out_dir == recorded / "xnli-3"
     assert store.results(full.id)["status"] == "complete"
     cut = by_folder["xnli-9"]
-    assert cut.status == "stopped" and cut.error == "recorded with 1 of 3 runs finished"
+    assert cut.status == "stopped" and cut.progress_text == "recorded with 1 of 3 runs finished"
     assert cut.progress == pytest.approx(1 / 3) and not cut.resumable
     with pytest.raises(ConfigError, match="was imported from .*xnli-9.*resume it there"):
         store.requeue(cut.id)  # rerunning in the record's folder would start over and replace its results

@@ -390,7 +390,7 @@ def run_import(args: argparse.Namespace) -> int:
     store = _store(args)
     added, present = store.add_finished_under(args.folder)
     for job in added:
-        print(f"{job.id} {job.status}  {job.name or job.spec.task}  ({job.out_dir})")
+        print(f"{job.id} {job.status}, {job.progress_text}  {job.name or job.spec.task}  ({job.out_dir})")
     for job in present:
         print(f"{job.id} already in the store  ({job.out_dir})")
     print(f"imported {len(added)} job(s); see them with: python -m dlfa jobs list", file=sys.stderr)

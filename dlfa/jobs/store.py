@@ -292,10 +292,10 @@ class JobStore:
             self._run_folder(conn, job_id, folder)
             conn.execute(
                 "INSERT INTO jobs (id, name, spec, status, backend, out_dir, cwd, options, created_at, queued_at, "
-                "finished_at, progress, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "finished_at, progress, progress_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, spec.name, spec.to_json(), "completed" if complete else "stopped", spec.backend,
                  str(folder), os.getcwd(), json.dumps({IMPORTED: True}), stamp, stamp, stamp, finished / max(total, 1),
-                 None if complete else f"recorded with {finished} of {total} runs finished"))
+                 f"recorded with {finished} of {total} runs finished"))
         return self.get(job_id)
 
     def add_finished_under(self, root: str | Path) -> tuple[list[Job], list[Job]]:
