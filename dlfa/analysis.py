@@ -6,15 +6,22 @@ every layer 0…L (0 = embedding output), and compared per layer by
   averaged (chance = 1/N);
 - linear CKA (Kornblith et al. 2019, "Similarity of Neural Network Representations Revisited"): similarity of
   the two N × E representation matrices, invariant to orthogonal transforms and isotropic scaling.
+
+The encoder may be a base encoder (an encoder spec) or a fine-tuned one (a run's saved model,
+`fine_tuned_encoder`), so the same measures show what fine-tuning did to each layer. From the command line:
+`python -m dlfa layers --encoder SPEC | --run RUN_FOLDER --langs de,zh --data-root DIR`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import torch
 
-from dlfa.errors import DataError
+from dlfa.errors import ConfigError, DataError
 
 Pairs = list[tuple[str, str]]
 
@@ -63,6 +70,11 @@ def retrieval_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
     return float((forward + backward) / 2)
 
 
+def mean_over_languages(per_language: dict[str, list[float]]) -> list[float]:
+    """{language: one value per layer} -> the mean over the languages at each layer."""
+    return torch.tensor(list(per_language.values()), dtype=torch.float64).mean(0).tolist()
+
+
 # ----------------------------------------------------------------------------------------------------
 # Embeddings
 
@@ -83,6 +95,24 @@ def mean_pooled_states(model, tokenizer, texts: list[str], batch_size: int = 32,
         chunks.append(((hidden * mask).sum(2) / mask.sum(2)).float().cpu())
     pooled = torch.cat(chunks, dim=1)  # in length order
     return pooled[:, torch.argsort(torch.tensor(order))]
+
+
+def fine_tuned_encoder(model_dir: str | Path, base=None):
+    """The encoder of a saved DlfaModel (a run's `model/` folder) as a dlfa.encoders.LoadedEncoder. `base`, the
+    LoadedEncoder of the run's encoder spec, is copied instead of loaded again when given."""
+    import copy
+
+    from dlfa.encoders import load_encoder
+    from dlfa.model import CONFIG_FILE, DlfaModel
+
+    config_path = Path(model_dir) / CONFIG_FILE
+    try:
+        spec = json.loads(config_path.read_text())["encoder"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(f"not a saved model ({exc})", path=str(config_path)) from exc
+    base = base or load_encoder(spec)
+    model = DlfaModel.from_pretrained(model_dir, encoder=copy.deepcopy(base.model))
+    return replace(base, model=model.encoder.eval())
 
 
 def _distinct(pairs: Pairs) -> Pairs:
@@ -149,3 +179,67 @@ def _source(source):
     from dlfa.tasks.registry import DataSource
 
     return source if isinstance(source, DataSource) else DataSource.resolve(source)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Command line
+
+
+def run_model_dir(run: str | Path) -> Path:
+    """The saved model of a run: `run` itself when it is a model folder, else the model its results.json names."""
+    from dlfa.model import CONFIG_FILE
+
+    run = Path(run)
+    if (run / CONFIG_FILE).is_file():
+        return run
+    try:
+        model_dir = run / json.loads((run / "results.json").read_text())["model_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{run} is neither a run folder with a saved model nor a model folder") from None
+    if not (model_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"the run {run} kept no model ({model_dir} is missing): rerun it to analyse its layers")
+    return model_dir
+
+
+def register(subparsers) -> None:
+    layers = subparsers.add_parser("layers", help="retrieval accuracy and CKA against English per layer, of an "
+                                   "encoder or of a fine-tuned run's encoder")
+    which = layers.add_mutually_exclusive_group()
+    which.add_argument("--encoder", default="embedded:e5-small", help="embedded:e5-small | hub id | local folder")
+    which.add_argument("--run", metavar="FOLDER", help="a run folder with a saved model (e.g. OUT/dlfa-L6-s1)")
+    layers.add_argument("--langs", metavar="L1,L2,...", help="languages with text parallel to English (default all)")
+    layers.add_argument("--pairs", type=int, default=200, metavar="N", help="sentence pairs per language (default 200)")
+    layers.add_argument("--data-root", metavar="DIR", help="the data root (default $DLFA_DATA_DIR, else the pack)")
+    layers.add_argument("--json", action="store_true", help="print the whole analysis as JSON")
+    layers.set_defaults(func=run_cli)
+
+
+def run_cli(args) -> int:
+    from dlfa.encoders import load_encoder
+    from dlfa.jobs.cli import split_list
+
+    source = _source(args.data_root)
+    available = available_parallel_languages(source)
+    languages = list(split_list(args.langs)) or available
+    unknown = [lang for lang in languages if lang not in available]
+    if unknown:
+        raise ConfigError(f"no text parallel to English for {', '.join(unknown)} in {source}: "
+                          f"choose from {', '.join(available)}")
+    if args.pairs < 2:
+        raise ConfigError(f"--pairs must be at least 2, got {args.pairs}")
+    if args.run:
+        model_dir = run_model_dir(args.run)
+        name, loaded = str(model_dir), fine_tuned_encoder(model_dir)
+    else:
+        name, loaded = args.encoder, load_encoder(args.encoder)
+    result = layer_analysis(name, parallel_pairs(source, languages, args.pairs), args.pairs, loaded=loaded)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    retrieval, cka = mean_over_languages(result.retrieval), mean_over_languages(result.cka)
+    print(f"{name}: mean over {', '.join(result.languages)} ({min(result.n_pairs.values())}+ pairs each)")
+    print("layer  retrieval  CKA")
+    for layer, (r, c) in enumerate(zip(retrieval, cka)):
+        print(f"{layer:>5}  {r:9.3f}  {c:.3f}")
+    sys.stdout.flush()
+    return 0

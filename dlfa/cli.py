@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "dlfa.tasks.cli",
     "dlfa.jobs.cli",
     "dlfa.reproduce",
+    "dlfa.analysis",
 ]
 
 

@@ -684,17 +684,32 @@ def require(module: str):
 # Layer analysis, attributions (in-process inference; cached as plain dicts)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def layer_analysis(encoder: str, languages: tuple[str, ...], max_pairs: int, data_root: str | None,
-                   _cache: str = "") -> dict:
-    """dlfa.analysis.layer_analysis on parallel pairs of the data source, as a dict of plain lists."""
-    from dataclasses import asdict, is_dataclass
-
+def _layer_analysis(loaded, name: str, languages: tuple[str, ...], max_pairs: int, data_root: str | None) -> dict:
     analysis = require("dlfa.analysis")
     pairs = analysis.parallel_pairs(resolve_source(data_root), list(languages), max_pairs)
-    result = analysis.layer_analysis(encoder, pairs, max_pairs, loaded=loaded_encoder(encoder))
-    data = asdict(result) if is_dataclass(result) else dict(result)
-    return {k: v for k, v in data.items() if isinstance(v, (dict, list, int, float, str)) or v is None}
+    return analysis.layer_analysis(name, pairs, max_pairs, loaded=loaded).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def layer_analysis(encoder: str, languages: tuple[str, ...], max_pairs: int, data_root: str | None) -> dict:
+    """dlfa.analysis.layer_analysis of an encoder on parallel pairs of the data source, as a dict of plain lists."""
+    return _layer_analysis(loaded_encoder(encoder), encoder, languages, max_pairs, data_root)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _run_layer_analysis(model_dir: str, stamp: float, name: str, languages: tuple[str, ...], max_pairs: int,
+                        data_root: str | None, encoder: str) -> dict:
+    loaded = require("dlfa.analysis").fine_tuned_encoder(model_dir, base=loaded_encoder(encoder))
+    return _layer_analysis(loaded, name, languages, max_pairs, data_root)
+
+
+def run_layer_analysis(unit: Unit, languages: tuple[str, ...], max_pairs: int, data_root: str | None) -> dict:
+    """The layer analysis of a run's fine-tuned encoder (its saved model), like `layer_analysis`."""
+    if not unit.has_model:
+        raise DlfaError(f"run {unit.label} of job {unit.job_id} has no saved model in {unit.model_dir}")
+    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
+    return _run_layer_analysis(str(unit.model_dir), stamp, unit_label(unit), languages, max_pairs, data_root,
+                               unit.results["spec"]["encoder"])
 
 
 @st.cache_resource(show_spinner="Loading the encoder…", max_entries=2)

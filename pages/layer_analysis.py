@@ -1,4 +1,5 @@
-"""Layer analysis (no training): per-layer retrieval accuracy and CKA of parallel sentences vs. English."""
+"""Layer analysis (no training): per-layer retrieval accuracy and CKA of parallel sentences vs. English, of an
+encoder or of a fine-tuned run's encoder (then with what fine-tuning changed), or the reproduction's record."""
 import streamlit as st
 
 from dlfa import charts, ui
@@ -22,18 +23,33 @@ def main() -> None:
         chosen = st.multiselect("Languages with parallel data", languages, key="la_languages",
                                 format_func=ui.language_label)
     with c2:
-        st.session_state.setdefault("la_encoder", settings.encoder)
-        encoder = st.text_input("Encoder", key="la_encoder")
+        of_run = st.radio("Representations of", ("an encoder", "a fine-tuned run"), key="la_source",
+                          horizontal=True) == "a fine-tuned run"
+        unit = None
+        if of_run:
+            unit = ui.unit_picker("Run (with its saved model)", ui.units_preselected_first(ui.all_units()),
+                                  key="la_unit")
+            if unit is None:
+                st.info("No finished run with a saved model yet.")
+        else:
+            st.session_state.setdefault("la_encoder", settings.encoder)
+            encoder = st.text_input("Encoder", key="la_encoder")
         max_pairs = st.slider("Sentence pairs per language", 20, 1000, 200, step=20, key="la_pairs")
     c1, c2 = st.columns([1, 3])
-    if c1.button("Compute", type="primary", icon=":material/calculate:", key="la_compute", disabled=not chosen):
+    if c1.button("Compute", type="primary", icon=":material/calculate:", key="la_compute",
+                 disabled=not chosen or (of_run and unit is None)):
         with st.spinner("Encoding the parallel sentences layer by layer…"):
-            st.session_state["la_result"] = ui.layer_analysis(encoder.strip(), tuple(chosen), int(max_pairs),
-                                                              settings.data_root)
+            args = (tuple(chosen), int(max_pairs), settings.data_root)
+            if unit:
+                st.session_state["la_result"] = ui.run_layer_analysis(unit, *args)
+                st.session_state["la_base"] = ui.layer_analysis(unit.results["spec"]["encoder"], *args)
+            else:
+                st.session_state["la_result"] = ui.layer_analysis(encoder.strip(), *args)
+                st.session_state["la_base"] = None
     recorded = ui.recorded_layer_analysis()
     if recorded and c2.button("Show the reproduction's analysis", icon=":material/history:", key="la_recorded",
                               help="the layer analysis recorded in docs/reproduction (all Parallel UD languages)"):
-        st.session_state["la_result"] = recorded
+        st.session_state["la_result"], st.session_state["la_base"] = recorded, None
     result = st.session_state.get("la_result")
     if not result:
         st.info("Choose languages and press Compute (a few seconds on the embedded encoder).")
@@ -41,6 +57,8 @@ def main() -> None:
     if result == recorded:
         st.caption(f"Recorded by the reproduction (docs/REPRODUCTION.md, section 2): encoder {recorded['encoder']}, "
                    f"up to {recorded['settings']['max_pairs']} sentence pairs per language.")
+    else:
+        st.caption(f"Representations of {result['encoder']}.")
     c1, c2 = st.columns(2)
     with c1:
         st.plotly_chart(charts.layer_curves(result["retrieval"], ui.short_label, "retrieval accuracy",
@@ -51,6 +69,27 @@ def main() -> None:
                                             title="CKA similarity vs. English"), key="la_cka")
     best = {lang: max(range(len(v)), key=v.__getitem__) for lang, v in result["retrieval"].items() if v}
     st.caption("Best retrieval layer: " + "; ".join(f"{ui.short_label(l)} → layer {k}" for l, k in best.items()))
+    base = st.session_state.get("la_base")
+    if base:
+        fine_tuning_change(base, result)
+
+
+def fine_tuning_change(base: dict, tuned: dict) -> None:
+    """The mean over the languages per layer, before and after fine-tuning."""
+    from dlfa.analysis import mean_over_languages
+
+    st.subheader("What fine-tuning changed")
+    curves = {measure: {"base encoder": mean_over_languages(base[measure]),
+                        "fine-tuned": mean_over_languages(tuned[measure])} for measure in ("retrieval", "cka")}
+    c1, c2 = st.columns(2)
+    for column, measure, title in ((c1, "retrieval", "retrieval accuracy"), (c2, "cka", "linear CKA")):
+        with column:
+            st.plotly_chart(charts.layer_curves(curves[measure], y_title=title, y_range=[0, 1.02],
+                                                title=f"Mean {title} over the languages"), key=f"la_change_{measure}")
+    last = {measure: (values["base encoder"][-1], values["fine-tuned"][-1]) for measure, values in curves.items()}
+    st.caption(f"Last layer, mean over the {len(tuned['languages'])} languages: retrieval "
+               f"{last['retrieval'][0]:.2f} → {last['retrieval'][1]:.2f}, CKA {last['cka'][0]:.2f} → "
+               f"{last['cka'][1]:.2f}.")
 
 
 ui.run_page(main)

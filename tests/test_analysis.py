@@ -1,4 +1,7 @@
-"""Layer analysis: the measures' defining properties, shapes on a tiny encoder, and the real effect on e5-small."""
+"""Layer analysis: the measures' defining properties, shapes on a tiny encoder, the real effect on e5-small, and
+the command line on a fine-tuned run."""
+import json
+
 import pytest
 import torch
 
@@ -76,3 +79,34 @@ def test_e5_separates_translations_with_depth(data_root):
     assert result.num_layers == 12
     retrieval = result.retrieval["de"]
     assert retrieval[-1] > retrieval[0] and retrieval[-1] > 0.8, retrieval
+
+
+def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, data_root, tmp_path, capsys):
+    from dlfa.cli import main
+    from dlfa.jobs.spec import JobSpec
+    from dlfa.train import run_job
+
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+                   aggregations=("last",), max_steps=5, max_train_examples=64, max_eval_examples=16, batch_size=8,
+                   learning_rate=1e-3, bootstrap_samples=20)
+    run_job(spec, tmp_path / "job")
+    common = ["--langs", "de,fr", "--pairs", "20", "--data-root", str(data_root)]
+
+    def layers(*argv) -> tuple[int, str, str]:
+        code = main(["layers", *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = layers("--run", str(tmp_path / "job" / "last-s1"), *common, "--json")
+    tuned = LayerAnalysis.from_dict(json.loads(out))
+    assert code == 0 and tuned.languages == ["de", "fr"] and tuned.n_pairs == {"de": 20, "fr": 20}
+    code, out, _ = layers("--encoder", tiny_encoder, *common, "--json")
+    base = LayerAnalysis.from_dict(json.loads(out))
+    assert base.cka["de"][-1] != tuned.cka["de"][-1]  # the fine-tuned weights were analysed, not the base ones
+    code, out, _ = layers("--encoder", tiny_encoder, *common)
+    assert code == 0 and out.splitlines()[1] == "layer  retrieval  CKA" and len(out.splitlines()) == 2 + 5
+
+    code, _, err = layers("--encoder", tiny_encoder, "--langs", "de,xx", "--data-root", str(data_root))
+    assert code == 2 and "no text parallel to English for xx" in err
+    code, _, err = layers("--run", str(tmp_path / "job"), "--langs", "de", "--data-root", str(data_root))
+    assert code == 2 and "neither a run folder with a saved model nor a model folder" in err

@@ -190,6 +190,20 @@ def test_layer_analysis_computes_curves_on_parallel_data(run_cache):
     assert len(specs) == 2 and all({t["name"] for t in s["data"]} == {"German (de)", "French (fr)"} for s in specs)
 
 
+def test_layer_analysis_of_a_fine_tuned_run_shows_what_fine_tuning_changed(run_cache):
+    at = page("layer_analysis.py", la_languages=["de", "fr"], dlfa_selected_jobs=[run_cache["job_id"]]).run()
+    at.radio(key="la_source").set_value("a fine-tuned run").run()
+    at.slider(key="la_pairs").set_value(40).run()
+    at.button(key="la_compute").click().run()
+    no_errors(at)
+    assert any(s.value == "What fine-tuning changed" for s in at.subheader)
+    per_language, _, retrieval_change, cka_change = plotly_specs(at)
+    assert {t["name"] for t in per_language["data"]} == {"German (de)", "French (fr)"}
+    base, tuned = (t["y"] for t in cka_change["data"])
+    assert base != tuned  # the run's fine-tuned encoder was analysed, not the base encoder again
+    assert any("Last layer, mean over the 2 languages" in c.value for c in at.caption)
+
+
 def test_attribution_side_by_side_with_delta(run_cache):
     at = page("attribution.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
