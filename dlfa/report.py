@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from dlfa import charts
+from dlfa.analysis import mean_over_languages
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
 from dlfa.languages import family_of, language_label
 from dlfa.metrics import MIN_ABOVE_MAJORITY, mean_interval
 from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK_PLANS, TIMINGS_FILE,
-                            best_dev_layer, dlfa_dev_scores, read_results)
+                            TUNED_LAYERS_FILE, best_dev_layer, dlfa_dev_scores, read_results)
 from dlfa.study import change_in_words, compare, not_learned_note, summarize
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
@@ -241,8 +242,7 @@ class Report:
             self.figure(charts.layer_curves(analysis[measure], label_of=language_label, y_title=title, title=title),
                         f"layers-{measure}.png", title)
         layers = range(analysis["num_layers"] + 1)
-        mean_of = {m: [float(np.mean([analysis[m][lang][k] for lang in analysis["languages"]])) for k in layers]
-                   for m in ("retrieval", "cka")}
+        mean_of = {m: mean_over_languages(analysis[m]) for m in ("retrieval", "cka")}
         self.add(table(["layer", "retrieval (mean over languages)", "CKA (mean)"],
                        [[str(k), f"{mean_of['retrieval'][k]:.3f}", f"{mean_of['cka'][k]:.3f}"] for k in layers]), "")
         peak = int(np.argmax(mean_of["retrieval"]))
@@ -287,6 +287,51 @@ class Report:
                 self.figure(charts.change_bars(changes, family_of, language_label,
                                                title=f"{TASK_TITLES[task]}: change vs 0 intermediate tasks (95% CI)"),
                             f"study-{task}.png", f"{task}: change vs 0 intermediate tasks per language")
+            self.tuned_layers(task, found)
+
+    def tuned_layers(self, task: str, found: dict[int, dict]) -> None:
+        """Per analysed study run: translation retrieval and CKA per layer of its fine-tuned encoder (mean over the
+        Parallel UD languages) against the base encoder's, beside the run's English dev and target scores."""
+        tuned = (read_results(self.out_root / TUNED_LAYERS_FILE) or {}).get("runs", {})
+        base = read_results(self.out_root / LAYER_ANALYSIS_FILE)
+        analysed, missing = [], []  # (count, run, analysis); "count tasks seed s"
+        for count, results in found.items():
+            for run in results["runs"]:
+                if run["status"] != "complete":
+                    continue
+                key = f"study/{task}-{count}/{JobSpec.from_dict(run['spec']).unit_name()}"
+                if key in tuned:
+                    analysed.append((count, run, tuned[key]))
+                else:
+                    missing.append(f"{count} tasks seed {run['spec']['seeds'][0]}")
+        if not analysed or base is None:
+            return
+        curves = {"base encoder": mean_over_languages(base["retrieval"])}
+        rows = [["base encoder", "–", "–", "–", *self.layer_cells(base)]]
+        for count, run, analysis in analysed:
+            seed = run["spec"]["seeds"][0]
+            curves[f"{count} tasks · seed {seed}"] = mean_over_languages(analysis["retrieval"])
+            target = float(np.mean([m["value"] for m in run["metrics"].values()]))
+            rows.append([f"{count} tasks", str(seed), fmt_score(run.get("dev_score")), f"{target:.1f}",
+                         *self.layer_cells(analysis)])
+        self.add(f"How fine-tuning changed each layer (`{TUNED_LAYERS_FILE}`{self.took('tuned-layers')}): the "
+                 "layer analysis of section 2 repeated on each run's fine-tuned encoder, mean over the "
+                 f"{len(base['languages'])} Parallel UD languages"
+                 + (f"; not analysed, their models were not kept on the machine that ran them: {', '.join(missing)}"
+                    if missing else "") + ".", "",
+                 table(["encoder", "seed", "English dev", "target mean", "retrieval L0", "retrieval peak (layer)",
+                        f"retrieval L{base['num_layers']}", f"CKA L{base['num_layers']}"], rows), "")
+        self.figure(charts.layer_curves(curves, y_title="translation retrieval (mean over languages)",
+                                        y_range=[0, 1.02], title=f"{TASK_TITLES[task]}: retrieval per layer after "
+                                        "fine-tuning"), f"study-layers-{task}.png",
+                    f"{task}: translation retrieval per layer of the fine-tuned encoders")
+
+    @staticmethod
+    def layer_cells(analysis: dict) -> list[str]:
+        """Mean retrieval at layer 0, at its peak and at the last layer, and the last layer's mean CKA."""
+        retrieval, cka = mean_over_languages(analysis["retrieval"]), mean_over_languages(analysis["cka"])
+        peak = int(np.argmax(retrieval))
+        return [f"{retrieval[0]:.3f}", f"{retrieval[peak]:.3f} ({peak})", f"{retrieval[-1]:.3f}", f"{cka[-1]:.3f}"]
 
     def study_summary(self, task: str, found: dict[int, dict]) -> None:
         """The mean over target languages per count with its changes, and the answer in words."""

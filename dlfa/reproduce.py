@@ -8,6 +8,8 @@ under one output root, so every number the report prints comes from a results.js
     finetune/<task>        last, dlfa at the best probe layer (English dev) and two others, scalar-mix; 3 seeds
     study/<task>-<count>   dlfa at the best probe layer after 0, 3 and 9 English intermediate tasks, equal
                            budgets per stage, 3 seeds
+    layers/tuned.json      the layer analysis again, of each study run's fine-tuned encoder (its saved model):
+                           what 0, 3 or 9 intermediate tasks did to each layer's cross-linguality
 
 Running the plan again skips finished units and resumes interrupted ones from their checkpoints, so a plan
 too long for one sitting is run in several; `timings.json` adds up the time each job took over all sittings.
@@ -31,11 +33,13 @@ from dlfa.callbacks import Callback
 from dlfa.errors import ConfigError
 from dlfa.jobs.spec import JobSpec
 
-PARTS = ("layers", "probe", "finetune", "study")  # in running order: the cheapest first
+PARTS = ("layers", "probe", "finetune", "study", "tuned-layers")  # in running order: the cheapest first
 RESULTS_FILE = "results.json"
 RECORD = "reproduction"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
+TUNED_LAYERS_FILE = "layers/tuned.json"
 TIMINGS_FILE = "timings.json"
+SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE)  # recorded beside the jobs' results.json
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,7 @@ def save_record(out_root: Path, record: Path) -> None:
     many finished runs as the recorded one (an older output root never overwrites newer results)."""
     from dlfa.train import write_json
 
-    for name in (TIMINGS_FILE, LAYER_ANALYSIS_FILE):
+    for name in SMALL_FILES:
         if (out_root / name).is_file():
             write_json(record / name, read_results(out_root / name))
     for path in out_root.glob(f"*/*/{RESULTS_FILE}"):  # <part>/<job>/results.json
@@ -169,7 +173,7 @@ def restore_record(record: Path, out_root: Path) -> None:
     that lacks them, so that running the plan skips what the record already holds."""
     from dlfa.train import write_json
 
-    for name in (TIMINGS_FILE, LAYER_ANALYSIS_FILE):
+    for name in SMALL_FILES:
         if (record / name).is_file() and not (out_root / name).is_file():
             write_json(out_root / name, read_results(record / name))
     for path in record.glob(f"*/*/{RESULTS_FILE}"):
@@ -202,7 +206,7 @@ class Timings:
 
 
 def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> Iterator[tuple[str, JobSpec | None]]:
-    """(job folder relative to out_root, spec) in running order; spec None for the layer analysis. Fine-tuning
+    """(job folder relative to out_root, spec) in running order; spec None for the layer analyses. Fine-tuning
     and study jobs take their fusion layer from the probe sweep (best English dev score), so they are planned
     once the probe part has run."""
     from dlfa.encoders import encoder_info
@@ -222,6 +226,8 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
             best = best_dev_layer(probe_results(out_root, task, "the intermediate-task study"))
             for count, spec in config.study_specs(task, best).items():
                 yield f"study/{task}-{count}", spec
+    if "tuned-layers" in parts:
+        yield "tuned-layers", None
 
 
 def probe_results(out_root: Path, task: str, needed_by: str) -> dict:
@@ -233,19 +239,64 @@ def probe_results(out_root: Path, task: str, needed_by: str) -> dict:
     return results
 
 
-def run_layer_analysis(config: Reproduction, out_root: Path) -> dict:
-    """Retrieval and CKA per layer for every Parallel UD language of the data root; written with its settings."""
-    from dlfa.analysis import available_parallel_languages, layer_analysis, parallel_pairs
+def layer_pairs(config: Reproduction) -> dict:
+    """The layer analyses' sentences: up to `layer_pairs` pairs of every Parallel UD language of the data root."""
+    from dlfa.analysis import available_parallel_languages, parallel_pairs
+
+    return parallel_pairs(config.data_root, available_parallel_languages(config.data_root), config.layer_pairs)
+
+
+def layer_settings(config: Reproduction) -> dict:
+    return {"encoder": config.encoder, "data_root": config.data_root, "max_pairs": config.layer_pairs}
+
+
+def run_layer_analysis(config: Reproduction, out_root: Path, log: Callable[[str], None]) -> bool:
+    """Retrieval and CKA per layer for every Parallel UD language of the data root, written with its settings;
+    False when it was there already."""
+    from dlfa.analysis import layer_analysis
     from dlfa.train import write_json
 
-    languages = available_parallel_languages(config.data_root)
-    pairs = parallel_pairs(config.data_root, languages, config.layer_pairs)
-    analysis = layer_analysis(config.encoder, pairs, config.layer_pairs)
-    result = {"settings": {"encoder": config.encoder, "data_root": config.data_root, "max_pairs": config.layer_pairs},
-              "status": "complete", **analysis.to_dict()}
+    if (out_root / LAYER_ANALYSIS_FILE).is_file():
+        return False
+    log("layer analysis on the Parallel UD sentences")
+    analysis = layer_analysis(config.encoder, layer_pairs(config), config.layer_pairs)
     (out_root / "layers").mkdir(parents=True, exist_ok=True)
-    write_json(out_root / LAYER_ANALYSIS_FILE, result)
-    return result
+    write_json(out_root / LAYER_ANALYSIS_FILE, {"settings": layer_settings(config), "status": "complete",
+                                                **analysis.to_dict()})
+    return True
+
+
+def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable[[str], None]) -> bool:
+    """The layer analysis of every finished study run whose saved model is on this machine and that the file
+    does not hold yet, keyed `study/<task>-<count>/<unit>`; written after each run, so a stop keeps the rest.
+    False when there was none to do."""
+    from dlfa.analysis import fine_tuned_encoder, layer_analysis
+    from dlfa.encoders import load_encoder
+    from dlfa.model import CONFIG_FILE
+    from dlfa.train import write_json
+
+    path = out_root / TUNED_LAYERS_FILE
+    recorded = read_results(path) or {"settings": layer_settings(config), "runs": {}}
+    base = pairs = None
+    done = False
+    for task in (t for t in STUDY_TASKS if t in config.tasks):
+        for job_dir in sorted(out_root.glob(f"study/{task}-*")):
+            for run in (read_results(job_dir / RESULTS_FILE) or {}).get("runs", []):
+                unit = JobSpec.from_dict(run["spec"]).unit_name()
+                key, model_dir = f"study/{job_dir.name}/{unit}", job_dir / unit / run.get("model_dir", "model")
+                if run["status"] != "complete" or key in recorded["runs"] or not (model_dir / CONFIG_FILE).is_file():
+                    continue
+                log(f"layer analysis of the fine-tuned {key}")
+                base, pairs = base or load_encoder(config.encoder), pairs or layer_pairs(config)
+                analysis = layer_analysis(key, pairs, config.layer_pairs, loaded=fine_tuned_encoder(model_dir, base))
+                recorded["runs"][key] = analysis.to_dict()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_json(path, recorded)
+                done = True
+    return done
+
+
+ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analysis}
 
 
 def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] = PARTS,
@@ -262,11 +313,8 @@ def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] 
     for job, spec in plan_jobs(config, out_root, parts):
         started = time.perf_counter()
         if spec is None:
-            if (out_root / LAYER_ANALYSIS_FILE).is_file():
-                continue
-            log("layer analysis on the Parallel UD sentences")
-            run_layer_analysis(config, out_root)
-            timings.add(job, time.perf_counter() - started, True)
+            if ANALYSES[job](config, out_root, log):
+                timings.add(job, time.perf_counter() - started, True)
             continue
         done = read_results(out_root / job / RESULTS_FILE)
         if done is not None and done.get("status") == "complete" and not spec.changed_settings(done["spec"]):

@@ -6,7 +6,7 @@ import pytest
 
 from dlfa.cli import main
 from dlfa.errors import ConfigError
-from dlfa.reproduce import (Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
+from dlfa.reproduce import (PARTS, Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
                              run_plan, save_record)
 from dlfa.report import Cell, gain_verdict, tied_layers, write_report
 
@@ -60,25 +60,31 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert probe.probe and probe.seeds == (1,) and probe.fusion_layers == (0, 1, 2, 3)
     assert len(probe.units()) == 6  # last, dlfa × 4 layers, scalar-mix
 
-    assert run_plan(config, out, ("probe", "layers", "finetune", "study"), log=lambda _: None) == "complete"
+    assert run_plan(config, out, PARTS, log=lambda _: None) == "complete"
     finetune = json.loads((out / "finetune/pawsx/results.json").read_text())
     best = best_dev_layer(json.loads((out / "probe/pawsx/results.json").read_text()))
     assert finetune["spec"]["fusion_layers"][0] == best and len(finetune["runs"]) == 2 * (1 + 3 + 1)
     assert not finetune["spec"]["probe"] and finetune["spec"]["seeds"] == [1, 2]
     timings = json.loads((out / "timings.json").read_text())
     assert set(timings) == {"probe/udpos", "probe/pawsx", "layers", "finetune/udpos", "finetune/pawsx",
-                            "study/udpos-0", "study/udpos-2"}  # the study covers udpos and xnli
+                            "study/udpos-0", "study/udpos-2", "tuned-layers"}  # the study covers udpos and xnli
+    tuned = json.loads((out / "layers/tuned.json").read_text())["runs"]
+    layer = best_dev_layer(json.loads((out / "probe/udpos/results.json").read_text()))
+    assert sorted(tuned) == [f"study/udpos-{c}/dlfa-L{layer}-s{s}" for c in (0, 2) for s in (1, 2)]
+    base = json.loads((out / "layers/analysis.json").read_text())
+    some = next(iter(tuned.values()))
+    assert some["languages"] == base["languages"] and some["retrieval"] != base["retrieval"]  # fine-tuned weights
     two = json.loads((out / "study/udpos-2/results.json").read_text())["spec"]
     assert len(two["intermediate_tasks"]) == 2 and two["aggregations"] == ["dlfa"] and two["max_steps"] == 3
 
     again = []
-    run_plan(config, out, ("probe", "layers", "finetune", "study"), log=again.append)
-    assert again == []  # everything finished: nothing reruns
+    run_plan(config, out, PARTS, log=again.append)
+    assert again == [] and json.loads((out / "timings.json").read_text()) == timings  # nothing reruns
 
     record = record_root(doc)
     save_record(out, record)
     assert sorted(p.relative_to(record).as_posix() for p in record.rglob("*.json")) == [
-        "finetune/pawsx/results.json", "finetune/udpos/results.json", "layers/analysis.json",
+        "finetune/pawsx/results.json", "finetune/udpos/results.json", "layers/analysis.json", "layers/tuned.json",
         "probe/pawsx/results.json", "probe/udpos/results.json", "study/udpos-0/results.json",
         "study/udpos-2/results.json", "timings.json"]  # no checkpoints, no models
 
@@ -86,8 +92,8 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     restore_record(record, fresh)
     assert (fresh / "finetune/pawsx/last-s2/results.json").is_file()
     again = []
-    run_plan(config, fresh, ("probe", "layers", "finetune", "study"), log=again.append)
-    assert again == []  # the record's finished runs are not run again
+    run_plan(config, fresh, PARTS, log=again.append)
+    assert again == []  # the record's finished runs (and their analyses) are not run again
 
     write_report(record, doc, "python -m dlfa reproduce run --data-root DATA")
     text = doc.read_text()
@@ -101,7 +107,10 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert "Mean over the 2 target languages" in text and "\n| 2 | 2 | " in text  # 2 tasks, 2 seeds
     assert "**Answer, POS tagging (UD-POS)**: " in text and "points (paired-t), English dev" in text
     assert "| lower layers are more cross-lingual | yes |" in text
-    for figure in ("grid-udpos.png", "grid-pawsx.png", "layers-retrieval.png", "layers-cka.png", "study-udpos.png"):
+    assert "How fine-tuning changed each layer (`layers/tuned.json`" in text and "| base encoder | – | – | – |" in text
+    assert text.count("\n| 2 tasks | ") == 2  # one row per analysed seed
+    for figure in ("grid-udpos.png", "grid-pawsx.png", "layers-retrieval.png", "layers-cka.png", "study-udpos.png",
+                   "study-layers-udpos.png"):
         assert (doc.parent / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
         assert f"(figures/{figure})" in text
     assert "<code>finetune/udpos</code>: complete, 10 run(s)" in text
