@@ -379,12 +379,16 @@ def _load_model(model_dir: str, device: str, _stamp: float):
     return model, loaded.tokenizer
 
 
-def load_model(unit: Unit):
-    """(DlfaModel, tokenizer) of a unit, cached per model folder and device."""
+def model_stamp(unit: Unit) -> float:
+    """When the unit's saved model was written (a cache key: a rerun replaces it); a clear error without one."""
     if not unit.has_model:
         raise DlfaError(f"run {unit.label} of job {unit.job_id} has no saved model in {unit.model_dir}")
-    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
-    return _load_model(str(unit.model_dir), inference_device(), stamp)
+    return (unit.model_dir / "model.safetensors").stat().st_mtime
+
+
+def load_model(unit: Unit):
+    """(DlfaModel, tokenizer) of a unit, cached per model folder and device."""
+    return _load_model(str(unit.model_dir), inference_device(), model_stamp(unit))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -652,10 +656,8 @@ def fusion_weights(unit: Unit, text: str, text_pair: str | None = None) -> dict:
     """W of a dlfa unit on a typed text (cached): {"tokens", "weights" T×E, "per_token_mean", "mean_last"}."""
     if unit.aggregation != "dlfa":
         raise DlfaError(f"run {unit.label} uses '{unit.aggregation}': fusion weights exist only for dlfa runs")
-    load_model(unit)  # raises a readable error when the model folder is missing
-    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
     task = unit.results["spec"]["task"]
-    return _fusion_weights(str(unit.model_dir), inference_device(), stamp, task, text, text_pair)
+    return _fusion_weights(str(unit.model_dir), inference_device(), model_stamp(unit), task, text, text_pair)
 
 
 def text_inputs(task: str, key: str, default: str = "", default_pair: str = "") -> tuple[str, str | None]:
@@ -705,11 +707,8 @@ def _run_layer_analysis(model_dir: str, stamp: float, name: str, languages: tupl
 
 def run_layer_analysis(unit: Unit, languages: tuple[str, ...], max_pairs: int, data_root: str | None) -> dict:
     """The layer analysis of a run's fine-tuned encoder (its saved model), like `layer_analysis`."""
-    if not unit.has_model:
-        raise DlfaError(f"run {unit.label} of job {unit.job_id} has no saved model in {unit.model_dir}")
-    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
-    return _run_layer_analysis(str(unit.model_dir), stamp, unit_label(unit), languages, max_pairs, data_root,
-                               unit.results["spec"]["encoder"])
+    return _run_layer_analysis(str(unit.model_dir), model_stamp(unit), unit_label(unit), languages, max_pairs,
+                               data_root, unit.results["spec"]["encoder"])
 
 
 @st.cache_resource(show_spinner="Loading the encoder…", max_entries=2)
@@ -743,7 +742,5 @@ def _attribution(model_dir: str, device: str, stamp: float, task: str, text: str
 
 def attribution(unit: Unit, text: str, text_pair: str | None = None, word_index: int | None = None) -> dict:
     """Captum integrated gradients of one prediction of a unit's model (cached), as a dict."""
-    load_model(unit)
-    stamp = (unit.model_dir / "model.safetensors").stat().st_mtime
-    return _attribution(str(unit.model_dir), inference_device(), stamp, unit.results["spec"]["task"], text,
-                        text_pair, word_index)
+    return _attribution(str(unit.model_dir), inference_device(), model_stamp(unit), unit.results["spec"]["task"],
+                        text, text_pair, word_index)
