@@ -2,8 +2,8 @@
 change zero-shot transfer, per language (Phang et al. 2020, DESIGN.md)?
 
 `study_specs` builds one job per count with the same seeds and the same budget for every stage (so the target
-stage trains identically in every job); `find_study` finds such jobs among finished ones; `compare` turns the jobs' results into per-language changes against
-the job without intermediate tasks, with 95% intervals:
+stage trains identically in every job), and `find_study` finds such jobs among finished ones; `compare` turns
+the jobs' results into per-language changes against the job without intermediate tasks, with 95% intervals:
 - "paired-t": seeds shared by both jobs (≥ 2): Student-t interval of the mean per-seed difference;
 - "welch-t": ≥ 2 seeds on each side but fewer than 2 shared: Welch's unpaired interval;
 - "bootstrap-sum": one seed each: each run's 95% bootstrap interval (over test examples) is turned into
@@ -119,8 +119,8 @@ def find_study(jobs: list, counts=(0, 3, 9)) -> dict[int, object]:
         if base_spec.intermediate_tasks:
             continue
         found = {0: base}
-        for count in counts:
-            partner = next((job for job, spec in specs if count and len(spec.intermediate_tasks) == count
+        for count in (c for c in counts if c):
+            partner = next((job for job, spec in specs if len(spec.intermediate_tasks) == count
                             and same_study(base_spec, spec)), None)
             if partner:
                 found[count] = partner
