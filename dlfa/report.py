@@ -131,6 +131,13 @@ def fmt_score(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
+def lower_layers_retrieve_better(retrieval: list[float]) -> bool:
+    """The paper's "lower layers are more cross-lingual", on mean retrieval per layer: the peak lies clearly below
+    the top (not in the last two layers) and the last layer retrieves at least 2 points worse than it."""
+    peak, last = int(np.argmax(retrieval)), len(retrieval) - 1
+    return peak <= last - 2 and retrieval[last] < retrieval[peak] - 0.02
+
+
 class Report:
     """Builds the markdown from the plan's output root; figures go to `figures/` beside the report."""
 
@@ -139,7 +146,8 @@ class Report:
         self.record_shown = f"{doc_path.parent.name}/{out_root.name}"  # the record as seen from the repository root
         self.timings = read_results(out_root / TIMINGS_FILE) or {}
         self.lines: list[str] = []
-        self.findings: dict = {}  # task -> (source, gain, layer); "layers" -> text, "layers_agree" -> bool
+        # task -> (source, gain, layer); "layers" -> text, "layers_agree" -> bool; "tuned_layers" -> [retrieval]
+        self.findings: dict = {}
 
     def add(self, *blocks: str) -> None:
         self.lines.extend(blocks)
@@ -251,10 +259,7 @@ class Report:
             f"retrieval is highest at the last layer ({last}: {mean_of['retrieval'][last]:.3f})" if peak == last else
             f"retrieval peaks at layer {peak} ({mean_of['retrieval'][peak]:.3f}) against "
             f"{mean_of['retrieval'][last]:.3f} at the last layer {last}")
-        # "lower layers are more cross-lingual": the peak lies clearly below the top (not in the last two layers)
-        # and the last layer retrieves at least 2 points worse than it
-        retrieval = mean_of["retrieval"]
-        self.findings["layers_agree"] = peak <= last - 2 and retrieval[last] < retrieval[peak] - 0.02
+        self.findings["layers_agree"] = lower_layers_retrieve_better(mean_of["retrieval"])
 
     def study_section(self) -> None:
         self.add("## 3. English intermediate tasks: 0 vs 3 vs 9", "")
@@ -311,14 +316,16 @@ class Report:
         for count, run, analysis in analysed:
             seed = run["spec"]["seeds"][0]
             curves[f"{count} tasks · seed {seed}"] = mean_over_languages(analysis["retrieval"])
+            self.findings.setdefault("tuned_layers", []).append(curves[f"{count} tasks · seed {seed}"])
             target = float(np.mean([m["value"] for m in run["metrics"].values()]))
             rows.append([f"{count} tasks", str(seed), fmt_score(run.get("dev_score")), f"{target:.1f}",
                          *self.layer_cells(analysis)])
         self.add(f"How fine-tuning changed each layer (`{TUNED_LAYERS_FILE}`{self.took('tuned-layers')}): the "
                  "layer analysis of section 2 repeated on each run's fine-tuned encoder, mean over the "
                  f"{len(base['languages'])} Parallel UD languages"
-                 + (f"; not analysed, their models were not kept on the machine that ran them: {', '.join(missing)}"
-                    if missing else "") + ".", "",
+                 + (f"; not analysed, as their saved models are not in the output root (runs of earlier sittings "
+                    f"on other machines: the record keeps no models): {', '.join(missing)}" if missing else "")
+                 + ".", "",
                  table(["encoder", "seed", "English dev", "target mean", "retrieval L0", "retrieval peak (layer)",
                         f"retrieval L{base['num_layers']}", f"CKA L{base['num_layers']}"], rows), "")
         self.figure(charts.layer_curves(curves, y_title="translation retrieval (mean over languages)",
@@ -386,6 +393,15 @@ class Report:
             verdict = "agrees" if self.findings["layers_agree"] else \
                 "does not agree: the top layers are as cross-lingual as any"
             rows.append(["lower layers are more cross-lingual", "yes", self.findings["layers"], verdict])
+        tuned = self.findings.get("tuned_layers")
+        if tuned:
+            agree = sum(map(lower_layers_retrieve_better, tuned))
+            peaks = sorted({int(np.argmax(r)) for r in tuned})
+            rows.append(["… and after fine-tuning (section 3: the study runs' encoders)", "yes",
+                         f"retrieval peaks at layer {peaks[0]}–{peaks[-1]} "
+                         f"(mean {np.mean([max(r) for r in tuned]):.3f}) against {np.mean([r[-1] for r in tuned]):.3f} "
+                         f"at the last layer, mean over {len(tuned)} runs",
+                         "agrees" if agree == len(tuned) else f"agrees in {agree} of {len(tuned)} runs"])
         self.add(table(["claim", "paper (mBERT)", "ours (e5-small)", "verdict"], rows), "")
 
     def appendix(self) -> None:

@@ -8,7 +8,7 @@ from dlfa.cli import main
 from dlfa.errors import ConfigError
 from dlfa.reproduce import (PARTS, Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
                              run_plan, save_record)
-from dlfa.report import Cell, gain_verdict, tied_layers, write_report
+from dlfa.report import Cell, gain_verdict, lower_layers_retrieve_better, tied_layers, write_report
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}
@@ -42,6 +42,16 @@ def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
 ])
 def test_gain_verdicts(source, gain, above_majority, verdict):
     assert gain_verdict(source, gain, above_majority).startswith(verdict)
+
+
+@pytest.mark.parametrize("retrieval, agrees", [
+    ([0.3, 0.9, 0.95, 0.6, 0.5], True),  # a peak in the middle, the top clearly lower
+    ([0.3, 0.9, 0.95, 0.96, 0.97], False),  # the top is best
+    ([0.3, 0.9, 0.95, 0.94, 0.94], False),  # the peak is lower, but the top is within 2 points of it
+    ([0.3, 0.5, 0.6, 0.9, 0.2], False),  # the peak is one below the top: not "lower layers"
+])
+def test_lower_layers_retrieve_better(retrieval, agrees):
+    assert lower_layers_retrieve_better(retrieval) is agrees
 
 
 def test_finetuning_before_the_probe_sweep_is_refused(tiny_encoder, data_root, tmp_path):
@@ -107,6 +117,7 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert "Mean over the 2 target languages" in text and "\n| 2 | 2 | " in text  # 2 tasks, 2 seeds
     assert "**Answer, POS tagging (UD-POS)**: " in text and "points (paired-t), English dev" in text
     assert "| lower layers are more cross-lingual | yes |" in text
+    assert "| … and after fine-tuning (section 3: the study runs' encoders) | yes | retrieval peaks at layer" in text
     assert "How fine-tuning changed each layer (`layers/tuned.json`" in text and "| base encoder | – | – | – |" in text
     assert text.count("\n| 2 tasks | ") == 2  # one row per analysed seed
     for figure in ("grid-udpos.png", "grid-pawsx.png", "layers-retrieval.png", "layers-cka.png", "study-udpos.png",
