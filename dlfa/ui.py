@@ -538,15 +538,24 @@ def reproduction_record() -> Path:
     return record_root(REPO_ROOT / DEFAULT_DOC)
 
 
-def recorded_layer_analysis() -> dict | None:
-    """The reproduction's layer analysis (retrieval and CKA per layer), None when the record has none."""
-    from dlfa.reproduce import LAYER_ANALYSIS_FILE
+RECORDED_BASE = "base encoder"
 
-    path = reproduction_record() / LAYER_ANALYSIS_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    except (OSError, ValueError) as exc:
-        raise DlfaError(f"cannot read the recorded layer analysis ({path}): {exc}") from exc
+
+def recorded_layer_analyses() -> dict[str, dict]:
+    """The reproduction's layer analyses (retrieval and CKA per layer): RECORDED_BASE, the base encoder's, then
+    each analysed study run's fine-tuned encoder by its run (`study/<task>-<count>/<unit>`); {} without a record."""
+    from dlfa.reproduce import LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE
+
+    found = {}
+    for name in (LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE):
+        path = reproduction_record() / name
+        try:
+            found[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (OSError, ValueError) as exc:
+            raise DlfaError(f"cannot read the recorded layer analysis ({path}): {exc}") from exc
+    if found[LAYER_ANALYSIS_FILE] is None:
+        return {}
+    return {RECORDED_BASE: found[LAYER_ANALYSIS_FILE], **(found[TUNED_LAYERS_FILE] or {}).get("runs", {})}
 
 
 def submit(spec):

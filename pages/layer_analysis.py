@@ -46,17 +46,25 @@ def main() -> None:
             else:
                 st.session_state["la_result"] = ui.layer_analysis(encoder.strip(), *args)
                 st.session_state["la_base"] = None
-    recorded = ui.recorded_layer_analysis()
-    if recorded and c2.button("Show the reproduction's analysis", icon=":material/history:", key="la_recorded",
-                              help="the layer analysis recorded in docs/reproduction (all Parallel UD languages)"):
-        st.session_state["la_result"], st.session_state["la_base"] = recorded, None
+    recorded = ui.recorded_layer_analyses()
+    if recorded:
+        with c2:
+            r1, r2 = st.columns([3, 2])
+            which = r1.selectbox("Recorded by the reproduction", list(recorded), key="la_recorded_which",
+                                 label_visibility="collapsed",
+                                 help="docs/REPRODUCTION.md: the base encoder (section 2) and the fine-tuned "
+                                      "encoders of the intermediate-task study (section 3), all Parallel UD languages")
+            if r2.button("Show the reproduction's analysis", icon=":material/history:", key="la_recorded"):
+                st.session_state["la_result"] = recorded[which]
+                st.session_state["la_base"] = None if which == ui.RECORDED_BASE else recorded[ui.RECORDED_BASE]
     result = st.session_state.get("la_result")
     if not result:
         st.info("Choose languages and press Compute (a few seconds on the embedded encoder).")
         return
-    if result == recorded:
-        st.caption(f"Recorded by the reproduction (docs/REPRODUCTION.md, section 2): encoder {recorded['encoder']}, "
-                   f"up to {recorded['settings']['max_pairs']} sentence pairs per language.")
+    if result in recorded.values():
+        pairs = recorded[ui.RECORDED_BASE]["settings"]["max_pairs"]
+        st.caption(f"Recorded by the reproduction (docs/REPRODUCTION.md): {result['encoder']}, up to {pairs} "
+                   "sentence pairs per language.")
     else:
         st.caption(f"Representations of {result['encoder']}.")
     c1, c2 = st.columns(2)

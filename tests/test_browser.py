@@ -203,6 +203,6 @@ def test_recorded_reproduction_opens_from_home(server, browser_page):
     page.get_by_role("button", name="Show the reproduction's analysis").click()
     page.wait_for_selector(".js-plotly-plot", timeout=60_000)
     settle(page)
-    assert page.get_by_text("Recorded by the reproduction").count() == 1
+    assert page.get_by_text("Recorded by the reproduction (docs/REPRODUCTION.md): embedded:e5-small").count() == 1
     assert page.locator("[data-testid='stException']").count() == 0
     shot(page, "15-layer-analysis-recorded")
