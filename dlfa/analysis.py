@@ -15,7 +15,6 @@ The encoder may be a base encoder (an encoder spec) or a fine-tuned one (a run's
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -241,5 +240,4 @@ def run_cli(args) -> int:
     print("layer  retrieval  CKA")
     for layer, (r, c) in enumerate(zip(retrieval, cka)):
         print(f"{layer:>5}  {r:9.3f}  {c:.3f}")
-    sys.stdout.flush()
     return 0
