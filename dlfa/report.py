@@ -311,15 +311,16 @@ class Report:
                     missing.append(f"{count} tasks seed {run['spec']['seeds'][0]}")
         if not analysed or base is None:
             return
-        curves = {"base encoder": mean_over_languages(base["retrieval"])}
-        rows = [["base encoder", "–", "–", "–", *self.layer_cells(base)]]
+        retrieval = mean_over_languages(base["retrieval"])
+        curves = {"base encoder": retrieval}
+        rows = [["base encoder", "–", "–", "–", *self.layer_cells(retrieval, mean_over_languages(base["cka"]))]]
         for count, run, analysis in analysed:
             seed = run["spec"]["seeds"][0]
-            curves[f"{count} tasks · seed {seed}"] = mean_over_languages(analysis["retrieval"])
-            self.findings.setdefault("tuned_layers", []).append(curves[f"{count} tasks · seed {seed}"])
+            retrieval = curves[f"{count} tasks · seed {seed}"] = mean_over_languages(analysis["retrieval"])
+            self.findings.setdefault("tuned_layers", []).append(retrieval)
             target = float(np.mean([m["value"] for m in run["metrics"].values()]))
             rows.append([f"{count} tasks", str(seed), fmt_score(run.get("dev_score")), f"{target:.1f}",
-                         *self.layer_cells(analysis)])
+                         *self.layer_cells(retrieval, mean_over_languages(analysis["cka"]))])
         self.add(f"How fine-tuning changed each layer (`{TUNED_LAYERS_FILE}`{self.took('tuned-layers')}): the "
                  "layer analysis of section 2 repeated on each run's fine-tuned encoder, mean over the "
                  f"{len(base['languages'])} Parallel UD languages"
@@ -334,9 +335,9 @@ class Report:
                     f"{task}: translation retrieval per layer of the fine-tuned encoders")
 
     @staticmethod
-    def layer_cells(analysis: dict) -> list[str]:
-        """Mean retrieval at layer 0, at its peak and at the last layer, and the last layer's mean CKA."""
-        retrieval, cka = mean_over_languages(analysis["retrieval"]), mean_over_languages(analysis["cka"])
+    def layer_cells(retrieval: list[float], cka: list[float]) -> list[str]:
+        """From the mean retrieval and CKA per layer: retrieval at layer 0, at its peak and at the last layer, and
+        the last layer's CKA."""
         peak = int(np.argmax(retrieval))
         return [f"{retrieval[0]:.3f}", f"{retrieval[peak]:.3f} ({peak})", f"{retrieval[-1]:.3f}", f"{cka[-1]:.3f}"]
 

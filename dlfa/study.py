@@ -271,16 +271,14 @@ def change_in_words(count: int, change: dict) -> str:
     '9 tasks transfer worse than 3: -7.4 [-9.8, -4.9] points (paired-t)'."""
     fewer, value, low, high = change["against"], change["change"], change["ci_low"], change["ci_high"]
     if low is None or high is None:
-        answer = f"{count} vs {fewer} tasks: {value:+.1f} points (no interval: one side has a single seed)"
+        return f"{count} vs {fewer} tasks: {value:+.1f} points (no interval: one side has a single seed)"
+    if low > 0:
+        answer = f"{count} tasks transfer better than {fewer}"
+    elif high < 0:
+        answer = f"{count} tasks transfer worse than {fewer}"
     else:
-        if low > 0:
-            answer = f"{count} tasks transfer better than {fewer}"
-        elif high < 0:
-            answer = f"{count} tasks transfer worse than {fewer}"
-        else:
-            answer = f"no clear difference between {count} and {fewer} tasks"
-        answer += f": {value:+.1f} [{low:+.1f}, {high:+.1f}] points ({change['ci_kind']})"
-    return answer
+        answer = f"no clear difference between {count} and {fewer} tasks"
+    return f"{answer}: {value:+.1f} [{low:+.1f}, {high:+.1f}] points ({change['ci_kind']})"
 
 
 def not_learned_note(row: dict) -> str:

@@ -284,7 +284,21 @@ class JobStore:
         `stopped`. The folder stays where it is and is read in place, like the folder of any job; it is never
         resumed from here (a record holds no checkpoints: rerunning would start over and replace its results)."""
         folder = Path(folder).expanduser().resolve()
-        spec, finished, total = read_job_results(folder)
+        return self._insert_finished(folder, *read_job_results(folder))
+
+    def add_finished_under(self, root: str | Path) -> tuple[list[Job], list[Job]]:
+        """`add_finished` for every job folder under `root` (see `job_folders`) that is not in the store yet:
+        returns (the jobs added, the jobs that were already there). Every folder is read first, so one
+        unreadable results.json adds nothing."""
+        folders = job_folders(Path(root).expanduser().resolve())
+        if not folders:
+            raise DataError("no job folder here (a folder holding a job's results.json)", path=str(root))
+        present = [job for job in map(self.job_in, folders) if job]
+        known = {job.out_dir for job in present}
+        read = [(folder, read_job_results(folder)) for folder in folders if folder not in known]
+        return [self._insert_finished(folder, *found) for folder, found in read], present
+
+    def _insert_finished(self, folder: Path, spec: JobSpec, finished: int, total: int) -> Job:
         complete = finished == total > 0
         stamp = (folder / RESULTS_NAME).stat().st_mtime
         with self._transaction() as conn:
@@ -297,19 +311,6 @@ class JobStore:
                  str(folder), os.getcwd(), json.dumps({IMPORTED: True}), stamp, stamp, stamp, finished / max(total, 1),
                  f"recorded with {finished} of {total} runs finished"))
         return self.get(job_id)
-
-    def add_finished_under(self, root: str | Path) -> tuple[list[Job], list[Job]]:
-        """`add_finished` for every job folder under `root` (see `job_folders`) that is not in the store yet:
-        returns (the jobs added, the jobs that were already there). Every folder is read first, so one
-        unreadable results.json adds nothing."""
-        folders = job_folders(Path(root).expanduser().resolve())
-        if not folders:
-            raise DataError("no job folder here (a folder holding a job's results.json)", path=str(root))
-        present = [job for job in map(self.job_in, folders) if job]
-        new = [folder for folder in folders if folder not in {job.out_dir for job in present}]
-        for folder in new:
-            read_job_results(folder)
-        return [self.add_finished(folder) for folder in new], present
 
     def job_in(self, folder: str | Path) -> Job | None:
         """The job whose folder is `folder`, if any."""
