@@ -302,7 +302,7 @@ def follow_job(store, job_id: str) -> int:
             refresh(store)
             job = store.get(job_id)
             bar.n = round(100 * job.progress)
-            bar.set_description_str(job.status)
+            bar.set_description_str(job.state)
             bar.set_postfix_str(job.progress_text, refresh=False)
             bar.refresh()
             if not job.active:
@@ -312,11 +312,19 @@ def follow_job(store, job_id: str) -> int:
     return 0 if job.status == "completed" else 1
 
 
+def _stall_note(job) -> str:
+    stalled = job.stalled_for()
+    if stalled is None:
+        return ""
+    return (f": no step has finished for {stalled / 60:.0f} min although the worker is alive (its loop may hang); "
+            f"cancel it with python -m dlfa jobs cancel {job.id}")
+
+
 def describe_job(store, job) -> str:
     spec = job.to_dict()["spec"]
     lines = [
         f"job       {job.id}" + (f"  ({job.name})" if job.name else ""),
-        f"status    {job.status}" + (f": {job.error}" if job.error else "")
+        f"status    {job.state}" + (f": {job.error}" if job.error else "") + _stall_note(job)
         + ("  (resumable)" if job.resumable else ""),
         f"progress  {100 * job.progress:.0f}%" + (f"  {job.progress_text}" if job.progress_text else ""),
         f"task      {spec.get('task')} → {', '.join(spec.get('eval_languages', []))}  encoder {spec.get('encoder')}",
@@ -343,7 +351,7 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for job in jobs:
         spec = job.to_dict()["spec"]
-        rows.append([job.id, job.status, f"{100 * job.progress:.0f}%", job.backend, spec.get("task", "?"),
+        rows.append([job.id, job.state, f"{100 * job.progress:.0f}%", job.backend, spec.get("task", "?"),
                      job.name or "-", _time(job.created_at)])
     print(format_table(["id", "status", "progress", "backend", "task", "name", "created"], rows))
     return 0
