@@ -41,7 +41,7 @@ $(TORCH_STAMP): | $(BIN)/python
 	     $(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" ;; \
 	*) echo "TORCH_BUILD must be cpu, cuda or pypi, not '$(TORCH_BUILD)'" >&2; exit 2 ;; \
 	esac
-	@$(BIN)/python -c "$(SHOW_TORCH)"
+	@$(BIN)/python -W ignore -c "$(SHOW_TORCH)"  # no numpy yet: torch would warn about it
 	@touch $@
 
 $(BIN)/.installed: $(TORCH_STAMP) requirements.txt
