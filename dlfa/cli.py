@@ -1,6 +1,6 @@
 """`python -m dlfa ...`: the command line. Each command group lives beside the code it drives and
 registers itself through a `register(subparsers)` function; errors a user can fix print one line, no traceback:
-DlfaError, and an OSError about a file (a folder that cannot be written, a disk that is full). When the reader
+DlfaError, and an OSError (a folder that cannot be written, a disk that is full), naming its file. When the reader
 of the output goes away (`python -m dlfa jobs list | head -1`), the command ends quietly, as Unix tools do."""
 from __future__ import annotations
 
@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         # stdout's reader is gone: send what is still buffered nowhere, so that the exit does not fail on it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
-    except OSError as exc:
-        if exc.filename is None:
-            raise
-        names = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
-        print(f"error: {names}: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # the machine's side: permissions, a missing folder, a full disk
+        where = "".join(f"{name}: " for name in (exc.filename, exc.filename2) if name is not None)
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2

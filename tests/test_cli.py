@@ -1,5 +1,5 @@
 """The top-level command line: errors that are not DlfaErrors still end in one line naming what and where (a
-corrupted encoder file, an output folder that cannot be written, any OSError about a file), and a closed pipe
+corrupted encoder file, an output folder that cannot be written, any OSError), and a closed pipe
 ends the command quietly."""
 import shutil
 import subprocess
@@ -41,13 +41,20 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tiny_encoder, data_
     assert one_line_error(capsys) == f"error: --out {out}: cannot create or write this folder: Not a directory"
 
 
-def test_any_os_error_about_a_file_is_one_line(monkeypatch, capsys):
+def test_any_os_error_is_one_line_naming_its_file(monkeypatch, capsys):
     def denied(spec):
         raise PermissionError(13, "Permission denied", "/srv/models/config.json")
 
     monkeypatch.setattr("dlfa.encoders.encoder_info", denied)
     assert main(["info", "--encoder", "/srv/models"]) == 2
     assert one_line_error(capsys) == "error: /srv/models/config.json: Permission denied"
+
+    def disk_full(spec):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("dlfa.encoders.encoder_info", disk_full)
+    assert main(["info", "--encoder", "/srv/models"]) == 2
+    assert one_line_error(capsys) == "error: No space left on device"
 
 
 def test_a_closed_pipe_ends_the_command_quietly(tmp_path):
