@@ -1,10 +1,14 @@
 """`python -m dlfa ...`: the command line. Each command group lives beside the code it drives and
-registers itself through a `register(subparsers)` function; errors a user can fix print one line, no traceback."""
+registers itself through a `register(subparsers)` function; errors a user can fix print one line, no traceback:
+DlfaError, and an OSError (a folder that cannot be written, a disk that is full), naming its file. When the reader
+of the output goes away (`python -m dlfa jobs list | head -1`), the command ends quietly, as Unix tools do."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import json
+import os
+import signal
 import sys
 
 from dlfa.errors import DlfaError
@@ -50,3 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout's reader is gone: send what is still buffered nowhere, so that the exit does not fail on it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except OSError as exc:  # the machine's side: permissions, a missing folder, a full disk
+        where = "".join(f"{name}: " for name in (exc.filename, exc.filename2) if name is not None)
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2

@@ -360,6 +360,7 @@ def encoder_info(spec: str) -> EncoderInfo:
 
 def load_encoder(spec: str = DEFAULT_ENCODER, attn_implementation: str | None = None) -> LoadedEncoder:
     """Load model + tokenizer for a spec. `attn_implementation="eager"` when attention maps are needed."""
+    from safetensors import SafetensorError
     from transformers import AutoModel, AutoTokenizer
 
     info = encoder_info(spec)
@@ -370,6 +371,9 @@ def load_encoder(spec: str = DEFAULT_ENCODER, attn_implementation: str | None = 
             model = AutoModel.from_pretrained(info.path, add_pooling_layer=False, **kwargs)
         except TypeError:  # architectures without a pooler do not take the argument
             model = AutoModel.from_pretrained(info.path, **kwargs)
+    except SafetensorError as exc:
+        raise EncoderError(f"the weights of encoder '{spec}' in {info.path} cannot be read (a .safetensors file is "
+                           f"truncated or corrupted: {exc}); restore or re-download them") from exc
     except (OSError, ValueError) as exc:
         if resolve_spec(spec)[0] == "hub":
             raise _hub_error(spec, exc) from exc

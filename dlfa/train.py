@@ -445,6 +445,17 @@ def latest_checkpoint(unit_dir: Path) -> Path | None:
     return path if (path / "state.json").is_file() else None
 
 
+def check_loss_finite(loss: float, stage: str, step: int, unit_dir: Path) -> None:
+    """Raise DlfaError when the loss is NaN or infinite: training cannot recover from it, so the run ends before
+    a checkpoint of the broken weights replaces the last good one."""
+    if math.isfinite(loss):
+        return
+    latest = latest_checkpoint(unit_dir)
+    kept = f"the last good checkpoint is kept at {latest}" if latest else "no checkpoint had been written yet"
+    raise DlfaError(f"loss became {'NaN' if math.isnan(loss) else 'infinite'} at stage {stage} step {step}; {kept} "
+                    "(a lower learning rate may help)")
+
+
 def load_tensors(path: Path, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
@@ -659,6 +670,7 @@ class UnitTrainer:
             for step in range(self.state["step"], stage.steps):
                 started = time.perf_counter()
                 loss = self.train_step(stage_index, stage, streams, step, optimizer, params)
+                check_loss_finite(loss, stage.name, step + 1, self.unit_dir)
                 self.state["train_seconds"] += time.perf_counter() - started
                 self.state["step"] = step + 1
                 self.state["streams"] = {task: s.state() for task, s in streams.items()}

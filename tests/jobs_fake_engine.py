@@ -5,12 +5,14 @@ Each unit counts `max_steps` steps of DLFA_FAKE_STEP_S seconds, checkpoints (JSO
 `checkpoint_every` steps and when stopped, resumes from its checkpoint, appends the step it started from
 to `<unit>/starts.txt`, and writes results.json files like the engine. Under torchrun it joins a gloo
 process group and all-reduces the ranks, recording the world size. Tasks named `fail` and `crash` raise
-a DlfaError and a RuntimeError.
+a DlfaError and a RuntimeError; a task named `hang` hangs after its second step (until killed) while the
+worker's heartbeat thread lives on.
 """
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -58,6 +60,8 @@ def run_job(spec, out_dir, callbacks=(), resume=True) -> dict:
                 starts.write(f"{start}\n")
             callbacks.on_log(f"{name}: starting at step {start}")
         for step in range(start + 1, steps + 1):
+            if spec.task == "hang" and step > 2:
+                threading.Event().wait()
             time.sleep(step_s)
             if rank == 0:
                 callbacks.on_progress(Progress(index + 1, len(units), name, spec.task, step, steps, 1.0 / step,

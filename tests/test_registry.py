@@ -10,6 +10,7 @@ import pytest
 
 from dlfa.cli import main
 from dlfa.errors import DataError
+from dlfa.jobs.spec import JobSpec
 from dlfa.tasks import registry
 from dlfa.tasks.base import IGNORE_INDEX
 from dlfa.tasks.readers import PANX_TAGS, UPOS_TAGS
@@ -95,8 +96,8 @@ def test_item_split_groups_premises_and_refuses_misaligned_files(tmp_path):
         load_examples("xnli", "de", "test", source)
     _synthetic_xnli(tmp_path, rows=27)
     (tmp_path / "pair" / "xnli_xtreme" / "dev-en.tsv").write_text("a\tb\tneutral\n" * 30, encoding="utf-8")
-    with pytest.raises(DataError, match="27 rows but the English file has 30"):
-        available_languages("xnli", source)
+    scan = registry.scan_languages("xnli", source)
+    assert "de" not in scan.available and "27 rows but the English file has 30" in scan.broken["de"]
 
 
 def test_refusals_list_what_exists(source):
@@ -250,6 +251,33 @@ def test_hub_code_path_on_local_files_with_the_hub_schema(tmp_path):
     broken = DataSource.hub(lambda config, split: [{"tokens": ["a"]}])
     with pytest.raises(DataError, match="does not have the expected columns"):
         load_examples("panx", "de", "test", broken)
+
+
+def _tiny_ud(root, language: str, split: str, text: str) -> None:
+    folder = root / "ud" / f"UD_{language}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{language}_pud-ud-{split}.conllu").write_text(text, encoding="utf-8")
+
+
+SENTENCE = "1\tHallo\thallo\tINTJ\t_\t_\t0\troot\t_\t_\n2\twelt\twelt\tNOUN\t_\t_\t1\tobj\t_\t_\n\n"
+
+
+@pytest.mark.parametrize("broken", ["", "1\tHallo\n\n", SENTENCE.replace("INTJ", "WORD")])
+def test_a_broken_file_disables_only_its_own_language(tmp_path, capsys, broken):
+    for split in ("train", "dev", "test"):
+        _tiny_ud(tmp_path, "en", split, SENTENCE)
+    _tiny_ud(tmp_path, "it", "test", SENTENCE)
+    _tiny_ud(tmp_path, "de", "test", broken)
+    source = DataSource.resolve(tmp_path)
+    scan = registry.scan_languages("udpos", source)
+    assert scan.available == {"en": {"train": 1, "dev": 1, "test": 1}, "it": {"test": 1}}
+    assert list(scan.broken) == ["de"] and "de_pud-ud-test.conllu" in scan.broken["de"]
+    assert load_examples("udpos", "it", "test", source)[0].words == ("Hallo", "welt")
+    JobSpec("udpos", ("it",), data_root=str(tmp_path)).validate(check_encoder=False)  # `train --eval-langs it`
+    assert main(["data", "list", "--data-root", str(tmp_path), "--task", "udpos"]) == 0
+    out = capsys.readouterr().out
+    assert "2 language(s): en train 1 dev 1 test 1; it test 1" in out
+    assert f"de disabled: {scan.broken['de']}" in out
 
 
 def test_cli_lists_tasks_as_json(data_root, capsys):

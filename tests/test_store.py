@@ -14,7 +14,7 @@ import pytest
 
 from dlfa.errors import ConfigError, DataError
 from dlfa.jobs.spec import JobSpec
-from dlfa.jobs.store import STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, job_folders, pid_alive
+from dlfa.jobs.store import SCHEMA, STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, job_folders, pid_alive
 from dlfa.paths import REPO_ROOT
 
 TESTS = Path(__file__).resolve().parent
@@ -151,6 +151,35 @@ def test_silent_worker_is_stale_after_the_heartbeat_timeout(store):
         conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (time.time() - 120, job.id))
     (changed,) = store.refresh_stale(timeout_s=60)
     assert changed.error == STALE_MESSAGE_NO_CHECKPOINT and not changed.resumable
+
+
+def test_a_store_from_before_progress_times_gains_the_column(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA.replace("    progress_at REAL,\n", ""))
+    store = JobStore(path)
+    job = store.submit(SPEC)
+    store.claim_job(job.id)
+    assert store.mark_running(job.id) and store.get(job.id).progress_at is not None
+
+
+def test_stalled_is_shown_when_no_step_finished_for_the_configured_while(store, monkeypatch):
+    job = store.submit(SPEC)
+    store.claim_job(job.id)
+    store.mark_running(job.id, pid=os.getpid())
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "600")
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE jobs SET progress_at = ? WHERE id = ?", (time.time() - 601, job.id))
+    store.heartbeat(job.id)  # the heartbeat alone is no progress
+    assert store.get(job.id).state == "stalled" and store.refresh_stale(timeout_s=60) == []
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "700")
+    assert store.get(job.id).state == "running"
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "600")
+    store.update_progress(job.id, 0.5, "step 10/20")
+    assert store.get(job.id).state == "running"
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "soon")
+    with pytest.raises(ConfigError, match="DLFA_STALL_AFTER_S must be a positive number of seconds, got 'soon'"):
+        store.get(job.id).state
 
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "..", "20261124-221503-ab12cd/..", "/tmp/x", "", "x" * 22])

@@ -10,6 +10,7 @@ import argparse
 import json
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -222,6 +223,19 @@ class TqdmCallback(Callback):
 # train / sweep
 
 
+def writable_folder(path: str, flag: str = "--out") -> Path:
+    """The output folder, created if missing; ConfigError (one line) when it cannot be created or written."""
+    folder = Path(path).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != folder else ""
+        raise ConfigError(f"{flag} {folder}: cannot create or write this folder: {exc.strerror or exc}{where}") from exc
+    return folder
+
+
 def run_foreground(args: argparse.Namespace) -> int:
     """Train in this process: the first Ctrl-C checkpoints and stops, a second one aborts."""
     from tqdm import tqdm
@@ -232,6 +246,7 @@ def run_foreground(args: argparse.Namespace) -> int:
     if args.single_run and len(spec.units()) > 1:
         raise ConfigError(f"the spec holds {len(spec.units())} runs: run them all with `python -m dlfa sweep`, or "
                           "pick one with --aggregation, --fusion-layer and --seed")
+    out = writable_folder(args.out)
     callback = TqdmCallback()
 
     def on_interrupt(*_):
@@ -242,7 +257,7 @@ def run_foreground(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        results = run_job(spec, Path(args.out), callbacks=(callback,), resume=True)
+        results = run_job(spec, out, callbacks=(callback,), resume=True)
     finally:
         signal.signal(signal.SIGINT, previous)
         callback.close()
@@ -251,7 +266,7 @@ def run_foreground(args: argparse.Namespace) -> int:
     if results["status"] == "stopped":
         print(f"stopped: run the same command again to resume from the checkpoint in {args.out}", file=sys.stderr)
         return 130
-    print(f"results in {Path(args.out) / 'results.json'}")
+    print(f"results in {out / 'results.json'}")
     return 0
 
 
@@ -280,6 +295,8 @@ def run_submit(args: argparse.Namespace) -> int:
     options = {"partition": args.slurm_partition, "gpus_per_node": args.slurm_gpus_per_node,
                "timeout_min": args.slurm_time_min}
     store = _store(args)
+    if args.out:
+        writable_folder(args.out)
     job = submit(spec, store, out_dir=args.out, options={k: v for k, v in options.items() if v is not None})
     print(job.id, flush=True)
     if job.status == "failed":
@@ -302,7 +319,7 @@ def follow_job(store, job_id: str) -> int:
             refresh(store)
             job = store.get(job_id)
             bar.n = round(100 * job.progress)
-            bar.set_description_str(job.status)
+            bar.set_description_str(job.state)
             bar.set_postfix_str(job.progress_text, refresh=False)
             bar.refresh()
             if not job.active:
@@ -312,11 +329,19 @@ def follow_job(store, job_id: str) -> int:
     return 0 if job.status == "completed" else 1
 
 
+def _stall_note(job) -> str:
+    stalled = job.stalled_for()
+    if stalled is None:
+        return ""
+    return (f": no step has finished for {stalled / 60:.0f} min although the worker is alive (its loop may hang); "
+            f"cancel it with python -m dlfa jobs cancel {job.id}")
+
+
 def describe_job(store, job) -> str:
     spec = job.to_dict()["spec"]
     lines = [
         f"job       {job.id}" + (f"  ({job.name})" if job.name else ""),
-        f"status    {job.status}" + (f": {job.error}" if job.error else "")
+        f"status    {job.state}" + (f": {job.error}" if job.error else "") + _stall_note(job)
         + ("  (resumable)" if job.resumable else ""),
         f"progress  {100 * job.progress:.0f}%" + (f"  {job.progress_text}" if job.progress_text else ""),
         f"task      {spec.get('task')} → {', '.join(spec.get('eval_languages', []))}  encoder {spec.get('encoder')}",
@@ -343,7 +368,7 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for job in jobs:
         spec = job.to_dict()["spec"]
-        rows.append([job.id, job.status, f"{100 * job.progress:.0f}%", job.backend, spec.get("task", "?"),
+        rows.append([job.id, job.state, f"{100 * job.progress:.0f}%", job.backend, spec.get("task", "?"),
                      job.name or "-", _time(job.created_at)])
     print(format_table(["id", "status", "progress", "backend", "task", "name", "created"], rows))
     return 0

