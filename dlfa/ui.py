@@ -139,8 +139,9 @@ def source_label(data_root: str | None) -> tuple[str, str]:
 
 
 @st.cache_data(show_spinner=False, ttl=600)
-def encoder_summary(spec: str, _cache: str = "") -> dict:
-    """encoder_info as a dict (cached); raises DlfaError with a readable message."""
+def encoder_summary(spec: str, cache_folder: str = "") -> dict:
+    """encoder_info as a dict (cached per spec and cache folder: no parameter starts with "_", which
+    st.cache_* would leave out of the key); raises DlfaError with a readable message."""
     from dlfa.encoders import encoder_info
 
     return encoder_info(spec).to_dict()
@@ -177,7 +178,7 @@ def gpu_info() -> dict:
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def task_languages(task: str, data_root: str | None, _cache: str = "") -> dict[str, dict[str, int]]:
+def task_languages(task: str, data_root: str | None, cache_folder: str = "") -> dict[str, dict[str, int]]:
     """language -> split -> count for a task in the data source of `data_root` (cached)."""
     from dlfa.tasks.registry import available_languages
 
@@ -362,8 +363,9 @@ def inference_device() -> str:
 
 
 @st.cache_resource(show_spinner="Loading the run's model…", max_entries=4)
-def _load_model(model_dir: str, device: str, _stamp: float):
-    """A saved DlfaModel on `device` with its tokenizer. The encoder is copied from the cached one of its spec
+def _load_model(model_dir: str, device: str, stamp: float):
+    """A saved DlfaModel on `device` with its tokenizer, cached per (folder, device, stamp: when the weights were
+    written), so a run retrained in place is loaded again. The encoder is copied from the cached one of its spec
     (reading a model folder and its tokenizer from disk costs far more than a copy in memory)."""
     import copy
 
@@ -566,7 +568,7 @@ def submit(spec):
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], _cache: str) -> dict[int, tuple[str, ...]]:
+def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], cache_folder: str) -> dict[int, tuple[str, ...]]:
     from dlfa.study import INTERMEDIATE_PRESETS, preset_for
 
     source = resolve_source(data_root)
@@ -585,7 +587,7 @@ def intermediate_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _intermediate_tasks(data_root: str | None, _cache: str) -> list[str]:
+def _intermediate_tasks(data_root: str | None, cache_folder: str) -> list[str]:
     from dlfa.study import available_intermediate_tasks
 
     return list(available_intermediate_tasks(resolve_source(data_root)))

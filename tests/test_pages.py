@@ -299,3 +299,47 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     at.button(key="la_recorded").click().run()
     no_errors(at)
     assert len(plotly_specs(at)) == 4 and any(s.value == "What fine-tuning changed" for s in at.subheader)
+
+
+def test_no_cached_function_leaves_a_parameter_out_of_its_key():
+    """st.cache_* skips parameters whose names start with "_" when it builds the key: none of ours may."""
+    import ast
+
+    tree = ast.parse((REPO / "dlfa" / "ui.py").read_text())
+    cached = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+              and any("cache_" in ast.unparse(d) for d in f.decorator_list)]
+    assert len(cached) >= 10
+    hidden = {f.name: [a.arg for a in f.args.args if a.arg.startswith("_")] for f in cached}
+    assert not any(hidden.values()), hidden
+
+
+def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, data_root):
+    """A run's model replaced in its folder (a rerun) is loaded again: the page's W changes with the weights."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from dlfa.jobs.store import JobStore
+
+    folder = shutil.copytree(finished_run["cache"] / "runs" / finished_run["job_id"], tmp_path / "job")
+    cache = link_built(tmp_path / "cache")
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    job = JobStore(cache / "jobs.sqlite").add_finished(folder)
+
+    def mean_w() -> str:
+        at = page("fusion_weights.py", dlfa_selected_jobs=[job.id], fw_unit=f"{job.id}/dlfa-L1-s1").run()
+        at.text_input(key="fw_text").input("Das ist ein kleiner Test.").run()
+        no_errors(at)
+        return next(m.value for m in at.metric if m.label.startswith("Mean W"))
+
+    before = mean_w()
+    weights_file = folder / "dlfa-L1-s1" / "model" / "model.safetensors"
+    weights = load_file(weights_file)
+    for branch in ("local", "global"):
+        weights[f"aggregation.{branch}_branch.expand.bias"].fill_(20.0)  # W = sigmoid(local + global) → 1
+    save_file(weights, weights_file, metadata={"format": "pt"})
+    stamp = weights_file.stat().st_mtime + 5
+    os.utime(weights_file, (stamp, stamp))
+    after = mean_w()
+    assert before != "1.000" and after == "1.000", (before, after)
