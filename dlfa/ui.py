@@ -195,6 +195,34 @@ def task_infos() -> list:
     return list_tasks()
 
 
+def why_not_runnable(task, data_root: str | None) -> str:
+    """'' when the source can train `task` (a TaskInfo) as a target task (English training data and at least one
+    other language with test data), else the reason, e.g. 'no English training data in the classroom pack …'."""
+    try:
+        languages = task_languages_now(task.name, data_root)
+        where = resolve_source(data_root).describe()
+    except DlfaError as exc:
+        return str(exc)
+    if "train" not in languages.get("en", {}):
+        return f"no English training data in {where}"
+    if not any("test" in splits for code, splits in languages.items() if code != "en"):
+        return ("an English-only task (used as an intermediate task)" if task.intermediate
+                else f"no target language with test data in {where}")
+    return ""
+
+
+def target_tasks(data_root: str | None) -> tuple[list, dict[str, str]]:
+    """(the TaskInfos the source can train and evaluate as they stand, {other task: why not})."""
+    runnable, unavailable = [], {}
+    for task in task_infos():
+        reason = why_not_runnable(task, data_root)
+        if reason:
+            unavailable[task.name] = reason
+        else:
+            runnable.append(task)
+    return runnable, unavailable
+
+
 def language_name(code: str) -> str:
     from dlfa.languages import LANGUAGE_NAMES
 
@@ -568,7 +596,7 @@ def submit(spec):
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], cache_folder: str) -> dict[int, tuple[str, ...]]:
+def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], cache_folder: str) -> dict[int, tuple | str]:
     from dlfa.study import INTERMEDIATE_PRESETS, preset_for
 
     source = resolve_source(data_root)
@@ -576,14 +604,21 @@ def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], cache
     for count in INTERMEDIATE_PRESETS:
         try:
             presets[count] = tuple(preset_for(count, source, exclude))
-        except DlfaError:
-            continue  # not enough intermediate tasks with English data in this source
+        except DlfaError as exc:
+            presets[count] = str(exc)  # not enough intermediate tasks with English data in this source
     return presets
 
 
 def intermediate_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -> dict[int, tuple[str, ...]]:
     """{count: intermediate tasks} presets (0 / 3 / 9) of dlfa.study available in the source (cached)."""
-    return _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+    found = _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+    return {count: tasks for count, tasks in found.items() if isinstance(tasks, tuple)}
+
+
+def unavailable_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -> dict[int, str]:
+    """{count: why the source cannot serve it} for the presets `intermediate_presets` leaves out."""
+    found = _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+    return {count: reason for count, reason in found.items() if isinstance(reason, str)}
 
 
 @st.cache_data(show_spinner=False, ttl=300)

@@ -83,16 +83,25 @@ def main() -> None:
     state = st.session_state
     problems: dict = state.get(K + "problems", {})
 
-    tasks = [t for t in ui.task_infos()]
+    tasks, unavailable = ui.target_tasks(settings.data_root)
+    source = ui.source_label(settings.data_root)[1]
+    if not tasks:
+        st.error(f"No task can be trained with {source}: " + "; ".join(f"{n}: {why}" for n, why in unavailable.items()))
+        st.info("Build the classroom pack on Home, or give a data root in the sidebar.")
+        return
     names = [t.name for t in tasks]
     by_name = {t.name: t for t in tasks}
-    state.setdefault(K + "task", "udpos" if "udpos" in names else names[0])
+    if state.get(K + "task") not in names:  # first visit, or a data source that does not serve it
+        state[K + "task"] = "udpos" if "udpos" in names else names[0]
     c1, c2 = st.columns(2)
     with c1:
         st.selectbox("Target task", names, key=K + "task",
                      format_func=lambda n: f"{n} — {by_name[n].kind}, {by_name[n].metric}")
         st.caption(by_name[state[K + "task"]].description)
         ui.field_error(problems, "task", "train_language")
+        if unavailable:
+            with st.expander(f"{len(unavailable)} task(s) not offered with this data source"):
+                st.markdown("\n".join(f"- **{name}**: {why}" for name, why in unavailable.items()))
     with c2:
         state.setdefault(K + "encoder", settings.encoder)
         st.text_input("Encoder", key=K + "encoder", help="embedded:e5-small, a hub id or a local folder")
@@ -132,6 +141,8 @@ def main() -> None:
     with c1:
         st.radio("Preset", sorted(presets), key=K + "preset", index=None, horizontal=True, on_change=apply_preset,
                  format_func=lambda n: f"{n} tasks", help="The 0 / 3 / 9 intermediate-task presets of the study")
+        for count, why in ui.unavailable_presets(settings.data_root, (task,)).items():
+            st.caption(f"{count} tasks: unavailable, {why}")
     with c2:
         if K + "intermediate" in state:
             state[K + "intermediate"] = [t for t in state[K + "intermediate"] if t in intermediate]

@@ -343,3 +343,63 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     os.utime(weights_file, (stamp, stamp))
     after = mean_w()
     assert before != "1.000" and after == "1.000", (before, after)
+
+
+@pytest.fixture
+def pack_cache(tmp_path, monkeypatch):
+    """No data root: the classroom pack is the source; submitted jobs run the fast stand-in engine."""
+    cache = link_built(tmp_path / "cache")
+    assert (cache / "pack" / "MANIFEST.json").is_file(), "the classroom pack is not built in cache/pack"
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
+    monkeypatch.delenv("DLFA_DATA_DIR", raising=False)
+    monkeypatch.setenv("DLFA_JOB_RUNNER", "jobs_fake_engine:run_job")
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.01")
+    return cache
+
+
+def wait_until_done(job_id: str, timeout: float = 60.0):
+    import time
+
+    from dlfa.jobs.launch import refresh
+    from dlfa.jobs.store import JobStore
+
+    store = JobStore()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        refresh(store)
+        job = store.get(job_id)
+        if not job.active:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {store.get(job_id).status} after {timeout} s")
+
+
+def test_launch_with_the_classroom_pack_opens_on_a_runnable_task_and_says_why_others_are_not(pack_cache):
+    at = page("launch.py").run()
+    no_errors(at)
+    task = at.selectbox(key="launch_task")
+    assert task.value == "pos-classroom"
+    assert [o.split(" — ")[0] for o in task.options] == ["pos-classroom", "sentiment-classroom"]
+    assert at.multiselect(key="launch_languages").value == ["de", "es"]
+    why = at.expander[0].markdown[0].value
+    assert "- **udpos**: no English training data in the classroom pack" in why
+    assert "- **sst2**: no English training data" in why
+    assert at.radio(key="launch_preset").options == ["0 tasks"]
+    assert any(c.value.startswith("3 tasks: unavailable, 3 intermediate tasks asked for, but the classroom pack")
+               and "has only 1 with English training data: sentiment-classroom" in c.value for c in at.caption)
+
+    at.button(key="launch_submit").click().run()
+    no_errors(at)
+    job_id = at.session_state["launch_submitted"]
+    job = wait_until_done(job_id)
+    assert job.status == "completed" and job.spec.task == "pos-classroom" and job.spec.eval_languages == ("de", "es")
+
+
+def test_launch_offers_udpos_first_with_a_data_root(empty_cache):
+    at = page("launch.py").run()
+    no_errors(at)
+    assert at.selectbox(key="launch_task").value == "udpos"
+    offered = [o.split(" — ")[0] for o in at.selectbox(key="launch_task").options]
+    assert {"udpos", "panx", "xnli", "pawsx"} <= set(offered) and "sst2" not in offered  # sst2: English only
+    assert "- **sst2**: an English-only task (used as an intermediate task)" in at.expander[0].markdown[0].value
