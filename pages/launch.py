@@ -38,6 +38,7 @@ def form_spec(state) -> tuple[JobSpec | None, dict[str, str]]:
         batch_size=int(state.get(K + "batch_size") or 32),
         learning_rate=float(state.get(K + "learning_rate") or 1e-4),
         probe=bool(state.get(K + "probe")),
+        tensorboard=bool(state.get(K + "tensorboard")),
         device=state.get(K + "device") or "auto",
         backend=state.get(K + "backend") or "local",
         num_processes=int(state.get(K + "nproc") or 1),
@@ -198,6 +199,8 @@ def main() -> None:
         ui.field_error(problems, "num_processes")
     with c4:
         st.text_input("Name (optional)", key=K + "name")
+    st.checkbox("Track in TensorBoard (losses, dev scores and results; open with `tensorboard --logdir cache/runs`)",
+                key=K + "tensorboard")
 
     shown = {"task", "train_language", "encoder", "eval_languages", "aggregations", "fusion_layers",
              "intermediate_tasks", "max_steps", "epochs", "batch_size", "learning_rate", "seeds",

@@ -403,3 +403,12 @@ def test_launch_offers_udpos_first_with_a_data_root(empty_cache):
     offered = [o.split(" — ")[0] for o in at.selectbox(key="launch_task").options]
     assert {"udpos", "panx", "xnli", "pawsx"} <= set(offered) and "sst2" not in offered  # sst2: English only
     assert "- **sst2**: an English-only task (used as an intermediate task)" in at.expander[0].markdown[0].value
+
+
+def test_launch_form_turns_tensorboard_tracking_on(pack_cache):
+    at = page("launch.py").run()
+    at.checkbox(key="launch_tensorboard").check().run()
+    at.button(key="launch_submit").click().run()
+    no_errors(at)
+    job = wait_until_done(at.session_state["launch_submitted"])
+    assert job.spec.tensorboard is True
