@@ -99,7 +99,8 @@ class TensorBoardCallback(Callback):
         for step, value in results.get("history", {}).get("dev", []):
             scalars.append((f"dev/{results.get('dev_metric', 'score')}", value, step))
         final_step = results.get("steps", 0)
-        values = {language: m["value"] for language, m in results.get("metrics", {}).items() if m.get("value") is not None}
+        values = {language: m["value"] for language, m in results.get("metrics", {}).items()
+                  if m.get("value") is not None}
         scalars += [(f"test/{language}", value, final_step) for language, value in values.items()]
         if values:
             scalars.append(("test/mean", sum(values.values()) / len(values), final_step))

@@ -1,7 +1,7 @@
 """Launch: build a JobSpec in a form; problems appear under their fields before anything starts."""
 import streamlit as st
 
-from dlfa import ui
+from dlfa import serving, ui
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
 from dlfa.jobs.spec import BACKENDS, DEVICES, JobSpec, parse_int_list
@@ -105,7 +105,13 @@ def main() -> None:
                 st.markdown("\n".join(f"- **{name}**: {why}" for name, why in unavailable.items()))
     with c2:
         state.setdefault(K + "encoder", settings.encoder)
-        st.text_input("Encoder", key=K + "encoder", help="embedded:e5-small, a hub id or a local folder")
+        if ui.shared():  # only the operator's encoders
+            allowed = serving.allowed_encoders()
+            if state[K + "encoder"] not in allowed:
+                state[K + "encoder"] = settings.encoder
+            st.selectbox("Encoder", allowed, key=K + "encoder")
+        else:
+            st.text_input("Encoder", key=K + "encoder", help="embedded:e5-small, a hub id or a local folder")
         ui.field_error(problems, "encoder")
 
     task = state[K + "task"]

@@ -228,7 +228,17 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     assert any("Saved mr-small.conllu" in s.value for s in at.success)
     at.button(key="byol_evaluate").click().run()
     no_errors(at)
+    job_id = at.session_state["byol_job"][0]
+    assert any(f"Evaluating in job `{job_id}`" in i.value for i in at.info)  # not in this process
+    job = wait_until_done(job_id)
+    assert job.status == "completed", job.error
+    at.run()
+    no_errors(at)
     assert at.metric and at.metric[0].label.startswith("accuracy on udpos")
+    from dlfa.uploads import evaluation_result
+
+    result = evaluation_result(job)
+    assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
 
 
 def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
@@ -412,3 +422,90 @@ def test_launch_form_turns_tensorboard_tracking_on(pack_cache):
     no_errors(at)
     job = wait_until_done(at.session_state["launch_submitted"])
     assert job.spec.tensorboard is True
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shared-server mode (dlfa.serving): DLFA_SHARED=1 stands for a server bound to the network
+
+
+@pytest.fixture
+def stop_jobs_after():
+    yield
+    from dlfa.jobs import launch
+    from dlfa.jobs.store import JobStore
+
+    for job in JobStore().list(("queued", "running")):  # no worker outlives the test
+        launch.hard_stop(job)
+
+
+def test_shared_server_byol_takes_uploads_only(empty_cache, monkeypatch):
+    local = page("byol.py").run()
+    assert local.radio(key="byol_source").options == ["upload", "path on this machine"]
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    at = page("byol.py", byol_source="path on this machine", byol_path="/etc/passwd", byol_language="de").run()
+    no_errors(at)
+    assert [r.key for r in at.radio] == [] and "byol_path" not in [t.key for t in at.text_input]
+    assert len(at.get("file_uploader")) == 1 and at.button(key="byol_save").disabled
+
+
+def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders(empty_cache, data_root, monkeypatch):
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(data_root))
+    monkeypatch.setenv("DLFA_ALLOWED_ENCODERS", "bert-base-multilingual-cased")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[ui.DATA_ROOT_KEY] = "/etc"
+    at.session_state[ui.ENCODER_KEY] = "/root/secret-model"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.key for t in at.sidebar.text_input] == []  # no free paths
+    data = at.sidebar.selectbox(key=ui.DATA_ROOT_KEY)
+    assert data.options == ["the server's data source", str(data_root.resolve())] and data.value == ""
+    encoder = at.sidebar.selectbox(key=ui.ENCODER_KEY)
+    assert encoder.options == ["embedded:e5-small", "bert-base-multilingual-cased"]
+    assert encoder.value == "embedded:e5-small"
+    assert any(c.value.startswith("Shared server:") for c in at.sidebar.caption)
+
+
+def test_shared_server_caps_the_jobs_of_a_session(pack_cache, monkeypatch, stop_jobs_after):
+    from dlfa.jobs.store import JobStore
+
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    monkeypatch.setenv("DLFA_SESSION_JOB_LIMIT", "1")
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "2")  # the first job is still running at the second submit
+    at = page("launch.py").run()
+    assert at.selectbox(key="launch_encoder").options == ["embedded:e5-small"]  # no free encoder path
+    at.button(key="launch_submit").click().run()
+    first = at.session_state["launch_submitted"]
+    at.button(key="launch_submit").click().run()
+    message = "this session has 1 queued or running job(s) and may have at most 1 on this shared server"
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    jobs = JobStore().list()
+    assert [job.id for job in jobs] == [first]
+    assert jobs[0].options["session"] == at.session_state[ui.SESSION_KEY]
+
+
+def test_shared_server_jobs_of_other_sessions_need_the_operator_password(pack_cache, monkeypatch, stop_jobs_after):
+    from dlfa.jobs.spec import JobSpec
+    from dlfa.jobs.store import JobStore
+
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    monkeypatch.setenv("DLFA_OPERATOR_PASSWORD", "s3cret")
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "2")
+    store = JobStore()
+    spec = JobSpec(task="pos-classroom", eval_languages=("de",))
+    mine = store.submit(spec, options={"session": "me"})
+    theirs = store.submit(spec, options={"session": "you"})
+    at = page("jobs.py", **{ui.SESSION_KEY: "me"}).run()
+    no_errors(at)
+    buttons = {b.key for b in at.button}
+    assert f"cancel_{mine.id}" in buttons or f"delete_{mine.id}" in buttons
+    assert not {f"cancel_{theirs.id}", f"delete_{theirs.id}", f"resume_{theirs.id}"} & buttons
+    assert any(c.value == "Another session's job" for c in at.caption)
+
+    at.text_input(key="dlfa_operator_password").input("guess").run()
+    assert any(e.value.startswith("Wrong operator password") for e in at.error)
+    at.text_input(key="dlfa_operator_password").input("s3cret").run()
+    no_errors(at)
+    buttons = {b.key for b in at.button}
+    assert f"cancel_{theirs.id}" in buttons or f"delete_{theirs.id}" in buttons
+    assert any(c.value.startswith("Operator: you may cancel") for c in at.caption)

@@ -236,7 +236,8 @@ class Rule:
 
 def whole(low: int, high: int | None = None, optional: bool = False) -> Rule:
     """A whole number in low … high (or None when optional)."""
-    says = f"a whole number {f'in {low}…{high}' if high is not None else f'≥ {low}'}" + (" or empty" if optional else "")
+    says = f"a whole number {f'in {low}…{high}' if high is not None else f'≥ {low}'}"
+    says += " or empty" if optional else ""
     return Rule(lambda v: (v is None and optional)
                 or (_is_whole(v) and v >= low and (high is None or v <= high)), says)
 
@@ -252,7 +253,8 @@ def choice(options: tuple[str, ...]) -> Rule:
 
 def flag(optional: bool = False) -> Rule:
     """True or False (or None, 'decide for me', when optional)."""
-    return Rule(lambda v: isinstance(v, bool) or (v is None and optional), "true or false" + (" or empty" if optional else ""))
+    return Rule(lambda v: isinstance(v, bool) or (v is None and optional),
+                "true or false" + (" or empty" if optional else ""))
 
 
 def text(required: bool = False, optional: bool = False) -> Rule:
