@@ -509,3 +509,14 @@ def test_shared_server_jobs_of_other_sessions_need_the_operator_password(pack_ca
     buttons = {b.key for b in at.button}
     assert f"cancel_{theirs.id}" in buttons or f"delete_{theirs.id}" in buttons
     assert any(c.value.startswith("Operator: you may cancel") for c in at.caption)
+
+
+def test_launch_refuses_a_negative_seed_next_to_its_field(empty_cache):
+    from dlfa.jobs.store import JobStore
+
+    at = page("launch.py").run()
+    at.text_input(key="launch_seeds").input("1,-1").run()
+    at.button(key="launch_submit").click().run()
+    assert at.session_state["launch_problems"] == {"seeds": "each must be a whole number in 0…4294967295, got [-1]"}
+    assert any(e.value == "each must be a whole number in 0…4294967295, got [-1]" for e in at.error)
+    assert JobStore().list() == []

@@ -41,7 +41,7 @@ def test_from_json_refuses_bad_json():
     ({"aggregations": ()}, "aggregations", "at least one of the aggregations"),
     ({"aggregations": ("dlfa", "max")}, "aggregations", "unknown aggregations max"),
     ({"fusion_layers": ()}, "fusion_layers", "need at least one fusion layer"),
-    ({"fusion_layers": (-1,)}, "fusion_layers", "must each be a whole number ≥ 0"),
+    ({"fusion_layers": (-1,)}, "fusion_layers", "each must be a whole number ≥ 0"),
     ({"seeds": ()}, "seeds", "at least one of the seeds"),
     ({"batch_size": 0}, "batch_size", "whole number ≥ 1"),
     ({"gradient_accumulation": 1.5}, "gradient_accumulation", "whole number ≥ 1"),
@@ -147,7 +147,7 @@ def test_every_field_has_a_validation_rule():
 
 
 @pytest.mark.parametrize("changes, field, message", [
-    ({"seeds": (-5,)}, "seeds", "seeds must each be a whole number in 0…4294967295, got [-5]"),
+    ({"seeds": (-5,)}, "seeds", "each must be a whole number in 0…4294967295, got [-5]"),
     ({"seeds": (2**32,)}, "seeds", "got [4294967296]"),
     ({"seeds": (1.5,)}, "seeds", "got [1.5]"),
     ({"learning_rate": "0.1"}, "learning_rate", "must be a number between 0 and 1, got '0.1'"),
@@ -175,9 +175,9 @@ def test_a_string_for_a_list_field_is_not_split_into_letters():
 
 
 @pytest.mark.parametrize("flags, spec_fields, message", [
-    (["--seed", "-5"], {}, "seeds: seeds must each be a whole number in 0…4294967295, got [-5]"),
+    (["--seed", "-5"], {}, "seeds: each must be a whole number in 0…4294967295, got [-5]"),
     (["--seed", str(2**32)], {}, "got [4294967296]"),
-    ([], {"seeds": [1.5]}, "seeds must each be a whole number"),
+    ([], {"seeds": [1.5]}, "seeds: each must be a whole number"),
     ([], {"learning_rate": "fast"}, "learning_rate: must be a number between 0 and 1, got 'fast'"),
     ([], {"max_steps": "ten"}, "max_steps: must be a whole number ≥ 1 or empty, got 'ten'"),
     ([], {"eval_languages": "de"}, "eval_languages: must be a list of target languages, got 'de'"),
@@ -202,3 +202,27 @@ def test_run_job_refuses_a_bad_spec_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="invalid job spec: max_grad_norm: must be a number ≥ 0"):
         run_job(replace(BASE, max_grad_norm=-1.0), tmp_path / "job")
     assert not (tmp_path / "job").exists()
+
+
+def test_worker_fails_a_stored_bad_spec_with_one_line_before_writing(tmp_path, monkeypatch):
+    """A spec that reached the store unchecked (an older version, a hand edit) fails in the worker, not in a
+    traceback halfway through a run."""
+    import sqlite3
+
+    from dlfa.jobs.store import JobStore
+    from dlfa.jobs.worker import run_worker
+
+    monkeypatch.delenv("DLFA_JOB_RUNNER", raising=False)
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
+    store = JobStore(tmp_path / "jobs.sqlite")
+    job = store.submit(BASE)
+    bad = json.loads(BASE.to_json()) | {"seeds": [-5], "learning_rate": "fast"}
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE jobs SET spec = ? WHERE id = ?", (json.dumps(bad), job.id))
+    assert store.claim_job(job.id)
+    assert run_worker(job.id, store) == 1
+    failed = store.get(job.id)
+    assert failed.status == "failed"
+    assert failed.error == ("invalid job spec: seeds: each must be a whole number in 0…4294967295, got [-5]; "
+                            "learning_rate: must be a number between 0 and 1, got 'fast'")
+    assert sorted(p.name for p in failed.out_dir.iterdir()) == ["worker.log"]

@@ -272,7 +272,7 @@ def many(item: Rule, what: str, at_least: int = 0, known: tuple[str, ...] = ()) 
             return f"choose at least {'one' if at_least == 1 else at_least} of the {what}"
         bad = [v for v in value if item(v)]
         if bad:
-            return f"{what} must each be {item.says}, got {bad}"
+            return f"each must be {item.says}, got {bad}"
         unknown = [v for v in value if known and v not in known]
         if unknown:
             return f"unknown {what} {', '.join(map(str, unknown))}: choose from {', '.join(known)}"
