@@ -41,10 +41,9 @@ def shared_mode(address: str | None) -> bool:
 
 def allowed_data_roots() -> list[str]:
     """The data roots a shared server offers: "" (the server's own source: $DLFA_DATA_DIR, else the classroom
-    pack, else the hub) and the operator's folders, resolved."""
-    configured = [str(Path(p).expanduser().resolve()) for p in
-                  os.environ.get(ALLOWED_DATA_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
-    return ["", *dict.fromkeys(configured)]
+    pack, else the hub), $DLFA_DATA_DIR itself and the operator's folders, resolved."""
+    folders = [os.environ.get("DLFA_DATA_DIR", ""), *os.environ.get(ALLOWED_DATA_ROOTS_ENV, "").split(os.pathsep)]
+    return ["", *dict.fromkeys(str(Path(p).expanduser().resolve()) for p in folders if p.strip())]
 
 
 def allowed_encoders() -> list[str]:

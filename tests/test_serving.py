@@ -11,7 +11,7 @@ from dlfa.jobs.spec import JobSpec
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     for name in (serving.SHARED_ENV, serving.ALLOWED_DATA_ROOTS_ENV, serving.ALLOWED_ENCODERS_ENV,
-                 serving.SESSION_JOB_LIMIT_ENV, serving.OPERATOR_PASSWORD_ENV):
+                 serving.SESSION_JOB_LIMIT_ENV, serving.OPERATOR_PASSWORD_ENV, "DLFA_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -39,6 +39,11 @@ def test_only_the_operators_data_roots_and_encoders(monkeypatch, tmp_path):
     serving.check_allowed(spec)
     serving.check_allowed(JobSpec(task="udpos", eval_languages=("de",), data_root=str(allowed / "."),
                                   encoder="xlm-roberta-base"))
+    with pytest.raises(ConfigError, match="data root /etc is not offered on this shared server"):
+        serving.check_allowed(JobSpec(task="udpos", eval_languages=("de",), data_root="/etc"))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(tmp_path))  # the server's own data root (the demo names it)
+    assert serving.allowed_data_roots() == ["", str(tmp_path), str(allowed), str(tmp_path / "more")]
+    serving.check_allowed(JobSpec(task="udpos", eval_languages=("de",), data_root=str(tmp_path)))
     with pytest.raises(ConfigError, match="data root /etc is not offered on this shared server"):
         serving.check_allowed(JobSpec(task="udpos", eval_languages=("de",), data_root="/etc"))
     with pytest.raises(ConfigError, match="encoder /root/model is not offered .* choose one of embedded:e5-small, "):
