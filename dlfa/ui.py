@@ -253,12 +253,16 @@ def task_infos() -> list:
 
 def why_not_runnable(task, data_root: str | None) -> str:
     """'' when the source can train `task` (a TaskInfo) as a target task (English training data and at least one
-    other language with test data), else the reason, e.g. 'no English training data in the classroom pack …'."""
+    other language with test data), else the reason, e.g. 'no English training data in the classroom pack …'.
+    The hub is not probed (counting loads every split): its target tasks count as runnable."""
     try:
+        source = resolve_source(data_root)
+        if source.kind == "hub":
+            return "an English-only task (used as an intermediate task)" if task.intermediate else ""
         languages = task_languages_now(task.name, data_root)
-        where = resolve_source(data_root).describe()
     except DlfaError as exc:
         return str(exc)
+    where = source.describe()
     if "train" not in languages.get("en", {}):
         return f"no English training data in {where}"
     if not any("test" in splits for code, splits in languages.items() if code != "en"):

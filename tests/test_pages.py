@@ -520,3 +520,14 @@ def test_launch_refuses_a_negative_seed_next_to_its_field(empty_cache):
     assert at.session_state["launch_problems"] == {"seeds": "each must be a whole number in 0…4294967295, got [-1]"}
     assert any(e.value == "each must be a whole number in 0…4294967295, got [-1]" for e in at.error)
     assert JobStore().list() == []
+
+
+def test_launch_tasks_from_the_hub_are_not_probed(monkeypatch):
+    """Counting the hub's examples loads every split: its target tasks are offered without a look."""
+    from dlfa.tasks.registry import DataSource
+
+    monkeypatch.setattr(ui, "resolve_source", lambda data_root: DataSource.hub())
+    monkeypatch.setattr(ui, "task_languages_now", lambda *a: pytest.fail("the hub was probed"))
+    runnable, unavailable = ui.target_tasks(None)
+    assert {"udpos", "panx", "xnli", "pawsx"} <= {t.name for t in runnable}
+    assert unavailable["sst2"] == "an English-only task (used as an intermediate task)"
