@@ -75,28 +75,37 @@ def evaluate_section(uploads) -> None:
     if st.button("Evaluate", type="primary", key="byol_evaluate", icon=":material/play_arrow:"):
         job = ui.evaluate_upload_in_job(unit, upload)
         st.session_state["byol_job"] = (job.id, ui.unit_label(unit), upload_label(upload))
-    if st.session_state.get("byol_job"):
-        evaluation_view(uploads, units)
+    if not st.session_state.get("byol_job"):
+        return
+    job = ui.store().get(st.session_state["byol_job"][0])
+    if job.active:
+        evaluation_progress(job.id)
+    else:
+        evaluation_view(uploads, units, job)
 
 
 @st.fragment(run_every=1)
 @ui.guarded
-def evaluation_view(uploads, units) -> None:
-    """The evaluation job's state, then its result (refreshed every second until it ends)."""
+def evaluation_progress(job_id: str) -> None:
+    """The evaluation job's state, refreshed every second; the page reruns to show the result once it ends."""
     from dlfa.jobs.launch import refresh
 
-    job_id, label, file_label = st.session_state["byol_job"]
     refresh(ui.store())
     job = ui.store().get(job_id)
+    if not job.active:
+        st.rerun()
+    st.info(f"Evaluating in job `{job_id}` ({job.status}, inference only)…", icon=":material/hourglass_top:")
+
+
+def evaluation_view(uploads, units, job) -> None:
+    """The finished evaluation job's result next to the run's own languages (or why there is none)."""
+    _, label, file_label = st.session_state["byol_job"]
     if job.status == "failed":
         st.error(f"The evaluation failed: {job.error}")
         return
-    if job.active:
-        st.info(f"Evaluating in job `{job_id}` ({job.status}, inference only)…", icon=":material/hourglass_top:")
-        return
     r = uploads.evaluation_result(job)
     if r is None:
-        st.warning(f"Job `{job_id}` ended ({job.status}) without a result.")
+        st.warning(f"Job `{job.id}` ended ({job.status}) without a result.")
         return
     st.metric(f"{r['metric']} on {file_label}", f"{r['value']:.2f}",
               f"95% CI [{r['ci_low']:.2f}, {r['ci_high']:.2f}] · n = {r['n']}" if r.get("ci_low") is not None else None,
