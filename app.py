@@ -13,20 +13,36 @@ navigation = st.navigation([st.Page(path, title=title, icon=icon, default=path =
 ui.init_settings()
 
 
+def shared_source_choices() -> None:
+    """On a shared server: data roots and encoders only from the operator's lists (dlfa.serving)."""
+    from dlfa import serving
+
+    st.caption("Shared server: data and encoders from the operator's lists, uploads only, a few jobs per session.")
+    for key, options, label in ((ui.DATA_ROOT_KEY, serving.allowed_data_roots(), "Data"),
+                                (ui.ENCODER_KEY, serving.allowed_encoders(), "Encoder")):
+        if st.session_state.get(key) not in options:
+            st.session_state[key] = options[0]
+        st.selectbox(label, options, key=key, format_func=lambda o: o or "the server's data source")
+
+
 def sidebar() -> None:
     with st.sidebar:
         st.subheader("Settings")
-        st.text_input("Data root", key=ui.DATA_ROOT_KEY, placeholder="empty: classroom pack, else the hub",
-                      help="A folder with the labeled data (default: $DLFA_DATA_DIR). Empty: the offline classroom "
-                           "pack if it is built, else the Hugging Face hub.")
+        if ui.shared():
+            shared_source_choices()
+        else:
+            st.text_input("Data root", key=ui.DATA_ROOT_KEY, placeholder="empty: classroom pack, else the hub",
+                          help="A folder with the labeled data (default: $DLFA_DATA_DIR). Empty: the offline "
+                               "classroom pack if it is built, else the Hugging Face hub.")
         try:
             kind, where = ui.source_label(ui.settings().data_root)
             st.caption(f"Data source in use: **{kind}** — {where}")
         except DlfaError as exc:  # an unreadable data root
             st.error(str(exc))
-        st.text_input("Encoder", key=ui.ENCODER_KEY,
-                      help="embedded:e5-small (offline), a Hugging Face hub id such as bert-base-multilingual-cased, "
-                           "or a local model folder")
+        if not ui.shared():
+            st.text_input("Encoder", key=ui.ENCODER_KEY,
+                          help="embedded:e5-small (offline), a Hugging Face hub id such as "
+                               "bert-base-multilingual-cased, or a local model folder")
         try:
             info = ui.check_encoder(ui.settings().encoder)
             if info is None:

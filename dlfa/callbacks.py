@@ -64,3 +64,64 @@ class CallbackList(Callback):
 
     def should_stop(self) -> bool:
         return any(callback.should_stop() for callback in self.callbacks)
+
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+class TensorBoardCallback(Callback):
+    """Experiment tracking: each unit's training losses (live), English dev scores and per-language test
+    results as TensorBoard events under `<job folder>/tensorboard/<unit>/`, so `tensorboard --logdir cache/runs`
+    shows every job's runs side by side; the same values go to MLflow when it is installed and a run is active
+    or MLFLOW_TRACKING_URI is set. Tags: `loss/<stage>` (per step), `dev/<metric>` (per step), `test/<language>`
+    and `test/mean` (at the target stage's last step)."""
+
+    def __init__(self, job_dir):
+        from pathlib import Path
+
+        self.root = Path(job_dir) / TENSORBOARD_DIR
+        self.writers: dict = {}
+
+    def writer(self, unit_name: str):
+        from torch.utils.tensorboard import SummaryWriter  # needs the `tensorboard` package
+
+        if unit_name not in self.writers:
+            self.writers[unit_name] = SummaryWriter(str(self.root / unit_name))
+        return self.writers[unit_name]
+
+    def on_progress(self, progress: Progress) -> None:
+        if progress.loss is not None and progress.stage != "eval":
+            self.writer(progress.unit_name).add_scalar(f"loss/{progress.stage}", progress.loss, progress.step)
+
+    def on_unit_end(self, unit_name: str, results: dict) -> None:
+        writer = self.writer(unit_name)
+        scalars = []
+        for step, value in results.get("history", {}).get("dev", []):
+            scalars.append((f"dev/{results.get('dev_metric', 'score')}", value, step))
+        final_step = results.get("steps", 0)
+        values = {language: m["value"] for language, m in results.get("metrics", {}).items()
+                  if m.get("value") is not None}
+        scalars += [(f"test/{language}", value, final_step) for language, value in values.items()]
+        if values:
+            scalars.append(("test/mean", sum(values.values()) / len(values), final_step))
+        for tag, value, step in scalars:
+            writer.add_scalar(tag, value, step)
+        writer.flush()
+        _log_to_mlflow(unit_name, scalars)
+        writer.close()
+        del self.writers[unit_name]
+
+
+def _log_to_mlflow(unit_name: str, scalars: list[tuple[str, float, int]]) -> None:
+    """The unit's dev and test values as an MLflow run, when MLflow is installed and configured."""
+    import os
+
+    try:
+        import mlflow
+    except ImportError:
+        return
+    if not (os.environ.get("MLFLOW_TRACKING_URI") or mlflow.active_run()):
+        return
+    with mlflow.start_run(run_name=unit_name, nested=mlflow.active_run() is not None):
+        for tag, value, step in scalars:
+            mlflow.log_metric(tag.replace("/", "_"), value, step=step)

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlfa.callbacks import Callback, CallbackList, Progress
+from dlfa.callbacks import Callback, CallbackList, Progress, TensorBoardCallback
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.evaluate import autocast, evaluate_dataset, predict_dataset, to_device
 from dlfa.jobs.spec import JobSpec
@@ -867,8 +867,9 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
     """Train and evaluate every unit of `spec` into out_dir/<unit_name>/; write and return out_dir/results.json
     content: {"spec", "status", "metrics", "runs", ["grid"]}. Completed units are skipped and interrupted
     ones resumed unless resume=False. Only rank 0 writes files and returns the full results."""
+    spec.validate(check_data=False, check_encoder=False)  # a bad field fails here, before anything is written
     out_dir = Path(out_dir)
-    callbacks = CallbackList(list(callbacks))
+    callbacks = CallbackList([*callbacks, *([TensorBoardCallback(out_dir)] if spec.tensorboard else [])])
     runtime = setup_runtime(spec)
     units = spec.units()
     runs: list[dict] = []

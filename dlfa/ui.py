@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ from typing import Callable
 import pandas as pd
 import streamlit as st
 
+from dlfa import serving
 from dlfa.encoders import DEFAULT_ENCODER
 from dlfa.errors import DlfaError
 from dlfa.paths import cache_dir
@@ -91,6 +93,56 @@ def field_error(problems: dict[str, str], *names: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Shared-server mode (dlfa.serving): on when the server is reachable from other machines
+
+SESSION_KEY = "dlfa_session_id"
+OPERATOR_KEY = "dlfa_operator"
+
+
+def shared() -> bool:
+    """Whether this server is shared (not bound to localhost only, or DLFA_SHARED=1)."""
+    from streamlit import config
+
+    return serving.shared_mode(config.get_option("server.address"))
+
+
+def session_id() -> str:
+    """This browser session's id, recorded with the jobs it submits."""
+    return st.session_state.setdefault(SESSION_KEY, secrets.token_hex(8))
+
+
+def may_control(job) -> bool:
+    """Whether this session may cancel, resume or delete a job (always, unless the server is shared)."""
+    return not shared() or serving.may_control(job, session_id(), bool(st.session_state.get(OPERATOR_KEY)))
+
+
+def check_capacity(adding: int = 1) -> None:
+    """On a shared server: DlfaError when `adding` more jobs would pass this session's limit."""
+    if shared():
+        serving.check_session_capacity(store().list(), session_id(), adding)
+
+
+def operator_login() -> None:
+    """On a shared server: a password field that lets the operator control every job in this session."""
+    if not shared():
+        return
+    if st.session_state.get(OPERATOR_KEY):
+        st.caption("Operator: you may cancel, resume and delete every job.")
+        return
+
+    def check() -> None:
+        given = st.session_state.pop("dlfa_operator_password", "")
+        st.session_state[OPERATOR_KEY] = serving.operator_password_matches(given)
+        if not st.session_state[OPERATOR_KEY]:
+            st.session_state["dlfa_operator_refused"] = True
+
+    st.text_input("Operator password (to control other sessions' jobs)", type="password",
+                  key="dlfa_operator_password", on_change=check)
+    if st.session_state.pop("dlfa_operator_refused", False):
+        st.error("Wrong operator password (or none is set on this server: DLFA_OPERATOR_PASSWORD).")
+
+
+# ----------------------------------------------------------------------------------------------------
 # Sidebar settings
 
 
@@ -106,17 +158,21 @@ def default_data_root() -> str:
 
 
 def settings() -> Settings:
-    """The sidebar settings (defaults when a page runs without app.py, e.g. in AppTest)."""
+    """The sidebar settings (defaults when a page runs without app.py, e.g. in AppTest). On a shared server a data
+    root or encoder the operator did not allow is replaced by the default."""
     state = st.session_state
     root = (state.get(DATA_ROOT_KEY, default_data_root()) or "").strip()
     encoder = (state.get(ENCODER_KEY, DEFAULT_ENCODER) or "").strip() or DEFAULT_ENCODER
     device = state.get(DEVICE_KEY, "auto")
+    if shared():
+        root = root if root and str(Path(root).expanduser().resolve()) in serving.allowed_data_roots() else ""
+        encoder = encoder if encoder in serving.allowed_encoders() else DEFAULT_ENCODER
     return Settings(data_root=root or None, encoder=encoder, device=device if device in DEVICE_CHOICES else "auto")
 
 
 def init_settings() -> None:
     """Seed the sidebar's session_state keys once, so that they survive page switches."""
-    st.session_state.setdefault(DATA_ROOT_KEY, default_data_root())
+    st.session_state.setdefault(DATA_ROOT_KEY, "" if shared() else default_data_root())
     st.session_state.setdefault(ENCODER_KEY, DEFAULT_ENCODER)
     st.session_state.setdefault(DEVICE_KEY, "auto")
     # Widget state is dropped when a widget is not rendered; re-assigning keeps it across pages.
@@ -139,8 +195,9 @@ def source_label(data_root: str | None) -> tuple[str, str]:
 
 
 @st.cache_data(show_spinner=False, ttl=600)
-def encoder_summary(spec: str, _cache: str = "") -> dict:
-    """encoder_info as a dict (cached); raises DlfaError with a readable message."""
+def encoder_summary(spec: str, cache_folder: str = "") -> dict:
+    """encoder_info as a dict (cached per spec and cache folder: no parameter starts with "_", which
+    st.cache_* would leave out of the key); raises DlfaError with a readable message."""
     from dlfa.encoders import encoder_info
 
     return encoder_info(spec).to_dict()
@@ -177,7 +234,7 @@ def gpu_info() -> dict:
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def task_languages(task: str, data_root: str | None, _cache: str = "") -> dict[str, dict[str, int]]:
+def task_languages(task: str, data_root: str | None, cache_folder: str = "") -> dict[str, dict[str, int]]:
     """language -> split -> count for a task in the data source of `data_root` (cached)."""
     from dlfa.tasks.registry import available_languages
 
@@ -192,6 +249,38 @@ def task_infos() -> list:
     from dlfa.tasks.registry import list_tasks
 
     return list_tasks()
+
+
+def why_not_runnable(task, data_root: str | None) -> str:
+    """'' when the source can train `task` (a TaskInfo) as a target task (English training data and at least one
+    other language with test data), else the reason, e.g. 'no English training data in the classroom pack …'.
+    The hub is not probed (counting loads every split): its target tasks count as runnable."""
+    try:
+        source = resolve_source(data_root)
+        if source.kind == "hub":
+            return "an English-only task (used as an intermediate task)" if task.intermediate else ""
+        languages = task_languages_now(task.name, data_root)
+    except DlfaError as exc:
+        return str(exc)
+    where = source.describe()
+    if "train" not in languages.get("en", {}):
+        return f"no English training data in {where}"
+    if not any("test" in splits for code, splits in languages.items() if code != "en"):
+        return ("an English-only task (used as an intermediate task)" if task.intermediate
+                else f"no target language with test data in {where}")
+    return ""
+
+
+def target_tasks(data_root: str | None) -> tuple[list, dict[str, str]]:
+    """(the TaskInfos the source can train and evaluate as they stand, {other task: why not})."""
+    runnable, unavailable = [], {}
+    for task in task_infos():
+        reason = why_not_runnable(task, data_root)
+        if reason:
+            unavailable[task.name] = reason
+        else:
+            runnable.append(task)
+    return runnable, unavailable
 
 
 def language_name(code: str) -> str:
@@ -362,8 +451,9 @@ def inference_device() -> str:
 
 
 @st.cache_resource(show_spinner="Loading the run's model…", max_entries=4)
-def _load_model(model_dir: str, device: str, _stamp: float):
-    """A saved DlfaModel on `device` with its tokenizer. The encoder is copied from the cached one of its spec
+def _load_model(model_dir: str, device: str, stamp: float):
+    """A saved DlfaModel on `device` with its tokenizer, cached per (folder, device, stamp: when the weights were
+    written), so a run retrained in place is loaded again. The encoder is copied from the cached one of its spec
     (reading a model folder and its tokenizer from disk costs far more than a copy in memory)."""
     import copy
 
@@ -559,14 +649,30 @@ def recorded_layer_analyses() -> dict[str, dict]:
 
 
 def submit(spec):
-    """Submit a JobSpec through dlfa.jobs.launch.submit on this app's store; returns the Job."""
+    """Submit a JobSpec through dlfa.jobs.launch.submit on this app's store, recording this session with it;
+    returns the Job. On a shared server only allowed data roots and encoders, within the session's job limit."""
     from dlfa.jobs.launch import submit as launch_submit
 
-    return launch_submit(spec, store())
+    if shared():
+        serving.check_allowed(spec)
+    check_capacity()
+    return launch_submit(spec, store(), options={serving.SESSION_OPTION: session_id()})
+
+
+def evaluate_upload_in_job(unit: Unit, upload, bootstrap_samples: int = 500):
+    """Start a job that evaluates a unit on an uploaded set (inference outside the app's process; it starts at
+    once, beside a training job, as uploads are capped in size); returns the Job."""
+    from dlfa.jobs.launch import launch
+    from dlfa.uploads import evaluation_options, evaluation_spec
+
+    check_capacity()
+    options = {**evaluation_options(unit.folder, upload, bootstrap_samples), serving.SESSION_OPTION: session_id()}
+    job = store().submit(evaluation_spec(unit.folder, upload), options=options)
+    return launch(job, store())
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], _cache: str) -> dict[int, tuple[str, ...]]:
+def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], cache_folder: str) -> dict[int, tuple | str]:
     from dlfa.study import INTERMEDIATE_PRESETS, preset_for
 
     source = resolve_source(data_root)
@@ -574,18 +680,25 @@ def _intermediate_presets(data_root: str | None, exclude: tuple[str, ...], _cach
     for count in INTERMEDIATE_PRESETS:
         try:
             presets[count] = tuple(preset_for(count, source, exclude))
-        except DlfaError:
-            continue  # not enough intermediate tasks with English data in this source
+        except DlfaError as exc:
+            presets[count] = str(exc)  # not enough intermediate tasks with English data in this source
     return presets
 
 
 def intermediate_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -> dict[int, tuple[str, ...]]:
     """{count: intermediate tasks} presets (0 / 3 / 9) of dlfa.study available in the source (cached)."""
-    return _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+    found = _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+    return {count: tasks for count, tasks in found.items() if isinstance(tasks, tuple)}
+
+
+def unavailable_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -> dict[int, str]:
+    """{count: why the source cannot serve it} for the presets `intermediate_presets` leaves out."""
+    found = _intermediate_presets(data_root, tuple(exclude), str(cache_dir()))
+    return {count: reason for count, reason in found.items() if isinstance(reason, str)}
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def _intermediate_tasks(data_root: str | None, _cache: str) -> list[str]:
+def _intermediate_tasks(data_root: str | None, cache_folder: str) -> list[str]:
     from dlfa.study import available_intermediate_tasks
 
     return list(available_intermediate_tasks(resolve_source(data_root)))

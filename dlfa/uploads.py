@@ -1,4 +1,6 @@
-"""Bring your own language: upload a labeled test set for a task and evaluate a trained run on it.
+"""Bring your own language: upload a labeled test set for a task and evaluate a trained run on it (in a job of
+the job store, not in the app's process: `evaluation_options` marks such a job, the worker runs it with
+`evaluation_runner`).
 
 An upload is stored as `cache/uploads/<task>/<language>/<sanitized name>` with a sidecar `.<name>.json`
 ({"task", "language", "filename", "n_examples"}). It is parsed with the registry's readers, chosen by the task's
@@ -27,6 +29,13 @@ from dlfa.tasks import readers
 from dlfa.tasks.base import Example, TaskInfo
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+EVALUATION_OPTION = "evaluate_upload"  # the job option that makes a job an upload evaluation
+EVALUATION_FILE = "upload_evaluation.json"  # its result, in the job's folder
+# Caps that keep one upload from stalling the app (a one-line 15 MB file took 67 s and 2.7 GB to evaluate):
+# checked at upload time, the line length before parsing.
+MAX_LINE_BYTES = 10_000
+MAX_WORDS_PER_EXAMPLE = 300  # words of a sentence (token tasks) or of text + text_pair
+MAX_EXAMPLES = 20_000
 EXTENSIONS = {
     "token": (".conllu", ".tsv", ".txt", ".conll"),
     "pair": (".tsv", ".txt", ".jsonl"),
@@ -89,6 +98,26 @@ def _read(path: Path, info: TaskInfo, language: str) -> list[Example]:
     return readers.read_tsv(path, fmt, labels=info.labels)
 
 
+def _check_line_lengths(data: bytes, name: str) -> None:
+    """DataError naming the first line longer than MAX_LINE_BYTES (before any parsing)."""
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise DataError(f"the line has {len(line):,} bytes; lines are limited to {MAX_LINE_BYTES:,} bytes "
+                            "(one sentence or one token per line)", name, number)
+
+
+def _check_sizes(examples: list[Example], name: str) -> None:
+    """DataError when the file holds too many examples or an example with too many words."""
+    if len(examples) > MAX_EXAMPLES:
+        raise DataError(f"the file holds {len(examples):,} examples; uploads are limited to {MAX_EXAMPLES:,}", name)
+    for example in examples:
+        words = len(example.words) or len(example.text.split()) + len((example.text_pair or "").split())
+        if words > MAX_WORDS_PER_EXAMPLE:
+            line = example.source.rpartition(":")[2]
+            raise DataError(f"an example has {words:,} words; uploads are limited to {MAX_WORDS_PER_EXAMPLE} words "
+                            "per sentence (or sentence pair)", name, int(line) if line.isdigit() else None)
+
+
 def _reason(exc: DataError) -> str:
     """A DataError's message without its "path:line: " prefix."""
     text = str(exc)
@@ -113,6 +142,7 @@ def save_upload(filename: str, data: bytes, task: str, language: str) -> Uploade
     if len(data) > MAX_UPLOAD_BYTES:
         raise DataError(f"the file has {len(data) / 2**20:.1f} MB; uploads are limited to "
                         f"{MAX_UPLOAD_BYTES // 2**20} MB", name)
+    _check_line_lengths(data, name)
     folder = uploads_dir() / info.name / language
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
@@ -121,6 +151,7 @@ def save_upload(filename: str, data: bytes, task: str, language: str) -> Uploade
     staging = Path(handle.name)
     try:
         examples = _read(staging, info, language)
+        _check_sizes(examples, name)
         os.replace(staging, path)
     except DataError as exc:
         raise DataError(_reason(exc), name, exc.line) from None
@@ -199,3 +230,57 @@ def _saved_heads(config_path: Path) -> dict:
         return json.loads(config_path.read_text(encoding="utf-8"))["heads"]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{config_path.parent} holds no saved model: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation as a job
+
+
+def evaluation_spec(run_unit_dir: str | Path, upload: UploadedSet):
+    """The JobSpec recorded with an upload evaluation: the unit's own spec, evaluated on the upload's language."""
+    from dataclasses import replace
+
+    from dlfa.jobs.spec import JobSpec
+    from dlfa.train import RESULTS_FILE
+
+    unit = Path(run_unit_dir)
+    try:
+        spec = JobSpec.from_dict(json.loads((unit / RESULTS_FILE).read_text(encoding="utf-8"))["spec"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{unit} holds no readable results of a finished run: {exc}") from exc
+    return replace(spec, eval_languages=(upload.language,), backend="local", num_processes=1, tensorboard=False,
+                   name=f"evaluate {upload.name} with {unit.name}")
+
+
+def evaluation_options(run_unit_dir: str | Path, upload: UploadedSet, bootstrap_samples: int = 1000) -> dict:
+    """The job options that make the worker evaluate a unit on an upload (see `evaluation_runner`)."""
+    return {EVALUATION_OPTION: {"unit_dir": str(Path(run_unit_dir).resolve()), **upload.to_dict(),
+                                "bootstrap_samples": bootstrap_samples}}
+
+
+def evaluation_runner(request: dict):
+    """A runner with run_job's signature for the worker: evaluates the request's unit on its upload and writes
+    the result (`evaluate_upload`'s dict) to <job folder>/upload_evaluation.json."""
+    from dlfa.callbacks import CallbackList, Progress
+    from dlfa.train import write_json
+
+    def run(spec, out_dir, callbacks=(), resume=True) -> dict:
+        callbacks = CallbackList(list(callbacks))
+        upload = UploadedSet(request["task"], request["language"], Path(request["path"]), request["n_examples"])
+        callbacks.on_log(f"evaluating {request['unit_dir']} on {upload.path}")
+        result = evaluate_upload(request["unit_dir"], upload, bootstrap_samples=request["bootstrap_samples"])
+        write_json(Path(out_dir) / EVALUATION_FILE, result)
+        callbacks.on_progress(Progress(1, 1, Path(request["unit_dir"]).name, "eval", 1, 1, None, 1.0))
+        return {"status": "complete"}
+
+    return run
+
+
+def evaluation_result(job) -> dict | None:
+    """The result an upload evaluation job wrote (None before it finished)."""
+    try:
+        return json.loads((job.out_dir / EVALUATION_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the evaluation result: {exc}", str(job.out_dir / EVALUATION_FILE)) from exc

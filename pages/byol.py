@@ -1,5 +1,5 @@
-"""Bring your own language: upload (or point to) a labeled evaluation file in a new language, then evaluate a
-finished run on it (inference in this process, a few seconds for small files)."""
+"""Bring your own language: upload (or, on a local server, point to) a labeled evaluation file in a new language,
+then evaluate a finished run on it (inference in a job, outside the app's process)."""
 from pathlib import Path
 
 import pandas as pd
@@ -24,7 +24,9 @@ def save_section(uploads) -> None:
     language = c2.text_input("Language code (ISO 639, e.g. fo, gsw, yue)", key="byol_language").strip()
     limit_mb = uploads.MAX_UPLOAD_BYTES / 2**20
     st.caption(f"Format for {task}: {FORMATS[infos[task].kind]}. Tags and labels must be the task's.")
-    source = st.radio("From", ["upload", "path on this machine"], key="byol_source", horizontal=True)
+    # a shared server reads no server paths for the browser: uploads only
+    source = "upload" if ui.shared() else st.radio("From", ["upload", "path on this machine"], key="byol_source",
+                                                   horizontal=True)
     name, data = None, None
     if source == "upload":
         file = st.file_uploader(f"Evaluation file (≤ {limit_mb:.0f} MB)", key="byol_file")
@@ -71,13 +73,40 @@ def evaluate_section(uploads) -> None:
         return
     unit = ui.unit_picker("Run to evaluate", units, key="byol_unit")
     if st.button("Evaluate", type="primary", key="byol_evaluate", icon=":material/play_arrow:"):
-        with st.spinner("Evaluating (inference only)…"):
-            result = uploads.evaluate_upload(unit.folder, upload, bootstrap_samples=500)
-        st.session_state["byol_result"] = (ui.unit_label(unit), upload_label(upload), result)
-    shown = st.session_state.get("byol_result")
-    if not shown:
+        job = ui.evaluate_upload_in_job(unit, upload)
+        st.session_state["byol_job"] = (job.id, ui.unit_label(unit), upload_label(upload))
+    if not st.session_state.get("byol_job"):
         return
-    label, file_label, r = shown
+    job = ui.store().get(st.session_state["byol_job"][0])
+    if job.active:
+        evaluation_progress(job.id)
+    else:
+        evaluation_view(uploads, units, job)
+
+
+@st.fragment(run_every=1)
+@ui.guarded
+def evaluation_progress(job_id: str) -> None:
+    """The evaluation job's state, refreshed every second; the page reruns to show the result once it ends."""
+    from dlfa.jobs.launch import refresh
+
+    refresh(ui.store())
+    job = ui.store().get(job_id)
+    if not job.active:
+        st.rerun()
+    st.info(f"Evaluating in job `{job_id}` ({job.status}, inference only)…", icon=":material/hourglass_top:")
+
+
+def evaluation_view(uploads, units, job) -> None:
+    """The finished evaluation job's result next to the run's own languages (or why there is none)."""
+    _, label, file_label = st.session_state["byol_job"]
+    if job.status == "failed":
+        st.error(f"The evaluation failed: {job.error}")
+        return
+    r = uploads.evaluation_result(job)
+    if r is None:
+        st.warning(f"Job `{job.id}` ended ({job.status}) without a result.")
+        return
     st.metric(f"{r['metric']} on {file_label}", f"{r['value']:.2f}",
               f"95% CI [{r['ci_low']:.2f}, {r['ci_high']:.2f}] · n = {r['n']}" if r.get("ci_low") is not None else None,
               delta_color="off", delta_arrow="off")

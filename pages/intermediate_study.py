@@ -49,6 +49,7 @@ def launch_section(study) -> None:
             for name, message in found.items():
                 st.error(f"{count} tasks · {name}: {message}")
         return
+    ui.check_capacity(len(specs))
     submitted = {}
     for count, spec in specs.items():
         submitted[count] = ui.submit(spec).id

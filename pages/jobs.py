@@ -9,9 +9,20 @@ STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew
                 "cancelled": ":material/cancel:", "stopped": ":material/pause_circle:"}
 
 
+def refused(job_id: str) -> bool:
+    """True (with a message) when this session may not control the job: a shared server's other session's job."""
+    if ui.may_control(ui.store().get(job_id)):
+        return False
+    st.session_state["jobs_message"] = ("error", f"Job {job_id} was submitted by another session: only that session "
+                                                 "or the operator may cancel, resume or delete it.")
+    return True
+
+
 def cancel(job_id: str) -> None:
     from dlfa.jobs.launch import cancel as launch_cancel
 
+    if refused(job_id):
+        return
     try:
         launch_cancel(job_id, ui.store(), wait=False)  # never block: refresh() stops it after the grace period
         st.session_state["jobs_message"] = ("info", f"Cancel requested for {job_id}: it stops at its next step.")
@@ -22,6 +33,8 @@ def cancel(job_id: str) -> None:
 def resume(job_id: str) -> None:
     from dlfa.jobs.launch import resume as launch_resume
 
+    if refused(job_id):
+        return
     try:
         launch_resume(job_id, ui.store())
         st.session_state["jobs_message"] = ("info", f"Job {job_id} re-queued: it resumes from its last checkpoint.")
@@ -33,6 +46,8 @@ def delete(job_id: str) -> None:
     if not st.session_state.get(f"confirm_{job_id}"):
         st.session_state["jobs_message"] = ("warning", "Tick “confirm delete” first.")
         return
+    if refused(job_id):
+        return
     try:
         ui.store().delete(job_id)
         st.session_state["jobs_message"] = ("info", f"Deleted job {job_id}.")
@@ -43,6 +58,9 @@ def delete(job_id: str) -> None:
 def main() -> None:
     st.title("Jobs")
     st.caption("Jobs run in their own processes and outlive this page; this view refreshes every 2 seconds.")
+    if ui.shared():
+        st.caption("Shared server: you can cancel, resume and delete the jobs this browser session submitted.")
+        ui.operator_login()
     jobs_view()
 
 
@@ -88,17 +106,20 @@ def job_card(job) -> None:
             if job.cancel_requested_at and job.active:
                 st.warning("Cancel requested: stopping at the next step.")
         with c2:
-            if job.active:
+            control = ui.may_control(job)  # on a shared server: this session's jobs, or the operator
+            if not control:
+                st.caption("Another session's job")
+            elif job.active:
                 st.button("Cancel", key=f"cancel_{job.id}", on_click=cancel, args=(job.id,),
                           icon=":material/stop:", disabled=job.cancel_requested_at is not None)
-            if job.status in ("failed", "cancelled", "stopped") and not job.imported:
+            if job.status in ("failed", "cancelled", "stopped") and not job.imported and control:
                 st.button("Resume", key=f"resume_{job.id}", on_click=resume, args=(job.id,),
                           icon=":material/replay:")
             if job.status == "completed":
                 if st.button("Results", key=f"results_{job.id}", icon=":material/bar_chart:"):
                     ui.select_job(job.id)
                     st.switch_page("pages/results.py")
-            if not job.active or job.launched_at is None:
+            if (not job.active or job.launched_at is None) and control:
                 st.checkbox("confirm delete", key=f"confirm_{job.id}")
                 st.button("Delete", key=f"delete_{job.id}", on_click=delete, args=(job.id,),
                           icon=":material/delete:", disabled=not st.session_state.get(f"confirm_{job.id}"))

@@ -1,7 +1,7 @@
 """Launch: build a JobSpec in a form; problems appear under their fields before anything starts."""
 import streamlit as st
 
-from dlfa import ui
+from dlfa import serving, ui
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
 from dlfa.jobs.spec import BACKENDS, DEVICES, JobSpec, parse_int_list
@@ -38,6 +38,7 @@ def form_spec(state) -> tuple[JobSpec | None, dict[str, str]]:
         batch_size=int(state.get(K + "batch_size") or 32),
         learning_rate=float(state.get(K + "learning_rate") or 1e-4),
         probe=bool(state.get(K + "probe")),
+        tensorboard=bool(state.get(K + "tensorboard")),
         device=state.get(K + "device") or "auto",
         backend=state.get(K + "backend") or "local",
         num_processes=int(state.get(K + "nproc") or 1),
@@ -83,19 +84,34 @@ def main() -> None:
     state = st.session_state
     problems: dict = state.get(K + "problems", {})
 
-    tasks = [t for t in ui.task_infos()]
+    tasks, unavailable = ui.target_tasks(settings.data_root)
+    source = ui.source_label(settings.data_root)[1]
+    if not tasks:
+        st.error(f"No task can be trained with {source}: " + "; ".join(f"{n}: {why}" for n, why in unavailable.items()))
+        st.info("Build the classroom pack on Home, or give a data root in the sidebar.")
+        return
     names = [t.name for t in tasks]
     by_name = {t.name: t for t in tasks}
-    state.setdefault(K + "task", "udpos" if "udpos" in names else names[0])
+    if state.get(K + "task") not in names:  # first visit, or a data source that does not serve it
+        state[K + "task"] = "udpos" if "udpos" in names else names[0]
     c1, c2 = st.columns(2)
     with c1:
         st.selectbox("Target task", names, key=K + "task",
                      format_func=lambda n: f"{n} — {by_name[n].kind}, {by_name[n].metric}")
         st.caption(by_name[state[K + "task"]].description)
         ui.field_error(problems, "task", "train_language")
+        if unavailable:
+            with st.expander(f"{len(unavailable)} task(s) not offered with this data source"):
+                st.markdown("\n".join(f"- **{name}**: {why}" for name, why in unavailable.items()))
     with c2:
         state.setdefault(K + "encoder", settings.encoder)
-        st.text_input("Encoder", key=K + "encoder", help="embedded:e5-small, a hub id or a local folder")
+        if ui.shared():  # only the operator's encoders
+            allowed = serving.allowed_encoders()
+            if state[K + "encoder"] not in allowed:
+                state[K + "encoder"] = settings.encoder
+            st.selectbox("Encoder", allowed, key=K + "encoder")
+        else:
+            st.text_input("Encoder", key=K + "encoder", help="embedded:e5-small, a hub id or a local folder")
         ui.field_error(problems, "encoder")
 
     task = state[K + "task"]
@@ -132,6 +148,8 @@ def main() -> None:
     with c1:
         st.radio("Preset", sorted(presets), key=K + "preset", index=None, horizontal=True, on_change=apply_preset,
                  format_func=lambda n: f"{n} tasks", help="The 0 / 3 / 9 intermediate-task presets of the study")
+        for count, why in ui.unavailable_presets(settings.data_root, (task,)).items():
+            st.caption(f"{count} tasks: unavailable, {why}")
     with c2:
         if K + "intermediate" in state:
             state[K + "intermediate"] = [t for t in state[K + "intermediate"] if t in intermediate]
@@ -187,6 +205,8 @@ def main() -> None:
         ui.field_error(problems, "num_processes")
     with c4:
         st.text_input("Name (optional)", key=K + "name")
+    st.checkbox("Track in TensorBoard (losses, dev scores and results; open with `tensorboard --logdir cache/runs`)",
+                key=K + "tensorboard")
 
     shown = {"task", "train_language", "encoder", "eval_languages", "aggregations", "fusion_layers",
              "intermediate_tasks", "max_steps", "epochs", "batch_size", "learning_rate", "seeds",

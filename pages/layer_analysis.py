@@ -2,7 +2,7 @@
 encoder or of a fine-tuned run's encoder (then with what fine-tuning changed), or the reproduction's record."""
 import streamlit as st
 
-from dlfa import charts, ui
+from dlfa import charts, serving, ui
 
 
 def main() -> None:
@@ -33,7 +33,12 @@ def main() -> None:
                 st.info("No finished run with a saved model yet.")
         else:
             st.session_state.setdefault("la_encoder", settings.encoder)
-            encoder = st.text_input("Encoder", key="la_encoder")
+            if ui.shared():  # only the operator's encoders
+                if st.session_state["la_encoder"] not in serving.allowed_encoders():
+                    st.session_state["la_encoder"] = settings.encoder
+                encoder = st.selectbox("Encoder", serving.allowed_encoders(), key="la_encoder")
+            else:
+                encoder = st.text_input("Encoder", key="la_encoder")
         max_pairs = st.slider("Sentence pairs per language", 20, 1000, 200, step=20, key="la_pairs")
     c1, c2 = st.columns([1, 3])
     if c1.button("Compute", type="primary", icon=":material/calculate:", key="la_compute",

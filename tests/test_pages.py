@@ -228,7 +228,17 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     assert any("Saved mr-small.conllu" in s.value for s in at.success)
     at.button(key="byol_evaluate").click().run()
     no_errors(at)
+    job_id = at.session_state["byol_job"][0]
+    assert any(f"Evaluating in job `{job_id}`" in i.value for i in at.info)  # not in this process
+    job = wait_until_done(job_id)
+    assert job.status == "completed", job.error
+    at.run()
+    no_errors(at)
     assert at.metric and at.metric[0].label.startswith("accuracy on udpos")
+    from dlfa.uploads import evaluation_result
+
+    result = evaluation_result(job)
+    assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
 
 
 def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
@@ -299,3 +309,225 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     at.button(key="la_recorded").click().run()
     no_errors(at)
     assert len(plotly_specs(at)) == 4 and any(s.value == "What fine-tuning changed" for s in at.subheader)
+
+
+def test_no_cached_function_leaves_a_parameter_out_of_its_key():
+    """st.cache_* skips parameters whose names start with "_" when it builds the key: none of ours may."""
+    import ast
+
+    tree = ast.parse((REPO / "dlfa" / "ui.py").read_text())
+    cached = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+              and any("cache_" in ast.unparse(d) for d in f.decorator_list)]
+    assert len(cached) >= 10
+    hidden = {f.name: [a.arg for a in f.args.args if a.arg.startswith("_")] for f in cached}
+    assert not any(hidden.values()), hidden
+
+
+def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, data_root):
+    """A run's model replaced in its folder (a rerun) is loaded again: the page's W changes with the weights."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from dlfa.jobs.store import JobStore
+
+    folder = shutil.copytree(finished_run["cache"] / "runs" / finished_run["job_id"], tmp_path / "job")
+    cache = link_built(tmp_path / "cache")
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    job = JobStore(cache / "jobs.sqlite").add_finished(folder)
+
+    def mean_w() -> str:
+        at = page("fusion_weights.py", dlfa_selected_jobs=[job.id], fw_unit=f"{job.id}/dlfa-L1-s1").run()
+        at.text_input(key="fw_text").input("Das ist ein kleiner Test.").run()
+        no_errors(at)
+        return next(m.value for m in at.metric if m.label.startswith("Mean W"))
+
+    before = mean_w()
+    weights_file = folder / "dlfa-L1-s1" / "model" / "model.safetensors"
+    weights = load_file(weights_file)
+    for branch in ("local", "global"):
+        weights[f"aggregation.{branch}_branch.expand.bias"].fill_(20.0)  # W = sigmoid(local + global) → 1
+    save_file(weights, weights_file, metadata={"format": "pt"})
+    stamp = weights_file.stat().st_mtime + 5
+    os.utime(weights_file, (stamp, stamp))
+    after = mean_w()
+    assert before != "1.000" and after == "1.000", (before, after)
+
+
+@pytest.fixture
+def pack_cache(tmp_path, monkeypatch):
+    """No data root: the classroom pack is the source; submitted jobs run the fast stand-in engine."""
+    cache = link_built(tmp_path / "cache")
+    assert (cache / "pack" / "MANIFEST.json").is_file(), "the classroom pack is not built in cache/pack"
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
+    monkeypatch.delenv("DLFA_DATA_DIR", raising=False)
+    monkeypatch.setenv("DLFA_JOB_RUNNER", "jobs_fake_engine:run_job")
+    monkeypatch.setenv("PYTHONPATH", str(REPO / "tests"))
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.01")
+    return cache
+
+
+def wait_until_done(job_id: str, timeout: float = 60.0):
+    import time
+
+    from dlfa.jobs.launch import refresh
+    from dlfa.jobs.store import JobStore
+
+    store = JobStore()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        refresh(store)
+        job = store.get(job_id)
+        if not job.active:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {store.get(job_id).status} after {timeout} s")
+
+
+def test_launch_with_the_classroom_pack_opens_on_a_runnable_task_and_says_why_others_are_not(pack_cache):
+    at = page("launch.py").run()
+    no_errors(at)
+    task = at.selectbox(key="launch_task")
+    assert task.value == "pos-classroom"
+    assert [o.split(" — ")[0] for o in task.options] == ["pos-classroom", "sentiment-classroom"]
+    assert at.multiselect(key="launch_languages").value == ["de", "es"]
+    why = at.expander[0].markdown[0].value
+    assert "- **udpos**: no English training data in the classroom pack" in why
+    assert "- **sst2**: no English training data" in why
+    assert at.radio(key="launch_preset").options == ["0 tasks"]
+    assert any(c.value.startswith("3 tasks: unavailable, 3 intermediate tasks asked for, but the classroom pack")
+               and "has only 1 with English training data: sentiment-classroom" in c.value for c in at.caption)
+
+    at.button(key="launch_submit").click().run()
+    no_errors(at)
+    job_id = at.session_state["launch_submitted"]
+    job = wait_until_done(job_id)
+    assert job.status == "completed" and job.spec.task == "pos-classroom" and job.spec.eval_languages == ("de", "es")
+
+
+def test_launch_offers_udpos_first_with_a_data_root(empty_cache):
+    at = page("launch.py").run()
+    no_errors(at)
+    assert at.selectbox(key="launch_task").value == "udpos"
+    offered = [o.split(" — ")[0] for o in at.selectbox(key="launch_task").options]
+    assert {"udpos", "panx", "xnli", "pawsx"} <= set(offered) and "sst2" not in offered  # sst2: English only
+    assert "- **sst2**: an English-only task (used as an intermediate task)" in at.expander[0].markdown[0].value
+
+
+def test_launch_form_turns_tensorboard_tracking_on(pack_cache):
+    at = page("launch.py").run()
+    at.checkbox(key="launch_tensorboard").check().run()
+    at.button(key="launch_submit").click().run()
+    no_errors(at)
+    job = wait_until_done(at.session_state["launch_submitted"])
+    assert job.spec.tensorboard is True
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shared-server mode (dlfa.serving): DLFA_SHARED=1 stands for a server bound to the network
+
+
+@pytest.fixture
+def stop_jobs_after():
+    yield
+    from dlfa.jobs import launch
+    from dlfa.jobs.store import JobStore
+
+    for job in JobStore().list(("queued", "running")):  # no worker outlives the test
+        launch.hard_stop(job)
+
+
+def test_shared_server_byol_takes_uploads_only(empty_cache, monkeypatch):
+    local = page("byol.py").run()
+    assert local.radio(key="byol_source").options == ["upload", "path on this machine"]
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    at = page("byol.py", byol_source="path on this machine", byol_path="/etc/passwd", byol_language="de").run()
+    no_errors(at)
+    assert [r.key for r in at.radio] == [] and "byol_path" not in [t.key for t in at.text_input]
+    assert len(at.get("file_uploader")) == 1 and at.button(key="byol_save").disabled
+
+
+def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders(empty_cache, data_root, monkeypatch):
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(data_root))
+    monkeypatch.setenv("DLFA_ALLOWED_ENCODERS", "bert-base-multilingual-cased")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
+    at.session_state[ui.DATA_ROOT_KEY] = "/etc"
+    at.session_state[ui.ENCODER_KEY] = "/root/secret-model"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.key for t in at.sidebar.text_input] == []  # no free paths
+    data = at.sidebar.selectbox(key=ui.DATA_ROOT_KEY)
+    assert data.options == ["the server's data source", str(data_root.resolve())] and data.value == ""
+    encoder = at.sidebar.selectbox(key=ui.ENCODER_KEY)
+    assert encoder.options == ["embedded:e5-small", "bert-base-multilingual-cased"]
+    assert encoder.value == "embedded:e5-small"
+    assert any(c.value.startswith("Shared server:") for c in at.sidebar.caption)
+
+
+def test_shared_server_caps_the_jobs_of_a_session(pack_cache, monkeypatch, stop_jobs_after):
+    from dlfa.jobs.store import JobStore
+
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    monkeypatch.setenv("DLFA_SESSION_JOB_LIMIT", "1")
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "2")  # the first job is still running at the second submit
+    at = page("launch.py").run()
+    assert at.selectbox(key="launch_encoder").options == ["embedded:e5-small"]  # no free encoder path
+    at.button(key="launch_submit").click().run()
+    first = at.session_state["launch_submitted"]
+    at.button(key="launch_submit").click().run()
+    message = "this session has 1 queued or running job(s) and may have at most 1 on this shared server"
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    jobs = JobStore().list()
+    assert [job.id for job in jobs] == [first]
+    assert jobs[0].options["session"] == at.session_state[ui.SESSION_KEY]
+
+
+def test_shared_server_jobs_of_other_sessions_need_the_operator_password(pack_cache, monkeypatch, stop_jobs_after):
+    from dlfa.jobs.spec import JobSpec
+    from dlfa.jobs.store import JobStore
+
+    monkeypatch.setenv("DLFA_SHARED", "1")
+    monkeypatch.setenv("DLFA_OPERATOR_PASSWORD", "s3cret")
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "2")
+    store = JobStore()
+    spec = JobSpec(task="pos-classroom", eval_languages=("de",))
+    mine = store.submit(spec, options={"session": "me"})
+    theirs = store.submit(spec, options={"session": "you"})
+    at = page("jobs.py", **{ui.SESSION_KEY: "me"}).run()
+    no_errors(at)
+    buttons = {b.key for b in at.button}
+    assert f"cancel_{mine.id}" in buttons or f"delete_{mine.id}" in buttons
+    assert not {f"cancel_{theirs.id}", f"delete_{theirs.id}", f"resume_{theirs.id}"} & buttons
+    assert any(c.value == "Another session's job" for c in at.caption)
+
+    at.text_input(key="dlfa_operator_password").input("guess").run()
+    assert any(e.value.startswith("Wrong operator password") for e in at.error)
+    at.text_input(key="dlfa_operator_password").input("s3cret").run()
+    no_errors(at)
+    buttons = {b.key for b in at.button}
+    assert f"cancel_{theirs.id}" in buttons or f"delete_{theirs.id}" in buttons
+    assert any(c.value.startswith("Operator: you may cancel") for c in at.caption)
+
+
+def test_launch_refuses_a_negative_seed_next_to_its_field(empty_cache):
+    from dlfa.jobs.store import JobStore
+
+    at = page("launch.py").run()
+    at.text_input(key="launch_seeds").input("1,-1").run()
+    at.button(key="launch_submit").click().run()
+    assert at.session_state["launch_problems"] == {"seeds": "each must be a whole number in 0…4294967295, got [-1]"}
+    assert any(e.value == "each must be a whole number in 0…4294967295, got [-1]" for e in at.error)
+    assert JobStore().list() == []
+
+
+def test_launch_tasks_from_the_hub_are_not_probed(monkeypatch):
+    """Counting the hub's examples loads every split: its target tasks are offered without a look."""
+    from dlfa.tasks.registry import DataSource
+
+    monkeypatch.setattr(ui, "resolve_source", lambda data_root: DataSource.hub())
+    monkeypatch.setattr(ui, "task_languages_now", lambda *a: pytest.fail("the hub was probed"))
+    runnable, unavailable = ui.target_tasks(None)
+    assert {"udpos", "panx", "xnli", "pawsx"} <= {t.name for t in runnable}
+    assert unavailable["sst2"] == "an English-only task (used as an intermediate task)"

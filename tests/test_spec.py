@@ -37,12 +37,12 @@ def test_from_json_refuses_bad_json():
 
 
 @pytest.mark.parametrize("changes, field, message", [
-    ({"eval_languages": ()}, "eval_languages", "at least one target language"),
-    ({"aggregations": ()}, "aggregations", "at least one aggregation"),
-    ({"aggregations": ("dlfa", "max")}, "aggregations", "unknown aggregation(s) max"),
+    ({"eval_languages": ()}, "eval_languages", "at least one of the target languages"),
+    ({"aggregations": ()}, "aggregations", "at least one of the aggregations"),
+    ({"aggregations": ("dlfa", "max")}, "aggregations", "unknown aggregations max"),
     ({"fusion_layers": ()}, "fusion_layers", "need at least one fusion layer"),
-    ({"fusion_layers": (-1,)}, "fusion_layers", "whole numbers ≥ 0"),
-    ({"seeds": ()}, "seeds", "at least one seed"),
+    ({"fusion_layers": (-1,)}, "fusion_layers", "each must be a whole number ≥ 0"),
+    ({"seeds": ()}, "seeds", "at least one of the seeds"),
     ({"batch_size": 0}, "batch_size", "whole number ≥ 1"),
     ({"gradient_accumulation": 1.5}, "gradient_accumulation", "whole number ≥ 1"),
     ({"max_length": 4}, "max_length", "whole number ≥ 8"),
@@ -53,17 +53,17 @@ def test_from_json_refuses_bad_json():
     ({"max_eval_examples": -5}, "max_eval_examples", "≥ 1 or empty"),
     ({"reduction": 0}, "reduction", "whole number ≥ 1"),
     ({"bootstrap_samples": -1}, "bootstrap_samples", "whole number ≥ 0"),
-    ({"max_steps": 0}, "max_steps", "must be ≥ 1"),
+    ({"max_steps": 0}, "max_steps", "whole number ≥ 1 or empty"),
     ({"epochs": 0}, "epochs", "must be > 0"),
     ({"learning_rate": 2.0}, "learning_rate", "between 0 and 1"),
     ({"probe_learning_rate": 0}, "probe_learning_rate", "between 0 and 1"),
     ({"warmup_ratio": 1.0}, "warmup_ratio", "below 1"),
-    ({"mixture_temperature": 0}, "mixture_temperature", "must be > 0"),
-    ({"device": "tpu"}, "device", "'tpu' is not one of auto, cpu, cuda"),
-    ({"precision": "fp8"}, "precision", "is not one of"),
-    ({"backend": "ray"}, "backend", "'ray' is not one of local, torchrun, slurm"),
-    ({"intermediate_mode": "parallel"}, "intermediate_mode", "is not one of sequential, mixture"),
-    ({"mixture_sampling": "uniform"}, "mixture_sampling", "is not one of proportional, temperature"),
+    ({"mixture_temperature": 0}, "mixture_temperature", "must be a number > 0"),
+    ({"device": "tpu"}, "device", "must be one of auto, cpu, cuda, got 'tpu'"),
+    ({"precision": "fp8"}, "precision", "must be one of auto, fp32, bf16"),
+    ({"backend": "ray"}, "backend", "must be one of local, torchrun, slurm, got 'ray'"),
+    ({"intermediate_mode": "parallel"}, "intermediate_mode", "must be one of sequential, mixture"),
+    ({"mixture_sampling": "uniform"}, "mixture_sampling", "must be one of proportional, temperature"),
 ])
 def test_each_bad_field_gets_its_own_message(changes, field, message):
     problems = replace(BASE, **changes).problems(check_data=False, check_encoder=False)
@@ -136,3 +136,93 @@ def test_tasks_and_languages_are_checked_against_the_data_root():
     missing_root = replace(spec, data_root=str(DATA_ROOT / "missing")).problems(check_encoder=False)
     assert "does not exist" in missing_root["task"]
     assert json.loads(spec.to_json())["data_root"] == str(DATA_ROOT)
+
+
+def test_every_field_has_a_validation_rule():
+    from dataclasses import fields
+
+    from dlfa.jobs.spec import FIELD_RULES
+
+    assert set(FIELD_RULES) == {f.name for f in fields(JobSpec)}
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"seeds": (-5,)}, "seeds", "each must be a whole number in 0…4294967295, got [-5]"),
+    ({"seeds": (2**32,)}, "seeds", "got [4294967296]"),
+    ({"seeds": (1.5,)}, "seeds", "got [1.5]"),
+    ({"learning_rate": "0.1"}, "learning_rate", "must be a number between 0 and 1, got '0.1'"),
+    ({"max_steps": "10"}, "max_steps", "must be a whole number ≥ 1 or empty, got '10'"),
+    ({"eval_languages": "de"}, "eval_languages", "must be a list of target languages, got 'de'"),
+    ({"weight_decay": -0.1}, "weight_decay", "at least 0 and below 1, got -0.1"),
+    ({"max_grad_norm": float("nan")}, "max_grad_norm", "≥ 0 (0: no clipping), got nan"),
+    ({"max_grad_norm": "1"}, "max_grad_norm", "got '1'"),
+    ({"batch_size": True}, "batch_size", "whole number ≥ 1, got True"),
+    ({"probe": "yes"}, "probe", "must be true or false, got 'yes'"),
+    ({"tensorboard": 1}, "tensorboard", "must be true or false, got 1"),
+    ({"epochs": "2"}, "epochs", "got '2'"),
+    ({"data_root": 5}, "data_root", "must be a text or empty, got 5"),
+])
+def test_types_and_ranges_of_every_field_are_checked(changes, field, message):
+    problems = replace(BASE, **changes).problems(check_data=False, check_encoder=False)
+    assert list(problems) == [field] and message in problems[field]
+
+
+def test_a_string_for_a_list_field_is_not_split_into_letters():
+    spec = JobSpec.from_dict({"task": "pawsx", "eval_languages": "de"})
+    assert spec.eval_languages == "de"  # kept as given, so that validation names it
+    with pytest.raises(ConfigError, match="eval_languages: must be a list of target languages, got 'de'"):
+        spec.validate(check_data=False, check_encoder=False)
+
+
+@pytest.mark.parametrize("flags, spec_fields, message", [
+    (["--seed", "-5"], {}, "seeds: each must be a whole number in 0…4294967295, got [-5]"),
+    (["--seed", str(2**32)], {}, "got [4294967296]"),
+    ([], {"seeds": [1.5]}, "seeds: each must be a whole number"),
+    ([], {"learning_rate": "fast"}, "learning_rate: must be a number between 0 and 1, got 'fast'"),
+    ([], {"max_steps": "ten"}, "max_steps: must be a whole number ≥ 1 or empty, got 'ten'"),
+    ([], {"eval_languages": "de"}, "eval_languages: must be a list of target languages, got 'de'"),
+    ([], {"weight_decay": 2}, "weight_decay: must be a number at least 0 and below 1, got 2"),
+])
+def test_cli_refuses_a_bad_spec_in_one_line_before_writing(flags, spec_fields, message, tmp_path, capsys):
+    from dlfa.cli import main
+
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps({"task": "pawsx", "eval_languages": ["de"], "data_root": str(DATA_ROOT),
+                                     **spec_fields}))
+    out = tmp_path / "out"
+    assert main(["train", "--spec", str(spec_file), *flags, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: invalid job spec: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_run_job_refuses_a_bad_spec_before_writing(tmp_path):
+    from dlfa.train import run_job
+
+    with pytest.raises(ConfigError, match="invalid job spec: max_grad_norm: must be a number ≥ 0"):
+        run_job(replace(BASE, max_grad_norm=-1.0), tmp_path / "job")
+    assert not (tmp_path / "job").exists()
+
+
+def test_worker_fails_a_stored_bad_spec_with_one_line_before_writing(tmp_path, monkeypatch):
+    """A spec that reached the store unchecked (an older version, a hand edit) fails in the worker, not in a
+    traceback halfway through a run."""
+    import sqlite3
+
+    from dlfa.jobs.store import JobStore
+    from dlfa.jobs.worker import run_worker
+
+    monkeypatch.delenv("DLFA_JOB_RUNNER", raising=False)
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
+    store = JobStore(tmp_path / "jobs.sqlite")
+    job = store.submit(BASE)
+    bad = json.loads(BASE.to_json()) | {"seeds": [-5], "learning_rate": "fast"}
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE jobs SET spec = ? WHERE id = ?", (json.dumps(bad), job.id))
+    assert store.claim_job(job.id)
+    assert run_worker(job.id, store) == 1
+    failed = store.get(job.id)
+    assert failed.status == "failed"
+    assert failed.error == ("invalid job spec: seeds: each must be a whole number in 0…4294967295, got [-5]; "
+                            "learning_rate: must be a number between 0 and 1, got 'fast'")
+    assert sorted(p.name for p in failed.out_dir.iterdir()) == ["worker.log"]

@@ -6,7 +6,9 @@ from dlfa.jobs.spec import JobSpec
 from dlfa.model import DlfaModel
 from dlfa.train import run_job
 from dlfa.uploads import (
+    MAX_EXAMPLES,
     MAX_UPLOAD_BYTES,
+    MAX_WORDS_PER_EXAMPLE,
     evaluate_upload,
     list_uploads,
     load_uploaded_examples,
@@ -70,6 +72,32 @@ def test_oversized_and_bad_names_are_refused(cache):
         save_upload("a.conllu", CONLLU.encode(), "udpos", "../../etc")
     with pytest.raises(DataError, match="unknown task"):
         save_upload("a.conllu", CONLLU.encode(), "../udpos", "de")
+
+
+def test_a_huge_line_is_refused_at_once_before_parsing(cache):
+    import time
+
+    one_line = b"word " * 3_000_000 + b"\tpositive\n"  # 15 MB in one line: passes the 20 MB limit
+    started = time.perf_counter()
+    with pytest.raises(DataError, match=r"^big\.tsv:1: the line has 15,000,009 bytes; lines are limited to 10,000"):
+        save_upload("big.tsv", one_line, "sst2", "de")
+    assert time.perf_counter() - started < 2.0
+    assert list_uploads() == []
+
+
+def test_too_many_words_or_sentences_are_refused(cache):
+    words = "\n".join(f"Wort{i}\tNOUN" for i in range(MAX_WORDS_PER_EXAMPLE + 1)) + "\n"
+    with pytest.raises(DataError, match=rf"^long\.tsv:1: an example has {MAX_WORDS_PER_EXAMPLE + 1} words; uploads are "
+                                        rf"limited to {MAX_WORDS_PER_EXAMPLE} words per sentence"):
+        save_upload("long.tsv", words.encode(), "udpos", "de")
+    pair_words = " ".join(["Wort"] * 200)
+    with pytest.raises(DataError, match="an example has 400 words"):
+        save_upload("pairs.tsv", f"{pair_words}\t{pair_words}\t1\n".encode(), "pawsx", "de")
+    many = b"Gut.\tpositive\n" * (MAX_EXAMPLES + 1)
+    with pytest.raises(DataError, match=rf"^many\.tsv: the file holds 20,001 examples; uploads are limited to 20,000"):
+        save_upload("many.tsv", many, "sst2", "de")
+    assert list_uploads() == []
+    assert save_upload("ok.tsv", b"Gut.\tpositive\n" * MAX_EXAMPLES, "sst2", "de").n_examples == MAX_EXAMPLES
 
 
 def test_traversal_names_are_sanitized(cache):

@@ -63,6 +63,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     if sweep:
         choice.add_argument("--seeds", metavar="LIST", help="several seeds, e.g. 1,2,3")
     parser.add_argument("--probe", action="store_true", help="freeze the encoder (train fusion and head only)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write losses, dev scores and results as TensorBoard events under <out>/tensorboard/")
     parser.add_argument("--batch-size", type=int, metavar="B",
                         help=f"examples per step (default {DEFAULTS.batch_size})")
     parser.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g})")
@@ -125,6 +127,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "precision": args.precision,
         "max_length": args.max_length,
         "probe": args.probe or None,
+        "tensorboard": args.tensorboard or None,
         "name": args.name,
         "backend": getattr(args, "backend", None),
         "num_processes": getattr(args, "nproc", None),

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Literal
+from typing import Callable, Literal
 
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
@@ -20,7 +21,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
-BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root")
+BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root", "tensorboard")
 
 
 def _plain(value):
@@ -67,6 +68,7 @@ class JobSpec:
     num_processes: int = 1
     checkpoint_every: int = 200
     bootstrap_samples: int = 1000
+    tensorboard: bool = False  # also write losses, dev scores and results as TensorBoard events (<out>/tensorboard/)
     name: str = ""
 
     # ------------------------------------------------------------------------------------------------
@@ -127,58 +129,30 @@ class JobSpec:
     # ------------------------------------------------------------------------------------------------
     def problems(self, check_data: bool = True, check_encoder: bool = True) -> dict[str, str]:
         """Field name -> what is wrong with it (empty when the spec is valid). The UI shows each message
-        next to its field; `validate()` raises them all at once."""
+        next to its field; `validate()` raises them all at once. Every field's type and range is checked
+        first (FIELD_RULES); the encoder and data checks run only over fields that passed."""
         problems: dict[str, str] = {}
-        if not self.eval_languages:
-            problems["eval_languages"] = "choose at least one target language"
-        if not self.aggregations:
-            problems["aggregations"] = "choose at least one aggregation"
-        bad = [a for a in self.aggregations if a not in AGGREGATIONS]
-        if bad:
-            problems["aggregations"] = f"unknown aggregation(s) {', '.join(bad)}: choose from {', '.join(AGGREGATIONS)}"
-        if any(a in NEEDS_FUSION_LAYER for a in self.aggregations) and not self.fusion_layers:
-            problems["fusion_layers"] = "dlfa, mean and concat need at least one fusion layer"
-        if not self.seeds:
-            problems["seeds"] = "give at least one seed"
-        for name, value, low in (("batch_size", self.batch_size, 1), ("gradient_accumulation", self.gradient_accumulation, 1),
-                                 ("max_length", self.max_length, 8), ("num_processes", self.num_processes, 1),
-                                 ("checkpoint_every", self.checkpoint_every, 1)):
-            if not isinstance(value, int) or value < low:
-                problems[name] = f"must be a whole number ≥ {low}, got {value!r}"
-        for name, value in (("max_train_examples", self.max_train_examples),
-                            ("max_eval_examples", self.max_eval_examples)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                problems[name] = f"must be a whole number ≥ 1 or empty, got {value!r}"
-        for name, value, low in (("reduction", self.reduction, 1), ("bootstrap_samples", self.bootstrap_samples, 0)):
-            if not isinstance(value, int) or value < low:
-                problems[name] = f"must be a whole number ≥ {low}, got {value!r}"
-        if not 0 <= self.warmup_ratio < 1:
-            problems["warmup_ratio"] = f"must be at least 0 and below 1, got {self.warmup_ratio}"
-        if not self.mixture_temperature > 0:
-            problems["mixture_temperature"] = f"must be > 0, got {self.mixture_temperature}"
-        negative = [k for k in self.fusion_layers if not isinstance(k, int) or k < 0]
-        if negative:
-            problems["fusion_layers"] = f"fusion layers are whole numbers ≥ 0 (0 = embeddings), got {negative}"
-        if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
-            problems["eval_every"] = f"must be a whole number ≥ 1 or empty, got {self.eval_every!r}"
-        if self.max_steps is not None and self.max_steps < 1:
-            problems["max_steps"] = f"must be ≥ 1, got {self.max_steps}"
-        if self.max_steps is None and not self.epochs > 0:
-            problems["epochs"] = f"must be > 0, got {self.epochs}"
-        if not 0 < self.learning_rate < 1:
-            problems["learning_rate"] = f"must be between 0 and 1, got {self.learning_rate}"
-        if not 0 < self.probe_learning_rate < 1:
-            problems["probe_learning_rate"] = f"must be between 0 and 1, got {self.probe_learning_rate}"
-        for name, value, allowed in (("device", self.device, DEVICES), ("precision", self.precision, PRECISIONS),
-                                     ("backend", self.backend, BACKENDS),
-                                     ("intermediate_mode", self.intermediate_mode, INTERMEDIATE_MODES),
-                                     ("mixture_sampling", self.mixture_sampling, MIXTURE_SAMPLING)):
-            if value not in allowed:
-                problems[name] = f"'{value}' is not one of {', '.join(allowed)}"
-        if check_encoder and "fusion_layers" not in problems:
+        for name, rule in FIELD_RULES.items():
+            message = rule(getattr(self, name))
+            if message:
+                problems[name] = message
+        problems.update({name: message for name, message in self._combination_problems().items()
+                         if name not in problems})
+        if check_encoder and not problems.keys() & {"encoder", "aggregations", "fusion_layers"}:
             problems.update(self._encoder_problems())
-        if check_data:
+        if check_data and not problems.keys() & {"task", "data_root", "train_language", "eval_languages",
+                                                  "intermediate_tasks"}:
             problems.update(self._data_problems())
+        return problems
+
+    def _combination_problems(self) -> dict[str, str]:
+        """Rules between fields (each field's own type and range are FIELD_RULES')."""
+        problems = {}
+        if (isinstance(self.aggregations, tuple) and any(a in NEEDS_FUSION_LAYER for a in self.aggregations)
+                and not self.fusion_layers):
+            problems["fusion_layers"] = "dlfa, mean and concat need at least one fusion layer"
+        if self.max_steps is None and _is_number(self.epochs) and not self.epochs > 0:
+            problems["epochs"] = f"must be > 0, got {self.epochs}"
         return problems
 
     def _encoder_problems(self) -> dict[str, str]:
@@ -232,6 +206,118 @@ class JobSpec:
         if problems:
             raise ConfigError("invalid job spec: " + "; ".join(f"{k}: {v}" for k, v in problems.items()))
         return self
+
+
+# ----------------------------------------------------------------------------------------------------
+# Field rules: one line per JobSpec field. A rule maps a value to the problem with it (None when it is fine);
+# a test checks that every field has one.
+
+SEED_LIMIT = 2**32  # numpy and torch take seeds in 0 … 2**32 - 1
+
+
+def _is_whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one field accepts; calling it on a value gives the problem (None when the value is fine)."""
+
+    accepts: Callable[[object], bool]
+    says: str  # e.g. "a whole number ≥ 1"
+
+    def __call__(self, value) -> str | None:
+        return None if self.accepts(value) else f"must be {self.says}, got {value!r}"
+
+
+def whole(low: int, high: int | None = None, optional: bool = False) -> Rule:
+    """A whole number in low … high (or None when optional)."""
+    says = f"a whole number {f'in {low}…{high}' if high is not None else f'≥ {low}'}"
+    says += " or empty" if optional else ""
+    return Rule(lambda v: (v is None and optional)
+                or (_is_whole(v) and v >= low and (high is None or v <= high)), says)
+
+
+def number(accepts: Callable[[float], bool], says: str) -> Rule:
+    """A finite int or float for which `accepts` holds; `says` names the range ('> 0')."""
+    return Rule(lambda v: _is_number(v) and accepts(v), says)
+
+
+def choice(options: tuple[str, ...]) -> Rule:
+    return Rule(lambda v: v in options, f"one of {', '.join(options)}")
+
+
+def flag(optional: bool = False) -> Rule:
+    """True or False (or None, 'decide for me', when optional)."""
+    return Rule(lambda v: isinstance(v, bool) or (v is None and optional),
+                "true or false" + (" or empty" if optional else ""))
+
+
+def text(required: bool = False, optional: bool = False) -> Rule:
+    return Rule(lambda v: (v is None and optional) or (isinstance(v, str) and (not required or bool(v.strip()))),
+                ("a non-empty text" if required else "a text") + (" or empty" if optional else ""))
+
+
+def many(item: Rule, what: str, at_least: int = 0, known: tuple[str, ...] = ()) -> Callable[[object], str | None]:
+    """A list of values that each pass `item` (a bare string is refused: "de" is not ["d", "e"]); with `known`,
+    only those values."""
+    def problem(value) -> str | None:
+        if not isinstance(value, (tuple, list)):
+            return f"must be a list of {what}, got {value!r}"
+        if len(value) < at_least:
+            return f"choose at least {'one' if at_least == 1 else at_least} of the {what}"
+        bad = [v for v in value if item(v)]
+        if bad:
+            return f"each must be {item.says}, got {bad}"
+        unknown = [v for v in value if known and v not in known]
+        if unknown:
+            return f"unknown {what} {', '.join(map(str, unknown))}: choose from {', '.join(known)}"
+        return None
+    return problem
+
+
+FIELD_RULES: dict[str, Callable[[object], str | None]] = {
+    "task": text(required=True),
+    "eval_languages": many(text(required=True), "target languages", at_least=1),
+    "encoder": text(required=True),
+    "aggregations": many(text(required=True), "aggregations", at_least=1, known=AGGREGATIONS),
+    "fusion_layers": many(whole(0), "fusion layers (0 = embeddings)"),
+    "seeds": many(whole(0, SEED_LIMIT - 1), "seeds", at_least=1),
+    "train_language": text(required=True),
+    "intermediate_tasks": many(text(required=True), "intermediate tasks"),
+    "intermediate_mode": choice(INTERMEDIATE_MODES),
+    "mixture_sampling": choice(MIXTURE_SAMPLING),
+    "mixture_temperature": number(lambda v: v > 0, "a number > 0"),
+    "data_root": text(optional=True),
+    "max_train_examples": whole(1, optional=True),
+    "max_eval_examples": whole(1, optional=True),
+    "epochs": number(lambda v: v >= 0, "a number > 0"),  # > 0 unless max_steps is set: _combination_problems
+    "max_steps": whole(1, optional=True),
+    "batch_size": whole(1),
+    "gradient_accumulation": whole(1),
+    "learning_rate": number(lambda v: 0 < v < 1, "a number between 0 and 1"),
+    "probe_learning_rate": number(lambda v: 0 < v < 1, "a number between 0 and 1"),
+    "warmup_ratio": number(lambda v: 0 <= v < 1, "a number at least 0 and below 1"),
+    "weight_decay": number(lambda v: 0 <= v < 1, "a number at least 0 and below 1"),
+    "max_grad_norm": number(lambda v: v >= 0, "a number ≥ 0 (0: no clipping)"),
+    "max_length": whole(8),
+    "reduction": whole(1),
+    "probe": flag(),
+    "eval_every": whole(1, optional=True),
+    "freeze_word_embeddings": flag(optional=True),
+    "device": choice(DEVICES),
+    "precision": choice(PRECISIONS),
+    "backend": choice(BACKENDS),
+    "num_processes": whole(1),
+    "checkpoint_every": whole(1),
+    "bootstrap_samples": whole(0),
+    "tensorboard": flag(),
+    "name": text(),
+}
 
 
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:

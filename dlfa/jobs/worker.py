@@ -32,8 +32,13 @@ RUNNER_ENV = "DLFA_JOB_RUNNER"
 DEFAULT_RUNNER = "dlfa.train:run_job"
 
 
-def load_runner():
-    """The function that runs a job: dlfa.train.run_job, or the one named by $DLFA_JOB_RUNNER."""
+def load_runner(job=None):
+    """The function that runs a job: an upload evaluation's (dlfa.uploads), else dlfa.train.run_job or the one
+    named by $DLFA_JOB_RUNNER."""
+    from dlfa.uploads import EVALUATION_OPTION, evaluation_runner
+
+    if job is not None and EVALUATION_OPTION in job.options:
+        return evaluation_runner(job.options[EVALUATION_OPTION])
     module, _, name = os.environ.get(RUNNER_ENV, DEFAULT_RUNNER).partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -162,7 +167,7 @@ def run_worker(job_id: str, store: JobStore) -> int:
     exit_code = 0
     with Heartbeat(store, job_id), StopOnSignals(stop):
         try:
-            results = load_runner()(job.spec, job.out_dir, callbacks=(callback,), resume=True)
+            results = load_runner(job)(job.spec, job.out_dir, callbacks=(callback,), resume=True)
         except DlfaError as exc:
             callback.log(f"failed: {exc}")
             store.mark_failed(job_id, str(exc))

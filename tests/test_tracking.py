@@ -1,0 +1,56 @@
+"""Experiment tracking: a run with `tensorboard=True` writes its losses, dev scores and per-language results as
+TensorBoard events, read back here with tensorboard's EventAccumulator."""
+import math
+
+import pytest
+
+from dlfa.callbacks import TENSORBOARD_DIR
+from dlfa.jobs.spec import JobSpec
+from dlfa.train import run_job
+
+
+def scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_events_hold_losses_dev_scores_and_results(tiny_encoder, data_root, tmp_path):
+    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
+                   fusion_layers=(2,), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=6,
+                   eval_every=3, learning_rate=1e-3, bootstrap_samples=0, tensorboard=True)
+    results = run_job(spec, tmp_path / "job")
+    unit = results["runs"][0]
+    found = scalars(tmp_path / "job" / TENSORBOARD_DIR / "dlfa-L2-s1")
+
+    losses = found["loss/udpos"]
+    assert [step for step, _ in losses] == [1, 2, 3, 4, 5, 6] and all(math.isfinite(v) for _, v in losses)
+    (_, logged_step, logged_mean), = unit["history"]["loss"]  # one log line: the mean loss of the 6 steps
+    assert logged_step == 6 and sum(v for _, v in losses) / 6 == pytest.approx(logged_mean, rel=1e-5)
+
+    assert found["dev/accuracy"] == [(step, pytest.approx(value, rel=1e-5)) for step, value in unit["history"]["dev"]]
+    assert [step for step, _ in found["dev/accuracy"]] == [3, 6]
+    for language in ("de", "fr"):
+        assert found[f"test/{language}"] == [(6, pytest.approx(unit["metrics"][language]["value"], rel=1e-5))]
+    mean = (unit["metrics"]["de"]["value"] + unit["metrics"]["fr"]["value"]) / 2
+    assert found["test/mean"] == [(6, pytest.approx(mean, rel=1e-5))]
+
+
+def test_no_events_without_the_flag(tiny_encoder, data_root, tmp_path):
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+                   fusion_layers=(2,), max_train_examples=32, max_eval_examples=8, batch_size=8, max_steps=2,
+                   bootstrap_samples=0)
+    run_job(spec, tmp_path / "job")
+    assert not (tmp_path / "job" / TENSORBOARD_DIR).exists()
+
+
+
+def test_cli_flag_sets_the_spec_field(data_root, tmp_path):
+    from dlfa.cli import build_parser
+    from dlfa.jobs.cli import spec_from_args
+
+    common = ["train", "--task", "udpos", "--eval-langs", "de", "--out", str(tmp_path), "--data-root", str(data_root)]
+    assert spec_from_args(build_parser().parse_args([*common, "--tensorboard"])).tensorboard is True
+    assert spec_from_args(build_parser().parse_args(common)).tensorboard is False
