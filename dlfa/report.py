@@ -27,7 +27,7 @@ from dlfa.languages import family_of, language_label
 from dlfa.metrics import MIN_ABOVE_MAJORITY, mean_interval
 from dlfa.reproduce import (AGGREGATIONS, LAYER_ANALYSIS_FILE, RESULTS_FILE, SIZES_FILE, STUDY_TASKS, TASK_PLANS,
                             TIMINGS_FILE, TUNED_LAYERS_FILE, best_dev_layer, code_versions, dlfa_dev_scores,
-                            read_results, refuse_mixed_code_versions, run_at_majority, setting_name)
+                            choose, read_results, refuse_mixed_code_versions, run_at_majority, setting_name)
 from dlfa.study import change_in_words, compare, not_learned_note, summarize
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
@@ -250,24 +250,24 @@ class Report:
             self.add(f"Probe sweep `probe/{setting}`{self.took(f'probe/{setting}')} ({budget(probe['spec'], size)}): "
                      f"{len(runs_of(probe, None))} of {len(JobSpec.from_dict(probe['spec']).units())} runs done; "
                      f"best DLFA fusion layer on the English dev set: **{best}**{tied_layers(probe, best)}.", "")
-        self.selection(setting)
+        layer_tied = self.selection(setting)
         if runs:
             self.comparison(task, setting, "fine-tuning", jobs, runs, languages)
+            self.gains[setting]["tied"] |= layer_tied
         if probe is not None:
             self.comparison(task, setting, "probe", [f"probe/{setting}"], runs_of(probe, None), languages)
             self.probe_grid(setting, probe, languages)
             if tied_layers(probe, best_dev_layer(probe)):  # the fine-tuned candidate layers rest on the tie too
                 self.gains[setting]["tied"] = True
 
-    def selection(self, setting: str) -> None:
-        """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran."""
+    def selection(self, setting: str) -> bool:
+        """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran;
+        whether DLFA's layer was chosen on a tie."""
         runs = [run for job in (f"select/{setting}", f"select/{setting}-layers") if self.job(job) is not None
                 for run in runs_of(self.job(job), None)]
         if not runs:
-            return
-        from dlfa.reproduce import choose
-
-        rows = []
+            return False
+        rows, tied = [], False
         for aggregation in AGGREGATIONS:
             try:
                 chosen = choose(runs, aggregation)
@@ -275,12 +275,16 @@ class Report:
                 continue
             for run in (r for r in runs if r["spec"]["aggregations"][0] == aggregation):
                 flag = " (majority class)" if run_at_majority(run) else ""
+                tie = run is not chosen and run["dev_score"] == chosen["dev_score"] and not run_at_majority(run)
+                other_layer = run["spec"]["fusion_layers"] != chosen["spec"]["fusion_layers"]
+                tied = tied or (tie and aggregation == "dlfa" and other_layer)
                 rows.append([run_name(run) + flag, f"{run['spec']['learning_rate']:g}", fmt_score(run.get("dev_score")),
-                             convergence(run), "**chosen**" if run is chosen else ""])
+                             convergence(run), "**chosen**" if run is chosen else "tied" if tie else ""])
         self.add(f"Choices on seed 1 and English dev (`select/{setting}`, `select/{setting}-layers`): the best "
-                 "dev score per aggregation; ties go to the smaller learning rate, then the lower layer; runs at the "
-                 "majority class are not chosen while another learned.", "",
-                 table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
+                 "dev score per aggregation; ties go to the smaller learning rate, then the lower layer, and a tie "
+                 "between layers decides no claim; runs at the majority class are not chosen while another "
+                 "learned.", "", table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
+        return tied
 
     def comparison(self, task: str, setting: str, source: str, jobs: list[str], runs: list[dict],
                    languages: list[str]) -> None:
@@ -335,8 +339,8 @@ class Report:
                      "the English training statistics, and only the aggregation and the head train, for a fixed "
                      "budget: a gap here measures how usable each layer's features are to a small head in that "
                      "budget, not what fine-tuning reaches.", "")
-        self.gains.setdefault(setting, {"task": task, "source": source, "gain": gain, "layer": layer,
-                                           "tied": tied, "dlfa_at_majority": len(all_dlfa) > len(dlfa)})
+        self.gains.setdefault(setting, {"task": task, "source": source, "gain": gain, "layer": layer, "tied": tied,
+                                        "dlfa_at_majority": len(all_dlfa) > len(dlfa)})
 
     def probe_grid(self, setting: str, probe: dict, languages: list[str]) -> None:
         grid = probe.get("grid")

@@ -150,3 +150,22 @@ def test_a_layer_chosen_on_a_tie_is_shown_and_decides_no_claim(tmp_path):
             "by rule the lowest tied layer is taken, and no claim rests on the choice)") in text
     assert ("| best fusion layer differs per task | yes | xnli L0, pawsx-cls L5 | – | not decided: the layer of xnli "
             "rests on a tie") in text
+
+
+def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tmp_path):
+    root = tmp_path / "record"
+    grid = [run("last", 1, (60.0, 50.0), dev=72.0), run("scalar-mix", 1, (60.0, 50.0), dev=70.0),
+            run("dlfa", 1, (62.0, 51.0), 4, dev=74.0)]
+    for r, rate in zip(grid, (2e-5, 1e-4, 5e-5)):
+        r["spec"]["learning_rate"] = rate
+    write_job(root, "select/xnli-cls", grid)
+    write_job(root, "select/xnli-cls-layers", [run("dlfa", 1, (62.0, 51.0), 8, dev=74.0),
+                                               run("dlfa", 1, (34.0, 33.0), 2, dev=74.0)])  # at the majority class
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=4)
+    fine_tuned(root, "pawsx-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=5)
+    text = report(root, tmp_path)
+    assert "| last-s1 | 2e-05 | 72.0 | not recorded | **chosen** |" in text
+    assert "| dlfa-L4-s1 | 5e-05 | 74.0 | not recorded | **chosen** |" in text  # the lower of the tied layers
+    assert "| dlfa-L8-s1 | 5e-05 | 74.0 | not recorded | tied |" in text
+    assert "| dlfa-L2-s1 (majority class) | 5e-05 | 74.0 | not recorded |  |" in text
+    assert "not decided: the layer of xnli-cls rests on a tie" in text

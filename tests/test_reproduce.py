@@ -178,9 +178,9 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert {"probe/udpos", "select/udpos", "select/udpos-layers", "finetune/udpos-dlfa", "probe/pawsx-mean",
             "finetune/pawsx-cls-scalar-mix", "layers", "tuned-layers"} <= set(timings)
     tuned = json.loads((out / "layers/tuned.json").read_text())["runs"]
+    layer = json.loads((out / "finetune/udpos-dlfa/results.json").read_text())["spec"]["fusion_layers"][0]
     assert sorted(tuned) == sorted(f"finetune/udpos-{job}/{unit}-s{s}" for job, unit in (
-        ("last", "last"), ("dlfa", f"dlfa-L{json.loads((out / 'finetune/udpos-dlfa/results.json').read_text())['spec']['fusion_layers'][0]}"),
-        ("scalar-mix", "scalar-mix")) for s in (1, 2))  # the plain fine-tuned encoders, every aggregation
+        ("last", "last"), ("dlfa", f"dlfa-L{layer}"), ("scalar-mix", "scalar-mix")) for s in (1, 2))  # every one
 
     again = []
     run_plan(config, out, DEFAULT_PARTS, log=again.append)
