@@ -148,10 +148,10 @@ class Reproduction:
         return max(1, math.ceil(train / batch) // EVALS_PER_EPOCH)
 
     def probe_fields(self, task: str, pooling: str | None, num_layers: int) -> dict:
-        fields = {**self.base_fields(task, pooling), "patience": None, "max_epochs": None,
-                  "epochs": TASK_PLANS[task].probe_epochs, "eval_every": None}
-        return {**fields, "aggregations": list(AGGREGATIONS), "fusion_layers": list(range(num_layers)),
-                "seeds": [SELECTION_SEED], "probe": True, **self.spec_overrides,
+        """Every fusion layer on a frozen encoder, seed 1, a fixed budget (no early stopping)."""
+        return {**self.base_fields(task, pooling), "patience": None, "max_epochs": None, "eval_every": None,
+                "epochs": TASK_PLANS[task].probe_epochs, "aggregations": list(AGGREGATIONS),
+                "fusion_layers": list(range(num_layers)), "seeds": [SELECTION_SEED], "probe": True,
                 "name": f"reproduction: probe sweep {setting_name(task, pooling)}"}
 
     def select_fields(self, task: str, pooling: str | None, probe_layer: int) -> dict:
