@@ -113,6 +113,11 @@ def majority_score(metric: str, gold: list, labels: list[str], majority: int) ->
 MIN_ABOVE_MAJORITY = 1.0
 
 
+def at_majority(value: float, majority: float) -> bool:
+    """Whether a score (points) stays within MIN_ABOVE_MAJORITY of the majority-class score on the same data."""
+    return value - majority < MIN_ABOVE_MAJORITY
+
+
 def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
     """(mean, low, high): a Student-t interval of the mean over runs (seeds); (mean, None, None) for one run."""
     from scipy import stats

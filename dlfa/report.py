@@ -2,7 +2,13 @@
 reproduction plan (dlfa.reproduce), so that `python -m dlfa reproduce report` regenerates it at any time.
 
 Every table names where its numbers come from (the job folder, whose results.json holds the spec); parts not
-run yet are listed as such, never filled in.
+run yet are listed as such, never filled in. The verdict rules, stated in the report too:
+- a gain whose 95% interval over seeds contains 0 is "inconclusive", whatever its sign; with one seed there is
+  no interval and nothing is decided; the table says whether the paper's value lies inside our interval;
+- a run whose target mean stays within MIN_ABOVE_MAJORITY of the majority class is listed by name and left out
+  of the means (the gain pairs the seeds left to both), and no claim is decided on it;
+- layer ties on English dev go, by rule, to the lowest layer, are shown, and decide no claim;
+- runs of different code versions are never compared: a record that mixes them is refused.
 """
 from __future__ import annotations
 
@@ -19,39 +25,36 @@ from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
 from dlfa.languages import family_of, language_label
 from dlfa.metrics import MIN_ABOVE_MAJORITY, mean_interval
-from dlfa.reproduce import (LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TASK_PLANS, TIMINGS_FILE,
-                            TUNED_LAYERS_FILE, best_dev_layer, dlfa_dev_scores, read_results)
+from dlfa.reproduce import (AGGREGATIONS, LAYER_ANALYSIS_FILE, RESULTS_FILE, SIZES_FILE, STUDY_TASKS, TASK_PLANS,
+                            TIMINGS_FILE, TUNED_LAYERS_FILE, best_dev_layer, code_versions, dlfa_dev_scores,
+                            choose, read_results, refuse_mixed_code_versions, run_at_majority, setting_name)
 from dlfa.study import change_in_words, compare, not_learned_note, summarize
 
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
 PAPER_GAINS = {"xnli": 1.5, "pawsx": 2.4, "panx": 1.2, "udpos": 1.5}
 FIGURES = "figures"  # the figures' folder, beside the report
+SIZE_NOTES = {
+    "udpos": "UD English-EWT train/dev, English Parallel UD test; training capped by the plan (see the budgets)",
+    "panx": "XTREME PAN-X English train/dev; no English test (XTREME removed the test labels: the other languages' "
+            "dev sets are their test); training capped by the plan",
+    "xnli": "the XNLI dev (2,490) and test (5,010, labels carried row-wise from a labeled copy) items pooled and "
+            "split by item with a recorded seed: no test item's translation is trained on",
+    "pawsx": "only the English dev set (2,000 pairs) is labeled here: no more labeled English PAWS-X data on this "
+             "machine (XTREME's 49,401 training pairs are not staged), so train, dev and test are cut from it",
+}
+TIE_RULE = "by rule the lowest tied layer is taken, and no claim rests on the choice"
+E5_CANNOT_TEST = ("multilingual-e5-small was trained contrastively on its mean-pooled last layer, which makes that "
+                  "layer cross-lingual by construction; mBERT was not, so e5-small cannot test mBERT's \"lower "
+                  "layers are more cross-lingual\" claim: these rows report what we measured, not a verdict on it")
 
 
-def tied_layers(probe_results: dict, best: int) -> str:
-    """' (tied with layers 1, 9: the first is taken)' when other dlfa layers reach the best one's dev score."""
-    scores = dlfa_dev_scores(probe_results)
+def tied_layers(results: dict, best: int) -> str:
+    """' (tied on English dev with layers 1, 9: by rule ...)' when other dlfa layers reach the best one's score."""
+    scores = dlfa_dev_scores(results)
     tied = [layer for layer, dev in scores.items() if dev == scores[best] and layer != best]
-    return f" (tied with layer{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: the first is taken)" \
-        if tied else ""
-
-
-def gain_verdict(source: str, gain: Cell, above_majority: float | None) -> str:
-    """Whether a measured DLFA − last gain agrees with the paper's claim of a gain. above_majority: the DLFA
-    mean minus the majority-class mean (None when unknown)."""
-    if source == "probe":  # the paper's claim is about fine-tuning; a frozen-encoder probe cannot decide it
-        return "not decided yet: probe only, fine-tuning not run"
-    if above_majority is not None and above_majority < MIN_ABOVE_MAJORITY:
-        return (f"not decided: DLFA stays within {MIN_ABOVE_MAJORITY:.0f} point of the majority class "
-                "(it learned nothing that transfers in this budget)")
-    if gain.low is not None and gain.low > 0:
-        return "agrees: a gain, interval above 0"
-    if gain.value > 0:
-        return "same direction, but the interval includes 0"
-    if gain.high is not None and gain.high < 0:
-        return "does not agree: DLFA is worse, interval below 0"
-    return "does not agree: no gain (a loss whose interval includes 0)"
+    return (f" (tied on English dev with layer{'s' if len(tied) > 1 else ''} {', '.join(map(str, tied))}: "
+            f"{TIE_RULE})") if tied else ""
 
 
 @dataclass
@@ -68,12 +71,49 @@ class Cell:
             return f"{self.value:.1f}"
         return f"{self.value:.1f} ± {(self.high - self.low) / 2:.1f}"
 
+    def interval(self) -> str:
+        return "" if self.low is None else f" [{self.low:+.2f}, {self.high:+.2f}]"
+
+
+def gain_verdict(source: str, gain: Cell | None) -> str:
+    """Whether a measured DLFA − last gain (over seeds) agrees with the paper's claim of a gain."""
+    if source == "probe":  # the paper's claim is about fine-tuning; a frozen-encoder probe cannot decide it
+        return "not decided: probe only (a frozen encoder), fine-tuning not run"
+    if gain is None:
+        return "not decided: no seed where both DLFA and last learned more than the majority class"
+    if gain.low is None:
+        return "not decided: one seed, no interval over seeds"
+    if gain.low > 0:
+        return "agrees: a gain, interval above 0"
+    if gain.high < 0:
+        return "does not agree: DLFA is worse, interval below 0"
+    return "inconclusive: the interval includes 0"
+
+
+def paper_in_interval(gain: Cell | None, paper: float) -> str:
+    if gain is None or gain.low is None:
+        return "–"
+    return "yes" if gain.low <= paper <= gain.high else "no"
+
 
 def runs_of(results: dict, aggregation: str | None, layer: int | None = None) -> list[dict]:
     """The complete runs of one configuration of a job (all its seeds); aggregation None: of every one."""
     return [r for r in results.get("runs", []) if r["status"] == "complete"
             and aggregation in (None, r["spec"]["aggregations"][0])
             and (layer is None or r["spec"]["fusion_layers"] == [layer])]
+
+
+def run_name(run: dict) -> str:
+    return JobSpec.from_dict(run["spec"]).unit_name()
+
+
+def convergence(run: dict) -> str:
+    """'best dev at step 120 of 180' from the run's record, or 'not recorded'."""
+    recorded = {**run, **(run.get("convergence") or {})}
+    best, trained = recorded.get("best_step"), recorded.get("steps_trained")
+    if best is None or trained is None:
+        return "not recorded"
+    return f"best dev at step {best} of {trained}"
 
 
 def cell(runs: list[dict], language: str) -> Cell | None:
@@ -87,34 +127,38 @@ def cell(runs: list[dict], language: str) -> Cell | None:
     return Cell(mean, low, high, len(values))
 
 
-def mean_gain(dlfa: list[dict], last: list[dict], languages: list[str]) -> Cell | None:
-    """DLFA − last averaged over languages; the interval over seeds (paired by seed) when there are ≥ 2, else
-    over languages."""
-    def average(runs_by_seed: dict[int, dict]) -> dict[int, float]:
-        return {seed: float(np.mean([run["metrics"][lang]["value"] for lang in languages]))
-                for seed, run in runs_by_seed.items()}
+def by_seed(runs: list[dict]) -> dict[int, dict]:
+    return {r["spec"]["seeds"][0]: r for r in runs}
 
-    ours, theirs = ({r["spec"]["seeds"][0]: r for r in runs} for runs in (dlfa, last))
+
+def mean_gain(dlfa: list[dict], last: list[dict], languages: list[str]) -> Cell | None:
+    """DLFA − last averaged over languages, paired by seed; the 95% interval over seeds when there are ≥ 2
+    (none with one seed: a spread over languages is not a confidence interval)."""
+    ours, theirs = by_seed(dlfa), by_seed(last)
     shared = sorted(set(ours) & set(theirs))
     if not shared:
         return None
-    if len(shared) >= 2:
-        a, b = average({s: ours[s] for s in shared}), average({s: theirs[s] for s in shared})
-        mean, low, high = mean_interval([a[s] - b[s] for s in shared])
-        return Cell(mean, low, high, len(shared))
-    seed = shared[0]
-    diffs = [ours[seed]["metrics"][lang]["value"] - theirs[seed]["metrics"][lang]["value"] for lang in languages]
-    mean, low, high = mean_interval(diffs)
-    return Cell(mean, low, high, 1)
+    gains = [float(np.mean([ours[s]["metrics"][lang]["value"] - theirs[s]["metrics"][lang]["value"]
+                            for lang in languages])) for s in shared]
+    mean, low, high = mean_interval(gains)
+    return Cell(mean, low, high, len(shared))
 
 
-def budget(spec: dict) -> str:
-    """e.g. '4000 English training examples, 2 epochs, 500 test examples per language'."""
-    train = f"{spec['max_train_examples']} English training examples" if spec["max_train_examples"] else \
-        "all English training examples"
-    steps = f"{spec['max_steps']} steps" if spec["max_steps"] else f"{spec['epochs']:g} epoch(s)"
+def budget(spec: dict, sizes: dict | None) -> str:
+    """e.g. '4,000 of 12,544 English training examples, until English dev stops improving (...), batch 32, ...'."""
+    available = f"{sizes['train']:,}" if sizes else "(size not recorded)"
+    train = (f"{spec['max_train_examples']:,} of {available} English training examples" if spec["max_train_examples"]
+             else f"all {available} English training examples" if sizes else "all English training examples "
+             "(size not recorded)")
+    if spec.get("patience"):
+        steps = (f"until English dev stops improving (patience {spec['patience']} evaluations, at most "
+                 f"{spec['max_epochs']:g} epochs, the best-dev state evaluated)")
+    else:
+        steps = f"{spec['max_steps']} steps" if spec["max_steps"] else f"{spec['epochs']:g} epoch(s)"
+    rate = f", learning rate {spec['learning_rate']:g}" if not spec.get("probe") else ""
+    pooling = f", {spec['pooling']} pooling" if spec.get("pooling") else ""
     evaluate = f"at most {spec['max_eval_examples']}" if spec["max_eval_examples"] else "all"
-    return f"{train}, {steps}, batch {spec['batch_size']}, {evaluate} test examples per language"
+    return f"{train}, {steps}, batch {spec['batch_size']}{rate}{pooling}, {evaluate} test examples per language"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -145,8 +189,10 @@ class Report:
         self.out_root, self.figures_dir = out_root, doc_path.parent / FIGURES
         self.record_shown = f"{doc_path.parent.name}/{out_root.name}"  # the record as seen from the repository root
         self.timings = read_results(out_root / TIMINGS_FILE) or {}
+        self.sizes = read_results(out_root / SIZES_FILE) or {}
         self.lines: list[str] = []
-        # task -> (source, gain, layer); "layers" -> text, "layers_agree" -> bool; "tuned_layers" -> [retrieval]
+        self.gains: dict[str, dict] = {}  # setting -> task, source, gain, layer, tied, dlfa_at_majority
+        # "layers" -> text; "plain_tuned" -> {key: retrieval per layer} of the plain fine-tuned encoders
         self.findings: dict = {}
 
     def add(self, *blocks: str) -> None:
@@ -168,73 +214,145 @@ class Report:
         return f" ({entry['seconds'] / 60:.1f} min over {entry['sittings']} sitting(s){state})"
 
     # ------------------------------------------------------------------------------------------------
+    def job(self, job: str) -> dict | None:
+        return read_results(self.out_root / job / RESULTS_FILE)
+
     def task_section(self, task: str) -> None:
         self.add(f"### {TASK_TITLES[task]}", "")
-        probe = read_results(self.out_root / "probe" / task / RESULTS_FILE)
-        finetune = read_results(self.out_root / "finetune" / task / RESULTS_FILE)
-        if probe is None:
+        size = self.sizes.get(task)
+        self.add(f"English data: train {size['train']:,}, dev {size['dev']:,}, test {size['test']:,} examples; "
+                 f"{SIZE_NOTES[task]}." if size else
+                 f"English data: sizes not recorded in this record (`{SIZES_FILE}`: the record predates it).", "")
+        settings = [s for s in dict.fromkeys([setting_name(task, p) for p in TASK_PLANS[task].poolings] + [task])
+                    if self.job(f"probe/{s}") is not None or self.finetune_runs(s)[1]]
+        if not settings:
             self.add(f"Not run yet (`probe/{task}`).", "")
             return
-        best = best_dev_layer(probe)
-        languages = probe["spec"]["eval_languages"]
-        metric = next(iter(probe["runs"][0]["metrics"].values()))["metric"]
-        self.add(f"Targets: {', '.join(map(language_label, languages))}. {budget(probe['spec'])} (probe); "
-                 + (f"{budget(finetune['spec'])} (fine-tuning)." if finetune else "no fine-tuning yet."), "")
-        self.add(f"Metric: {metric} (points). Probe sweep `probe/{task}`{self.took(f'probe/{task}')}: "
-                 f"{len(runs_of(probe, None))} of {len(JobSpec.from_dict(probe['spec']).units())} runs done; "
-                 f"best DLFA fusion layer on the English dev set: **{best}**{tied_layers(probe, best)}.", "")
-        for source, results in (("fine-tuning", finetune), ("probe", probe)):
-            if results is not None and runs_of(results, "last"):
-                self.comparison(task, source, results, best)
-        grid = probe.get("grid")
-        if grid:
-            self.add("Layer × language grid of the probe sweep (★ = best configuration per language):", "")
-            self.figure(charts.layer_language_grid(grid, label_of=language_label, title=f"{task}: probe sweep"),
-                        f"grid-{task}.png", f"{task} layer × language grid", height=160 + 36 * len(grid["rows"]))
-            ordered = sorted(grid["rows"], key=lambda r: (r["fusion_layer"] is not None, r["fusion_layer"] or 0))
-            rows = [[charts.config_label(r), "–" if r["dev"] is None else f"{r['dev']:.1f}",
-                     *(f"{r['values'][lang]:.1f}" for lang in languages), f"{r['mean']:.1f}"] for r in ordered]
-            self.add(table(["configuration", "en dev", *languages, "mean"], rows), "")
+        for setting in settings:
+            self.setting_section(task, setting)
 
-    def comparison(self, task: str, source: str, results: dict, probe_best: int) -> None:
-        """Per language: last, DLFA at the best dev layer, their difference and scalar-mix; the mean gain."""
-        job = f"{'finetune' if source == 'fine-tuning' else 'probe'}/{task}"
-        languages = results["spec"]["eval_languages"]
-        chosen_on_dev = source == "fine-tuning" and bool(runs_of(results, "dlfa"))
-        layer = best_dev_layer(results) if chosen_on_dev else probe_best
-        last, dlfa, mix = runs_of(results, "last"), runs_of(results, "dlfa", layer), runs_of(results, "scalar-mix")
-        spread = "over seeds" if len(last) > 1 else "of the bootstrap"
-        chosen = (f"; DLFA L{layer} has the best English dev score of the fine-tuned layers "
-                  f"{', '.join(map(str, results['spec']['fusion_layers']))}" if chosen_on_dev else "")
-        self.add(f"Baseline vs best DLFA layer ({source}, `{job}`{self.took(job)}; seeds: last {len(last)}, "
-                 f"DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval {spread}{chosen}):", "")
-        majority = {lang: last[0]["metrics"][lang].get("majority") for lang in languages}  # the same test sets
+    def finetune_runs(self, setting: str) -> tuple[list[str], list[dict]]:
+        """The fine-tuning jobs of a setting and their complete runs: finetune/<setting>-<aggregation>, or one
+        finetune/<setting> job holding every aggregation (records before issue 13)."""
+        jobs = [job for job in (f"finetune/{setting}", *(f"finetune/{setting}-{a}" for a in AGGREGATIONS))
+                if self.job(job) is not None]
+        return jobs, [run for job in jobs for run in runs_of(self.job(job), None)]
+
+    def setting_section(self, task: str, setting: str) -> None:
+        if setting != task:
+            self.add(f"#### {setting}", "")
+        probe = self.job(f"probe/{setting}")
+        jobs, runs = self.finetune_runs(setting)
+        languages = (probe or self.job(jobs[0]))["spec"]["eval_languages"]
+        size = self.sizes.get(task)
+        if probe is not None:
+            best = best_dev_layer(probe)
+            self.add(f"Probe sweep `probe/{setting}`{self.took(f'probe/{setting}')} ({budget(probe['spec'], size)}): "
+                     f"{len(runs_of(probe, None))} of {len(JobSpec.from_dict(probe['spec']).units())} runs done; "
+                     f"best DLFA fusion layer on the English dev set: **{best}**{tied_layers(probe, best)}.", "")
+        layer_tied = self.selection(setting)
+        if runs:
+            self.comparison(task, setting, "fine-tuning", jobs, runs, languages)
+            self.gains[setting]["tied"] |= layer_tied
+        if probe is not None:
+            self.comparison(task, setting, "probe", [f"probe/{setting}"], runs_of(probe, None), languages)
+            self.probe_grid(setting, probe, languages)
+            if tied_layers(probe, best_dev_layer(probe)):  # the fine-tuned candidate layers rest on the tie too
+                self.gains[setting]["tied"] = True
+
+    def selection(self, setting: str) -> bool:
+        """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran;
+        whether DLFA's layer was chosen on a tie."""
+        runs = [run for job in (f"select/{setting}", f"select/{setting}-layers") if self.job(job) is not None
+                for run in runs_of(self.job(job), None)]
+        if not runs:
+            return False
+        rows, tied = [], False
+        for aggregation in AGGREGATIONS:
+            try:
+                chosen = choose(runs, aggregation)
+            except DlfaError:
+                continue
+            for run in (r for r in runs if r["spec"]["aggregations"][0] == aggregation):
+                flag = " (majority class)" if run_at_majority(run) else ""
+                tie = run is not chosen and run["dev_score"] == chosen["dev_score"] and not run_at_majority(run)
+                other_layer = run["spec"]["fusion_layers"] != chosen["spec"]["fusion_layers"]
+                tied = tied or (tie and aggregation == "dlfa" and other_layer)
+                rows.append([run_name(run) + flag, f"{run['spec']['learning_rate']:g}", fmt_score(run.get("dev_score")),
+                             convergence(run), "**chosen**" if run is chosen else "tied" if tie else ""])
+        self.add(f"Choices on seed 1 and English dev (`select/{setting}`, `select/{setting}-layers`): the best "
+                 "dev score per aggregation; ties go to the smaller learning rate, then the lower layer, and a tie "
+                 "between layers decides no claim; runs at the majority class are not chosen while another "
+                 "learned.", "", table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
+        return tied
+
+    def comparison(self, task: str, setting: str, source: str, jobs: list[str], runs: list[dict],
+                   languages: list[str]) -> None:
+        """Per language: last, DLFA, their difference and scalar-mix, on the runs that learned more than the
+        majority class; the mean gain over paired seeds; the runs left out and each run's convergence."""
+        dlfa_layers = sorted({r["spec"]["fusion_layers"][0] for r in runs if r["spec"]["aggregations"][0] == "dlfa"})
+        if source == "fine-tuning" and len(dlfa_layers) > 1:  # a record before issue 13: layers chosen on dev
+            layer = best_dev_layer(self.job(jobs[0]))
+            chosen = (f"; DLFA L{layer} has the best English dev score of the fine-tuned layers "
+                      f"{', '.join(map(str, dlfa_layers))}{tied_layers(self.job(jobs[0]), layer)}")
+            tied = bool(tied_layers(self.job(jobs[0]), layer))
+        elif source == "probe":
+            layer = best_dev_layer(self.job(jobs[0]))
+            chosen, tied = "", bool(tied_layers(self.job(jobs[0]), layer))
+        else:
+            layer, chosen, tied = (dlfa_layers or [None])[0], "", False
+        flagged = [r for r in runs if run_at_majority(r)]
+        kept = [r for r in runs if r not in flagged]
+        last, dlfa, mix = (runs_of({"runs": kept}, aggregation, lay) for aggregation, lay in
+                           (("last", None), ("dlfa", layer), ("scalar-mix", None)))
+        all_dlfa = runs_of({"runs": runs}, "dlfa", layer)
+        where = ", ".join(f"`{job}`{self.took(job)}" for job in jobs)
+        spread = "over seeds" if len(last) > 1 else "of the bootstrap over test examples"
+        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(self.job(jobs[-1])['spec'], self.sizes.get(task))}; "
+                 f"seeds kept: last {len(last)}, DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval "
+                 f"{spread}{chosen}):", "")
+        if flagged:
+            self.add(f"Runs at the majority class (target mean within {MIN_ABOVE_MAJORITY:.0f} point of it), left out "
+                     "of the means and of every claim: " + ", ".join(f"`{run_name(r)}`" for r in flagged) + ".", "")
+        majority = {lang: runs[0]["metrics"][lang].get("majority") for lang in languages}  # the same test sets
         rows = []
         for lang in languages:
             a, b, c = cell(last, lang), cell(dlfa, lang), cell(mix, lang)
             difference = f"{b.value - a.value:+.1f}" if a and b else "–"
             rows.append([language_label(lang), fmt(a), fmt(b), difference, fmt(c),
                          "–" if majority[lang] is None else f"{majority[lang]:.1f}"])
-        gain = mean_gain(dlfa, last, languages) if dlfa and len(dlfa) == len(last) else None
+        gain = mean_gain(dlfa, last, languages)
 
-        def mean_of(runs: list[dict]) -> float | None:
-            return float(np.mean([cell(runs, lang).value for lang in languages])) if runs else None
+        def mean_of(group: list[dict]) -> float | None:
+            return float(np.mean([cell(group, lang).value for lang in languages])) if group else None
 
-        interval = f" [{gain.low:+.2f}, {gain.high:+.2f}]" if gain and gain.low is not None else ""
         majority_mean = None if None in majority.values() else float(np.mean(list(majority.values())))
-        dlfa_mean = mean_of(dlfa)
-        rows.append(["**mean**", fmt_score(mean_of(last)), fmt_score(dlfa_mean),
-                     f"**{gain.value:+.2f}**{interval}" if gain else "–", fmt_score(mean_of(mix)),
+        shown = f"**{gain.value:+.2f}**{gain.interval()}" + ("" if gain.n > 1 else " (1 seed, no interval)") \
+            if gain else "–"
+        rows.append(["**mean**", fmt_score(mean_of(last)), fmt_score(mean_of(dlfa)), shown, fmt_score(mean_of(mix)),
                      fmt_score(majority_mean)])
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
+        if source == "fine-tuning":
+            self.add("Convergence: " + "; ".join(f"`{run_name(r)}` {convergence(r)}" for r in runs) + ".", "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
                      "the English training statistics, and only the aggregation and the head train, for a fixed "
                      "budget: a gap here measures how usable each layer's features are to a small head in that "
                      "budget, not what fine-tuning reaches.", "")
-        if gain is not None:
-            above_majority = None if majority_mean is None else dlfa_mean - majority_mean
-            self.findings.setdefault(task, (source, gain, layer, above_majority))
+        self.gains.setdefault(setting, {"task": task, "source": source, "gain": gain, "layer": layer, "tied": tied,
+                                        "dlfa_at_majority": len(all_dlfa) > len(dlfa)})
+
+    def probe_grid(self, setting: str, probe: dict, languages: list[str]) -> None:
+        grid = probe.get("grid")
+        if not grid:
+            return
+        self.add("Layer × language grid of the probe sweep (★ = best configuration per language):", "")
+        self.figure(charts.layer_language_grid(grid, label_of=language_label, title=f"{setting}: probe sweep"),
+                    f"grid-{setting}.png", f"{setting} layer × language grid", height=160 + 36 * len(grid["rows"]))
+        ordered = sorted(grid["rows"], key=lambda r: (r["fusion_layer"] is not None, r["fusion_layer"] or 0))
+        rows = [[charts.config_label(r), "–" if r["dev"] is None else f"{r['dev']:.1f}",
+                 *(f"{r['values'][lang]:.1f}" for lang in languages), f"{r['mean']:.1f}"] for r in ordered]
+        self.add(table(["configuration", "en dev", *languages, "mean"], rows), "")
 
     def layer_section(self) -> None:
         self.add("## 2. Layer analysis: which layers are cross-lingual?", "")
@@ -259,7 +377,32 @@ class Report:
             f"retrieval is highest at the last layer ({last}: {mean_of['retrieval'][last]:.3f})" if peak == last else
             f"retrieval peaks at layer {peak} ({mean_of['retrieval'][peak]:.3f}) against "
             f"{mean_of['retrieval'][last]:.3f} at the last layer {last}")
-        self.findings["layers_agree"] = lower_layers_retrieve_better(mean_of["retrieval"])
+        self.add(f"**What this can and cannot say**: {E5_CANNOT_TEST}.", "")
+        self.plain_tuned_layers(analysis)
+
+    def plain_tuned_layers(self, base: dict) -> None:
+        """The layer analysis of the plain fine-tuned encoders (0 intermediate tasks, every aggregation:
+        finetune/* runs, and study/<task>-0 runs) against the base encoder's."""
+        tuned = (read_results(self.out_root / TUNED_LAYERS_FILE) or {}).get("runs", {})
+        plain = {key: analysis for key, analysis in tuned.items()
+                 if key.startswith("finetune/") or key.split("/")[1].endswith("-0")}
+        chains = len(tuned) - len(plain)
+        if not plain:
+            self.add(f"After fine-tuning: no plain fine-tuned encoder (0 intermediate tasks) analysed yet in "
+                     f"`{TUNED_LAYERS_FILE}`" + (f"; the {chains} encoders of intermediate-task chains there are "
+                                                 "shown in section 3 and do not stand for fine-tuning alone"
+                                                 if chains else "") + ".", "")
+            return
+        retrieval = mean_over_languages(base["retrieval"])
+        rows = [["base encoder", *self.layer_cells(retrieval, mean_over_languages(base["cka"]))]]
+        for key, analysis in sorted(plain.items()):
+            curve = mean_over_languages(analysis["retrieval"])
+            self.findings.setdefault("plain_tuned", {})[key] = curve
+            rows.append([f"`{key}`", *self.layer_cells(curve, mean_over_languages(analysis["cka"]))])
+        self.add(f"After fine-tuning (`{TUNED_LAYERS_FILE}`{self.took('tuned-layers')}): the same analysis of each "
+                 "plain fine-tuned encoder (0 intermediate tasks), mean over the Parallel UD languages:", "",
+                 table(["encoder", "retrieval L0", "retrieval peak (layer)", f"retrieval L{base['num_layers']}",
+                        f"CKA L{base['num_layers']}"], rows), "")
 
     def study_section(self) -> None:
         self.add("## 3. English intermediate tasks: 0 vs 3 vs 9", "")
@@ -317,7 +460,6 @@ class Report:
         for count, run, analysis in analysed:
             seed = run["spec"]["seeds"][0]
             retrieval = curves[f"{count} tasks · seed {seed}"] = mean_over_languages(analysis["retrieval"])
-            self.findings.setdefault("tuned_layers", []).append(retrieval)
             target = float(np.mean([m["value"] for m in run["metrics"].values()]))
             rows.append([f"{count} tasks", str(seed), fmt_score(run.get("dev_score")), f"{target:.1f}",
                          *self.layer_cells(retrieval, mean_over_languages(analysis["cka"]))])
@@ -369,41 +511,56 @@ class Report:
     def claims_section(self) -> None:
         self.add("## 4. Against the paper's claims", "",
                  "The paper fine-tunes mBERT on the full English training sets; we run the embedded "
-                 "multilingual-e5-small on a CPU budget (see the budgets above), so magnitudes are not expected to "
-                 "match. The verdict asks whether our fine-tuning measurement points the same way and clears its "
-                 "interval; probe sweeps (a frozen encoder, a small head, a short budget) only locate layers, so they "
-                 "decide no claim about gains.", "")
+                 "multilingual-e5-small on a CPU budget (see the budgets and sizes above), so magnitudes are not "
+                 "expected to match. Rules: a gain agrees when its 95% interval over seeds lies above 0 and "
+                 "disagrees when it lies below; an interval that contains 0 is inconclusive whatever the sign; one "
+                 "seed decides nothing; runs at the majority class are left out and decide nothing; probe sweeps (a "
+                 "frozen encoder, a small head, a short budget) only locate layers and decide no claim about gains; "
+                 f"layer ties: {TIE_RULE}.", "")
         rows = []
         for task, paper in PAPER_GAINS.items():
-            found = self.findings.get(task)
-            if found is None:
-                rows.append([TASK_TITLES[task], f"+{paper}", "not run yet", "–"])
-                continue
-            source, gain, layer, above_majority = found
-            interval = f" [{gain.low:+.2f}, {gain.high:+.2f}]" if gain.low is not None else ""
-            verdict = gain_verdict(source, gain, above_majority)
-            rows.append([TASK_TITLES[task], f"+{paper}", f"{gain.value:+.2f}{interval} (DLFA L{layer}, {source}, "
-                         f"{'over seeds' if gain.n > 1 else 'over languages'})", verdict])
-        best = {task: found[2] for task, found in self.findings.items() if task in PAPER_GAINS}
-        if len(best) >= 2:
-            differ = len(set(best.values())) > 1
+            found = {setting: g for setting, g in self.gains.items() if g["task"] == task}
+            if not found:
+                rows.append([TASK_TITLES[task], f"+{paper}", "not run yet", "–", "–"])
+            for setting, g in found.items():
+                gain = g["gain"]
+                ours = "–" if gain is None else (
+                    f"{gain.value:+.2f}{gain.interval()} (DLFA L{g['layer']}, {g['source']}, "
+                    + (f"{gain.n} seeds)" if gain.n > 1 else "1 seed: no interval)"))
+                rows.append([f"{TASK_TITLES[task]}: DLFA > last" + (f" ({setting})" if setting != task else ""),
+                             f"+{paper}", ours, paper_in_interval(gain, paper), gain_verdict(g["source"], gain)])
+        rows += self.layer_claim_rows()
+        self.add(table(["claim", "paper (mBERT)", "ours (e5-small)", "paper's value inside our interval", "verdict"],
+                       rows), "")
+
+    def layer_claim_rows(self) -> list[list[str]]:
+        rows = []
+        fine_tuned = {s: g for s, g in self.gains.items() if g["source"] == "fine-tuning"}
+        if len(fine_tuned) >= 2:
+            undecided = [s for s, g in fine_tuned.items() if g["tied"] or g["dlfa_at_majority"]]
+            differ = len({g["layer"] for g in fine_tuned.values()}) > 1
+            verdict = ("not decided: the layer of " + ", ".join(undecided) + " rests on a tie or on runs at the "
+                       "majority class") if undecided else ("agrees" if differ else
+                                                            "does not agree: the same layer everywhere")
             rows.append(["best fusion layer differs per task", "yes",
-                         ", ".join(f"{t} L{k}" for t, k in best.items()),
-                         "agrees" if differ else "does not agree: the same layer everywhere"])
+                         ", ".join(f"{s} L{g['layer']}" for s, g in fine_tuned.items()), "–", verdict])
         if "layers" in self.findings:
-            verdict = "agrees" if self.findings["layers_agree"] else \
-                "does not agree: the top layers are as cross-lingual as any"
-            rows.append(["lower layers are more cross-lingual", "yes", self.findings["layers"], verdict])
-        tuned = self.findings.get("tuned_layers")
-        if tuned:
-            agree = sum(map(lower_layers_retrieve_better, tuned))
-            peaks = sorted({int(np.argmax(r)) for r in tuned})
-            rows.append(["… and after fine-tuning (section 3: the study runs' encoders)", "yes",
-                         f"retrieval peaks at layer {peaks[0]}–{peaks[-1]} "
-                         f"(mean {np.mean([max(r) for r in tuned]):.3f}) against {np.mean([r[-1] for r in tuned]):.3f} "
-                         f"at the last layer, mean over {len(tuned)} runs",
-                         "agrees" if agree == len(tuned) else f"agrees in {agree} of {len(tuned)} runs"])
-        self.add(table(["claim", "paper (mBERT)", "ours (e5-small)", "verdict"], rows), "")
+            rows.append(["lower layers are more cross-lingual", "yes", self.findings["layers"], "–",
+                         "cannot be tested on e5-small (section 2)"])
+            plain = self.findings.get("plain_tuned")
+            if plain:
+                curves = list(plain.values())
+                aggregations = sorted({key.split("/")[-1].split("-")[0] for key in plain})
+                ours = (f"retrieval peaks at layers {min(map(np.argmax, curves))}–{max(map(np.argmax, curves))} "
+                        f"(mean {np.mean([max(r) for r in curves]):.3f}) against "
+                        f"{np.mean([r[-1] for r in curves]):.3f} at the last layer, mean over {len(curves)} encoders "
+                        f"({', '.join(aggregations)}); lower layers retrieve better in "
+                        f"{sum(map(lower_layers_retrieve_better, curves))}")
+            else:
+                ours = "no plain fine-tuned encoder analysed yet"
+            rows.append(["… and after fine-tuning (the plain fine-tuned encoders, section 2)", "yes", ours, "–",
+                         "cannot be tested on e5-small (section 2)"])
+        return rows
 
     def appendix(self) -> None:
         self.add("## Appendix: the jobs and their specs", "",
@@ -423,6 +580,12 @@ class Report:
                      f"{self.took(job)}</summary>", "", f"`{rerun}`", "", f"Ran on: {ran_on}.", "", "```json",
                      json.dumps(results["spec"], indent=1), "```", "</details>", "")
 
+    def code_version(self) -> str:
+        versions = list(code_versions(self.out_root))
+        if versions == ["not recorded"]:
+            return "not recorded (these runs predate code versions in results.json)"
+        return ", ".join(f"`{v}`" for v in versions) or "no runs yet"
+
     # ------------------------------------------------------------------------------------------------
     def build(self, command: str) -> str:
         self.add("# Reproducing DLFA with DLFA Explorer", "",
@@ -437,6 +600,8 @@ class Report:
                  "Budgets are capped for a 2-core CPU; each section gives its own (from the jobs' specs). The "
                  "majority-class column always predicts the most frequent label of the English training data (for "
                  "NER that is `O`, entity F1 0): a score near it means little was learned that transfers.", "",
+                 f"Code version of every run: {self.code_version()}. A record that mixes code versions is "
+                 "refused, so no comparison below mixes them.", "",
                  "## 1. Baseline vs DLFA per task", "")
         for task in TASK_PLANS:
             self.task_section(task)
@@ -452,6 +617,7 @@ def write_report(out_root: str | Path, doc_path: str | Path, command: str) -> Pa
     out_root, doc_path = Path(out_root), Path(doc_path)
     if not out_root.is_dir():
         raise DlfaError(f"no reproduction results in {out_root}: run `python -m dlfa reproduce run` first")
+    refuse_mixed_code_versions(out_root)
     doc_path.parent.mkdir(parents=True, exist_ok=True)
     text = Report(out_root, doc_path).build(command)
     doc_path.write_text(text)

@@ -22,7 +22,7 @@ import numpy as np
 
 from dlfa.errors import DlfaError
 from dlfa.jobs.spec import JobSpec
-from dlfa.metrics import MIN_ABOVE_MAJORITY, mean_interval
+from dlfa.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval
 
 # Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
 # of their other tasks (CommonsenseQA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER) and CoLA.
@@ -261,7 +261,7 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
         rows.append({"count": count, "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
                      "seeds": len(means[count]), "languages": languages, "value": value,
                      "english_dev": float(np.mean(devs)) if devs else None, "majority": majority_mean,
-                     "at_majority": majority_mean is not None and value - majority_mean < MIN_ABOVE_MAJORITY,
+                     "at_majority": majority_mean is not None and at_majority(value, majority_mean),
                      "changes": changes})
     return rows
 

@@ -262,3 +262,13 @@ def test_garbage_raises_only_data_error(name, content):
             assert "garbage.txt" in str(exc)
         else:
             assert examples and all(isinstance(e, readers.Example) for e in examples)
+
+
+def test_the_derived_xnli_test_files_read_with_their_carried_labels(data_root):
+    labels = ("entailment", "neutral", "contradiction")
+    folder = data_root / "pair" / "xnli_test_derived"
+    german, swahili = (read_tsv(folder / f"test-{language}.tsv", "xnli", labels) for language in ("de", "sw"))
+    assert len(german) == len(swahili) == 5010
+    assert {label: sum(e.label == label for e in german) for label in labels} == dict.fromkeys(labels, 1670)
+    assert [e.label for e in german] == [e.label for e in swahili]  # carried row-wise to every language
+    assert german[0].item_id == "0" and german[0].text != swahili[0].text

@@ -14,7 +14,8 @@ from dlfa.jobs.spec import JobSpec
 from dlfa.tasks import registry
 from dlfa.tasks.base import IGNORE_INDEX
 from dlfa.tasks.readers import PANX_TAGS, UPOS_TAGS
-from dlfa.tasks.registry import DataSource, available_languages, get_task, list_tasks, load_encoded, load_examples
+from dlfa.tasks.registry import (DataSource, available_languages, english_sizes, get_task, list_tasks, load_encoded,
+                                  load_examples)
 
 PUD_LANGUAGES = ["ar", "cs", "de", "en", "es", "fi", "fr", "gl", "it", "pl", "pt", "ru", "sv", "tr", "zh"]
 
@@ -50,13 +51,37 @@ def test_paper_tasks_match_manifest(source):
     panx = available_languages("panx", source)
     assert panx["en"] == {"train": 20000, "dev": 10000}
     assert panx["de"] == {"test": 10000} and panx["yo"] == {"test": 100} and len(panx) == 44
-    for task, rows, languages in (("xnli", 2490, 15), ("pawsx", 2000, 7)):
+    for task, rows, languages, test_share in (("xnli", 2490 + 5010, 15, 0.12), ("pawsx", 2000, 7, 1 / 3)):
         counts = available_languages(task, source)
         assert len(counts) == languages and sum(counts["en"].values()) == rows
         assert {language: splits["test"] for language, splits in counts.items()} == dict.fromkeys(
             counts, counts["en"]["test"]
         )
-        assert counts["en"]["test"] == pytest.approx(rows / 3, abs=5)
+        assert counts["en"]["test"] == pytest.approx(rows * test_share, abs=5)
+
+
+def test_english_sizes_of_the_paper_tasks(source):
+    assert english_sizes("xnli", source) == {"train": 6000, "dev": 600, "test": 900}  # dev + test items pooled
+    assert english_sizes("pawsx", source) == {"train": 1201, "dev": 133, "test": 666}  # the English dev set only
+    assert english_sizes("udpos", source) == {"train": 12544, "dev": 2001, "test": 1000}
+    assert english_sizes("panx", source) == {"train": 20000, "dev": 10000, "test": 0}  # no English test labels
+    assert "no more labeled English data" in get_task("pawsx").description
+
+
+def test_xnli_pools_dev_and_test_items_with_a_seeded_split_shared_by_every_language(source):
+    english = {split: load_examples("xnli", "en", split, source) for split in ("train", "dev", "test")}
+    ids = {split: [e.item_id for e in examples] for split, examples in english.items()}
+    every = [i for split in ids.values() for i in split]
+    assert len(every) == len(set(every)) == 7500
+    assert set(every) == {f"dev-{i}" for i in range(2490)} | {f"test-{i}" for i in range(5010)}
+    for split in ("train", "dev", "test"):  # the seeded shuffle mixes both files into every part
+        assert {i.partition("-")[0] for i in ids[split]} == {"dev", "test"}
+    premises = {split: {e.text for e in examples} for split, examples in english.items()}
+    assert not (premises["train"] & premises["test"]) and not (premises["train"] & premises["dev"])
+    for language in ("de", "sw", "zh"):
+        test = load_examples("xnli", language, "test", source)
+        assert [e.item_id for e in test] == ids["test"]  # the same items, translated
+        assert {e.text for e in test}.isdisjoint(premises["test"])
 
 
 @pytest.mark.parametrize("task", ["xnli", "pawsx"])
@@ -98,6 +123,33 @@ def test_item_split_groups_premises_and_refuses_misaligned_files(tmp_path):
     (tmp_path / "pair" / "xnli_xtreme" / "dev-en.tsv").write_text("a\tb\tneutral\n" * 30, encoding="utf-8")
     scan = registry.scan_languages("xnli", source)
     assert "de" not in scan.available and "27 rows but the English file has 30" in scan.broken["de"]
+
+
+def _synthetic_xnli_test(root, rows: int = 60, shift: int = 0):
+    folder = root / "pair" / "xnli_test_derived"
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = ["entailment", "neutral", "contradiction"]
+    for language, word, offset in (("en", "Premise", 0), ("de", "Prämisse", shift)):
+        lines = [f"{word} T{i // 3}.\tH{i}.\t{labels[(i + offset) % 3]}" for i in range(rows)]
+        (folder / f"test-{language}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_pooled_item_split_is_seeded_by_groups_and_checks_each_file(tmp_path, monkeypatch):
+    _synthetic_xnli(tmp_path)
+    _synthetic_xnli_test(tmp_path)
+    source = DataSource.resolve(tmp_path)
+    parts = {split: load_examples("xnli", "en", split, source) for split in ("train", "dev", "test")}
+    assert [len(p) for p in parts.values()] == [72, 9, 9]  # 90 items: 80%, up to 88% in whole groups of 3, the rest
+    assert all(len({e.text for e in p}) * 3 == len(p) for p in parts.values())  # whole premise groups
+    german = load_examples("xnli", "de", "test", source)
+    assert [e.item_id for e in german] == [e.item_id for e in parts["test"]]
+    assert all(e.text.startswith("Prämisse") for e in german)
+    monkeypatch.setattr(registry, "XNLI_SPLIT_SEED", registry.XNLI_SPLIT_SEED + 1)
+    reshuffled = load_examples("xnli", "en", "test", DataSource.resolve(tmp_path))
+    assert [e.item_id for e in reshuffled] != [e.item_id for e in parts["test"]]  # the seed decides the split
+    _synthetic_xnli_test(tmp_path, shift=1)
+    with pytest.raises(DataError, match=r"test-de\.tsv: labels agree with the English file on only 0% of rows"):
+        load_examples("xnli", "de", "test", source)
 
 
 def test_refusals_list_what_exists(source):

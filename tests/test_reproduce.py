@@ -1,17 +1,26 @@
-"""The reproduction plan and its report, end to end on a tiny encoder with tiny budgets on the real data."""
+"""The reproduction plan (its jobs, choices and compute estimate) and its report: on synthetic results, on the
+committed record of docs/reproduction, and end to end on a tiny encoder with tiny budgets on the real data."""
+import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 
 from dlfa.cli import main
 from dlfa.errors import ConfigError
-from dlfa.reproduce import (PARTS, Reproduction, best_dev_layer, finetune_layers, plan_jobs, record_root, restore_record,
-                             run_plan, save_record)
-from dlfa.report import Cell, gain_verdict, lower_layers_retrieve_better, tied_layers, write_report
+from dlfa.jobs.spec import JobSpec
+from dlfa.report import lower_layers_retrieve_better, tied_layers, write_report
+from dlfa.reproduce import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, best_dev_layer, choose,
+                            estimated_hours, finetune_layers, plan_jobs, record_root, restore_record, run_plan,
+                            save_record)
+from dlfa.tasks.registry import DataSource, english_sizes
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}
+ENGINE_FIELDS = {"pooling", "patience", "max_epochs", "learning_rates"}
+HAS_ENGINE_FIELDS = ENGINE_FIELDS <= {f.name for f in dataclasses.fields(JobSpec)}
+RECORD = Path(__file__).resolve().parents[1] / "docs" / "reproduction"
 
 
 def test_finetune_layers_are_the_best_and_two_others():
@@ -22,26 +31,16 @@ def test_finetune_layers_are_the_best_and_two_others():
 
 def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
     grid = {"rows": [{"aggregation": "last", "fusion_layer": None, "dev": 99.0},
-                     {"aggregation": "dlfa", "fusion_layer": 2, "dev": 80.0, "mean": 10.0},
-                     {"aggregation": "dlfa", "fusion_layer": 5, "dev": 70.0, "mean": 90.0}]}
+                     {"aggregation": "dlfa", "fusion_layer": 5, "dev": 70.0, "mean": 90.0},
+                     {"aggregation": "dlfa", "fusion_layer": 2, "dev": 80.0, "mean": 10.0}]}
     assert best_dev_layer({"grid": grid}) == 2
     with pytest.raises(ConfigError, match="probe"):
         best_dev_layer({"grid": {"rows": grid["rows"][:1]}})
-    tied = {"grid": {"rows": [*grid["rows"], {"aggregation": "dlfa", "fusion_layer": 9, "dev": 80.0}]}}
-    assert best_dev_layer(tied) == 2 and tied_layers(tied, 2) == " (tied with layer 9: the first is taken)"
+    tied = {"grid": {"rows": [{"aggregation": "dlfa", "fusion_layer": 9, "dev": 80.0}, *grid["rows"]]}}
+    assert best_dev_layer(tied) == 2  # the lowest tied layer, whatever the sweep order
+    assert tied_layers(tied, 2) == (" (tied on English dev with layer 9: by rule the lowest tied layer is taken, "
+                                    "and no claim rests on the choice)")
     assert tied_layers({"grid": grid}, 2) == ""
-
-
-@pytest.mark.parametrize("source, gain, above_majority, verdict", [
-    ("probe", Cell(5.0, 4.0, 6.0, 1), 20.0, "not decided yet: probe only"),
-    ("fine-tuning", Cell(5.0, 4.0, 6.0, 3), 0.4, "not decided: DLFA stays within 1 point of the majority class"),
-    ("fine-tuning", Cell(1.5, 0.2, 2.8, 3), 20.0, "agrees: a gain, interval above 0"),
-    ("fine-tuning", Cell(1.5, -0.2, 3.2, 3), None, "same direction, but the interval includes 0"),
-    ("fine-tuning", Cell(-1.6, -3.2, -0.1, 3), 20.0, "does not agree: DLFA is worse, interval below 0"),
-    ("fine-tuning", Cell(-1.6, -5.3, 2.1, 3), 20.0, "does not agree: no gain"),
-])
-def test_gain_verdicts(source, gain, above_majority, verdict):
-    assert gain_verdict(source, gain, above_majority).startswith(verdict)
 
 
 @pytest.mark.parametrize("retrieval, agrees", [
@@ -54,82 +53,159 @@ def test_lower_layers_retrieve_better(retrieval, agrees):
     assert lower_layers_retrieve_better(retrieval) is agrees
 
 
-def test_finetuning_before_the_probe_sweep_is_refused(tiny_encoder, data_root, tmp_path):
+def selection_run(aggregation: str, rate: float, dev: float, layer: int | None = None, target: float = 70.0) -> dict:
+    spec = {"aggregations": [aggregation], "fusion_layers": [] if layer is None else [layer], "seeds": [1],
+            "learning_rate": rate}
+    return {"spec": spec, "status": "complete", "dev_score": dev,
+            "metrics": {"de": {"value": target, "majority": 56.6}, "zh": {"value": target, "majority": 56.6}}}
+
+
+def test_choices_take_the_best_dev_then_the_smaller_rate_then_the_lower_layer_and_skip_the_majority_class():
+    runs = [selection_run("last", 1e-4, 80.0), selection_run("last", 2e-5, 80.0), selection_run("last", 5e-5, 79.0),
+            selection_run("dlfa", 5e-5, 75.0, 6), selection_run("dlfa", 5e-5, 75.0, 3),
+            selection_run("dlfa", 1e-4, 90.0, 9, target=57.0)]  # the best dev, but at the majority class
+    assert choose(runs, "last")["spec"]["learning_rate"] == 2e-5
+    assert choose(runs, "dlfa")["spec"]["fusion_layers"] == [3]
+    only_majority = [selection_run("scalar-mix", 5e-5, 60.0, target=57.0)]
+    assert choose(only_majority, "scalar-mix") is only_majority[0]  # chosen when nothing else ran
+    with pytest.raises(ConfigError, match="no finished dlfa run"):
+        choose(runs[:3], "dlfa")
+
+
+def write_results(out: Path, job: str, results: dict) -> None:
+    (out / job).mkdir(parents=True, exist_ok=True)
+    (out / job / "results.json").write_text(json.dumps({"status": "complete", **results}))
+
+
+def test_plan_chooses_rates_and_layer_on_seed_1_then_runs_5_seeds_of_each_aggregation(tiny_encoder, data_root,
+                                                                                         tmp_path):
+    config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"))
+    jobs = dict(plan_jobs(config, tmp_path, ("layers", "probe")))
+    assert list(jobs) == ["layers", "probe/udpos", "probe/pawsx-cls", "probe/pawsx-mean"]
+    probe = jobs["probe/pawsx-mean"]
+    assert probe["probe"] and probe["seeds"] == [1] and probe["fusion_layers"] == [0, 1, 2, 3]
+    assert probe["pooling"] == "mean" and "pooling" not in jobs["probe/udpos"]  # a token task has no pooling
+    with pytest.raises(ConfigError, match=r"takes its choices from probe/udpos, which has not finished yet"):
+        list(plan_jobs(config, tmp_path, ("select",)))
+
+    grid = {"rows": [{"aggregation": "dlfa", "fusion_layer": k, "dev": dev} for k, dev in enumerate((60, 70, 75, 72))]}
+    for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
+        write_results(tmp_path, f"probe/{setting}", {"grid": grid, "runs": []})
+    select = plan_jobs(config, tmp_path, ("select",))  # run_plan runs each job before the next is planned
+    job, grid_job = next(select)
+    assert job == "select/udpos"
+    with pytest.raises(ConfigError, match="the fusion-layer choice takes its choices from select/udpos, which has not"):
+        next(select)  # the layers are chosen at the learning rate the grid chose
+    assert grid_job["learning_rates"] == list(LEARNING_RATES) == [2e-5, 5e-5, 1e-4]
+    assert grid_job["aggregations"] == ["last", "dlfa", "scalar-mix"] and grid_job["fusion_layers"] == [2]
+    assert grid_job["seeds"] == [1] and grid_job["patience"] == 3 and grid_job["max_epochs"] == 3
+    assert grid_job["max_train_examples"] == 4000  # today's cap on token-task training sentences
+    assert grid_job["eval_every"] == 4000 // 32 // 2  # English dev twice per epoch
+    for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
+        write_results(tmp_path, f"select/{setting}", {"runs": [
+            *(selection_run("last", rate, dev) for rate, dev in ((2e-5, 70), (5e-5, 74), (1e-4, 72))),
+            *(selection_run("dlfa", rate, dev, 2) for rate, dev in ((2e-5, 71), (5e-5, 73), (1e-4, 76))),
+            *(selection_run("scalar-mix", rate, 70) for rate in LEARNING_RATES)]})
+    layers = dict(plan_jobs(config, tmp_path, ("select",)))["select/pawsx-cls-layers"]
+    assert layers["aggregations"] == ["dlfa"] and layers["fusion_layers"] == [1, 3] and layers["learning_rate"] == 1e-4
+    assert layers["pooling"] == "cls" and layers["eval_every"] == 19 and layers["max_epochs"] == 4  # 38 steps an epoch
+    for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
+        write_results(tmp_path, f"select/{setting}-layers", {"runs": [selection_run("dlfa", 1e-4, 78, 3),
+                                                                      selection_run("dlfa", 1e-4, 60, 1)]})
+    finetune = dict(plan_jobs(config, tmp_path, ("finetune",)))
+    assert list(finetune)[:3] == ["finetune/udpos-last", "finetune/udpos-dlfa", "finetune/udpos-scalar-mix"]
+    assert len(finetune) == 9 and all(job["seeds"] == list(SEEDS) == [1, 2, 3, 4, 5] for job in finetune.values())
+    dlfa = finetune["finetune/pawsx-mean-dlfa"]
+    assert dlfa["fusion_layers"] == [3] and dlfa["learning_rate"] == 1e-4 and dlfa["pooling"] == "mean"
+    assert finetune["finetune/udpos-last"]["learning_rate"] == 5e-5
+    assert finetune["finetune/udpos-scalar-mix"]["learning_rate"] == 2e-5  # a tie: the smaller rate
+
+
+def test_the_compute_estimate_fits_about_15_hours(data_root):
+    source = DataSource.resolve(data_root)
+    hours = estimated_hours(Reproduction(str(data_root)), {t: english_sizes(t, source)["train"] for t in TASK_PLANS})
+    assert list(hours) == ["udpos", "panx", "xnli-cls", "xnli-mean", "pawsx-cls", "pawsx-mean", "total"]
+    assert {k: round(v, 1) for k, v in hours.items()} == {"udpos": 1.3, "panx": 1.5, "xnli-cls": 3.9, "xnli-mean": 3.9,
+                                                          "pawsx-cls": 2.1, "pawsx-mean": 2.1, "total": 15.3}
+    assert "study" not in DEFAULT_PARTS  # the optional study is outside the estimate
+
+
+def test_the_committed_record_still_reports_under_the_new_rules(tmp_path):
+    doc = tmp_path / "docs" / "REPRODUCTION.md"
+    write_report(RECORD, doc, "python -m dlfa reproduce report")
+    text = doc.read_text()
+    assert "Code version of every run: not recorded (these runs predate code versions in results.json)." in text
+    assert "English data: sizes not recorded in this record" in text
+    claims = text.split("## 4. Against the paper's claims")[1]
+    assert ("| XNLI: DLFA > last | +1.5 | -2.14 [-8.23, +3.95] (DLFA L0, fine-tuning, 3 seeds) | yes | inconclusive: "
+            "the interval includes 0 |") in claims
+    assert "| NER (PAN-X / WikiANN): DLFA > last | +1.2 | -1.58 [-5.31, +2.14]" in claims
+    assert "not decided: one seed, no interval over seeds" in claims  # PAWS-X: one DLFA seed learned
+    assert "not decided: the layer of xnli, pawsx rests on a tie or on runs at the majority class" in claims
+    assert "| lower layers are more cross-lingual | yes |" in claims and "cannot be tested on e5-small" in claims
+    assert "no plain fine-tuned encoder analysed yet" in claims  # the chains' encoders do not stand for it
+    pawsx = text.split("### PAWS-X")[1].split("## 2.")[0]
+    assert "left out of the means and of every claim: `last-s3`, `dlfa-L6-s1`" in pawsx
+    assert "Convergence: `last-s1` not recorded;" in pawsx
+    assert "multilingual-e5-small was trained contrastively on its mean-pooled last layer" in text
+    assert "over languages" not in claims  # no spread over languages passed off as an interval
+
+
+def test_finetuning_before_its_choices_is_refused(tiny_encoder, data_root, tmp_path):
     config = Reproduction(str(data_root), tiny_encoder, tasks=("pawsx",))
-    with pytest.raises(ConfigError, match="probe sweep, which has not finished yet"):
+    with pytest.raises(ConfigError, match="fine-tuning takes its choices from select/pawsx-cls, which has not finished"):
         list(plan_jobs(config, tmp_path, ("finetune",)))
 
 
+@pytest.mark.skipif(not HAS_ENGINE_FIELDS, reason="runs the plan, whose specs use the engine's pooling, patience, "
+                    "max_epochs and learning_rates fields (branch engine13): runs once both branches are merged")
 def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     out, doc = tmp_path / "reproduction", tmp_path / "docs" / "REPRODUCTION.md"
+    tiny = {**TINY, "max_epochs": 2, "eval_languages": ("de", "zh")}
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"), seeds=(1, 2), layer_pairs=20,
-                          study_counts=(0, 2), spec_overrides={**TINY, "eval_languages": ("de", "zh")})
-    jobs = dict(plan_jobs(config, out, ("probe", "layers")))
-    assert list(jobs) == ["layers", "probe/udpos", "probe/pawsx"]
-    probe = jobs["probe/udpos"]
-    assert probe.probe and probe.seeds == (1,) and probe.fusion_layers == (0, 1, 2, 3)
-    assert len(probe.units()) == 6  # last, dlfa × 4 layers, scalar-mix
-
-    assert run_plan(config, out, PARTS, log=lambda _: None) == "complete"
-    finetune = json.loads((out / "finetune/pawsx/results.json").read_text())
-    best = best_dev_layer(json.loads((out / "probe/pawsx/results.json").read_text()))
-    assert finetune["spec"]["fusion_layers"][0] == best and len(finetune["runs"]) == 2 * (1 + 3 + 1)
-    assert not finetune["spec"]["probe"] and finetune["spec"]["seeds"] == [1, 2]
+                          learning_rates=(5e-5, 1e-4), study_counts=(0, 2), spec_overrides=tiny)
+    assert run_plan(config, out, DEFAULT_PARTS, log=lambda _: None) == "complete"
+    finetune = json.loads((out / "finetune/pawsx-mean-dlfa/results.json").read_text())
+    layers = json.loads((out / "select/pawsx-mean-layers/results.json").read_text())
+    chosen = choose(json.loads((out / "select/pawsx-mean/results.json").read_text())["runs"] + layers["runs"], "dlfa")
+    assert finetune["spec"]["fusion_layers"] == chosen["spec"]["fusion_layers"]
+    assert finetune["spec"]["learning_rate"] == chosen["spec"]["learning_rate"] and finetune["spec"]["seeds"] == [1, 2]
+    assert finetune["spec"]["pooling"] == "mean" and finetune["spec"]["patience"] == 3 and len(finetune["runs"]) == 2
+    assert all(run.get("code_version") for run in finetune["runs"])
+    sizes = json.loads((out / "data/sizes.json").read_text())
+    assert sizes["pawsx"] == {"train": 1201, "dev": 133, "test": 666}
     timings = json.loads((out / "timings.json").read_text())
-    assert set(timings) == {"probe/udpos", "probe/pawsx", "layers", "finetune/udpos", "finetune/pawsx",
-                            "study/udpos-0", "study/udpos-2", "tuned-layers"}  # the study covers udpos and xnli
+    assert {"probe/udpos", "select/udpos", "select/udpos-layers", "finetune/udpos-dlfa", "probe/pawsx-mean",
+            "finetune/pawsx-cls-scalar-mix", "layers", "tuned-layers"} <= set(timings)
     tuned = json.loads((out / "layers/tuned.json").read_text())["runs"]
-    layer = best_dev_layer(json.loads((out / "probe/udpos/results.json").read_text()))
-    assert sorted(tuned) == [f"study/udpos-{c}/dlfa-L{layer}-s{s}" for c in (0, 2) for s in (1, 2)]
-    base = json.loads((out / "layers/analysis.json").read_text())
-    some = next(iter(tuned.values()))
-    assert some["languages"] == base["languages"] and some["retrieval"] != base["retrieval"]  # fine-tuned weights
-    two = json.loads((out / "study/udpos-2/results.json").read_text())["spec"]
-    assert len(two["intermediate_tasks"]) == 2 and two["aggregations"] == ["dlfa"] and two["max_steps"] == 3
+    layer = json.loads((out / "finetune/udpos-dlfa/results.json").read_text())["spec"]["fusion_layers"][0]
+    assert sorted(tuned) == sorted(f"finetune/udpos-{job}/{unit}-s{s}" for job, unit in (
+        ("last", "last"), ("dlfa", f"dlfa-L{layer}"), ("scalar-mix", "scalar-mix")) for s in (1, 2))  # every one
 
     again = []
-    run_plan(config, out, PARTS, log=again.append)
+    run_plan(config, out, DEFAULT_PARTS, log=again.append)
     assert again == [] and json.loads((out / "timings.json").read_text()) == timings  # nothing reruns
 
     record = record_root(doc)
     save_record(out, record)
-    assert sorted(p.relative_to(record).as_posix() for p in record.rglob("*.json")) == [
-        "finetune/pawsx/results.json", "finetune/udpos/results.json", "layers/analysis.json", "layers/tuned.json",
-        "probe/pawsx/results.json", "probe/udpos/results.json", "study/udpos-0/results.json",
-        "study/udpos-2/results.json", "timings.json"]  # no checkpoints, no models
-
     fresh = tmp_path / "fresh-clone"  # a new machine: only the record, in the repository
     restore_record(record, fresh)
-    assert (fresh / "finetune/pawsx/last-s2/results.json").is_file()
     again = []
-    run_plan(config, fresh, PARTS, log=again.append)
+    run_plan(config, fresh, DEFAULT_PARTS, log=again.append)
     assert again == []  # the record's finished runs (and their analyses) are not run again
 
     write_report(record, doc, "python -m dlfa reproduce run --data-root DATA")
     text = doc.read_text()
-    assert "python -m dlfa reproduce run --data-root DATA" in text
-    assert "Baseline vs best DLFA layer (fine-tuning, `finetune/pawsx`" in text
-    majority = finetune["runs"][0]["metrics"]["de"]["majority"]
-    assert "| Δ | scalar-mix | majority class |" in text and f"| {majority:.1f} |" in text
-    assert "over seeds" in text and "Not run yet (`probe/panx`)" in text and "Not run yet (`probe/udpos`)" not in text
-    assert "**XNLI**: not run yet (`study/xnli-*`)" in text and "**POS tagging (UD-POS)** (`study/udpos-0`" in text
-    assert "| German (de) | 2 | 2 |" in text  # 2 intermediate tasks, 2 seeds
-    assert "Mean over the 2 target languages" in text and "\n| 2 | 2 | " in text  # 2 tasks, 2 seeds
-    assert "**Answer, POS tagging (UD-POS)**: " in text and "points (paired-t), English dev" in text
-    assert "| lower layers are more cross-lingual | yes |" in text
-    assert "| … and after fine-tuning (section 3: the study runs' encoders) | yes | retrieval peaks at layer" in text
-    assert "How fine-tuning changed each layer (`layers/tuned.json`" in text and "| base encoder | – | – | – |" in text
-    assert text.count("\n| 2 tasks | ") == 2  # one row per analysed seed
-    for figure in ("grid-udpos.png", "grid-pawsx.png", "layers-retrieval.png", "layers-cka.png", "study-udpos.png",
-                   "study-layers-udpos.png"):
+    assert "Baseline vs DLFA (fine-tuning, `finetune/pawsx-mean-last`" in text and "#### pawsx-mean" in text
+    assert "English data: train 1,201, dev 133, test 666 examples; only the English dev set" in text
+    assert "Choices on seed 1 and English dev (`select/pawsx-cls`" in text and "**chosen**" in text
+    assert "Convergence: `last-s1` best dev at step" in text
+    assert re.search(r"Code version of every run: `[0-9a-f]{12}", text)
+    assert "| … and after fine-tuning (the plain fine-tuned encoders, section 2) | yes | retrieval peaks at" in text
+    for figure in ("grid-udpos.png", "grid-pawsx-cls.png", "layers-retrieval.png"):
         assert (doc.parent / "figures" / figure).read_bytes()[:4] == b"\x89PNG"
-        assert f"(figures/{figure})" in text
-    assert "<code>finetune/udpos</code>: complete, 10 run(s)" in text
-    assert re.search(r"Ran on: [^;]+ threads?, torch [^;]+ \(10 runs\)\.", text)  # every run recorded its hardware
-    rerun = "`python -m dlfa sweep --spec docs/reproduction/finetune/udpos/results.json --data-root ../shared/data"
-    assert rerun in text
-    rerun = ["sweep", "--spec", str(record / "finetune/udpos/results.json"), "--data-root", str(data_root)]
-    assert main([*rerun, "--out", str(out / "finetune/udpos")]) == 0  # the recorded runs are found, not redone
+    rerun = ["sweep", "--spec", str(record / "finetune/udpos-last/results.json"), "--data-root", str(data_root)]
+    assert main([*rerun, "--out", str(out / "finetune/udpos-last")]) == 0  # the recorded runs are found, not redone
 
 
 def test_report_without_results_is_a_clear_error(tmp_path, capsys):

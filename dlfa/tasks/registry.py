@@ -13,13 +13,18 @@ The paper's tasks from a data root:
   test files, else XTREME `test-xx.tsv`; dev: UD dev files, else XTREME `dev-xx.tsv`.
 - panx: English train = `train-en.tsv`, English dev = `dev-en.tsv`, other languages' `dev-xx.tsv` are their test
   (XTREME removed the test labels).
-- xnli, pawsx: only the labeled dev sets exist (2,490 and 2,000 rows per language, aligned row by row across
-  languages). To avoid leakage they are split by ITEM, identically in every language: rows that share an English
-  text (an XNLI premise, a PAWS-X sentence) form one item group, and whole groups, in the order of their first
-  row, fill English train up to 60% of the rows, then English dev (model selection) up to two thirds, then test
-  (the last third, the same items in every language), so no item or text is shared between splits. A language's
-  file must have as many rows as the English one and agree with its labels on at least 90% of rows (PAWS-X
-  translations differ on up to 1.6%), else DataError.
+- xnli, pawsx: split by ITEM, identically in every language, so that no test item's translation is trained on:
+  rows that share an English text (an XNLI premise, a PAWS-X sentence) form one item group, and whole groups fill
+  English train, then English dev (model selection), then test (the same items in every language), so no item or
+  text is shared between splits. A language's file must have as many rows as the English one and agree with its
+  labels on at least 90% of rows (PAWS-X translations differ on up to 1.6%), else DataError.
+  - xnli: the labeled dev sets (2,490 rows per language, `pair/xnli_xtreme/dev-xx.tsv`) and the test sets with
+    labels carried row-wise from a labeled copy (5,010 rows, `pair/xnli_test_derived/test-xx.tsv`, see its
+    DERIVATION.md) are pooled into 7,500 items with ids `dev-<row>` / `test-<row>`; the item groups, in an order
+    shuffled with XNLI_SPLIT_SEED, fill train up to 80% (about 6,000 English pairs), dev up to 88% (about 600),
+    and test takes the rest (about 900 per language). Without the test folder: the dev sets alone, split as PAWS-X.
+  - pawsx: only the labeled dev sets exist (2,000 rows per language; no more labeled English data on this
+    machine): groups in the order of their first row fill train up to 60%, dev up to two thirds, test the rest.
 From the hub: XNLI English validation (90% train, 10% dev) and each language's labeled test; PAWS-X, PAN-X and
 UD-POS English train/validation and each language's test.
 
@@ -51,7 +56,9 @@ from dlfa.tasks.readers import CONLL_NER_TAGS, PANX_TAGS, UPOS_TAGS
 
 SPLITS = ("train", "dev", "test")
 HUB_DATASET = "google/xtreme"
-ITEM_SPLIT = (0.6, 2 / 3)  # XNLI / PAWS-X: train up to 60% of the rows, dev up to two thirds, test the rest
+ITEM_SPLIT = (0.6, 2 / 3)  # PAWS-X dev sets: train up to 60% of the rows, dev up to two thirds, test the rest
+XNLI_ITEM_SPLIT = (0.8, 0.88)  # XNLI dev + test items (7,500): train ~6,000, dev ~600, test ~900
+XNLI_SPLIT_SEED = 13  # the shuffle of XNLI's item groups: part of the split's definition (and its fingerprint)
 MIN_LABEL_AGREEMENT = 0.9
 THIRDS = (0.8, 0.9)  # one labeled file cut into train, dev and test
 TRAIN_DEV = (0.9,)  # a train file cut into train and dev
@@ -145,10 +152,11 @@ def _code_version() -> str:
     return _digest([Path(path).read_text(encoding="utf-8") for path in (readers.__file__, base.__file__, __file__)])
 
 
-def group_parts(examples: list[Example], bounds: tuple[float, ...]) -> list[int]:
+def group_parts(examples: list[Example], bounds: tuple[float, ...], seed: int | None = None) -> list[int]:
     """Part index per example. Examples sharing a text (either text of a pair) form one group, connected through
-    any shared text; whole groups, in the order of their first example, fill part 0 up to `bounds[0]` of the
-    examples, part 1 up to `bounds[1]`, ..., and the last part takes the rest, so no text is in two parts."""
+    any shared text; whole groups, in the order of their first example (or in an order shuffled with `seed`),
+    fill part 0 up to `bounds[0]` of the examples, part 1 up to `bounds[1]`, ..., and the last part takes the
+    rest, so no text is in two parts."""
     parent = list(range(len(examples)))
 
     def find(i: int) -> int:
@@ -166,9 +174,12 @@ def group_parts(examples: list[Example], bounds: tuple[float, ...]) -> list[int]
     groups: dict[int, list[int]] = {}
     for row in range(len(examples)):
         groups.setdefault(find(row), []).append(row)
+    roots = sorted(groups)
+    if seed is not None:
+        roots = [roots[i] for i in np.random.default_rng(seed).permutation(len(roots))]
     parts = [0] * len(examples)
     assigned = 0
-    for root in sorted(groups):
+    for root in roots:
         part = sum(assigned >= bound * len(examples) for bound in bounds)
         for row in groups[root]:
             parts[row] = part
@@ -233,21 +244,39 @@ def check_aligned(english: list[Example], target: list[Example], path: Path) -> 
 
 @dataclass(frozen=True)
 class ItemSplit:
-    """One part ("train" | "dev" | "test") of a language's file under the item split (see the module docstring)."""
+    """One part ("train" | "dev" | "test") of a language's files under the item split (see the module docstring).
 
-    english: FileSplit
-    target: FileSplit
+    english / target: the row-aligned files of English and of the language, pooled in this order; with several
+    files an item's id is `<split of its file>-<row>` (`dev-17`, `test-4`), the same in every language."""
+
+    english: tuple[FileSplit, ...]
+    target: tuple[FileSplit, ...]
     part: str
+    bounds: tuple[float, ...] = ITEM_SPLIT
+    seed: int | None = None  # None: item groups in file order; else shuffled with this seed
 
     def load(self) -> list[Example]:
-        english = self.english.load()
-        target = english if self.target == self.english else self.target.load()
-        check_aligned(english, target, self.target.paths[0])
+        english, target = [], []
+        for english_file, target_file in zip(self.english, self.target):
+            english_rows = self._rows(english_file)
+            target_rows = english_rows if target_file == english_file else self._rows(target_file)
+            check_aligned(english_rows, target_rows, target_file.paths[0])
+            english += english_rows
+            target += target_rows
         index = SPLITS.index(self.part)
-        return [example for example, part in zip(target, group_parts(english, ITEM_SPLIT)) if part == index]
+        parts = group_parts(english, self.bounds, self.seed)
+        return [example for example, part in zip(target, parts) if part == index]
+
+    def _rows(self, data: FileSplit) -> list[Example]:
+        examples = data.load()
+        if len(self.english) == 1:
+            return examples
+        prefix = data.paths[0].stem.partition("-")[0]
+        return [Example(**{**asdict(example), "item_id": f"{prefix}-{example.item_id}"}) for example in examples]
 
     def fingerprint(self) -> str:
-        return _digest(["item-split", ITEM_SPLIT, self.part, self.english.fingerprint(), self.target.fingerprint()])
+        return _digest(["item-split", self.bounds, self.seed, self.part,
+                        [data.fingerprint() for data in (*self.english, *self.target)]])
 
 
 HUB_PANX_LANGUAGES = (
@@ -370,18 +399,27 @@ def _panx_files(root: Path, task: TaskInfo) -> Layout:
     return layout
 
 
-def _item_split_files(folder: Path, tsv_format: str, task: TaskInfo) -> Layout:
-    files = {path.stem.partition("-")[2]: path for path in sorted(folder.glob("dev-*.tsv"))}
-    if not files:
+def _item_split_files(folder: Path, tsv_format: str, task: TaskInfo, test_folder: Path | None = None) -> Layout:
+    """The item split of `folder`'s dev-xx.tsv files; with `test_folder` holding test-en.tsv, of the dev and
+    test-xx.tsv files pooled (languages that have both), split by XNLI_ITEM_SPLIT with XNLI_SPLIT_SEED."""
+    dev = {path.stem.partition("-")[2]: path for path in sorted(folder.glob("dev-*.tsv"))}
+    if not dev:
         return {}
-    if "en" not in files:
+    if "en" not in dev:
         raise DataError(f"the item split of {task.name} needs the English file dev-en.tsv", str(folder))
-    english = _file(files["en"], "tsv", fmt=tsv_format, labels=task.labels)
-    layout: Layout = {"en": {split: ItemSplit(english, english, split) for split in SPLITS}}
-    for language, path in files.items():
+    pooled = test_folder is not None and (test_folder / "test-en.tsv").is_file()
+    files = {language: (_file(path, "tsv", fmt=tsv_format, labels=task.labels),) for language, path in dev.items()}
+    settings = {}
+    if pooled:
+        files = {language: (*dev_file, _file(test_folder / f"test-{language}.tsv", "tsv", fmt=tsv_format,
+                                             labels=task.labels))
+                 for language, dev_file in files.items() if (test_folder / f"test-{language}.tsv").is_file()}
+        settings = {"bounds": XNLI_ITEM_SPLIT, "seed": XNLI_SPLIT_SEED}
+    english = files["en"]
+    layout: Layout = {"en": {split: ItemSplit(english, english, split, **settings) for split in SPLITS}}
+    for language, target in files.items():
         if language != "en":
-            target = _file(path, "tsv", fmt=tsv_format, labels=task.labels)
-            layout[language] = {"test": ItemSplit(english, target, "test")}
+            layout[language] = {"test": ItemSplit(english, target, "test", **settings)}
     return layout
 
 
@@ -499,11 +537,14 @@ _SPECS = [
     TaskSpec(TaskInfo("panx", "token", PANX_TAGS, "entity_f1", "Named entities (PER, ORG, LOC): PAN-X / WikiANN"),
              _panx_files,
              hub=_hub_layout(lambda lang: f"PAN-X.{lang}", HUB_PANX_LANGUAGES, "panx")),
-    TaskSpec(TaskInfo("xnli", "pair", _NLI3, "accuracy", "Natural language inference: XNLI (item split of dev sets)"),
-             lambda root, task: _item_split_files(root / "pair" / "xnli_xtreme", "xnli", task),
+    TaskSpec(TaskInfo("xnli", "pair", _NLI3, "accuracy",
+                      "Natural language inference: XNLI (item split of the dev and test sets pooled)"),
+             lambda root, task: _item_split_files(root / "pair" / "xnli_xtreme", "xnli", task,
+                                                  root / "pair" / "xnli_test_derived"),
              hub=_hub_layout(lambda lang: "XNLI", HUB_XNLI_LANGUAGES, "xnli", by_language=True)),
     TaskSpec(TaskInfo("pawsx", "pair", ("different", "paraphrase"), "accuracy",
-                      "Paraphrase identification: PAWS-X (item split of dev sets)"),
+                      "Paraphrase identification: PAWS-X (item split of the dev sets: no more labeled English data "
+                      "here)"),
              lambda root, task: _item_split_files(root / "pair" / "pawsx_xtreme", "pawsx", task),
              hub=_hub_layout(lambda lang: f"PAWS-X.{lang}", HUB_PAWSX_LANGUAGES, "pawsx")),
     # English intermediate tasks
@@ -704,6 +745,13 @@ def available_languages(task: str | TaskInfo, source: DataSource | None = None) 
     """Language -> split -> number of examples, for the languages `source` can read (English first); see
     scan_languages for the languages left out and why."""
     return scan_languages(task, source).available
+
+
+def english_sizes(task: str | TaskInfo, source: DataSource | None = None) -> dict[str, int]:
+    """The number of English train / dev / test examples `source` has for a task (0 for a missing split); only
+    the English files are read."""
+    english = _layout(_spec(task), source or DataSource.resolve()).get("en", {})
+    return {split: _count(english[split]) if split in english else 0 for split in SPLITS}
 
 
 def load_examples(

@@ -1,0 +1,171 @@
+"""The report's verdict rules on synthetic records (results.json files written here): inconclusive intervals,
+the paper's value against our interval, per-run majority-class flags, layer ties, code versions, sizes and
+convergence points. No figure is drawn: these records hold no probe sweep and no layer analysis."""
+import json
+
+import pytest
+
+from dlfa.errors import ConfigError
+from dlfa.report import Cell, gain_verdict, paper_in_interval, write_report
+
+LANGUAGES = ["de", "zh"]
+MAJORITY = 33.3
+
+
+def run(aggregation: str, seed: int, values: tuple[float, float], layer: int | None = None, dev: float = 70.0,
+        version: str | None = "v1", convergence: dict | None = None) -> dict:
+    spec = {"task": "xnli", "eval_languages": LANGUAGES, "aggregations": [aggregation],
+            "fusion_layers": [] if layer is None else [layer], "seeds": [seed], "learning_rate": 5e-5,
+            "max_train_examples": None, "max_eval_examples": None, "epochs": 3, "max_steps": None, "batch_size": 32,
+            "probe": False}
+    metrics = {lang: {"metric": "accuracy", "value": v, "ci_low": v - 2, "ci_high": v + 2, "n": 900,
+                      "majority": MAJORITY} for lang, v in zip(LANGUAGES, values)}
+    out = {"spec": spec, "status": "complete", "metrics": metrics, "dev_score": dev, "runs": None}
+    if version:
+        out["code_version"] = {"sources_sha256": version * 8, "git_commit": None, "git_dirty": None}
+    out.update(convergence or {})
+    return out
+
+
+def write_job(root, job: str, runs: list[dict]) -> None:
+    folder = root / job
+    folder.mkdir(parents=True, exist_ok=True)
+    for r in runs:
+        r.pop("runs")
+    spec = {**runs[0]["spec"], "seeds": sorted({r["spec"]["seeds"][0] for r in runs})}
+    (folder / "results.json").write_text(json.dumps({"spec": spec, "status": "complete", "runs": runs}))
+
+
+def fine_tuned(root, setting: str, dlfa_values: dict[int, tuple[float, float]], layer: int = 3, **kw) -> None:
+    """finetune/<setting>-<aggregation>: last at 60/50 for seeds 1-3, DLFA as given, scalar-mix at 61/51."""
+    seeds = sorted(dlfa_values)
+    write_job(root, f"finetune/{setting}-last", [run("last", s, (60.0 + s, 50.0), **kw) for s in seeds])
+    write_job(root, f"finetune/{setting}-dlfa", [run("dlfa", s, v, layer, **kw) for s, v in dlfa_values.items()])
+    write_job(root, f"finetune/{setting}-scalar-mix", [run("scalar-mix", s, (61.0, 51.0), **kw) for s in seeds])
+
+
+def report(root, tmp_path) -> str:
+    doc = tmp_path / "docs" / "REPRODUCTION.md"
+    write_report(root, doc, "CMD")
+    return doc.read_text()
+
+
+@pytest.mark.parametrize("gain, verdict", [
+    (Cell(1.5, 0.2, 2.8, 5), "agrees: a gain, interval above 0"),
+    (Cell(1.5, -0.2, 3.2, 5), "inconclusive: the interval includes 0"),  # positive, 0 inside
+    (Cell(-2.14, -8.23, 3.95, 3), "inconclusive: the interval includes 0"),  # negative, 0 inside
+    (Cell(-1.6, -3.2, -0.1, 5), "does not agree: DLFA is worse, interval below 0"),
+    (Cell(4.0, None, None, 1), "not decided: one seed, no interval over seeds"),
+    (None, "not decided: no seed where both DLFA and last learned"),
+])
+def test_an_interval_containing_zero_is_inconclusive_whatever_the_sign(gain, verdict):
+    assert gain_verdict("fine-tuning", gain).startswith(verdict)
+    assert gain_verdict("probe", Cell(5.0, 4.0, 6.0, 1)).startswith("not decided: probe only")
+
+
+def test_the_table_says_whether_the_papers_value_lies_inside_our_interval():
+    assert paper_in_interval(Cell(-2.14, -8.23, 3.95, 3), 1.5) == "yes"
+    assert paper_in_interval(Cell(-1.58, -5.31, 1.0, 3), 1.2) == "no"
+    assert paper_in_interval(Cell(0.5, None, None, 1), 1.2) == "–"
+
+
+def test_runs_at_the_majority_class_are_named_left_out_of_the_means_and_decide_nothing(tmp_path):
+    root = tmp_path / "record"
+    # seed 2's DLFA stays at the majority class (mean 33.8 < 33.3 + 1): it and last's seed 2 leave the means
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (34.0, 33.6), 3: (66.0, 52.0)})
+    text = report(root, tmp_path)
+    assert "left out of the means and of every claim: `dlfa-L3-s2`." in text
+    assert "seeds kept: last 3, DLFA 2, scalar-mix 3" in text
+    # paired gains over seeds 1 and 3: ((64-61)+(52-50))/2 = 2.5 and ((66-63)+(52-50))/2 = 2.5
+    assert "| **mean** | 56.0 | 58.5 | **+2.50** [+2.50, +2.50] |" in text  # last: (61+62+63)/3 = 62 and 50
+    assert "| XNLI: DLFA > last (xnli-cls) | +1.5 | +2.50 [+2.50, +2.50] (DLFA L3, fine-tuning, 2 seeds) | no | agrees" in text
+    every_dlfa_at_majority = tmp_path / "all"
+    fine_tuned(every_dlfa_at_majority, "xnli-cls", {1: (33.5, 33.5), 2: (34.0, 33.0)})
+    text = report(every_dlfa_at_majority, tmp_path)
+    assert "`dlfa-L3-s1`, `dlfa-L3-s2`" in text
+    assert "| – | – | not decided: no seed where both DLFA and last learned" in text
+
+
+def test_the_claims_table_reads_inconclusive_and_shows_the_paper_inside_the_interval(tmp_path):
+    root = tmp_path / "record"
+    fine_tuned(root, "xnli-cls", {1: (58.0, 52.0), 2: (70.0, 50.0), 3: (60.0, 51.0)})  # gains -0.5, +4, -1
+    text = report(root, tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| XNLI: DLFA > last (xnli-cls)"))
+    assert row.startswith("| XNLI: DLFA > last (xnli-cls) | +1.5 | +0.83 [")  # positive, and 0 inside
+    assert row.endswith("| yes | inconclusive: the interval includes 0 |")
+    assert "| paper's value inside our interval | verdict |" in text
+
+
+def test_runs_of_different_code_versions_are_refused_and_one_version_is_named(tmp_path):
+    root = tmp_path / "record"
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, version="a")
+    assert "Code version of every run: `aaaaaaaa`." in report(root, tmp_path)
+    write_job(root, "finetune/pawsx-cls-last", [run("last", 1, (60.0, 50.0), version=None)])
+    with pytest.raises(ConfigError, match=r"mixes runs of 2 code versions \(not recorded: finetune/pawsx-cls-last; "
+                                          r"aaaaaaaa: finetune/xnli-cls-dlfa, finetune/xnli-cls-last, "
+                                          r"finetune/xnli-cls-scalar-mix\)"):
+        report(root, tmp_path)
+
+
+def test_each_runs_convergence_point_is_shown_or_said_not_recorded(tmp_path):
+    root = tmp_path / "record"
+    converged = {"convergence": {"best_step": 120, "steps_trained": 180}}
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, convergence=converged)
+    text = report(root, tmp_path)
+    assert "`last-s1` best dev at step 120 of 180; `last-s2` best dev at step 120 of 180;" in text
+    plain = tmp_path / "plain"
+    fine_tuned(plain, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})
+    assert "Convergence: `last-s1` not recorded; " in report(plain, tmp_path)
+
+
+def test_english_sizes_are_stated_from_the_record(tmp_path):
+    root = tmp_path / "record"
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})
+    text = report(root, tmp_path)
+    assert "English data: sizes not recorded in this record (`data/sizes.json`: the record predates it)." in text
+    assert "all English training examples (size not recorded)" in text
+    fine_tuned(root, "pawsx-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})
+    (root / "data").mkdir()
+    sizes = {"xnli": {"train": 6000, "dev": 600, "test": 900}, "pawsx": {"train": 1201, "dev": 133, "test": 666}}
+    (root / "data/sizes.json").write_text(json.dumps(sizes))
+    text = report(root, tmp_path)
+    assert "English data: train 6,000, dev 600, test 900 examples; the XNLI dev (2,490) and test (5,010" in text
+    assert "all 6,000 English training examples" in text
+    assert "no more labeled English PAWS-X data on this machine" in text.split("### PAWS-X")[1]
+
+
+def test_a_layer_chosen_on_a_tie_is_shown_and_decides_no_claim(tmp_path):
+    root = tmp_path / "record"
+    # a record before issue 13: one fine-tuning job with dlfa at layers 0 and 9, tied on English dev
+    runs = [run("last", s, (60.0, 50.0)) for s in (1, 2)]
+    runs += [run("dlfa", s, (62.0, 51.0), layer, dev=70.0) for layer in (0, 9) for s in (1, 2)]
+    runs += [run("scalar-mix", s, (61.0, 51.0)) for s in (1, 2)]
+    write_job(root, "finetune/xnli", runs)
+    results = json.loads((root / "finetune/xnli/results.json").read_text())
+    results["grid"] = {"rows": [{"aggregation": "dlfa", "fusion_layer": k, "dev": 70.0} for k in (0, 9)]}
+    (root / "finetune/xnli/results.json").write_text(json.dumps(results))
+    fine_tuned(root, "pawsx-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=5)
+    text = report(root, tmp_path)
+    assert ("DLFA L0 has the best English dev score of the fine-tuned layers 0, 9 (tied on English dev with layer 9: "
+            "by rule the lowest tied layer is taken, and no claim rests on the choice)") in text
+    assert ("| best fusion layer differs per task | yes | xnli L0, pawsx-cls L5 | – | not decided: the layer of xnli "
+            "rests on a tie") in text
+
+
+def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tmp_path):
+    root = tmp_path / "record"
+    grid = [run("last", 1, (60.0, 50.0), dev=72.0), run("scalar-mix", 1, (60.0, 50.0), dev=70.0),
+            run("dlfa", 1, (62.0, 51.0), 4, dev=74.0)]
+    for r, rate in zip(grid, (2e-5, 1e-4, 5e-5)):
+        r["spec"]["learning_rate"] = rate
+    write_job(root, "select/xnli-cls", grid)
+    write_job(root, "select/xnli-cls-layers", [run("dlfa", 1, (62.0, 51.0), 8, dev=74.0),
+                                               run("dlfa", 1, (34.0, 33.0), 2, dev=74.0)])  # at the majority class
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=4)
+    fine_tuned(root, "pawsx-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=5)
+    text = report(root, tmp_path)
+    assert "| last-s1 | 2e-05 | 72.0 | not recorded | **chosen** |" in text
+    assert "| dlfa-L4-s1 | 5e-05 | 74.0 | not recorded | **chosen** |" in text  # the lower of the tied layers
+    assert "| dlfa-L8-s1 | 5e-05 | 74.0 | not recorded | tied |" in text
+    assert "| dlfa-L2-s1 (majority class) | 5e-05 | 74.0 | not recorded |  |" in text
+    assert "not decided: the layer of xnli-cls rests on a tie" in text
