@@ -308,3 +308,35 @@ def figure_png(fig, width: int = 1100, height: int = 550) -> tuple[bytes | None,
                 break  # not that race: no browser, a broken figure, ...
             time.sleep(attempt + 1)
     return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(error).__name__}: {error})"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-example explorer, embedding projector, attention (issue 18)
+
+
+def confusion_heatmap(matrix, title: str = "") -> go.Figure:
+    """Counts of a confusion matrix (a DataFrame: gold rows × predicted columns), each row's share as colour so
+    that rare labels stay readable; the count is written in each cell."""
+    counts = matrix.to_numpy()
+    totals = counts.sum(1, keepdims=True)
+    shares = [[(c / t if t else 0.0) for c in row] for row, (t,) in zip(counts.tolist(), totals.tolist())]
+    rows, columns = [str(v) for v in matrix.index], [str(v) for v in matrix.columns]
+    fig = go.Figure(go.Heatmap(z=shares, x=columns, y=rows, zmin=0, zmax=1, colorscale="Blues", text=counts.tolist(),
+                               texttemplate="%{text}", colorbar=dict(title="share of gold"),
+                               hovertemplate="gold %{y} → predicted %{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="gold", type="category")
+    fig.update_xaxes(title="predicted", type="category")
+    fig.update_layout(title=title or None, height=max(320, 26 * len(rows) + 160),
+                      margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig
+
+
+def label_score_bars(scores, title: str = "") -> go.Figure:
+    """Per-label F1 (points) as bars, worst first; `scores` has columns label, f1, support."""
+    fig = go.Figure(go.Bar(x=list(scores["label"]), y=list(scores["f1"]), marker_color=PALETTE[3],
+                           customdata=list(scores["support"]),
+                           hovertemplate="%{x}: F1 %{y:.1f} (support %{customdata})<extra></extra>"))
+    fig.update_xaxes(type="category", title="gold label")
+    fig.update_yaxes(range=[0, 100], title="F1")
+    fig.update_layout(title=title or None, margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    return fig

@@ -1,0 +1,125 @@
+"""The three inspection pages (Examples, Projector, Attention) under streamlit.testing.v1.AppTest, on a store
+that holds a real finished job (a tiny encoder trained a few steps on real UD-POS data: `last` and `dlfa` L2,
+evaluated on German and French) and on the imported recorded reproduction."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dlfa import ui
+from dlfa.testing import link_built
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def finished_job(tmp_path_factory, data_root):
+    from dlfa.jobs.spec import JobSpec
+    from dlfa.jobs.store import JobStore
+    from dlfa.testing import build_tiny_encoder
+    from dlfa.train import run_job
+
+    cache = link_built(tmp_path_factory.mktemp("cache-views"))
+    encoder = str(build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder-views")))
+    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(data_root),
+                   aggregations=("last", "dlfa"), fusion_layers=(2,), max_steps=5, max_train_examples=64,
+                   max_eval_examples=30, batch_size=8, learning_rate=1e-3, bootstrap_samples=50, name="tiny views")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLFA_CACHE_DIR", str(cache))
+        store = JobStore(cache / "jobs.sqlite")
+        job = store.submit(spec)
+        assert store.claim_job(job.id) and store.mark_running(job.id)
+        results = run_job(spec, job.out_dir)
+        assert store.mark_completed(job.id)
+    return {"cache": cache, "job": job, "encoder": encoder, "results": results}
+
+
+@pytest.fixture
+def job_cache(finished_job, monkeypatch, data_root):
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(finished_job["cache"]))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    return finished_job
+
+
+def page(name: str, **state) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at
+
+
+def no_errors(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def unit_id(job, name: str) -> str:
+    return f"{job.id}/{name}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Examples
+
+
+def test_examples_filters_show_the_right_examples(job_cache):
+    job = job_cache["job"]
+    at = page("examples.py", ex_unit=unit_id(job, "dlfa-L2-s1"), ex_language="de").run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    assert len(table) == 30 and any(m.value.startswith("**30 of 30 examples**") for m in at.markdown)
+    at.radio(key="ex_correct").set_value("with an error").run()
+    wrong = at.dataframe[0].value
+    assert len(wrong) and (wrong["errors"] > 0).all()
+    assert any(m.value.startswith(f"**{len(wrong)} of 30 examples**") for m in at.markdown)
+    at.radio(key="ex_correct").set_value("all").run()
+    at.selectbox(key="ex_gold").set_value("VERB").run()
+    verbs = at.dataframe[0].value
+    assert 0 < len(verbs) < 30 and all("VERB" in gold for gold in verbs["gold"])
+    sentence = next(m.value for m in at.markdown if m.value.startswith("<div>#"))
+    assert "<span style=" in sentence  # coloured words
+    confusion = plotly_specs(at)[0]
+    matrix = confusion["data"][0]["text"]
+    words = sum(len(g) for g in table["gold"])
+    assert sum(map(sum, matrix)) == words  # the confusion matrix counts every word of the 30 sentences
+
+
+def test_examples_compares_two_runs_with_counts_adding_up(job_cache):
+    job = job_cache["job"]
+    at = page("examples.py", ex_unit=unit_id(job, "last-s1"), ex_language="fr",
+              ex_other=unit_id(job, "dlfa-L2-s1")).run()
+    no_errors(at)
+    paired = next(d.value for d in at.dataframe if "fixed" in d.value.columns)
+    assert set(paired["language"]) == {"de", "fr"}
+    assert (paired["fixed"] + paired["broken"] + paired["both correct"] + paired["both wrong"] == paired["n"]).all()
+    assert set(paired["test"]) == {"McNemar exact"} and paired["p"].between(0, 1).all()
+    runs = {r["spec"]["aggregations"][0]: r for r in job_cache["results"]["runs"]}
+    fr = paired.set_index("language").loc["fr"]
+    assert fr["A"] == pytest.approx(runs["last"]["metrics"]["fr"]["value"])
+    assert fr["B"] == pytest.approx(runs["dlfa"]["metrics"]["fr"]["value"])
+    at.radio(key="ex_which").set_value("broken").run()
+    broken = at.dataframe[-1].value
+    assert len(broken) == fr["broken"] and (broken["errors B"] > broken["errors A"]).all()
+
+
+def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeypatch, data_root):
+    from dlfa.jobs.store import JobStore
+
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(link_built(tmp_path / "cache")))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    JobStore().add_finished_under(ui.reproduction_record())
+    job = next(j for j in JobStore().list() if j.out_dir.as_posix().endswith("finetune/xnli"))
+    unit = ui.job_units(job)[0]
+    at = page("examples.py", ex_unit=unit_id(job, unit.name)).run()
+    no_errors(at)
+    message = at.info[0].value
+    assert "model is not on this machine" in message
+    assert f"python -m dlfa train --spec docs/reproduction/finetune/xnli/results.json --aggregation " in message
