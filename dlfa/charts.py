@@ -340,3 +340,49 @@ def label_score_bars(scores, title: str = "") -> go.Figure:
     fig.update_yaxes(range=[0, 100], title="F1")
     fig.update_layout(title=title or None, margin=dict(t=50 if title else 20, b=40, l=50, r=10))
     return fig
+
+
+def projector_scatter(points, color_by: str = "language", label_of: Callable[[str], str] | None = None,
+                      x_range: Sequence[float] | None = None, y_range: Sequence[float] | None = None,
+                      title: str = "") -> go.Figure:
+    """2-D points (a DataFrame with x, y, language, group, text[, tag]) coloured by `color_by`, the members of
+    each translation group (group ≥ 0) joined by grey lines. Pass the same ranges to figures shown side by side."""
+    import html
+
+    fig = go.Figure()
+    linked = points[points["group"] >= 0]
+    if len(linked):
+        xs, ys = [], []
+        for _, group in linked.groupby("group", sort=False):
+            if len(group) > 1:
+                xs += [*group["x"], None]
+                ys += [*group["y"], None]
+        fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
+                        name="translations", hoverinfo="skip")
+    label_of = label_of or (lambda value: value)
+    for index, (value, part) in enumerate(points.groupby(color_by, sort=False)):
+        fig.add_scatter(x=list(part["x"]), y=list(part["y"]), mode="markers", name=label_of(str(value)),
+                        marker=dict(size=7, color=PALETTE[index % len(PALETTE)], opacity=0.85),
+                        text=[html.escape(t[:80]) for t in part["text"]],
+                        hovertemplate="%{text}<extra>" + html.escape(label_of(str(value))) + "</extra>")
+    fig.update_layout(title=title or None, height=520, legend=dict(itemsizing="constant"),
+                      margin=dict(t=50 if title else 20, b=30, l=30, r=10))
+    fig.update_xaxes(range=list(x_range) if x_range else None, zeroline=False)
+    fig.update_yaxes(range=list(y_range) if y_range else None, zeroline=False)
+    return fig
+
+
+def layer_line(values: Sequence[float], current: int | None = None, y_title: str = "", title: str = "",
+               names: Sequence[str] = ()) -> go.Figure:
+    """One value per layer 0…L (one line per series when `values` is a list of lists), the current layer marked."""
+    series = [values] if values and not isinstance(values[0], (list, tuple)) else list(values)
+    fig = go.Figure()
+    for index, line in enumerate(series):
+        fig.add_scatter(x=list(range(len(line))), y=list(map(float, line)), mode="lines+markers",
+                        name=names[index] if index < len(names) else f"series {index + 1}",
+                        line=dict(color=PALETTE[index % len(PALETTE)]))
+    if current is not None:
+        fig.add_vline(x=current, line_dash="dot", line_color="gray")
+    fig.update_layout(title=title or None, height=300, xaxis_title="layer", yaxis_title=y_title,
+                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    return fig

@@ -123,3 +123,55 @@ def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeyp
     message = at.info[0].value
     assert "model is not on this machine" in message
     assert f"python -m dlfa train --spec docs/reproduction/finetune/xnli/results.json --aggregation " in message
+
+
+# ----------------------------------------------------------------------------------------------------
+# Projector
+
+
+def scatter_points(spec: dict) -> dict[str, int]:
+    return {t["name"]: len(t["x"]) for t in spec["data"] if t.get("mode") == "markers"}
+
+
+def test_projector_shows_points_per_language_and_moves_with_the_layer_slider(job_cache):
+    at = page("projector.py", **{ui.ENCODER_KEY: job_cache["encoder"]}, pj_source="parallel-ud",
+              pj_languages=["de", "fr"]).run()
+    no_errors(at)
+    at.slider(key="pj_count").set_value(10).run()
+    at.button(key="pj_compute").click().run()
+    no_errors(at)
+    (spec, distance) = plotly_specs(at)
+    assert scatter_points(spec) == {"English (en)": 10, "German (de)": 10, "French (fr)": 10}
+    lines = next(t for t in spec["data"] if t.get("mode") == "lines")
+    assert lines["x"].count(None) == 10  # one line per translation group
+    assert len(distance["data"][0]["y"]) == 5  # the tiny encoder: layers 0…4
+    assert "layer 4" in spec["layout"]["title"]["text"]
+    last = spec["data"][1]["x"]
+    at.slider(key="pj_layer").set_value(1).run()
+    no_errors(at)
+    moved = plotly_specs(at)[0]
+    assert "layer 1" in moved["layout"]["title"]["text"] and moved["data"][1]["x"] != last
+
+
+def test_projector_puts_a_fine_tuned_run_beside_its_base_encoder(job_cache):
+    job = job_cache["job"]
+    at = page("projector.py", pj_source="xnli", pj_languages=["de"], pj_count=5, pj_beside=True,
+              pj_unit=unit_id(job, "dlfa-L2-s1")).run()
+    at.button(key="pj_compute").click().run()
+    no_errors(at)
+    base, tuned, distance = plotly_specs(at)
+    assert scatter_points(base) == scatter_points(tuned) == {"English (en)": 5, "German (de)": 5}
+    assert [t["name"] for t in distance["data"]] == ["base", "fine-tuned"]
+    assert any(c.value.startswith(f"Base encoder: `{job_cache['encoder']}` (the run's)") for c in at.caption)
+
+
+def test_projector_word_mode_colours_words_by_tag(job_cache):
+    at = page("projector.py", **{ui.ENCODER_KEY: job_cache["encoder"]}, pj_mode="words",
+              pj_languages=["en", "de"], pj_count=5).run()
+    at.button(key="pj_compute").click().run()
+    no_errors(at)
+    by_tag = scatter_points(plotly_specs(at)[0])
+    assert {"NOUN", "VERB", "DET"} <= set(by_tag)
+    at.radio(key="pj_color").set_value("language").run()
+    by_language = scatter_points(plotly_specs(at)[0])
+    assert set(by_language) == {"English (en)", "German (de)"} and sum(by_language.values()) == sum(by_tag.values())
