@@ -386,3 +386,61 @@ def layer_line(values: Sequence[float], current: int | None = None, y_title: str
     fig.update_layout(title=title or None, height=300, xaxis_title="layer", yaxis_title=y_title,
                       margin=dict(t=50 if title else 20, b=40, l=50, r=10))
     return fig
+
+
+def attention_heatmap(tokens: Sequence[str], matrix, title: str = "") -> go.Figure:
+    """T × T attention (rows: attending tokens, columns: attended tokens), 0…1 colour scale."""
+    labels = token_labels(tokens)
+    fig = go.Figure(go.Heatmap(z=[list(map(float, row)) for row in matrix], x=labels, y=labels, zmin=0, zmax=1,
+                               colorscale="Blues", colorbar=dict(title="attention"),
+                               hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title="attending token")
+    fig.update_xaxes(type="category", title="attended token", tickangle=-60)
+    size = max(360, 18 * len(tokens) + 160)
+    fig.update_layout(title=title or None, height=size, margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig
+
+
+def attention_lines(tokens: Sequence[str], matrix, threshold: float = 0.05, title: str = "") -> go.Figure:
+    """bertviz-style view: tokens in two columns (attending left, attended right), a line per pair whose
+    attention is at least `threshold`, darker and thicker as the attention grows."""
+    import html
+
+    n = len(tokens)
+    fig = go.Figure()
+    edges = [threshold, 0.2, 0.4, 0.6, 0.8, 1.01]  # lines binned by attention: one trace per bin, not per line
+    for low, high in zip(edges, edges[1:]):
+        xs, ys = [], []
+        for i in range(n):
+            for j in range(n):
+                if low <= float(matrix[i][j]) < high:
+                    xs += [0, 1, None]
+                    ys += [i, j, None]
+        if xs:
+            strength = min(1.0, (low + min(high, 1.0)) / 2)
+            fig.add_scatter(x=xs, y=ys, mode="lines", showlegend=False, hoverinfo="skip",
+                            line=dict(color=f"rgba(76,120,168,{max(strength, 0.15):.2f})", width=1 + 3 * strength))
+    names = [html.escape(str(t)) for t in tokens]
+    for side in (0, 1):
+        fig.add_scatter(x=[side] * n, y=list(range(n)), mode="markers+text", text=names, showlegend=False,
+                        textposition=f"middle {'left' if side == 0 else 'right'}", marker=dict(size=5, color="#333"),
+                        hovertemplate="%{text}<extra></extra>")
+    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(title=title or None, height=max(360, 20 * n + 80), margin=dict(t=50 if title else 20, b=10,
+                                                                                    l=10, r=10))
+    return fig
+
+
+def entropy_heatmap(entropy, title: str = "") -> go.Figure:
+    """L × H attention entropy (bits): layers as rows (1…L), heads as columns."""
+    rows = [[float(v) for v in row] for row in entropy]
+    fig = go.Figure(go.Heatmap(z=rows, x=[f"head {h}" for h in range(len(rows[0]))],
+                               y=[f"layer {k}" for k in range(1, len(rows) + 1)], colorscale=VALUE_COLORSCALE,
+                               colorbar=dict(title="bits"), texttemplate="%{z:.1f}",
+                               hovertemplate="%{y}, %{x}: %{z:.2f} bits<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    fig.update_layout(title=title or None, height=max(280, 26 * len(rows) + 120),
+                      margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig

@@ -175,3 +175,36 @@ def test_projector_word_mode_colours_words_by_tag(job_cache):
     at.radio(key="pj_color").set_value("language").run()
     by_language = scatter_points(plotly_specs(at)[0])
     assert set(by_language) == {"English (en)", "German (de)"} and sum(by_language.values()) == sum(by_tag.values())
+
+
+# ----------------------------------------------------------------------------------------------------
+# Attention
+
+
+def test_attention_shows_the_chosen_head_and_the_entropy_of_every_head(job_cache):
+    at = page("attention.py", **{ui.ENCODER_KEY: job_cache["encoder"]}, at_text="Der Hund bellt.",
+              at_pair="The dog barks.").run()
+    no_errors(at)
+    heatmap, lines, entropy = plotly_specs(at)
+    tokens = heatmap["data"][0]["x"]
+    assert tokens[0] == "0:&lt;s&gt;" and any("Hund" in t for t in tokens) and any("dog" in t for t in tokens)
+    assert len(heatmap["data"][0]["z"]) == len(tokens) and "layer 4, mean over heads" in heatmap["layout"]["title"]["text"]
+    assert len(entropy["data"][0]["z"]) == 4 and len(entropy["data"][0]["z"][0]) == 4  # 4 layers × 4 heads
+    at.slider(key="at_layer").set_value(2).run()
+    at.selectbox(key="at_head").set_value(3).run()
+    no_errors(at)
+    heatmap = plotly_specs(at)[0]
+    assert "layer 2, head 3" in heatmap["layout"]["title"]["text"]
+    assert all(abs(sum(row) - 1) < 1e-4 for row in heatmap["data"][0]["z"])
+
+
+def test_attention_of_a_dlfa_run_puts_w_beside_the_fused_and_last_layer(job_cache):
+    job = job_cache["job"]
+    at = page("attention.py", at_source="a fine-tuned run", at_unit=unit_id(job, "dlfa-L2-s1"),
+              at_text="Die Katze schläft.").run()
+    no_errors(at)
+    assert any(s.value.startswith("Fusion weight W beside the attention of layer 2") for s in at.subheader)
+    specs = plotly_specs(at)
+    w, fused, last = specs[3], specs[4], specs[5]
+    assert len(w["data"][0]["y"]) == len(fused["data"][0]["x"]) == len(last["data"][0]["x"])
+    assert fused["layout"]["title"]["text"] == "Fused layer 2" and last["layout"]["title"]["text"] == "Last layer 4"
