@@ -10,7 +10,7 @@ Sentence mode reads translation groups (an English sentence and its translations
 Token mode takes UD-POS test sentences per language; each word is the mean of its sub-words' states, with its tag.
 
 States are cached in cache/features/projector/ (safetensors, keyed by the encoder and the texts); the 2-D
-projection is PCA (torch SVD, signs fixed so consecutive layers do not flip), t-SNE where scikit-learn is
+projection is PCA (an SVD, signs fixed so consecutive layers do not flip), t-SNE where scikit-learn is
 installed, UMAP where umap-learn is installed.
 """
 from __future__ import annotations
@@ -226,23 +226,22 @@ def project(states: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndar
     if method not in available_methods():
         raise ConfigError(f"projection {method!r} is not available here: choose one of "
                           f"{', '.join(available_methods())} (t-SNE needs scikit-learn, UMAP needs umap-learn)")
-    x = states.double()
+    x = states.double().numpy()
     if len(x) < 3:
         raise DataError(f"a projection needs at least 3 points, got {len(x)}")
     if method == "pca":
-        centred = x - x.mean(0, keepdim=True)
-        _, _, vt = torch.linalg.svd(centred, full_matrices=False)
+        centred = x - x.mean(0, keepdims=True)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
         coordinates = centred @ vt[:2].T  # N × 2
-        signs = torch.where(coordinates[0] < 0, -1.0, 1.0).to(coordinates.dtype)
-        return (coordinates * signs).numpy()
+        return coordinates * np.where(coordinates[0] < 0, -1.0, 1.0)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
         perplexity = float(min(30, (len(x) - 1) / 3))
-        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x.numpy())
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     import umap
 
-    return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(x.numpy())
+    return umap.UMAP(n_components=2, random_state=seed, n_neighbors=min(15, len(x) - 1)).fit_transform(x)
 
 
 def points_frame(items: Items, coordinates: np.ndarray) -> pd.DataFrame:

@@ -70,7 +70,7 @@ def main() -> None:
                                key="pj_languages", format_func=ui.language_label)
     c1, c2 = st.columns(2)
     count = c1.slider("Translation groups" if mode == "sentences" else "Sentences per language", 5, 300,
-                      60 if mode == "sentences" else 10, step=5, key="pj_count",
+                      40 if mode == "sentences" else 10, step=5, key="pj_count",
                       help="Tatoeba: per language. A few hundred points take seconds on a CPU.")
     with c2:
         units = ui.units_preselected_first(ui.all_units())
