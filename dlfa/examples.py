@@ -328,3 +328,24 @@ def comparison_frame(comparisons: list[PairedComparison]) -> pd.DataFrame:
         "language": c.language, "n": c.n, "fixed": c.fixed, "broken": c.broken, "both correct": c.both_correct,
         "both wrong": c.both_wrong, "A": c.value_a, "B": c.value_b, "B − A": c.delta, "low": c.delta_low,
         "high": c.delta_high, "test": c.test, "p": c.p_value} for c in comparisons])
+
+
+def compare_runs(run_a: str | Path, run_b: str | Path, source=None, samples: int = 1000,
+                 seed: int = 0) -> list[PairedComparison]:
+    """Run B against run A (two run folders, each with its results.json and predictions/) on every language both
+    kept predictions for: the paired comparison the report and the study can call."""
+    run_a, run_b = Path(run_a), Path(run_b)
+    results = {}
+    for folder in (run_a, run_b):
+        try:
+            results[folder] = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataError(f"not a finished run ({exc})", str(folder / "results.json")) from exc
+    for folder in (run_a, run_b):
+        if not prediction_languages(folder):
+            raise DataError(missing_predictions_message(results[folder], folder), str(folder))
+    languages = [lang for lang in prediction_languages(run_a) if lang in prediction_languages(run_b)]
+    if not languages:
+        raise DataError(f"{run_a} and {run_b} kept predictions for no common language")
+    return [compare(load_language(results[run_a], run_a, lang, source),
+                    load_language(results[run_b], run_b, lang, source), samples, seed) for lang in languages]

@@ -158,3 +158,16 @@ def test_paired_comparison_of_two_real_runs(tiny_sweep):
     assert result.value_a == pytest.approx(results["runs"][0]["metrics"]["fr"]["value"])
     assert result.value_b == pytest.approx(results["runs"][1]["metrics"]["fr"]["value"])
     assert result.items == sum(map(len, last.table["gold"])) and 0 <= result.p_value <= 1
+
+
+def test_compare_runs_pairs_two_run_folders_on_every_language(tiny_sweep, tmp_path):
+    out, results = tiny_sweep
+    comparisons = examples.compare_runs(out / "last-s1", out / "dlfa-L2-s1", samples=100)
+    assert [c.language for c in comparisons] == ["de", "fr"]
+    assert all(c.fixed + c.broken + c.both_correct + c.both_wrong == c.n == 24 for c in comparisons)
+    assert comparisons[0].value_b == pytest.approx(results["runs"][1]["metrics"]["de"]["value"])
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "results.json").write_text(json.dumps({"spec": results["runs"][0]["spec"], "model_dir": "model"}))
+    with pytest.raises(examples.DataError, match="To get its per-example predictions"):
+        examples.compare_runs(out / "last-s1", bare)
