@@ -4,7 +4,6 @@ evaluated on German and French) and on the imported recorded reproduction."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
