@@ -35,7 +35,14 @@ def finished_job(tmp_path_factory, data_root):
         assert store.claim_job(job.id) and store.mark_running(job.id)
         results = run_job(spec, job.out_dir)
         assert store.mark_completed(job.id)
-    return {"cache": cache, "job": job, "encoder": encoder, "results": results}
+        pairs = JobSpec(task="xnli", eval_languages=("de",), encoder=encoder, data_root=str(data_root),
+                        aggregations=("dlfa",), fusion_layers=(2,), max_steps=3, max_train_examples=32,
+                        max_eval_examples=40, batch_size=8, bootstrap_samples=50, name="tiny xnli")
+        pair_job = store.submit(pairs)
+        assert store.claim_job(pair_job.id) and store.mark_running(pair_job.id)
+        run_job(pairs, pair_job.out_dir)
+        assert store.mark_completed(pair_job.id)
+    return {"cache": cache, "job": job, "encoder": encoder, "results": results, "pair_job": pair_job}
 
 
 @pytest.fixture
@@ -107,6 +114,22 @@ def test_examples_compares_two_runs_with_counts_adding_up(job_cache):
     at.radio(key="ex_which").set_value("broken").run()
     broken = at.dataframe[-1].value
     assert len(broken) == fr["broken"] and (broken["errors B"] > broken["errors A"]).all()
+
+
+def test_examples_of_a_pair_task_show_labels_with_confidence_and_filter_by_class(job_cache):
+    at = page("examples.py", ex_unit=unit_id(job_cache["pair_job"], "dlfa-L2-s1")).run()
+    no_errors(at)
+    table = at.dataframe[0].value
+    assert len(table) == 40 and table["confidence"].between(1 / 3, 1).all()
+    assert set(table["gold"]) <= {"entailment", "neutral", "contradiction"} and " ‖ " in table["text"].iloc[0]
+    at.selectbox(key="ex_gold").set_value("neutral").run()
+    at.radio(key="ex_correct").set_value("correct").run()
+    neutral = at.dataframe[0].value
+    assert (neutral["gold"] == "neutral").all() and (neutral["pred"] == "neutral").all()
+    assert len(neutral) == ((table["gold"] == "neutral") & (table["pred"] == "neutral")).sum()
+    confusion = plotly_specs(at)[0]["data"][0]["text"]
+    assert sum(map(sum, confusion)) == 40  # one count per example
+    assert any(i.value.startswith("No other run kept predictions on the xnli test set") for i in at.info)
 
 
 def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeypatch, data_root):
