@@ -218,6 +218,12 @@ def test_attention_shows_the_chosen_head_and_the_entropy_of_every_head(job_cache
     heatmap = plotly_specs(at)[0]
     assert "layer 2, head 3" in heatmap["layout"]["title"]["text"]
     assert all(abs(sum(row) - 1) < 1e-4 for row in heatmap["data"][0]["z"])
+    downloads = {d.proto.label: d for d in at.get("download_button")}
+    assert {"Table (CSV)", "Data (JSON)"} <= set(downloads)
+    at.button(key="at_make_png").click().run()
+    no_errors(at)
+    png = next(d for d in at.get("download_button") if d.proto.label == "Chart (PNG)")
+    assert png.proto.url.endswith(".png") and not at.info  # kaleido rendered it (no "PNG export needs" note)
 
 
 def test_attention_of_a_dlfa_run_puts_w_beside_the_fused_and_last_layer(job_cache):
