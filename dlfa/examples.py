@@ -149,7 +149,7 @@ def _check_same_examples(examples: list, rows: list[dict], kind: str, language: 
         gold = list(example.tags[: len(row["gold"])]) if kind == "token" else example.label
         if gold != row["gold"]:
             raise DataError(f"the {language} test set in {source} differs from the one the run was evaluated on "
-                            f"(example {index + 1} has other gold labels)")
+                            f"(example {index + 1} has other gold labels{'' if kind != 'token' else ', or a word the tokenizer dropped'})")
 
 
 # ----------------------------------------------------------------------------------------------------

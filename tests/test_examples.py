@@ -171,3 +171,18 @@ def test_compare_runs_pairs_two_run_folders_on_every_language(tiny_sweep, tmp_pa
     (bare / "results.json").write_text(json.dumps({"spec": results["runs"][0]["spec"], "model_dir": "model"}))
     with pytest.raises(examples.DataError, match="To get its per-example predictions"):
         examples.compare_runs(out / "last-s1", bare)
+
+
+def test_test_data_that_changed_since_the_evaluation_is_refused(tiny_sweep, data_root):
+    from dlfa.evaluate import write_predictions as write
+    from dlfa.tasks.registry import get_task
+
+    out, results = tiny_sweep
+    folder = out / "last-s1"
+    rows = examples.read_prediction_rows(folder, "de")
+    info = get_task("udpos")
+    gold = [[info.label_id(tag) for tag in row["gold"]] for row in rows]
+    gold[3][0] = (gold[3][0] + 1) % len(info.labels)  # one gold tag that the data does not have
+    write(predictions_path(out / "changed", "de"), info, gold, gold)
+    with pytest.raises(examples.DataError, match="example 4 has other gold labels"):
+        examples.load_language(results["runs"][0], out / "changed", "de")
