@@ -148,8 +148,9 @@ def _check_same_examples(examples: list, rows: list[dict], kind: str, language: 
     for index, (example, row) in enumerate(zip(examples, rows)):
         gold = list(example.tags[: len(row["gold"])]) if kind == "token" else example.label
         if gold != row["gold"]:
+            dropped = ", or a word the tokenizer dropped" if kind == "token" else ""
             raise DataError(f"the {language} test set in {source} differs from the one the run was evaluated on "
-                            f"(example {index + 1} has other gold labels{'' if kind != 'token' else ', or a word the tokenizer dropped'})")
+                            f"(example {index + 1} has other gold labels{dropped})")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -261,7 +262,8 @@ def paired_bootstrap(metric: str, stats_a: np.ndarray, stats_b: np.ndarray, samp
     deltas = []
     for start in range(0, samples, _BOOTSTRAP_CHUNK):
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(_BOOTSTRAP_CHUNK, samples - start))  # S × N
-        deltas.append(metric_from_statistics(metric, counts @ stats_b) - metric_from_statistics(metric, counts @ stats_a))
+        scores_a, scores_b = (metric_from_statistics(metric, counts @ stats) for stats in (stats_a, stats_b))
+        deltas.append(scores_b - scores_a)
     delta = np.concatenate(deltas)
     low, high = np.percentile(delta, [2.5, 97.5])
     p_value = min(1.0, 2 * min(np.mean(delta <= 0), np.mean(delta >= 0)))

@@ -76,7 +76,7 @@ def available_languages(source_name: str, source) -> list[str]:
     if source_name == "tatoeba":
         folder = _tatoeba_folder(source)
         return sorted(iso for code, iso in TATOEBA_CODES.items()
-                      if (folder / f"tatoeba.{code}-eng.{code}").is_file() and (folder / f"tatoeba.{code}-eng.eng").is_file())
+                      if all((folder / f"tatoeba.{code}-eng.{side}").is_file() for side in (code, "eng")))
     if source_name == "xnli":
         from dlfa.tasks.registry import available_languages as task_languages
 

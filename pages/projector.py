@@ -29,10 +29,12 @@ def points_to_project(mode: str, source_name: str, languages: tuple[str, ...], c
 
 
 @st.cache_data(show_spinner="Encoding layer by layer…", max_entries=8)
-def states_of(encoder_key: str, base_spec: str, model_dir: str | None, stamp: float | None, request: tuple) -> np.ndarray:
+def states_of(encoder_key: str, base_spec: str, model_dir: str | None, stamp: float | None,
+              request: tuple) -> np.ndarray:
     items, sentences = points_to_project(*request, base_spec)
     loaded = run_encoder(model_dir, stamp, base_spec) if model_dir else ui.loaded_encoder(base_spec)
-    return projector.layer_states(loaded, encoder_key, sentences or items, cache_subdir("features", "projector")).numpy()
+    states = projector.layer_states(loaded, encoder_key, sentences or items, cache_subdir("features", "projector"))
+    return states.numpy()
 
 
 @st.cache_data(show_spinner="Projecting…", max_entries=64)
@@ -106,8 +108,9 @@ def show(request: tuple, base_spec: str, unit: ui.Unit | None) -> None:
     frames, figures = [], []
     for column, (name, states) in zip(st.columns(len(sides)), sides.items()):
         points = projector.points_frame(items, projection(name, states, layer, method))
+        title = f"{name.split(' · ')[0]} · layer {layer} · {projector.METHODS[method]}"
         figure = charts.projector_scatter(points, color_by, ui.short_label if color_by == "language" else None,
-                                          title=f"{name.split(' · ')[0]} · layer {layer} · {projector.METHODS[method]}")
+                                          title=title)
         column.plotly_chart(figure, key=f"pj_plot_{len(figures)}")
         column.caption(name)
         frames.append(points.assign(encoder=name, layer=layer))
