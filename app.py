@@ -7,8 +7,13 @@ from dlfa.errors import DlfaError
 
 st.set_page_config(page_title="DLFA Explorer", page_icon=":material/layers:", layout="wide")
 
+INSPECTION_PAGES = {  # the per-example explorer, the embedding projector and the attention view
+    "pages/examples.py": ("Examples", ":material/table_rows:"),
+    "pages/projector.py": ("Projector", ":material/scatter_plot:"),
+    "pages/attention.py": ("Attention", ":material/visibility:"),
+}
 navigation = st.navigation([st.Page(path, title=title, icon=icon, default=path == "pages/home.py")
-                            for path, (title, icon) in ui.PAGES.items()])
+                            for path, (title, icon) in {**ui.PAGES, **INSPECTION_PAGES}.items()])
 
 ui.init_settings()
 

@@ -308,3 +308,139 @@ def figure_png(fig, width: int = 1100, height: int = 550) -> tuple[bytes | None,
                 break  # not that race: no browser, a broken figure, ...
             time.sleep(attempt + 1)
     return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(error).__name__}: {error})"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Per-example explorer, embedding projector, attention (issue 18)
+
+
+def confusion_heatmap(matrix, title: str = "") -> go.Figure:
+    """Counts of a confusion matrix (a DataFrame: gold rows × predicted columns), each row's share as colour so
+    that rare labels stay readable; the count is written in each cell."""
+    counts = matrix.to_numpy()
+    totals = counts.sum(1, keepdims=True)
+    shares = [[(c / t if t else 0.0) for c in row] for row, (t,) in zip(counts.tolist(), totals.tolist())]
+    rows, columns = [str(v) for v in matrix.index], [str(v) for v in matrix.columns]
+    fig = go.Figure(go.Heatmap(z=shares, x=columns, y=rows, zmin=0, zmax=1, colorscale="Blues", text=counts.tolist(),
+                               texttemplate="%{text}", colorbar=dict(title="share of gold"),
+                               hovertemplate="gold %{y} → predicted %{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title="gold", type="category")
+    fig.update_xaxes(title="predicted", type="category")
+    fig.update_layout(title=title or None, height=max(320, 26 * len(rows) + 160),
+                      margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig
+
+
+def label_score_bars(scores, title: str = "") -> go.Figure:
+    """Per-label F1 (points) as bars, worst first; `scores` has columns label, f1, support."""
+    fig = go.Figure(go.Bar(x=list(scores["label"]), y=list(scores["f1"]), marker_color=PALETTE[3],
+                           customdata=list(scores["support"]),
+                           hovertemplate="%{x}: F1 %{y:.1f} (support %{customdata})<extra></extra>"))
+    fig.update_xaxes(type="category", title="gold label")
+    fig.update_yaxes(range=[0, 100], title="F1")
+    fig.update_layout(title=title or None, margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    return fig
+
+
+def projector_scatter(points, color_by: str = "language", label_of: Callable[[str], str] | None = None,
+                      x_range: Sequence[float] | None = None, y_range: Sequence[float] | None = None,
+                      title: str = "") -> go.Figure:
+    """2-D points (a DataFrame with x, y, language, group, text[, tag]) coloured by `color_by`, the members of
+    each translation group (group ≥ 0) joined by grey lines. Pass the same ranges to figures shown side by side."""
+    import html
+
+    fig = go.Figure()
+    linked = points[points["group"] >= 0]
+    if len(linked):
+        xs, ys = [], []
+        for _, group in linked.groupby("group", sort=False):
+            if len(group) > 1:
+                xs += [*group["x"], None]
+                ys += [*group["y"], None]
+        fig.add_scatter(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
+                        name="translations", hoverinfo="skip")
+    label_of = label_of or (lambda value: value)
+    for index, (value, part) in enumerate(points.groupby(color_by, sort=False)):
+        fig.add_scatter(x=list(part["x"]), y=list(part["y"]), mode="markers", name=label_of(str(value)),
+                        marker=dict(size=7, color=PALETTE[index % len(PALETTE)], opacity=0.85),
+                        text=[html.escape(t[:80]) for t in part["text"]],
+                        hovertemplate="%{text}<extra>" + html.escape(label_of(str(value))) + "</extra>")
+    fig.update_layout(title=title or None, height=520, legend=dict(itemsizing="constant"),
+                      margin=dict(t=50 if title else 20, b=30, l=30, r=10))
+    fig.update_xaxes(range=list(x_range) if x_range else None, zeroline=False)
+    fig.update_yaxes(range=list(y_range) if y_range else None, zeroline=False)
+    return fig
+
+
+def layer_line(values: Sequence[float], current: int | None = None, y_title: str = "", title: str = "",
+               names: Sequence[str] = ()) -> go.Figure:
+    """One value per layer 0…L (one line per series when `values` is a list of lists), the current layer marked."""
+    series = [values] if values and not isinstance(values[0], (list, tuple)) else list(values)
+    fig = go.Figure()
+    for index, line in enumerate(series):
+        fig.add_scatter(x=list(range(len(line))), y=list(map(float, line)), mode="lines+markers",
+                        name=names[index] if index < len(names) else f"series {index + 1}",
+                        line=dict(color=PALETTE[index % len(PALETTE)]))
+    if current is not None:
+        fig.add_vline(x=current, line_dash="dot", line_color="gray")
+    fig.update_layout(title=title or None, height=300, xaxis_title="layer", yaxis_title=y_title,
+                      margin=dict(t=50 if title else 20, b=40, l=50, r=10))
+    return fig
+
+
+def attention_heatmap(tokens: Sequence[str], matrix, title: str = "") -> go.Figure:
+    """T × T attention (rows: attending tokens, columns: attended tokens), 0…1 colour scale."""
+    labels = token_labels(tokens)
+    fig = go.Figure(go.Heatmap(z=[list(map(float, row)) for row in matrix], x=labels, y=labels, zmin=0, zmax=1,
+                               colorscale="Blues", colorbar=dict(title="attention"),
+                               hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category", title="attending token")
+    fig.update_xaxes(type="category", title="attended token", tickangle=-60)
+    size = max(360, 18 * len(tokens) + 160)
+    fig.update_layout(title=title or None, height=size, margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig
+
+
+def attention_lines(tokens: Sequence[str], matrix, threshold: float = 0.05, title: str = "") -> go.Figure:
+    """bertviz-style view: tokens in two columns (attending left, attended right), a line per pair whose
+    attention is at least `threshold`, darker and thicker as the attention grows."""
+    import html
+
+    n = len(tokens)
+    fig = go.Figure()
+    edges = [threshold, 0.2, 0.4, 0.6, 0.8, 1.01]  # lines binned by attention: one trace per bin, not per line
+    for low, high in zip(edges, edges[1:]):
+        xs, ys = [], []
+        for i in range(n):
+            for j in range(n):
+                if low <= float(matrix[i][j]) < high:
+                    xs += [0, 1, None]
+                    ys += [i, j, None]
+        if xs:
+            strength = min(1.0, (low + min(high, 1.0)) / 2)
+            fig.add_scatter(x=xs, y=ys, mode="lines", showlegend=False, hoverinfo="skip",
+                            line=dict(color=f"rgba(76,120,168,{max(strength, 0.15):.2f})", width=1 + 3 * strength))
+    names = [html.escape(str(t)) for t in tokens]
+    for side in (0, 1):
+        fig.add_scatter(x=[side] * n, y=list(range(n)), mode="markers+text", text=names, showlegend=False,
+                        textposition=f"middle {'left' if side == 0 else 'right'}", marker=dict(size=5, color="#333"),
+                        hovertemplate="%{text}<extra></extra>")
+    fig.update_xaxes(visible=False, range=[-0.6, 1.6])
+    fig.update_yaxes(visible=False, autorange="reversed")
+    fig.update_layout(title=title or None, height=max(360, 20 * n + 80), margin=dict(t=50 if title else 20, b=10,
+                                                                                    l=10, r=10))
+    return fig
+
+
+def entropy_heatmap(entropy, title: str = "") -> go.Figure:
+    """L × H attention entropy (bits): layers as rows (1…L), heads as columns."""
+    rows = [[float(v) for v in row] for row in entropy]
+    fig = go.Figure(go.Heatmap(z=rows, x=[f"head {h}" for h in range(len(rows[0]))],
+                               y=[f"layer {k}" for k in range(1, len(rows) + 1)], colorscale=VALUE_COLORSCALE,
+                               colorbar=dict(title="bits"), texttemplate="%{z:.1f}",
+                               hovertemplate="%{y}, %{x}: %{z:.2f} bits<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(type="category")
+    fig.update_layout(title=title or None, height=max(280, 26 * len(rows) + 120),
+                      margin=dict(t=50 if title else 20, b=40, l=10, r=10))
+    return fig

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
+import gzip
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,6 +25,7 @@ from dlfa.tasks.base import IGNORE_INDEX, TaskInfo, first_subword_positions
 
 EVAL_BATCH_SIZE = 32  # sorted by length; larger batches buy no speed on a CPU, only memory
 FUSION_POSITIONS = 32  # per-position fusion statistics cover the first 32 positions
+PREDICTIONS_DIR = "predictions"  # a run's per-example test predictions: <run>/predictions/<language>.jsonl.gz
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -94,12 +99,16 @@ def predict_dataset(
     amp_dtype: torch.dtype | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
     fusion: FusionStatistics | None = None,
+    confidences: list | None = None,
 ) -> tuple[list, list]:
     """(gold, pred) in dataset order: one int per example, or per sentence a list of ints at its labeled
-    sub-words (token tasks). Fills `fusion` from the outputs' fusion weights when given."""
+    sub-words (token tasks). Fills `fusion` from the outputs' fusion weights when given, and `confidences`
+    (an empty list) with the softmax probability of each predicted label (sentence and pair tasks)."""
     net.eval()
     gold: list = [None] * len(dataset.lengths)
     pred: list = [None] * len(dataset.lengths)
+    if confidences is not None:
+        confidences.extend([None] * len(dataset.lengths))
     for indices in sorted_batches(dataset.lengths, batch_size):
         batch = to_device(dataset.collate(indices), device)
         with autocast(device, amp_dtype):
@@ -110,8 +119,11 @@ def predict_dataset(
             for row, index in enumerate(indices):
                 gold[index], pred[index] = labels[row][keep[row]].tolist(), guesses[row][keep[row]].tolist()
         else:
+            probabilities = out.logits.float().softmax(-1).max(-1).values.cpu()  # B
             for row, index in enumerate(indices):
                 gold[index], pred[index] = int(labels[row]), int(guesses[row])
+                if confidences is not None:
+                    confidences[index] = float(probabilities[row])
         if fusion is not None and out.fusion_weights is not None:
             fusion.add(out.fusion_weights, batch["attention_mask"], labels if labels.dim() == 2 else None)
     return gold, pred
@@ -127,15 +139,46 @@ def evaluate_dataset(
     seed: int = 0,
     majority_label: int | None = None,
     with_fusion: bool = False,
+    predictions_file: Path | None = None,
 ) -> tuple[dict, dict | None]:
     """One language's metrics {"metric", "value", "ci_low", "ci_high", "n"[, "majority"]} (points, 95%
-    bootstrap over examples) and, with `with_fusion` on a DLFA model, its fusion statistics."""
+    bootstrap over examples) and, with `with_fusion` on a DLFA model, its fusion statistics. With
+    `predictions_file`, the per-example predictions are written there (`write_predictions`)."""
     fusion = FusionStatistics(list(task.labels) if task.kind == "token" else None) if with_fusion else None
-    gold, pred = predict_dataset(net, dataset, device, amp_dtype, fusion=fusion)
+    confidences = [] if task.kind != "token" else None
+    gold, pred = predict_dataset(net, dataset, device, amp_dtype, fusion=fusion, confidences=confidences)
+    if predictions_file is not None:
+        write_predictions(predictions_file, task, gold, pred, confidences)
     metrics = score_with_interval(task.metric, gold, pred, list(task.labels), bootstrap_samples, seed)
     if majority_label is not None:
         metrics["majority"] = majority_score(task.metric, gold, list(task.labels), majority_label)
     return metrics, fusion.result() if fusion is not None and fusion.count else None
+
+
+def predictions_path(run_dir: str | Path, language: str) -> Path:
+    """Where a run keeps its per-example test predictions for one language."""
+    return Path(run_dir) / PREDICTIONS_DIR / f"{language}.jsonl.gz"
+
+
+def write_predictions(path: Path, task: TaskInfo, gold: list, pred: list, confidences: list | None = None) -> None:
+    """One JSON line per test example, in dataset order, gzipped (written atomically):
+    {"gold", "pred"} as label names: one per example, or per word a list (token tasks: the words' labeled
+    first sub-words, so a sentence cut at max_length has fewer); sentence and pair tasks add "confidence",
+    the probability of the predicted label."""
+    labels = task.labels
+
+    def names(values):
+        return [labels[v] for v in values] if isinstance(values, list) else labels[values]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with gzip.open(partial, "wt", encoding="utf-8") as handle:
+        for i, (g, p) in enumerate(zip(gold, pred)):
+            row = {"gold": names(g), "pred": names(p)}
+            if confidences is not None:
+                row["confidence"] = round(confidences[i], 5)
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    partial.replace(path)
 
 
 # ----------------------------------------------------------------------------------------------------

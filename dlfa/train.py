@@ -44,7 +44,7 @@ from torch import nn
 
 from dlfa.callbacks import Callback, CallbackList, Progress, TensorBoardCallback
 from dlfa.errors import ConfigError, DlfaError
-from dlfa.evaluate import autocast, evaluate_dataset, predict_dataset, to_device
+from dlfa.evaluate import autocast, evaluate_dataset, predict_dataset, predictions_path, to_device
 from dlfa.jobs.spec import JobSpec
 from dlfa.metrics import mean_interval, score
 from dlfa.model import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
@@ -706,7 +706,8 @@ class UnitTrainer:
         for i, (language, dataset) in enumerate(self.data.test.items()):
             metrics[language], fusion = evaluate_dataset(
                 self.net, dataset, target, self.runtime.device, self.runtime.amp_dtype,
-                self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority, with_fusion=aggregation == "dlfa")
+                self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority, with_fusion=aggregation == "dlfa",
+                predictions_file=predictions_path(self.unit_dir, language))
             if fusion is not None:
                 per_language[language] = fusion
             self.release_cpu_memory()
