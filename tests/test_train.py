@@ -276,3 +276,50 @@ def test_embedded_encoder_learns_udpos_and_transfers_to_german_and_chinese(data_
         metric = results["metrics"][language]
         assert metric["value"] > metric["majority"] + 10, (language, metric)
     assert results["runs"][0]["dev_score"] > 50
+
+
+# ----------------------------------------------------------------------------------------------------
+# Slicing, determinism, convergence
+
+
+def _gradients_of_one_step(model, batch, max_tokens):
+    from dlfa.train import backward_batch
+
+    model.zero_grad(set_to_none=True)
+    loss = backward_batch(model, model, batch, max_tokens, 0.5, Runtime(torch.device("cpu"), None))
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return loss, grads, {k: v.clone() for k, v in model.aggregation.state_dict().items()}
+
+
+@pytest.mark.parametrize("task", ["nli", "pos"])
+def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
+    from transformers import BertConfig, BertModel
+
+    from dlfa.model import DlfaConfig, HeadConfig
+    from dlfa.testing import TINY_CONFIG
+    from dlfa.train import slice_bounds
+
+    heads = {"nli": HeadConfig("pair", ["e", "n", "c"]), "pos": HeadConfig("token", ["NOUN", "VERB", "X"])}
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(vocab_size=99, **TINY_CONFIG), add_pooling_layer=False)
+    model = DlfaModel(DlfaConfig("unused", heads, "dlfa", fusion_layer=1, dropout=0.0), encoder).train()
+    lengths = torch.tensor([12, 3, 7, 12, 5, 9, 2, 11, 6, 10, 4, 8, 12, 7, 3, 9])
+    mask = (torch.arange(12)[None] < lengths[:, None]).long()  # 16 rows × 12, padded
+    ids = torch.randint(5, 99, (16, 12)).masked_fill(mask == 0, 1)
+    labels = torch.randint(0, 3, (16, 12) if task == "pos" else (16,))
+    if task == "pos":
+        labels[mask == 0] = -100
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+    assert len(slice_bounds(batch, 4 * 12)) == 4
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    whole_loss, whole_grads, whole_stats = _gradients_of_one_step(model, batch, None)
+    model.load_state_dict(start)
+    sliced_loss, sliced_grads, sliced_stats = _gradients_of_one_step(model, batch, 4 * 12)
+    assert sliced_loss == pytest.approx(whole_loss, abs=1e-5)
+    assert sliced_grads.keys() == whole_grads.keys() and any(n.startswith("encoder.") for n in whole_grads)
+    for name, grad in whole_grads.items():
+        assert torch.allclose(sliced_grads[name], grad, atol=1e-5), name
+    for name, value in whole_stats.items():  # running statistics: updated once, with the whole batch's
+        assert torch.allclose(sliced_stats[name].float(), value.float(), atol=1e-6), name
+    assert int(whole_stats["local_branch.compress_norm.num_batches_tracked"]) == \
+        int(start["aggregation.local_branch.compress_norm.num_batches_tracked"]) + 1

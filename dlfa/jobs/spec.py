@@ -20,6 +20,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
+POOLINGS = ("cls", "mean")  # as dlfa.model.POOLINGS (not imported: the spec does not load torch)
 BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root")
 
 
@@ -60,6 +61,10 @@ class JobSpec:
     reduction: int = 4
     probe: bool = False
     eval_every: int | None = None  # steps between English dev evaluations; None: at each epoch's end
+    patience: int | None = None  # early stopping: dev evaluations without improvement before the target stage stops
+    max_epochs: float | None = None  # with patience: the target stage's cap (replaces epochs / max_steps there)
+    learning_rates: tuple[float, ...] = ()  # a grid: one unit per rate, the best per config chosen on English dev
+    pooling: str = "cls"  # sentence / pair tasks: "cls" (fused first token, as the paper) or "mean" (real tokens)
     freeze_word_embeddings: bool | None = None  # None: frozen on the CPU, trained on a GPU
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware computes bf16 natively, else fp32
@@ -100,15 +105,19 @@ class JobSpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def units(self) -> list["JobSpec"]:
-        """The single runs of a sweep: one spec per (aggregation, fusion layer, seed).
-        Aggregations that use no fusion layer (last, scalar-mix) run once per seed."""
+        """The single runs of a sweep: one spec per (aggregation, fusion layer, learning rate, seed).
+        Aggregations that use no fusion layer (last, scalar-mix) run once per seed. A unit of a learning-rate
+        grid keeps its rate in both `learning_rate` and `learning_rates` (which names it)."""
         out = []
+        rates = [(rate, (rate,)) for rate in self.learning_rates] or [(self.learning_rate, ())]
         for aggregation in self.aggregations:
             layers = self.fusion_layers if aggregation in NEEDS_FUSION_LAYER else (None,)
             for layer in layers:
-                for seed in self.seeds:
-                    layers_of_unit = (layer,) if layer is not None else ()
-                    out.append(replace(self, aggregations=(aggregation,), fusion_layers=layers_of_unit, seeds=(seed,)))
+                for rate, grid in rates:
+                    for seed in self.seeds:
+                        layers_of_unit = (layer,) if layer is not None else ()
+                        out.append(replace(self, aggregations=(aggregation,), fusion_layers=layers_of_unit,
+                                           seeds=(seed,), learning_rate=rate, learning_rates=grid))
         return out
 
     def changed_settings(self, recorded: dict) -> list[str]:
@@ -120,9 +129,11 @@ class JobSpec:
                       if name not in BOOKKEEPING_FIELDS and _plain(mine[name]) != _plain(recorded[name]))
 
     def unit_name(self) -> str:
-        """A folder-safe name of a single-run spec, e.g. `dlfa-L6-s1` or `last-s1`."""
+        """A folder-safe name of a single-run spec, e.g. `dlfa-L6-s1`, `last-s1`, or `last-lr5e-05-s1` in a
+        learning-rate grid."""
         layer = f"-L{self.fusion_layers[0]}" if self.fusion_layers else ""
-        return f"{self.aggregations[0]}{layer}-s{self.seeds[0]}"
+        rate = f"-lr{self.learning_rates[0]:g}" if self.learning_rates else ""
+        return f"{self.aggregations[0]}{layer}{rate}-s{self.seeds[0]}"
 
     # ------------------------------------------------------------------------------------------------
     def problems(self, check_data: bool = True, check_encoder: bool = True) -> dict[str, str]:
@@ -161,6 +172,16 @@ class JobSpec:
             problems["fusion_layers"] = f"fusion layers are whole numbers ≥ 0 (0 = embeddings), got {negative}"
         if self.eval_every is not None and (not isinstance(self.eval_every, int) or self.eval_every < 1):
             problems["eval_every"] = f"must be a whole number ≥ 1 or empty, got {self.eval_every!r}"
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            problems["patience"] = f"must be a whole number ≥ 1 or empty, got {self.patience!r}"
+        if self.max_epochs is not None and (self.patience is None or not self.max_epochs > 0):
+            problems["max_epochs"] = f"caps early stopping: set patience too, and a value > 0 (got {self.max_epochs})"
+        bad_rates = [rate for rate in self.learning_rates if not 0 < rate < 1]
+        if bad_rates:
+            problems["learning_rates"] = f"every learning rate must be between 0 and 1, got {bad_rates}"
+        if self.pooling not in POOLINGS:
+            problems["pooling"] = f"'{self.pooling}' is not one of {', '.join(POOLINGS)}"
         if self.max_steps is not None and self.max_steps < 1:
             problems["max_steps"] = f"must be ≥ 1, got {self.max_steps}"
         if self.max_steps is None and not self.epochs > 0:
