@@ -323,3 +323,58 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
         assert torch.allclose(sliced_stats[name].float(), value.float(), atol=1e-6), name
     assert int(whole_stats["local_branch.compress_norm.num_batches_tracked"]) == \
         int(start["aggregation.local_branch.compress_norm.num_batches_tracked"]) + 1
+
+
+def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, data_root, tmp_path):
+    results = []
+    for name in ("first", "second"):
+        done = _cli(*_cli_args(tiny_encoder, data_root, tmp_path / name, steps=6, examples=48), "--precision", "fp32")
+        log, _ = done.communicate(timeout=600)
+        assert done.returncode == 0, log
+        results.append(json.loads((tmp_path / name / "results.json").read_text()))
+    first, second = results
+    assert first["metrics"] == second["metrics"] and first["runs"][0]["history"] == second["runs"][0]["history"]
+    version = first["runs"][0]["code_version"]
+    assert re.fullmatch(r"[0-9a-f]{64}", version["sources_sha256"]) and version == first["code_version"]
+    assert version["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", version["git_commit"])
+    assert first["runs"][0]["threads"] == 1  # OMP_NUM_THREADS=1 in _cli
+
+
+def test_code_version_hashes_the_sources_without_git(tmp_path):
+    import shutil
+
+    from dlfa.code_version import PACKAGE, sources_hash
+
+    copy = tmp_path / "dlfa"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert sources_hash(copy) == sources_hash()
+    (copy / "fusion.py").write_text((copy / "fusion.py").read_text() + "\n# changed\n")
+    assert sources_hash(copy) != sources_hash()
+
+
+def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converged(tiny_encoder, data_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, data_root, max_steps=None, patience=1, max_epochs=20.0, eval_every=2,
+                     learning_rate=3e-2, checkpoint_every=1000)
+    run = run_job(spec, tmp_path)["runs"][0]
+    convergence, curve = run["convergence"], run["convergence"]["dev_curve"]
+    assert convergence["step_cap"] == 20 * 8 and convergence["stopped_early"]  # 64 examples / 8 = 8 steps an epoch
+    best_step, best = max(curve, key=lambda point: point[1])  # the first best: later ties do not improve
+    assert convergence["best_step"] == best_step and run["dev_score"] == best
+    assert convergence["best_epoch"] == best_step / 8
+    assert [point[1] for point in curve[-1:]][0] <= best and curve[-1][0] == convergence["steps_trained"]
+    assert len([p for p in curve if p[0] > best_step]) == 1  # patience 1: one evaluation without improvement
+    assert run["steps"] == convergence["steps_trained"] < 160
+
+
+def test_a_learning_rate_grid_picks_each_configs_best_rate_on_english_dev(tiny_encoder, data_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, data_root, aggregations=("dlfa", "last"), learning_rates=(1e-4, 3e-2),
+                     max_steps=3, max_train_examples=24)
+    results = run_job(spec, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "dlfa-L2-lr0.0001-s1", "dlfa-L2-lr0.03-s1", "last-lr0.0001-s1", "last-lr0.03-s1"]
+    dev = {(r["spec"]["aggregations"][0], r["spec"]["learning_rate"]): r["dev_score"] for r in results["runs"]}
+    for choice in results["learning_rate_choice"]:
+        aggregation = choice["aggregation"]
+        assert choice["candidates"] == [{"learning_rate": rate, "dev": dev[aggregation, rate]} for rate in (1e-4, 3e-2)]
+        assert choice["learning_rate"] == max((1e-4, 3e-2), key=lambda rate: dev[aggregation, rate])
+    assert [c["aggregation"] for c in results["learning_rate_choice"]] == ["dlfa", "last"]

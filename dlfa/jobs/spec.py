@@ -272,3 +272,12 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+
+
+def parse_float_list(text: str, what: str) -> tuple[float, ...]:
+    """'2e-5, 5e-5,1e-4' -> (2e-05, 5e-05, 0.0001); raises ConfigError naming `what`."""
+    try:
+        values = [float(part) for part in filter(None, (p.strip() for p in text.split(",")))]
+    except ValueError as exc:
+        raise ConfigError(f"{what}: '{text}' is not a list of numbers such as 2e-5,5e-5,1e-4") from exc
+    return tuple(dict.fromkeys(values))
