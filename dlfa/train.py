@@ -1,12 +1,15 @@
 """One training entry point: `run_job(spec, out_dir)` trains and evaluates every unit of a JobSpec.
 
-    for each unit (aggregation × fusion layer × seed) of the spec → out_dir/<unit_name>/
+    for each unit (aggregation × fusion layer × learning rate × seed) of the spec → out_dir/<unit_name>/
         stages: intermediate tasks (English; one after another, or one mixture) then the target task,
                 each with the same budget (max_steps, or epochs over max_train_examples)
         each step: gradient_accumulation micro-batches (one task each) → clip → AdamW, linear warm-up/decay
-        target stage: English dev at each epoch end (or every eval_every steps), best state kept
-        → zero-shot test metrics per language (bootstrap CI), fusion-weight statistics, results.json
-    out_dir/results.json: the spec, per-language metrics (mean over seeds), every run, a layer × language grid
+        target stage: English dev at each epoch end (or every eval_every steps), best state kept; with
+                      patience, stops once dev has not improved for that many evaluations (max_epochs the cap)
+        → zero-shot test metrics per language (bootstrap CI) of the best dev state, fusion-weight statistics,
+          the convergence point, the code version, results.json
+    out_dir/results.json: the spec, per-language metrics (mean over seeds), every run, a layer × language grid,
+    the learning rate chosen per configuration when the spec holds a grid
     out_dir/<unit_name>/spec.json: the unit's settings; a folder holding another run's settings is refused
 
 Fine-tuning feeds token ids through the encoder; probing (spec.probe, dlfa.probe) feeds cached hidden
