@@ -53,9 +53,16 @@ def check_fusion_layer(aggregation: str, fusion_layer: int | None, num_layers: i
         )
 
 
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether `module`'s output for one example depends on the other examples of its batch (batch norm in
+    training mode): such a module must see the whole batch at once (see dlfa.train.backward_whole_batch)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
+
+
 class MaskedBatchNorm1d(nn.BatchNorm1d):
     """BatchNorm over the last dimension (channels) of B × T × C or B × C whose training statistics count real
-    tokens only. mask: B × T (1 = token, 0 = padding) or None (every position counts)."""
+    tokens only. mask: B × T (1 = token, 0 = padding) or None (every position counts). In training mode the
+    output of a row depends on every other row of the batch."""
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if not self.training:

@@ -1,7 +1,10 @@
 """Encoder + layer aggregation + one classification head per task.
 
     input_ids B × T ──encoder──► hidden states (L + 1) × B × T × E ──aggregation──► fused B × T × E
-        sentence / pair tasks: head on the fused first token   → logits B × C
+        sentence / pair tasks: head on the pooled fused sequence → logits B × C
+                               pooling `cls`: the fused first token (as the paper); `mean`: the mean over
+                               the real tokens (with fusion layer 0, `cls` fuses a constant: the embedding
+                               output at position 0 is the same for every input)
         token tasks:           head on every position          → logits B × T × C
                                (labels only on each word's first sub-word; IGNORE_INDEX elsewhere)
 
@@ -27,6 +30,8 @@ from dlfa.errors import ConfigError, DlfaError
 from dlfa.fusion import AggregationOutput, build_aggregation
 from dlfa.tasks.base import IGNORE_INDEX, TaskKind
 
+POOLINGS = ("cls", "mean")
+
 CONFIG_FILE = "dlfa_config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -51,6 +56,7 @@ class DlfaConfig:
     dropout: float = 0.1
     freeze_word_embeddings: bool = True
     standardize_features: bool = False  # probes: (h − mean) / std per layer and dimension, English train stats
+    pooling: str = "cls"  # sentence and pair tasks: "cls" (first token) or "mean" (over the real tokens)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +85,8 @@ class DlfaModel(nn.Module):
         super().__init__()
         if not config.heads:
             raise ConfigError("a model needs at least one task head")
+        if config.pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling '{config.pooling}': choose one of {', '.join(POOLINGS)}")
         self.config = config
         self.encoder = encoder
         num_layers = encoder.config.num_hidden_layers
@@ -124,6 +132,13 @@ class DlfaModel(nn.Module):
         return tuple(None if h is None else (h - self.feature_mean[i]) / self.feature_std[i]
                      for i, h in enumerate(hidden_states))
 
+    def pool(self, sequence: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """sequence: B × T × E, attention_mask: B × T -> B × E, by the config's pooling."""
+        if self.config.pooling == "cls":
+            return sequence[:, 0]
+        mask = attention_mask.to(sequence.dtype).unsqueeze(-1)  # B × T × 1
+        return (sequence * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
     def classify(
         self,
         hidden_states: tuple[torch.Tensor, ...],
@@ -136,7 +151,7 @@ class DlfaModel(nn.Module):
             raise ConfigError(f"this model has no head for task '{task}' (heads: {', '.join(self.heads)})")
         fused: AggregationOutput = self.aggregation(self.standardize(hidden_states), attention_mask)
         kind = self.config.heads[task].kind
-        features = fused.sequence if kind == "token" else fused.sequence[:, 0]
+        features = fused.sequence if kind == "token" else self.pool(fused.sequence, attention_mask)
         logits = self.heads[task](self.dropout(features))
         loss = None
         if labels is not None:

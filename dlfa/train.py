@@ -1,12 +1,15 @@
 """One training entry point: `run_job(spec, out_dir)` trains and evaluates every unit of a JobSpec.
 
-    for each unit (aggregation × fusion layer × seed) of the spec → out_dir/<unit_name>/
+    for each unit (aggregation × fusion layer × learning rate × seed) of the spec → out_dir/<unit_name>/
         stages: intermediate tasks (English; one after another, or one mixture) then the target task,
                 each with the same budget (max_steps, or epochs over max_train_examples)
         each step: gradient_accumulation micro-batches (one task each) → clip → AdamW, linear warm-up/decay
-        target stage: English dev at each epoch end (or every eval_every steps), best state kept
-        → zero-shot test metrics per language (bootstrap CI), fusion-weight statistics, results.json
-    out_dir/results.json: the spec, per-language metrics (mean over seeds), every run, a layer × language grid
+        target stage: English dev at each epoch end (or every eval_every steps), best state kept; with
+                      patience, stops once dev has not improved for that many evaluations (max_epochs the cap)
+        → zero-shot test metrics per language (bootstrap CI) of the best dev state, fusion-weight statistics,
+          the convergence point, the code version, results.json
+    out_dir/results.json: the spec, per-language metrics (mean over seeds), every run, a layer × language grid,
+    the learning rate chosen per configuration when the spec holds a grid
     out_dir/<unit_name>/spec.json: the unit's settings; a folder holding another run's settings is refused
 
 Fine-tuning feeds token ids through the encoder; probing (spec.probe, dlfa.probe) feeds cached hidden
@@ -34,6 +37,7 @@ import random
 import shutil
 import tempfile
 import time
+import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,8 +47,10 @@ import torch
 from torch import nn
 
 from dlfa.callbacks import Callback, CallbackList, Progress, TensorBoardCallback
+from dlfa.code_version import code_version
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.evaluate import autocast, evaluate_dataset, predict_dataset, predictions_path, to_device
+from dlfa.fusion import uses_batch_statistics
 from dlfa.jobs.spec import JobSpec
 from dlfa.metrics import mean_interval, score
 from dlfa.model import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
@@ -54,9 +60,9 @@ MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
 LOG_EVERY = 10  # steps between log lines and loss-history points
 # On the CPU a micro-batch runs in slices of at most this many (padded) tokens, each cut to its longest row:
 # the encoder's activations for backward grow with the tokens (about 0.6 MB each on e5-small), so a batch of 32
-# long sentences would hold 2 GB of them. The gradient is the same; only the fusion module's batch statistics
-# see the smaller slices (at least 2 rows each). 512 tokens keep a 1,000-sentence fine-tune under 1.5 GB;
-# 256 would save ~100 MB and cost ~25% speed (more, smaller matmuls).
+# long sentences would hold 2 GB of them. The loss and gradient are the batch's (an aggregation with batch
+# statistics sees the whole batch: backward_whole_batch). 512 tokens keep a 1,000-sentence fine-tune under
+# 1.5 GB; 256 would save ~100 MB and cost ~25% speed (more, smaller matmuls).
 CPU_TOKENS_PER_SLICE = 512
 ONEDNN_CACHE_CAPACITY = 16
 MADV_RANDOM = 1  # <sys/mman.h>
@@ -168,43 +174,129 @@ def _glibc():
 _LIBC = _glibc()
 
 
-def token_slices(batch: dict, max_tokens: int | None) -> list[tuple[dict, float]]:
-    """Split a batch into row slices of about `max_tokens` padded tokens, each with the weight of its share
-    of the loss (its labelled items over the batch's), so that the weighted slice losses add up to the batch
-    loss: [(slice, weight)]; the batch itself with weight 1 when it fits or max_tokens is None. A slice has
-    at least 2 rows (the fusion module's sentence-level batch norm needs 2), a single leftover row joins the
-    slice before it, each slice is cut to its longest row, and slices with nothing labelled are dropped."""
+def slice_bounds(batch: dict, max_tokens: int | None) -> list[tuple[int, int, int]]:
+    """Row slices (start, end, width) of a batch of about `max_tokens` padded tokens each: at least 2 rows
+    (the fusion module's sentence-level batch norm needs 2; a single leftover row joins the slice before it),
+    each cut to its longest row. One slice, the whole batch, when it fits or max_tokens is None."""
     rows, length = batch["attention_mask"].shape
     per_slice = max(2, (max_tokens or 0) // length)
     if max_tokens is None or per_slice >= rows:
-        return [(batch, 1.0)]
+        return [(0, rows, length)]
     starts = list(range(0, rows, per_slice))
     if rows - starts[-1] == 1:
         starts.pop()
-    bounds = list(zip(starts, [*starts[1:], rows]))
-    labelled = (batch["labels"] != IGNORE_INDEX).reshape(rows, -1).sum(1)
-    total = max(int(labelled.sum()), 1)
+    return [(start, end, int(batch["attention_mask"][start:end].sum(1).max()))
+            for start, end in zip(starts, [*starts[1:], rows])]
 
-    def part(value, start: int, end: int, width: int):
+
+def batch_rows(batch: dict, start: int, end: int, width: int) -> dict:
+    """Rows start…end of a batch, its B × T tensors cut to the first `width` positions."""
+    length = batch["attention_mask"].shape[1]
+
+    def part(value):
         if isinstance(value, tuple):
-            return tuple(part(v, start, end, width) for v in value)
+            return tuple(part(v) for v in value)
         if not isinstance(value, torch.Tensor):
             return value
         rows_of_value = value[start:end]
         return rows_of_value[:, :width] if value.dim() >= 2 and value.shape[1] == length else rows_of_value
 
-    slices = []
-    for start, end in bounds:
-        width = int(batch["attention_mask"][start:end].sum(1).max())
-        slices.append(({key: part(value, start, end, width) for key, value in batch.items()},
-                       int(labelled[start:end].sum()) / total))
+    return {key: part(value) for key, value in batch.items()}
+
+
+def token_slices(batch: dict, max_tokens: int | None) -> list[tuple[dict, float]]:
+    """The batch in row slices (slice_bounds), each with the weight of its share of the loss (its labelled
+    items over the batch's), so that the weighted slice losses add up to the batch loss: [(slice, weight)];
+    the batch itself with weight 1 when it fits. Slices with nothing labelled are dropped."""
+    bounds = slice_bounds(batch, max_tokens)
+    if len(bounds) == 1:
+        return [(batch, 1.0)]
+    rows = batch["attention_mask"].shape[0]
+    labelled = (batch["labels"] != IGNORE_INDEX).reshape(rows, -1).sum(1)
+    total = max(int(labelled.sum()), 1)
+    slices = [(batch_rows(batch, start, end, width), int(labelled[start:end].sum()) / total)
+              for start, end, width in bounds]
     return [(piece, weight) for piece, weight in slices if weight > 0] or [(batch, 1.0)]
+
+
+def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: float, runtime: "Runtime") -> float:
+    """The loss of `batch` (returned) and its gradients × scale (added to .grad), with the encoder run in row
+    slices of about max_tokens tokens but the aggregation and the head run on the whole batch at once.
+
+    Why: DLFA's batch norm normalizes each token with statistics over all real tokens of the batch, so an
+    aggregation run per slice computes other outputs and gradients than for the batch it was given (and only
+    DLFA is affected). Gathering the statistics in a first pass and normalizing the slices with them would
+    still leave out the gradient that flows through the statistics. So the slicing stops at the encoder:
+      1. each slice runs through the encoder without a graph; its hidden states (L + 1 × rows × width × E)
+         fill the whole batch's L + 1 × B × T × E (positions past a slice's width are padding: zeros, masked
+         everywhere downstream);
+      2. aggregation + head run on the whole batch; backward gives the loss's gradient w.r.t. the hidden states
+         and the aggregation's and head's parameters; the batch norm's running statistics are updated once;
+      3. each slice runs through the encoder again with the RNG state of step 1 (the same dropout masks) and
+         back-propagates its rows of those gradients.
+    Loss and gradients equal the unsliced batch's up to float summation order; the price is one more encoder
+    forward (without a graph) per batch."""
+    bounds = slice_bounds(batch, max_tokens)
+    rows, length = batch["attention_mask"].shape
+
+    def encode(start: int, end: int, width: int) -> tuple[torch.Tensor, ...]:
+        part = batch_rows(batch, start, end, width)
+        with autocast(runtime.device, runtime.amp_dtype):
+            return model.encode(part["input_ids"], part["attention_mask"], part.get("token_type_ids"))
+
+    rng_states, layers = [], []
+    with torch.no_grad():
+        for start, end, width in bounds:
+            rng_states.append(torch.get_rng_state())
+            hidden = encode(start, end, width)
+            layers = layers or [h.new_zeros(rows, length, h.shape[-1]) for h in hidden]
+            for whole, part in zip(layers, hidden):
+                whole[start:end, :width] = part
+    layers = [h.requires_grad_() for h in layers]
+    with autocast(runtime.device, runtime.amp_dtype):
+        loss = model.classify(tuple(layers), batch["attention_mask"], batch["task"], batch["labels"]).loss
+    (loss * scale).backward()
+    used = [i for i, h in enumerate(layers) if h.grad is not None]
+    for (start, end, width), rng in zip(bounds, rng_states):
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(rng)
+            hidden = encode(start, end, width)
+        pairs = [(hidden[i], layers[i].grad[start:end, :width]) for i in used if hidden[i].requires_grad]
+        torch.autograd.backward([h for h, _ in pairs], [g for _, g in pairs])
+    return loss.item()
+
+
+def backward_batch(net: nn.Module, model: DlfaModel, batch: dict, max_tokens: int | None, scale: float,
+                   runtime: "Runtime", sync: bool = True) -> float:
+    """The loss of `batch` (returned) and its gradients × scale (added to .grad), in token slices when
+    max_tokens is set (slice_bounds): how the engine slices a batch changes neither. An aggregation with batch
+    statistics sees the whole batch (backward_whole_batch); the others run per slice with weighted losses.
+    Under DDP (`net` wrapped) the gradients are all-reduced with the last slice when `sync`; there each
+    process's batch norm sees its share of the batch, per slice (as in DDP without SyncBatchNorm)."""
+    if (runtime.world == 1 and max_tokens is not None and uses_batch_statistics(model.aggregation)
+            and len(slice_bounds(batch, max_tokens)) > 1):
+        return backward_whole_batch(model, batch, max_tokens, scale, runtime)
+    slices = token_slices(batch, max_tokens)
+    total = 0.0
+    for index, (part, weight) in enumerate(slices):
+        synced = runtime.world == 1 or (sync and index == len(slices) - 1)
+        with net.no_sync() if not synced else nullcontext():
+            with autocast(runtime.device, runtime.amp_dtype):
+                loss = net(**part).loss
+            (loss * weight * scale).backward()
+        total += loss.item() * weight
+    return total
 
 
 def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # all devices
+
+
+def name_seed(seed: int, name: str) -> int:
+    """A seed for what belongs to `name` (a task's head, its data order): the same whatever came before it."""
+    return seed * 2**32 + zlib.crc32(name.encode())
 
 
 def _gather_bytes(state: torch.Tensor, runtime: Runtime) -> list[str]:
@@ -356,13 +448,15 @@ class Stage:
 
 def plan_stages(spec: JobSpec, sizes: dict[str, int]) -> list[Stage]:
     """Intermediate stages (sequential: one per task; mixture: one over all) then the target task. Each stage
-    trains max_steps, or epochs over its examples (a mixture: over all of its tasks' examples)."""
+    trains max_steps, or epochs over its examples (a mixture: over all of its tasks' examples); with early
+    stopping (spec.max_epochs) the target stage's cap is max_epochs instead."""
     per_step = spec.batch_size * spec.gradient_accumulation
 
-    def stage(name: str, tasks: tuple[str, ...], weights: tuple[float, ...] = (1.0,)) -> Stage:
+    def stage(name: str, tasks: tuple[str, ...], weights: tuple[float, ...] = (1.0,), epochs: float | None = None) -> Stage:
         n = sum(sizes[t] for t in tasks)
         per_epoch = max(1, math.ceil(n / per_step))
-        steps = spec.max_steps or max(1, math.ceil(spec.epochs * n / per_step))
+        steps = max(1, math.ceil(epochs * n / per_step)) if epochs else \
+            spec.max_steps or max(1, math.ceil(spec.epochs * n / per_step))
         return Stage(name, tasks, steps, per_epoch, weights)
 
     tasks = spec.intermediate_tasks
@@ -373,7 +467,7 @@ def plan_stages(spec: JobSpec, sizes: dict[str, int]) -> list[Stage]:
         intermediate = [stage("mixture:" + "+".join(tasks), tasks, tuple(counts / counts.sum()))]
     else:
         intermediate = [stage(t, (t,)) for t in tasks]
-    return intermediate + [stage(spec.task, (spec.task,))]
+    return intermediate + [stage(spec.task, (spec.task,), epochs=spec.max_epochs)]
 
 
 def build_optimizer(model: nn.Module, spec: JobSpec, learning_rate: float, device: torch.device) -> torch.optim.AdamW:
@@ -541,9 +635,15 @@ class UnitTrainer:
             device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
             self.train_net = nn.parallel.DistributedDataParallel(
                 net, device_ids=device_ids, find_unused_parameters=len(model.heads) > 1)
+        if spec.patience and data.dev is None:
+            raise ConfigError(f"early stopping (patience) needs an English dev set: task {spec.task} has no "
+                              f"'{spec.train_language}' dev split")
         self.best: dict[str, torch.Tensor] | None = None
-        self.state = {"stage": 0, "step": 0, "streams": {}, "best_score": None, "train_seconds": 0.0,
-                      "window": [], "history": {"loss": [], "dev": []}}  # window: losses since the last log
+        # window: losses since the last log; evals_since_best: dev evaluations without improvement;
+        # target_steps: steps the target stage trained (fewer than planned when it stopped early)
+        self.state = {"stage": 0, "step": 0, "streams": {}, "best_score": None, "best_step": None,
+                      "evals_since_best": 0, "target_steps": None, "train_seconds": 0.0,
+                      "window": [], "history": {"loss": [], "dev": []}}
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -588,7 +688,7 @@ class UnitTrainer:
             optimizer = build_optimizer(self.model, self.spec, self.learning_rate, self.runtime.device)
             load_optimizer(optimizer, path, saved.pop("optimizer_groups"), self.runtime.device)
         set_rng_state(saved.pop("rng"), self.runtime)
-        self.state = saved
+        self.state = {**self.state, **saved}  # checkpoints written before a key existed keep its default
         self.log(f"resumed from {path.name}")
         return optimizer
 
@@ -610,14 +710,9 @@ class UnitTrainer:
         # probes run no encoder backward, so there is no activation memory to save
         max_tokens = CPU_TOKENS_PER_SLICE if self.runtime.device.type == "cpu" and not self.spec.probe else None
         for micro in range(accumulation):
-            slices = token_slices(self._micro_batch(stage_index, stage, streams, step, micro), max_tokens)
-            for index, (batch, weight) in enumerate(slices):
-                sync = self.runtime.world == 1 or (micro == accumulation - 1 and index == len(slices) - 1)
-                with self.train_net.no_sync() if not sync else nullcontext():
-                    with autocast(self.runtime.device, self.runtime.amp_dtype):
-                        loss = self.train_net(**batch).loss
-                    (loss * weight / accumulation).backward()
-                total += loss.item() * weight
+            batch = self._micro_batch(stage_index, stage, streams, step, micro)
+            total += backward_batch(self.train_net, self.model, batch, max_tokens, 1 / accumulation, self.runtime,
+                                    sync=micro == accumulation - 1)
         if self.spec.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(params, self.spec.max_grad_norm)
         warmup = math.ceil(self.spec.warmup_ratio * stage.steps)
@@ -647,8 +742,22 @@ class UnitTrainer:
         best = self.state["best_score"]
         if best is None or value > best:
             self.state["best_score"], self.best = value, trainable_state(self.model)
+            self.state["best_step"], self.state["evals_since_best"] = step, 0
+        else:
+            self.state["evals_since_best"] += 1
         self.log(f"dev {self.data.tasks[self.spec.task].metric} {value:.2f} at step {step}"
                  + (" (best)" if self.state["best_score"] == value else f" (best {self.state['best_score']:.2f})"))
+
+    def converged(self) -> bool:
+        """Whether the English dev score has not improved for `patience` evaluations (rank 0 decides; under
+        DDP every rank gets its answer)."""
+        done = bool(self.spec.patience) and self.runtime.is_main and \
+            self.state["evals_since_best"] >= self.spec.patience
+        if self.runtime.world > 1:
+            flag = torch.tensor([float(done)], device=self.runtime.device if self.runtime.device.type == "cuda" else "cpu")
+            torch.distributed.broadcast(flag, 0)
+            done = bool(flag.item())
+        return done
 
     def train(self) -> bool:
         """Run (or finish) every stage. Returns False when stopped by a callback."""
@@ -661,9 +770,9 @@ class UnitTrainer:
             stage = self.stages[stage_index]
             optimizer = optimizer or build_optimizer(self.model, self.spec, self.learning_rate, self.runtime.device)
             streams = {task: BatchStream(self.data.train[task].lengths, self.spec.batch_size,
-                                         [self.spec.seeds[0], stage_index, i], self.runtime.world,
+                                         [name_seed(self.spec.seeds[0], task)], self.runtime.world,
                                          **self.state["streams"].get(task, {}))
-                       for i, task in enumerate(stage.tasks)}
+                       for task in stage.tasks}
             is_target = stage_index == len(self.stages) - 1
             eval_every = self.spec.eval_every or stage.steps_per_epoch
             done_before = sum(s.steps for s in self.stages[:stage_index])
@@ -681,8 +790,15 @@ class UnitTrainer:
                     self.log(f"{stage.name} step {step + 1}/{stage.steps} loss {mean:.4f} "
                              f"lr {optimizer.param_groups[0]['lr']:.2e}")
                     self.state["window"] = []
+                converged = False
                 if is_target and ((step + 1) % eval_every == 0 or step + 1 == stage.steps):
                     self.select(step + 1)
+                    converged = self.converged()
+                    self.state["target_steps"] = step + 1
+                if converged:
+                    self.log(f"English dev did not improve for {self.spec.patience} evaluations: stopped at step "
+                             f"{step + 1} of {stage.steps}, best at step {self.state['best_step']}")
+                    break
                 self.progress(stage.name, step + 1, stage.steps, loss, 0.9 * (done_before + step + 1) / total_steps)
                 stop = self.should_stop()
                 if stop or (step + 1) % self.spec.checkpoint_every == 0:
@@ -726,10 +842,26 @@ class UnitTrainer:
             fusion_stats = {"aggregation": aggregation}
         return metrics, fusion_stats
 
+    def steps_trained(self) -> int:
+        """Optimizer steps over all stages (the target stage's fewer when it stopped early)."""
+        target = self.state["target_steps"] or self.stages[-1].steps
+        return sum(s.steps for s in self.stages[:-1]) + target
+
+    def convergence(self) -> dict:
+        """Where the target stage's English dev score peaked (the state evaluated) and how long it trained."""
+        target = self.stages[-1]
+        trained = self.state["target_steps"] or target.steps
+        best = self.state["best_step"]
+        return {"best_step": best, "best_epoch": best / target.steps_per_epoch if best is not None else None,
+                "steps_trained": trained, "epochs_trained": trained / target.steps_per_epoch,
+                "step_cap": target.steps, "stopped_early": trained < target.steps, "patience": self.spec.patience,
+                "dev_curve": self.state["history"]["dev"]}
+
     def run(self) -> dict:
         """Train (or resume), evaluate, save the model; returns the unit's results (status stopped/complete)."""
         base = {"spec": self.spec.to_dict(), "device": str(self.runtime.device), "precision": self.runtime.precision,
                 "world_size": self.runtime.world, "hardware": hardware_name(self.runtime.device),
+                "threads": torch.get_num_threads(), "code_version": code_version(),
                 "stages": [{"name": s.name, "tasks": list(s.tasks), "steps": s.steps} for s in self.stages]}
         if not self.train():
             return {**base, "status": "stopped", "stage": self.state["stage"], "steps_done": self.state["step"],
@@ -739,8 +871,8 @@ class UnitTrainer:
         results = {**base, "status": "complete", "metrics": metrics, "fusion_stats": fusion_stats,
                    "dev_score": self.state["best_score"], "dev_metric": self.data.tasks[self.spec.task].metric,
                    "train_seconds": self.state["train_seconds"], "eval_seconds": time.perf_counter() - started,
-                   "truncated": self.data.truncated, "steps": sum(s.steps for s in self.stages),
-                   "history": self.state["history"], "model_dir": "model"}
+                   "truncated": self.data.truncated, "steps": self.steps_trained(),
+                   "convergence": self.convergence(), "history": self.state["history"], "model_dir": "model"}
         if self.runtime.is_main:
             self.model.save_pretrained(self.unit_dir / "model")
             write_json(self.unit_dir / RESULTS_FILE, results)
@@ -795,9 +927,15 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs) -> tuple[Dlfa
     config = DlfaConfig(encoder=spec.encoder, heads=heads, aggregation=spec.aggregations[0],
                         fusion_layer=spec.fusion_layers[0] if spec.fusion_layers else None,
                         reduction=spec.reduction, freeze_word_embeddings=freezes_word_embeddings(spec, runtime),
-                        standardize_features=spec.probe)
+                        standardize_features=spec.probe, pooling=spec.pooling)
     set_seed(spec.seeds[0])
-    model = DlfaModel(config, inputs.checkout_encoder()).to(runtime.device)
+    model = DlfaModel(config, inputs.checkout_encoder())
+    for task, head in model.heads.items():  # each head's start: the same whatever aggregation or heads came first
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(name_seed(spec.seeds[0], task))
+            head.reset_parameters()
+    model.to(runtime.device)
+    set_seed(spec.seeds[0])  # dropout masks: the same stream for every aggregation
     if spec.probe:
         from dlfa.probe import FeatureNet, fit_standardization, hidden_state_dataset
 
@@ -838,11 +976,35 @@ def summarize(spec: JobSpec, runs: list[dict]) -> dict:
             values = {lang: float(np.mean([r["metrics"][lang]["value"] for r in group])) for lang in spec.eval_languages}
             devs = [r["dev_score"] for r in group if r["dev_score"] is not None]
             rows.append({"config": name, "aggregation": unit.aggregations[0],
-                         "fusion_layer": unit.fusion_layers[0] if unit.fusion_layers else None, "seeds": len(group),
+                         "fusion_layer": unit.fusion_layers[0] if unit.fusion_layers else None,
+                         "learning_rate": unit.learning_rate, "seeds": len(group),
                          "dev": float(np.mean(devs)) if devs else None, "values": values,
                          "mean": float(np.mean(list(values.values())))})
         out["grid"] = {"languages": list(spec.eval_languages), "rows": rows}
+    if spec.learning_rates:
+        out["learning_rate_choice"] = choose_learning_rates(complete)
     return out
+
+
+def choose_learning_rates(runs: list[dict]) -> list[dict]:
+    """Per configuration (aggregation, fusion layer) of a learning-rate grid: the rate with the best mean
+    English dev score over its seeds (ties: the smaller rate), and every candidate's score (None: no dev)."""
+    scores: dict[tuple, dict[float, list[float]]] = {}
+    for run in runs:
+        unit = JobSpec.from_dict(run["spec"])
+        key = (unit.aggregations[0], unit.fusion_layers[0] if unit.fusion_layers else None)
+        devs = scores.setdefault(key, {}).setdefault(unit.learning_rate, [])
+        if run["dev_score"] is not None:
+            devs.append(run["dev_score"])
+    choices = []
+    for (aggregation, layer), by_rate in scores.items():
+        candidates = [{"learning_rate": rate, "dev": float(np.mean(devs)) if devs else None}
+                      for rate, devs in sorted(by_rate.items())]
+        scored = [c for c in candidates if c["dev"] is not None]
+        chosen = max(scored, key=lambda c: c["dev"])["learning_rate"] if scored else None  # max keeps the first
+        choices.append({"aggregation": aggregation, "fusion_layer": layer, "learning_rate": chosen,
+                        "candidates": candidates})
+    return choices
 
 
 def claim_unit_dir(unit: JobSpec, unit_dir: Path, write: bool = True) -> None:
@@ -902,7 +1064,8 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
         runs.append(results)
         if runtime.is_main:
             job = {"spec": spec.to_dict(), "status": "running" if index + 1 < len(units) else "complete",
-                   **summarize(spec, runs), "runs": runs, "seconds": time.perf_counter() - started}
+                   "code_version": code_version(), **summarize(spec, runs), "runs": runs,
+                   "seconds": time.perf_counter() - started}
             if results["status"] == "stopped":
                 job["status"] = status = "stopped"
             write_json(out_dir / RESULTS_FILE, job)

@@ -37,6 +37,9 @@ def form_spec(state) -> tuple[JobSpec | None, dict[str, str]]:
         max_steps=int(state.get(K + "steps") or 0) if steps_mode else None,
         batch_size=int(state.get(K + "batch_size") or 32),
         learning_rate=float(state.get(K + "learning_rate") or 1e-4),
+        pooling=state.get(K + "pooling") or "cls",
+        patience=int(state.get(K + "patience") or 0) or None,
+        max_epochs=float(state.get(K + "epochs") or 1.0) if state.get(K + "patience") and not steps_mode else None,
         probe=bool(state.get(K + "probe")),
         tensorboard=bool(state.get(K + "tensorboard")),
         device=state.get(K + "device") or "auto",
@@ -51,6 +54,14 @@ def form_spec(state) -> tuple[JobSpec | None, dict[str, str]]:
     except DlfaError as exc:
         found = {"task": str(exc)}
     return spec, {**found, **problems}
+
+
+def parse_fusion_layers(text: str) -> tuple[int, ...]:
+    """The fusion layers typed in the form; () while they do not parse (the problem is shown under the field)."""
+    try:
+        return parse_int_list(text, "fusion layers")
+    except ConfigError:
+        return ()
 
 
 def on_submit() -> None:
@@ -140,6 +151,16 @@ def main() -> None:
         st.text_input("Fusion layer(s)", key=K + "fusion_layers",
                       help="e.g. 6, or 3,6,9, or 0-11 (0 = embeddings); several make a sweep")
         ui.field_error(problems, "fusion_layers")
+    if by_name[state[K + "task"]].kind != "token":
+        st.radio("Sentence pooling", ["cls", "mean"], key=K + "pooling", horizontal=True,
+                 format_func={"cls": "cls: the fused first token (as the paper)",
+                              "mean": "mean over the real tokens"}.get)
+        fuses_layer_0 = 0 in parse_fusion_layers(state.get(K + "fusion_layers", ""))
+        if state.get(K + "pooling", "cls") == "cls" and fuses_layer_0 and \
+                any(a in NEEDS_FUSION_LAYER for a in state.get(K + "aggregations") or ()):
+            st.warning("cls pooling with fusion layer 0 fuses a constant: the layer-0 vector at the first position "
+                       "is the embedding of the same token for every input. Choose mean pooling or another layer.",
+                       icon=":material/warning:")
 
     intermediate = ui.intermediate_tasks(settings.data_root)
     state[K + "intermediate_options"] = intermediate
@@ -174,6 +195,10 @@ def main() -> None:
         st.number_input("Learning rate", min_value=1e-6, max_value=0.5, value=1e-4, format="%.0e", step=1e-5,
                         key=K + "learning_rate")
         ui.field_error(problems, "learning_rate")
+        st.number_input("Early-stopping patience (0 = off)", min_value=0, value=0, key=K + "patience",
+                        help="Stop the target task once this many English dev evaluations (one per epoch) bring "
+                             "no improvement; the budget above is then the cap. The best dev state is evaluated.")
+        ui.field_error(problems, "patience", "max_epochs")
     with c4:
         st.text_input("Seeds", value="1", key=K + "seeds", help="e.g. 1 or 1,2,3: equal seeds make runs comparable")
         ui.field_error(problems, "seeds")
@@ -209,7 +234,8 @@ def main() -> None:
                 key=K + "tensorboard")
 
     shown = {"task", "train_language", "encoder", "eval_languages", "aggregations", "fusion_layers",
-             "intermediate_tasks", "max_steps", "epochs", "batch_size", "learning_rate", "seeds",
+             "intermediate_tasks", "max_steps", "epochs", "batch_size", "learning_rate", "seeds", "patience",
+             "max_epochs",
              "max_train_examples", "max_eval_examples", "device", "backend", "num_processes"}
     other = {k: v for k, v in problems.items() if k not in shown}
     for name, message in other.items():

@@ -102,3 +102,22 @@ def test_masked_batch_norm_is_batch_norm_over_the_real_tokens():
     assert torch.allclose(ours.running_mean, reference.running_mean) and torch.allclose(ours.running_var, reference.running_var)
     ours.eval(), reference.eval()
     assert torch.allclose(ours(x), reference(x.reshape(-1, E)).reshape(B, T, E), atol=1e-5)
+
+
+def test_aif_run_per_slice_sees_other_batch_statistics_than_the_whole_batch():
+    """Why the engine runs DLFA's aggregation on the whole batch (dlfa.train.backward_whole_batch): in training
+    mode the weights W of a row depend on the rest of its batch, so two slices of 4 rows give other W than the
+    8 rows at once. `last` has no such dependence."""
+    from dlfa.fusion import uses_batch_statistics
+
+    torch.manual_seed(0)
+    module = AIFFusion(E, 1).train()
+    states, mask = random_states(batch=8), torch.ones(8, T)
+    whole = module(states, mask).fusion_weights
+    halves = torch.cat([module(tuple(h[rows] for h in states), mask[rows]).fusion_weights
+                        for rows in (slice(0, 4), slice(4, 8))])
+    assert (whole - halves).abs().max() > 0.05
+    assert uses_batch_statistics(module) and not uses_batch_statistics(build_aggregation("last", E, L).train())
+    module.eval()  # running statistics: each row on its own
+    assert not uses_batch_statistics(module)
+    assert torch.allclose(module(states, mask).fusion_weights[:4], module(tuple(h[:4] for h in states), mask[:4]).fusion_weights)

@@ -129,3 +129,20 @@ def test_token_slices_add_up_to_the_batch_loss(task):
     for fits in (None, 100 * T):
         (part, weight), = token_slices(batch, fits)
         assert part is batch and weight == 1.0
+
+
+def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token():
+    model = make_model("dlfa", fusion_layer=1, pooling="mean").eval()
+    ids, mask = batch()
+    padded_ids = torch.cat([ids, torch.full((B, 3), 1)], dim=1)  # 3 more padding positions, with any token id
+    padded_mask = torch.cat([mask, torch.zeros(B, 3, dtype=torch.long)], dim=1)
+    plain = model(ids, mask, task="nli").logits
+    assert torch.allclose(model(padded_ids, padded_mask, task="nli").logits, plain, atol=1e-5)
+    hidden = model.encode(ids, mask)
+    fused = model.aggregation(hidden, mask).sequence
+    expected_mean = model.heads["nli"](fused[1, :4].mean(0))  # row 1 has 4 real tokens
+    assert torch.allclose(plain[1], expected_mean, atol=1e-5)
+    model.config.pooling = "cls"
+    assert torch.allclose(model(ids, mask, task="nli").logits[1], model.heads["nli"](fused[1, 0]), atol=1e-5)
+    with pytest.raises(ConfigError, match="unknown pooling 'max': choose one of cls, mean"):
+        make_model(pooling="max")

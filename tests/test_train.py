@@ -276,3 +276,105 @@ def test_embedded_encoder_learns_udpos_and_transfers_to_german_and_chinese(data_
         metric = results["metrics"][language]
         assert metric["value"] > metric["majority"] + 10, (language, metric)
     assert results["runs"][0]["dev_score"] > 50
+
+
+# ----------------------------------------------------------------------------------------------------
+# Slicing, determinism, convergence
+
+
+def _gradients_of_one_step(model, batch, max_tokens):
+    from dlfa.train import backward_batch
+
+    model.zero_grad(set_to_none=True)
+    loss = backward_batch(model, model, batch, max_tokens, 0.5, Runtime(torch.device("cpu"), None))
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return loss, grads, {k: v.clone() for k, v in model.aggregation.state_dict().items()}
+
+
+@pytest.mark.parametrize("task", ["nli", "pos"])
+def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
+    from transformers import BertConfig, BertModel
+
+    from dlfa.model import DlfaConfig, HeadConfig
+    from dlfa.testing import TINY_CONFIG
+    from dlfa.train import slice_bounds
+
+    heads = {"nli": HeadConfig("pair", ["e", "n", "c"]), "pos": HeadConfig("token", ["NOUN", "VERB", "X"])}
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(vocab_size=99, **TINY_CONFIG), add_pooling_layer=False)
+    model = DlfaModel(DlfaConfig("unused", heads, "dlfa", fusion_layer=1, dropout=0.0), encoder).train()
+    lengths = torch.tensor([12, 3, 7, 12, 5, 9, 2, 11, 6, 10, 4, 8, 12, 7, 3, 9])
+    mask = (torch.arange(12)[None] < lengths[:, None]).long()  # 16 rows × 12, padded
+    ids = torch.randint(5, 99, (16, 12)).masked_fill(mask == 0, 1)
+    labels = torch.randint(0, 3, (16, 12) if task == "pos" else (16,))
+    if task == "pos":
+        labels[mask == 0] = -100
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+    assert len(slice_bounds(batch, 4 * 12)) == 4
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    whole_loss, whole_grads, whole_stats = _gradients_of_one_step(model, batch, None)
+    model.load_state_dict(start)
+    sliced_loss, sliced_grads, sliced_stats = _gradients_of_one_step(model, batch, 4 * 12)
+    assert sliced_loss == pytest.approx(whole_loss, abs=1e-5)
+    assert sliced_grads.keys() == whole_grads.keys() and any(n.startswith("encoder.") for n in whole_grads)
+    for name, grad in whole_grads.items():
+        assert torch.allclose(sliced_grads[name], grad, atol=1e-5), name
+    for name, value in whole_stats.items():  # running statistics: updated once, with the whole batch's
+        assert torch.allclose(sliced_stats[name].float(), value.float(), atol=1e-6), name
+    assert int(whole_stats["local_branch.compress_norm.num_batches_tracked"]) == \
+        int(start["aggregation.local_branch.compress_norm.num_batches_tracked"]) + 1
+
+
+def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, data_root, tmp_path):
+    results = []
+    for name in ("first", "second"):
+        done = _cli(*_cli_args(tiny_encoder, data_root, tmp_path / name, steps=6, examples=48), "--precision", "fp32")
+        log, _ = done.communicate(timeout=600)
+        assert done.returncode == 0, log
+        results.append(json.loads((tmp_path / name / "results.json").read_text()))
+    first, second = results
+    assert first["metrics"] == second["metrics"] and first["runs"][0]["history"] == second["runs"][0]["history"]
+    version = first["runs"][0]["code_version"]
+    assert re.fullmatch(r"[0-9a-f]{64}", version["sources_sha256"]) and version == first["code_version"]
+    assert version["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", version["git_commit"])
+    assert first["runs"][0]["threads"] == 1  # OMP_NUM_THREADS=1 in _cli
+
+
+def test_code_version_hashes_the_sources_without_git(tmp_path):
+    import shutil
+
+    from dlfa.code_version import PACKAGE, sources_hash
+
+    copy = tmp_path / "dlfa"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert sources_hash(copy) == sources_hash()
+    (copy / "fusion.py").write_text((copy / "fusion.py").read_text() + "\n# changed\n")
+    assert sources_hash(copy) != sources_hash()
+
+
+def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converged(tiny_encoder, data_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, data_root, max_steps=None, patience=1, max_epochs=20.0, eval_every=2,
+                     learning_rate=3e-2, checkpoint_every=1000)
+    run = run_job(spec, tmp_path)["runs"][0]
+    convergence, curve = run["convergence"], run["convergence"]["dev_curve"]
+    assert convergence["step_cap"] == 20 * 8 and convergence["stopped_early"]  # 64 examples / 8 = 8 steps an epoch
+    best_step, best = max(curve, key=lambda point: point[1])  # the first best: later ties do not improve
+    assert convergence["best_step"] == best_step and run["dev_score"] == best
+    assert convergence["best_epoch"] == best_step / 8
+    assert [point[1] for point in curve[-1:]][0] <= best and curve[-1][0] == convergence["steps_trained"]
+    assert len([p for p in curve if p[0] > best_step]) == 1  # patience 1: one evaluation without improvement
+    assert run["steps"] == convergence["steps_trained"] < 160
+
+
+def test_a_learning_rate_grid_picks_each_configs_best_rate_on_english_dev(tiny_encoder, data_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, data_root, aggregations=("dlfa", "last"), learning_rates=(1e-4, 3e-2),
+                     max_steps=3, max_train_examples=24)
+    results = run_job(spec, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "dlfa-L2-lr0.0001-s1", "dlfa-L2-lr0.03-s1", "last-lr0.0001-s1", "last-lr0.03-s1"]
+    dev = {(r["spec"]["aggregations"][0], r["spec"]["learning_rate"]): r["dev_score"] for r in results["runs"]}
+    for choice in results["learning_rate_choice"]:
+        aggregation = choice["aggregation"]
+        assert choice["candidates"] == [{"learning_rate": rate, "dev": dev[aggregation, rate]} for rate in (1e-4, 3e-2)]
+        assert choice["learning_rate"] == max((1e-4, 3e-2), key=lambda rate: dev[aggregation, rate])
+    assert [c["aggregation"] for c in results["learning_rate_choice"]] == ["dlfa", "last"]

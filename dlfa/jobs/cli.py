@@ -20,7 +20,7 @@ from dlfa.callbacks import Callback, Progress
 from dlfa.errors import ConfigError
 from dlfa.fusion import AGGREGATIONS
 from dlfa.jobs.launch import CANCEL_GRACE_S
-from dlfa.jobs.spec import BACKENDS, DEVICES, PRECISIONS, JobSpec, parse_int_list
+from dlfa.jobs.spec import BACKENDS, DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list
 
 FOLLOW_POLL_S = 0.5
 DEFAULTS = JobSpec(task="", eval_languages=())  # the field defaults, shown in --help
@@ -67,7 +67,24 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                         help="also write losses, dev scores and results as TensorBoard events under <out>/tensorboard/")
     parser.add_argument("--batch-size", type=int, metavar="B",
                         help=f"examples per step (default {DEFAULTS.batch_size})")
-    parser.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g})")
+    choice = parser.add_mutually_exclusive_group() if sweep else parser
+    choice.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g})")
+    if sweep:
+        choice.add_argument("--learning-rates", metavar="LIST",
+                            help="a learning-rate grid, e.g. 2e-5,5e-5,1e-4: one run per rate; results.json records "
+                                 "each configuration's best rate on English dev and every candidate's dev score")
+    parser.add_argument("--patience", type=int, metavar="N",
+                        help="early stopping: stop the target task once N English dev evaluations (each epoch, or "
+                             "every eval_every steps) bring no improvement; the best dev state is evaluated")
+    parser.add_argument("--eval-every", type=int, metavar="S",
+                        help="steps between English dev evaluations of the target task (default: each epoch's end)")
+    parser.add_argument("--max-epochs", type=float, metavar="E",
+                        help="with --patience: the cap on the target task's epochs (replaces --epochs/--max-steps "
+                             "there)")
+    parser.add_argument("--pooling", choices=POOLINGS,
+                        help="sentence and pair tasks: cls = the fused first token (as the paper; with fusion layer "
+                             "0 it fuses a constant), mean = the mean over the real tokens (default "
+                             f"{DEFAULTS.pooling})")
     parser.add_argument("--device", choices=DEVICES, help="default auto: a GPU when there is one")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
@@ -123,6 +140,10 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,
+        "patience": args.patience,
+        "eval_every": args.eval_every,
+        "max_epochs": args.max_epochs,
+        "pooling": args.pooling,
         "device": args.device,
         "precision": args.precision,
         "max_length": args.max_length,
@@ -140,6 +161,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         values["fusion_layers"] = parse_int_list(args.fusion_layers, "--fusion-layers")
     elif args.fusion_layer is not None:
         values["fusion_layers"] = (args.fusion_layer,)
+    if getattr(args, "learning_rates", None):
+        values["learning_rates"] = parse_float_list(args.learning_rates, "--learning-rates")
     if getattr(args, "seeds", None):
         values["seeds"] = parse_int_list(args.seeds, "--seeds")
     elif args.seed is not None:

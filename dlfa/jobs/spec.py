@@ -21,6 +21,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
+POOLINGS = ("cls", "mean")  # as dlfa.model.POOLINGS (not imported: the spec does not load torch)
 BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root", "tensorboard")
 
 
@@ -61,6 +62,10 @@ class JobSpec:
     reduction: int = 4
     probe: bool = False
     eval_every: int | None = None  # steps between English dev evaluations; None: at each epoch's end
+    patience: int | None = None  # early stopping: dev evaluations without improvement before the target stage stops
+    max_epochs: float | None = None  # with patience: the target stage's cap (replaces epochs / max_steps there)
+    learning_rates: tuple[float, ...] = ()  # a grid: one unit per rate, the best per config chosen on English dev
+    pooling: str = "cls"  # sentence / pair tasks: "cls" (fused first token, as the paper) or "mean" (real tokens)
     freeze_word_embeddings: bool | None = None  # None: frozen on the CPU, trained on a GPU
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware computes bf16 natively, else fp32
@@ -102,15 +107,19 @@ class JobSpec:
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def units(self) -> list["JobSpec"]:
-        """The single runs of a sweep: one spec per (aggregation, fusion layer, seed).
-        Aggregations that use no fusion layer (last, scalar-mix) run once per seed."""
+        """The single runs of a sweep: one spec per (aggregation, fusion layer, learning rate, seed).
+        Aggregations that use no fusion layer (last, scalar-mix) run once per seed. A unit of a learning-rate
+        grid keeps its rate in both `learning_rate` and `learning_rates` (which names it)."""
         out = []
+        rates = [(rate, (rate,)) for rate in self.learning_rates] or [(self.learning_rate, ())]
         for aggregation in self.aggregations:
             layers = self.fusion_layers if aggregation in NEEDS_FUSION_LAYER else (None,)
             for layer in layers:
-                for seed in self.seeds:
-                    layers_of_unit = (layer,) if layer is not None else ()
-                    out.append(replace(self, aggregations=(aggregation,), fusion_layers=layers_of_unit, seeds=(seed,)))
+                for rate, grid in rates:
+                    for seed in self.seeds:
+                        layers_of_unit = (layer,) if layer is not None else ()
+                        out.append(replace(self, aggregations=(aggregation,), fusion_layers=layers_of_unit,
+                                           seeds=(seed,), learning_rate=rate, learning_rates=grid))
         return out
 
     def changed_settings(self, recorded: dict) -> list[str]:
@@ -122,9 +131,11 @@ class JobSpec:
                       if name not in BOOKKEEPING_FIELDS and _plain(mine[name]) != _plain(recorded[name]))
 
     def unit_name(self) -> str:
-        """A folder-safe name of a single-run spec, e.g. `dlfa-L6-s1` or `last-s1`."""
+        """A folder-safe name of a single-run spec, e.g. `dlfa-L6-s1`, `last-s1`, or `last-lr5e-05-s1` in a
+        learning-rate grid."""
         layer = f"-L{self.fusion_layers[0]}" if self.fusion_layers else ""
-        return f"{self.aggregations[0]}{layer}-s{self.seeds[0]}"
+        rate = f"-lr{self.learning_rates[0]:g}" if self.learning_rates else ""
+        return f"{self.aggregations[0]}{layer}{rate}-s{self.seeds[0]}"
 
     # ------------------------------------------------------------------------------------------------
     def problems(self, check_data: bool = True, check_encoder: bool = True) -> dict[str, str]:
@@ -153,6 +164,8 @@ class JobSpec:
             problems["fusion_layers"] = "dlfa, mean and concat need at least one fusion layer"
         if self.max_steps is None and _is_number(self.epochs) and not self.epochs > 0:
             problems["epochs"] = f"must be > 0, got {self.epochs}"
+        if self.max_epochs is not None and self.patience is None:
+            problems["max_epochs"] = "caps early stopping: set patience too"
         return problems
 
     def _encoder_problems(self) -> dict[str, str]:
@@ -242,9 +255,10 @@ def whole(low: int, high: int | None = None, optional: bool = False) -> Rule:
                 or (_is_whole(v) and v >= low and (high is None or v <= high)), says)
 
 
-def number(accepts: Callable[[float], bool], says: str) -> Rule:
-    """A finite int or float for which `accepts` holds; `says` names the range ('> 0')."""
-    return Rule(lambda v: _is_number(v) and accepts(v), says)
+def number(accepts: Callable[[float], bool], says: str, optional: bool = False) -> Rule:
+    """A finite int or float for which `accepts` holds (or None when optional); `says` names the range ('> 0')."""
+    return Rule(lambda v: (v is None and optional) or (_is_number(v) and accepts(v)),
+                says + (" or empty" if optional else ""))
 
 
 def choice(options: tuple[str, ...]) -> Rule:
@@ -308,6 +322,10 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "reduction": whole(1),
     "probe": flag(),
     "eval_every": whole(1, optional=True),
+    "patience": whole(1, optional=True),
+    "max_epochs": number(lambda v: v > 0, "a number > 0", optional=True),
+    "learning_rates": many(number(lambda v: 0 < v < 1, "a number between 0 and 1"), "learning rates"),
+    "pooling": choice(POOLINGS),
     "freeze_word_embeddings": flag(optional=True),
     "device": choice(DEVICES),
     "precision": choice(PRECISIONS),
@@ -337,3 +355,12 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(values))
 
 
+
+
+def parse_float_list(text: str, what: str) -> tuple[float, ...]:
+    """'2e-5, 5e-5,1e-4' -> (2e-05, 5e-05, 0.0001); raises ConfigError naming `what`."""
+    try:
+        values = [float(part) for part in filter(None, (p.strip() for p in text.split(",")))]
+    except ValueError as exc:
+        raise ConfigError(f"{what}: '{text}' is not a list of numbers such as 2e-5,5e-5,1e-4") from exc
+    return tuple(dict.fromkeys(values))

@@ -1,0 +1,39 @@
+"""The version of the code a result was produced with, recorded in every results.json so that results of
+different code are never compared unknowingly.
+
+    {"sources_sha256": hash of every dlfa/**/*.py (path and content), always there, also in a copy without git;
+     "git_commit": HEAD's hash or None without git; "git_dirty": whether dlfa/ differs from HEAD, or None}
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import subprocess
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+
+
+def sources_hash(package: Path = PACKAGE) -> str:
+    """sha256 over the relative path and bytes of every Python source of the package, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(PACKAGE), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """This process's code version (computed once: the sources it started with)."""
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".") if commit else None
+    return {"sources_sha256": sources_hash(), "git_commit": commit,
+            "git_dirty": None if status is None else bool(status)}
