@@ -26,7 +26,7 @@ def test_a_record_written_before_these_fields_reads_as_before():
     ({"max_epochs": 5.0}, "max_epochs", "set patience too"),
     ({"patience": 2, "max_epochs": 0.0}, "max_epochs", "> 0"),
     ({"learning_rates": (2e-5, 2.0)}, "learning_rates", "between 0 and 1, got [2.0]"),
-    ({"pooling": "max"}, "pooling", "'max' is not one of cls, mean"),
+    ({"pooling": "max"}, "pooling", "must be one of cls, mean, got 'max'"),
 ])
 def test_bad_convergence_grid_and_pooling_fields_are_named(fields, field, message):
     problems = JobSpec(**BASE, **fields).problems(check_data=False, check_encoder=False)
