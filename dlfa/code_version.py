@@ -1,8 +1,12 @@
 """The version of the code a result was produced with, recorded in every results.json so that results of
 different code are never compared unknowingly.
 
-    {"sources_sha256": hash of every dlfa/**/*.py (path and content), always there, also in a copy without git;
+    {"sources_sha256": hash of the dlfa/**/*.py that can change a number (path and content), always there, also
+                       in a copy without git;
      "git_commit": HEAD's hash or None without git; "git_dirty": whether dlfa/ differs from HEAD, or None}
+
+The modules that only show or export results (PRESENTATION_ONLY) are left out of the hash, so that work on the
+app's views between the sittings of a long reproduction does not split its record into code versions.
 """
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ import subprocess
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
+PRESENTATION_ONLY = frozenset({"ui.py", "serving.py", "charts.py", "exports.py", "report.py", "examples.py",
+                               "projector.py", "attention.py", "explain.py"})
 
 
 def sources_hash(package: Path = PACKAGE) -> str:
-    """sha256 over the relative path and bytes of every Python source of the package, in path order."""
+    """sha256 over the relative path and bytes of every Python source of the package but PRESENTATION_ONLY,
+    in path order."""
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted(p for p in package.rglob("*.py") if p.relative_to(package).as_posix() not in PRESENTATION_ONLY):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
