@@ -735,7 +735,11 @@ def duration(job) -> str:
     start = job.started_at or job.launched_at
     if not start:
         return ""
-    seconds = (job.finished_at or time.time()) - start
+    return elapsed((job.finished_at or time.time()) - start)
+
+
+def elapsed(seconds: float) -> str:
+    """'4 min 2 s' or '35 s'."""
     return f"{int(seconds // 60)} min {int(seconds % 60)} s" if seconds >= 60 else f"{seconds:.0f} s"
 
 

@@ -6,7 +6,8 @@ from dlfa.errors import DlfaError
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",
                 "completed": ":material/check_circle:", "failed": ":material/error:",
-                "cancelled": ":material/cancel:", "stopped": ":material/pause_circle:"}
+                "cancelled": ":material/cancel:", "stopped": ":material/pause_circle:",
+                "stalled": ":material/hourglass_disabled:"}
 
 
 def refused(job_id: str) -> bool:
@@ -81,7 +82,7 @@ def jobs_view() -> None:
         return
     counts = {}
     for job in jobs:
-        counts[job.status] = counts.get(job.status, 0) + 1
+        counts[job.state] = counts.get(job.state, 0) + 1
     st.caption(" · ".join(f"{n} {status}" for status, n in counts.items()))
     for job in jobs:
         job_card(job)
@@ -92,8 +93,8 @@ def job_card(job) -> None:
     with st.container(border=True):
         c1, c2 = st.columns([3, 1])
         with c1:
-            st.markdown(f"{STATUS_ICONS.get(job.status, '')} **{job.name or spec.task}** `{job.id}` — "
-                        f"**{job.status}** · {job.backend} · {ui.duration(job)}")
+            st.markdown(f"{STATUS_ICONS.get(job.state, '')} **{job.name or spec.task}** `{job.id}` — "
+                        f"**{job.state}** · {job.backend} · {ui.duration(job)}")
             units = len(spec.units())
             st.caption(f"{spec.task} · {', '.join(spec.aggregations)} · fusion layers "
                        f"{', '.join(map(str, spec.fusion_layers)) or '–'} · {units} unit(s) · languages "
@@ -103,6 +104,9 @@ def job_card(job) -> None:
             st.progress(float(job.progress), text=job.progress_text or job.status)
             if job.error:
                 st.error(job.error)
+            if job.state == "stalled":
+                st.warning(f"No training step has finished for {ui.elapsed(job.stalled_for())} although the worker "
+                           "is alive: it may hang. Cancel it and resume it from its last checkpoint.")
             if job.cancel_requested_at and job.active:
                 st.warning("Cancel requested: stopping at the next step.")
         with c2:

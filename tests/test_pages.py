@@ -531,3 +531,27 @@ def test_launch_tasks_from_the_hub_are_not_probed(monkeypatch):
     runnable, unavailable = ui.target_tasks(None)
     assert {"udpos", "panx", "xnli", "pawsx"} <= {t.name for t in runnable}
     assert unavailable["sst2"] == "an English-only task (used as an intermediate task)"
+
+
+def test_jobs_shows_a_running_job_without_finished_steps_as_stalled(empty_cache, monkeypatch):
+    import sqlite3
+    import time
+
+    from dlfa.jobs.spec import JobSpec
+    from dlfa.jobs.store import JobStore
+
+    store = JobStore()
+    job = store.submit(JobSpec(task="pos-classroom", eval_languages=("de",), name="hung worker"))
+    assert store.claim_job(job.id) and store.mark_running(job.id, pid=os.getpid())
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE jobs SET progress_at = ? WHERE id = ?", (time.time() - 900, job.id))
+    store.heartbeat(job.id)  # the worker's heartbeat thread lives on
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "600")
+    at = page("jobs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(f"`{job.id}` — **stalled**" in m.value for m in at.markdown)
+    assert any("No training step has finished for 15 min" in w.value for w in at.warning)
+    monkeypatch.setenv("DLFA_STALL_AFTER_S", "soon")
+    at = page("jobs.py").run()
+    assert not at.exception
+    assert any("DLFA_STALL_AFTER_S must be a positive number of seconds, got 'soon'" in e.value for e in at.error)
