@@ -309,6 +309,8 @@ def run_cli(args) -> int:
         raise ConfigError(f"--max-sentences must be at least 2, got {args.max_sentences}")
     if args.bootstrap_samples < 0:
         raise ConfigError(f"--bootstrap-samples must be 0 or more, got {args.bootstrap_samples}")
+    if args.out and not Path(args.out).resolve().parent.is_dir():  # refused now, not after the whole measurement
+        raise ConfigError(f"--out {args.out}: the folder {Path(args.out).resolve().parent} does not exist")
     layers = parse_layers(args.layers)
     source = DataSource.resolve(args.data_root)
     languages = [tatoeba_language(code) for code in split_list(args.langs)] or available_tatoeba_languages(source)

@@ -205,6 +205,7 @@ def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encode
         ("--layers", "5"): "error: layer 5 does not exist: the encoder has layers 0-4",
         ("--layers", "top"): "error: bad --layers 'top'",
         ("--max-sentences", "1"): "error: --max-sentences must be at least 2",
+        ("--out", str(tmp_path / "missing" / "x.json")): f"error: --out {tmp_path}/missing/x.json: the folder",
     }
     for argv, message in errors.items():
         code, _, err = tatoeba("--encoder", tiny_encoder, *argv, *common)
