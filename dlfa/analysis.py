@@ -58,15 +58,20 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
     return float(cross / norms) if norms > 0 else 0.0
 
 
-def retrieval_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
-    """x, y: N × E, row i of x translates row i of y. Fraction of rows whose cosine nearest neighbour on the
-    other side is their translation, averaged over both directions."""
+def nearest_neighbour_hits(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x, y: N × E, row i of x translates row i of y. Two N booleans: whether row i's cosine nearest neighbour
+    among y's rows is y[i] (x→y), and whether y[i]'s among x's rows is x[i] (y→x)."""
     normalize = torch.nn.functional.normalize
     similarity = normalize(x.double(), dim=-1) @ normalize(y.double(), dim=-1).T  # N × N cosines
     target = torch.arange(len(x))
-    forward = (similarity.argmax(1) == target).double().mean()
-    backward = (similarity.argmax(0) == target).double().mean()
-    return float((forward + backward) / 2)
+    return similarity.argmax(1) == target, similarity.argmax(0) == target
+
+
+def retrieval_accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+    """x, y: N × E, row i of x translates row i of y. Fraction of rows whose cosine nearest neighbour on the
+    other side is their translation, averaged over both directions."""
+    forward, backward = nearest_neighbour_hits(x, y)
+    return float((forward.double().mean() + backward.double().mean()) / 2)
 
 
 def mean_over_languages(per_language: dict[str, list[float]]) -> list[float]:
@@ -200,12 +205,27 @@ def run_model_dir(run: str | Path) -> Path:
     return model_dir
 
 
+def add_encoder_arguments(parser) -> None:
+    """`--encoder SPEC | --run FOLDER`, read back by `encoder_from_args`."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--encoder", default="embedded:e5-small", help="embedded:e5-small | hub id | local folder")
+    which.add_argument("--run", metavar="FOLDER", help="a run folder with a saved model (e.g. OUT/dlfa-L6-s1)")
+
+
+def encoder_from_args(args):
+    """(name, dlfa.encoders.LoadedEncoder) of `--encoder` or of `--run`'s fine-tuned encoder."""
+    from dlfa.encoders import load_encoder
+
+    if args.run:
+        model_dir = run_model_dir(args.run)
+        return str(model_dir), fine_tuned_encoder(model_dir)
+    return args.encoder, load_encoder(args.encoder)
+
+
 def register(subparsers) -> None:
     layers = subparsers.add_parser("layers", help="retrieval accuracy and CKA against English per layer, of an "
                                    "encoder or of a fine-tuned run's encoder")
-    which = layers.add_mutually_exclusive_group()
-    which.add_argument("--encoder", default="embedded:e5-small", help="embedded:e5-small | hub id | local folder")
-    which.add_argument("--run", metavar="FOLDER", help="a run folder with a saved model (e.g. OUT/dlfa-L6-s1)")
+    add_encoder_arguments(layers)
     layers.add_argument("--langs", metavar="L1,L2,...", help="languages with text parallel to English (default all)")
     layers.add_argument("--pairs", type=int, default=200, metavar="N", help="sentence pairs per language (default 200)")
     layers.add_argument("--data-root", metavar="DIR", help="the data root (default $DLFA_DATA_DIR, else the pack)")
@@ -214,7 +234,6 @@ def register(subparsers) -> None:
 
 
 def run_cli(args) -> int:
-    from dlfa.encoders import load_encoder
     from dlfa.jobs.cli import split_list
 
     source = _source(args.data_root)
@@ -226,11 +245,7 @@ def run_cli(args) -> int:
                           f"choose from {', '.join(available)}")
     if args.pairs < 2:
         raise ConfigError(f"--pairs must be at least 2, got {args.pairs}")
-    if args.run:
-        model_dir = run_model_dir(args.run)
-        name, loaded = str(model_dir), fine_tuned_encoder(model_dir)
-    else:
-        name, loaded = args.encoder, load_encoder(args.encoder)
+    name, loaded = encoder_from_args(args)
     result = layer_analysis(name, parallel_pairs(source, languages, args.pairs), args.pairs, loaded=loaded)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "dlfa.jobs.cli",
     "dlfa.reproduce",
     "dlfa.analysis",
+    "dlfa.retrieval",
 ]
 
 

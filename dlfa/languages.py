@@ -1,7 +1,7 @@
 """Language names and families for labels and grouping in the app.
 
 Covers every language of the registry's sources (UD / Parallel UD, XTREME UD-POS and PAN-X, XNLI, PAWS-X, XCOPA,
-CoNLL-2002/2003, the classroom pack). Families are the branch a reader expects (Germanic, Romance, Slavic, ...),
+CoNLL-2002/2003, the classroom pack, XTREME's Tatoeba with its LASER codes). Families are the branch a reader expects (Germanic, Romance, Slavic, ...),
 so "same family as English" reads as "Germanic".
 """
 
@@ -50,6 +50,17 @@ _FAMILY_MEMBERS: dict[str, tuple[str, ...]] = {
 }
 FAMILIES: dict[str, str] = {code: family for family, codes in _FAMILY_MEMBERS.items() for code in codes}
 OTHER = "Other"
+
+# XTREME's 36 Tatoeba languages: project (ISO 639-1) code -> LASER's three-letter code in the file names
+# (tatoeba.deu-eng.deu) and in google/xtreme's configurations (tatoeba.deu)
+TATOEBA_LASER_CODES: dict[str, str] = {
+    "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa", "et": "est",
+    "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin", "hu": "hun", "id": "ind",
+    "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz", "ko": "kor", "ml": "mal", "mr": "mar",
+    "nl": "nld", "pt": "por", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl",
+    "tr": "tur", "ur": "urd", "vi": "vie", "zh": "cmn",
+}  # fmt: skip
+LASER_TO_PROJECT: dict[str, str] = {laser: code for code, laser in TATOEBA_LASER_CODES.items()}
 
 
 def language_label(code: str) -> str:
