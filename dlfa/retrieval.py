@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from dlfa.analysis import add_encoder_arguments, encoder_from_args, mean_pooled_states, nearest_neighbour_hits
+from dlfa.code_version import code_version
 from dlfa.errors import ConfigError, DataError
 from dlfa.languages import LASER_TO_PROJECT, TATOEBA_LASER_CODES, language_label
 from dlfa.metrics import score_with_interval
@@ -179,6 +180,7 @@ class TatoebaResult:
     n_sentences: dict[str, int]
     bootstrap_samples: int
     scores: dict[str, list[LayerScores]]
+    code_version: dict | None = None  # dlfa.code_version.code_version() of the process that measured it
 
     def grid(self, direction: str = "average") -> list[list[float]]:
         """len(layers) × len(languages) accuracies in points."""
@@ -271,7 +273,7 @@ def tatoeba_retrieval(
     layers: None = every layer 0…L."""
     num_layers = loaded.model.config.num_hidden_layers
     layers = check_layers(layers, num_layers)
-    result = TatoebaResult(encoder_name, source, num_layers, layers, [], {}, bootstrap_samples, {})
+    result = TatoebaResult(encoder_name, source, num_layers, layers, [], {}, bootstrap_samples, {}, code_version())
     for pool in pools:
         english = mean_pooled_states(loaded.model, loaded.tokenizer, pool.english, batch_size)  # (L + 1) × N × E
         other = mean_pooled_states(loaded.model, loaded.tokenizer, pool.other, batch_size)

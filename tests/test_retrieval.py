@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from dlfa.code_version import code_version
 from dlfa.encoders import load_encoder
 from dlfa.errors import ConfigError, DataError
 from dlfa.languages import LANGUAGE_NAMES, TATOEBA_LASER_CODES
@@ -101,6 +102,7 @@ def test_identical_sentences_retrieve_each_other_at_every_layer_and_the_grid_rou
 
     result.write(tmp_path / "tatoeba.json")
     assert TatoebaResult.read(tmp_path / "tatoeba.json") == result
+    assert result.code_version == code_version()  # the code that measured it is recorded
 
     chosen = tatoeba_retrieval(tiny_encoder, loaded, [german, mirror], layers=[0, 4], bootstrap_samples=50)
     assert chosen.layers == [0, 4] and len(chosen.grid()) == 2
