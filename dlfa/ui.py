@@ -234,15 +234,21 @@ def gpu_info() -> dict:
 
 
 @st.cache_data(show_spinner=False, ttl=300)
-def task_languages(task: str, data_root: str | None, cache_folder: str = "") -> dict[str, dict[str, int]]:
-    """language -> split -> count for a task in the data source of `data_root` (cached)."""
-    from dlfa.tasks.registry import available_languages
+def task_language_scan(task: str, data_root: str | None, cache_folder: str = ""):
+    """dlfa.tasks.registry.LanguageScan of a task in the data source of `data_root` (cached)."""
+    from dlfa.tasks.registry import scan_languages
 
-    return available_languages(task, resolve_source(data_root))
+    return scan_languages(task, resolve_source(data_root))
 
 
 def task_languages_now(task: str, data_root: str | None) -> dict[str, dict[str, int]]:
-    return task_languages(task, data_root, str(cache_dir()))
+    """language -> split -> count of the languages whose files read."""
+    return task_language_scan(task, data_root, str(cache_dir())).available
+
+
+def broken_languages(task: str, data_root: str | None) -> dict[str, str]:
+    """language -> why its files cannot be read (that language alone is disabled)."""
+    return task_language_scan(task, data_root, str(cache_dir())).broken
 
 
 def task_infos() -> list:

@@ -138,6 +138,10 @@ def main() -> None:
     st.multiselect("Target languages (zero-shot)", options, key=K + "languages", format_func=ui.language_label,
                    help="Only languages with test data in the current data source; grouped by language family.")
     ui.field_error(problems, "eval_languages")
+    broken = ui.broken_languages(task, settings.data_root) if options else {}
+    if broken:
+        st.warning(f"{len(broken)} language(s) of {task} disabled, their files cannot be read:\n"
+                   + "\n".join(f"- **{ui.language_label(code)}**: {why}" for code, why in broken.items()))
 
     c1, c2 = st.columns(2)
     with c1:

@@ -555,3 +555,21 @@ def test_jobs_shows_a_running_job_without_finished_steps_as_stalled(empty_cache,
     at = page("jobs.py").run()
     assert not at.exception
     assert any("DLFA_STALL_AFTER_S must be a positive number of seconds, got 'soon'" in e.value for e in at.error)
+
+
+def test_launch_says_which_language_a_broken_file_disables(tmp_path, monkeypatch):
+    sentence = "1\tHallo\thallo\tINTJ\t_\t_\t0\troot\t_\t_\n2\twelt\twelt\tNOUN\t_\t_\t1\tobj\t_\t_\n\n"
+    root = tmp_path / "data"
+    for language, split, text in [("en", "train", sentence), ("en", "dev", sentence), ("en", "test", sentence),
+                                  ("it", "test", sentence), ("de", "test", "")]:
+        folder = root / "ud" / f"UD_{language}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{language}_pud-ud-{split}.conllu").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(link_built(tmp_path / "cache")))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(root))
+    at = page("launch.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="launch_task").value == "udpos"
+    assert at.multiselect(key="launch_languages").options == [ui.language_label("it")]
+    warning = " ".join(w.value for w in at.warning)
+    assert "1 language(s) of udpos disabled" in warning and "de_pud-ud-test.conllu" in warning
