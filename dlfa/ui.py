@@ -853,6 +853,32 @@ def loaded_encoder(spec: str):
     return loaded
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _tatoeba_analysis(encoder: str, model_dir: str, stamp: float, name: str, languages: tuple[str, ...],
+                      max_pairs: int, data_root: str | None) -> dict:
+    retrieval = require("dlfa.retrieval")
+    loaded = loaded_encoder(encoder)
+    if model_dir:
+        loaded = require("dlfa.analysis").fine_tuned_encoder(model_dir, base=loaded)
+    source = resolve_source(data_root)
+    pools = [retrieval.read_tatoeba(source, language, max_pairs) for language in languages]
+    return retrieval.tatoeba_retrieval(name, loaded, pools, bootstrap_samples=200, source=str(source)).to_dict()
+
+
+def tatoeba_analysis(encoder: str | None, languages: tuple[str, ...], max_pairs: int, data_root: str | None,
+                     unit: Unit | None = None) -> dict:
+    """dlfa.retrieval.tatoeba_retrieval (every layer, 200 bootstrap samples) of an encoder, or of a run's fine-tuned
+    encoder when `unit` is given, as TatoebaResult.to_dict()."""
+    if unit is None:
+        return _tatoeba_analysis(encoder, "", 0.0, encoder, languages, max_pairs, data_root)
+    return _tatoeba_analysis(unit.results["spec"]["encoder"], str(unit.model_dir), model_stamp(unit), unit_label(unit),
+                             languages, max_pairs, data_root)
+
+
+def tatoeba_languages(data_root: str | None) -> list[str]:
+    return sort_by_family(require("dlfa.retrieval").available_tatoeba_languages(resolve_source(data_root)))
+
+
 def parallel_languages(data_root: str | None) -> list[str]:
     analysis = require("dlfa.analysis")
     return sort_by_family(analysis.available_parallel_languages(resolve_source(data_root)))

@@ -1,8 +1,12 @@
 """Layer analysis (no training): per-layer retrieval accuracy and CKA of parallel sentences vs. English, of an
-encoder or of a fine-tuned run's encoder (then with what fine-tuning changed), or the reproduction's record."""
+encoder or of a fine-tuned run's encoder (then with what fine-tuning changed), or the reproduction's record; or
+XTREME's Tatoeba retrieval per layer and language."""
+import pandas as pd
 import streamlit as st
 
 from dlfa import charts, serving, ui
+
+PARALLEL_UD, TATOEBA = "Parallel UD", "Tatoeba (XTREME)"
 
 
 def main() -> None:
@@ -11,15 +15,19 @@ def main() -> None:
                "language), each layer's mean-pooled representations are compared: retrieval accuracy (is the "
                "translation the nearest neighbour?) and linear CKA. No training: one inference pass.")
     settings = ui.settings()
-    languages = ui.parallel_languages(settings.data_root)
+    tatoeba = st.radio("Parallel sentences", (PARALLEL_UD, TATOEBA), key="la_data", horizontal=True,
+                       help="Tatoeba: XTREME's retrieval protocol, accuracy xx→en and en→xx with 95% bootstrap "
+                            "intervals over sentence pairs") == TATOEBA
+    languages = (ui.tatoeba_languages if tatoeba else ui.parallel_languages)(settings.data_root)
     if not languages:
-        st.info("No parallel data found: set a data root with Parallel UD (PUD) test sets, or build the classroom "
+        st.info("No Tatoeba data found: set a data root with retrieval/tatoeba/ (LASER's files)." if tatoeba else
+                "No parallel data found: set a data root with Parallel UD (PUD) test sets, or build the classroom "
                 "pack on Home.")
         return
     c1, c2 = st.columns([2, 1])
     with c1:
-        st.session_state.setdefault("la_languages", [c for c in ("de", "fr", "zh", "ja") if c in languages]
-                                    or languages[:3])
+        kept = [c for c in st.session_state.get("la_languages", []) if c in languages]  # across data choices
+        st.session_state["la_languages"] = kept or [c for c in ("de", "fr", "zh", "ja") if c in languages] or languages[:3]
         chosen = st.multiselect("Languages with parallel data", languages, key="la_languages",
                                 format_func=ui.language_label)
     with c2:
@@ -45,7 +53,11 @@ def main() -> None:
                  disabled=not chosen or (of_run and unit is None)):
         with st.spinner("Encoding the parallel sentences layer by layer…"):
             args = (tuple(chosen), int(max_pairs), settings.data_root)
-            if unit:
+            if tatoeba:
+                st.session_state["la_result"] = ui.tatoeba_analysis(None if unit else encoder.strip(), *args,
+                                                                    unit=unit)
+                st.session_state["la_base"] = None
+            elif unit:
                 st.session_state["la_result"] = ui.run_layer_analysis(unit, *args)
                 st.session_state["la_base"] = ui.layer_analysis(unit.results["spec"]["encoder"], *args)
             else:
@@ -66,6 +78,9 @@ def main() -> None:
     if not result:
         st.info("Choose languages and press Compute (a few seconds on the embedded encoder).")
         return
+    if "scores" in result:  # a Tatoeba result
+        tatoeba_view(result)
+        return
     if result in recorded.values():
         pairs = recorded[ui.RECORDED_BASE]["settings"]["max_pairs"]
         st.caption(f"Recorded by the reproduction (docs/REPRODUCTION.md): {result['encoder']}, up to {pairs} "
@@ -85,6 +100,32 @@ def main() -> None:
     base = st.session_state.get("la_base")
     if base:
         fine_tuning_change(base, result)
+
+
+def tatoeba_view(result: dict) -> None:
+    """A dlfa.retrieval.TatoebaResult (as a dict): accuracy per layer and language, and each language's best and
+    last layer in both directions."""
+    layers, languages = result["layers"], result["languages"]
+    st.caption(f"Tatoeba retrieval with {result['encoder']}: "
+               + ", ".join(f"{ui.short_label(l)} {result['n_sentences'][l]} pairs" for l in languages)
+               + ". Mean of both directions per layer; a hit is the translation on the same line.")
+    curves = {language: [cell["average"]["value"] / 100 for cell in result["scores"][language]] for language in languages}
+    st.plotly_chart(charts.layer_curves(curves, ui.short_label, "retrieval accuracy", y_range=[0, 1.02],
+                                        title="Tatoeba retrieval (mean of xx→en and en→xx)"), key="la_tatoeba")
+
+    def cell(accuracy: dict) -> str:
+        interval = f" [{accuracy['ci_low']:.1f}, {accuracy['ci_high']:.1f}]" if accuracy["ci_low"] is not None else ""
+        return f"{accuracy['value']:.1f}{interval}"
+
+    rows = []
+    for language in languages:
+        cells = result["scores"][language]
+        best = max(range(len(layers)), key=lambda k: cells[k]["average"]["value"])
+        for what, k in (("best layer", best), ("last layer", len(layers) - 1)):
+            rows.append({"language": ui.language_label(language), "": what, "layer": layers[k],
+                         "xx→en": cell(cells[k]["xx_to_en"]), "en→xx": cell(cells[k]["en_to_xx"]),
+                         "mean": cell(cells[k]["average"])})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="la_tatoeba_table")
 
 
 def fine_tuning_change(base: dict, tuned: dict) -> None:

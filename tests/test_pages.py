@@ -573,3 +573,22 @@ def test_launch_says_which_language_a_broken_file_disables(tmp_path, monkeypatch
     assert at.multiselect(key="launch_languages").options == [ui.language_label("it")]
     warning = " ".join(w.value for w in at.warning)
     assert "1 language(s) of udpos disabled" in warning and "de_pud-ud-test.conllu" in warning
+
+
+def test_layer_analysis_offers_tatoeba_retrieval_per_layer_and_language(run_cache, tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    (root / "retrieval").mkdir(parents=True)
+    (root / "retrieval" / "tatoeba").symlink_to(REPO / "tests" / "fixtures" / "tatoeba")
+    monkeypatch.setenv("DLFA_DATA_DIR", str(root))
+    at = page("layer_analysis.py", la_encoder=run_cache["encoder"]).run()
+    at.radio(key="la_data").set_value("Tatoeba (XTREME)").run()
+    no_errors(at)
+    assert at.multiselect(key="la_languages").value == ["de", "fr"]
+    at.button(key="la_compute").click().run()
+    no_errors(at)
+    (curves,) = plotly_specs(at)
+    assert {t["name"] for t in curves["data"]} == {"German (de)", "French (fr)"}
+    assert all(len(t["y"]) == 5 and all(0 <= y <= 1 for y in t["y"]) for t in curves["data"])  # layers 0-4
+    table = at.dataframe[0].value
+    assert list(table[""]) == ["best layer", "last layer"] * 2 and set(table["layer"]) <= set(range(5))
+    assert any("German (de) 8 pairs, French (fr) 6 pairs" in c.value for c in at.caption)
