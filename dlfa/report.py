@@ -333,7 +333,10 @@ class Report:
                      fmt_score(majority_mean)])
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "fine-tuning":
-            self.add("Convergence: " + "; ".join(f"`{run_name(r)}` {convergence(r)}" for r in runs) + ".", "")
+            points = {run_name(r): convergence(r) for r in runs}
+            self.add("Convergence: " + ("not recorded for these runs (they predate it)."
+                                        if set(points.values()) == {"not recorded"} else
+                                        "; ".join(f"`{name}` {point}" for name, point in points.items()) + "."), "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
                      "the English training statistics, and only the aggregation and the head train, for a fixed "
@@ -583,7 +586,10 @@ class Report:
     def code_version(self) -> str:
         versions = list(code_versions(self.out_root))
         if versions == ["not recorded"]:
-            return "not recorded (these runs predate code versions in results.json)"
+            return ("not recorded (these runs predate code versions in results.json, and they were made before "
+                    "DLFA's batch norm saw the whole batch on the CPU, where it saw slices of a few rows, which "
+                    "biased DLFA alone, and before fine-tuning trained to convergence: read them as provisional "
+                    "until a rerun of the plan under the current code replaces them)")
         return ", ".join(f"`{v}`" for v in versions) or "no runs yet"
 
     # ------------------------------------------------------------------------------------------------
