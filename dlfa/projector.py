@@ -4,7 +4,7 @@ encoder and projected to 2-D, so one can watch translations draw together or apa
 Sentence mode reads translation groups (an English sentence and its translations) from
 - Parallel UD (or the classroom pack's parallel pairs), through dlfa.analysis.parallel_pairs, grouped by the
   English sentence (Parallel UD gives the same sentence in every language);
-- Tatoeba (`<data root>/retrieval/tatoeba/tatoeba.<xxx>-eng.{xxx,eng}`, line i translates line i): one group
+- Tatoeba (through dlfa.retrieval.read_tatoeba: a data root's LASER files or the hub; line i translates line i): one group
   per line and language;
 - XNLI test items (each distinct premise), grouped by item id across languages.
 Token mode takes UD-POS test sentences per language; each word is the mean of its sub-words' states, with its tag.
@@ -28,14 +28,6 @@ import torch
 from dlfa.errors import ConfigError, DataError
 
 SOURCES = {"parallel-ud": "Parallel UD", "tatoeba": "Tatoeba", "xnli": "XNLI items"}
-TATOEBA_FOLDER = ("retrieval", "tatoeba")
-TATOEBA_CODES = {  # LASER's three-letter codes -> ISO 639-1
-    "afr": "af", "ara": "ar", "ben": "bn", "bul": "bg", "cmn": "zh", "deu": "de", "ell": "el", "est": "et",
-    "eus": "eu", "fin": "fi", "fra": "fr", "heb": "he", "hin": "hi", "hun": "hu", "ind": "id", "ita": "it",
-    "jav": "jv", "jpn": "ja", "kat": "ka", "kaz": "kk", "kor": "ko", "mal": "ml", "mar": "mr", "nld": "nl",
-    "pes": "fa", "por": "pt", "rus": "ru", "spa": "es", "swh": "sw", "tam": "ta", "tel": "te", "tgl": "tl",
-    "tha": "th", "tur": "tr", "urd": "ur", "vie": "vi",
-}  # fmt: skip
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
@@ -60,13 +52,6 @@ def available_methods() -> list[str]:
     return ["pca"] + [m for m, module in optional.items() if importlib.util.find_spec(module) is not None]
 
 
-def _tatoeba_folder(source) -> Path:
-    if source.kind != "files":
-        raise DataError(f"Tatoeba is read from a data root's {'/'.join(TATOEBA_FOLDER)}/ folder; the data source "
-                        f"in use is {source.describe()}")
-    return source.root.joinpath(*TATOEBA_FOLDER)
-
-
 def available_languages(source_name: str, source) -> list[str]:
     """Languages (besides English) with text parallel to English in this source."""
     if source_name == "parallel-ud":
@@ -74,9 +59,9 @@ def available_languages(source_name: str, source) -> list[str]:
 
         return available_parallel_languages(source)
     if source_name == "tatoeba":
-        folder = _tatoeba_folder(source)
-        return sorted(iso for code, iso in TATOEBA_CODES.items()
-                      if all((folder / f"tatoeba.{code}-eng.{side}").is_file() for side in (code, "eng")))
+        from dlfa.retrieval import available_tatoeba_languages
+
+        return sorted(available_tatoeba_languages(source))
     if source_name == "xnli":
         from dlfa.tasks.registry import available_languages as task_languages
 
@@ -101,18 +86,11 @@ def parallel_sentences(source_name: str, source, languages: list[str], max_group
         complete = sorted(by_english.values(), key=len, reverse=True)  # the most translated first (stable)
         groups = complete[:max_groups]
     elif source_name == "tatoeba":
-        folder = _tatoeba_folder(source)
-        codes = {iso: code for code, iso in TATOEBA_CODES.items()}
+        from dlfa.retrieval import read_tatoeba
+
         for language in languages:
-            if language not in codes:
-                raise DataError(f"Tatoeba has no {language!r} here", str(folder))
-            code = codes[language]
-            try:
-                english = (folder / f"tatoeba.{code}-eng.eng").read_text(encoding="utf-8").splitlines()
-                other = (folder / f"tatoeba.{code}-eng.{code}").read_text(encoding="utf-8").splitlines()
-            except OSError as exc:
-                raise DataError(f"cannot read Tatoeba {code}-eng ({exc.strerror or exc})", str(folder)) from exc
-            groups += [{"en": e, language: o} for e, o in list(zip(english, other))[:max_groups]]
+            pool = read_tatoeba(source, language, max_groups)
+            groups += [{"en": e, language: o} for e, o in zip(pool.english, pool.other)]
     elif source_name == "xnli":
         from dlfa.tasks.registry import load_examples
 

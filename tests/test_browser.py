@@ -6,6 +6,7 @@ Run with `pytest -m browser tests/test_browser.py`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,11 +52,12 @@ def stop_workers(cache: Path) -> None:
         os.environ.pop("DLFA_CACHE_DIR", None)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
+@contextlib.contextmanager
+def serving_app(cache: Path, data_root: Path):
+    """`streamlit run app.py` on a free port with this cache and data root; yields its URL once healthy, then
+    stops it and the job workers it started."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium (make browser-deps)")
-    cache = link_built(tmp_path_factory.mktemp("browser-cache"))
     port = free_port()
     env = dict(os.environ, DLFA_CACHE_DIR=str(cache), DLFA_DATA_DIR=str(data_root), PYTHONUNBUFFERED="1")
     log = open(cache / "streamlit.log", "wb")
@@ -76,7 +78,7 @@ def server(tmp_path_factory, data_root):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("streamlit did not start:\n" + (cache / "streamlit.log").read_text()[-3000:])
             time.sleep(0.5)
-        yield {"url": url, "cache": cache}
+        yield url
     finally:
         stop_workers(cache)
         try:
@@ -88,6 +90,13 @@ def server(tmp_path_factory, data_root):
             except ProcessLookupError:
                 pass
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, data_root):
+    cache = link_built(tmp_path_factory.mktemp("browser-cache"))
+    with serving_app(cache, data_root) as url:
+        yield {"url": url, "cache": cache}
 
 
 @pytest.fixture(scope="module")

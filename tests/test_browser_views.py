@@ -4,16 +4,10 @@ recorded run, the Projector and the Attention view on the embedded encoder (a fe
 Run with `pytest -m browser tests/test_browser_views.py`."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser import ARTIFACTS, CHROMIUM, REPO, free_port, settle, shot, stop_workers
+from test_browser import REPO, browser_page, serving_app, settle, shot  # noqa: F401 (browser_page: a fixture)
 
 from dlfa.testing import link_built
 
@@ -45,57 +39,10 @@ def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, data_root):
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y chromium (make browser-deps)")
     cache = link_built(tmp_path_factory.mktemp("browser-views-cache"))
     jobs = prepared_cache(cache, data_root, tmp_path_factory.mktemp("tiny-encoder-browser"))
-    port = free_port()
-    env = dict(os.environ, DLFA_CACHE_DIR=str(cache), DLFA_DATA_DIR=str(data_root), PYTHONUNBUFFERED="1")
-    log = open(cache / "streamlit.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true", f"--server.port={port}",
-         "--browser.gatherUsageStats=false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://localhost:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("streamlit did not start:\n" + (cache / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.5)
+    with serving_app(cache, data_root) as url:
         yield {"url": url, **jobs}
-    finally:
-        stop_workers(cache)
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser_page(server):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        try:
-            yield page
-        finally:
-            browser.close()
 
 
 def open_page(page, url: str, title: str) -> None:

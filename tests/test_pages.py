@@ -69,8 +69,8 @@ def run_cache(finished_run, monkeypatch, data_root):
     return finished_run
 
 
-def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=TIMEOUT)
+def page(name: str, timeout: float = TIMEOUT, **state) -> AppTest:
+    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=timeout)
     for key, value in state.items():
         at.session_state[key] = value
     return at

@@ -3,17 +3,17 @@ that holds a real finished job (a tiny encoder trained a few steps on real UD-PO
 evaluated on German and French) and on the imported recorded reproduction."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import functools
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from test_pages import no_errors, plotly_specs
+from test_pages import page as pages_page
 
 from dlfa import ui
 from dlfa.testing import link_built
 
-REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
+page = functools.partial(pages_page, timeout=TIMEOUT)
 
 
 @pytest.fixture(scope="module")
@@ -52,20 +52,6 @@ def job_cache(finished_job, monkeypatch, data_root):
     return finished_job
 
 
-def page(name: str, **state) -> AppTest:
-    at = AppTest.from_file(str(REPO / "pages" / name), default_timeout=TIMEOUT)
-    for key, value in state.items():
-        at.session_state[key] = value
-    return at
-
-
-def no_errors(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-
-
-def plotly_specs(at: AppTest) -> list[dict]:
-    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def unit_id(job, name: str) -> str:
