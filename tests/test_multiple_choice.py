@@ -146,6 +146,8 @@ def test_features_hold_one_sequence_per_choice_and_survive_the_cache(data_root, 
 
 
 def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encoder, data_root, tmp_path):
+    from dlfa.encoders import load_tokenizer
+    from dlfa.evaluate import predict_dataset
     from dlfa.jobs.spec import JobSpec
     from dlfa.train import run_job
 
@@ -158,13 +160,17 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
     for metrics in unit["metrics"].values():
         assert metrics["metric"] == "accuracy" and metrics["n"] == 20
         assert metrics["ci_low"] <= metrics["value"] <= metrics["ci_high"]
-    losses = unit.get("losses") or unit.get("train_losses")
+    losses = [loss for _, _, loss in unit["history"]["loss"]]
+    assert len(losses) == 3 and losses[-1] < losses[0] * 0.9, losses  # the loss falls on the 16 training items
     rows = [json.loads(line) for line in gzip.open(tmp_path / "dlfa-L2-s1" / "predictions" / "tr.jsonl.gz", "rt")]
     assert len(rows) == 20 and {row["pred"] for row in rows} <= {"choice1", "choice2"}
     assert all(0.5 <= row["confidence"] <= 1 for row in rows)  # the predicted choice's probability over 2
     model = DlfaModel.from_pretrained(tmp_path / "dlfa-L2-s1" / "model")
     assert model.config.heads["xcopa"].kind == "multiple_choice"
-    return losses
+    tokenizer = load_tokenizer(tiny_encoder)
+    train = load_encoded("xcopa", "en", "train", DataSource.resolve(data_root), tokenizer, spec.max_length, 16)
+    gold, pred = predict_dataset(model, MultipleChoiceDataset(train, tokenizer.pad_token_id), torch.device("cpu"))
+    assert np.mean(np.equal(gold, pred)) > 0.5  # above chance on the items it was trained on
 
 
 def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, data_root, tmp_path):

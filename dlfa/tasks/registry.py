@@ -404,9 +404,9 @@ class HubRows:
         except Exception as exc:  # network, missing config or split, bad files: all reach the user as DataError
             raise DataError(f"cannot load {where}: {exc}") from exc
         convert = HUB_CONVERTERS[self.convert]
-        examples = [readers.convert_row(row, convert, None, f"{where} row", i,
-                                        row.get("idx", row.get("id", i)) if isinstance(row, dict) else i)
-                    for i, row in enumerate(rows)]
+        examples = [readers.convert_row(row, convert, None, f"{where} row", number,  # rows counted from 1
+                                        row.get("idx", row.get("id", number - 1)) if isinstance(row, dict) else None)
+                    for number, row in enumerate(rows, start=1)]
         if not examples:
             raise DataError(f"{where} has no rows")
         return _take(examples, self.cut)
