@@ -189,3 +189,22 @@ def test_typed_text_refuses_a_multiple_choice_head():
 
     with pytest.raises(ConfigError, match="typed text is not supported for the multiple-choice task 'mc'"):
         predict(mc_model(), tokenizer=None, texts="a question")
+
+
+def test_data_list_shows_family_languages_sizes_and_source(data_root, capsys):
+    from dlfa.cli import main
+
+    tasks = ["xcopa", "commonsenseqa", "hellaswag", "udpos", "sst2"]
+    assert main(["data", "list", "--data-root", str(data_root), *[f"--task={t}" for t in tasks]]) == 0
+    out = capsys.readouterr().out
+    assert "xcopa (multiple choice, accuracy, intermediate)" in out and "  source: pair/xcopa_xtreme_style" in out
+    assert "12 language(s): en train 360 dev 40 test 100; et test 100;" in out
+    assert "commonsenseqa (multiple choice" in out and "en train 8,767 dev 974 test 1,221" in out
+    assert "hellaswag (multiple choice, accuracy, intermediate)" in out
+    assert f"  source: none in the data root {data_root.resolve()} (hub Rowan/hellaswag has it)" in out
+    assert "udpos (tagging, accuracy)" in out and "  source: ud\n" in out
+    assert "sst2 (classification, accuracy, intermediate)" in out
+    assert main(["data", "list", "--data-root", str(data_root), "--json", "--task", "cosmosqa"]) == 0
+    cosmos = json.loads(capsys.readouterr().out)["tasks"][0]
+    assert (cosmos["family"], cosmos["source"], cosmos["languages"]) == (
+        "multiple choice", "english/CosmosQA", {"en": {"train": 2391, "dev": 296, "test": 298}})
