@@ -427,6 +427,11 @@ class MultipleChoiceDataset:
         return batch | {"labels": torch.from_numpy(self.labels[indices]), "task": self.task}
 
 
+def serve(split: EncodedSplit, pad_token_id: int, kind: str) -> "EncodedDataset | MultipleChoiceDataset":
+    """The dataset that serves a split of a task of `kind` as batches."""
+    return (MultipleChoiceDataset if kind == "multiple_choice" else EncodedDataset)(split, pad_token_id)
+
+
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
                            min_size: int = 1) -> list[np.ndarray]:
     """Shuffle, cut into mega-batches of MEGA_BATCH × batch_size, sort each by length, cut into batches,
@@ -632,8 +637,7 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
 
     def encoded(task: str, language: str, split: str, limit: int | None) -> EncodedDataset:
         data = load_encoded(task, language, split, source, tokenizer, spec.max_length, max_examples=limit)
-        dataset = MultipleChoiceDataset if get_task(task).kind == "multiple_choice" else EncodedDataset
-        return dataset(data, tokenizer.pad_token_id)
+        return serve(data, tokenizer.pad_token_id, get_task(task).kind)
 
     tasks = {name: get_task(name) for name in (*spec.intermediate_tasks, spec.task)}
     train = {name: encoded(name, "en" if name != spec.task else spec.train_language, "train", spec.max_train_examples)

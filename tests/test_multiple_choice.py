@@ -208,3 +208,21 @@ def test_data_list_shows_family_languages_sizes_and_source(data_root, capsys):
     cosmos = json.loads(capsys.readouterr().out)["tasks"][0]
     assert (cosmos["family"], cosmos["source"], cosmos["languages"]) == (
         "multiple choice", "english/CosmosQA", {"en": {"train": 2391, "dev": 296, "test": 298}})
+
+
+def test_an_uploaded_multiple_choice_file_is_read_and_a_wrong_choice_count_named(tmp_path, monkeypatch):
+    from dlfa import uploads
+
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"text": "Der Mann fiel.", "text_pair": "What was the cause?", "choices": ["Er stolperte.", "Er aß."],
+             "label": "choice1"}, {"text": "Es regnete.", "choices": ["Sonne.", "Nass."], "label": "choice2"}]
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    upload = uploads.save_upload("xcopa-de.jsonl", data, "xcopa", "de")
+    examples = uploads.load_uploaded_examples(upload)
+    assert [(e.text_pair, e.choices, e.label) for e in examples] == [
+        ("What was the cause?", ("Er stolperte.", "Er aß."), "choice1"), (None, ("Sonne.", "Nass."), "choice2")]
+    three = data + json.dumps({"text": "T", "choices": ["a", "b", "c"], "label": "choice1"}).encode() + b"\n"
+    with pytest.raises(DataError, match=r"^bad\.jsonl:3: 3 choices; xcopa has 2 \(choice1, choice2\)$"):
+        uploads.save_upload("bad.jsonl", three, "xcopa", "de")
+    with pytest.raises(DataError, match=r"takes \.jsonl files, not \.tsv"):
+        uploads.save_upload("x.tsv", b"a\tb\n", "xcopa", "de")

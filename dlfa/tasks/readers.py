@@ -424,6 +424,16 @@ def hub_labels(convert: JsonConverter, names: tuple) -> JsonConverter:
     return converted
 
 
+def _choices(row: dict) -> dict:
+    """The generic multiple-choice object (uploads): text, an optional text_pair (the question), a list of
+    choices and the gold choice's name as label."""
+    choices = row["choices"]
+    if not (isinstance(choices, list) and choices and all(isinstance(choice, str) for choice in choices)):
+        raise TypeError("field 'choices' should be a non-empty list of strings")
+    pair = {"text_pair": _string(row, "text_pair")} if row.get("text_pair") is not None else {}
+    return {"text": _string(row, "text"), **pair, "choices": tuple(choices), "label": _label(row["label"])}
+
+
 JSONL_FORMATS: dict[str, JsonConverter] = {
     "sentence": _sentence,
     "boolq": json_pair("question", "passage"),
@@ -434,6 +444,7 @@ JSONL_FORMATS: dict[str, JsonConverter] = {
     "commonsenseqa": _commonsenseqa,
     "cosmosqa": _cosmosqa,
     "hellaswag": _hellaswag,
+    "choices": _choices,
 }
 
 

@@ -28,8 +28,11 @@ The paper's tasks from a data root:
 From the hub: XNLI English validation (90% train, 10% dev) and each language's labeled test; PAWS-X, PAN-X and
 UD-POS English train/validation and each language's test.
 
-Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qnli, rte, boolq, cb, wic, commonsenseqa,
-xcopa (COPA, also zero-shot on XCOPA) and conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch).
+Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
+conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch) and the multiple-choice tasks commonsenseqa,
+xcopa (COPA, also zero-shot on XCOPA), cosmosqa and hellaswag. From the hub (`HubRows`, `_hub_english`) each reads
+its own dataset (nyu-mll/glue, aps/super_glue, tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag): train cut
+90/10 into train and dev, validation as test; qqp, mnli and hellaswag have no local files.
 Where a task ships a single labeled file, it is cut into train 80% / dev 10% / test 10% of the rows in file
 order, rows sharing a text kept in one part (`group_parts`, as for the item split).
 """
