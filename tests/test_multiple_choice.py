@@ -9,7 +9,7 @@ import torch
 
 from dlfa.errors import ConfigError, DataError
 from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
-from dlfa.tasks.base import encode_examples
+from dlfa.tasks.base import Example, encode_examples
 from dlfa.tasks.readers import read_csv, read_jsonl
 from dlfa.tasks.registry import DataSource, get_task, load_encoded, load_examples
 from dlfa.train import MultipleChoiceDataset, slice_bounds
@@ -142,7 +142,7 @@ def test_features_hold_one_sequence_per_choice_and_survive_the_cache(data_root, 
     assert dataset.lengths.tolist() == [max(map(len, f["input_ids"])) for f in cached.features]
     assert slice_bounds(batch, max_tokens=4) == [(0, 2, width)]  # a question's choices are never cut apart
     with pytest.raises(DataError, match="3 choices, but task xcopa has 2"):
-        encode_examples([examples[0].__class__(text="P", choices=("a", "b", "c"), label="choice1")], task, tokenizer, 64)
+        encode_examples([Example(text="P", choices=("a", "b", "c"), label="choice1")], task, tokenizer, 64)
 
 
 def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encoder, data_root, tmp_path):
