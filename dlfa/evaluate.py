@@ -64,9 +64,10 @@ class FusionStatistics:
         self.tag_sum, self.tag_count = np.zeros(n_tags), np.zeros(n_tags)
 
     def add(self, weights: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        """weights: B × T × E; attention_mask: B × T; labels: B × T gold tags of a token task, else None."""
+        """weights: B × T × E; attention_mask: B × T (B × C × T for multiple choice, whose weights are
+        (B·C) × T × E); labels: B × T gold tags of a token task, else None."""
         w = weights.float().mean(-1).cpu()  # B × T
-        mask = attention_mask.bool().cpu()
+        mask = attention_mask.bool().cpu().reshape(w.shape)
         self.total += float(w[mask].sum())
         self.count += int(mask.sum())
         p = min(w.shape[1], len(self.position_sum))
@@ -101,8 +102,8 @@ def predict_dataset(
     fusion: FusionStatistics | None = None,
     confidences: list | None = None,
 ) -> tuple[list, list]:
-    """(gold, pred) in dataset order: one int per example, or per sentence a list of ints at its labeled
-    sub-words (token tasks). Fills `fusion` from the outputs' fusion weights when given, and `confidences`
+    """(gold, pred) in dataset order: one int per example (multiple choice: the choice's index), or per sentence
+    a list of ints at its labeled sub-words (token tasks). Fills `fusion` from the outputs' fusion weights when given, and `confidences`
     (an empty list) with the softmax probability of each predicted label (sentence and pair tasks)."""
     net.eval()
     gold: list = [None] * len(dataset.lengths)
@@ -163,8 +164,9 @@ def predictions_path(run_dir: str | Path, language: str) -> Path:
 def write_predictions(path: Path, task: TaskInfo, gold: list, pred: list, confidences: list | None = None) -> None:
     """One JSON line per test example, in dataset order, gzipped (written atomically):
     {"gold", "pred"} as label names: one per example, or per word a list (token tasks: the words' labeled
-    first sub-words, so a sentence cut at max_length has fewer); sentence and pair tasks add "confidence",
-    the probability of the predicted label."""
+    first sub-words, so a sentence cut at max_length has fewer); sentence, pair and multiple-choice tasks add
+    "confidence", the probability of the predicted label (multiple choice: the predicted choice's softmax
+    probability over the choices)."""
     labels = task.labels
 
     def names(values):
@@ -210,9 +212,14 @@ def _run(model, enc: dict, task: str):
 
 
 def _head(model, task: str | None) -> tuple[str, HeadConfig]:
+    """The head that typed text goes through; multiple-choice heads are refused (a typed question with its
+    choices is not an input of the app's typed-text calls yet)."""
     task = task or next(iter(model.config.heads))
     if task not in model.config.heads:
         raise ConfigError(f"this model has no head for task '{task}' (heads: {', '.join(model.config.heads)})")
+    if model.config.heads[task].kind == "multiple_choice":
+        raise ConfigError(f"typed text is not supported for the multiple-choice task '{task}' yet: "
+                          "its predictions are in the run's test predictions")
     return task, model.config.heads[task]
 
 

@@ -129,7 +129,10 @@ def load_language(results: dict, folder: Path, language: str, source=None) -> La
             record["errors"] = sum(g != p != UNEVALUATED for g, p in zip(record["gold"], record["pred"]))
         else:
             if example:
-                record["text"] = example.text if info.kind == "sentence" else f"{example.text} ‖ {example.text_pair}"
+                # a multiple-choice example: context ‖ question ‖ its choices, named as the task's labels
+                parts = [example.text, example.text_pair,
+                         " | ".join(f"{name}: {choice}" for name, choice in zip(info.labels, example.choices))]
+                record["text"] = " ‖ ".join(part for part in parts if part)
                 record["length"] = len(example.text.split()) + len((example.text_pair or "").split())
             else:
                 record["text"], record["length"] = f"example {index + 1}", 0

@@ -7,6 +7,10 @@
                                output at position 0 is the same for every input)
         token tasks:           head on every position          → logits B × T × C
                                (labels only on each word's first sub-word; IGNORE_INDEX elsewhere)
+        multiple choice:       input_ids B × C × T (one (context, choice) pair per choice) run flat as
+                               (B·C) × T; the pooled sequence of each pair → one score, B × C scores;
+                               softmax over the choices, cross-entropy on the gold choice (as Hugging Face's
+                               BertForMultipleChoice)
 
 Several heads share the encoder and the aggregation, so intermediate tasks carry over to the target task.
 Probes (a frozen encoder) standardize each hidden state per dimension with the English training statistics
@@ -69,8 +73,8 @@ class DlfaConfig:
 
 @dataclass
 class DlfaOutput:
-    """loss: scalar or None; logits: B × C (sentence, pair) or B × T × C (token);
-    fusion_weights: B × T × E for `dlfa`; layer_weights: (L + 1,) for `scalar-mix`."""
+    """loss: scalar or None; logits: B × C (sentence, pair; multiple choice: one score per choice) or
+    B × T × C (token); fusion_weights: B × T × E for `dlfa` ((B·C) × T × E for multiple choice); layer_weights: (L + 1,) for `scalar-mix`."""
 
     loss: torch.Tensor | None
     logits: torch.Tensor
@@ -95,7 +99,8 @@ class DlfaModel(nn.Module):
             config.aggregation, hidden, num_layers, config.fusion_layer, config.reduction
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.heads = nn.ModuleDict({name: nn.Linear(hidden, len(head.labels)) for name, head in config.heads.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden, 1 if head.kind == "multiple_choice" else len(head.labels))
+                                    for name, head in config.heads.items()})
         if config.standardize_features:  # (L + 1) × E, saved with the weights; set by set_feature_statistics
             self.register_buffer("feature_mean", torch.zeros(num_layers + 1, hidden))
             self.register_buffer("feature_std", torch.ones(num_layers + 1, hidden))
@@ -146,13 +151,16 @@ class DlfaModel(nn.Module):
         task: str,
         labels: torch.Tensor | None = None,
     ) -> DlfaOutput:
-        """Aggregate hidden states and apply `task`'s head. labels: B (sentence, pair) or B × T (token)."""
+        """Aggregate hidden states and apply `task`'s head. labels: B (sentence, pair, multiple choice) or B × T
+        (token). A multiple-choice head takes the (B·C) × T hidden states of its flattened choices."""
         if task not in self.heads:
             raise ConfigError(f"this model has no head for task '{task}' (heads: {', '.join(self.heads)})")
         fused: AggregationOutput = self.aggregation(self.standardize(hidden_states), attention_mask)
         kind = self.config.heads[task].kind
         features = fused.sequence if kind == "token" else self.pool(fused.sequence, attention_mask)
         logits = self.heads[task](self.dropout(features))
+        if kind == "multiple_choice":  # (B·C) × 1 scores -> B × C
+            logits = logits.view(-1, len(self.config.heads[task].labels))
         loss = None
         if labels is not None:
             loss = nn.functional.cross_entropy(
@@ -168,8 +176,12 @@ class DlfaModel(nn.Module):
         labels: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> DlfaOutput:
-        """input_ids, attention_mask: B × T. `task` may be omitted when the model has a single head."""
+        """input_ids, attention_mask: B × T, or B × C × T for a multiple-choice task (run flat as (B·C) × T).
+        `task` may be omitted when the model has a single head."""
         task = task or next(iter(self.heads))
+        if input_ids.dim() == 3:
+            input_ids, attention_mask = input_ids.flatten(0, 1), attention_mask.flatten(0, 1)
+            token_type_ids = token_type_ids.flatten(0, 1) if token_type_ids is not None else None
         return self.classify(self.encode(input_ids, attention_mask, token_type_ids), attention_mask, task, labels)
 
     # ------------------------------------------------------------------------------------------------

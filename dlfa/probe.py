@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlfa.errors import ConfigError
 from dlfa.evaluate import EVAL_BATCH_SIZE, autocast, sorted_batches, to_device
 from dlfa.fusion import NEEDS_FUSION_LAYER
 from dlfa.jobs.spec import JobSpec
@@ -159,7 +160,11 @@ class FeatureNet(nn.Module):
 
 
 def hidden_state_dataset(model: DlfaModel, encoded, spec: JobSpec, runtime) -> HiddenStateDataset:
-    """The cached hidden states of an EncodedDataset (computed on first use) with the layers `spec` needs."""
+    """The cached hidden states of an EncodedDataset (computed on first use) with the layers `spec` needs.
+    Multiple-choice tasks are refused (their batches are B × C × T: not served from this cache)."""
+    if getattr(encoded, "choices", 0):
+        raise ConfigError(f"probe mode does not support the multiple-choice task {encoded.task}: fine-tune instead "
+                          "(leave out --probe)")
     key = cache_key(spec, encoded, runtime.precision)
     info = {"encoder": spec.encoder, "task": encoded.task, "language": encoded.language, "split": encoded.split,
             "max_length": spec.max_length, "precision": runtime.precision}

@@ -178,6 +178,8 @@ def slice_bounds(batch: dict, max_tokens: int | None) -> list[tuple[int, int, in
     """Row slices (start, end, width) of a batch of about `max_tokens` padded tokens each: at least 2 rows
     (the fusion module's sentence-level batch norm needs 2; a single leftover row joins the slice before it),
     each cut to its longest row. One slice, the whole batch, when it fits or max_tokens is None."""
+    if batch["attention_mask"].dim() == 3:  # multiple choice, B × C × T: a question's choices share one softmax
+        return [(0, *batch["attention_mask"].shape[::2])]
     rows, length = batch["attention_mask"].shape
     per_slice = max(2, (max_tokens or 0) // length)
     if max_tokens is None or per_slice >= rows:
@@ -390,6 +392,46 @@ class EncodedDataset:
         return batch
 
 
+class MultipleChoiceDataset:
+    """A multiple-choice EncodedSplit (C sequences per example) served as B × C × T batches.
+
+    collate(indices) -> {input_ids B × C × T, attention_mask B × C × T, token_type_ids B × C × T when the
+    tokenizer makes them, labels B (the gold choice), task}; `lengths` (N,) is each example's longest choice.
+    """
+
+    def __init__(self, split: EncodedSplit, pad_token_id: int):
+        self.choices = len(split.features[0]["input_ids"]) if split.features else 0
+        sequences = [{key: feature[key][choice] for key in ("input_ids", "token_type_ids") if key in feature}
+                     | {"labels": feature["labels"]}
+                     for feature in split.features for choice in range(self.choices)]
+        self.sequences = EncodedDataset(EncodedSplit(split.task, split.language, split.split, sequences,
+                                                     split.truncated), pad_token_id)
+        self.task, self.language, self.split = split.task, split.language, split.split
+        self.truncated = split.truncated
+        self.labels = np.array([f["labels"] for f in split.features], dtype=np.int64)
+        self.lengths = (self.sequences.lengths.reshape(-1, self.choices).max(1) if self.choices
+                        else np.zeros(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def label_counts(self, num_labels: int) -> np.ndarray:
+        """How often each choice is the gold one."""
+        return np.bincount(self.labels, minlength=num_labels)
+
+    def collate(self, indices: np.ndarray) -> dict:
+        rows = (np.asarray(indices)[:, None] * self.choices + np.arange(self.choices)).ravel()
+        flat = self.sequences.collate(rows)
+        batch = {key: value.view(len(indices), self.choices, -1) for key, value in flat.items()
+                 if key in ("input_ids", "attention_mask", "token_type_ids")}
+        return batch | {"labels": torch.from_numpy(self.labels[indices]), "task": self.task}
+
+
+def serve(split: EncodedSplit, pad_token_id: int, kind: str) -> "EncodedDataset | MultipleChoiceDataset":
+    """The dataset that serves a split of a task of `kind` as batches."""
+    return (MultipleChoiceDataset if kind == "multiple_choice" else EncodedDataset)(split, pad_token_id)
+
+
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
                            min_size: int = 1) -> list[np.ndarray]:
     """Shuffle, cut into mega-batches of MEGA_BATCH × batch_size, sort each by length, cut into batches,
@@ -595,7 +637,7 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
 
     def encoded(task: str, language: str, split: str, limit: int | None) -> EncodedDataset:
         data = load_encoded(task, language, split, source, tokenizer, spec.max_length, max_examples=limit)
-        return EncodedDataset(data, tokenizer.pad_token_id)
+        return serve(data, tokenizer.pad_token_id, get_task(task).kind)
 
     tasks = {name: get_task(name) for name in (*spec.intermediate_tasks, spec.task)}
     train = {name: encoded(name, "en" if name != spec.task else spec.train_language, "train", spec.max_train_examples)

@@ -40,6 +40,7 @@ EXTENSIONS = {
     "token": (".conllu", ".tsv", ".txt", ".conll"),
     "pair": (".tsv", ".txt", ".jsonl"),
     "sentence": (".tsv", ".txt", ".jsonl"),
+    "multiple_choice": (".jsonl",),
 }
 _LANGUAGE = re.compile(r"[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?")
 _SENTENCE_TSV = readers.TsvFormat(text=0, label=1, columns=2)
@@ -92,8 +93,14 @@ def _read(path: Path, info: TaskInfo, language: str) -> list[Example]:
             return readers.read_conll_ner(path, labels=info.labels, fallback_encoding="latin-1")
         return readers.read_token_tag(path, labels=info.labels, language=language)
     if extension == ".jsonl":
-        convert = "sentence" if info.kind == "sentence" else readers.json_pair("text", "text_pair")
-        return readers.read_jsonl(path, convert, labels=info.labels)
+        convert = {"sentence": "sentence", "multiple_choice": "choices"}.get(info.kind) or readers.json_pair(
+            "text", "text_pair")
+        examples = readers.read_jsonl(path, convert, labels=info.labels)
+        for example in examples:
+            if info.kind == "multiple_choice" and len(example.choices) != len(info.labels):
+                raise DataError(f"{len(example.choices)} choices; {info.name} has {len(info.labels)} "
+                                f"({', '.join(info.labels)})", path.name, int(example.source.rpartition(":")[2]))
+        return examples
     fmt = _SENTENCE_TSV if info.kind == "sentence" else ("pawsx" if info.name == "pawsx" else "xnli")
     return readers.read_tsv(path, fmt, labels=info.labels)
 
@@ -111,7 +118,8 @@ def _check_sizes(examples: list[Example], name: str) -> None:
     if len(examples) > MAX_EXAMPLES:
         raise DataError(f"the file holds {len(examples):,} examples; uploads are limited to {MAX_EXAMPLES:,}", name)
     for example in examples:
-        words = len(example.words) or len(example.text.split()) + len((example.text_pair or "").split())
+        words = len(example.words) or sum(len(text.split()) for text in (example.text, example.text_pair or "",
+                                                                         *example.choices))
         if words > MAX_WORDS_PER_EXAMPLE:
             line = example.source.rpartition(":")[2]
             raise DataError(f"an example has {words:,} words; uploads are limited to {MAX_WORDS_PER_EXAMPLE} words "
@@ -202,7 +210,7 @@ def evaluate_upload(
     from dlfa.model import CONFIG_FILE, DlfaModel
     from dlfa.tasks.base import encode_examples
     from dlfa.tasks.registry import get_task
-    from dlfa.train import RESULTS_FILE, EncodedDataset
+    from dlfa.train import RESULTS_FILE, serve
 
     unit = Path(run_unit_dir)
     heads = model.config.heads if model is not None else _saved_heads(unit / "model" / CONFIG_FILE)
@@ -218,7 +226,7 @@ def evaluate_upload(
     tokenizer = load_tokenizer(model.config.encoder)
     examples = load_uploaded_examples(upload)[:max_examples]
     encoded = encode_examples(examples, info, tokenizer, max_length, language=upload.language, split="upload")
-    dataset = EncodedDataset(encoded, tokenizer.pad_token_id)
+    dataset = serve(encoded, tokenizer.pad_token_id, info.kind)
     metrics, fusion = evaluate_dataset(model, dataset, info, device, bootstrap_samples=bootstrap_samples,
                                        with_fusion=model.config.aggregation == "dlfa")
     return {**metrics, "task": info.name, "language": upload.language, "file": upload.name,

@@ -10,7 +10,8 @@ from dlfa.errors import DlfaError
 
 FORMATS = {"token": "CoNLL-U (.conllu), token<TAB>tag (.tsv/.txt) or CoNLL NER columns (.conll)",
            "pair": "text<TAB>text_pair<TAB>label (.tsv/.txt) or JSONL {text, text_pair, label}",
-           "sentence": "text<TAB>label (.tsv/.txt) or JSONL {text, label}"}
+           "sentence": "text<TAB>label (.tsv/.txt) or JSONL {text, label}",
+           "multiple_choice": "JSONL {text, text_pair (optional question), choices: [...], label: a choice's name}"}
 
 
 def save_section(uploads) -> None:

@@ -173,19 +173,6 @@ def test_jsonl_formats(tmp_path):
             {"word": "class", "sentence1": "A class.", "sentence2": "Real class.", "label": False, "idx": 1},
             ("class: A class.", "Real class.", "false", "1"),
         ),
-        "copa": (
-            {"premise": "It rained.", "choice1": "Sun.", "choice2": "Wet.", "question": "effect", "label": 1, "idx": 2},
-            ("It rained. What was the effect?", "1: Sun. 2: Wet.", "choice2", "2"),
-        ),
-        "commonsenseqa": (
-            {
-                "id": "q1",
-                "question": "Where?",
-                "choices": {"label": ["A", "B"], "text": ["bank", "mall"]},
-                "answerKey": "B",
-            },
-            ("Where?", "A: bank B: mall", "B", "q1"),
-        ),
         "sentence": ({"text": "Great film", "label": "positive"}, ("Great film", None, "positive", "0")),
     }
     for name, (row, expected) in rows.items():

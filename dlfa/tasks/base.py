@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-TaskKind = Literal["token", "sentence", "pair"]
+from dlfa.errors import DataError
+
+TaskKind = Literal["token", "sentence", "pair", "multiple_choice"]
+TASK_FAMILIES = {"token": "tagging", "sentence": "classification", "pair": "pair", "multiple_choice": "multiple choice"}
 IGNORE_INDEX = -100
 SENTENCEPIECE_SPACE = "▁"
 
@@ -16,6 +19,9 @@ SENTENCEPIECE_SPACE = "▁"
 @dataclass(frozen=True)
 class TaskInfo:
     """A task: its kind, label set and metric.
+
+    multiple_choice tasks: `labels` names the choices in order (every example has len(labels) choices) and an
+    example's label is its gold choice's name.
 
     metric: "accuracy" | "entity_f1" (seqeval, IOB2 tags) | "mcc" (Matthews) | "f1" (binary, positive = labels[1]).
     """
@@ -36,7 +42,8 @@ class Example:
     """One labeled example.
 
     token tasks: `words` and `tags` (one tag per word); sentence tasks: `text` and `label`;
-    pair tasks: `text`, `text_pair` and `label`. `item_id` aligns translations of the same item
+    pair tasks: `text`, `text_pair` and `label`; multiple-choice tasks: `text` (the context), optionally
+    `text_pair` (the question), `choices` and `label` (the gold choice's name). `item_id` aligns translations of the same item
     (XNLI / PAWS-X rows, Parallel UD sentence ids); `source` is "file:line" for error messages.
     """
 
@@ -45,6 +52,7 @@ class Example:
     words: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     label: str | None = None
+    choices: tuple[str, ...] = ()
     item_id: str | None = None
     source: str = ""
 
@@ -55,7 +63,8 @@ class EncodedSplit:
 
     Each feature: `input_ids` (T,), optional `token_type_ids` (T,), `labels`: an int (sentence/pair) or
     a list of T ints with IGNORE_INDEX everywhere but the first sub-word of each word (token tasks).
-    `truncated` counts examples cut at `max_length` (reported, never silent).
+    Multiple-choice features hold one sequence per choice: `input_ids` and `token_type_ids` are C lists (C × T_c),
+    `labels` the gold choice's index. `truncated` counts examples cut at `max_length` (reported, never silent).
     """
 
     task: str
@@ -91,6 +100,11 @@ def encode_examples(
     """Tokenize examples for `task` (a fast Hugging Face tokenizer) into an EncodedSplit."""
     encoded = EncodedSplit(task=task.name, language=language, split=split)
     for example in examples:
+        if task.kind == "multiple_choice":
+            feature, cut = _encode_choices(example, task, tokenizer, max_length)
+            encoded.truncated += cut
+            encoded.features.append(feature)
+            continue
         if task.kind == "token":
             full = tokenizer(list(example.words), is_split_into_words=True, truncation=False)
             out = tokenizer(list(example.words), is_split_into_words=True, truncation=True, max_length=max_length)
@@ -112,3 +126,19 @@ def encode_examples(
             encoded.truncated += 1
         encoded.features.append(feature)
     return encoded
+
+
+def _encode_choices(example: Example, task: TaskInfo, tokenizer, max_length: int) -> tuple[dict, bool]:
+    """One (context, [question] choice) pair per choice: input_ids C × T_c, the gold choice's index; and whether
+    any pair was cut at max_length."""
+    if len(example.choices) != len(task.labels):
+        raise DataError(f"{len(example.choices)} choices, but task {task.name} has {len(task.labels)}",
+                        example.source or None)
+    seconds = [f"{example.text_pair} {choice}" if example.text_pair else choice for choice in example.choices]
+    contexts = [example.text] * len(seconds)
+    full = tokenizer(contexts, seconds, truncation=False)
+    out = tokenizer(contexts, seconds, truncation="longest_first", max_length=max_length)
+    feature = {"input_ids": out["input_ids"], "labels": task.label_id(example.label)}
+    if "token_type_ids" in out:
+        feature["token_type_ids"] = out["token_type_ids"]
+    return feature, any(len(ids) > max_length for ids in full["input_ids"])

@@ -12,7 +12,9 @@ from dlfa.errors import DataError
 def register(subparsers) -> None:
     data = subparsers.add_parser("data", help="inspect the tasks and their data")
     commands = data.add_subparsers(dest="data_command", required=True)
-    listing = commands.add_parser("list", help="per task: the languages found and the size of each split")
+    listing = commands.add_parser(
+        "list", help="per task: its family, the languages found, the size of each split and where the data comes from"
+    )
     listing.add_argument(
         "--data-root", help="a data root (default: $DLFA_DATA_DIR, else the classroom pack, else the hub)"
     )
@@ -29,15 +31,17 @@ def register(subparsers) -> None:
 
 
 def run_list(args) -> int:
-    from dlfa.tasks.registry import DataSource, get_task, list_tasks, scan_languages
+    from dlfa.tasks.base import TASK_FAMILIES
+    from dlfa.tasks.registry import DataSource, get_task, list_tasks, scan_languages, task_source
 
     source = DataSource.resolve(args.data_root)
     tasks = [get_task(name) for name in args.task] if args.task else list_tasks()
     rows = []
     for task in tasks:
         row = {
-            "name": task.name, "kind": task.kind, "metric": task.metric, "intermediate": task.intermediate,
-            "description": task.description, "labels": list(task.labels),
+            "name": task.name, "kind": task.kind, "family": TASK_FAMILIES[task.kind], "metric": task.metric,
+            "intermediate": task.intermediate, "description": task.description, "labels": list(task.labels),
+            "source": task_source(task, source),
         }  # fmt: skip
         try:
             scan = scan_languages(task, source)
@@ -52,7 +56,8 @@ def run_list(args) -> int:
     print(f"source: {source.describe()}")
     for row in rows:
         flags = ", intermediate" if row["intermediate"] else ""
-        print(f"\n{row['name']} ({row['kind']}, {row['metric']}{flags}): {row['description']}")
+        print(f"\n{row['name']} ({row['family']}, {row['metric']}{flags}): {row['description']}")
+        print(f"  source: {row['source']}")
         languages = row["languages"]
         if languages:
             sizes = (

@@ -4,7 +4,8 @@ file, the line and what was wrong (wrong column count, a tag outside the label s
 Formats: CoNLL-U (`read_conllu`), `token<TAB>tag` as in XTREME PAN-X / UD-POS (`read_token_tag`), CoNLL-2002/2003
 (`read_conll_ner`), tab-separated sentence and pair files such as XNLI, PAWS-X and GLUE (`read_tsv` with a
 `TsvFormat`, presets in `TSV_FORMATS`) and JSON lines such as SuperGLUE, XCOPA and CommonsenseQA (`read_jsonl`
-with a converter, presets in `JSONL_FORMATS`). Lines may end in LF or CRLF; a UTF-8 byte-order mark is ignored.
+with a converter, presets in `JSONL_FORMATS`) and comma-separated files with a header such as Cosmos QA
+(`read_csv`, the same converters). Lines may end in LF or CRLF; a UTF-8 byte-order mark is ignored.
 """
 
 from __future__ import annotations
@@ -330,9 +331,14 @@ def _label(value: object) -> str:
     raise TypeError(f"label should be a string, an integer or a boolean, not {type(value).__name__}")
 
 
-def json_pair(text: str, text_pair: str, label: str = "label") -> JsonConverter:
-    """A converter for objects holding two texts and a label."""
-    return lambda row: {"text": _string(row, text), "text_pair": _string(row, text_pair), "label": _label(row[label])}
+def json_pair(text: str, text_pair: str | None, label: str = "label") -> JsonConverter:
+    """A converter for objects holding two texts (or one, without `text_pair`) and a label."""
+
+    def convert(row: dict) -> dict:
+        pair = {"text_pair": _string(row, text_pair)} if text_pair else {}
+        return {"text": _string(row, text), **pair, "label": _label(row[label])}
+
+    return convert
 
 
 def _sentence(row: dict) -> dict:
@@ -348,28 +354,84 @@ def _wic(row: dict) -> dict:
     }
 
 
+def _choice_texts(row: dict, keys: list[str]) -> tuple[str, ...]:
+    return tuple(_string(row, key) for key in keys)
+
+
 def _copa(row: dict) -> dict:
-    """COPA / XCOPA cast to pair classification: which of the two choices is the cause (or effect)."""
+    """COPA / XCOPA as multiple choice: the premise, the question ("cause" or "effect") and two choices."""
     question = _string(row, "question")
-    choices = f"1: {_string(row, 'choice1')} 2: {_string(row, 'choice2')}"
+    if question not in ("cause", "effect"):
+        raise ValueError(f"question should be 'cause' or 'effect', not {question!r}")
     answer = row["label"]
     if answer not in (0, 1) or isinstance(answer, bool):
         raise ValueError(f"label should be 0 or 1, not {answer!r}")
-    return {
-        "text": f"{_string(row, 'premise')} What was the {question}?",
-        "text_pair": choices,
-        "label": f"choice{answer + 1}",
-    }
+    return {"text": _string(row, "premise"), "text_pair": f"What was the {question}?",
+            "choices": _choice_texts(row, ["choice1", "choice2"]), "label": f"choice{answer + 1}"}
 
 
 def _commonsenseqa(row: dict) -> dict:
-    """CommonsenseQA cast to pair classification: the question, then the lettered choices; the label is the letter."""
-    choices = row["choices"]
-    letters, texts = choices["label"], choices["text"]
+    """CommonsenseQA as multiple choice, in the official release's format (question.stem, question.choices
+    [{label, text}]) or the hub's (question, choices {label: [...], text: [...]}); the label is the gold letter."""
+    question = row["question"]
+    if isinstance(question, dict):  # the official release
+        stem, listed = _string(question, "stem"), question["choices"]
+        letters, texts = [choice["label"] for choice in listed], [choice["text"] for choice in listed]
+    else:
+        stem, letters, texts = _string(row, "question"), row["choices"]["label"], row["choices"]["text"]
     if not (isinstance(letters, list) and isinstance(texts, list) and len(letters) == len(texts)):
-        raise ValueError("choices should hold two lists of equal length, 'label' and 'text'")
-    listed = " ".join(f"{letter}: {text}" for letter, text in zip(letters, texts))
-    return {"text": _string(row, "question"), "text_pair": listed, "label": _label(row["answerKey"])}
+        raise ValueError("choices should hold as many letters as texts")
+    if letters != [chr(ord("A") + i) for i in range(len(letters))]:
+        raise ValueError(f"choices should be lettered A, B, C ... in order, not {letters}")
+    answer = _label(row["answerKey"])
+    if answer not in letters:
+        raise ValueError(f"answerKey {answer!r} is not one of the choices' letters (an unlabeled row?)")
+    return {"text": stem, "choices": tuple(map(str, texts)), "label": answer}
+
+
+def _cosmosqa(row: dict) -> dict:
+    """Cosmos QA: a context, a question and four answers (answer0 ... answer3); the label is the gold index."""
+    return {"text": _string(row, "context"), "text_pair": _string(row, "question"),
+            "choices": _choice_texts(row, [f"answer{i}" for i in range(4)]), "label": _index_label(row["label"], 4)}
+
+
+def _hellaswag(row: dict) -> dict:
+    """HellaSwag (hub schema): a context `ctx` and four `endings`; the label is the gold index."""
+    endings = row["endings"]
+    if not (isinstance(endings, list) and all(isinstance(ending, str) for ending in endings)):
+        raise TypeError("field 'endings' should be a list of strings")
+    return {"text": _string(row, "ctx"), "choices": tuple(endings), "label": _index_label(row["label"], len(endings))}
+
+
+def _index_label(value: object, choices: int) -> str:
+    """A gold choice index (an integer, or its digits as in CSV files and the hub's HellaSwag) as a label name."""
+    index = int(value) if isinstance(value, str) and value.strip().isdigit() else value
+    if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < choices:
+        return str(index)
+    raise ValueError(f"label should be a choice index below {choices}, not {value!r} (an unlabeled row?)")
+
+
+def hub_labels(convert: JsonConverter, names: tuple) -> JsonConverter:
+    """`convert` for hub rows whose label is an integer indexing `names` (the dataset's ClassLabel order);
+    unlabeled rows (label -1, as in the GLUE and SuperGLUE test splits) are refused."""
+
+    def converted(row: dict) -> dict:
+        label = row["label"]
+        if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(names):
+            raise ValueError(f"label should be an index below {len(names)}, not {label!r} (an unlabeled row?)")
+        return convert({**row, "label": names[label]})
+
+    return converted
+
+
+def _choices(row: dict) -> dict:
+    """The generic multiple-choice object (uploads): text, an optional text_pair (the question), a list of
+    choices and the gold choice's name as label."""
+    choices = row["choices"]
+    if not (isinstance(choices, list) and choices and all(isinstance(choice, str) for choice in choices)):
+        raise TypeError("field 'choices' should be a non-empty list of strings")
+    pair = {"text_pair": _string(row, "text_pair")} if row.get("text_pair") is not None else {}
+    return {"text": _string(row, "text"), **pair, "choices": tuple(choices), "label": _label(row["label"])}
 
 
 JSONL_FORMATS: dict[str, JsonConverter] = {
@@ -380,7 +442,27 @@ JSONL_FORMATS: dict[str, JsonConverter] = {
     "wic": _wic,
     "copa": _copa,
     "commonsenseqa": _commonsenseqa,
+    "cosmosqa": _cosmosqa,
+    "hellaswag": _hellaswag,
+    "choices": _choices,
 }
+
+
+def convert_row(row: object, convert: JsonConverter, labels: Collection[str] | None, where: str, line: int,
+                item: object) -> Example:
+    """One row (a dict) turned into an Example by `convert`; DataError naming `where` and `line` otherwise."""
+    if not isinstance(row, dict):
+        raise DataError(f"expected a JSON object, found {type(row).__name__}", where, line)
+    try:
+        fields = convert(row)
+    except KeyError as exc:
+        raise DataError(f"missing field {exc}", where, line) from None
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise DataError(f"unexpected value: {exc}", where, line) from None
+    if not fields["text"].strip():
+        raise DataError("empty text", where, line)
+    _check_label(fields["label"], labels, Path(where), line, "label")
+    return Example(**fields, item_id=str(item), source=f"{where}:{line}")
 
 
 def read_jsonl(path: str | Path, convert: JsonConverter | str, labels: Collection[str] | None = None) -> list[Example]:
@@ -396,19 +478,35 @@ def read_jsonl(path: str | Path, convert: JsonConverter | str, labels: Collectio
             row = json.loads(line)
         except (ValueError, RecursionError) as exc:
             raise DataError(f"invalid JSON: {exc}", str(path), number) from None
-        if not isinstance(row, dict):
-            raise DataError(f"expected a JSON object, found {type(row).__name__}", str(path), number)
-        try:
-            fields = convert(row)
-        except KeyError as exc:
-            raise DataError(f"missing field {exc}", str(path), number) from None
-        except (TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise DataError(f"unexpected value: {exc}", str(path), number) from None
-        if not fields["text"].strip():
-            raise DataError("empty text", str(path), number)
-        _check_label(fields["label"], labels, path, number, "label")
-        item = row.get("idx", row.get("id", len(examples)))
-        examples.append(Example(**fields, item_id=str(item), source=f"{path}:{number}"))
+        item = row.get("idx", row.get("id", len(examples))) if isinstance(row, dict) else None
+        examples.append(convert_row(row, convert, labels, str(path), number, item))
+    if not examples:
+        raise _no_examples(path)
+    return examples
+
+
+def read_csv(path: str | Path, convert: JsonConverter | str, labels: Collection[str] | None = None) -> list[Example]:
+    """Comma-separated rows with a header (Cosmos QA), each row a dict of the header's columns turned into an
+    example by `convert` (as for read_jsonl); `item_id` is the row's `id` where present, else the row index."""
+    path = Path(path)
+    convert = JSONL_FORMATS[convert] if isinstance(convert, str) else convert
+    reader = csv.reader(read_text_lines(path), strict=True)
+    examples = []
+    try:
+        header = next(reader)
+        for values in reader:
+            if not any(value.strip() for value in values):
+                continue
+            if len(values) != len(header):
+                raise DataError(f"expected {len(header)} comma-separated columns as in the header, found "
+                                f"{len(values)}", str(path), reader.line_num)
+            row = dict(zip(header, values))
+            examples.append(convert_row(row, convert, labels, str(path), reader.line_num,
+                                        row.get("id", len(examples))))
+    except csv.Error as exc:
+        raise DataError(f"malformed comma-separated line: {exc}", str(path), reader.line_num) from None
+    except StopIteration:
+        raise _no_examples(path) from None
     if not examples:
         raise _no_examples(path)
     return examples

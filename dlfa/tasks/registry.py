@@ -28,8 +28,11 @@ The paper's tasks from a data root:
 From the hub: XNLI English validation (90% train, 10% dev) and each language's labeled test; PAWS-X, PAN-X and
 UD-POS English train/validation and each language's test.
 
-Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qnli, rte, boolq, cb, wic, commonsenseqa,
-xcopa (COPA, also zero-shot on XCOPA) and conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch).
+Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
+conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch) and the multiple-choice tasks commonsenseqa,
+xcopa (COPA, also zero-shot on XCOPA), cosmosqa and hellaswag. From the hub (`HubRows`, `_hub_english`) each reads
+its own dataset (nyu-mll/glue, aps/super_glue, tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag): train cut
+90/10 into train and dev, validation as test; qqp, mnli and hellaswag have no local files.
 Where a task ships a single labeled file, it is cut into train 80% / dev 10% / test 10% of the rows in file
 order, rows sharing a text kept in one part (`group_parts`, as for the item split).
 """
@@ -80,8 +83,14 @@ def pack_built(path: Path | None = None) -> bool:
     return ((path or pack_dir()) / "MANIFEST.json").is_file()
 
 
+def hub_config(dataset: str, config: str | None) -> str:
+    """The loader's config argument for a hub dataset other than google/xtreme: `<dataset>:<config>`."""
+    return f"{dataset}:{config or ''}"
+
+
 def load_hub_split(config: str, split: str):
-    """The default hub loader: one split of one google/xtreme config as a `datasets.Dataset`."""
+    """The default hub loader: one split of one google/xtreme config (or of another dataset, for a config
+    written `<dataset>:<config>` by hub_config) as a `datasets.Dataset`."""
     from datasets import load_dataset
 
     from dlfa.encoders import hub_reachable
@@ -91,7 +100,8 @@ def load_hub_split(config: str, split: str):
         raise DataError("the Hugging Face hub cannot be reached, and no data root or classroom pack is set: "
                         "run `python -m dlfa prepare` for the classroom pack, or pass --data-root "
                         "(DLFA_DATA_DIR) a folder laid out like the project's data", HUB_DATASET)
-    return load_dataset(HUB_DATASET, config, split=split)
+    dataset, _, name = config.rpartition(":") if ":" in config else (HUB_DATASET, "", config)
+    return load_dataset(dataset, name or None, split=split)
 
 
 @dataclass(frozen=True)
@@ -125,7 +135,7 @@ class DataSource:
 
     def describe(self) -> str:
         if self.kind == "hub":
-            return f"the hub ({HUB_DATASET})"
+            return f"the hub ({HUB_DATASET} and the intermediate tasks' datasets)"
         return f"{'the data root' if self.kind == 'files' else 'the classroom pack'} {self.root}"
 
     __str__ = describe
@@ -167,7 +177,8 @@ def group_parts(examples: list[Example], bounds: tuple[float, ...], seed: int | 
 
     first_row: dict[str, int] = {}
     for row, example in enumerate(examples):
-        for text in (example.text, example.text_pair):
+        # a multiple-choice example's text_pair is its question, often shared ("What was the cause?"): not grouped
+        for text in (example.text, None if example.choices else example.text_pair):
             if text is not None:
                 a, b = find(row), find(first_row.setdefault(text, row))
                 parent[max(a, b)] = min(a, b)  # the root is the group's first row
@@ -200,6 +211,7 @@ READERS: dict[str, Callable[..., list[Example]]] = {
     "conll_ner": readers.read_conll_ner,
     "tsv": readers.read_tsv,
     "jsonl": readers.read_jsonl,
+    "csv": readers.read_csv,
 }
 
 
@@ -356,6 +368,56 @@ class HubSplit:
         return None
 
 
+# Hub rows of the intermediate tasks, converted by the local readers' converters (dataset cards: nyu-mll/glue,
+# aps/super_glue, tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag; integer labels in ClassLabel order)
+_GLUE_NLI3 = ("entailment", "neutral", "contradiction")
+HUB_CONVERTERS: dict[str, readers.JsonConverter] = {
+    "sst2": readers.hub_labels(readers.json_pair("sentence", None), ("negative", "positive")),
+    "cola": readers.hub_labels(readers.json_pair("sentence", None), ("unacceptable", "acceptable")),
+    "mrpc": readers.hub_labels(readers.json_pair("sentence1", "sentence2"), ("not_paraphrase", "paraphrase")),
+    "qqp": readers.hub_labels(readers.json_pair("question1", "question2"), ("not_duplicate", "duplicate")),
+    "qnli": readers.hub_labels(readers.json_pair("question", "sentence"), ("entailment", "not_entailment")),
+    "rte": readers.hub_labels(readers.json_pair("sentence1", "sentence2"), ("entailment", "not_entailment")),
+    "mnli": readers.hub_labels(readers.json_pair("premise", "hypothesis"), _GLUE_NLI3),
+    "boolq": readers.hub_labels(readers.json_pair("question", "passage"), (False, True)),
+    "cb": readers.hub_labels(readers.json_pair("premise", "hypothesis"), ("entailment", "contradiction", "neutral")),
+    "wic": readers.hub_labels(readers.JSONL_FORMATS["wic"], (False, True)),
+    "copa": readers.JSONL_FORMATS["copa"],
+    "commonsenseqa": readers.JSONL_FORMATS["commonsenseqa"],
+    "cosmosqa": readers.JSONL_FORMATS["cosmosqa"],
+    "hellaswag": readers.JSONL_FORMATS["hellaswag"],
+}
+
+
+@dataclass(frozen=True)
+class HubRows:
+    """One split of a hub dataset other than google/xtreme, each row converted by HUB_CONVERTERS[convert]."""
+
+    loader: Callable[[str, str], Any] = field(compare=False, repr=False)
+    dataset: str
+    config: str | None
+    split: str
+    convert: str
+    cut: Cut | None = None
+
+    def load(self) -> list[Example]:
+        where = f"{self.dataset}{f' {self.config}' if self.config else ''} ({self.split})"
+        try:
+            rows = self.loader(hub_config(self.dataset, self.config), self.split)
+        except Exception as exc:  # network, missing config or split, bad files: all reach the user as DataError
+            raise DataError(f"cannot load {where}: {exc}") from exc
+        convert = HUB_CONVERTERS[self.convert]
+        examples = [readers.convert_row(row, convert, None, f"{where} row", number,  # rows counted from 1
+                                        row.get("idx", row.get("id", number - 1)) if isinstance(row, dict) else None)
+                    for number, row in enumerate(rows, start=1)]
+        if not examples:
+            raise DataError(f"{where} has no rows")
+        return _take(examples, self.cut)
+
+    def fingerprint(self) -> None:
+        return None
+
+
 # ----------------------------------------------------------------------------------------------------
 # Layouts: language -> split -> data, for a data root, the pack or the hub
 
@@ -421,6 +483,25 @@ def _item_split_files(folder: Path, tsv_format: str, task: TaskInfo, test_folder
         if language != "en":
             layout[language] = {"test": ItemSplit(english, target, "test", **settings)}
     return layout
+
+
+def _hub_english(dataset: str, config: str | None, convert: str, test_split: str = "validation"):
+    """A hub layout for an English intermediate task: the train split cut 90/10 into train and dev (the test
+    splits carry no labels), `test_split` as test."""
+
+    def layout(loader: Callable[[str, str], Any]) -> Layout:
+        def part(split: str, cut: Cut | None = None) -> HubRows:
+            return HubRows(loader, dataset, config, split, convert, cut)
+
+        return {"en": {"train": part("train", (TRAIN_DEV, 0)), "dev": part("train", (TRAIN_DEV, 1)),
+                       "test": part(test_split)}}
+
+    return layout
+
+
+def _no_local_files(root: Path, task: TaskInfo) -> Layout:
+    """Tasks whose data is not on this machine (files of 4 MiB and more): the hub only."""
+    return {}
 
 
 def _xcopa_files(root: Path, task: TaskInfo) -> Layout:
@@ -527,6 +608,7 @@ def _whole(folder: str, **files: str) -> dict[str, tuple[str, None]]:
 _NLI3 = ("entailment", "neutral", "contradiction")
 _NLI2 = ("entailment", "not_entailment")
 _SUPERGLUE = "english/SuperGLUE_val_and_FewGLUE"
+_CSQA = "english/CommonsenseQA/official"
 # fmt: off
 _SPECS = [
     # the paper's four target tasks
@@ -551,42 +633,68 @@ _SPECS = [
     TaskSpec(TaskInfo("sst2", "sentence", ("negative", "positive"), "accuracy",
                       "Sentiment of movie-review phrases: GLUE SST-2", intermediate=True),
              _english_files(_whole("english/SST-2", train="train.tsv", dev="dev.tsv", test="test-labeled.tsv"),
-                            "tsv", fmt="sst2")),
+                            "tsv", fmt="sst2"),
+             hub=_hub_english("nyu-mll/glue", "sst2", "sst2")),
     TaskSpec(TaskInfo("cola", "sentence", ("unacceptable", "acceptable"), "mcc",
                       "Grammatical acceptability: CoLA (out-of-domain dev as test)", intermediate=True),
              _english_files(_whole("english/CoLA/raw", train="in_domain_train.tsv", dev="in_domain_dev.tsv",
-                                   test="out_of_domain_dev.tsv"), "tsv", fmt="cola")),
+                                   test="out_of_domain_dev.tsv"), "tsv", fmt="cola"),
+             hub=_hub_english("nyu-mll/glue", "cola", "cola")),
     TaskSpec(TaskInfo("mrpc", "pair", ("not_paraphrase", "paraphrase"), "f1",
                       "Paraphrase: MSR Paraphrase Corpus (train cut 90/10, original test)", intermediate=True),
              _english_files({**_cut("english/MRPC/msr_paraphrase_train.txt", TRAIN_DEV),
-                             **_whole("english/MRPC", test="msr_paraphrase_test.txt")}, "tsv", fmt="mrpc")),
+                             **_whole("english/MRPC", test="msr_paraphrase_test.txt")}, "tsv", fmt="mrpc"),
+             hub=_hub_english("nyu-mll/glue", "mrpc", "mrpc")),
+    TaskSpec(TaskInfo("qqp", "pair", ("not_duplicate", "duplicate"), "f1",
+                      "Duplicate questions: GLUE QQP (hub only: train cut 90/10, validation as test)",
+                      intermediate=True),
+             _no_local_files, hub=_hub_english("nyu-mll/glue", "qqp", "qqp")),
+    TaskSpec(TaskInfo("mnli", "pair", _NLI3, "accuracy",
+                      "Natural language inference: GLUE MNLI (hub only: train cut 90/10, validation_matched as "
+                      "test)", intermediate=True),
+             _no_local_files, hub=_hub_english("nyu-mll/glue", "mnli", "mnli", "validation_matched")),
     TaskSpec(TaskInfo("qnli", "pair", _NLI2, "accuracy", "Question-answer entailment: GLUE QNLI dev cut 80/10/10",
                       intermediate=True),
-             _english_files(_cut("english/QNLI/dev.tsv", THIRDS), "tsv", fmt="qnli")),
+             _english_files(_cut("english/QNLI/dev.tsv", THIRDS), "tsv", fmt="qnli"),
+             hub=_hub_english("nyu-mll/glue", "qnli", "qnli")),
     TaskSpec(TaskInfo("rte", "pair", _NLI2, "accuracy", "Textual entailment: GLUE RTE (train cut 90/10, dev as test)",
                       intermediate=True),
              _english_files({**_cut("english/RTE/train.tsv", TRAIN_DEV), **_whole("english/RTE", test="dev.tsv")},
-                            "tsv", fmt="rte")),
+                            "tsv", fmt="rte"),
+             hub=_hub_english("nyu-mll/glue", "rte", "rte")),
     TaskSpec(TaskInfo("boolq", "pair", ("false", "true"), "accuracy",
                       "Yes/no questions on a passage: SuperGLUE BoolQ val cut 80/10/10", intermediate=True),
-             _english_files(_cut(f"{_SUPERGLUE}/BoolQ/val.jsonl", THIRDS), "jsonl", convert="boolq")),
+             _english_files(_cut(f"{_SUPERGLUE}/BoolQ/val.jsonl", THIRDS), "jsonl", convert="boolq"),
+             hub=_hub_english("aps/super_glue", "boolq", "boolq")),
     TaskSpec(TaskInfo("cb", "pair", _NLI3, "accuracy",
                       "CommitmentBank NLI: FewGLUE train and dev32 (32 each), SuperGLUE val as test",
                       intermediate=True),
              _english_files(_whole(f"{_SUPERGLUE}/CB", train="train.jsonl", dev="dev32.jsonl", test="val.jsonl"),
-                            "jsonl", convert="cb")),
+                            "jsonl", convert="cb"),
+             hub=_hub_english("aps/super_glue", "cb", "cb")),
     TaskSpec(TaskInfo("wic", "pair", ("false", "true"), "accuracy", "Word in context: SuperGLUE WiC val cut 80/10/10",
                       intermediate=True),
-             _english_files(_cut(f"{_SUPERGLUE}/WiC/val.jsonl", THIRDS), "jsonl", convert="wic")),
-    TaskSpec(TaskInfo("commonsenseqa", "pair", tuple("ABCDE"), "accuracy",
-                      "Commonsense multiple choice as pair classification: CommonsenseQA dev cut 80/10/10",
+             _english_files(_cut(f"{_SUPERGLUE}/WiC/val.jsonl", THIRDS), "jsonl", convert="wic"),
+             hub=_hub_english("aps/super_glue", "wic", "wic")),
+    TaskSpec(TaskInfo("commonsenseqa", "multiple_choice", tuple("ABCDE"), "accuracy",
+                      "Commonsense questions, 5 choices: CommonsenseQA official train (9,741) cut 90/10, official "
+                      "dev as test", intermediate=True),
+             _english_files({**_cut(f"{_CSQA}/train_rand_split.jsonl", TRAIN_DEV),
+                             **_whole(_CSQA, test="dev_rand_split.jsonl")}, "jsonl", convert="commonsenseqa"),
+             hub=_hub_english("tau/commonsense_qa", None, "commonsenseqa")),
+    TaskSpec(TaskInfo("xcopa", "multiple_choice", ("choice1", "choice2"), "accuracy",
+                      "Causal reasoning, 2 choices: COPA English train cut 90/10, COPA and XCOPA validation as test",
                       intermediate=True),
-             _english_files(_cut("english/CommonsenseQA/dev_rand_split.jsonl", THIRDS), "jsonl",
-                            convert="commonsenseqa")),
-    TaskSpec(TaskInfo("xcopa", "pair", ("choice1", "choice2"), "accuracy",
-                      "Causal reasoning as pair classification: COPA English, XCOPA validation as test",
+             _xcopa_files, hub=_hub_english("aps/super_glue", "copa", "copa")),
+    TaskSpec(TaskInfo("cosmosqa", "multiple_choice", ("0", "1", "2", "3"), "accuracy",
+                      "Reading comprehension with commonsense, 4 choices: Cosmos QA dev cut 80/10/10 (train on the "
+                      "hub only)", intermediate=True),
+             _english_files(_cut("english/CosmosQA/valid.csv", THIRDS), "csv", convert="cosmosqa"),
+             hub=_hub_english("allenai/cosmos_qa", None, "cosmosqa")),
+    TaskSpec(TaskInfo("hellaswag", "multiple_choice", ("0", "1", "2", "3"), "accuracy",
+                      "Sentence completion, 4 endings: HellaSwag (hub only: train cut 90/10, validation as test)",
                       intermediate=True),
-             _xcopa_files),
+             _no_local_files, hub=_hub_english("Rowan/hellaswag", None, "hellaswag")),
     TaskSpec(TaskInfo("conll-ner", "token", CONLL_NER_TAGS, "entity_f1",
                       "Named entities: CoNLL-2003 English; CoNLL-2002/2003 German, Spanish, Dutch as test",
                       intermediate=True),
@@ -741,6 +849,36 @@ def scan_languages(task: str | TaskInfo, source: DataSource | None = None) -> La
     return LanguageScan(available, broken)
 
 
+def _layout_source(layout: Layout, root: Path | None) -> str | None:
+    """The hub dataset of a layout, or the folder (under `root` where it is inside) that holds all its files."""
+    paths, hub = [], None
+    for splits in layout.values():
+        for data in splits.values():
+            files = [*data.english, *data.target] if isinstance(data, ItemSplit) else [data]
+            for part in files:
+                if isinstance(part, HubRows):
+                    hub = f"hub {part.dataset}{f' {part.config}' if part.config else ''}"
+                elif isinstance(part, HubSplit):
+                    hub = f"hub {HUB_DATASET}"
+                else:
+                    paths += [path.parent for path in part.paths]
+    if hub or not paths:
+        return hub
+    folder = Path(os.path.commonpath(paths))
+    return str(folder.relative_to(root)) if root and folder.is_relative_to(root) else str(folder)
+
+
+def task_source(task: str | TaskInfo, source: DataSource | None = None) -> str:
+    """Where a task's data comes from in `source`: the folder under the data root or pack that holds its files,
+    or its hub dataset; with no data there, where the hub has it."""
+    spec, source = _spec(task), source or DataSource.resolve()
+    found = _layout_source(_layout(spec, source), source.root)
+    if found:
+        return found
+    on_hub = _layout_source(spec.hub(lambda config, split: []), None) if spec.hub and not spec.classroom else None
+    return f"none in {source.describe()}" + (f" ({on_hub} has it)" if on_hub else "")
+
+
 def available_languages(task: str | TaskInfo, source: DataSource | None = None) -> dict[str, dict[str, int]]:
     """Language -> split -> number of examples, for the languages `source` can read (English first); see
     scan_languages for the languages left out and why."""
@@ -774,8 +912,19 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return _digest([type(tokenizer).__name__, getattr(tokenizer, "name_or_path", ""), len(tokenizer), definition])
 
 
+def _sequences(features: list[dict], kind: str) -> list[dict]:
+    """One entry per encoded sequence: the features themselves, or every choice of a multiple-choice feature."""
+    if kind != "multiple_choice":
+        return features
+    return [{key: feature[key][choice] for key in ("input_ids", "token_type_ids") if key in feature}
+            for feature in features for choice in range(len(feature["input_ids"]))]
+
+
 def _save_features(path: Path, encoded: EncodedSplit, kind: str) -> None:
-    features = encoded.features
+    """Stored flat: every sequence's ids one after another with their offsets (a multiple-choice feature's C
+    choices as C consecutive sequences), the labels per feature (per token for token tasks)."""
+    labels = [f["labels"] for f in encoded.features]
+    features = _sequences(encoded.features, kind)
     lengths = [len(f["input_ids"]) for f in features]
     arrays = {
         "offsets": np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64),
@@ -785,24 +934,33 @@ def _save_features(path: Path, encoded: EncodedSplit, kind: str) -> None:
     if kind == "token":
         arrays["labels"] = np.fromiter((i for f in features for i in f["labels"]), dtype=np.int32)
     else:
-        arrays["labels"] = np.array([f["labels"] for f in features], dtype=np.int32)
+        arrays["labels"] = np.array(labels, dtype=np.int32)
     if features and "token_type_ids" in features[0]:
         arrays["token_type_ids"] = np.fromiter((i for f in features for i in f["token_type_ids"]), dtype=np.int32)
     _write_atomic(path, lambda handle: np.savez(handle, **arrays))
 
 
-def _load_features(path: Path, encoded: EncodedSplit, kind: str) -> EncodedSplit:
+def _load_features(path: Path, encoded: EncodedSplit, kind: str, choices: int) -> EncodedSplit:
     with np.load(path, allow_pickle=False) as stored:
         offsets = stored["offsets"].tolist()
         input_ids = stored["input_ids"].tolist()
         labels = stored["labels"].tolist()
         types = stored["token_type_ids"].tolist() if "token_type_ids" in stored.files else None
         encoded.truncated = int(stored["truncated"])
-    for i, (start, end) in enumerate(zip(offsets, offsets[1:])):
-        feature = {"input_ids": input_ids[start:end], "labels": labels[start:end] if kind == "token" else labels[i]}
+    sequences = []
+    for start, end in zip(offsets, offsets[1:]):
+        sequence = {"input_ids": input_ids[start:end]}
         if types is not None:
-            feature["token_type_ids"] = types[start:end]
-        encoded.features.append(feature)
+            sequence["token_type_ids"] = types[start:end]
+        sequences.append(sequence)
+    if kind == "token":
+        encoded.features = [{**sequence, "labels": labels[start:end]}
+                            for sequence, start, end in zip(sequences, offsets, offsets[1:])]
+    elif kind == "multiple_choice":  # C consecutive sequences per feature
+        encoded.features = [{key: [s[key] for s in sequences[i * choices : (i + 1) * choices]] for key in sequences[0]}
+                            | {"labels": label} for i, label in enumerate(labels)]
+    else:
+        encoded.features = [{**sequence, "labels": label} for sequence, label in zip(sequences, labels)]
     return encoded
 
 
@@ -839,7 +997,7 @@ def load_encoded(
     path = cache_subdir("features") / f"{info.name}-{language}-{split}-{key[:24]}.npz"
     if path.is_file():
         try:
-            return _load_features(path, EncodedSplit(info.name, language, split), info.kind)
+            return _load_features(path, EncodedSplit(info.name, language, split), info.kind, len(info.labels))
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # unreadable: encode again
     if examples is None:
