@@ -1,11 +1,13 @@
-"""Peak resident memory (RSS) of a CPU fine-tune of the embedded encoder (target <= 1.5 GB).
+"""Peak resident memory (RSS) of a CPU fine-tune of the embedded encoder (target <= 1.5 GB), repeated to show
+that it is stable.
 
-Runs one job (dlfa, layer 6, --train-examples UD-POS sentences for one epoch, then evaluation on German and
-Chinese) in a child process and reads the child's peak RSS from the kernel, so nothing of this process counts.
+Each repetition runs one job (dlfa, layer 6, --train-examples UD-POS sentences for one epoch, then evaluation
+on German and Chinese) in a fresh child process, which reports its own peak RSS (getrusage), so nothing of
+this process counts. --precision takes several values (fp32 bf16): the repetitions alternate between them.
 
-    python bench/memory.py [--train-examples 1000] [--precision fp32]
+    python bench/memory.py [--train-examples 1000] [--precision fp32 bf16] [--repetitions 3]
 """
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -14,7 +16,7 @@ import time
 from common import REPO, parser
 
 CHILD = """
-import sys
+import resource, sys
 from dlfa.jobs.spec import JobSpec
 from dlfa.train import run_job
 spec = JobSpec(task="udpos", eval_languages=("de", "zh"), encoder=sys.argv[1], data_root=sys.argv[2],
@@ -23,23 +25,40 @@ spec = JobSpec(task="udpos", eval_languages=("de", "zh"), encoder=sys.argv[1], d
 run = run_job(spec, sys.argv[5])["runs"][0]
 print(f"steps {run['steps']}, train {run['train_seconds']:.0f} s, {run['precision']}, "
       f"de {run['metrics']['de']['value']:.1f}, zh {run['metrics']['zh']['value']:.1f}")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # kilobytes on Linux
 """
+
+
+def peak_rss_mb(args, precision: str) -> tuple[float, str]:
+    """(peak RSS in MB, the run's summary line) of one fine-tune in a child process."""
+    with tempfile.TemporaryDirectory() as out:
+        done = subprocess.run([sys.executable, "-c", CHILD, args.encoder, args.data_root, str(args.train_examples),
+                               str(args.batch_size), out, precision], cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr[-3000:])
+    summary, peak = done.stdout.strip().splitlines()[-2:]
+    return float(peak), summary
 
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--precision", default="auto", help="auto (bf16 where the CPU computes it natively), fp32, bf16")
+    p.set_defaults(train_examples=1000)
+    p.add_argument("--precision", nargs="+", default=["auto"],
+                   help="auto (bf16 where the CPU computes it natively), fp32, bf16; several alternate")
+    p.add_argument("--repetitions", type=int, default=3)
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as out:
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", CHILD, args.encoder, args.data_root, str(args.train_examples),
-                               str(args.batch_size), out, args.precision], cwd=REPO, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.exit(done.stderr[-3000:])
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kilobytes on Linux
-    print(done.stdout.strip())
-    print(f"{args.train_examples} sentences, batch {args.batch_size}, {time.perf_counter() - started:.0f} s in all")
-    print(f"PEAK RSS of the fine-tune = {peak_mb:.0f} MB  (target <= 1536 MB)")
+    peaks: dict[str, list[float]] = {precision: [] for precision in args.precision}
+    for repetition in range(args.repetitions):
+        for precision in args.precision:
+            started = time.perf_counter()
+            peak, summary = peak_rss_mb(args, precision)
+            peaks[precision].append(peak)
+            print(f"  repetition {repetition + 1}, {precision}: {summary}; {time.perf_counter() - started:.0f} s in all; "
+                  f"peak RSS {peak:.0f} MB", flush=True)
+    print(f"{args.train_examples} sentences, batch {args.batch_size}")
+    for precision, values in peaks.items():
+        print(f"PEAK RSS of the fine-tune, {precision} = {max(values):.0f} MB max, median {statistics.median(values):.0f} "
+              f"(min {min(values):.0f}) over {len(values)} runs  (target <= 1536 MB)")
 
 
 if __name__ == "__main__":

@@ -1,113 +1,222 @@
-"""Training throughput (non-padding tokens per second) of our trainer ÷ a plain Hugging Face `Trainer`
-on the same model, encoder, data, batch size and frozen word embeddings, at the same precision.
+"""Training throughput of our trainer ÷ a plain Hugging Face `Trainer`, the FLOP rate it reaches against the
+machine's own large-matmul rate, and zero-shot evaluation speed, all measured in one run.
 
-    ours (fp32) ÷ Trainer with its defaults (fp32, random batches, dynamic padding)     target >= 2.0
-    ours (fp32) ÷ Trainer with train_sampling_strategy="group_by_length" (fp32)         target >= 1.1
-    ours (bf16) ÷ Trainer group_by_length + bf16, where the machine computes bf16 natively  reported
+Sides (same model class, encoder, sentences, batch size, frozen word embeddings, precision):
+    ours                        run_job, one epoch (length-grouped batches, token slices on the CPU)
+    Trainer defaults            fp32, random batches, dynamic padding
+    Trainer group_by_length     train_sampling_strategy="group_by_length", at each precision
+for aggregation `last` and `dlfa` (layer 6), at fp32 and at bf16 (bf16 only where the CPU computes it
+natively, dlfa.train.cpu_has_bf16: elsewhere it is emulated and slower than fp32 on every side). Every side
+trains one epoch over the same sentences, so each processes the same real (non-padding) tokens; a rate is
+real tokens ÷ training-loop seconds (ours: train_seconds; Trainer: train_runtime). The sides run interleaved
+(ours, Trainer, Trainer, ours, …) over --repetitions, so machine noise hits all of them alike; each ratio is
+taken within one repetition and printed as its median and its spread (min–max) over the repetitions.
 
-Every side trains one epoch over the same sentences, so each processes the same non-padding tokens; the
-time is the training loop only (ours: train_seconds; Trainer: train_runtime). A short untimed run of ours
-comes first, so that no side pays for the process's first kernels.
+Targets (RATIO lines): ours / Trainer group_by_length >= 1.3 (bf16) and >= 1.5 (fp32); ours / Trainer
+defaults (fp32) >= 2.5; DLFA step / last step <= 1.05 (ours, same batches); training FLOP rate / large
+matmul rate at the same precision >= 0.35.
 
-    python bench/throughput.py [--train-examples 400]
+Training FLOPs per real token (analytic; a multiply-add is 2 FLOPs; backward = 2 × forward):
+    encoder  3 · N · (2 · (4 E² + 2 E F) + 4 T̄ E)        N layers, width E, feed-forward F,
+                                                          T̄ = Σ L² / Σ L the attended length per token
+    fusion   3 · (4 E² / r) · (1 + 1 / L̄)                 dlfa only: local bottleneck per token, global per
+                                                          sentence (L̄ = mean length), reduction r
+    head     3 · 2 E C                                    C labels
+The frozen word embeddings are a lookup (no FLOPs); norms, softmax, GELU and dropout are elementwise and
+left out, as is padding (computed, but not useful work). The machine's rate is torch.mm of two
+--matmul-size square matrices at the same precision on the same threads, measured between the repetitions.
+
+Where the rest goes (from the step's structure, not yet from a profile: see README "Benchmarks"): only the
+linear layers run as large matmuls, and on the CPU they run on 512-token slices (CPU_TOKENS_PER_SLICE), each
+cut to its longest row; attention over short rows (12 heads x 32 dims), layer norms, GELU, dropout and their
+backward are memory-bound elementwise work; padding is computed but not counted; DLFA runs the encoder forward
+twice per sliced batch (backward_whole_batch), so its FLOP rate is lower than `last`'s by about that pass.
+
+Evaluation: zero-shot UD-POS evaluation of --eval-languages (8) × --eval-sentences (500) test sentences by
+evaluate_dataset (batches sorted by length, inference mode, each sentence tokenized once, before timing).
+
+    python bench/throughput.py                                     # 2,000 sentences per side, 3 repetitions
+    python bench/throughput.py --train-examples 200 --repetitions 3 --eval-sentences 100   # quick check
 """
-import argparse
-import json
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from common import parser, train_split
 from torch import nn
 
-from dlfa.encoders import load_encoder
+from dlfa.encoders import encoder_info, load_encoder
 from dlfa.jobs.spec import JobSpec
 from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
-from dlfa.tasks.registry import get_task
-from dlfa.train import run_job
+from dlfa.tasks.registry import DataSource, get_task, load_encoded
+from dlfa.train import EncodedDataset, cpu_has_bf16, run_job
+
+FUSION_LAYER = 6
+EVAL_LANGUAGES = ("de", "fr", "es", "ru", "zh", "ar", "fi", "it")  # UD PUD treebanks: 1,000 test sentences each
 
 
 class ForTrainer(nn.Module):
-    """DlfaModel with the signature and output the Trainer expects; counts the padded tokens it is fed."""
+    """DlfaModel with the signature and output the Trainer expects."""
 
     def __init__(self, model: DlfaModel):
         super().__init__()
         self.model = model
-        self.padded_tokens = 0
 
     def forward(self, input_ids, attention_mask, labels=None):
-        self.padded_tokens += input_ids.numel()
         out = self.model(input_ids, attention_mask, labels=labels)
         return {"loss": out.loss, "logits": out.logits}
 
 
-def hf_trainer_seconds(args, data, strategy: str, bf16: bool) -> tuple[float, int]:
+def benchmark_model(encoder: str, aggregation: str) -> DlfaModel:
+    """A freshly loaded encoder with a UD-POS head and `aggregation`; word embeddings frozen, as ours on the CPU."""
+    task = get_task("udpos")
+    torch.manual_seed(0)
+    config = DlfaConfig(encoder, {"udpos": HeadConfig("token", list(task.labels))}, aggregation,
+                        FUSION_LAYER if aggregation == "dlfa" else None)
+    return DlfaModel(config, load_encoder(encoder).model)
+
+
+def trainer_seconds(args, rows: list[dict], aggregation: str, strategy: str, bf16: bool) -> float:
+    """Seconds of one Trainer epoch over `rows` ({"input_ids", "labels"} lists)."""
     from datasets import Dataset
     from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
-    loaded = load_encoder(args.encoder)
-    task = get_task("udpos")
-    torch.manual_seed(0)
-    model = DlfaModel(DlfaConfig(args.encoder, {"udpos": HeadConfig("token", list(task.labels))}, "dlfa", 6),
-                      loaded.model)  # word embeddings frozen, as in ours on the CPU
-    rows = [{"input_ids": data.input_ids[data.offsets[i]:data.offsets[i + 1]].tolist(),
-             "labels": data.labels[data.offsets[i]:data.offsets[i + 1]].tolist()} for i in range(len(data))]
     training = TrainingArguments(
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, num_train_epochs=1,
         learning_rate=5e-5, weight_decay=0.01, warmup_steps=0.1, max_grad_norm=1.0, seed=1, use_cpu=True,
         report_to="none", save_strategy="no", logging_strategy="no", disable_tqdm=True,
         train_sampling_strategy=strategy, bf16=bf16)
-    net = ForTrainer(model)
-    trainer = Trainer(model=net, args=training, train_dataset=Dataset.from_list(rows),
-                      data_collator=DataCollatorForTokenClassification(loaded.tokenizer))
-    return trainer.train().metrics["train_runtime"], net.padded_tokens
+    trainer = Trainer(model=ForTrainer(benchmark_model(args.encoder, aggregation)), args=training,
+                      train_dataset=Dataset.from_list(rows),
+                      data_collator=DataCollatorForTokenClassification(load_encoder(args.encoder).tokenizer))
+    return trainer.train().metrics["train_runtime"]
 
 
-def ours_seconds(args, precision: str, train_examples: int | None = None) -> tuple[float, int]:
+def ours_seconds(args, aggregation: str, precision: str, train_examples: int | None = None) -> float:
+    """Seconds of our training loop over one epoch of the first train_examples sentences."""
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, data_root=args.data_root,
-                   fusion_layers=(6,), max_train_examples=train_examples or args.train_examples, max_eval_examples=8,
-                   epochs=1, batch_size=args.batch_size, bootstrap_samples=10, precision=precision)
+                   aggregations=(aggregation,), fusion_layers=(FUSION_LAYER,) if aggregation == "dlfa" else (),
+                   max_train_examples=train_examples or args.train_examples, max_eval_examples=8, epochs=1,
+                   batch_size=args.batch_size, bootstrap_samples=10, precision=precision)
     with tempfile.TemporaryDirectory() as out:
-        run = run_job(spec, Path(out), resume=False)["runs"][0]
-    return run["train_seconds"], padded_tokens(spec, run["steps"])
+        return run_job(spec, Path(out), resume=False)["runs"][0]["train_seconds"]
 
 
-def padded_tokens(spec: JobSpec, steps: int) -> int:
-    """Tokens (padding included) that our first `steps` batches feed the model: the trainer's stream for
-    (seed, stage 0, task 0), cut into the slices a CPU step runs."""
-    from dlfa.encoders import load_tokenizer
-    from dlfa.train import CPU_TOKENS_PER_SLICE, BatchStream, token_slices
+def matmul_flops_per_second(size: int, dtype: torch.dtype, repeats: int = 5) -> float:
+    """Best rate of torch.mm on two size × size matrices of `dtype` on this process's threads."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 / best
 
-    data = train_split(argparse.Namespace(data_root=spec.data_root, train_examples=spec.max_train_examples),
-                       load_tokenizer(spec.encoder))
-    stream = BatchStream(data.lengths, spec.batch_size, [spec.seeds[0], 0, 0])
-    return sum(piece["input_ids"].numel() for _ in range(steps)
-               for piece, _ in token_slices(data.collate(stream.next()), CPU_TOKENS_PER_SLICE))
+
+def training_flops_per_token(encoder: str, aggregation: str, lengths, num_labels: int, reduction: int = 4) -> float:
+    """Analytic training FLOPs per real token (forward + backward) of encoder, fusion and head (module docstring)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(encoder_info(encoder).path)
+    width, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    lengths = lengths.astype("float64")
+    attended = (lengths**2).sum() / lengths.sum()
+    encoder_flops = layers * (2 * (4 * width**2 + 2 * width * inner) + 4 * attended * width)
+    fusion = 4 * width**2 / reduction * (1 + 1 / lengths.mean()) if aggregation == "dlfa" else 0.0
+    return 3 * (encoder_flops + fusion + 2 * width * num_labels)
+
+
+def evaluation_tokens_per_second(args, precision: str) -> tuple[int, float]:
+    """(real tokens, tokens/s) of zero-shot evaluation of a DLFA model on the evaluation languages."""
+    from dlfa.evaluate import evaluate_dataset
+
+    model = benchmark_model(args.encoder, "dlfa")
+    tokenizer = load_encoder(args.encoder).tokenizer
+    task = get_task("udpos")
+    source = DataSource.resolve(args.data_root)
+    datasets = [EncodedDataset(load_encoded(task, language, "test", source, tokenizer, 128,
+                                            max_examples=args.eval_sentences), tokenizer.pad_token_id)
+                for language in EVAL_LANGUAGES[:args.eval_languages]]
+    amp_dtype = torch.bfloat16 if precision == "bf16" else None
+    started = time.perf_counter()
+    for dataset in datasets:
+        evaluate_dataset(model, dataset, task, torch.device("cpu"), amp_dtype)
+    tokens = int(sum(d.lengths.sum() for d in datasets))
+    return tokens, tokens / (time.perf_counter() - started)
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}  (min {min(values):.2f}, max {max(values):.2f})"
 
 
 def main() -> None:
-    from dlfa.train import cpu_has_bf16
-
-    args = parser(__doc__).parse_args()
+    p = parser(__doc__)
+    p.set_defaults(train_examples=2000)
+    p.add_argument("--repetitions", type=int, default=3)
+    p.add_argument("--eval-languages", type=int, default=8, help=f"the first n of {', '.join(EVAL_LANGUAGES)}")
+    p.add_argument("--eval-sentences", type=int, default=500, help="test sentences per evaluation language")
+    p.add_argument("--matmul-size", type=int, default=2048)
+    args = p.parse_args()
     data = train_split(args, load_encoder(args.encoder).tokenizer)
     tokens = int(data.lengths.sum())
-    ours_seconds(args, "fp32", train_examples=2 * args.batch_size)  # warm-up
-    sides = {"ours fp32": ours_seconds(args, "fp32"),
-             "Trainer defaults": hf_trainer_seconds(args, data, "random", bf16=False),
-             "Trainer group_by_length": hf_trainer_seconds(args, data, "group_by_length", bf16=False)}
-    if cpu_has_bf16():  # where bf16 is only emulated it is slower than fp32 on both sides
-        sides["ours bf16"] = ours_seconds(args, "bf16")
-        sides["Trainer group_by_length + bf16"] = hf_trainer_seconds(args, data, "group_by_length", bf16=True)
-    print(f"{len(data)} sentences, {tokens} non-padding tokens, batch {args.batch_size}, {torch.get_num_threads()} threads")
-    for name, (seconds, padded) in sides.items():
-        print(f"{name:32s} {seconds:7.1f} s  {tokens / seconds:7.0f} tokens/s  padded/real tokens {padded / tokens:.2f}")
-    rate = {name: tokens / seconds for name, (seconds, _) in sides.items()}
-    print(f"RATIO ours / Trainer defaults        = {rate['ours fp32'] / rate['Trainer defaults']:.2f}  (target >= 2.0)")
-    print(f"RATIO ours / Trainer group_by_length = {rate['ours fp32'] / rate['Trainer group_by_length']:.2f}  (target >= 1.1)")
-    if "ours bf16" in rate:
-        print(f"RATIO ours / Trainer group_by_length, both bf16 = "
-              f"{rate['ours bf16'] / rate['Trainer group_by_length + bf16']:.2f}")
-    print(json.dumps({name: round(r, 1) for name, r in rate.items()}))
+    rows = [{"input_ids": data.input_ids[data.offsets[i]:data.offsets[i + 1]].tolist(),
+             "labels": data.labels[data.offsets[i]:data.offsets[i + 1]].tolist()} for i in range(len(data))]
+    precisions = ("fp32", "bf16") if cpu_has_bf16() else ("fp32",)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    sides = [(aggregation, precision, side) for precision in precisions for aggregation in ("last", "dlfa")
+             for side in ("ours", "Trainer defaults", "Trainer group_by_length")
+             if not (side == "Trainer defaults" and precision == "bf16")]
+    print(f"{len(data)} sentences, {tokens} real tokens, batch {args.batch_size}, {args.repetitions} repetitions, "
+          f"{torch.get_num_threads()} threads, precisions {', '.join(precisions)}"
+          + ("" if cpu_has_bf16() else " (this CPU has no native bf16)"), flush=True)
+
+    ours_seconds(args, "dlfa", "fp32", train_examples=2 * args.batch_size)  # warm-up: first kernels, allocator
+    trainer_seconds(args, rows[:2 * args.batch_size], "dlfa", "group_by_length", bf16=False)
+    rates: dict[tuple, list[float]] = {key: [] for key in sides}
+    machine: dict[str, list[float]] = {precision: [] for precision in precisions}
+    for repetition in range(args.repetitions):
+        for precision in precisions:
+            machine[precision].append(matmul_flops_per_second(args.matmul_size, dtypes[precision]))
+        for aggregation, precision, side in sides:
+            if side == "ours":
+                seconds = ours_seconds(args, aggregation, precision)
+            else:
+                strategy = "random" if side == "Trainer defaults" else "group_by_length"
+                seconds = trainer_seconds(args, rows, aggregation, strategy, bf16=precision == "bf16")
+            rates[aggregation, precision, side].append(tokens / seconds)
+            print(f"  repetition {repetition + 1}: {aggregation:4s} {precision} {side:24s} "
+                  f"{seconds:7.1f} s  {tokens / seconds:6.0f} tokens/s", flush=True)
+
+    def ratios(numerator: tuple, denominator: tuple) -> list[float]:
+        return [a / b for a, b in zip(rates[numerator], rates[denominator])]
+
+    num_labels = len(get_task("udpos").labels)
+    for precision in precisions:
+        target = 1.3 if precision == "bf16" else 1.5
+        for aggregation in ("last", "dlfa"):
+            ours = (aggregation, precision, "ours")
+            print(f"RATIO ours / Trainer group_by_length, {aggregation}, {precision} = "
+                  f"{spread(ratios(ours, (aggregation, precision, 'Trainer group_by_length')))}  (target >= {target})")
+            if precision == "fp32":
+                print(f"RATIO ours / Trainer defaults, {aggregation}, fp32 = "
+                      f"{spread(ratios(ours, (aggregation, 'fp32', 'Trainer defaults')))}  (target >= 2.5)")
+        step_ratio = ratios(("last", precision, "ours"), ("dlfa", precision, "ours"))  # time ratio = inverse rates
+        print(f"RATIO DLFA step / last step, ours, {precision} = {spread(step_ratio)}  (target <= 1.05)")
+        print(f"machine: {precision} {args.matmul_size}² matmul {statistics.median(machine[precision]) / 1e9:.1f} "
+              f"GFLOP/s (median over repetitions)")
+        for aggregation in ("last", "dlfa"):
+            per_token = training_flops_per_token(args.encoder, aggregation, data.lengths, num_labels)
+            fractions = [rate * per_token / peak for rate, peak in zip(rates[aggregation, precision, "ours"],
+                                                                      machine[precision])]
+            print(f"RATIO training FLOP rate / {precision} matmul rate, ours, {aggregation} = {spread(fractions)}  "
+                  f"(target >= 0.35; {per_token / 1e6:.1f} MFLOP per token)")
+    for precision in precisions:
+        evaluated, rate = evaluation_tokens_per_second(args, precision)
+        print(f"evaluation, {precision}: {args.eval_languages} languages x {args.eval_sentences} sentences, "
+              f"{evaluated} tokens, {rate:.0f} tokens/s")
 
 
 if __name__ == "__main__":
