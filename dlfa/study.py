@@ -1,5 +1,5 @@
 """The intermediate-task study: does training on 0, 3 or 9 English intermediate tasks before the target task
-change zero-shot transfer, per language (Phang et al. 2020, DESIGN.md)?
+change zero-shot transfer, per language (Phang et al. 2020, arXiv 2005.13013)?
 
 `study_specs` builds one job per count with the same seeds and the same budget for every stage (so the target
 stage trains identically in every job), and `find_study` finds such jobs among finished ones; `compare` turns

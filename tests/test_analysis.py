@@ -71,7 +71,7 @@ def test_too_few_pairs_is_refused_before_loading():
 
 @pytest.mark.slow
 def test_e5_separates_translations_with_depth(data_root):
-    """DESIGN.md: translation pairs separate from unrelated ones with depth, so retrieval improves."""
+    """Translation pairs separate from unrelated ones with depth, so retrieval improves."""
     assert "de" in available_parallel_languages(data_root)
     pairs = parallel_pairs(data_root, ["de"], max_pairs=100)
     assert len(pairs["de"]) == 100
