@@ -197,13 +197,12 @@ def load_uploaded_examples(upload: UploadedSet) -> list[Example]:
 
 def evaluate_upload(
     run_unit_dir: str | Path, upload: UploadedSet, max_examples: int | None = None, bootstrap_samples: int = 1000,
-    model=None,
 ) -> dict:
     """Evaluate one trained unit (`<unit>/model`, as written by dlfa.train) on an upload.
 
-    `model`: the unit's DlfaModel when already loaded (skips loading it again). Returns the task metric with its
-    95% bootstrap interval {"metric", "value", "ci_low", "ci_high", "n"} plus "task", "language", "file",
-    "truncated" (examples cut at the run's max_length) and "fusion" (DLFA fusion statistics, else None).
+    Returns the task metric with its 95% bootstrap interval {"metric", "value", "ci_low", "ci_high", "n"} plus
+    "task", "language", "file", "truncated" (examples cut at the run's max_length) and "fusion" (DLFA fusion
+    statistics, else None).
     """
     from dlfa.encoders import load_tokenizer
     from dlfa.evaluate import evaluate_dataset
@@ -213,10 +212,10 @@ def evaluate_upload(
     from dlfa.train import RESULTS_FILE, serve
 
     unit = Path(run_unit_dir)
-    heads = model.config.heads if model is not None else _saved_heads(unit / "model" / CONFIG_FILE)
+    heads = _saved_heads(unit / "model" / CONFIG_FILE)
     if upload.task not in heads:
         raise ConfigError(f"this run has no head for task {upload.task} (heads: {', '.join(heads)})")
-    model = model if model is not None else DlfaModel.from_pretrained(unit / "model")
+    model = DlfaModel.from_pretrained(unit / "model")
     try:
         max_length = json.loads((unit / RESULTS_FILE).read_text())["spec"]["max_length"]
     except (OSError, ValueError, KeyError):

@@ -3,7 +3,6 @@ import pytest
 
 from dlfa.errors import ConfigError, DataError
 from dlfa.jobs.spec import JobSpec
-from dlfa.model import DlfaModel
 from dlfa.train import run_job
 from dlfa.uploads import (
     MAX_EXAMPLES,
@@ -122,8 +121,7 @@ def test_evaluate_upload_on_a_tiny_run(tiny_encoder, data_root, tmp_path, monkey
     assert metrics["ci_low"] <= metrics["value"] <= metrics["ci_high"]
     assert metrics["language"] == "de" and metrics["file"] == "de.conllu" and metrics["truncated"] == 0
     assert metrics["fusion"]["tokens"] > 0
-    model = DlfaModel.from_pretrained(unit_dir / "model")
-    one = evaluate_upload(unit_dir, upload, max_examples=1, bootstrap_samples=0, model=model)
+    one = evaluate_upload(unit_dir, upload, max_examples=1, bootstrap_samples=0)
     assert one["n"] == 1 and one["ci_low"] is None
     wrong_task = save_upload("p.tsv", b"A.\tB.\t1\n", "pawsx", "de")
     with pytest.raises(ConfigError, match="no head for task pawsx"):
