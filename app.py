@@ -2,7 +2,7 @@
 whose settings live in st.session_state so that they survive page switches."""
 import streamlit as st
 
-from dlfa import ui
+from dlfa.app import ui
 from dlfa.errors import DlfaError
 
 st.set_page_config(page_title="DLFA Explorer", page_icon=":material/layers:", layout="wide")
@@ -19,8 +19,8 @@ ui.init_settings()
 
 
 def shared_source_choices() -> None:
-    """On a shared server: data roots and encoders only from the operator's lists (dlfa.serving)."""
-    from dlfa import serving
+    """On a shared server: data roots and encoders only from the operator's lists (dlfa.app.serving)."""
+    from dlfa.app import serving
 
     st.caption("Shared server: data and encoders from the operator's lists, uploads only, a few jobs per session.")
     for key, options, label in ((ui.DATA_ROOT_KEY, serving.allowed_data_roots(), "Data"),

@@ -22,9 +22,9 @@ def main() -> None:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as root:
         os.environ["DLFA_CACHE_DIR"] = str(Path(root) / "cache")  # before dlfa reads it
-        from dlfa.encoders import encoder_info
-        from dlfa.jobs.spec import JobSpec
-        from dlfa.train import run_job
+        from dlfa.model.encoders import encoder_info
+        from dlfa.engine.spec import JobSpec
+        from dlfa.engine.train import run_job
 
         layers = tuple(range(encoder_info(args.encoder).num_layers))
         base = JobSpec(task="udpos", eval_languages=tuple(args.eval_langs.split(",")), encoder=args.encoder,

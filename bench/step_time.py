@@ -13,12 +13,12 @@ import time
 import torch
 from common import parser, train_split
 
-from dlfa.callbacks import CallbackList
-from dlfa.encoders import load_encoder
-from dlfa.jobs.spec import JobSpec
-from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
-from dlfa.tasks.registry import get_task
-from dlfa.train import BatchStream, UnitData, UnitTrainer, build_optimizer, setup_runtime
+from dlfa.engine.callbacks import CallbackList
+from dlfa.model.encoders import load_encoder
+from dlfa.engine.spec import JobSpec
+from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.data.registry import get_task
+from dlfa.engine.train import BatchStream, UnitData, UnitTrainer, build_optimizer, setup_runtime
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 import sys
 
-from dlfa.cli import main
+from dlfa.cli.main import main
 
 sys.exit(main())

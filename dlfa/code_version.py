@@ -16,8 +16,9 @@ import subprocess
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-PRESENTATION_ONLY = frozenset({"ui.py", "serving.py", "charts.py", "exports.py", "report.py", "examples.py",
-                               "projector.py", "attention.py", "explain.py"})
+PRESENTATION_ONLY = frozenset({"app/ui.py", "app/serving.py", "app/charts.py", "app/exports.py", "reproduction/report.py",
+                               "analysis/examples.py", "analysis/projector.py", "analysis/attention.py",
+                               "analysis/explain.py"})
 
 
 def sources_hash(package: Path = PACKAGE) -> str:

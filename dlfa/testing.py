@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from dlfa.encoders import embedded_folder
+from dlfa.model.encoders import embedded_folder
 from dlfa.paths import REPO_ROOT
 
 TINY_CONFIG = dict(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=37,

@@ -6,8 +6,10 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dlfa import attention, charts, ui
-from dlfa.exports import download_row
+from dlfa.analysis.layers import attention
+
+from dlfa.app import charts, ui
+from dlfa.app.exports import download_row
 
 AVERAGE = "mean over heads"
 

@@ -4,7 +4,7 @@ import html
 
 import streamlit as st
 
-from dlfa import charts, ui
+from dlfa.app import charts, ui
 
 
 def colored_tokens(tokens, scores) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dlfa import ui
+from dlfa.app import ui
 from dlfa.errors import DlfaError
 
 FORMATS = {"token": "CoNLL-U (.conllu), token<TAB>tag (.tsv/.txt) or CoNLL NER columns (.conll)",
@@ -132,7 +132,7 @@ def main() -> None:
     st.title("Bring your own language")
     st.caption("Evaluate a trained run zero-shot on a language of your own: save a small labeled file for the "
                "run's task, then evaluate. Files stay on this machine (in the cache folder).")
-    uploads = ui.require("dlfa.uploads")
+    uploads = ui.require("dlfa.engine.uploads")
     save_section(uploads)
     st.subheader("Evaluate a run on it")
     evaluate_section(uploads)

@@ -4,8 +4,10 @@ import html
 
 import streamlit as st
 
-from dlfa import charts, examples, ui
-from dlfa.exports import download_row
+from dlfa.app import charts, ui
+
+from dlfa.analysis.layers import examples
+from dlfa.app.exports import download_row
 
 SHOWN_SENTENCES = 25  # coloured sentences drawn at once (the table holds them all)
 

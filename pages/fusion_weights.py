@@ -2,7 +2,7 @@
 the run's fusion statistics per language, position and gold tag."""
 import streamlit as st
 
-from dlfa import charts, ui
+from dlfa.app import charts, ui
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 the recorded reproduction of the paper opened in the app."""
 import streamlit as st
 
-from dlfa import ui
+from dlfa.app import ui
 
 
 def main() -> None:

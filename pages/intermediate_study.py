@@ -4,9 +4,9 @@ against the previous one), the mean over languages and the change vs. 0 per lang
 import pandas as pd
 import streamlit as st
 
-from dlfa import charts, ui
+from dlfa.app import charts, ui
 from dlfa.errors import ConfigError
-from dlfa.jobs.spec import JobSpec, parse_int_list
+from dlfa.engine.spec import JobSpec, parse_int_list
 
 K = "is_"
 
@@ -132,7 +132,7 @@ def main() -> None:
                "same budget per stage and the same seeds. The answer compares each count with the previous one on "
                "the mean over the target languages; the chart shows the change vs. 0 tasks per language, with "
                "95% confidence intervals.")
-    study = ui.require("dlfa.study")
+    study = ui.require("dlfa.reproduction.study")
     with st.expander("Launch a study", expanded=not ui.finished_jobs()):
         launch_section(study)
     st.subheader("Compare")

@@ -1,7 +1,7 @@
 """Jobs: the queue with live progress (a fragment refreshes every 2 s), log tails, cancel, resume, delete."""
 import streamlit as st
 
-from dlfa import ui
+from dlfa.app import ui
 from dlfa.errors import DlfaError
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",

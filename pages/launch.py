@@ -1,10 +1,10 @@
 """Launch: build a JobSpec in a form; problems appear under their fields before anything starts."""
 import streamlit as st
 
-from dlfa import serving, ui
+from dlfa.app import serving, ui
 from dlfa.errors import ConfigError, DlfaError
-from dlfa.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
-from dlfa.jobs.spec import BACKENDS, DEVICES, JobSpec, parse_int_list
+from dlfa.model.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
+from dlfa.engine.spec import BACKENDS, DEVICES, JobSpec, parse_int_list
 
 K = "launch_"  # widget key prefix
 BACKEND_LABELS = {"local": "local process", "torchrun": "torchrun (several processes / GPUs)", "slurm": "SLURM"}

@@ -4,7 +4,7 @@ XTREME's Tatoeba retrieval per layer and language."""
 import pandas as pd
 import streamlit as st
 
-from dlfa import charts, serving, ui
+from dlfa.app import charts, serving, ui
 
 PARALLEL_UD, TATOEBA = "Parallel UD", "Tatoeba (XTREME)"
 
@@ -103,7 +103,7 @@ def main() -> None:
 
 
 def tatoeba_view(result: dict) -> None:
-    """A dlfa.retrieval.TatoebaResult (as a dict): accuracy per layer and language, and each language's best and
+    """A dlfa.analysis.retrieval.TatoebaResult (as a dict): accuracy per layer and language, and each language's best and
     last layer in both directions."""
     layers, languages = result["layers"], result["languages"]
     st.caption(f"Tatoeba retrieval with {result['encoder']}: "
@@ -130,7 +130,7 @@ def tatoeba_view(result: dict) -> None:
 
 def fine_tuning_change(base: dict, tuned: dict) -> None:
     """The mean over the languages per layer, before and after fine-tuning."""
-    from dlfa.analysis import mean_over_languages
+    from dlfa.analysis.layers import mean_over_languages
 
     st.subheader("What fine-tuning changed")
     curves = {measure: {"base encoder": mean_over_languages(base[measure]),

@@ -2,7 +2,7 @@
 layer × language grid of a sweep with the best layer per language marked."""
 import streamlit as st
 
-from dlfa import charts, ui
+from dlfa.app import charts, ui
 
 DEFAULT_SENTENCE = "Die Katze schläft auf dem warmen Sofa ."
 

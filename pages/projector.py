@@ -3,8 +3,10 @@ language (or tag), translations joined by lines; the base encoder beside a fine-
 import numpy as np
 import streamlit as st
 
-from dlfa import charts, projector, ui
-from dlfa.exports import download_row
+from dlfa.app import charts, ui
+
+from dlfa.analysis.layers import projector
+from dlfa.app.exports import download_row
 from dlfa.paths import cache_subdir
 
 MODES = {"sentences": "Sentences (mean-pooled)", "words": "Words of UD-POS (by tag or language)"}
@@ -12,7 +14,7 @@ MODES = {"sentences": "Sentences (mean-pooled)", "words": "Words of UD-POS (by t
 
 @st.cache_resource(show_spinner="Loading the run's encoder…", max_entries=2)
 def run_encoder(model_dir: str, stamp: float, base_spec: str):
-    from dlfa.analysis import fine_tuned_encoder
+    from dlfa.analysis.layers import fine_tuned_encoder
 
     return fine_tuned_encoder(model_dir, base=ui.loaded_encoder(base_spec))
 

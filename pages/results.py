@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dlfa import charts, ui
+from dlfa.app import charts, ui
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def tiny_encoder(tmp_path_factory) -> str:
 @pytest.fixture(scope="session", autouse=True)
 def hidden_states_in_tmp(tmp_path_factory):
     """Probe runs in this process cache hidden states in a temporary folder, not in the checkout's cache/."""
-    from dlfa import probe
+    from dlfa.engine import probe
 
     folder = tmp_path_factory.mktemp("hidden-states")
     with pytest.MonkeyPatch.context() as patch:

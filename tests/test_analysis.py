@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from dlfa.analysis import (
+from dlfa.analysis.layers import (
     LayerAnalysis,
     available_parallel_languages,
     layer_analysis,
@@ -14,7 +14,7 @@ from dlfa.analysis import (
     parallel_pairs,
     retrieval_accuracy,
 )
-from dlfa.encoders import load_encoder
+from dlfa.model.encoders import load_encoder
 from dlfa.errors import DataError
 
 
@@ -82,9 +82,9 @@ def test_e5_separates_translations_with_depth(data_root):
 
 
 def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, data_root, tmp_path, capsys):
-    from dlfa.cli import main
-    from dlfa.jobs.spec import JobSpec
-    from dlfa.train import run_job
+    from dlfa.cli.main import main
+    from dlfa.engine.spec import JobSpec
+    from dlfa.engine.train import run_job
 
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
                    aggregations=("last",), max_steps=5, max_train_examples=64, max_eval_examples=16, batch_size=8,

@@ -1,11 +1,11 @@
-"""dlfa.attention on the tiny random encoder: attention maps, head averages, entropy, and a DLFA model's W."""
+"""dlfa.analysis.attention on the tiny random encoder: attention maps, head averages, entropy, and a DLFA model's W."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from dlfa import attention
+from dlfa.analysis.layers import attention
 from dlfa.errors import ConfigError
 
 
@@ -35,7 +35,7 @@ def test_entropy_is_zero_for_one_hot_and_log2_tokens_for_uniform_attention():
 
 
 def test_eager_attention_changes_nothing_but_returns_the_maps(tiny_encoder, eager):
-    from dlfa.encoders import load_encoder
+    from dlfa.model.encoders import load_encoder
 
     default = load_encoder(tiny_encoder).model.eval()
     enc = eager.tokenizer("Ein kleiner Test.", return_tensors="pt")
@@ -54,8 +54,8 @@ def test_long_inputs_are_cut_and_say_so(eager):
 
 
 def test_fused_view_gives_w_per_token_beside_the_fused_and_last_layer(tiny_encoder, eager, tmp_path):
-    from dlfa.evaluate import fusion_weights_for_text
-    from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
+    from dlfa.engine.evaluate import fusion_weights_for_text
+    from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 
     torch.manual_seed(0)
     config = DlfaConfig(tiny_encoder, {"pos": HeadConfig("token", ["NOUN", "VERB"])}, "dlfa", fusion_layer=2)

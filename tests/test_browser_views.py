@@ -16,11 +16,11 @@ pytestmark = pytest.mark.browser
 
 def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
     """A store with one finished tiny job (with predictions) and the imported recorded reproduction."""
-    from dlfa import ui
-    from dlfa.jobs.spec import JobSpec
+    from dlfa.app import ui
+    from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
-    from dlfa.train import run_job
+    from dlfa.engine.train import run_job
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DLFA_CACHE_DIR", str(cache))

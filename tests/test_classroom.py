@@ -9,10 +9,10 @@ import tarfile
 import pytest
 
 from dlfa.errors import DataError
-from dlfa.tasks import classroom
-from dlfa.tasks.classroom import build_pack, load_parallel, parallel_languages
-from dlfa.tasks.readers import UPOS_TAGS
-from dlfa.tasks.registry import DataSource, available_languages, load_examples
+from dlfa.data import classroom
+from dlfa.data.classroom import build_pack, load_parallel, parallel_languages
+from dlfa.data.readers import UPOS_TAGS
+from dlfa.data.registry import DataSource, available_languages, load_examples
 
 
 @pytest.fixture(scope="module", autouse=True)

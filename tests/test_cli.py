@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dlfa.cli import main
-from dlfa.jobs.spec import JobSpec
+from dlfa.cli.main import main
+from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import JobStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,14 +45,14 @@ def test_any_os_error_is_one_line_naming_its_file(monkeypatch, capsys):
     def denied(spec):
         raise PermissionError(13, "Permission denied", "/srv/models/config.json")
 
-    monkeypatch.setattr("dlfa.encoders.encoder_info", denied)
+    monkeypatch.setattr("dlfa.model.encoders.encoder_info", denied)
     assert main(["info", "--encoder", "/srv/models"]) == 2
     assert one_line_error(capsys) == "error: /srv/models/config.json: Permission denied"
 
     def disk_full(spec):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("dlfa.encoders.encoder_info", disk_full)
+    monkeypatch.setattr("dlfa.model.encoders.encoder_info", disk_full)
     assert main(["info", "--encoder", "/srv/models"]) == 2
     assert one_line_error(capsys) == "error: No space left on device"
 

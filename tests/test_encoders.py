@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from dlfa.encoders import (build_embedded_folder, encoder_info, load_encoder, packaged_e5_files,
+from dlfa.model.encoders import (build_embedded_folder, encoder_info, load_encoder, packaged_e5_files,
                            read_e5s1, resolve_spec)
 from dlfa.errors import EncoderError
 
@@ -97,7 +97,7 @@ def test_local_folder_spec_loads(tiny_encoder):
 
 def test_hub_id_without_network_says_how_to_use_a_local_folder(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = "from dlfa.cli import main; raise SystemExit(main(['info', '--encoder', 'bert-base-multilingual-cased']))"
+    code = "from dlfa.cli.main import main; raise SystemExit(main(['info', '--encoder', 'bert-base-multilingual-cased']))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     assert "cannot be reached" in out.stderr and "local" in out.stderr and "Traceback" not in out.stderr
@@ -122,7 +122,7 @@ def mean_pooled(e5, sentences):
 def test_translations_are_closer_than_random_sentences(e5, data_root):
     """Parallel UD English/German, matched by sentence id: for ≥ 95% of 200 sentences the last layer puts a
     sentence closer to its translation than to a random other German sentence."""
-    from dlfa.tasks.readers import read_conllu
+    from dlfa.data.readers import read_conllu
 
     english = {e.item_id: " ".join(e.words) for e in read_conllu(next((data_root / "ud" / "UD_English-PUD").glob("*.conllu")))}
     german = {e.item_id: " ".join(e.words) for e in read_conllu(next((data_root / "ud" / "UD_German-PUD").glob("*.conllu")))}
@@ -145,7 +145,7 @@ def test_hub_id_loads_from_the_hugging_face_cache(tmp_path, tiny_encoder):
     (snapshot.parents[1] / "refs").mkdir()
     (snapshot.parents[1] / "refs" / "main").write_text("0123abc")
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
-    code = ("from dlfa.encoders import load_encoder; e = load_encoder('dlfa-test/tiny-bert'); "
+    code = ("from dlfa.model.encoders import load_encoder; e = load_encoder('dlfa-test/tiny-bert'); "
             "print(e.info.num_layers, e.info.hidden_size, type(e.model).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr

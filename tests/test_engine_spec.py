@@ -5,8 +5,8 @@ import argparse
 import pytest
 
 from dlfa.errors import ConfigError
-from dlfa.jobs.cli import add_spec_arguments, spec_from_args
-from dlfa.jobs.spec import JobSpec
+from dlfa.cli.jobs import add_spec_arguments, spec_from_args
+from dlfa.engine.spec import JobSpec
 
 BASE = dict(task="xnli", eval_languages=("de",))
 

@@ -4,13 +4,13 @@ import pytest
 import torch
 from seqeval.metrics import f1_score
 
-from dlfa.encoders import load_tokenizer
+from dlfa.model.encoders import load_tokenizer
 from dlfa.errors import ConfigError
-from dlfa.evaluate import FusionStatistics, fusion_weights_for_text, predict, predict_dataset
-from dlfa.metrics import bootstrap_interval, example_statistics, mean_interval, score, score_with_interval
-from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
-from dlfa.tasks.base import IGNORE_INDEX, Example, TaskInfo, encode_examples
-from dlfa.train import EncodedDataset
+from dlfa.engine.evaluate import FusionStatistics, fusion_weights_for_text, predict, predict_dataset
+from dlfa.engine.metrics import bootstrap_interval, example_statistics, mean_interval, score, score_with_interval
+from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.data.base import IGNORE_INDEX, Example, TaskInfo, encode_examples
+from dlfa.engine.train import EncodedDataset
 
 NER = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 POS = TaskInfo("pos", "token", ("NOUN", "VERB", "PUNCT"), "accuracy")

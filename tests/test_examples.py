@@ -1,5 +1,5 @@
-"""Per-example predictions (dlfa.evaluate.write_predictions, written by every evaluation) and their explorer
-library (dlfa.examples): the join with the test text, filters, confusion matrices, and the paired comparison.
+"""Per-example predictions (dlfa.engine.evaluate.write_predictions, written by every evaluation) and their explorer
+library (dlfa.analysis.examples): the join with the test text, filters, confusion matrices, and the paired comparison.
 
 Unit tests use hand-made predictions; `tiny_sweep` trains a tiny encoder a few steps on real UD-POS and
 PAWS-X data (last vs dlfa L2) and checks what the evaluation kept."""
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlfa import examples
-from dlfa.evaluate import predictions_path, write_predictions
-from dlfa.tasks.base import TaskInfo
+from dlfa.analysis.layers import examples
+from dlfa.engine.evaluate import predictions_path, write_predictions
+from dlfa.data.base import TaskInfo
 
 POS = TaskInfo("pos", "token", ("NOUN", "VERB", "DET"), "accuracy")
 NLI = TaskInfo("nli", "pair", ("yes", "no"), "accuracy")
@@ -29,7 +29,7 @@ def fake_run(folder: Path, task: TaskInfo, gold: list, pred: list, confidences=N
 def load(folder: Path, task: TaskInfo, results: dict, language: str = "de") -> examples.LanguagePredictions:
     from unittest import mock
 
-    with mock.patch("dlfa.tasks.registry.get_task", return_value=task):
+    with mock.patch("dlfa.data.registry.get_task", return_value=task):
         return examples.load_language(results, folder, language)
 
 
@@ -126,8 +126,8 @@ def test_missing_or_broken_predictions_give_a_clear_message(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory, tiny_encoder, data_root):
-    from dlfa.jobs.spec import JobSpec
-    from dlfa.train import run_job
+    from dlfa.engine.spec import JobSpec
+    from dlfa.engine.train import run_job
 
     out = tmp_path_factory.mktemp("sweep")
     spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
@@ -174,8 +174,8 @@ def test_compare_runs_pairs_two_run_folders_on_every_language(tiny_sweep, tmp_pa
 
 
 def test_test_data_that_changed_since_the_evaluation_is_refused(tiny_sweep, data_root):
-    from dlfa.evaluate import write_predictions as write
-    from dlfa.tasks.registry import get_task
+    from dlfa.engine.evaluate import write_predictions as write
+    from dlfa.data.registry import get_task
 
     out, results = tiny_sweep
     folder = out / "last-s1"

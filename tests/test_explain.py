@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from dlfa.encoders import load_encoder
+from dlfa.model.encoders import load_encoder
 from dlfa.errors import ConfigError
-from dlfa.explain import integrated_gradients
-from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.analysis.explain import integrated_gradients
+from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 
 
 @pytest.fixture(scope="module")

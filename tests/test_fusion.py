@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlfa.errors import ConfigError
-from dlfa.fusion import AGGREGATIONS, AIFFusion, build_aggregation, check_fusion_layer
+from dlfa.model.fusion import AGGREGATIONS, AIFFusion, build_aggregation, check_fusion_layer
 
 B, T, E, L = 3, 7, 32, 4
 
@@ -91,7 +91,7 @@ def test_reduction_ratio_is_configurable_and_checked():
 
 
 def test_masked_batch_norm_is_batch_norm_over_the_real_tokens():
-    from dlfa.fusion import MaskedBatchNorm1d
+    from dlfa.model.fusion import MaskedBatchNorm1d
 
     torch.manual_seed(0)
     x, mask = torch.randn(B, T, E), torch.ones(B, T)
@@ -105,10 +105,10 @@ def test_masked_batch_norm_is_batch_norm_over_the_real_tokens():
 
 
 def test_aif_run_per_slice_sees_other_batch_statistics_than_the_whole_batch():
-    """Why the engine runs DLFA's aggregation on the whole batch (dlfa.train.backward_whole_batch): in training
+    """Why the engine runs DLFA's aggregation on the whole batch (dlfa.engine.train.backward_whole_batch): in training
     mode the weights W of a row depend on the rest of its batch, so two slices of 4 rows give other W than the
     8 rows at once. `last` has no such dependence."""
-    from dlfa.fusion import uses_batch_statistics
+    from dlfa.model.fusion import uses_batch_statistics
 
     torch.manual_seed(0)
     module = AIFFusion(E, 1).train()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlfa.jobs import launch
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import STALE_MESSAGE, JobStore, pid_alive
 from dlfa.jobs.worker import run_worker
 from dlfa.paths import REPO_ROOT
@@ -60,7 +60,7 @@ def finished(job) -> bool:
 
 
 def test_local_job_outlives_the_process_that_launched_it(store):
-    script = ("import sys; from dlfa.jobs.launch import submit; from dlfa.jobs.spec import JobSpec; "
+    script = ("import sys; from dlfa.jobs.launch import submit; from dlfa.engine.spec import JobSpec; "
               "from dlfa.jobs.store import JobStore; spec = JobSpec.from_json(sys.argv[2]); "
               "print(submit(spec, JobStore(sys.argv[1])).id)")
     env = {**os.environ, "DLFA_FAKE_STEP_S": "0.05", "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(TESTS)])}
@@ -121,7 +121,7 @@ def test_sigterm_stops_a_job_cleanly_as_resumable(store, monkeypatch):
 
 
 def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, tiny_encoder, data_root):
-    """The real dlfa.train.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
+    """The real dlfa.engine.train.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
     monkeypatch.delenv("DLFA_JOB_RUNNER")
     spec = JobSpec(task="pawsx", eval_languages=("de",), encoder=tiny_encoder, aggregations=("dlfa",),
                    fusion_layers=(2,),
@@ -203,7 +203,7 @@ def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancell
 def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     store, monkeypatch, tiny_encoder, data_root
 ):
-    from dlfa.train import UnitTrainer, latest_checkpoint
+    from dlfa.engine.train import UnitTrainer, latest_checkpoint
 
     monkeypatch.delenv("DLFA_JOB_RUNNER")  # the real engine, in this process
     train_step = UnitTrainer.train_step
@@ -233,7 +233,7 @@ def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_ch
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:
-    from dlfa.cli import main
+    from dlfa.cli.main import main
 
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -246,8 +246,8 @@ def spec_flags(tiny_encoder, data_root, *extra) -> list[str]:
 
 
 def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root, monkeypatch):
-    from dlfa.cli import build_parser
-    from dlfa.jobs.cli import spec_from_args
+    from dlfa.cli.main import build_parser
+    from dlfa.cli.jobs import spec_from_args
 
     monkeypatch.chdir(data_root.parent)
     args = build_parser().parse_args([
@@ -268,9 +268,9 @@ def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root
 
 
 def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encoder, data_root, tmp_path, capsys):
-    from dlfa.cli import build_parser
-    from dlfa.jobs.cli import spec_from_args
-    from dlfa.jobs.spec import JobSpec
+    from dlfa.cli.main import build_parser
+    from dlfa.cli.jobs import spec_from_args
+    from dlfa.engine.spec import JobSpec
 
     recorded = JobSpec(task="pawsx", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
                        aggregations=("last", "dlfa"), fusion_layers=(1, 2), seeds=(1, 2), intermediate_tasks=("sst2",),

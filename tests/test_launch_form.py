@@ -39,7 +39,7 @@ def test_cls_pooling_with_fusion_layer_0_is_warned_about_and_mean_pooling_is_not
 
 
 def test_the_form_submits_pooling_and_early_stopping_in_the_spec(launch_page, monkeypatch):
-    from dlfa import ui
+    from dlfa.app import ui
 
     submitted = []
     monkeypatch.setattr(ui, "submit", lambda spec: submitted.append(spec) or SimpleNamespace(id="job-1"))

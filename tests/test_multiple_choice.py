@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from dlfa.errors import ConfigError, DataError
-from dlfa.model import DlfaConfig, DlfaModel, HeadConfig
-from dlfa.tasks.base import Example, encode_examples
-from dlfa.tasks.readers import read_csv, read_jsonl
-from dlfa.tasks.registry import DataSource, get_task, load_encoded, load_examples
-from dlfa.train import MultipleChoiceDataset, slice_bounds
+from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.data.base import Example, encode_examples
+from dlfa.data.readers import read_csv, read_jsonl
+from dlfa.data.registry import DataSource, get_task, load_encoded, load_examples
+from dlfa.engine.train import MultipleChoiceDataset, slice_bounds
 from tests.test_model import tiny_bert
 
 B, C, T = 3, 4, 7
@@ -120,7 +120,7 @@ def test_real_files_are_multiple_choice_tasks(data_root):
 
 
 def test_features_hold_one_sequence_per_choice_and_survive_the_cache(data_root, tiny_encoder, tmp_path, monkeypatch):
-    from dlfa.encoders import load_tokenizer
+    from dlfa.model.encoders import load_tokenizer
 
     monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
     tokenizer = load_tokenizer(tiny_encoder)
@@ -146,10 +146,10 @@ def test_features_hold_one_sequence_per_choice_and_survive_the_cache(data_root, 
 
 
 def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encoder, data_root, tmp_path):
-    from dlfa.encoders import load_tokenizer
-    from dlfa.evaluate import predict_dataset
-    from dlfa.jobs.spec import JobSpec
-    from dlfa.train import run_job
+    from dlfa.model.encoders import load_tokenizer
+    from dlfa.engine.evaluate import predict_dataset
+    from dlfa.engine.spec import JobSpec
+    from dlfa.engine.train import run_job
 
     spec = JobSpec(task="xcopa", eval_languages=("et", "tr"), encoder=tiny_encoder, data_root=str(data_root),
                    fusion_layers=(2,), max_train_examples=16, max_eval_examples=20, batch_size=8, max_steps=30,
@@ -174,8 +174,8 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
 
 
 def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, data_root, tmp_path):
-    from dlfa.jobs.spec import JobSpec
-    from dlfa.train import run_job
+    from dlfa.engine.spec import JobSpec
+    from dlfa.engine.train import run_job
 
     spec = JobSpec(task="xcopa", eval_languages=("et",), encoder=tiny_encoder, data_root=str(data_root),
                    fusion_layers=(2,), max_train_examples=8, max_eval_examples=8, batch_size=4, max_steps=2,
@@ -185,14 +185,14 @@ def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, data_root,
 
 
 def test_typed_text_refuses_a_multiple_choice_head():
-    from dlfa.evaluate import predict
+    from dlfa.engine.evaluate import predict
 
     with pytest.raises(ConfigError, match="typed text is not supported for the multiple-choice task 'mc'"):
         predict(mc_model(), tokenizer=None, texts="a question")
 
 
 def test_data_list_shows_family_languages_sizes_and_source(data_root, capsys):
-    from dlfa.cli import main
+    from dlfa.cli.main import main
 
     tasks = ["xcopa", "commonsenseqa", "hellaswag", "udpos", "sst2"]
     assert main(["data", "list", "--data-root", str(data_root), *[f"--task={t}" for t in tasks]]) == 0
@@ -211,7 +211,7 @@ def test_data_list_shows_family_languages_sizes_and_source(data_root, capsys):
 
 
 def test_an_uploaded_multiple_choice_file_is_read_and_a_wrong_choice_count_named(tmp_path, monkeypatch):
-    from dlfa import uploads
+    from dlfa.engine import uploads
 
     monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
     rows = [{"text": "Der Mann fiel.", "text_pair": "What was the cause?", "choices": ["Er stolperte.", "Er aß."],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlfa import ui
+from dlfa.app import ui
 from dlfa.testing import link_built
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,10 +25,10 @@ TIMEOUT = 60
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, data_root):
     """A cache folder whose store holds one completed job with real results (and its model folders)."""
-    from dlfa.jobs.spec import JobSpec
+    from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
-    from dlfa.train import run_job
+    from dlfa.engine.train import run_job
 
     cache = link_built(tmp_path_factory.mktemp("cache-run"))
     old = os.environ.get("DLFA_CACHE_DIR")
@@ -235,7 +235,7 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     at.run()
     no_errors(at)
     assert at.metric and at.metric[0].label.startswith("accuracy on udpos")
-    from dlfa.uploads import evaluation_result
+    from dlfa.engine.uploads import evaluation_result
 
     result = evaluation_result(job)
     assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
@@ -362,7 +362,7 @@ def classroom_pack(tmp_path_factory) -> Path:
     built = REPO / "cache" / "pack"
     if (built / "MANIFEST.json").is_file():
         return built
-    from dlfa.tasks.classroom import build_pack
+    from dlfa.data.classroom import build_pack
 
     root = tmp_path_factory.mktemp("classroom-pack")
     build_pack(root / "pack", downloads=root / "downloads")
@@ -441,7 +441,7 @@ def test_launch_form_turns_tensorboard_tracking_on(pack_cache):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Shared-server mode (dlfa.serving): DLFA_SHARED=1 stands for a server bound to the network
+# Shared-server mode (dlfa.app.serving): DLFA_SHARED=1 stands for a server bound to the network
 
 
 @pytest.fixture
@@ -501,7 +501,7 @@ def test_shared_server_caps_the_jobs_of_a_session(pack_cache, monkeypatch, stop_
 
 
 def test_shared_server_jobs_of_other_sessions_need_the_operator_password(pack_cache, monkeypatch, stop_jobs_after):
-    from dlfa.jobs.spec import JobSpec
+    from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
 
     monkeypatch.setenv("DLFA_SHARED", "1")
@@ -540,7 +540,7 @@ def test_launch_refuses_a_negative_seed_next_to_its_field(empty_cache):
 
 def test_launch_tasks_from_the_hub_are_not_probed(monkeypatch):
     """Counting the hub's examples loads every split: its target tasks are offered without a look."""
-    from dlfa.tasks.registry import DataSource
+    from dlfa.data.registry import DataSource
 
     monkeypatch.setattr(ui, "resolve_source", lambda data_root: DataSource.hub())
     monkeypatch.setattr(ui, "task_languages_now", lambda *a: pytest.fail("the hub was probed"))
@@ -553,7 +553,7 @@ def test_jobs_shows_a_running_job_without_finished_steps_as_stalled(empty_cache,
     import sqlite3
     import time
 
-    from dlfa.jobs.spec import JobSpec
+    from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
 
     store = JobStore()

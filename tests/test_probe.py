@@ -7,14 +7,14 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from dlfa import probe
-from dlfa.encoders import load_tokenizer
-from dlfa.jobs.spec import JobSpec
-from dlfa.model import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
-from dlfa.probe import (FeatureNet, HiddenStateDataset, fit_standardization, hidden_state_dataset, needed_layers,
+from dlfa.engine import probe
+from dlfa.model.encoders import load_tokenizer
+from dlfa.engine.spec import JobSpec
+from dlfa.model.modeling import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
+from dlfa.engine.probe import (FeatureNet, HiddenStateDataset, fit_standardization, hidden_state_dataset, needed_layers,
                         write_hidden_states)
-from dlfa.tasks.base import Example, TaskInfo, encode_examples
-from dlfa.train import EncodedDataset, Runtime, run_job
+from dlfa.data.base import Example, TaskInfo, encode_examples
+from dlfa.engine.train import EncodedDataset, Runtime, run_job
 
 POS = TaskInfo("udpos", "token", ("NOUN", "VERB", "PUNCT"), "accuracy")
 CPU = Runtime(torch.device("cpu"), None)

@@ -1,13 +1,13 @@
-"""dlfa.projector: parallel sentences of the three sources, states per layer (cached), 2-D projections."""
+"""dlfa.analysis.projector: parallel sentences of the three sources, states per layer (cached), 2-D projections."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from dlfa import projector
+from dlfa.analysis.layers import projector
 from dlfa.errors import ConfigError, DataError
-from dlfa.tasks.registry import DataSource
+from dlfa.data.registry import DataSource
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_pca_projection_keeps_its_side_across_calls_and_needs_three_points():
 
 
 def test_states_per_layer_are_cached_and_words_keep_their_tags(tiny_encoder, source, tmp_path):
-    from dlfa.encoders import load_encoder
+    from dlfa.model.encoders import load_encoder
 
     loaded = load_encoder(tiny_encoder)
     items = projector.parallel_sentences("parallel-ud", source, ["de"], 5)

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dlfa.errors import DataError
-from dlfa.tasks import readers
-from dlfa.tasks.readers import (
+from dlfa.data import readers
+from dlfa.data.readers import (
     CONLL_NER_TAGS,
     PANX_TAGS,
     UPOS_TAGS,

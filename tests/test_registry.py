@@ -8,13 +8,13 @@ import os
 import numpy as np
 import pytest
 
-from dlfa.cli import main
+from dlfa.cli.main import main
 from dlfa.errors import DataError
-from dlfa.jobs.spec import JobSpec
-from dlfa.tasks import registry
-from dlfa.tasks.base import IGNORE_INDEX
-from dlfa.tasks.readers import PANX_TAGS, UPOS_TAGS
-from dlfa.tasks.registry import (DataSource, available_languages, english_sizes, get_task, list_tasks, load_encoded,
+from dlfa.engine.spec import JobSpec
+from dlfa.data import registry
+from dlfa.data.base import IGNORE_INDEX
+from dlfa.data.readers import PANX_TAGS, UPOS_TAGS
+from dlfa.data.registry import (DataSource, available_languages, english_sizes, get_task, list_tasks, load_encoded,
                                   load_examples)
 
 PUD_LANGUAGES = ["ar", "cs", "de", "en", "es", "fi", "fr", "gl", "it", "pl", "pt", "ru", "sv", "tr", "zh"]
@@ -36,7 +36,7 @@ def source(data_root):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from dlfa.encoders import load_tokenizer
+    from dlfa.model.encoders import load_tokenizer
 
     return load_tokenizer()
 
@@ -347,7 +347,7 @@ def test_cli_lists_tasks_as_json(data_root, capsys):
 
 def test_the_hub_unreachable_is_a_clear_data_error_not_retries(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("dlfa.encoders.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("dlfa.model.encoders.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(DataError, match="hub cannot be reached.*dlfa prepare"):
         registry.load_hub_split("udpos.German", "test")
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from dlfa.errors import ConfigError
-from dlfa.report import Cell, gain_verdict, paper_in_interval, write_report
+from dlfa.reproduction.report import Cell, gain_verdict, paper_in_interval, write_report
 
 LANGUAGES = ["de", "zh"]
 MAJORITY = 33.3

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from dlfa.cli import main
+from dlfa.cli.main import main
 from dlfa.errors import ConfigError
-from dlfa.jobs.spec import JobSpec
-from dlfa.report import lower_layers_retrieve_better, tied_layers, write_report
-from dlfa.reproduce import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, best_dev_layer, choose,
+from dlfa.engine.spec import JobSpec
+from dlfa.reproduction.report import lower_layers_retrieve_better, tied_layers, write_report
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, best_dev_layer, choose,
                             estimated_hours, finetune_layers, plan_jobs, record_root, restore_record, run_plan,
                             save_record)
-from dlfa.tasks.registry import DataSource, english_sizes
+from dlfa.data.registry import DataSource, english_sizes
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from dlfa.code_version import code_version
-from dlfa.encoders import load_encoder
+from dlfa.model.encoders import load_encoder
 from dlfa.errors import ConfigError, DataError
 from dlfa.languages import LANGUAGE_NAMES, TATOEBA_LASER_CODES
-from dlfa.retrieval import (
+from dlfa.analysis.retrieval import (
     TatoebaPairs,
     TatoebaResult,
     available_tatoeba_languages,
@@ -23,7 +23,7 @@ from dlfa.retrieval import (
     tatoeba_language,
     tatoeba_retrieval,
 )
-from dlfa.tasks.registry import DataSource
+from dlfa.data.registry import DataSource
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LASER_FILES = FIXTURES / "tatoeba"
@@ -180,9 +180,9 @@ def test_layers_are_parsed_and_checked():
 
 
 def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encoder, data_root, tmp_path, capsys):
-    from dlfa.cli import main
-    from dlfa.jobs.spec import JobSpec
-    from dlfa.train import run_job
+    from dlfa.cli.main import main
+    from dlfa.engine.spec import JobSpec
+    from dlfa.engine.train import run_job
 
     def tatoeba(*argv) -> tuple[int, str, str]:
         code = main(["tatoeba", *argv])

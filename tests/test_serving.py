@@ -1,11 +1,11 @@
-"""Shared-server mode policy (dlfa.serving): when it is on, what it allows, whose jobs a session controls."""
+"""Shared-server mode policy (dlfa.app.serving): when it is on, what it allows, whose jobs a session controls."""
 from dataclasses import dataclass, field
 
 import pytest
 
-from dlfa import serving
+from dlfa.app import serving
 from dlfa.errors import ConfigError
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dlfa.errors import ConfigError
-from dlfa.jobs.spec import JobSpec, parse_int_list
+from dlfa.engine.spec import JobSpec, parse_int_list
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "shared" / "data"
 BASE = JobSpec(task="pawsx", eval_languages=("de", "fr"))
@@ -141,7 +141,7 @@ def test_tasks_and_languages_are_checked_against_the_data_root():
 def test_every_field_has_a_validation_rule():
     from dataclasses import fields
 
-    from dlfa.jobs.spec import FIELD_RULES
+    from dlfa.engine.spec import FIELD_RULES
 
     assert set(FIELD_RULES) == {f.name for f in fields(JobSpec)}
 
@@ -184,7 +184,7 @@ def test_a_string_for_a_list_field_is_not_split_into_letters():
     ([], {"weight_decay": 2}, "weight_decay: must be a number at least 0 and below 1, got 2"),
 ])
 def test_cli_refuses_a_bad_spec_in_one_line_before_writing(flags, spec_fields, message, tmp_path, capsys):
-    from dlfa.cli import main
+    from dlfa.cli.main import main
 
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"task": "pawsx", "eval_languages": ["de"], "data_root": str(DATA_ROOT),
@@ -197,7 +197,7 @@ def test_cli_refuses_a_bad_spec_in_one_line_before_writing(flags, spec_fields, m
 
 
 def test_run_job_refuses_a_bad_spec_before_writing(tmp_path):
-    from dlfa.train import run_job
+    from dlfa.engine.train import run_job
 
     with pytest.raises(ConfigError, match="invalid job spec: max_grad_norm: must be a number ≥ 0"):
         run_job(replace(BASE, max_grad_norm=-1.0), tmp_path / "job")

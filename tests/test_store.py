@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dlfa.errors import ConfigError, DataError
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import SCHEMA, STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, job_folders, pid_alive
 from dlfa.paths import REPO_ROOT
 
@@ -91,7 +91,7 @@ def test_cancel_before_launch_is_immediate_and_requeue_keeps_the_folder(store):
 
 HAMMER = """
 import json, sys
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import JobStore
 store, worker, ids = JobStore(sys.argv[1]), sys.argv[2], []
 for i in range(25):

@@ -7,10 +7,10 @@ import pytest
 from scipy import stats
 
 from dlfa.errors import DlfaError
-from dlfa.jobs.spec import JobSpec
-from dlfa.study import (INTERMEDIATE_PRESETS, change_in_words, compare, find_study, not_learned_note, preset_for,
+from dlfa.engine.spec import JobSpec
+from dlfa.reproduction.study import (INTERMEDIATE_PRESETS, change_in_words, compare, find_study, not_learned_note, preset_for,
                         study_specs, summarize)
-from dlfa.tasks.registry import get_task
+from dlfa.data.registry import get_task
 
 
 def _job(values_by_seed: dict[int, dict[str, float]], ci: float | None = None, tasks=()) -> dict:

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from dlfa.callbacks import TENSORBOARD_DIR
-from dlfa.jobs.spec import JobSpec
-from dlfa.train import run_job
+from dlfa.engine.callbacks import TENSORBOARD_DIR
+from dlfa.engine.spec import JobSpec
+from dlfa.engine.train import run_job
 
 
 def scalars(folder) -> dict[str, list[tuple[int, float]]]:
@@ -48,8 +48,8 @@ def test_no_events_without_the_flag(tiny_encoder, data_root, tmp_path):
 
 
 def test_cli_flag_sets_the_spec_field(data_root, tmp_path):
-    from dlfa.cli import build_parser
-    from dlfa.jobs.cli import spec_from_args
+    from dlfa.cli.main import build_parser
+    from dlfa.cli.jobs import spec_from_args
 
     common = ["train", "--task", "udpos", "--eval-langs", "de", "--out", str(tmp_path), "--data-root", str(data_root)]
     assert spec_from_args(build_parser().parse_args([*common, "--tensorboard"])).tensorboard is True

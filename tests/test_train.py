@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from dlfa.callbacks import Callback
-from dlfa.encoders import load_tokenizer
+from dlfa.engine.callbacks import Callback
+from dlfa.model.encoders import load_tokenizer
 from dlfa.errors import ConfigError
-from dlfa.evaluate import predict
-from dlfa.jobs.spec import JobSpec
-from dlfa.model import DlfaModel
-from dlfa.train import (
+from dlfa.engine.evaluate import predict
+from dlfa.engine.spec import JobSpec
+from dlfa.model.modeling import DlfaModel
+from dlfa.engine.train import (
     BatchStream,
     Runtime,
     build_optimizer,
@@ -283,7 +283,7 @@ def test_embedded_encoder_learns_udpos_and_transfers_to_german_and_chinese(data_
 
 
 def _gradients_of_one_step(model, batch, max_tokens):
-    from dlfa.train import backward_batch
+    from dlfa.engine.train import backward_batch
 
     model.zero_grad(set_to_none=True)
     loss = backward_batch(model, model, batch, max_tokens, 0.5, Runtime(torch.device("cpu"), None))
@@ -295,9 +295,9 @@ def _gradients_of_one_step(model, batch, max_tokens):
 def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
     from transformers import BertConfig, BertModel
 
-    from dlfa.model import DlfaConfig, HeadConfig
+    from dlfa.model.modeling import DlfaConfig, HeadConfig
     from dlfa.testing import TINY_CONFIG
-    from dlfa.train import slice_bounds
+    from dlfa.engine.train import slice_bounds
 
     heads = {"nli": HeadConfig("pair", ["e", "n", "c"]), "pos": HeadConfig("token", ["NOUN", "VERB", "X"])}
     torch.manual_seed(0)

@@ -2,9 +2,9 @@
 import pytest
 
 from dlfa.errors import ConfigError, DataError
-from dlfa.jobs.spec import JobSpec
-from dlfa.train import run_job
-from dlfa.uploads import (
+from dlfa.engine.spec import JobSpec
+from dlfa.engine.train import run_job
+from dlfa.engine.uploads import (
     MAX_EXAMPLES,
     MAX_UPLOAD_BYTES,
     MAX_WORDS_PER_EXAMPLE,

@@ -9,7 +9,7 @@ import pytest
 from test_pages import no_errors, plotly_specs
 from test_pages import page as pages_page
 
-from dlfa import ui
+from dlfa.app import ui
 from dlfa.testing import link_built
 
 TIMEOUT = 120
@@ -18,10 +18,10 @@ page = functools.partial(pages_page, timeout=TIMEOUT)
 
 @pytest.fixture(scope="module")
 def finished_job(tmp_path_factory, data_root):
-    from dlfa.jobs.spec import JobSpec
+    from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
-    from dlfa.train import run_job
+    from dlfa.engine.train import run_job
 
     cache = link_built(tmp_path_factory.mktemp("cache-views"))
     encoder = str(build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder-views")))

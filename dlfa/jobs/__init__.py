@@ -6,7 +6,7 @@ for a local process, torchrun and SLURM (`launch`) and the `train` / `sweep` / `
     launch.refresh()                   # the app's refresh: dead workers, overdue cancels, the queue
     JobStore().get(job.id).progress    # 0…1, with progress_text; metrics(), results(), log_path()
 """
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import Job, JobStore
 
 __all__ = ["Job", "JobSpec", "JobStore"]

@@ -23,7 +23,7 @@ import sys
 import time
 
 from dlfa.errors import ConfigError
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import STALE_AFTER_S, Job, JobStore, pid_alive
 from dlfa.paths import REPO_ROOT
 

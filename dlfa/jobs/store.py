@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlfa.errors import ConfigError, DataError
-from dlfa.jobs.spec import JobSpec
+from dlfa.engine.spec import JobSpec
 from dlfa.paths import cache_dir
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled", "stopped")

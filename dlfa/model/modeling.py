@@ -1,0 +1,241 @@
+"""Encoder + layer aggregation + one classification head per task.
+
+    input_ids B × T ──encoder──► hidden states (L + 1) × B × T × E ──aggregation──► fused B × T × E
+        sentence / pair tasks: head on the pooled fused sequence → logits B × C
+                               pooling `cls`: the fused first token (as the paper); `mean`: the mean over
+                               the real tokens (with fusion layer 0, `cls` fuses a constant: the embedding
+                               output at position 0 is the same for every input)
+        token tasks:           head on every position          → logits B × T × C
+                               (labels only on each word's first sub-word; IGNORE_INDEX elsewhere)
+        multiple choice:       input_ids B × C × T (one (context, choice) pair per choice) run flat as
+                               (B·C) × T; the pooled sequence of each pair → one score, B × C scores;
+                               softmax over the choices, cross-entropy on the gold choice (as Hugging Face's
+                               BertForMultipleChoice)
+
+Several heads share the encoder and the aggregation, so intermediate tasks carry over to the target task.
+Probes (a frozen encoder) standardize each hidden state per dimension with the English training statistics
+before the aggregation: a frozen last layer is strongly anisotropic (on e5-small, tokens share one direction
+with a mean cosine of 0.65, against 0.13 at layer 4), which a small head in a short budget cannot undo, so
+without it a probe would measure the features' offset rather than what they carry.
+Saved as `dlfa_config.json` + `model.safetensors`; parameters frozen at their encoder values (the word
+embeddings by default) are not written again but reloaded from the encoder spec. Nothing is unpickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dlfa.errors import ConfigError, DlfaError
+from dlfa.model.fusion import AggregationOutput, build_aggregation
+from dlfa.data.base import IGNORE_INDEX, TaskKind
+
+POOLINGS = ("cls", "mean")
+
+CONFIG_FILE = "dlfa_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class HeadConfig:
+    """One task's head: its kind and label names (the number of classes is len(labels))."""
+
+    kind: TaskKind
+    labels: list[str]
+
+
+@dataclass
+class DlfaConfig:
+    """Everything needed to rebuild a model. `heads` maps task name -> HeadConfig."""
+
+    encoder: str
+    heads: dict[str, HeadConfig]
+    aggregation: str = "dlfa"
+    fusion_layer: int | None = None
+    reduction: int = 4
+    dropout: float = 0.1
+    freeze_word_embeddings: bool = True
+    standardize_features: bool = False  # probes: (h − mean) / std per layer and dimension, English train stats
+    pooling: str = "cls"  # sentence and pair tasks: "cls" (first token) or "mean" (over the real tokens)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DlfaConfig":
+        heads = {name: HeadConfig(**head) for name, head in data["heads"].items()}
+        return cls(**{**data, "heads": heads})
+
+
+@dataclass
+class DlfaOutput:
+    """loss: scalar or None; logits: B × C (sentence, pair; multiple choice: one score per choice) or
+    B × T × C (token); fusion_weights: B × T × E for `dlfa` ((B·C) × T × E for multiple choice); layer_weights: (L + 1,) for `scalar-mix`."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+    fusion_weights: torch.Tensor | None = None
+    layer_weights: torch.Tensor | None = None
+
+
+class DlfaModel(nn.Module):
+    """A multilingual encoder whose last layer is aggregated with lower layers before each task head."""
+
+    def __init__(self, config: DlfaConfig, encoder: nn.Module):
+        super().__init__()
+        if not config.heads:
+            raise ConfigError("a model needs at least one task head")
+        if config.pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling '{config.pooling}': choose one of {', '.join(POOLINGS)}")
+        self.config = config
+        self.encoder = encoder
+        num_layers = encoder.config.num_hidden_layers
+        hidden = encoder.config.hidden_size
+        self.aggregation = build_aggregation(
+            config.aggregation, hidden, num_layers, config.fusion_layer, config.reduction
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.heads = nn.ModuleDict({name: nn.Linear(hidden, 1 if head.kind == "multiple_choice" else len(head.labels))
+                                    for name, head in config.heads.items()})
+        if config.standardize_features:  # (L + 1) × E, saved with the weights; set by set_feature_statistics
+            self.register_buffer("feature_mean", torch.zeros(num_layers + 1, hidden))
+            self.register_buffer("feature_std", torch.ones(num_layers + 1, hidden))
+        if config.freeze_word_embeddings:
+            encoder.get_input_embeddings().weight.requires_grad_(False)
+
+    @classmethod
+    def from_encoder_spec(cls, config: DlfaConfig) -> "DlfaModel":
+        from dlfa.model.encoders import load_encoder
+
+        return cls(config, load_encoder(config.encoder).model)
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoder.config.num_hidden_layers
+
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """All hidden states: a tuple of L + 1 tensors B × T × E (index 0 = embedding output)."""
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, **kwargs)
+        return tuple(out.hidden_states)
+
+    def set_feature_statistics(self, layer: int, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """The per-dimension mean and std (E each) that standardize hidden state `layer`."""
+        self.feature_mean[layer] = mean
+        self.feature_std[layer] = std
+
+    def standardize(self, hidden_states: tuple[torch.Tensor | None, ...]) -> tuple[torch.Tensor | None, ...]:
+        """(h − mean) / std for every hidden state given (None entries stay None), when the config asks for it."""
+        if not self.config.standardize_features:
+            return hidden_states
+        return tuple(None if h is None else (h - self.feature_mean[i]) / self.feature_std[i]
+                     for i, h in enumerate(hidden_states))
+
+    def pool(self, sequence: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """sequence: B × T × E, attention_mask: B × T -> B × E, by the config's pooling."""
+        if self.config.pooling == "cls":
+            return sequence[:, 0]
+        mask = attention_mask.to(sequence.dtype).unsqueeze(-1)  # B × T × 1
+        return (sequence * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def classify(
+        self,
+        hidden_states: tuple[torch.Tensor, ...],
+        attention_mask: torch.Tensor,
+        task: str,
+        labels: torch.Tensor | None = None,
+    ) -> DlfaOutput:
+        """Aggregate hidden states and apply `task`'s head. labels: B (sentence, pair, multiple choice) or B × T
+        (token). A multiple-choice head takes the (B·C) × T hidden states of its flattened choices."""
+        if task not in self.heads:
+            raise ConfigError(f"this model has no head for task '{task}' (heads: {', '.join(self.heads)})")
+        fused: AggregationOutput = self.aggregation(self.standardize(hidden_states), attention_mask)
+        kind = self.config.heads[task].kind
+        features = fused.sequence if kind == "token" else self.pool(fused.sequence, attention_mask)
+        logits = self.heads[task](self.dropout(features))
+        if kind == "multiple_choice":  # (B·C) × 1 scores -> B × C
+            logits = logits.view(-1, len(self.config.heads[task].labels))
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=IGNORE_INDEX
+            )
+        return DlfaOutput(loss, logits, fused.fusion_weights, fused.layer_weights)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        task: str | None = None,
+        labels: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> DlfaOutput:
+        """input_ids, attention_mask: B × T, or B × C × T for a multiple-choice task (run flat as (B·C) × T).
+        `task` may be omitted when the model has a single head."""
+        task = task or next(iter(self.heads))
+        if input_ids.dim() == 3:
+            input_ids, attention_mask = input_ids.flatten(0, 1), attention_mask.flatten(0, 1)
+            token_type_ids = token_type_ids.flatten(0, 1) if token_type_ids is not None else None
+        return self.classify(self.encode(input_ids, attention_mask, token_type_ids), attention_mask, task, labels)
+
+    # ------------------------------------------------------------------------------------------------
+    # Saving and loading (safetensors + JSON)
+
+    def _frozen_encoder_names(self) -> set[str]:
+        return {f"encoder.{name}" for name, p in self.encoder.named_parameters() if not p.requires_grad}
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write config and weights atomically (each file goes through a temporary name)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        frozen = self._frozen_encoder_names()
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items() if k not in frozen}
+        tmp_weights, tmp_config = directory / f".{WEIGHTS_FILE}.tmp", directory / f".{CONFIG_FILE}.tmp"
+        save_file(state, str(tmp_weights), metadata={"format": "pt"})
+        tmp_config.write_text(json.dumps({**self.config.to_dict(), "reloaded_from_encoder": sorted(frozen)}, indent=2))
+        os.replace(tmp_weights, directory / WEIGHTS_FILE)
+        os.replace(tmp_config, directory / CONFIG_FILE)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, encoder: nn.Module | None = None) -> "DlfaModel":
+        """Rebuild a saved model. `encoder` may be given to skip reloading it from its spec."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        if not config_path.is_file() or not weights_path.is_file():
+            raise DlfaError(f"{directory} holds no saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            raw = json.loads(config_path.read_text())
+            reloaded = set(raw.pop("reloaded_from_encoder", []))
+            config = DlfaConfig.from_dict(raw)
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise DlfaError(f"{config_path} is not a valid model config: {exc}") from exc
+        model = cls(config, encoder) if encoder is not None else cls.from_encoder_spec(config)
+        try:
+            state = load_file(str(weights_path))
+        except (SafetensorError, OSError) as exc:
+            raise DlfaError(f"{weights_path} cannot be read (truncated or corrupted?): {exc}") from exc
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - reloaded:
+            raise DlfaError(
+                f"{weights_path} does not match its config: missing {sorted(set(missing) - reloaded)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
+        return model
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """{'total': …, 'trainable': …} parameter counts."""
+    params = list(model.parameters())
+    return {"total": sum(p.numel() for p in params), "trainable": sum(p.numel() for p in params if p.requires_grad)}
