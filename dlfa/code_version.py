@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-PRESENTATION_ONLY = frozenset({"app/ui.py", "app/serving.py", "app/charts.py", "app/exports.py", "reproduction/report.py",
+PRESENTATION_ONLY = frozenset({"app/ui.py", "charts.py", "app/serving.py", "app/exports.py", "reproduction/report.py",
                                "analysis/examples.py", "analysis/projector.py", "analysis/attention.py",
                                "analysis/explain.py"})
 

@@ -8,7 +8,8 @@ import streamlit as st
 
 from dlfa.analysis.layers import attention
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 from dlfa.app.exports import download_row
 
 AVERAGE = "mean over heads"

@@ -4,7 +4,8 @@ import html
 
 import streamlit as st
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 
 from dlfa.analysis.layers import examples
 from dlfa.app.exports import download_row

@@ -2,7 +2,8 @@
 the run's fusion statistics per language, position and gold tag."""
 import streamlit as st
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 
 
 def main() -> None:

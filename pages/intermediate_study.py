@@ -4,7 +4,8 @@ against the previous one), the mean over languages and the change vs. 0 per lang
 import pandas as pd
 import streamlit as st
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 from dlfa.errors import ConfigError
 from dlfa.engine.spec import JobSpec, parse_int_list
 

@@ -4,7 +4,8 @@ XTREME's Tatoeba retrieval per layer and language."""
 import pandas as pd
 import streamlit as st
 
-from dlfa.app import charts, serving, ui
+from dlfa import charts
+from dlfa.app import serving, ui
 
 PARALLEL_UD, TATOEBA = "Parallel UD", "Tatoeba (XTREME)"
 

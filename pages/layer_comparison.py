@@ -2,7 +2,8 @@
 layer × language grid of a sweep with the best layer per language marked."""
 import streamlit as st
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 
 DEFAULT_SENTENCE = "Die Katze schläft auf dem warmen Sofa ."
 

@@ -3,7 +3,8 @@ language (or tag), translations joined by lines; the base encoder beside a fine-
 import numpy as np
 import streamlit as st
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 
 from dlfa.analysis.layers import projector
 from dlfa.app.exports import download_row

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dlfa.app import charts, ui
+from dlfa import charts
+from dlfa.app import ui
 
 
 def main() -> None:

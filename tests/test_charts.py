@@ -1,9 +1,9 @@
-"""The app's figure builders (dlfa.app.charts): plain data in, plotly figures out, no Streamlit."""
+"""The app's figure builders (dlfa.charts): plain data in, plotly figures out, no Streamlit."""
 import json
 
 import pytest
 
-from dlfa.app import charts
+from dlfa import charts
 
 FAMILIES = {"en": "Germanic", "de": "Germanic", "nl": "Germanic", "es": "Romance", "fr": "Romance", "zh": "Sino-Tibetan"}
 METRICS = {

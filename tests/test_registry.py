@@ -347,7 +347,7 @@ def test_cli_lists_tasks_as_json(data_root, capsys):
 
 def test_the_hub_unreachable_is_a_clear_data_error_not_retries(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("dlfa.model.encoders.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("dlfa.hub.hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(DataError, match="hub cannot be reached.*dlfa prepare"):
         registry.load_hub_split("udpos.German", "test")
 

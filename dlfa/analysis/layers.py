@@ -234,7 +234,7 @@ def register(subparsers) -> None:
 
 
 def run_cli(args) -> int:
-    from dlfa.cli.jobs import split_list
+    from dlfa.engine.spec import split_list
 
     source = _source(args.data_root)
     available = available_parallel_languages(source)

@@ -304,7 +304,7 @@ def register(subparsers) -> None:
 
 
 def run_cli(args) -> int:
-    from dlfa.cli.jobs import split_list
+    from dlfa.engine.spec import split_list
     from dlfa.data.registry import DataSource
 
     if args.max_sentences is not None and args.max_sentences < 2:

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dlfa.app import charts
+from dlfa import charts
 
 
 def download_row(key: str, name: str, table: pd.DataFrame | None = None, payload: dict | None = None,

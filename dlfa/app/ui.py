@@ -2,7 +2,7 @@
 the job store, finished runs and their units, cached model loading, result tables, labels, and one error
 wrapper (`run_page`) so that a DlfaError shows as a message, never as a traceback.
 
-Pages stay thin: they lay widgets out and call these helpers, dlfa.app.charts and the library.
+Pages stay thin: they lay widgets out and call these helpers, dlfa.charts and the library.
 """
 from __future__ import annotations
 

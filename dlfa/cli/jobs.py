@@ -11,16 +11,16 @@ import json
 import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from dlfa.engine.callbacks import Callback, Progress
+from dlfa.engine.callbacks import TqdmCallback
 from dlfa.errors import ConfigError
 from dlfa.model.fusion import AGGREGATIONS
 from dlfa.jobs.launch import CANCEL_GRACE_S
-from dlfa.engine.spec import BACKENDS, DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list
+from dlfa.engine.spec import (BACKENDS, DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list,
+                              split_list)
 
 FOLLOW_POLL_S = 0.5
 DEFAULTS = JobSpec(task="", eval_languages=())  # the field defaults, shown in --help
@@ -93,11 +93,6 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--name", help="a label for the run")
     parser.add_argument("--out", required=out_required, metavar="DIR",
                         help="output folder" + ("" if out_required else " (default cache/runs/<job id>/)"))
-
-
-def split_list(text: str | None) -> tuple[str, ...]:
-    """'a, b,,c' -> ('a', 'b', 'c')."""
-    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
 
 
 def _absolute_if_path(value: str | None) -> str | None:
@@ -202,47 +197,6 @@ def metrics_table(rows: list[dict]) -> str:
                         [[r["unit"], r["language"], r.get("metric") or "-", number(r.get("value")),
                           f"[{number(r.get('ci_low'))}, {number(r.get('ci_high'))}]", str(r.get("n") or "-")]
                          for r in rows])
-
-
-class TqdmCallback(Callback):
-    """A progress bar per (unit, stage); collects each unit's metrics. `stop` set → the engine stops."""
-
-    def __init__(self):
-        self.bar = None
-        self.key = None
-        self.metrics: list[dict] = []
-        self.stop = threading.Event()
-
-    def on_progress(self, progress: Progress) -> None:
-        from tqdm import tqdm
-
-        key = (progress.unit, progress.stage)
-        if key != self.key:
-            self.close()
-            self.key = key
-            self.bar = tqdm(total=progress.total_steps or None, unit="step", dynamic_ncols=True,
-                            desc=f"[{progress.unit}/{progress.units}] {progress.unit_name} {progress.stage}")
-        self.bar.n = progress.step
-        if progress.loss is not None:
-            self.bar.set_postfix(loss=f"{progress.loss:.3f}", refresh=False)
-        self.bar.refresh()
-
-    def on_log(self, message: str) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(message)
-
-    def on_unit_end(self, unit_name: str, results: dict) -> None:
-        self.metrics.extend({"unit": unit_name, "language": lang, **values}
-                            for lang, values in results.get("metrics", {}).items())
-
-    def should_stop(self) -> bool:
-        return self.stop.is_set()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 # ----------------------------------------------------------------------------------------------------

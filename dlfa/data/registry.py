@@ -93,7 +93,7 @@ def load_hub_split(config: str, split: str):
     written `<dataset>:<config>` by hub_config) as a `datasets.Dataset`."""
     from datasets import load_dataset
 
-    from dlfa.model.encoders import hub_reachable
+    from dlfa.hub import hub_reachable
 
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")  # then datasets reads its cache
     if not offline and not hub_reachable():

@@ -2,6 +2,7 @@
 (a progress bar in the CLI, the job store for the app, a test's list)."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 
@@ -125,3 +126,44 @@ def _log_to_mlflow(unit_name: str, scalars: list[tuple[str, float, int]]) -> Non
     with mlflow.start_run(run_name=unit_name, nested=mlflow.active_run() is not None):
         for tag, value, step in scalars:
             mlflow.log_metric(tag.replace("/", "_"), value, step=step)
+
+
+class TqdmCallback(Callback):
+    """A progress bar per (unit, stage); collects each unit's metrics. `stop` set → the engine stops."""
+
+    def __init__(self):
+        self.bar = None
+        self.key = None
+        self.metrics: list[dict] = []
+        self.stop = threading.Event()
+
+    def on_progress(self, progress: Progress) -> None:
+        from tqdm import tqdm
+
+        key = (progress.unit, progress.stage)
+        if key != self.key:
+            self.close()
+            self.key = key
+            self.bar = tqdm(total=progress.total_steps or None, unit="step", dynamic_ncols=True,
+                            desc=f"[{progress.unit}/{progress.units}] {progress.unit_name} {progress.stage}")
+        self.bar.n = progress.step
+        if progress.loss is not None:
+            self.bar.set_postfix(loss=f"{progress.loss:.3f}", refresh=False)
+        self.bar.refresh()
+
+    def on_log(self, message: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(message)
+
+    def on_unit_end(self, unit_name: str, results: dict) -> None:
+        self.metrics.extend({"unit": unit_name, "language": lang, **values}
+                            for lang, values in results.get("metrics", {}).items())
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -338,6 +338,11 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
 }
 
 
+def split_list(text: str | None) -> tuple[str, ...]:
+    """'a, b,,c' -> ('a', 'b', 'c')."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     """'0-3,6,11' -> (0, 1, 2, 3, 6, 11); raises ConfigError naming `what`."""
     values: list[int] = []

@@ -10,18 +10,17 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import struct
 import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 
 from dlfa.errors import EncoderError
+from dlfa.hub import hub_reachable
 from dlfa.paths import cache_subdir
 
 EMBEDDED_PREFIX = "embedded:"
@@ -315,18 +314,6 @@ def _hub_error(spec: str, exc: Exception) -> EncoderError:
         f"({type(exc).__name__}). On a machine with internet run `hf download {spec}`, or copy the model "
         "folder here and pass its path, e.g. --encoder /path/to/bert-base-multilingual-cased"
     )
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers (a quick TCP check, so offline machines fail fast, not after retries)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def encoder_info(spec: str) -> EncoderInfo:

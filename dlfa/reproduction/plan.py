@@ -544,7 +544,8 @@ def register(subparsers) -> None:
 def run_cli(args) -> int:
     import signal
 
-    from dlfa.cli.jobs import TqdmCallback, split_list
+    from dlfa.engine.callbacks import TqdmCallback
+    from dlfa.engine.spec import split_list
 
     tasks = split_list(args.tasks)
     unknown = [t for t in tasks if t not in TASK_PLANS]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlfa.app import charts
+from dlfa import charts
 from dlfa.analysis.layers import mean_over_languages
 from dlfa.errors import DlfaError
 from dlfa.engine.spec import JobSpec

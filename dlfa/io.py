@@ -1,0 +1,61 @@
+"""Writing files so that a reader never sees half of one: everything is written beside its target and then
+renamed over it (os.replace is atomic within a file system), so a killed process or a full disk leaves either the
+old file or the new one, never a torn one. The one place in the library that does this."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path` (its folder created when needed); when the block ends without an
+    exception, rename it over `path`; otherwise remove it and leave `path` as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    staging = Path(name)
+    try:
+        yield staging
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; when the block ends without an exception, put it in place of
+    `path` (an existing folder there is removed first); otherwise remove it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text to `path` atomically."""
+    with atomic_file(path) as staging:
+        staging.write_text(text, encoding="utf-8")
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to `path` atomically."""
+    with atomic_file(path) as staging:
+        staging.write_bytes(data)
+
+
+def write_json(path: str | Path, data, indent: int = 2) -> None:
+    """Write `data` as JSON atomically; NaN and infinity are refused (they are not JSON)."""
+    write_text(path, json.dumps(data, indent=indent, allow_nan=False))
