@@ -4,8 +4,8 @@ encoder and projected to 2-D, so one can watch translations draw together or apa
 Sentence mode reads translation groups (an English sentence and its translations) from
 - Parallel UD (or the classroom pack's parallel pairs), through dlfa.analysis.layers.parallel_pairs, grouped by the
   English sentence (Parallel UD gives the same sentence in every language);
-- Tatoeba (through dlfa.analysis.retrieval.read_tatoeba: a data root's LASER files or the hub; line i translates line i): one group
-  per line and language;
+- Tatoeba (through dlfa.analysis.retrieval.read_tatoeba: a data root's LASER files or the hub; line i translates
+  line i): one group per line and language;
 - XNLI test items (each distinct premise), grouped by item id across languages.
 Token mode takes UD-POS test sentences per language; each word is the mean of its sub-words' states, with its tag.
 
@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from dlfa.errors import ConfigError, DataError
+from dlfa.io import atomic_file
 
 SOURCES = {"parallel-ud": "Parallel UD", "tatoeba": "Tatoeba", "xnli": "XNLI items"}
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -188,9 +189,8 @@ def layer_states(loaded, encoder_key: str, items: Items | list[tuple], cache: Pa
     else:
         states = mean_pooled_states(loaded.model, loaded.tokenizer, items.texts)
     if path is not None:
-        partial = path.with_suffix(".partial")
-        save_file({"states": states.contiguous()}, str(partial))
-        partial.replace(path)
+        with atomic_file(path) as staging:
+            save_file({"states": states.contiguous()}, str(staging))
     return states
 
 
