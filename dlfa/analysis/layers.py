@@ -14,13 +14,18 @@ The encoder may be a base encoder (an encoder spec) or a fine-tuned one (a run's
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
+from dlfa.data.classroom import load_parallel, parallel_languages
+from dlfa.data.sources import DataSource
 from dlfa.errors import ConfigError, DataError
+from dlfa.model.encoders import load_encoder
+from dlfa.model.modeling import CONFIG_FILE, DlfaModel
 
 Pairs = list[tuple[str, str]]
 
@@ -104,11 +109,6 @@ def mean_pooled_states(model, tokenizer, texts: list[str], batch_size: int = 32,
 def fine_tuned_encoder(model_dir: str | Path, base=None):
     """The encoder of a saved DlfaModel (a run's `model/` folder) as a dlfa.model.encoders.LoadedEncoder. `base`, the
     LoadedEncoder of the run's encoder spec, is copied instead of loaded again when given."""
-    import copy
-
-    from dlfa.model.encoders import load_encoder
-    from dlfa.model.modeling import CONFIG_FILE, DlfaModel
-
     config_path = Path(model_dir) / CONFIG_FILE
     try:
         spec = json.loads(config_path.read_text())["encoder"]
@@ -121,8 +121,6 @@ def fine_tuned_encoder(model_dir: str | Path, base=None):
 
 def run_model_dir(run: str | Path) -> Path:
     """The saved model of a run: `run` itself when it is a model folder, else the model its results.json names."""
-    from dlfa.model.modeling import CONFIG_FILE
-
     run = Path(run)
     if (run / CONFIG_FILE).is_file():
         return run
@@ -161,8 +159,6 @@ def layer_analysis(
                 f"layer analysis for {language!r} needs at least 2 distinct parallel pairs, got {len(language_pairs)}"
             )
     if loaded is None:
-        from dlfa.model.encoders import load_encoder
-
         loaded = load_encoder(encoder_spec)
     result = LayerAnalysis(encoder_spec, loaded.model.config.num_hidden_layers, [], {}, {}, {})
     for language, language_pairs in kept.items():
@@ -182,20 +178,14 @@ def layer_analysis(
 def available_parallel_languages(source=None) -> list[str]:
     """Languages with sentences parallel to English in `source` (a DataSource, a data root path, or None for the
     default source): Parallel UD of a data root, then the classroom pack's."""
-    from dlfa.data.classroom import parallel_languages
-
     return parallel_languages(_source(source))
 
 
 def parallel_pairs(source, languages: list[str], max_pairs: int = 200) -> dict[str, Pairs]:
     """language -> the first `max_pairs` distinct (English, other) pairs (dlfa.data.classroom.load_parallel)."""
-    from dlfa.data.classroom import load_parallel
-
     resolved = _source(source)
     return {language: _distinct(load_parallel(resolved, language))[:max_pairs] for language in languages}
 
 
 def _source(source):
-    from dlfa.data.registry import DataSource
-
     return source if isinstance(source, DataSource) else DataSource.resolve(source)

@@ -26,6 +26,7 @@ import torch
 
 from dlfa.analysis.layers import mean_pooled_states, nearest_neighbour_hits
 from dlfa.code_version import code_version
+from dlfa.data.sources import HUB_DATASET
 from dlfa.errors import ConfigError, DataError
 from dlfa.io import write_text
 from dlfa.languages import LASER_TO_PROJECT, TATOEBA_LASER_CODES, language_label
@@ -100,8 +101,6 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _read_hub(source, language: str) -> tuple[list[str], list[str], str]:
-    from dlfa.data.sources import HUB_DATASET
-
     where = f"{HUB_DATASET} tatoeba.{TATOEBA_LASER_CODES[language]} ({HUB_SPLIT})"
     try:
         rows = source.loader(f"tatoeba.{TATOEBA_LASER_CODES[language]}", HUB_SPLIT)
