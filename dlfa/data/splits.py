@@ -33,6 +33,8 @@ Layout = dict[str, dict[str, "SplitData"]]  # language -> split -> data
 
 
 class SplitData(Protocol):
+    """The examples of one (task, language, split), wherever they come from (files, an item split, the hub)."""
+
     def load(self) -> list[Example]: ...
 
     def fingerprint(self) -> str | None:
@@ -40,6 +42,7 @@ class SplitData(Protocol):
 
 
 def digest(value: Any) -> str:
+    """sha256 (hex) of `value` written as JSON with sorted keys: the cache keys of the data layer."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -80,6 +83,7 @@ def group_parts(examples: list[Example], bounds: tuple[float, ...], seed: int | 
 
 
 def take_part(examples: list[Example], cut: Cut | None) -> list[Example]:
+    """The examples of part `cut[1]` when the examples are cut by `cut[0]` (see group_parts); all without a cut."""
     if cut is None:
         return examples
     bounds, index = cut
