@@ -10,6 +10,7 @@ import pytest
 
 from dlfa.errors import DataError
 from dlfa.data import classroom
+from dlfa.data import classroom_formats as formats
 from dlfa.data.classroom import build_pack, load_parallel, parallel_languages
 from dlfa.data.readers import UPOS_TAGS
 from dlfa.data.registry import DataSource, available_languages, load_examples
@@ -23,17 +24,17 @@ def isolated_cache(tmp_path_factory):
 
 
 def test_tagsets_map_to_upos():
-    assert classroom.penn_to_upos("houses", "NNS") == "NOUN" and classroom.penn_to_upos("is", "VBZ") == "AUX"
-    assert classroom.penn_to_upos("run", "VBG|NN") == "VERB" and classroom.penn_to_upos("è", "VB", "it") == "AUX"
-    assert classroom.penn_to_upos(",", ",") == "PUNCT" and classroom.penn_to_upos("x", "???") == "X"
-    assert [classroom.stts_to_upos("", t) for t in ("NE", "VMFIN", "PPOSAT", "KOUS", "$,")] == [
+    assert formats.penn_to_upos("houses", "NNS") == "NOUN" and formats.penn_to_upos("is", "VBZ") == "AUX"
+    assert formats.penn_to_upos("run", "VBG|NN") == "VERB" and formats.penn_to_upos("è", "VB", "it") == "AUX"
+    assert formats.penn_to_upos(",", ",") == "PUNCT" and formats.penn_to_upos("x", "???") == "X"
+    assert [formats.stts_to_upos("", t) for t in ("NE", "VMFIN", "PPOSAT", "KOUS", "$,")] == [
         "PROPN",
         "AUX",
         "DET",
         "SCONJ",
         "PUNCT",
     ]
-    assert [classroom.parole_to_upos("", t) for t in ("NP", "NCS", "VSI", "VMI", "Fc", "SP", "DA")] == [
+    assert [formats.parole_to_upos("", t) for t in ("NP", "NCS", "VSI", "VMI", "Fc", "SP", "DA")] == [
         "PROPN", "NOUN", "AUX", "VERB", "PUNCT", "ADP", "DET",
     ]  # fmt: skip
     wotan = [
@@ -43,34 +44,34 @@ def test_tagsets_map_to_upos():
         "Pron(bez,3,ev,neut,attr)",
         "Conj(onder,metfin)",
     ]
-    assert [classroom.wotan_to_upos("", t) for t in wotan] == ["PROPN", "AUX", "DET", "PRON", "SCONJ"]
-    assert classroom.turkish_to_upos("NOUN", "NNP") == "PROPN" and classroom.turkish_to_upos("CONJ", "CC") == "CCONJ"
+    assert [formats.wotan_to_upos("", t) for t in wotan] == ["PROPN", "AUX", "DET", "PRON", "SCONJ"]
+    assert formats.turkish_to_upos("NOUN", "NNP") == "PROPN" and formats.turkish_to_upos("CONJ", "CC") == "CCONJ"
 
 
 def test_pattern_and_turkish_parsers():
-    tagged = classroom.parse_slash_tagged("1&slash;4/CD cup/NN ./.\n\nIt/PRP is/VBZ\n", classroom.penn_to_upos)
+    tagged = formats.parse_slash_tagged("1&slash;4/CD cup/NN ./.\n\nIt/PRP is/VBZ\n", formats.penn_to_upos)
     assert tagged == [[("1/4", "NUM"), ("cup", "NOUN"), (".", "PUNCT")], [("It", "PRON"), ("is", "AUX")]]
     conllu = (
         "# sent_id = x\n1\tAçık\taçık\tNOUN\tNN\t_\t2\tig\t_\tSpaceAfter=No\n2\tla\t_\tVERB\tVB\t_\t3\tig\t_\t_\n"
         "3\tnmayan\t_\tADJ\tVJ\t_\t4\tamod\t_\t_\n4\tsoru\tsoru\tNOUN\tNN\t_\t0\troot\t_\t_\n5\t.\t.\tPUNCT\t.\t_\t4\tp\t_\t_\n"
     )
-    assert classroom.parse_turkish_conllu(conllu) == [[("Açıklanmayan", "ADJ"), ("soru", "NOUN"), (".", "PUNCT")]]
+    assert formats.parse_turkish_conllu(conllu) == [[("Açıklanmayan", "ADJ"), ("soru", "NOUN"), (".", "PUNCT")]]
 
 
 def test_sentiment_and_parallel_parsers():
-    assert classroom.parse_vader("1\t2.5\tGreat &amp; fun\r\n2\t0\tMeh\r\n3\t-1.2\tBad\n") == [
+    assert formats.parse_vader("1\t2.5\tGreat &amp; fun\r\n2\t0\tMeh\r\n3\t-1.2\tBad\n") == [
         {"text": "Great & fun", "label": "positive"}, {"text": "Bad", "label": "negative"},
     ]  # fmt: skip
-    assert classroom.parse_polarity_csv('"Schön",\n"1","Gut\nsehr"\n"Mal","-1"\n') == [
+    assert formats.parse_polarity_csv('"Schön",\n"1","Gut\nsehr"\n"Mal","-1"\n') == [
         {"text": "Gut sehr", "label": "positive"}, {"text": "Mal", "label": "negative"},
     ]  # fmt: skip
     english = "conversations:\n- - Hi\n  - Yes\n- - Bye\n"
-    assert classroom.align_chatterbot(english, "conversations:\n- - Ciao\n  - Sì\n- - Addio\n") == [
+    assert formats.align_chatterbot(english, "conversations:\n- - Ciao\n  - Sì\n- - Addio\n") == [
         ("Hi", "Ciao"),
         ("Yes", "Sì"),
         ("Bye", "Addio"),
     ]
-    assert classroom.align_chatterbot(english, "conversations:\n- - Ciao\n") == []  # not line by line: nothing
+    assert formats.align_chatterbot(english, "conversations:\n- - Ciao\n") == []  # not line by line: nothing
 
 
 def _fake_package(tmp_path, content: bytes = b"not a real sdist") -> classroom.Package:
@@ -139,7 +140,7 @@ def test_pack_build_counts(pack):
     )
     assert all(files[f"parallel/en-{lang}.jsonl"] > 300 for lang in ("it", "ja", "uk"))
     assert json.loads((folder / "MANIFEST.json").read_text()) == manifest
-    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".pack-")]  # no staging left behind
+    assert sorted(p.name for p in folder.parent.iterdir()) == [".pack.lock", "downloads", "pack"]  # no staging left
 
 
 def test_pack_build_is_idempotent(pack):

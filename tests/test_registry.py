@@ -11,7 +11,7 @@ import pytest
 from dlfa.cli.main import main
 from dlfa.errors import DataError
 from dlfa.engine.spec import JobSpec
-from dlfa.data import registry
+from dlfa.data import file_layouts, registry
 from dlfa.data.base import IGNORE_INDEX
 from dlfa.data.readers import PANX_TAGS, UPOS_TAGS
 from dlfa.data.registry import (DataSource, available_languages, english_sizes, get_task, list_tasks, load_encoded,
@@ -144,7 +144,7 @@ def test_pooled_item_split_is_seeded_by_groups_and_checks_each_file(tmp_path, mo
     german = load_examples("xnli", "de", "test", source)
     assert [e.item_id for e in german] == [e.item_id for e in parts["test"]]
     assert all(e.text.startswith("Prämisse") for e in german)
-    monkeypatch.setattr(registry, "XNLI_SPLIT_SEED", registry.XNLI_SPLIT_SEED + 1)
+    monkeypatch.setattr(file_layouts, "XNLI_SPLIT_SEED", file_layouts.XNLI_SPLIT_SEED + 1)
     reshuffled = load_examples("xnli", "en", "test", DataSource.resolve(tmp_path))
     assert [e.item_id for e in reshuffled] != [e.item_id for e in parts["test"]]  # the seed decides the split
     _synthetic_xnli_test(tmp_path, shift=1)

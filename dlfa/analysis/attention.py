@@ -16,6 +16,8 @@ import numpy as np
 import torch
 
 from dlfa.errors import ConfigError, DlfaError
+from dlfa.model.encoders import load_encoder
+from dlfa.model.modeling import CONFIG_FILE, DlfaModel
 
 MAX_TOKENS = 128  # attention maps are T × T per head: longer inputs are cut (and say so)
 
@@ -53,8 +55,6 @@ class AttentionMaps:
 
 def load_eager_encoder(spec: str):
     """dlfa.model.encoders.load_encoder with eager attention (attention probabilities available), in eval mode."""
-    from dlfa.model.encoders import load_encoder
-
     loaded = load_encoder(spec, attn_implementation="eager")
     loaded.model.eval()
     return loaded
@@ -63,8 +63,6 @@ def load_eager_encoder(spec: str):
 def load_run(model_dir: str | Path, base=None):
     """(DlfaModel, tokenizer) of a run's saved model whose encoder uses eager attention. `base`: the eager
     LoadedEncoder of the run's encoder spec (copied, not reloaded)."""
-    from dlfa.model.modeling import CONFIG_FILE, DlfaModel
-
     config_path = Path(model_dir) / CONFIG_FILE
     try:
         spec = json.loads(config_path.read_text())["encoder"]

@@ -8,19 +8,24 @@ every layer 0…L (0 = embedding output), and compared per layer by
   the two N × E representation matrices, invariant to orthogonal transforms and isotropic scaling.
 
 The encoder may be a base encoder (an encoder spec) or a fine-tuned one (a run's saved model,
-`fine_tuned_encoder`), so the same measures show what fine-tuning did to each layer. From the command line:
-`python -m dlfa layers --encoder SPEC | --run RUN_FOLDER --langs de,zh --data-root DIR`.
+`fine_tuned_encoder`), so the same measures show what fine-tuning did to each layer. From the command line
+(dlfa.cli.analysis): `python -m dlfa layers --encoder SPEC | --run RUN_FOLDER --langs de,zh --data-root DIR`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
+from dlfa.data.classroom import load_parallel, parallel_languages
+from dlfa.data.sources import DataSource
 from dlfa.errors import ConfigError, DataError
+from dlfa.model.encoders import load_encoder
+from dlfa.model.modeling import CONFIG_FILE, DlfaModel
 
 Pairs = list[tuple[str, str]]
 
@@ -104,11 +109,6 @@ def mean_pooled_states(model, tokenizer, texts: list[str], batch_size: int = 32,
 def fine_tuned_encoder(model_dir: str | Path, base=None):
     """The encoder of a saved DlfaModel (a run's `model/` folder) as a dlfa.model.encoders.LoadedEncoder. `base`, the
     LoadedEncoder of the run's encoder spec, is copied instead of loaded again when given."""
-    import copy
-
-    from dlfa.model.encoders import load_encoder
-    from dlfa.model.modeling import CONFIG_FILE, DlfaModel
-
     config_path = Path(model_dir) / CONFIG_FILE
     try:
         spec = json.loads(config_path.read_text())["encoder"]
@@ -117,6 +117,20 @@ def fine_tuned_encoder(model_dir: str | Path, base=None):
     base = base or load_encoder(spec)
     model = DlfaModel.from_pretrained(model_dir, encoder=copy.deepcopy(base.model))
     return replace(base, model=model.encoder.eval())
+
+
+def run_model_dir(run: str | Path) -> Path:
+    """The saved model of a run: `run` itself when it is a model folder, else the model its results.json names."""
+    run = Path(run)
+    if (run / CONFIG_FILE).is_file():
+        return run
+    try:
+        model_dir = run / json.loads((run / "results.json").read_text())["model_dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{run} is neither a run folder with a saved model nor a model folder") from None
+    if not (model_dir / CONFIG_FILE).is_file():
+        raise ConfigError(f"the run {run} kept no model ({model_dir} is missing): rerun it to analyse its layers")
+    return model_dir
 
 
 def _distinct(pairs: Pairs) -> Pairs:
@@ -145,8 +159,6 @@ def layer_analysis(
                 f"layer analysis for {language!r} needs at least 2 distinct parallel pairs, got {len(language_pairs)}"
             )
     if loaded is None:
-        from dlfa.model.encoders import load_encoder
-
         loaded = load_encoder(encoder_spec)
     result = LayerAnalysis(encoder_spec, loaded.model.config.num_hidden_layers, [], {}, {}, {})
     for language, language_pairs in kept.items():
@@ -166,93 +178,14 @@ def layer_analysis(
 def available_parallel_languages(source=None) -> list[str]:
     """Languages with sentences parallel to English in `source` (a DataSource, a data root path, or None for the
     default source): Parallel UD of a data root, then the classroom pack's."""
-    from dlfa.data.classroom import parallel_languages
-
     return parallel_languages(_source(source))
 
 
 def parallel_pairs(source, languages: list[str], max_pairs: int = 200) -> dict[str, Pairs]:
     """language -> the first `max_pairs` distinct (English, other) pairs (dlfa.data.classroom.load_parallel)."""
-    from dlfa.data.classroom import load_parallel
-
     resolved = _source(source)
     return {language: _distinct(load_parallel(resolved, language))[:max_pairs] for language in languages}
 
 
 def _source(source):
-    from dlfa.data.registry import DataSource
-
     return source if isinstance(source, DataSource) else DataSource.resolve(source)
-
-
-# ----------------------------------------------------------------------------------------------------
-# Command line
-
-
-def run_model_dir(run: str | Path) -> Path:
-    """The saved model of a run: `run` itself when it is a model folder, else the model its results.json names."""
-    from dlfa.model.modeling import CONFIG_FILE
-
-    run = Path(run)
-    if (run / CONFIG_FILE).is_file():
-        return run
-    try:
-        model_dir = run / json.loads((run / "results.json").read_text())["model_dir"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"{run} is neither a run folder with a saved model nor a model folder") from None
-    if not (model_dir / CONFIG_FILE).is_file():
-        raise ConfigError(f"the run {run} kept no model ({model_dir} is missing): rerun it to analyse its layers")
-    return model_dir
-
-
-def add_encoder_arguments(parser) -> None:
-    """`--encoder SPEC | --run FOLDER`, read back by `encoder_from_args`."""
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--encoder", default="embedded:e5-small", help="embedded:e5-small | hub id | local folder")
-    which.add_argument("--run", metavar="FOLDER", help="a run folder with a saved model (e.g. OUT/dlfa-L6-s1)")
-
-
-def encoder_from_args(args):
-    """(name, dlfa.model.encoders.LoadedEncoder) of `--encoder` or of `--run`'s fine-tuned encoder."""
-    from dlfa.model.encoders import load_encoder
-
-    if args.run:
-        model_dir = run_model_dir(args.run)
-        return str(model_dir), fine_tuned_encoder(model_dir)
-    return args.encoder, load_encoder(args.encoder)
-
-
-def register(subparsers) -> None:
-    layers = subparsers.add_parser("layers", help="retrieval accuracy and CKA against English per layer, of an "
-                                   "encoder or of a fine-tuned run's encoder")
-    add_encoder_arguments(layers)
-    layers.add_argument("--langs", metavar="L1,L2,...", help="languages with text parallel to English (default all)")
-    layers.add_argument("--pairs", type=int, default=200, metavar="N", help="sentence pairs per language (default 200)")
-    layers.add_argument("--data-root", metavar="DIR", help="the data root (default $DLFA_DATA_DIR, else the pack)")
-    layers.add_argument("--json", action="store_true", help="print the whole analysis as JSON")
-    layers.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    from dlfa.engine.spec import split_list
-
-    source = _source(args.data_root)
-    available = available_parallel_languages(source)
-    languages = list(split_list(args.langs)) or available
-    unknown = [lang for lang in languages if lang not in available]
-    if unknown:
-        raise ConfigError(f"no text parallel to English for {', '.join(unknown)} in {source}: "
-                          f"choose from {', '.join(available)}")
-    if args.pairs < 2:
-        raise ConfigError(f"--pairs must be at least 2, got {args.pairs}")
-    name, loaded = encoder_from_args(args)
-    result = layer_analysis(name, parallel_pairs(source, languages, args.pairs), args.pairs, loaded=loaded)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    retrieval, cka = mean_over_languages(result.retrieval), mean_over_languages(result.cka)
-    print(f"{name}: mean over {', '.join(result.languages)} ({min(result.n_pairs.values())}+ pairs each)")
-    print("layer  retrieval  CKA")
-    for layer, (r, c) in enumerate(zip(retrieval, cka)):
-        print(f"{layer:>5}  {r:9.3f}  {c:.3f}")
-    return 0

@@ -4,8 +4,8 @@ encoder and projected to 2-D, so one can watch translations draw together or apa
 Sentence mode reads translation groups (an English sentence and its translations) from
 - Parallel UD (or the classroom pack's parallel pairs), through dlfa.analysis.layers.parallel_pairs, grouped by the
   English sentence (Parallel UD gives the same sentence in every language);
-- Tatoeba (through dlfa.analysis.retrieval.read_tatoeba: a data root's LASER files or the hub; line i translates line i): one group
-  per line and language;
+- Tatoeba (through dlfa.analysis.retrieval.read_tatoeba: a data root's LASER files or the hub; line i translates
+  line i): one group per line and language;
 - XNLI test items (each distinct premise), grouped by item id across languages.
 Token mode takes UD-POS test sentences per language; each word is the mean of its sub-words' states, with its tag.
 
@@ -24,8 +24,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import load_file, save_file
 
+from dlfa.analysis.layers import available_parallel_languages, mean_pooled_states, parallel_pairs
+from dlfa.analysis.retrieval import available_tatoeba_languages, read_tatoeba
+from dlfa.data.registry import available_languages as task_languages
+from dlfa.data.registry import load_examples
 from dlfa.errors import ConfigError, DataError
+from dlfa.io import atomic_file
 
 SOURCES = {"parallel-ud": "Parallel UD", "tatoeba": "Tatoeba", "xnli": "XNLI items"}
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -55,16 +61,10 @@ def available_methods() -> list[str]:
 def available_languages(source_name: str, source) -> list[str]:
     """Languages (besides English) with text parallel to English in this source."""
     if source_name == "parallel-ud":
-        from dlfa.analysis.layers import available_parallel_languages
-
         return available_parallel_languages(source)
     if source_name == "tatoeba":
-        from dlfa.analysis.retrieval import available_tatoeba_languages
-
         return sorted(available_tatoeba_languages(source))
     if source_name == "xnli":
-        from dlfa.data.registry import available_languages as task_languages
-
         found = task_languages("xnli", source)
         return [lang for lang, splits in found.items() if lang != "en" and "test" in splits] if "en" in found else []
     raise ConfigError(f"unknown sentence source {source_name!r}: choose one of {', '.join(SOURCES)}")
@@ -77,8 +77,6 @@ def parallel_sentences(source_name: str, source, languages: list[str], max_group
         raise ConfigError("choose at least one language besides English")
     groups: list[dict[str, str]] = []
     if source_name == "parallel-ud":
-        from dlfa.analysis.layers import parallel_pairs
-
         by_english: dict[str, dict[str, str]] = {}
         for language, pairs in parallel_pairs(source, languages, max_pairs=10**6).items():
             for english, other in pairs:
@@ -86,14 +84,10 @@ def parallel_sentences(source_name: str, source, languages: list[str], max_group
         complete = sorted(by_english.values(), key=len, reverse=True)  # the most translated first (stable)
         groups = complete[:max_groups]
     elif source_name == "tatoeba":
-        from dlfa.analysis.retrieval import read_tatoeba
-
         for language in languages:
             pool = read_tatoeba(source, language, max_groups)
             groups += [{"en": e, language: o} for e, o in zip(pool.english, pool.other)]
     elif source_name == "xnli":
-        from dlfa.data.registry import load_examples
-
         by_item = {lang: {ex.item_id: ex.text for ex in load_examples("xnli", lang, "test", source)}
                    for lang in ["en", *languages]}
         premises = {}  # an XNLI premise comes with three hypotheses: one group per distinct English premise
@@ -119,8 +113,6 @@ def parallel_sentences(source_name: str, source, languages: list[str], max_group
 
 def tagged_sentences(source, languages: list[str], max_sentences: int) -> list[tuple[str, tuple, tuple]]:
     """(language, words, tags) of the first `max_sentences` UD-POS test sentences of each language."""
-    from dlfa.data.registry import load_examples
-
     return [(lang, ex.words, ex.tags) for lang in languages
             for ex in load_examples("udpos", lang, "test", source, max_examples=max_sentences)]
 
@@ -170,10 +162,6 @@ def word_items(tokenizer, sentences: list[tuple], max_length: int = 128) -> Item
 def layer_states(loaded, encoder_key: str, items: Items | list[tuple], cache: Path | None = None) -> torch.Tensor:
     """(L + 1) × N × E states of sentence `items` (mean-pooled) or of tagged sentences (per word), read from
     `cache` when an earlier call stored them for the same encoder key and texts."""
-    from safetensors.torch import load_file, save_file
-
-    from dlfa.analysis.layers import mean_pooled_states
-
     words = not isinstance(items, Items)
     payload = json.dumps([encoder_key, "words" if words else "sentences",
                           [list(s[1]) for s in items] if words else items.texts], ensure_ascii=False)
@@ -188,9 +176,8 @@ def layer_states(loaded, encoder_key: str, items: Items | list[tuple], cache: Pa
     else:
         states = mean_pooled_states(loaded.model, loaded.tokenizer, items.texts)
     if path is not None:
-        partial = path.with_suffix(".partial")
-        save_file({"states": states.contiguous()}, str(partial))
-        partial.replace(path)
+        with atomic_file(path) as staging:
+            save_file({"states": states.contiguous()}, str(staging))
     return states
 
 

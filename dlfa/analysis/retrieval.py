@@ -1,17 +1,19 @@
 """Tatoeba sentence retrieval with XTREME's protocol, no training.
 
-Each sentence is mean-pooled over its real tokens (padding excluded) at a layer (`dlfa.analysis.layers.mean_pooled_states`,
-0 = embedding output); every sentence of one language looks up its cosine nearest neighbour among the English
-sentences of that language's pool, and every English sentence among the other language's. A hit is the sentence on
+Each sentence is mean-pooled over its real tokens (padding excluded) at a layer
+(`dlfa.analysis.layers.mean_pooled_states`, 0 = embedding output); every sentence of one language looks up its cosine
+nearest neighbour among the English sentences of that language's pool, and every English sentence among the other
+language's. A hit is the sentence on
 the same line (XTREME's gold alignment, so a duplicated sentence elsewhere in the pool counts as a miss). Accuracy is
 reported per direction (xx→en, which XTREME publishes, and en→xx) and averaged, per layer and language, in points
 with a 95% percentile bootstrap interval over the sentence pairs (`dlfa.engine.metrics`).
 
-The encoder is any encoder spec or a fine-tuned run's encoder (`dlfa.analysis.layers.encoder_from_args`), so the same
-grid shows what fine-tuning did to retrieval. Data: a data root's `retrieval/tatoeba/` (LASER's files
+The encoder is any encoder spec or a fine-tuned run's encoder (`dlfa.analysis.layers.fine_tuned_encoder`), so the
+same grid shows what fine-tuning did to retrieval. Data: a data root's `retrieval/tatoeba/` (LASER's files
 `tatoeba.deu-eng.deu` / `tatoeba.deu-eng.eng`, line i translates line i), or google/xtreme's `tatoeba.deu`
 configurations from the hub (split `validation`, columns source_sentence = the language, target_sentence = English).
-From the command line: `python -m dlfa tatoeba --encoder SPEC | --run RUN_FOLDER --langs de,fr --layers all`.
+From the command line (dlfa.cli.analysis):
+`python -m dlfa tatoeba --encoder SPEC | --run RUN_FOLDER --langs de,fr --layers all`.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from pathlib import Path
 
 import torch
 
-from dlfa.analysis.layers import add_encoder_arguments, encoder_from_args, mean_pooled_states, nearest_neighbour_hits
+from dlfa.analysis.layers import mean_pooled_states, nearest_neighbour_hits
 from dlfa.code_version import code_version
+from dlfa.data.sources import HUB_DATASET
 from dlfa.errors import ConfigError, DataError
+from dlfa.io import write_text
 from dlfa.languages import LASER_TO_PROJECT, TATOEBA_LASER_CODES, language_label
 from dlfa.engine.metrics import score_with_interval
 
@@ -71,7 +75,7 @@ def _files(folder: Path, language: str) -> tuple[Path, Path]:
 
 
 def available_tatoeba_languages(source) -> list[str]:
-    """Project codes of the Tatoeba languages `source` (a dlfa.data.registry.DataSource) holds: the hub has all
+    """Project codes of the Tatoeba languages `source` (a dlfa.data.sources.DataSource) holds: the hub has all
     of XTREME's; a data root or the pack those whose two files exist."""
     if source.kind == "hub":
         return list(TATOEBA_LASER_CODES)
@@ -97,8 +101,6 @@ def _read_lines(path: Path) -> list[str]:
 
 
 def _read_hub(source, language: str) -> tuple[list[str], list[str], str]:
-    from dlfa.data.registry import HUB_DATASET
-
     where = f"{HUB_DATASET} tatoeba.{TATOEBA_LASER_CODES[language]} ({HUB_SPLIT})"
     try:
         rows = source.loader(f"tatoeba.{TATOEBA_LASER_CODES[language]}", HUB_SPLIT)
@@ -123,7 +125,7 @@ def _read_hub(source, language: str) -> tuple[list[str], list[str], str]:
 
 def read_tatoeba(source, language: str, max_sentences: int | None = None) -> TatoebaPairs:
     """The first `max_sentences` (all when None) pairs of one language (project or LASER code) from `source`, a
-    dlfa.data.registry.DataSource: a data root or the pack (LASER's files) or the hub (google/xtreme)."""
+    dlfa.data.sources.DataSource: a data root or the pack (LASER's files) or the hub (google/xtreme)."""
     language = tatoeba_language(language)
     if source.kind == "hub":
         english, other, origin = _read_hub(source, language)
@@ -203,7 +205,7 @@ class TatoebaResult:
         return cls(**{**data, "scores": scores})
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def read(cls, path: str | Path) -> TatoebaResult:
@@ -281,72 +283,3 @@ def tatoeba_retrieval(
         result.n_sentences[pool.language] = len(pool.english)
         result.scores[pool.language] = [layer_scores(other[k], english[k], bootstrap_samples) for k in layers]
     return result
-
-
-# ----------------------------------------------------------------------------------------------------
-# Command line
-
-
-def register(subparsers) -> None:
-    tatoeba = subparsers.add_parser("tatoeba", help="Tatoeba sentence retrieval (XTREME's protocol) per layer and "
-                                    "language, of an encoder or of a fine-tuned run's encoder, without training")
-    add_encoder_arguments(tatoeba)
-    tatoeba.add_argument("--langs", metavar="L1,L2,...", help="project or LASER codes: de,fr or deu,fra "
-                         "(default: all the data holds)")
-    tatoeba.add_argument("--layers", default="all", help="all | a range (0-12) | a list (4,8,12); 0 = embeddings")
-    tatoeba.add_argument("--max-sentences", type=int, metavar="N", help="the first N pairs per language (default all)")
-    tatoeba.add_argument("--data-root", metavar="DIR", help="a data root or a folder of LASER's Tatoeba files "
-                         "(default $DLFA_DATA_DIR, else the pack, else the hub)")
-    tatoeba.add_argument("--bootstrap-samples", type=int, default=1000, metavar="N", help="resamples per interval")
-    tatoeba.add_argument("--json", action="store_true", help="print the whole result as JSON")
-    tatoeba.add_argument("--out", metavar="FILE", help="also write the result as JSON to FILE")
-    tatoeba.set_defaults(func=run_cli)
-
-
-def run_cli(args) -> int:
-    from dlfa.engine.spec import split_list
-    from dlfa.data.registry import DataSource
-
-    if args.max_sentences is not None and args.max_sentences < 2:
-        raise ConfigError(f"--max-sentences must be at least 2, got {args.max_sentences}")
-    if args.bootstrap_samples < 0:
-        raise ConfigError(f"--bootstrap-samples must be 0 or more, got {args.bootstrap_samples}")
-    if args.out and not Path(args.out).resolve().parent.is_dir():  # refused now, not after the whole measurement
-        raise ConfigError(f"--out {args.out}: the folder {Path(args.out).resolve().parent} does not exist")
-    layers = parse_layers(args.layers)
-    source = DataSource.resolve(args.data_root)
-    languages = [tatoeba_language(code) for code in split_list(args.langs)] or available_tatoeba_languages(source)
-    if not languages:
-        raise DataError(f"no Tatoeba files in {source}: expected {TATOEBA_SUBFOLDER}/tatoeba.deu-eng.deu and "
-                        "tatoeba.deu-eng.eng, ...")
-    pools = [read_tatoeba(source, language, args.max_sentences) for language in dict.fromkeys(languages)]
-    name, loaded = encoder_from_args(args)
-    result = tatoeba_retrieval(name, loaded, pools, layers, args.bootstrap_samples, source=source.describe())
-    if args.out:
-        result.write(args.out)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print_result(result)
-    return 0
-
-
-def print_result(result: TatoebaResult) -> None:
-    """The layer × language grid of averaged accuracies, then each language's directions and interval at the layer
-    with the best mean."""
-    sizes = ", ".join(f"{language} {n}" for language, n in result.n_sentences.items())
-    print(f"{result.encoder} on Tatoeba from {result.source} (sentence pairs: {sizes})")
-    print("accuracy (%), mean of xx→en and en→xx")
-    print("layer " + "".join(f"{language:>7}" for language in result.languages) + "   mean")
-    means = result.mean_over_languages()
-    for layer, row, mean in zip(result.layers, result.grid(), means):
-        print(f"{layer:>5} " + "".join(f"{value:7.1f}" for value in row) + f"{mean:7.1f}")
-    best = max(range(len(means)), key=means.__getitem__)
-    print(f"layer {result.layers[best]} (best mean), with 95% bootstrap intervals over sentence pairs:")
-    print("language   xx→en   en→xx   mean  interval")
-    for language in result.languages:
-        cell = result.scores[language][best]
-        interval = ("" if cell.average.ci_low is None
-                    else f"[{cell.average.ci_low:.1f}, {cell.average.ci_high:.1f}]")
-        print(f"{language:<8} {cell.xx_to_en.value:7.1f} {cell.en_to_xx.value:7.1f} {cell.average.value:6.1f}  "
-              f"{interval}")

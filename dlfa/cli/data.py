@@ -76,7 +76,7 @@ def run_list(args) -> int:
 def run_prepare(args) -> int:
     from dlfa.model.encoders import embedded_folder
     from dlfa.data.classroom import build_pack
-    from dlfa.data.registry import pack_dir
+    from dlfa.data.sources import pack_dir
 
     manifest = build_pack(downloads=args.downloads, force=args.force)
     print(f"classroom pack: {pack_dir()} (built {manifest['built']} in {manifest['seconds']} s)")

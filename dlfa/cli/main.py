@@ -19,8 +19,7 @@ COMMAND_MODULES = [
     "dlfa.cli.data",
     "dlfa.cli.jobs",
     "dlfa.reproduction.plan",
-    "dlfa.analysis.layers",
-    "dlfa.analysis.retrieval",
+    "dlfa.cli.analysis",
 ]
 
 

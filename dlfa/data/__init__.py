@@ -1,4 +1,6 @@
-"""Tasks and data: the task contract (`base`), readers per format (`readers`), the registry and sources
+"""Tasks and data, bottom up: the task contract (`base`), readers per format (`readers`), the split logic
+(`splits`), where data comes from (`sources`), the layouts of a data root or the pack (`file_layouts`) and of the
+hub (`hub_layouts`), the task table (`tasks`), the caches (`feature_cache`), the lookup and loading API
 (`registry`) and the offline classroom pack (`classroom`). The registry's public API is re-exported here."""
 
 from dlfa.data.registry import (

