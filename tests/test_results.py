@@ -50,8 +50,10 @@ def test_a_job_and_its_runs_survive_a_write_and_read_unchanged(tmp_path):
 def test_a_run_result_reads_back_as_a_run(tmp_path):
     write_results(tmp_path / "unit", a_run())
     assert read_run_results(tmp_path / "unit" / RESULTS_FILE) == a_run()
-    with pytest.raises(DataError, match=r"unit/results.json: field 'runs': missing \(this is one run's results"):
+    with pytest.raises(DataError, match=r"unit/results.json: field 'runs': missing$"):
         read_job_results(tmp_path / "unit")
+    with pytest.raises(DataError, match=r"job.json: a job's results, not one run's"):
+        read_run_results(write_results(tmp_path / "job.json", JobResult(SPEC, COMPLETED, (a_run(),))))
 
 
 RECORDED = sorted(RECORD.glob(f"**/{RESULTS_FILE}"))
