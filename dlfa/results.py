@@ -24,7 +24,8 @@ RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 1
 
 # One status vocabulary for jobs (the job store) and for results.json (jobs and runs).
-QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, STOPPED = "queued", "running", "completed", "failed", "cancelled", "stopped"
+QUEUED, RUNNING, COMPLETED = "queued", "running", "completed"
+FAILED, CANCELLED, STOPPED = "failed", "cancelled", "stopped"
 JOB_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, STOPPED)
 RUN_STATUSES = (COMPLETED, STOPPED)  # a run's results.json: trained and evaluated, or checkpointed and stopped
 RESULT_STATUSES = (RUNNING, COMPLETED, STOPPED)  # a job's results.json: written after each run

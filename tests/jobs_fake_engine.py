@@ -18,7 +18,8 @@ from pathlib import Path
 
 from dlfa.engine.callbacks import CallbackList, Progress
 from dlfa.errors import ConfigError
-from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, JobResult, LanguageMetric, RunResult, read_run_results, write_results
+from dlfa.results import (COMPLETED, RESULTS_FILE, STOPPED, JobResult, LanguageMetric, RunResult, read_run_results,
+                          write_results)
 
 
 def _world() -> tuple[int, int]:

@@ -169,7 +169,8 @@ def test_compare_runs_pairs_two_run_folders_on_every_language(tiny_sweep, tmp_pa
     assert comparisons[0].value_b == pytest.approx(results["runs"][1]["metrics"]["de"]["value"])
     bare = tmp_path / "bare"
     bare.mkdir()
-    write_results(bare, RunResult(results["runs"][0]["spec"], COMPLETED, model_dir="model"))  # recorded: no predictions
+    recorded = RunResult(results["runs"][0]["spec"], COMPLETED, model_dir="model")  # a recorded run: no predictions
+    write_results(bare, recorded)
     with pytest.raises(examples.DataError, match="To get its per-example predictions"):
         examples.compare_runs(out / "last-s1", bare)
 

@@ -98,7 +98,8 @@ def _broken(tmp_path, change) -> Path:
     (lambda d: d["runs"][2].pop("spec"), r"runs\[2\]\.spec", "missing"),
     (lambda d: d["spec"].pop("task"), r"spec\.task", "missing"),
     (lambda d: d.update(runs={}), "runs", "expected a list, got an object"),
-    (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), "schema_version", rf"{SCHEMA_VERSION + 1} is newer than this version"),
+    (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), "schema_version",
+     rf"{SCHEMA_VERSION + 1} is newer than this version"),
 ])
 def test_a_malformed_file_gives_one_error_naming_the_file_and_the_field(tmp_path, change, field, reason):
     path = _broken(tmp_path, change)

@@ -83,6 +83,19 @@ def test_worker_life_cycle_progress_and_results(store):
         store.requeue(job.id)
 
 
+def test_a_finished_run_in_results_json_makes_a_failed_job_resumable(store):
+    sweep = replace(SPEC, aggregations=("last", "scalar-mix"))
+    for finished in (False, True):
+        job = store.submit(sweep)
+        store.claim_job(job.id)
+        store.mark_running(job.id)
+        if finished:  # the first unit completed before the crash; no checkpoint is left
+            run = RunResult(sweep.units()[0].to_dict(), COMPLETED, {"de": LanguageMetric("accuracy", 50.0, n=10)})
+            write_results(job.out_dir, JobResult(sweep.to_dict(), "running", (run,)))
+        assert not store.artifacts(job.id, "checkpoint")
+        assert store.mark_failed(job.id, "crashed") and store.get(job.id).resumable == finished
+
+
 def test_cancel_before_launch_is_immediate_and_requeue_keeps_the_folder(store):
     job = store.submit(SPEC)
     assert store.request_cancel(job.id).status == "cancelled"

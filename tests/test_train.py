@@ -178,8 +178,8 @@ def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, data_root, tmp_p
 
 def test_seeds_of_one_config_give_a_mean_with_an_interval_over_seeds():
     spec = JobSpec(task="udpos", eval_languages=("de",), seeds=(1, 2, 3))
-    runs = [RunResult(unit.to_dict(), COMPLETED, {"de": LanguageMetric("accuracy", value, 0, 100, 1000)}, dev_score=90.0)
-            for unit, value in zip(spec.units(), (80.0, 82.0, 84.0))]
+    runs = [RunResult(unit.to_dict(), COMPLETED, {"de": LanguageMetric("accuracy", value, 0, 100, 1000)},
+                      dev_score=90.0) for unit, value in zip(spec.units(), (80.0, 82.0, 84.0))]
     metric = summarize(spec, runs, COMPLETED, 1.0).metrics["de"]
     assert metric.value == pytest.approx(82.0) and metric.n == 3 and metric.ci_over == "seeds"
     assert metric.ci_low == pytest.approx(82.0 - 4.9685, abs=1e-3) and metric.ci_high > 84.0

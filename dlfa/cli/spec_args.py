@@ -7,8 +7,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from dlfa.engine.spec import (BACKENDS, DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list,
-                              split_list)
+from dlfa.engine.spec import DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list, split_list
 from dlfa.errors import ConfigError, DataError
 from dlfa.model.fusion import AGGREGATIONS
 from dlfa.results import parse_results

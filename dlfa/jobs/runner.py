@@ -32,8 +32,8 @@ DEFAULT_RUNNER = "dlfa.engine.train:run_job"
 
 
 def load_runner(job=None):
-    """The function that runs a job: an upload evaluation's (dlfa.engine.uploads), else dlfa.engine.train.run_job or the one
-    named by $DLFA_JOB_RUNNER."""
+    """The function that runs a job: an upload evaluation's (dlfa.engine.uploads), else dlfa.engine.train.run_job
+    or the one named by $DLFA_JOB_RUNNER."""
     from dlfa.engine.uploads import EVALUATION_OPTION, evaluation_runner
 
     if job is not None and EVALUATION_OPTION in job.options:
@@ -186,7 +186,7 @@ def run_stored_job(job_id: str, store: JobStore) -> int:
 
 
 def run_submitted(job_id: str, store_path: str) -> int:
-    """The function SLURM (through submitit) runs: the worker, in-process, with torch.distributed's
+    """The function SLURM (through submitit) runs: the job, in-process, with torch.distributed's
     environment variables exported when the job has several tasks."""
     import submitit
 
