@@ -7,12 +7,16 @@ from pathlib import Path
 import pytest
 
 from dlfa.cli.main import main
+from dlfa.cli.reproduce import REPORT_COMMAND
 from dlfa.errors import ConfigError
 from dlfa.engine.spec import JobSpec
-from dlfa.reproduction.report import lower_layers_retrieve_better, tied_layers, write_report
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, best_dev_layer, choose,
-                            estimated_hours, finetune_layers, plan_jobs, record_root, restore_record, run_plan,
-                            save_record)
+from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, estimated_hours,
+                                    plan_jobs, record_root)
+from dlfa.reproduction.record import restore_record, save_record
+from dlfa.reproduction.report import write_report
+from dlfa.reproduction.rules import lower_layers_retrieve_better, tied_layers
+from dlfa.reproduction.runner import run_plan
 from dlfa.data.registry import DataSource, english_sizes
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
@@ -127,10 +131,31 @@ def test_the_compute_estimate_fits_about_15_hours(data_root):
     assert "study" not in DEFAULT_PARTS  # the optional study is outside the estimate
 
 
-def test_the_committed_record_still_reports_under_the_new_rules(tmp_path):
-    doc = tmp_path / "docs" / "REPRODUCTION.md"
-    write_report(RECORD, doc, "python -m dlfa reproduce report")
-    text = doc.read_text()
+@pytest.fixture(scope="module")
+def committed_report(tmp_path_factory) -> Path:
+    """The report regenerated from the committed record as `python -m dlfa reproduce report` writes it, into a
+    temporary folder (its figures beside it), never over docs/."""
+    doc = tmp_path_factory.mktemp("regenerated") / "docs" / "REPRODUCTION.md"
+    write_report(RECORD, doc, REPORT_COMMAND)
+    return doc
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_report_regenerates_byte_identically_from_the_committed_record(committed_report):
+    committed = RECORD.parent / "REPRODUCTION.md"
+    assert committed_report.read_bytes() == committed.read_bytes()
+    figures = {path.name: png_size(path) for path in (committed_report.parent / "figures").iterdir()}
+    assert figures == {path.name: png_size(path) for path in (RECORD.parent / "figures").iterdir()}
+
+
+def test_the_committed_record_still_reports_under_the_new_rules(committed_report):
+    text = committed_report.read_text()
     assert "Code version of every run: not recorded (these runs predate code versions in results.json, and" in text
     assert "read them as provisional until a rerun of the plan under the current code replaces them)." in text
     assert "English data: sizes not recorded in this record" in text
