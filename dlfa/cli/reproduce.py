@@ -13,6 +13,7 @@ from dlfa.reproduction.plan import DEFAULT_DOC, DEFAULT_PARTS, PARTS, TASK_PLANS
 from dlfa.reproduction.record import refuse_mixed_code_versions, restore_record, save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.runner import run_plan
+from dlfa.results import COMPLETED
 
 DEFAULT_OUT = "cache/reproduction"
 # How the report says it is regenerated (its first code block)
@@ -61,7 +62,7 @@ def run_cli(args) -> int:
         callback.close()
         save_record(Path(args.out), record_root(args.doc))
     report_cli(args)
-    if status != "complete":
+    if status != COMPLETED:
         print("stopped: run the same command again to resume", file=sys.stderr)
         return 130
     return 0

@@ -3,17 +3,20 @@ best fusion layer of a probe sweep, the two other candidate layers, and the lear
 aggregation; runs whose target mean stays at the majority class are not chosen while another learned."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dlfa.engine.metrics import at_majority
 from dlfa.errors import ConfigError
+from dlfa.results import JobResult, RunResult
 
 
-def dlfa_dev_scores(probe_results: dict) -> dict[int, float]:
+def dlfa_dev_scores(probe_results: JobResult) -> dict[int, float]:
     """fusion layer -> English dev score of each finished dlfa run of a probe sweep, in sweep order."""
-    return {r["fusion_layer"]: r["dev"] for r in probe_results.get("grid", {}).get("rows", [])
+    return {r["fusion_layer"]: r["dev"] for r in (probe_results.grid or {}).get("rows", [])
             if r["aggregation"] == "dlfa" and r.get("dev") is not None}
 
 
-def best_dev_layer(probe_results: dict) -> int:
+def best_dev_layer(probe_results: JobResult) -> int:
     """The dlfa fusion layer with the best English dev score in a sweep (never chosen on test languages); of
     tied layers, by rule, the lowest."""
     scores = dlfa_dev_scores(probe_results)
@@ -29,22 +32,21 @@ def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:
     return (best, *others)
 
 
-def run_at_majority(run: dict) -> bool:
+def run_at_majority(run: RunResult) -> bool:
     """Whether a run's target mean stays within MIN_ABOVE_MAJORITY of the majority class's mean (over the same
     languages): it learned nothing that transfers. False when the majority score was not recorded."""
-    metrics = list(run.get("metrics", {}).values())
-    if not metrics or any(m.get("majority") is None for m in metrics):
+    metrics = list(run.metrics.values())
+    if not metrics or any(m.majority is None for m in metrics):
         return False
-    mean = sum(m["value"] for m in metrics) / len(metrics)
-    return at_majority(mean, sum(m["majority"] for m in metrics) / len(metrics))
+    mean = sum(m.value for m in metrics) / len(metrics)
+    return at_majority(mean, sum(m.majority for m in metrics) / len(metrics))
 
 
-def choose(runs: list[dict], aggregation: str) -> dict:
-    """The complete run of `aggregation` with the best English dev score: runs at the majority class only when
+def choose(runs: Sequence[RunResult], aggregation: str) -> RunResult:
+    """The completed run of `aggregation` with the best English dev score: runs at the majority class only when
     no other ran; ties go to the smaller learning rate, then the lower fusion layer."""
-    candidates = [r for r in runs if r["status"] == "complete" and r["spec"]["aggregations"][0] == aggregation
-                  and r.get("dev_score") is not None]
+    candidates = [r for r in runs if r.completed and r.aggregation == aggregation and r.dev_score is not None]
     if not candidates:
         raise ConfigError(f"no finished {aggregation} run with an English dev score to choose from")
     learned = [r for r in candidates if not run_at_majority(r)] or candidates
-    return min(learned, key=lambda r: (-r["dev_score"], r["spec"]["learning_rate"], r["spec"]["fusion_layers"]))
+    return min(learned, key=lambda r: (-r.dev_score, r.spec["learning_rate"], r.fusion_layer or 0))

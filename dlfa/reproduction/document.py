@@ -7,7 +7,8 @@ from pathlib import Path
 from dlfa import charts
 from dlfa.errors import DlfaError
 from dlfa.io import write_bytes
-from dlfa.reproduction.plan import RESULTS_FILE, SIZES_FILE, TIMINGS_FILE, read_results
+from dlfa.reproduction.plan import SIZES_FILE, TIMINGS_FILE, read_json, read_results
+from dlfa.results import RESULTS_FILE, JobResult
 
 FIGURES = "figures"  # the figures' folder, beside the report
 
@@ -19,8 +20,8 @@ class ReportDocument:
     def __init__(self, out_root: Path, doc_path: Path):
         self.out_root, self.figures_dir = out_root, doc_path.parent / FIGURES
         self.record_shown = f"{doc_path.parent.name}/{out_root.name}"  # the record as seen from the repository root
-        self.timings = read_results(out_root / TIMINGS_FILE) or {}
-        self.sizes = read_results(out_root / SIZES_FILE) or {}
+        self.timings = read_json(out_root / TIMINGS_FILE) or {}
+        self.sizes = read_json(out_root / SIZES_FILE) or {}
         self.lines: list[str] = []
         self.gains: dict[str, dict] = {}  # setting -> task, source, gain, layer, tied, dlfa_at_majority
         # "layers" -> text; "plain_tuned" -> {key: retrieval per layer} of the plain fine-tuned encoders
@@ -43,5 +44,5 @@ class ReportDocument:
         state = "" if entry.get("complete") else ", not finished"
         return f" ({entry['seconds'] / 60:.1f} min over {entry['sittings']} sitting(s){state})"
 
-    def job(self, job: str) -> dict | None:
+    def job(self, job: str) -> JobResult | None:
         return read_results(self.out_root / job / RESULTS_FILE)

@@ -55,12 +55,12 @@ from dlfa.data.registry import DataSource, english_sizes
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.model.encoders import encoder_info
-from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
 from dlfa.reproduction import study
+from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
+from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, read_job_results
 
 PARTS = ("layers", "probe", "select", "finetune", "tuned-layers", "study")  # in running order
 DEFAULT_PARTS = PARTS[:-1]  # the study is run on request only (it is not in the compute estimate)
-RESULTS_FILE = "results.json"
 RECORD = "reproduction"  # the record's folder, beside the report
 DEFAULT_DOC = "docs/REPRODUCTION.md"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
@@ -187,7 +187,13 @@ class Reproduction:
 # The jobs, in running order
 
 
-def read_results(path: Path) -> dict | None:
+def read_results(path: Path) -> JobResult | None:
+    """A job's results.json (validated by dlfa.results), None when the job has not written one yet."""
+    return read_job_results(path) if path.is_file() else None
+
+
+def read_json(path: Path) -> dict | None:
+    """One of the plan's other files (the layer analyses, the sizes, the timings), None when absent."""
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -211,36 +217,36 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
             setting = setting_name(task, pooling)
             best = best_dev_layer(finished(out_root, f"probe/{setting}", "the learning-rate grid"))
             yield f"select/{setting}", config.select_fields(task, pooling, best)
-            rate = choose(finished(out_root, f"select/{setting}", "the fusion-layer choice")["runs"], "dlfa")
+            rate = choose(finished(out_root, f"select/{setting}", "the fusion-layer choice").runs, "dlfa")
             others = finetune_layers(best, num_layers)[1:]
-            yield f"select/{setting}-layers", config.layer_fields(task, pooling, others, rate["spec"]["learning_rate"])
+            yield f"select/{setting}-layers", config.layer_fields(task, pooling, others, rate.spec["learning_rate"])
     if "finetune" in parts:
         for task, pooling in config.settings():
             for aggregation, chosen in chosen_settings(out_root, setting_name(task, pooling)).items():
-                layer = chosen["spec"]["fusion_layers"][0] if chosen["spec"]["fusion_layers"] else None
                 yield (f"finetune/{setting_name(task, pooling)}-{aggregation}",
-                       config.finetune_fields(task, pooling, aggregation, chosen["spec"]["learning_rate"], layer))
+                       config.finetune_fields(task, pooling, aggregation, chosen.spec["learning_rate"],
+                                              chosen.fusion_layer))
     if "tuned-layers" in parts:
         yield "tuned-layers", None
     if "study" in parts:
         for task in (t for t in STUDY_TASKS if t in config.tasks):
             setting = setting_name(task, TASK_PLANS[task].poolings[0])
-            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study")["spec"]
+            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study").spec
             for count, spec in config.study_specs(dlfa).items():
                 yield f"study/{task}-{count}", spec.to_dict()
 
 
-def chosen_settings(out_root: Path, setting: str) -> dict[str, dict]:
+def chosen_settings(out_root: Path, setting: str) -> dict[str, RunResult]:
     """aggregation -> the seed-1 run whose learning rate (and, for dlfa, fusion layer) fine-tuning uses."""
-    runs = finished(out_root, f"select/{setting}", "fine-tuning")["runs"]
-    runs = runs + finished(out_root, f"select/{setting}-layers", "fine-tuning")["runs"]
+    runs = finished(out_root, f"select/{setting}", "fine-tuning").runs
+    runs = runs + finished(out_root, f"select/{setting}-layers", "fine-tuning").runs
     return {aggregation: choose(runs, aggregation) for aggregation in AGGREGATIONS}
 
 
-def finished(out_root: Path, job: str, needed_by: str) -> dict:
+def finished(out_root: Path, job: str, needed_by: str) -> JobResult:
     """The results of a finished job of the plan, which a later step takes its choices from."""
     results = read_results(out_root / job / RESULTS_FILE)
-    if results is None or results.get("status") != "complete":
+    if results is None or results.status != COMPLETED:
         raise ConfigError(f"{needed_by} takes its choices from {job}, which has not finished yet "
                           f"({out_root}/{job}): run the parts before it first")
     return results

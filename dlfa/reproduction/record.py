@@ -8,24 +8,25 @@ from pathlib import Path
 
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
-from dlfa.io import write_json
-from dlfa.reproduction.plan import RESULTS_FILE, SMALL_FILES, TIMINGS_FILE, read_results
+from dlfa.io import write_bytes, write_json
+from dlfa.reproduction.plan import SMALL_FILES, TIMINGS_FILE, read_json, read_results
+from dlfa.results import RESULTS_FILE, JobResult, RunResult, write_results
 
 
-def complete_runs(results: dict | None) -> int:
-    return sum(run["status"] == "complete" for run in (results or {}).get("runs", []))
+def complete_runs(results: JobResult | None) -> int:
+    return len(results.completed_runs) if results else 0
 
 
 def save_record(out_root: Path, record: Path) -> None:
-    """Copy the small result files of out_root into the record; a job's file only when it holds at least as
-    many finished runs as the recorded one (an older output root never overwrites newer results)."""
+    """Copy the small result files of out_root into the record, as they are; a job's file only when it holds at
+    least as many finished runs as the recorded one (an older output root never overwrites newer results)."""
     for name in SMALL_FILES:
         if (out_root / name).is_file():
-            write_json(record / name, read_results(out_root / name))
+            write_bytes(record / name, (out_root / name).read_bytes())
     for path in out_root.glob(f"*/*/{RESULTS_FILE}"):  # <part>/<job>/results.json
-        results, target = read_results(path), record / path.relative_to(out_root)
-        if complete_runs(results) >= complete_runs(read_results(target)) and complete_runs(results) > 0:
-            write_json(target, results)
+        finished, target = complete_runs(read_results(path)), record / path.relative_to(out_root)
+        if finished >= complete_runs(read_results(target)) and finished > 0:
+            write_bytes(target, path.read_bytes())
 
 
 def restore_record(record: Path, out_root: Path) -> None:
@@ -33,27 +34,25 @@ def restore_record(record: Path, out_root: Path) -> None:
     that lacks them, so that running the plan skips what the record already holds."""
     for name in SMALL_FILES:
         if (record / name).is_file() and not (out_root / name).is_file():
-            write_json(out_root / name, read_results(record / name))
+            write_bytes(out_root / name, (record / name).read_bytes())
     for path in record.glob(f"*/*/{RESULTS_FILE}"):
         job_dir = out_root / path.parent.relative_to(record)
         results = read_results(path)
         if complete_runs(read_results(job_dir / RESULTS_FILE)) >= complete_runs(results):
             continue
-        write_json(job_dir / RESULTS_FILE, results)
-        for run in results["runs"]:
-            unit_file = job_dir / JobSpec.from_dict(run["spec"]).unit_name() / RESULTS_FILE
-            if run["status"] == "complete" and not unit_file.is_file():
-                write_json(unit_file, run)
+        write_bytes(job_dir / RESULTS_FILE, path.read_bytes())
+        for run in results.completed_runs:
+            unit_dir = job_dir / JobSpec.from_dict(run.spec).unit_name()
+            if not (unit_dir / RESULTS_FILE).is_file():
+                write_results(unit_dir, run)
 
 
-def code_version_key(run: dict) -> str:
+def code_version_key(run: RunResult) -> str:
     """A run's code version as a short string: its sources' hash (with the git commit when known), or
     "not recorded" for runs of code that did not record it."""
-    version = run.get("code_version")
+    version = run.code_version
     if not version:
         return "not recorded"
-    if not isinstance(version, dict):
-        return str(version)
     commit = version.get("git_commit")
     dirty = "+changes" if version.get("git_dirty") else ""
     return f"{str(version.get('sources_sha256'))[:12]}" + (f" (git {commit[:10]}{dirty})" if commit else "")
@@ -64,7 +63,7 @@ def code_versions(root: Path) -> dict[str, list[str]]:
     versions: dict[str, list[str]] = {}
     for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
         job = path.parent.relative_to(root).as_posix()
-        for key in sorted({code_version_key(r) for r in read_results(path)["runs"] if r["status"] == "complete"}):
+        for key in sorted({code_version_key(run) for run in read_results(path).completed_runs}):
             versions.setdefault(key, []).append(job)
     return versions
 
@@ -84,7 +83,7 @@ class Timings:
 
     def __init__(self, out_root: Path):
         self.path = out_root / TIMINGS_FILE
-        self.data: dict[str, dict] = read_results(self.path) or {}
+        self.data: dict[str, dict] = read_json(self.path) or {}
 
     def add(self, job: str, seconds: float, complete: bool) -> None:
         entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})

@@ -16,12 +16,13 @@ import numpy as np
 
 from dlfa.errors import DlfaError
 from dlfa.io import write_text
-from dlfa.reproduction.plan import RESULTS_FILE, TASK_PLANS
+from dlfa.reproduction.plan import TASK_PLANS, read_results
 from dlfa.reproduction.record import code_versions, refuse_mixed_code_versions
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.rules import PAPER_GAINS, TIE_RULE, gain_verdict, lower_layers_retrieve_better, paper_in_interval
-from dlfa.reproduction.tables import TASK_TITLES, table
+from dlfa.reproduction.tables import STATUS_WORDS, TASK_TITLES, table
+from dlfa.results import RESULTS_FILE
 
 
 class Report(BaselineSections, AnalysisSections):
@@ -90,15 +91,16 @@ class Report(BaselineSections, AnalysisSections):
                  "… --aggregation dlfa --fusion-layer K --seed S --out DIR` (flags given replace the spec's fields).",
                  "")
         for path in sorted(self.out_root.glob("*/*/" + RESULTS_FILE)):  # <part>/<job>/results.json
-            results = json.loads(path.read_text())
+            results = read_results(path)
             job = path.parent.relative_to(self.out_root).as_posix()
             rerun = (f"python -m dlfa sweep --spec {self.record_shown}/{job}/{RESULTS_FILE} "
                      f"--data-root ../shared/data --out DIR")
-            hardware = Counter(run.get("hardware", "not recorded") for run in results["runs"])
+            hardware = Counter(run.extra.get("hardware", "not recorded") for run in results.runs)
             ran_on = "; ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in hardware.items())
-            self.add(f"<details><summary><code>{job}</code>: {results['status']}, {len(results['runs'])} run(s)"
+            status = STATUS_WORDS.get(results.status, results.status)
+            self.add(f"<details><summary><code>{job}</code>: {status}, {len(results.runs)} run(s)"
                      f"{self.took(job)}</summary>", "", f"`{rerun}`", "", f"Ran on: {ran_on}.", "", "```json",
-                     json.dumps(results["spec"], indent=1), "```", "</details>", "")
+                     json.dumps(results.spec, indent=1), "```", "</details>", "")
 
     def code_version(self) -> str:
         versions = list(code_versions(self.out_root))

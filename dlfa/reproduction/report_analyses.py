@@ -3,8 +3,6 @@ plain fine-tuned encoders'), and the English intermediate-task study (0 vs 3 vs 
 after each changed the layers."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from dlfa import charts
@@ -12,10 +10,11 @@ from dlfa.analysis.layers import mean_over_languages
 from dlfa.engine.spec import JobSpec
 from dlfa.languages import family_of, language_label
 from dlfa.reproduction.document import ReportDocument
-from dlfa.reproduction.plan import LAYER_ANALYSIS_FILE, RESULTS_FILE, STUDY_TASKS, TUNED_LAYERS_FILE, read_results
+from dlfa.reproduction.plan import LAYER_ANALYSIS_FILE, STUDY_TASKS, TUNED_LAYERS_FILE, read_json, read_results
 from dlfa.reproduction.rules import E5_CANNOT_TEST
 from dlfa.reproduction.study import change_in_words, compare, not_learned_note, summarize
 from dlfa.reproduction.tables import TASK_TITLES, fmt_score, table
+from dlfa.results import RESULTS_FILE, JobResult
 
 
 class AnalysisSections(ReportDocument):
@@ -23,7 +22,7 @@ class AnalysisSections(ReportDocument):
 
     def layer_section(self) -> None:
         self.add("## 2. Layer analysis: which layers are cross-lingual?", "")
-        analysis = read_results(self.out_root / LAYER_ANALYSIS_FILE)
+        analysis = read_json(self.out_root / LAYER_ANALYSIS_FILE)
         if analysis is None:
             self.add("Not run yet (`layers`).", "")
             return
@@ -50,7 +49,7 @@ class AnalysisSections(ReportDocument):
     def plain_tuned_layers(self, base: dict) -> None:
         """The layer analysis of the plain fine-tuned encoders (0 intermediate tasks, every aggregation:
         finetune/* runs, and study/<task>-0 runs) against the base encoder's."""
-        tuned = (read_results(self.out_root / TUNED_LAYERS_FILE) or {}).get("runs", {})
+        tuned = (read_json(self.out_root / TUNED_LAYERS_FILE) or {}).get("runs", {})
         plain = {key: analysis for key, analysis in tuned.items()
                  if key.startswith("finetune/") or key.split("/")[1].endswith("-0")}
         chains = len(tuned) - len(plain)
@@ -76,15 +75,15 @@ class AnalysisSections(ReportDocument):
         for task in STUDY_TASKS:
             found = {}  # number of intermediate tasks -> results, from the folders study/<task>-<count>
             for path in self.out_root.glob(f"study/{task}-*/{RESULTS_FILE}"):
-                results = json.loads(path.read_text())
-                if any(run["status"] == "complete" for run in results["runs"]):
-                    found[len(results["spec"]["intermediate_tasks"])] = results
+                results = read_results(path)
+                if results.completed_runs:
+                    found[len(results.intermediate_tasks)] = results
             found = dict(sorted(found.items()))
             if not found:
                 self.add(f"**{TASK_TITLES[task]}**: not run yet (`study/{task}-*`).", "")
                 continue
             jobs = ", ".join(f"`study/{task}-{c}`{self.took(f'study/{task}-{c}')}" for c in found)
-            tasks_of = {c: ", ".join(r["spec"]["intermediate_tasks"]) or "none" for c, r in found.items()}
+            tasks_of = {c: ", ".join(r.intermediate_tasks) or "none" for c, r in found.items()}
             self.add(f"**{TASK_TITLES[task]}** ({jobs}). Intermediate tasks: " +
                      "; ".join(f"{c}: {t}" for c, t in tasks_of.items()) + ".", "")
             self.study_summary(task, found)
@@ -104,31 +103,29 @@ class AnalysisSections(ReportDocument):
                             f"study-{task}.png", f"{task}: change vs 0 intermediate tasks per language")
             self.tuned_layers(task, found)
 
-    def tuned_layers(self, task: str, found: dict[int, dict]) -> None:
+    def tuned_layers(self, task: str, found: dict[int, JobResult]) -> None:
         """Per analysed study run: translation retrieval and CKA per layer of its fine-tuned encoder (mean over the
         Parallel UD languages) against the base encoder's, beside the run's English dev and target scores."""
-        tuned = (read_results(self.out_root / TUNED_LAYERS_FILE) or {}).get("runs", {})
-        base = read_results(self.out_root / LAYER_ANALYSIS_FILE)
+        tuned = (read_json(self.out_root / TUNED_LAYERS_FILE) or {}).get("runs", {})
+        base = read_json(self.out_root / LAYER_ANALYSIS_FILE)
         analysed, missing = [], []  # (count, run, analysis); "count tasks seed s"
         for count, results in found.items():
-            for run in results["runs"]:
-                if run["status"] != "complete":
-                    continue
-                key = f"study/{task}-{count}/{JobSpec.from_dict(run['spec']).unit_name()}"
+            for run in results.completed_runs:
+                key = f"study/{task}-{count}/{JobSpec.from_dict(run.spec).unit_name()}"
                 if key in tuned:
                     analysed.append((count, run, tuned[key]))
                 else:
-                    missing.append(f"{count} tasks seed {run['spec']['seeds'][0]}")
+                    missing.append(f"{count} tasks seed {run.seed}")
         if not analysed or base is None:
             return
         retrieval = mean_over_languages(base["retrieval"])
         curves = {"base encoder": retrieval}
         rows = [["base encoder", "–", "–", "–", *self.layer_cells(retrieval, mean_over_languages(base["cka"]))]]
         for count, run, analysis in analysed:
-            seed = run["spec"]["seeds"][0]
+            seed = run.seed
             retrieval = curves[f"{count} tasks · seed {seed}"] = mean_over_languages(analysis["retrieval"])
-            target = float(np.mean([m["value"] for m in run["metrics"].values()]))
-            rows.append([f"{count} tasks", str(seed), fmt_score(run.get("dev_score")), f"{target:.1f}",
+            target = float(np.mean([m.value for m in run.metrics.values()]))
+            rows.append([f"{count} tasks", str(seed), fmt_score(run.dev_score), f"{target:.1f}",
                          *self.layer_cells(retrieval, mean_over_languages(analysis["cka"]))])
         self.add(f"How fine-tuning changed each layer (`{TUNED_LAYERS_FILE}`{self.took('tuned-layers')}): the "
                  "layer analysis of section 2 repeated on each run's fine-tuned encoder, mean over the "
@@ -150,7 +147,7 @@ class AnalysisSections(ReportDocument):
         peak = int(np.argmax(retrieval))
         return [f"{retrieval[0]:.3f}", f"{retrieval[peak]:.3f} ({peak})", f"{retrieval[-1]:.3f}", f"{cka[-1]:.3f}"]
 
-    def study_summary(self, task: str, found: dict[int, dict]) -> None:
+    def study_summary(self, task: str, found: dict[int, JobResult]) -> None:
         """The mean over target languages per count with its changes, and the answer in words."""
         summary = summarize(found)
         if not summary:

@@ -14,6 +14,7 @@ from dlfa.reproduction.document import ReportDocument
 from dlfa.reproduction.plan import AGGREGATIONS, SIZES_FILE, TASK_PLANS, setting_name
 from dlfa.reproduction.rules import cell, mean_gain, runs_of, tied_layers
 from dlfa.reproduction.tables import SIZE_NOTES, TASK_TITLES, budget, convergence, fmt, fmt_score, run_name, table
+from dlfa.results import JobResult, RunResult
 
 
 class BaselineSections(ReportDocument):
@@ -33,31 +34,31 @@ class BaselineSections(ReportDocument):
         for setting in settings:
             self.setting_section(task, setting)
 
-    def finetune_runs(self, setting: str) -> tuple[list[str], list[dict]]:
+    def finetune_runs(self, setting: str) -> tuple[list[str], list[RunResult]]:
         """The fine-tuning jobs of a setting and their complete runs: finetune/<setting>-<aggregation>, or one
         finetune/<setting> job holding every aggregation (records before issue 13)."""
         jobs = [job for job in (f"finetune/{setting}", *(f"finetune/{setting}-{a}" for a in AGGREGATIONS))
                 if self.job(job) is not None]
-        return jobs, [run for job in jobs for run in runs_of(self.job(job), None)]
+        return jobs, [run for job in jobs for run in runs_of(self.job(job).runs, None)]
 
     def setting_section(self, task: str, setting: str) -> None:
         if setting != task:
             self.add(f"#### {setting}", "")
         probe = self.job(f"probe/{setting}")
         jobs, runs = self.finetune_runs(setting)
-        languages = (probe or self.job(jobs[0]))["spec"]["eval_languages"]
+        languages = (probe or self.job(jobs[0])).eval_languages
         size = self.sizes.get(task)
         if probe is not None:
             best = best_dev_layer(probe)
-            self.add(f"Probe sweep `probe/{setting}`{self.took(f'probe/{setting}')} ({budget(probe['spec'], size)}): "
-                     f"{len(runs_of(probe, None))} of {len(JobSpec.from_dict(probe['spec']).units())} runs done; "
+            self.add(f"Probe sweep `probe/{setting}`{self.took(f'probe/{setting}')} ({budget(probe.spec, size)}): "
+                     f"{len(runs_of(probe.runs, None))} of {len(JobSpec.from_dict(probe.spec).units())} runs done; "
                      f"best DLFA fusion layer on the English dev set: **{best}**{tied_layers(probe, best)}.", "")
         layer_tied = self.selection(setting)
         if runs:
             self.comparison(task, setting, "fine-tuning", jobs, runs, languages)
             self.gains[setting]["tied"] |= layer_tied
         if probe is not None:
-            self.comparison(task, setting, "probe", [f"probe/{setting}"], runs_of(probe, None), languages)
+            self.comparison(task, setting, "probe", [f"probe/{setting}"], runs_of(probe.runs, None), languages)
             self.probe_grid(setting, probe, languages)
             if tied_layers(probe, best_dev_layer(probe)):  # the fine-tuned candidate layers rest on the tie too
                 self.gains[setting]["tied"] = True
@@ -66,7 +67,7 @@ class BaselineSections(ReportDocument):
         """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran;
         whether DLFA's layer was chosen on a tie."""
         runs = [run for job in (f"select/{setting}", f"select/{setting}-layers") if self.job(job) is not None
-                for run in runs_of(self.job(job), None)]
+                for run in runs_of(self.job(job).runs, None)]
         if not runs:
             return False
         rows, tied = [], False
@@ -75,12 +76,12 @@ class BaselineSections(ReportDocument):
                 chosen = choose(runs, aggregation)
             except DlfaError:
                 continue
-            for run in (r for r in runs if r["spec"]["aggregations"][0] == aggregation):
+            for run in (r for r in runs if r.aggregation == aggregation):
                 flag = " (majority class)" if run_at_majority(run) else ""
-                tie = run is not chosen and run["dev_score"] == chosen["dev_score"] and not run_at_majority(run)
-                other_layer = run["spec"]["fusion_layers"] != chosen["spec"]["fusion_layers"]
+                tie = run is not chosen and run.dev_score == chosen.dev_score and not run_at_majority(run)
+                other_layer = run.fusion_layer != chosen.fusion_layer
                 tied = tied or (tie and aggregation == "dlfa" and other_layer)
-                rows.append([run_name(run) + flag, f"{run['spec']['learning_rate']:g}", fmt_score(run.get("dev_score")),
+                rows.append([run_name(run) + flag, f"{run.spec['learning_rate']:g}", fmt_score(run.dev_score),
                              convergence(run), "**chosen**" if run is chosen else "tied" if tie else ""])
         self.add(f"Choices on seed 1 and English dev (`select/{setting}`, `select/{setting}-layers`): the best "
                  "dev score per aggregation; ties go to the smaller learning rate, then the lower layer, and a tie "
@@ -88,11 +89,11 @@ class BaselineSections(ReportDocument):
                  "learned.", "", table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
         return tied
 
-    def comparison(self, task: str, setting: str, source: str, jobs: list[str], runs: list[dict],
+    def comparison(self, task: str, setting: str, source: str, jobs: list[str], runs: list[RunResult],
                    languages: list[str]) -> None:
         """Per language: last, DLFA, their difference and scalar-mix, on the runs that learned more than the
         majority class; the mean gain over paired seeds; the runs left out and each run's convergence."""
-        dlfa_layers = sorted({r["spec"]["fusion_layers"][0] for r in runs if r["spec"]["aggregations"][0] == "dlfa"})
+        dlfa_layers = sorted({r.fusion_layer for r in runs if r.aggregation == "dlfa"})
         if source == "fine-tuning" and len(dlfa_layers) > 1:  # a record before issue 13: layers chosen on dev
             layer = best_dev_layer(self.job(jobs[0]))
             chosen = (f"; DLFA L{layer} has the best English dev score of the fine-tuned layers "
@@ -105,18 +106,18 @@ class BaselineSections(ReportDocument):
             layer, chosen, tied = (dlfa_layers or [None])[0], "", False
         flagged = [r for r in runs if run_at_majority(r)]
         kept = [r for r in runs if r not in flagged]
-        last, dlfa, mix = (runs_of({"runs": kept}, aggregation, lay) for aggregation, lay in
+        last, dlfa, mix = (runs_of(kept, aggregation, lay) for aggregation, lay in
                            (("last", None), ("dlfa", layer), ("scalar-mix", None)))
-        all_dlfa = runs_of({"runs": runs}, "dlfa", layer)
+        all_dlfa = runs_of(runs, "dlfa", layer)
         where = ", ".join(f"`{job}`{self.took(job)}" for job in jobs)
         spread = "over seeds" if len(last) > 1 else "of the bootstrap over test examples"
-        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(self.job(jobs[-1])['spec'], self.sizes.get(task))}; "
+        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(self.job(jobs[-1]).spec, self.sizes.get(task))}; "
                  f"seeds kept: last {len(last)}, DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval "
                  f"{spread}{chosen}):", "")
         if flagged:
             self.add(f"Runs at the majority class (target mean within {MIN_ABOVE_MAJORITY:.0f} point of it), left out "
                      "of the means and of every claim: " + ", ".join(f"`{run_name(r)}`" for r in flagged) + ".", "")
-        majority = {lang: runs[0]["metrics"][lang].get("majority") for lang in languages}  # the same test sets
+        majority = {lang: runs[0].metrics[lang].majority for lang in languages}  # the same test sets
         rows = []
         for lang in languages:
             a, b, c = cell(last, lang), cell(dlfa, lang), cell(mix, lang)
@@ -125,7 +126,7 @@ class BaselineSections(ReportDocument):
                          "–" if majority[lang] is None else f"{majority[lang]:.1f}"])
         gain = mean_gain(dlfa, last, languages)
 
-        def mean_of(group: list[dict]) -> float | None:
+        def mean_of(group: list[RunResult]) -> float | None:
             return float(np.mean([cell(group, lang).value for lang in languages])) if group else None
 
         majority_mean = None if None in majority.values() else float(np.mean(list(majority.values())))
@@ -147,8 +148,8 @@ class BaselineSections(ReportDocument):
         self.gains.setdefault(setting, {"task": task, "source": source, "gain": gain, "layer": layer, "tied": tied,
                                         "dlfa_at_majority": len(all_dlfa) > len(dlfa)})
 
-    def probe_grid(self, setting: str, probe: dict, languages: list[str]) -> None:
-        grid = probe.get("grid")
+    def probe_grid(self, setting: str, probe: JobResult, languages: list[str]) -> None:
+        grid = probe.grid
         if not grid:
             return
         self.add("Layer × language grid of the probe sweep (★ = best configuration per language):", "")

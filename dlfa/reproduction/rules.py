@@ -8,12 +8,14 @@
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from dlfa.engine.metrics import mean_interval
 from dlfa.reproduction.choices import dlfa_dev_scores
+from dlfa.results import JobResult, RunResult
 
 # The paper's average gains of DLFA over the last layer with mBERT (Chen et al. 2022, abstract and Table 2).
 PAPER_GAINS = {"xnli": 1.5, "pawsx": 2.4, "panx": 1.2, "udpos": 1.5}
@@ -23,7 +25,7 @@ E5_CANNOT_TEST = ("multilingual-e5-small was trained contrastively on its mean-p
                   "layers are more cross-lingual\" claim: these rows report what we measured, not a verdict on it")
 
 
-def tied_layers(results: dict, best: int) -> str:
+def tied_layers(results: JobResult, best: int) -> str:
     """' (tied on English dev with layers 1, 9: by rule ...)' when other dlfa layers reach the best one's score."""
     scores = dlfa_dev_scores(results)
     tied = [layer for layer, dev in scores.items() if dev == scores[best] and layer != best]
@@ -70,37 +72,36 @@ def paper_in_interval(gain: Cell | None, paper: float) -> str:
     return "yes" if gain.low <= paper <= gain.high else "no"
 
 
-def runs_of(results: dict, aggregation: str | None, layer: int | None = None) -> list[dict]:
-    """The complete runs of one configuration of a job (all its seeds); aggregation None: of every one."""
-    return [r for r in results.get("runs", []) if r["status"] == "complete"
-            and aggregation in (None, r["spec"]["aggregations"][0])
-            and (layer is None or r["spec"]["fusion_layers"] == [layer])]
+def runs_of(runs: Iterable[RunResult], aggregation: str | None, layer: int | None = None) -> list[RunResult]:
+    """The completed runs of one configuration (all its seeds); aggregation None: of every one."""
+    return [r for r in runs if r.completed and aggregation in (None, r.aggregation)
+            and (layer is None or r.fusion_layer == layer)]
 
 
-def cell(runs: list[dict], language: str) -> Cell | None:
-    values = [r["metrics"][language]["value"] for r in runs if language in r.get("metrics", {})]
+def cell(runs: list[RunResult], language: str) -> Cell | None:
+    values = [r.metrics[language].value for r in runs if language in r.metrics]
     if not values:
         return None
     if len(values) == 1:
-        metric = runs[0]["metrics"][language]
-        return Cell(values[0], metric.get("ci_low"), metric.get("ci_high"), 1)
+        metric = runs[0].metrics[language]
+        return Cell(values[0], metric.ci_low, metric.ci_high, 1)
     mean, low, high = mean_interval(values)
     return Cell(mean, low, high, len(values))
 
 
-def by_seed(runs: list[dict]) -> dict[int, dict]:
-    return {r["spec"]["seeds"][0]: r for r in runs}
+def by_seed(runs: list[RunResult]) -> dict[int, RunResult]:
+    return {r.seed: r for r in runs}
 
 
-def mean_gain(dlfa: list[dict], last: list[dict], languages: list[str]) -> Cell | None:
+def mean_gain(dlfa: list[RunResult], last: list[RunResult], languages: list[str]) -> Cell | None:
     """DLFA − last averaged over languages, paired by seed; the 95% interval over seeds when there are ≥ 2
     (none with one seed: a spread over languages is not a confidence interval)."""
     ours, theirs = by_seed(dlfa), by_seed(last)
     shared = sorted(set(ours) & set(theirs))
     if not shared:
         return None
-    gains = [float(np.mean([ours[s]["metrics"][lang]["value"] - theirs[s]["metrics"][lang]["value"]
-                            for lang in languages])) for s in shared]
+    gains = [float(np.mean([ours[s].metrics[lang].value - theirs[s].metrics[lang].value for lang in languages]))
+             for s in shared]
     mean, low, high = mean_interval(gains)
     return Cell(mean, low, high, len(shared))
 

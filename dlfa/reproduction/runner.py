@@ -16,9 +16,10 @@ from dlfa.errors import ConfigError
 from dlfa.io import write_json
 from dlfa.model.encoders import load_encoder
 from dlfa.model.modeling import CONFIG_FILE
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, RESULTS_FILE, SIZES_FILE, STUDY_TASKS,
-                                    TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_results, setting_name)
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SIZES_FILE, STUDY_TASKS, TASK_PLANS,
+                                    TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json, read_results, setting_name)
 from dlfa.reproduction.record import Timings
+from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED
 
 
 def layer_pairs(config: Reproduction) -> dict:
@@ -48,18 +49,19 @@ def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable
     this machine and that the file does not hold yet, keyed `<part>/<job>/<unit>`; written after each run, so a
     stop keeps the rest. False when there was none to do."""
     path = out_root / TUNED_LAYERS_FILE
-    recorded = read_results(path) or {"settings": layer_settings(config), "runs": {}}
+    recorded = read_json(path) or {"settings": layer_settings(config), "runs": {}}
     base = pairs = None
     done = False
     job_dirs = [job_dir for task in STUDY_TASKS if task in config.tasks
                 for pattern in (f"finetune/{setting_name(task, TASK_PLANS[task].poolings[0])}-*", f"study/{task}-*")
                 for job_dir in sorted(out_root.glob(pattern))]
     for job_dir in job_dirs:
-        for run in (read_results(job_dir / RESULTS_FILE) or {}).get("runs", []):
-            unit = JobSpec.from_dict(run["spec"]).unit_name()
+        results = read_results(job_dir / RESULTS_FILE)
+        for run in results.completed_runs if results else []:
+            unit = JobSpec.from_dict(run.spec).unit_name()
             key = f"{job_dir.relative_to(out_root).as_posix()}/{unit}"
-            model_dir = job_dir / unit / run.get("model_dir", "model")
-            if run["status"] != "complete" or key in recorded["runs"] or not (model_dir / CONFIG_FILE).is_file():
+            model_dir = job_dir / unit / (run.model_dir or "model")
+            if key in recorded["runs"] or not (model_dir / CONFIG_FILE).is_file():
                 continue
             log(f"layer analysis of the fine-tuned {key}")
             base, pairs = base or load_encoder(config.encoder), pairs or layer_pairs(config)
@@ -81,7 +83,7 @@ ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analys
 
 def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] = DEFAULT_PARTS,
              callbacks: tuple[Callback, ...] = (), log: Callable[[str], None] = print) -> str:
-    """Run (or resume) the chosen parts of the plan; "complete", or "stopped" when a callback asked to stop."""
+    """Run (or resume) the chosen parts of the plan; COMPLETED, or STOPPED when a callback asked to stop."""
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ConfigError(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
@@ -97,11 +99,12 @@ def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] 
             continue
         spec = JobSpec.from_dict(fields)
         done = read_results(out_root / job / RESULTS_FILE)
-        if done is not None and done.get("status") == "complete" and not spec.changed_settings(done["spec"]):
+        if done is not None and done.status == COMPLETED and not spec.changed_settings(done.spec):
             continue
         log(f"{job}: {len(spec.units())} runs")
-        results = run_job(spec.validate(), out_root / job, callbacks)
-        timings.add(job, time.perf_counter() - started, results["status"] == "complete")
-        if results["status"] != "complete":
-            return "stopped"
-    return "complete"
+        run_job(spec.validate(), out_root / job, callbacks)
+        completed = read_results(out_root / job / RESULTS_FILE).status == COMPLETED
+        timings.add(job, time.perf_counter() - started, completed)
+        if not completed:
+            return STOPPED
+    return COMPLETED

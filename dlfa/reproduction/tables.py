@@ -3,7 +3,10 @@ budget in words."""
 from __future__ import annotations
 
 from dlfa.engine.spec import JobSpec
+from dlfa.results import COMPLETED, RunResult
 
+# The appendix's word for a job's status, as the report has always printed it (dlfa.results says "completed")
+STATUS_WORDS = {COMPLETED: "complete"}
 TASK_TITLES = {"udpos": "POS tagging (UD-POS)", "panx": "NER (PAN-X / WikiANN)", "xnli": "XNLI", "pawsx": "PAWS-X"}
 SIZE_NOTES = {
     "udpos": "UD English-EWT train/dev, English Parallel UD test; training capped by the plan (see the budgets)",
@@ -16,13 +19,14 @@ SIZE_NOTES = {
 }
 
 
-def run_name(run: dict) -> str:
-    return JobSpec.from_dict(run["spec"]).unit_name()
+def run_name(run: RunResult) -> str:
+    return JobSpec.from_dict(run.spec).unit_name()
 
 
-def convergence(run: dict) -> str:
-    """'best dev at step 120 of 180' from the run's record, or 'not recorded'."""
-    recorded = {**run, **(run.get("convergence") or {})}
+def convergence(run: RunResult) -> str:
+    """'best dev at step 120 of 180' from the run's record (older runs hold the two at their top), or 'not
+    recorded'."""
+    recorded = {**run.extra, **(run.extra.get("convergence") or {})}
     best, trained = recorded.get("best_step"), recorded.get("steps_trained")
     if best is None or trained is None:
         return "not recorded"
