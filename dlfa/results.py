@@ -24,7 +24,8 @@ RESULTS_FILE = "results.json"
 SCHEMA_VERSION = 1
 
 # One status vocabulary for jobs (the job store) and for results.json (jobs and runs).
-QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, STOPPED = "queued", "running", "completed", "failed", "cancelled", "stopped"
+QUEUED, RUNNING, COMPLETED = "queued", "running", "completed"
+FAILED, CANCELLED, STOPPED = "failed", "cancelled", "stopped"
 JOB_STATUSES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, STOPPED)
 RUN_STATUSES = (COMPLETED, STOPPED)  # a run's results.json: trained and evaluated, or checkpointed and stopped
 RESULT_STATUSES = (RUNNING, COMPLETED, STOPPED)  # a job's results.json: written after each run
@@ -280,35 +281,37 @@ def parse_results(data: Any, path: str | Path | None = None) -> JobResult | RunR
     return RunResult.from_dict(data, path=where)
 
 
-def read_results(path: str | Path) -> JobResult | RunResult:
-    """The results.json at `path` (a file, or a folder holding one): a JobResult or a RunResult. DataError
-    naming the file (and the field) when it is missing, is not JSON or does not hold results."""
+def _load(path: str | Path) -> tuple[Any, Path]:
     path = results_file(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8")), path
     except FileNotFoundError:
         raise DataError(f"no {RESULTS_FILE} here", path=str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read the results: {exc}", path=str(path)) from exc
     except ValueError as exc:
         raise DataError(f"not JSON: {exc}", path=str(path)) from exc
+
+
+def read_results(path: str | Path) -> JobResult | RunResult:
+    """The results.json at `path` (a file, or a folder holding one): a JobResult or a RunResult. DataError
+    naming the file (and the field) when it is missing, is not JSON or does not hold results."""
+    data, path = _load(path)
     return parse_results(data, path)
 
 
 def read_job_results(path: str | Path) -> JobResult:
-    """`read_results` for a job's results.json (a run's is an error naming the file)."""
-    results = read_results(path)
-    if not isinstance(results, JobResult):
-        raise DataError("field 'runs': missing (this is one run's results, not a job's)", path=str(results_file(path)))
-    return results
+    """`read_results` for a job's results.json (one run's is an error: it has no 'runs')."""
+    data, path = _load(path)
+    return JobResult.from_dict(data, path=str(path))
 
 
 def read_run_results(path: str | Path) -> RunResult:
     """`read_results` for one run's results.json (a job's is an error naming the file)."""
-    results = read_results(path)
-    if not isinstance(results, RunResult):
-        raise DataError("a job's results, not one run's (open one of its run folders)", path=str(results_file(path)))
-    return results
+    data, path = _load(path)
+    if isinstance(data, dict) and "runs" in data:
+        raise DataError("a job's results, not one run's (open one of its run folders)", path=str(path))
+    return RunResult.from_dict(data, path=str(path))
 
 
 def write_results(path: str | Path, results: JobResult | RunResult) -> Path:

@@ -43,8 +43,6 @@ def finished_run(tmp_path_factory, data_root):
         job = store.submit(spec)
         assert store.claim_job(job.id) and store.mark_running(job.id)
         results = run_job(spec, job.out_dir)
-        for run in results["runs"]:
-            store.record_metrics(job.id, JobSpec.from_dict(run["spec"]).unit_name(), run["metrics"])
         assert store.mark_completed(job.id)
     finally:
         if old is None:
@@ -335,7 +333,7 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     cache = link_built(tmp_path / "cache")
     monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
     monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
-    job = JobStore(cache / "jobs.sqlite").add_finished(folder)
+    (job,), _ = JobStore(cache / "jobs.sqlite").add_finished_under(folder)
 
     def mean_w() -> str:
         at = page("fusion_weights.py", dlfa_selected_jobs=[job.id], fw_unit=f"{job.id}/dlfa-L1-s1").run()

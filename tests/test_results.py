@@ -50,8 +50,10 @@ def test_a_job_and_its_runs_survive_a_write_and_read_unchanged(tmp_path):
 def test_a_run_result_reads_back_as_a_run(tmp_path):
     write_results(tmp_path / "unit", a_run())
     assert read_run_results(tmp_path / "unit" / RESULTS_FILE) == a_run()
-    with pytest.raises(DataError, match=r"unit/results.json: field 'runs': missing \(this is one run's results"):
+    with pytest.raises(DataError, match=r"unit/results.json: field 'runs': missing$"):
         read_job_results(tmp_path / "unit")
+    with pytest.raises(DataError, match=r"job.json: a job's results, not one run's"):
+        read_run_results(write_results(tmp_path / "job.json", JobResult(SPEC, COMPLETED, (a_run(),))))
 
 
 RECORDED = sorted(RECORD.glob(f"**/{RESULTS_FILE}"))
@@ -96,7 +98,8 @@ def _broken(tmp_path, change) -> Path:
     (lambda d: d["runs"][2].pop("spec"), r"runs\[2\]\.spec", "missing"),
     (lambda d: d["spec"].pop("task"), r"spec\.task", "missing"),
     (lambda d: d.update(runs={}), "runs", "expected a list, got an object"),
-    (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), "schema_version", rf"{SCHEMA_VERSION + 1} is newer than this version"),
+    (lambda d: d.update(schema_version=SCHEMA_VERSION + 1), "schema_version",
+     rf"{SCHEMA_VERSION + 1} is newer than this version"),
 ])
 def test_a_malformed_file_gives_one_error_naming_the_file_and_the_field(tmp_path, change, field, reason):
     path = _broken(tmp_path, change)
