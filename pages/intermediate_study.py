@@ -8,6 +8,7 @@ from dlfa import charts
 from dlfa.app import ui
 from dlfa.errors import ConfigError
 from dlfa.engine.spec import JobSpec, parse_int_list
+from dlfa.results import JobResult, read_job_results
 
 K = "is_"
 
@@ -81,7 +82,7 @@ def compare_section(study) -> None:
             job_id = st.selectbox(f"{count} intermediate tasks", ids, key=key,
                                   format_func=lambda j: "—" if j is None else ui.job_label(by_id[j]))
             if job_id:
-                results_by_count[count] = ui.job_results(by_id[job_id])
+                results_by_count[count] = read_job_results(by_id[job_id].results_path)
     if 0 not in results_by_count or len(results_by_count) < 2:
         st.info("Pick the 0-task job and at least one other count.")
         return
@@ -105,7 +106,7 @@ def compare_section(study) -> None:
         st.caption(f"**{kind}**: {study.CI_KINDS[kind]}")
 
 
-def summary_section(study, results_by_count: dict[int, dict]) -> None:
+def summary_section(study, results_by_count: dict[int, JobResult]) -> None:
     """The answer in words and the mean over the shared target languages per count."""
     summary = study.summarize(results_by_count)
     if not summary:

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from dlfa.errors import ConfigError
-from dlfa.reproduction.report import Cell, gain_verdict, paper_in_interval, write_report
+from dlfa.reproduction.report import write_report
+from dlfa.reproduction.rules import Cell, gain_verdict, paper_in_interval
 
 LANGUAGES = ["de", "zh"]
 MAJORITY = 33.3

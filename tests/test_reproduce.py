@@ -7,13 +7,17 @@ from pathlib import Path
 import pytest
 
 from dlfa.cli.main import main
+from dlfa.cli.reproduce import REPORT_COMMAND
 from dlfa.errors import ConfigError
-from dlfa.engine.spec import JobSpec
-from dlfa.reproduction.report import lower_layers_retrieve_better, tied_layers, write_report
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, best_dev_layer, choose,
-                            estimated_hours, finetune_layers, plan_jobs, record_root, restore_record, run_plan,
-                            save_record)
+from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, estimated_hours,
+                                    plan_jobs, record_root)
+from dlfa.reproduction.record import restore_record, save_record
+from dlfa.reproduction.report import write_report
+from dlfa.reproduction.rules import lower_layers_retrieve_better, tied_layers
+from dlfa.reproduction.runner import run_plan
 from dlfa.data.registry import DataSource, english_sizes
+from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult, read_job_results, write_results
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}
@@ -26,18 +30,23 @@ def test_finetune_layers_are_the_best_and_two_others():
     assert finetune_layers(11, 12) == (11, 3, 6)
 
 
+def sweep(rows: list[dict]) -> JobResult:
+    """A probe sweep's results with these grid rows."""
+    return JobResult({"task": "xnli"}, COMPLETED, grid={"rows": rows})
+
+
 def test_best_layer_is_chosen_on_english_dev_not_on_test_languages():
-    grid = {"rows": [{"aggregation": "last", "fusion_layer": None, "dev": 99.0},
-                     {"aggregation": "dlfa", "fusion_layer": 5, "dev": 70.0, "mean": 90.0},
-                     {"aggregation": "dlfa", "fusion_layer": 2, "dev": 80.0, "mean": 10.0}]}
-    assert best_dev_layer({"grid": grid}) == 2
+    rows = [{"aggregation": "last", "fusion_layer": None, "dev": 99.0},
+            {"aggregation": "dlfa", "fusion_layer": 5, "dev": 70.0, "mean": 90.0},
+            {"aggregation": "dlfa", "fusion_layer": 2, "dev": 80.0, "mean": 10.0}]
+    assert best_dev_layer(sweep(rows)) == 2
     with pytest.raises(ConfigError, match="probe"):
-        best_dev_layer({"grid": {"rows": grid["rows"][:1]}})
-    tied = {"grid": {"rows": [{"aggregation": "dlfa", "fusion_layer": 9, "dev": 80.0}, *grid["rows"]]}}
+        best_dev_layer(sweep(rows[:1]))
+    tied = sweep([{"aggregation": "dlfa", "fusion_layer": 9, "dev": 80.0}, *rows])
     assert best_dev_layer(tied) == 2  # the lowest tied layer, whatever the sweep order
     assert tied_layers(tied, 2) == (" (tied on English dev with layer 9: by rule the lowest tied layer is taken, "
                                     "and no claim rests on the choice)")
-    assert tied_layers({"grid": grid}, 2) == ""
+    assert tied_layers(sweep(rows), 2) == ""
 
 
 @pytest.mark.parametrize("retrieval, agrees", [
@@ -50,28 +59,29 @@ def test_lower_layers_retrieve_better(retrieval, agrees):
     assert lower_layers_retrieve_better(retrieval) is agrees
 
 
-def selection_run(aggregation: str, rate: float, dev: float, layer: int | None = None, target: float = 70.0) -> dict:
-    spec = {"aggregations": [aggregation], "fusion_layers": [] if layer is None else [layer], "seeds": [1],
-            "learning_rate": rate}
-    return {"spec": spec, "status": "complete", "dev_score": dev,
-            "metrics": {"de": {"value": target, "majority": 56.6}, "zh": {"value": target, "majority": 56.6}}}
+def selection_run(aggregation: str, rate: float, dev: float, layer: int | None = None,
+                  target: float = 70.0) -> RunResult:
+    spec = {"task": "xnli", "aggregations": [aggregation], "fusion_layers": [] if layer is None else [layer],
+            "seeds": [1], "learning_rate": rate}
+    metrics = {lang: LanguageMetric("accuracy", target, majority=56.6) for lang in ("de", "zh")}
+    return RunResult(spec, COMPLETED, metrics, dev_score=dev)
 
 
 def test_choices_take_the_best_dev_then_the_smaller_rate_then_the_lower_layer_and_skip_the_majority_class():
     runs = [selection_run("last", 1e-4, 80.0), selection_run("last", 2e-5, 80.0), selection_run("last", 5e-5, 79.0),
             selection_run("dlfa", 5e-5, 75.0, 6), selection_run("dlfa", 5e-5, 75.0, 3),
             selection_run("dlfa", 1e-4, 90.0, 9, target=57.0)]  # the best dev, but at the majority class
-    assert choose(runs, "last")["spec"]["learning_rate"] == 2e-5
-    assert choose(runs, "dlfa")["spec"]["fusion_layers"] == [3]
+    assert choose(runs, "last").spec["learning_rate"] == 2e-5
+    assert choose(runs, "dlfa").spec["fusion_layers"] == [3]
     only_majority = [selection_run("scalar-mix", 5e-5, 60.0, target=57.0)]
     assert choose(only_majority, "scalar-mix") is only_majority[0]  # chosen when nothing else ran
     with pytest.raises(ConfigError, match="no finished dlfa run"):
         choose(runs[:3], "dlfa")
 
 
-def write_results(out: Path, job: str, results: dict) -> None:
-    (out / job).mkdir(parents=True, exist_ok=True)
-    (out / job / "results.json").write_text(json.dumps({"status": "complete", **results}))
+def write_job(out: Path, job: str, runs: list[RunResult] = (), grid: dict | None = None) -> None:
+    """A finished job's results.json under out."""
+    write_results(out / job, JobResult({"task": "xnli"}, COMPLETED, tuple(runs), grid=grid))
 
 
 def test_plan_chooses_rates_and_layer_on_seed_1_then_runs_5_seeds_of_each_aggregation(tiny_encoder, data_root,
@@ -87,7 +97,7 @@ def test_plan_chooses_rates_and_layer_on_seed_1_then_runs_5_seeds_of_each_aggreg
 
     grid = {"rows": [{"aggregation": "dlfa", "fusion_layer": k, "dev": dev} for k, dev in enumerate((60, 70, 75, 72))]}
     for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
-        write_results(tmp_path, f"probe/{setting}", {"grid": grid, "runs": []})
+        write_job(tmp_path, f"probe/{setting}", grid=grid)
     select = plan_jobs(config, tmp_path, ("select",))  # run_plan runs each job before the next is planned
     job, grid_job = next(select)
     assert job == "select/udpos"
@@ -99,16 +109,16 @@ def test_plan_chooses_rates_and_layer_on_seed_1_then_runs_5_seeds_of_each_aggreg
     assert grid_job["max_train_examples"] == 4000  # today's cap on token-task training sentences
     assert grid_job["eval_every"] == 4000 // 32 // 2  # English dev twice per epoch
     for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
-        write_results(tmp_path, f"select/{setting}", {"runs": [
+        write_job(tmp_path, f"select/{setting}", [
             *(selection_run("last", rate, dev) for rate, dev in ((2e-5, 70), (5e-5, 74), (1e-4, 72))),
             *(selection_run("dlfa", rate, dev, 2) for rate, dev in ((2e-5, 71), (5e-5, 73), (1e-4, 76))),
-            *(selection_run("scalar-mix", rate, 70) for rate in LEARNING_RATES)]})
+            *(selection_run("scalar-mix", rate, 70) for rate in LEARNING_RATES)])
     layers = dict(plan_jobs(config, tmp_path, ("select",)))["select/pawsx-cls-layers"]
     assert layers["aggregations"] == ["dlfa"] and layers["fusion_layers"] == [1, 3] and layers["learning_rate"] == 1e-4
     assert layers["pooling"] == "cls" and layers["eval_every"] == 19 and layers["max_epochs"] == 4  # 38 steps an epoch
     for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
-        write_results(tmp_path, f"select/{setting}-layers", {"runs": [selection_run("dlfa", 1e-4, 78, 3),
-                                                                      selection_run("dlfa", 1e-4, 60, 1)]})
+        write_job(tmp_path, f"select/{setting}-layers", [selection_run("dlfa", 1e-4, 78, 3),
+                                                         selection_run("dlfa", 1e-4, 60, 1)])
     finetune = dict(plan_jobs(config, tmp_path, ("finetune",)))
     assert list(finetune)[:3] == ["finetune/udpos-last", "finetune/udpos-dlfa", "finetune/udpos-scalar-mix"]
     assert len(finetune) == 9 and all(job["seeds"] == list(SEEDS) == [1, 2, 3, 4, 5] for job in finetune.values())
@@ -127,10 +137,31 @@ def test_the_compute_estimate_fits_about_15_hours(data_root):
     assert "study" not in DEFAULT_PARTS  # the optional study is outside the estimate
 
 
-def test_the_committed_record_still_reports_under_the_new_rules(tmp_path):
-    doc = tmp_path / "docs" / "REPRODUCTION.md"
-    write_report(RECORD, doc, "python -m dlfa reproduce report")
-    text = doc.read_text()
+@pytest.fixture(scope="module")
+def committed_report(tmp_path_factory) -> Path:
+    """The report regenerated from the committed record as `python -m dlfa reproduce report` writes it, into a
+    temporary folder (its figures beside it), never over docs/."""
+    doc = tmp_path_factory.mktemp("regenerated") / "docs" / "REPRODUCTION.md"
+    write_report(RECORD, doc, REPORT_COMMAND)
+    return doc
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_report_regenerates_byte_identically_from_the_committed_record(committed_report):
+    committed = RECORD.parent / "REPRODUCTION.md"
+    assert committed_report.read_bytes() == committed.read_bytes()
+    figures = {path.name: png_size(path) for path in (committed_report.parent / "figures").iterdir()}
+    assert figures == {path.name: png_size(path) for path in (RECORD.parent / "figures").iterdir()}
+
+
+def test_the_committed_record_still_reports_under_the_new_rules(committed_report):
+    text = committed_report.read_text()
     assert "Code version of every run: not recorded (these runs predate code versions in results.json, and" in text
     assert "read them as provisional until a rerun of the plan under the current code replaces them)." in text
     assert "English data: sizes not recorded in this record" in text
@@ -160,21 +191,21 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     tiny = {**TINY, "max_epochs": 2, "eval_languages": ("de", "zh")}
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"), seeds=(1, 2), layer_pairs=20,
                           learning_rates=(5e-5, 1e-4), study_counts=(0, 2), spec_overrides=tiny)
-    assert run_plan(config, out, DEFAULT_PARTS, log=lambda _: None) == "complete"
-    finetune = json.loads((out / "finetune/pawsx-mean-dlfa/results.json").read_text())
-    layers = json.loads((out / "select/pawsx-mean-layers/results.json").read_text())
-    chosen = choose(json.loads((out / "select/pawsx-mean/results.json").read_text())["runs"] + layers["runs"], "dlfa")
-    assert finetune["spec"]["fusion_layers"] == chosen["spec"]["fusion_layers"]
-    assert finetune["spec"]["learning_rate"] == chosen["spec"]["learning_rate"] and finetune["spec"]["seeds"] == [1, 2]
-    assert finetune["spec"]["pooling"] == "mean" and finetune["spec"]["patience"] == 3 and len(finetune["runs"]) == 2
-    assert all(run.get("code_version") for run in finetune["runs"])
+    assert run_plan(config, out, DEFAULT_PARTS, log=lambda _: None) == COMPLETED
+    finetune = read_job_results(out / "finetune/pawsx-mean-dlfa")
+    chosen = choose(read_job_results(out / "select/pawsx-mean").runs
+                    + read_job_results(out / "select/pawsx-mean-layers").runs, "dlfa")
+    assert finetune.spec["fusion_layers"] == chosen.spec["fusion_layers"]
+    assert finetune.spec["learning_rate"] == chosen.spec["learning_rate"] and finetune.spec["seeds"] == [1, 2]
+    assert finetune.spec["pooling"] == "mean" and finetune.spec["patience"] == 3 and len(finetune.runs) == 2
+    assert all(run.code_version for run in finetune.runs)
     sizes = json.loads((out / "data/sizes.json").read_text())
     assert sizes["pawsx"] == {"train": 1201, "dev": 133, "test": 666}
     timings = json.loads((out / "timings.json").read_text())
     assert {"probe/udpos", "select/udpos", "select/udpos-layers", "finetune/udpos-dlfa", "probe/pawsx-mean",
             "finetune/pawsx-cls-scalar-mix", "layers", "tuned-layers"} <= set(timings)
     tuned = json.loads((out / "layers/tuned.json").read_text())["runs"]
-    layer = json.loads((out / "finetune/udpos-dlfa/results.json").read_text())["spec"]["fusion_layers"][0]
+    layer = read_job_results(out / "finetune/udpos-dlfa").fusion_layer
     assert sorted(tuned) == sorted(f"finetune/udpos-{job}/{unit}-s{s}" for job, unit in (
         ("last", "last"), ("dlfa", f"dlfa-L{layer}"), ("scalar-mix", "scalar-mix")) for s in (1, 2))  # every one
 

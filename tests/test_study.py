@@ -11,15 +11,20 @@ from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.study import (INTERMEDIATE_PRESETS, change_in_words, compare, find_study, not_learned_note, preset_for,
                         study_specs, summarize)
 from dlfa.data.registry import get_task
+from dlfa.results import COMPLETED, STOPPED, JobResult, LanguageMetric, RunResult
 
 
-def _job(values_by_seed: dict[int, dict[str, float]], ci: float | None = None, tasks=()) -> dict:
-    """A results.json-like dict: one complete run per seed; `ci` = half-width of each run's bootstrap interval."""
-    runs = [{"status": "complete", "spec": {"seeds": [seed]},
-             "metrics": {lang: {"metric": "accuracy", "value": v, "ci_low": None if ci is None else v - ci,
-                                "ci_high": None if ci is None else v + ci, "n": 100} for lang, v in values.items()}}
-            for seed, values in values_by_seed.items()]
-    return {"spec": {"intermediate_tasks": list(tasks)}, "status": "complete", "runs": runs}
+def _job(values_by_seed: dict[int, dict[str, float]], ci: float | None = None, tasks=(), dev_scores=(),
+         majority: float | None = None, stopped_seeds=()) -> JobResult:
+    """A job's results: one completed run per seed (English dev scores in seed order when given), then a stopped
+    run per stopped seed; `ci` = half-width of each run's bootstrap interval."""
+    runs = [RunResult({"task": "xnli", "seeds": [seed]}, COMPLETED,
+                      {lang: LanguageMetric("accuracy", v, None if ci is None else v - ci, None if ci is None else v + ci,
+                                            100, majority) for lang, v in values.items()},
+                      dev_score=dev)
+            for (seed, values), dev in zip(values_by_seed.items(), [*dev_scores, *[None] * len(values_by_seed)])]
+    runs += [RunResult({"task": "xnli", "seeds": [seed]}, STOPPED) for seed in stopped_seeds]
+    return JobResult({"task": "xnli", "intermediate_tasks": list(tasks)}, COMPLETED, tuple(runs))
 
 
 def _row(rows, language, count):
@@ -101,8 +106,7 @@ def test_compare_unpaired_seeds_use_welch():
 
 
 def test_compare_without_zero_uses_smallest_count_and_skips_incomplete_runs():
-    study = _job({1: {"de": 80.0}}, ci=1.0)
-    study["runs"].append({"status": "stopped", "spec": {"seeds": [2]}})
+    study = _job({1: {"de": 80.0}}, ci=1.0, stopped_seeds=(2,))
     rows = compare({3: _job({1: {"de": 78.0}}, ci=1.0), 9: study})
     row = _row(rows, "de", 9)
     assert row["reference"] == 3 and row["change"] == pytest.approx(2.0) and row["seeds"] == 1
@@ -112,10 +116,8 @@ def test_compare_without_zero_uses_smallest_count_and_skips_incomplete_runs():
 def test_summary_compares_language_means_against_zero_and_the_previous_count():
     jobs = {0: _job({1: {"de": 70.0, "zh": 60.0}, 2: {"de": 72.0, "zh": 62.0}, 3: {"de": 71.0, "zh": 61.0}}),
             3: _job({1: {"de": 69.0, "zh": 59.0}, 2: {"de": 70.0, "zh": 62.0}, 3: {"de": 70.0, "zh": 60.0}},
-                    tasks=("qnli", "boolq", "mrpc")),
+                    tasks=("qnli", "boolq", "mrpc"), dev_scores=(80.0, 82.0, 84.0)),
             9: _job({1: {"de": 60.0, "zh": 50.0, "fr": 1.0}}, ci=1.0)}  # fr: not in every job, left out
-    for run, dev in zip(jobs[3]["runs"], (80.0, 82.0, 84.0)):
-        run["dev_score"] = dev
     zero, three, nine = summarize(jobs)
     assert zero["languages"] == ["de", "zh"] and zero["changes"] == [] and zero["english_dev"] is None
     assert (zero["value"], three["value"], three["english_dev"], three["seeds"]) == pytest.approx((66.0, 65.0, 82, 3))
@@ -129,8 +131,7 @@ def test_summary_compares_language_means_against_zero_and_the_previous_count():
     assert nine["intermediate_tasks"] == [] and three["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
     assert summarize({}) == [] and summarize({0: jobs[0], 3: _job({1: {"fr": 50.0}})}) == []
     assert zero["majority"] is None and not zero["at_majority"]  # no majority-class score recorded
-    for metric in jobs[9]["runs"][0]["metrics"].values():
-        metric["majority"] = 54.5
+    jobs[9] = _job({1: {"de": 60.0, "zh": 50.0, "fr": 1.0}}, ci=1.0, majority=54.5)
     nine = summarize(jobs)[2]
     assert nine["majority"] == 54.5 and nine["at_majority"]  # 55.0 is within 1 point: nothing learned
 

@@ -18,7 +18,7 @@ COMMAND_MODULES = [
     "dlfa.cli.main",
     "dlfa.cli.data",
     "dlfa.cli.jobs",
-    "dlfa.reproduction.plan",
+    "dlfa.cli.reproduce",
     "dlfa.cli.analysis",
 ]
 

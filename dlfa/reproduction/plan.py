@@ -40,25 +40,29 @@ where the last one stopped instead of starting over. The report refuses a record
 code versions (`code_version` of each run): an older record is removed before the plan is rerun.
 
 The plan is data (spec fields per job folder), turned into JobSpecs only when a job runs.
+Here: the plan's settings, its jobs in order and the compute estimate; the choices it takes from finished jobs
+are in `choices`, the running in `runner`, the record in `record`, the report in `report`.
 """
 from __future__ import annotations
 
 import json
 import math
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlfa.engine.callbacks import Callback
-from dlfa.errors import ConfigError
+from dlfa.data.registry import DataSource, english_sizes
 from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError
+from dlfa.model.encoders import encoder_info
+from dlfa.reproduction import study
+from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
+from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, read_job_results
 
 PARTS = ("layers", "probe", "select", "finetune", "tuned-layers", "study")  # in running order
 DEFAULT_PARTS = PARTS[:-1]  # the study is run on request only (it is not in the compute estimate)
-RESULTS_FILE = "results.json"
-RECORD = "reproduction"
+RECORD = "reproduction"  # the record's folder, beside the report
+DEFAULT_DOC = "docs/REPRODUCTION.md"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
 TUNED_LAYERS_FILE = "layers/tuned.json"
 SIZES_FILE = "data/sizes.json"
@@ -138,8 +142,6 @@ class Reproduction:
 
     def eval_every(self, task: str) -> int:
         """Steps between English dev evaluations: EVALS_PER_EPOCH per epoch of the (capped) training set."""
-        from dlfa.data.registry import DataSource, english_sizes
-
         train = english_sizes(task, DataSource.resolve(self.data_root))["train"]
         cap = self.spec_overrides.get("max_train_examples", TASK_PLANS[task].max_train_examples)
         if cap:
@@ -175,68 +177,23 @@ class Reproduction:
     def study_specs(self, dlfa_fields: dict) -> dict[int, JobSpec]:
         """DLFA with the chosen settings after 0, 3 and 9 (study_counts) intermediate tasks, 3 seeds, every stage
         with the same fixed budget (the target task's max_epochs: equal budgets need no early stopping)."""
-        from dlfa.reproduction.study import study_specs
-
         fields = {**dlfa_fields, "patience": None, "max_epochs": None, "eval_every": None,
                   "epochs": TASK_PLANS[dlfa_fields["task"]].max_epochs, "seeds": list(self.seeds[:STUDY_SEEDS])}
         return {count: JobSpec.from_dict({**spec.to_dict(), "name": f"reproduction: {spec.name}"})
-                for count, spec in study_specs(JobSpec.from_dict(fields), self.study_counts).items()}
+                for count, spec in study.study_specs(JobSpec.from_dict(fields), self.study_counts).items()}
 
 
 # ----------------------------------------------------------------------------------------------------
-# Choosing the learning rates and the fusion layer (seed 1, English dev)
+# The jobs, in running order
 
 
-def dlfa_dev_scores(probe_results: dict) -> dict[int, float]:
-    """fusion layer -> English dev score of each finished dlfa run of a probe sweep, in sweep order."""
-    return {r["fusion_layer"]: r["dev"] for r in probe_results.get("grid", {}).get("rows", [])
-            if r["aggregation"] == "dlfa" and r.get("dev") is not None}
+def read_results(path: Path) -> JobResult | None:
+    """A job's results.json (validated by dlfa.results), None when the job has not written one yet."""
+    return read_job_results(path) if path.is_file() else None
 
 
-def best_dev_layer(probe_results: dict) -> int:
-    """The dlfa fusion layer with the best English dev score in a sweep (never chosen on test languages); of
-    tied layers, by rule, the lowest."""
-    scores = dlfa_dev_scores(probe_results)
-    if not scores:
-        raise ConfigError("the probe sweep has no finished dlfa run with a dev score yet: run the probe part first")
-    return max(sorted(scores), key=scores.get)
-
-
-def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:
-    """The best probe layer and two others from the lower and upper part of the encoder, e.g. 6 → (6, 3, 9)."""
-    candidates = [num_layers // 4, num_layers // 2, (3 * num_layers) // 4]
-    others = [k for k in candidates if k != best][:2]
-    return (best, *others)
-
-
-def run_at_majority(run: dict) -> bool:
-    """Whether a run's target mean stays within MIN_ABOVE_MAJORITY of the majority class's mean (over the same
-    languages): it learned nothing that transfers. False when the majority score was not recorded."""
-    from dlfa.engine.metrics import at_majority
-
-    metrics = list(run.get("metrics", {}).values())
-    if not metrics or any(m.get("majority") is None for m in metrics):
-        return False
-    mean = sum(m["value"] for m in metrics) / len(metrics)
-    return at_majority(mean, sum(m["majority"] for m in metrics) / len(metrics))
-
-
-def choose(runs: list[dict], aggregation: str) -> dict:
-    """The complete run of `aggregation` with the best English dev score: runs at the majority class only when
-    no other ran; ties go to the smaller learning rate, then the lower fusion layer."""
-    candidates = [r for r in runs if r["status"] == "complete" and r["spec"]["aggregations"][0] == aggregation
-                  and r.get("dev_score") is not None]
-    if not candidates:
-        raise ConfigError(f"no finished {aggregation} run with an English dev score to choose from")
-    learned = [r for r in candidates if not run_at_majority(r)] or candidates
-    return min(learned, key=lambda r: (-r["dev_score"], r["spec"]["learning_rate"], r["spec"]["fusion_layers"]))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Running the plan
-
-
-def read_results(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
+    """One of the plan's other files (the layer analyses, the sizes, the timings), None when absent."""
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -245,100 +202,10 @@ def record_root(doc_path: str | Path) -> Path:
     return Path(doc_path).parent / RECORD
 
 
-def complete_runs(results: dict | None) -> int:
-    return sum(run["status"] == "complete" for run in (results or {}).get("runs", []))
-
-
-def save_record(out_root: Path, record: Path) -> None:
-    """Copy the small result files of out_root into the record; a job's file only when it holds at least as
-    many finished runs as the recorded one (an older output root never overwrites newer results)."""
-    from dlfa.engine.train import write_json
-
-    for name in SMALL_FILES:
-        if (out_root / name).is_file():
-            write_json(record / name, read_results(out_root / name))
-    for path in out_root.glob(f"*/*/{RESULTS_FILE}"):  # <part>/<job>/results.json
-        results, target = read_results(path), record / path.relative_to(out_root)
-        if complete_runs(results) >= complete_runs(read_results(target)) and complete_runs(results) > 0:
-            write_json(target, results)
-
-
-def restore_record(record: Path, out_root: Path) -> None:
-    """Put the record's files, and each finished run's results.json in its unit folder, into an output root
-    that lacks them, so that running the plan skips what the record already holds."""
-    from dlfa.engine.train import write_json
-
-    for name in SMALL_FILES:
-        if (record / name).is_file() and not (out_root / name).is_file():
-            write_json(out_root / name, read_results(record / name))
-    for path in record.glob(f"*/*/{RESULTS_FILE}"):
-        job_dir = out_root / path.parent.relative_to(record)
-        results = read_results(path)
-        if complete_runs(read_results(job_dir / RESULTS_FILE)) >= complete_runs(results):
-            continue
-        write_json(job_dir / RESULTS_FILE, results)
-        for run in results["runs"]:
-            unit_file = job_dir / JobSpec.from_dict(run["spec"]).unit_name() / RESULTS_FILE
-            if run["status"] == "complete" and not unit_file.is_file():
-                write_json(unit_file, run)
-
-
-def code_version_key(run: dict) -> str:
-    """A run's code version as a short string: its sources' hash (with the git commit when known), or
-    "not recorded" for runs of code that did not record it."""
-    version = run.get("code_version")
-    if not version:
-        return "not recorded"
-    if not isinstance(version, dict):
-        return str(version)
-    commit = version.get("git_commit")
-    dirty = "+changes" if version.get("git_dirty") else ""
-    return f"{str(version.get('sources_sha256'))[:12]}" + (f" (git {commit[:10]}{dirty})" if commit else "")
-
-
-def code_versions(root: Path) -> dict[str, list[str]]:
-    """code version -> the jobs (`<part>/<job>`) under root that hold complete runs of it."""
-    versions: dict[str, list[str]] = {}
-    for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
-        job = path.parent.relative_to(root).as_posix()
-        for key in sorted({code_version_key(r) for r in read_results(path)["runs"] if r["status"] == "complete"}):
-            versions.setdefault(key, []).append(job)
-    return versions
-
-
-def refuse_mixed_code_versions(root: Path) -> None:
-    """ConfigError when the runs under root come from more than one code version: their numbers must not be
-    compared (an older record is removed before the plan is rerun with new code)."""
-    versions = code_versions(root)
-    if len(versions) > 1:
-        listed = "; ".join(f"{key}: {', '.join(jobs)}" for key, jobs in versions.items())
-        raise ConfigError(f"{root} mixes runs of {len(versions)} code versions ({listed}): keep the runs of one "
-                          "version only (move the older record away, e.g. `git rm -r` it, and rerun its jobs)")
-
-
-class Timings:
-    """Seconds each job of the plan took, added up over sittings, in out_root/timings.json."""
-
-    def __init__(self, out_root: Path):
-        self.path = out_root / TIMINGS_FILE
-        self.data: dict[str, dict] = read_results(self.path) or {}
-
-    def add(self, job: str, seconds: float, complete: bool) -> None:
-        from dlfa.engine.train import write_json
-
-        entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
-        entry["seconds"] += seconds
-        entry["sittings"] += 1
-        entry["complete"] = complete
-        write_json(self.path, self.data)
-
-
 def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> Iterator[tuple[str, dict | None]]:
     """(job folder relative to out_root, spec fields) in running order; fields None for the layer analyses. Each
     step takes its choices from the finished results of the one before (probe → select → finetune), so a part
     is planned once the parts it depends on have run."""
-    from dlfa.model.encoders import encoder_info
-
     num_layers = encoder_info(config.encoder).num_layers
     if "layers" in parts:
         yield "layers", None
@@ -350,36 +217,36 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
             setting = setting_name(task, pooling)
             best = best_dev_layer(finished(out_root, f"probe/{setting}", "the learning-rate grid"))
             yield f"select/{setting}", config.select_fields(task, pooling, best)
-            rate = choose(finished(out_root, f"select/{setting}", "the fusion-layer choice")["runs"], "dlfa")
+            rate = choose(finished(out_root, f"select/{setting}", "the fusion-layer choice").runs, "dlfa")
             others = finetune_layers(best, num_layers)[1:]
-            yield f"select/{setting}-layers", config.layer_fields(task, pooling, others, rate["spec"]["learning_rate"])
+            yield f"select/{setting}-layers", config.layer_fields(task, pooling, others, rate.spec["learning_rate"])
     if "finetune" in parts:
         for task, pooling in config.settings():
             for aggregation, chosen in chosen_settings(out_root, setting_name(task, pooling)).items():
-                layer = chosen["spec"]["fusion_layers"][0] if chosen["spec"]["fusion_layers"] else None
                 yield (f"finetune/{setting_name(task, pooling)}-{aggregation}",
-                       config.finetune_fields(task, pooling, aggregation, chosen["spec"]["learning_rate"], layer))
+                       config.finetune_fields(task, pooling, aggregation, chosen.spec["learning_rate"],
+                                              chosen.fusion_layer))
     if "tuned-layers" in parts:
         yield "tuned-layers", None
     if "study" in parts:
         for task in (t for t in STUDY_TASKS if t in config.tasks):
             setting = setting_name(task, TASK_PLANS[task].poolings[0])
-            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study")["spec"]
+            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study").spec
             for count, spec in config.study_specs(dlfa).items():
                 yield f"study/{task}-{count}", spec.to_dict()
 
 
-def chosen_settings(out_root: Path, setting: str) -> dict[str, dict]:
+def chosen_settings(out_root: Path, setting: str) -> dict[str, RunResult]:
     """aggregation -> the seed-1 run whose learning rate (and, for dlfa, fusion layer) fine-tuning uses."""
-    runs = finished(out_root, f"select/{setting}", "fine-tuning")["runs"]
-    runs = runs + finished(out_root, f"select/{setting}-layers", "fine-tuning")["runs"]
+    runs = finished(out_root, f"select/{setting}", "fine-tuning").runs
+    runs = runs + finished(out_root, f"select/{setting}-layers", "fine-tuning").runs
     return {aggregation: choose(runs, aggregation) for aggregation in AGGREGATIONS}
 
 
-def finished(out_root: Path, job: str, needed_by: str) -> dict:
+def finished(out_root: Path, job: str, needed_by: str) -> JobResult:
     """The results of a finished job of the plan, which a later step takes its choices from."""
     results = read_results(out_root / job / RESULTS_FILE)
-    if results is None or results.get("status") != "complete":
+    if results is None or results.status != COMPLETED:
         raise ConfigError(f"{needed_by} takes its choices from {job}, which has not finished yet "
                           f"({out_root}/{job}): run the parts before it first")
     return results
@@ -411,176 +278,3 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
     tuned = sum(len(AGGREGATIONS) * len(config.seeds) for task in STUDY_TASKS if task in config.tasks)
     hours["total"] = sum(hours.values()) + (tuned + 1) * LAYER_ANALYSIS_SECONDS / 3600
     return hours
-
-
-def layer_pairs(config: Reproduction) -> dict:
-    """The layer analyses' sentences: up to `layer_pairs` pairs of every Parallel UD language of the data root."""
-    from dlfa.analysis.layers import available_parallel_languages, parallel_pairs
-
-    return parallel_pairs(config.data_root, available_parallel_languages(config.data_root), config.layer_pairs)
-
-
-def layer_settings(config: Reproduction) -> dict:
-    return {"encoder": config.encoder, "data_root": config.data_root, "max_pairs": config.layer_pairs}
-
-
-def run_layer_analysis(config: Reproduction, out_root: Path, log: Callable[[str], None]) -> bool:
-    """Retrieval and CKA per layer for every Parallel UD language of the data root, written with its settings;
-    False when it was there already."""
-    from dlfa.analysis.layers import layer_analysis
-    from dlfa.engine.train import write_json
-
-    if (out_root / LAYER_ANALYSIS_FILE).is_file():
-        return False
-    log("layer analysis on the Parallel UD sentences")
-    analysis = layer_analysis(config.encoder, layer_pairs(config), config.layer_pairs)
-    (out_root / "layers").mkdir(parents=True, exist_ok=True)
-    write_json(out_root / LAYER_ANALYSIS_FILE, {"settings": layer_settings(config), "status": "complete",
-                                                **analysis.to_dict()})
-    return True
-
-
-def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable[[str], None]) -> bool:
-    """The layer analysis of every plain fine-tuned encoder (finetune/<setting>-<aggregation>, 0 intermediate
-    tasks, every aggregation) of the STUDY_TASKS, and of the study's runs when they ran, whose saved model is on
-    this machine and that the file does not hold yet, keyed `<part>/<job>/<unit>`; written after each run, so a
-    stop keeps the rest. False when there was none to do."""
-    from dlfa.analysis.layers import fine_tuned_encoder, layer_analysis
-    from dlfa.model.encoders import load_encoder
-    from dlfa.model.modeling import CONFIG_FILE
-    from dlfa.engine.train import write_json
-
-    path = out_root / TUNED_LAYERS_FILE
-    recorded = read_results(path) or {"settings": layer_settings(config), "runs": {}}
-    base = pairs = None
-    done = False
-    job_dirs = [job_dir for task in STUDY_TASKS if task in config.tasks
-                for pattern in (f"finetune/{setting_name(task, TASK_PLANS[task].poolings[0])}-*", f"study/{task}-*")
-                for job_dir in sorted(out_root.glob(pattern))]
-    for job_dir in job_dirs:
-        for run in (read_results(job_dir / RESULTS_FILE) or {}).get("runs", []):
-            unit = JobSpec.from_dict(run["spec"]).unit_name()
-            key = f"{job_dir.relative_to(out_root).as_posix()}/{unit}"
-            model_dir = job_dir / unit / run.get("model_dir", "model")
-            if run["status"] != "complete" or key in recorded["runs"] or not (model_dir / CONFIG_FILE).is_file():
-                continue
-            log(f"layer analysis of the fine-tuned {key}")
-            base, pairs = base or load_encoder(config.encoder), pairs or layer_pairs(config)
-            analysis = layer_analysis(key, pairs, config.layer_pairs, loaded=fine_tuned_encoder(model_dir, base))
-            recorded["runs"][key] = analysis.to_dict()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, recorded)
-            done = True
-    return done
-
-
-def record_sizes(config: Reproduction, out_root: Path) -> None:
-    """Each task's English train / dev / test sizes in the data root, with what they mean (SIZES_FILE)."""
-    from dlfa.data.registry import DataSource, english_sizes
-    from dlfa.engine.train import write_json
-
-    source = DataSource.resolve(config.data_root)
-    write_json(out_root / SIZES_FILE, {task: english_sizes(task, source) for task in config.tasks})
-
-
-ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analysis}
-
-
-def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] = DEFAULT_PARTS,
-             callbacks: tuple[Callback, ...] = (), log: Callable[[str], None] = print) -> str:
-    """Run (or resume) the chosen parts of the plan; "complete", or "stopped" when a callback asked to stop."""
-    from dlfa.engine.train import run_job
-
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        raise ConfigError(f"unknown part(s) {', '.join(unknown)}: choose from {', '.join(PARTS)}")
-    out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
-    record_sizes(config, out_root)
-    timings = Timings(out_root)
-    for job, fields in plan_jobs(config, out_root, parts):
-        started = time.perf_counter()
-        if fields is None:
-            if ANALYSES[job](config, out_root, log):
-                timings.add(job, time.perf_counter() - started, True)
-            continue
-        spec = JobSpec.from_dict(fields)
-        done = read_results(out_root / job / RESULTS_FILE)
-        if done is not None and done.get("status") == "complete" and not spec.changed_settings(done["spec"]):
-            continue
-        log(f"{job}: {len(spec.units())} runs")
-        results = run_job(spec.validate(), out_root / job, callbacks)
-        timings.add(job, time.perf_counter() - started, results["status"] == "complete")
-        if results["status"] != "complete":
-            return "stopped"
-    return "complete"
-
-
-# ----------------------------------------------------------------------------------------------------
-# CLI: python -m dlfa reproduce run|report
-
-DEFAULT_OUT = "cache/reproduction"
-DEFAULT_DOC = "docs/REPRODUCTION.md"
-
-
-def register(subparsers) -> None:
-    reproduce = subparsers.add_parser("reproduce", help="run (or resume) the DLFA reproduction and write its report")
-    commands = reproduce.add_subparsers(dest="reproduce_command", required=True)
-    run = commands.add_parser("run", help="run or resume the plan's jobs in the foreground, then write the report")
-    run.add_argument("--data-root", required=True, metavar="DIR", help="a data root laid out like ../shared/data")
-    run.add_argument("--encoder", default="embedded:e5-small")
-    run.add_argument("--parts", default=",".join(DEFAULT_PARTS),
-                     help=f"which parts, in order: {','.join(PARTS)} (default: all but the study)")
-    run.add_argument("--tasks", default=",".join(TASK_PLANS), help="which of the four tasks")
-    run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    run.set_defaults(func=run_cli)
-    report = commands.add_parser("report", help="write the report from the record (after recording --out's results)")
-    report.set_defaults(func=report_cli)
-    for command in (run, report):
-        command.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results root (default {DEFAULT_OUT})")
-        command.add_argument("--doc", default=DEFAULT_DOC, metavar="FILE", help=f"the report (default {DEFAULT_DOC})")
-
-
-def run_cli(args) -> int:
-    import signal
-
-    from dlfa.engine.callbacks import TqdmCallback
-    from dlfa.engine.spec import split_list
-
-    tasks = split_list(args.tasks)
-    unknown = [t for t in tasks if t not in TASK_PLANS]
-    if unknown:
-        raise ConfigError(f"unknown task(s) {', '.join(unknown)}: the reproduction covers {', '.join(TASK_PLANS)}")
-    config = Reproduction(data_root=str(Path(args.data_root).resolve()), encoder=args.encoder, tasks=tasks,
-                          device=args.device)
-    callback = TqdmCallback()
-
-    def on_interrupt(*_):  # the first Ctrl-C checkpoints and stops, a second one aborts
-        if callback.stop.is_set():
-            raise KeyboardInterrupt
-        callback.stop.set()
-
-    restore_record(record_root(args.doc), Path(args.out))
-    refuse_mixed_code_versions(Path(args.out))
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        status = run_plan(config, args.out, split_list(args.parts), (callback,))
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        callback.close()
-        save_record(Path(args.out), record_root(args.doc))
-    report_cli(args)
-    if status != "complete":
-        print("stopped: run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
-
-
-def report_cli(args) -> int:
-    from dlfa.reproduction.report import write_report
-
-    command = "python -m dlfa reproduce run --data-root ../shared/data   # resumes; then writes this report"
-    if Path(args.out).is_dir():
-        save_record(Path(args.out), record_root(args.doc))
-    print(f"report written to {write_report(record_root(args.doc), args.doc, command)}")
-    return 0

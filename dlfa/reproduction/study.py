@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
 from dlfa.errors import DlfaError
 from dlfa.engine.spec import JobSpec
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval
+from dlfa.results import JobResult, LanguageMetric
 
 # Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
 # of their other tasks (CommonsenseQA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER) and CoLA.
@@ -133,17 +135,23 @@ def find_study(jobs: list, counts=(0, 3, 9)) -> dict[int, object]:
 # Comparing the jobs' results
 
 
-def _per_seed(results: dict) -> dict[str, dict[int, dict]]:
-    """language -> seed -> {"value", "ci_low", "ci_high"} from a job's complete runs (units of one seed averaged)."""
-    grouped: dict[str, dict[int, list[dict]]] = {}
-    for run in results.get("runs", []):
-        if run.get("status") != "complete":
-            continue
-        seed = run["spec"]["seeds"][0]
-        for language, metric in run["metrics"].items():
-            grouped.setdefault(language, {}).setdefault(seed, []).append(metric)
+class SeedScore(NamedTuple):
+    """One seed's score of a language (or of the language mean), with its bootstrap interval when known."""
+
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+def _per_seed(results: JobResult) -> dict[str, dict[int, SeedScore]]:
+    """language -> seed -> its score from a job's completed runs (units of one seed averaged)."""
+    grouped: dict[str, dict[int, list[LanguageMetric]]] = {}
+    for run in results.completed_runs:
+        for language, metric in run.metrics.items():
+            grouped.setdefault(language, {}).setdefault(run.seed, []).append(metric)
     return {
-        language: {seed: {key: _mean([m[key] for m in metrics]) for key in ("value", "ci_low", "ci_high")}
+        language: {seed: SeedScore(_mean([m.value for m in metrics]), _mean([m.ci_low for m in metrics]),
+                                   _mean([m.ci_high for m in metrics]))
                    for seed, metrics in seeds.items()}
         for language, seeds in grouped.items()
     }
@@ -166,27 +174,28 @@ def _welch(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[fl
     return diff - half, diff + half
 
 
-def _change_interval(study: dict[int, dict], reference: dict[int, dict]) -> tuple[float | None, float | None, str]:
-    """(low, high, ci_kind) of mean(study) − mean(reference); both map seed -> {"value", "ci_low", "ci_high"}."""
+def _change_interval(study: dict[int, SeedScore],
+                     reference: dict[int, SeedScore]) -> tuple[float | None, float | None, str]:
+    """(low, high, ci_kind) of mean(study) − mean(reference); both map seed -> its score."""
     shared = sorted(set(study) & set(reference))
     if len(shared) >= 2:
-        _, low, high = mean_interval([study[s]["value"] - reference[s]["value"] for s in shared])
+        _, low, high = mean_interval([study[s].value - reference[s].value for s in shared])
         return low, high, "paired-t"
     if len(study) >= 2 and len(reference) >= 2:
-        low, high = _welch([r["value"] for r in study.values()], [r["value"] for r in reference.values()])
+        low, high = _welch([r.value for r in study.values()], [r.value for r in reference.values()])
         return low, high, "welch-t"
     if len(study) == 1 and len(reference) == 1:
         (s,), (r,) = study.values(), reference.values()
-        if None not in (s["ci_low"], s["ci_high"], r["ci_low"], r["ci_high"]):
-            change = s["value"] - r["value"]
-            below = (s["value"] - s["ci_low"]) + (r["ci_high"] - r["value"])
-            above = (s["ci_high"] - s["value"]) + (r["value"] - r["ci_low"])
+        if None not in (s.ci_low, s.ci_high, r.ci_low, r.ci_high):
+            change = s.value - r.value
+            below = (s.value - s.ci_low) + (r.ci_high - r.value)
+            above = (s.ci_high - s.value) + (r.value - r.ci_low)
             return change - below, change + above, "bootstrap-sum"
     return None, None, "none"
 
 
-def compare(results_by_count: dict[int, dict]) -> list[dict]:
-    """Rows per (language, count) from job results.json dicts (count -> results with per-seed "runs").
+def compare(results_by_count: dict[int, JobResult]) -> list[dict]:
+    """Rows per (language, count) from the jobs' results (count -> results with per-seed runs).
 
     Each row: language, count, intermediate_tasks, metric, value (mean over seeds), seeds (how many),
     reference (the count compared against: 0, else the smallest), change (value − reference's value), ci_low,
@@ -206,22 +215,20 @@ def compare(results_by_count: dict[int, dict]) -> list[dict]:
             if not seeds:
                 continue
             results = results_by_count[count]
-            metric = next(r["metrics"][language]["metric"] for r in results["runs"]
-                          if r.get("status") == "complete" and language in r["metrics"])
-            value = float(np.mean([s["value"] for s in seeds.values()]))
-            row = {"language": language, "count": count,
-                   "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
+            metric = next(r.metrics[language].metric for r in results.completed_runs if language in r.metrics)
+            value = float(np.mean([s.value for s in seeds.values()]))
+            row = {"language": language, "count": count, "intermediate_tasks": results.intermediate_tasks,
                    "metric": metric, "value": value, "seeds": len(seeds), "reference": reference,
                    "change": None, "ci_low": None, "ci_high": None, "ci_kind": "none"}
             if base is not None:
-                row["change"] = value - float(np.mean([s["value"] for s in base.values()]))
+                row["change"] = value - float(np.mean([s.value for s in base.values()]))
                 if count != reference:
                     row["ci_low"], row["ci_high"], row["ci_kind"] = _change_interval(seeds, base)
             rows.append(row)
     return rows
 
 
-def summarize(results_by_count: dict[int, dict]) -> list[dict]:
+def summarize(results_by_count: dict[int, JobResult]) -> list[dict]:
     """One row per count (ascending) for the mean over the target languages every job evaluated.
 
     Each row: count, intermediate_tasks, seeds, value (mean over seeds of the per-seed language mean),
@@ -237,11 +244,10 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
     languages = [language for language in next(iter(per_count.values()), {}) if language in shared]
     if not languages:
         return []
-    means = {count: {seed: {"value": float(np.mean([per_language[lang][seed]["value"] for lang in languages])),
-                            "ci_low": None, "ci_high": None}
+    means = {count: {seed: SeedScore(float(np.mean([per_language[lang][seed].value for lang in languages])))
                      for seed in set.intersection(*(set(per_language[lang]) for lang in languages))}
              for count, per_language in per_count.items()}
-    values = {count: float(np.mean([entry["value"] for entry in by_seed.values()])) for count, by_seed in means.items()}
+    values = {count: float(np.mean([entry.value for entry in by_seed.values()])) for count, by_seed in means.items()}
     counts = list(means)
     rows = []
     for previous, count in zip([None, *counts], counts):
@@ -253,12 +259,12 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
             changes.append({"against": fewer, "ci_low": low, "ci_high": high, "ci_kind": kind,
                             "change": values[count] - values[fewer]})
         results = results_by_count[count]
-        complete = [run for run in results["runs"] if run.get("status") == "complete"]
-        devs = [run["dev_score"] for run in complete if run.get("dev_score") is not None]
-        majority = [complete[0]["metrics"][lang].get("majority") for lang in languages]  # the same test sets
+        complete = results.completed_runs
+        devs = [run.dev_score for run in complete if run.dev_score is not None]
+        majority = [complete[0].metrics[lang].majority for lang in languages]  # the same test sets
         value = values[count]
         majority_mean = None if None in majority else float(np.mean(majority))
-        rows.append({"count": count, "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
+        rows.append({"count": count, "intermediate_tasks": results.intermediate_tasks,
                      "seeds": len(means[count]), "languages": languages, "value": value,
                      "english_dev": float(np.mean(devs)) if devs else None, "majority": majority_mean,
                      "at_majority": majority_mean is not None and at_majority(value, majority_mean),

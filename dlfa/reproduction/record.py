@@ -1,0 +1,93 @@
+"""The record of the reproduction: the small files of the plan's output root (every job's results.json, the
+layer analyses, the sizes, timings.json), kept in `reproduction/` beside the report so that the report regenerates
+on a fresh clone and a sitting there continues where the last one stopped; and the code versions of its runs,
+which are never mixed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError
+from dlfa.io import write_bytes, write_json
+from dlfa.reproduction.plan import SMALL_FILES, TIMINGS_FILE, read_json, read_results
+from dlfa.results import RESULTS_FILE, JobResult, RunResult, write_results
+
+
+def complete_runs(results: JobResult | None) -> int:
+    return len(results.completed_runs) if results else 0
+
+
+def save_record(out_root: Path, record: Path) -> None:
+    """Copy the small result files of out_root into the record, as they are; a job's file only when it holds at
+    least as many finished runs as the recorded one (an older output root never overwrites newer results)."""
+    for name in SMALL_FILES:
+        if (out_root / name).is_file():
+            write_bytes(record / name, (out_root / name).read_bytes())
+    for path in out_root.glob(f"*/*/{RESULTS_FILE}"):  # <part>/<job>/results.json
+        finished, target = complete_runs(read_results(path)), record / path.relative_to(out_root)
+        if finished >= complete_runs(read_results(target)) and finished > 0:
+            write_bytes(target, path.read_bytes())
+
+
+def restore_record(record: Path, out_root: Path) -> None:
+    """Put the record's files, and each finished run's results.json in its unit folder, into an output root
+    that lacks them, so that running the plan skips what the record already holds."""
+    for name in SMALL_FILES:
+        if (record / name).is_file() and not (out_root / name).is_file():
+            write_bytes(out_root / name, (record / name).read_bytes())
+    for path in record.glob(f"*/*/{RESULTS_FILE}"):
+        job_dir = out_root / path.parent.relative_to(record)
+        results = read_results(path)
+        if complete_runs(read_results(job_dir / RESULTS_FILE)) >= complete_runs(results):
+            continue
+        write_bytes(job_dir / RESULTS_FILE, path.read_bytes())
+        for run in results.completed_runs:
+            unit_dir = job_dir / JobSpec.from_dict(run.spec).unit_name()
+            if not (unit_dir / RESULTS_FILE).is_file():
+                write_results(unit_dir, run)
+
+
+def code_version_key(run: RunResult) -> str:
+    """A run's code version as a short string: its sources' hash (with the git commit when known), or
+    "not recorded" for runs of code that did not record it."""
+    version = run.code_version
+    if not version:
+        return "not recorded"
+    commit = version.get("git_commit")
+    dirty = "+changes" if version.get("git_dirty") else ""
+    return f"{str(version.get('sources_sha256'))[:12]}" + (f" (git {commit[:10]}{dirty})" if commit else "")
+
+
+def code_versions(root: Path) -> dict[str, list[str]]:
+    """code version -> the jobs (`<part>/<job>`) under root that hold complete runs of it."""
+    versions: dict[str, list[str]] = {}
+    for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
+        job = path.parent.relative_to(root).as_posix()
+        for key in sorted({code_version_key(run) for run in read_results(path).completed_runs}):
+            versions.setdefault(key, []).append(job)
+    return versions
+
+
+def refuse_mixed_code_versions(root: Path) -> None:
+    """ConfigError when the runs under root come from more than one code version: their numbers must not be
+    compared (an older record is removed before the plan is rerun with new code)."""
+    versions = code_versions(root)
+    if len(versions) > 1:
+        listed = "; ".join(f"{key}: {', '.join(jobs)}" for key, jobs in versions.items())
+        raise ConfigError(f"{root} mixes runs of {len(versions)} code versions ({listed}): keep the runs of one "
+                          "version only (move the older record away, e.g. `git rm -r` it, and rerun its jobs)")
+
+
+class Timings:
+    """Seconds each job of the plan took, added up over sittings, in out_root/timings.json."""
+
+    def __init__(self, out_root: Path):
+        self.path = out_root / TIMINGS_FILE
+        self.data: dict[str, dict] = read_json(self.path) or {}
+
+    def add(self, job: str, seconds: float, complete: bool) -> None:
+        entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
+        entry["seconds"] += seconds
+        entry["sittings"] += 1
+        entry["complete"] = complete
+        write_json(self.path, self.data)
