@@ -209,7 +209,8 @@ def evaluate_upload(
     from dlfa.model.modeling import CONFIG_FILE, DlfaModel
     from dlfa.data.base import encode_examples
     from dlfa.data.registry import get_task
-    from dlfa.engine.train import RESULTS_FILE, serve
+    from dlfa.engine.datasets import serve
+    from dlfa.engine.train import RESULTS_FILE
 
     unit = Path(run_unit_dir)
     heads = _saved_heads(unit / "model" / CONFIG_FILE)
@@ -269,7 +270,7 @@ def evaluation_runner(request: dict):
     """A runner with run_job's signature for the worker: evaluates the request's unit on its upload and writes
     the result (`evaluate_upload`'s dict) to <job folder>/upload_evaluation.json."""
     from dlfa.engine.callbacks import CallbackList, Progress
-    from dlfa.engine.train import write_json
+    from dlfa.io import write_json
 
     def run(spec, out_dir, callbacks=(), resume=True) -> dict:
         callbacks = CallbackList(list(callbacks))

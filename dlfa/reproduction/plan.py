@@ -1,6 +1,6 @@
 """Reproduce DLFA (Chen et al., arXiv 2205.08497) with the product's own engine, and report on it.
 
-The reproduction is a plan of ordinary jobs, each a JobSpec run by `dlfa.engine.train.run_job` into its own folder
+The reproduction is a plan of ordinary jobs, each a JobSpec run by `dlfa.engine.job.run_job` into its own folder
 under one output root, so every number the report prints comes from a results.json that records its spec.
 A "setting" is a task, and for the sentence-level tasks (XNLI, PAWS-X) a pooling: `xnli-cls`, `xnli-mean`,
 `udpos`. Fine-tuning trains to convergence: English dev is evaluated twice per epoch, training stops after
@@ -252,7 +252,7 @@ def complete_runs(results: dict | None) -> int:
 def save_record(out_root: Path, record: Path) -> None:
     """Copy the small result files of out_root into the record; a job's file only when it holds at least as
     many finished runs as the recorded one (an older output root never overwrites newer results)."""
-    from dlfa.engine.train import write_json
+    from dlfa.io import write_json
 
     for name in SMALL_FILES:
         if (out_root / name).is_file():
@@ -266,7 +266,7 @@ def save_record(out_root: Path, record: Path) -> None:
 def restore_record(record: Path, out_root: Path) -> None:
     """Put the record's files, and each finished run's results.json in its unit folder, into an output root
     that lacks them, so that running the plan skips what the record already holds."""
-    from dlfa.engine.train import write_json
+    from dlfa.io import write_json
 
     for name in SMALL_FILES:
         if (record / name).is_file() and not (out_root / name).is_file():
@@ -324,7 +324,7 @@ class Timings:
         self.data: dict[str, dict] = read_results(self.path) or {}
 
     def add(self, job: str, seconds: float, complete: bool) -> None:
-        from dlfa.engine.train import write_json
+        from dlfa.io import write_json
 
         entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
         entry["seconds"] += seconds
@@ -428,7 +428,7 @@ def run_layer_analysis(config: Reproduction, out_root: Path, log: Callable[[str]
     """Retrieval and CKA per layer for every Parallel UD language of the data root, written with its settings;
     False when it was there already."""
     from dlfa.analysis.layers import layer_analysis
-    from dlfa.engine.train import write_json
+    from dlfa.io import write_json
 
     if (out_root / LAYER_ANALYSIS_FILE).is_file():
         return False
@@ -448,7 +448,7 @@ def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable
     from dlfa.analysis.layers import fine_tuned_encoder, layer_analysis
     from dlfa.model.encoders import load_encoder
     from dlfa.model.modeling import CONFIG_FILE
-    from dlfa.engine.train import write_json
+    from dlfa.io import write_json
 
     path = out_root / TUNED_LAYERS_FILE
     recorded = read_results(path) or {"settings": layer_settings(config), "runs": {}}
@@ -477,7 +477,7 @@ def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable
 def record_sizes(config: Reproduction, out_root: Path) -> None:
     """Each task's English train / dev / test sizes in the data root, with what they mean (SIZES_FILE)."""
     from dlfa.data.registry import DataSource, english_sizes
-    from dlfa.engine.train import write_json
+    from dlfa.io import write_json
 
     source = DataSource.resolve(config.data_root)
     write_json(out_root / SIZES_FILE, {task: english_sizes(task, source) for task in config.tasks})
@@ -489,7 +489,7 @@ ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analys
 def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] = DEFAULT_PARTS,
              callbacks: tuple[Callback, ...] = (), log: Callable[[str], None] = print) -> str:
     """Run (or resume) the chosen parts of the plan; "complete", or "stopped" when a callback asked to stop."""
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
