@@ -359,7 +359,7 @@ def test_code_version_hashes_the_sources_without_git(tmp_path):
     assert sources_hash(copy) == sources_hash()
     (copy / "charts.py").write_text((copy / "charts.py").read_text() + "\n# a view changed\n")
     assert sources_hash(copy) == sources_hash()  # presentation only: the numbers cannot change
-    (copy / "fusion.py").write_text((copy / "fusion.py").read_text() + "\n# changed\n")
+    (copy / "model" / "fusion.py").write_text((copy / "model" / "fusion.py").read_text() + "\n# changed\n")
     assert sources_hash(copy) != sources_hash()
 
 
