@@ -25,7 +25,7 @@ def parser(description: str) -> argparse.ArgumentParser:
 def train_split(args, tokenizer):
     """The first --train-examples English UD-POS training sentences as an EncodedDataset."""
     from dlfa.data.registry import DataSource, load_encoded
-    from dlfa.engine.train import EncodedDataset
+    from dlfa.engine.datasets import EncodedDataset
 
     split = load_encoded("udpos", "en", "train", DataSource.resolve(args.data_root), tokenizer, 128,
                          max_examples=args.train_examples)

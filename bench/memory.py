@@ -18,7 +18,7 @@ from common import REPO, parser
 CHILD = """
 import resource, sys
 from dlfa.engine.spec import JobSpec
-from dlfa.engine.train import run_job
+from dlfa.engine.job import run_job
 spec = JobSpec(task="udpos", eval_languages=("de", "zh"), encoder=sys.argv[1], data_root=sys.argv[2],
                fusion_layers=(6,), max_train_examples=int(sys.argv[3]), max_eval_examples=300, epochs=1,
                batch_size=int(sys.argv[4]), device="cpu", precision=sys.argv[6])

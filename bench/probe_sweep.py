@@ -24,7 +24,7 @@ def main() -> None:
         os.environ["DLFA_CACHE_DIR"] = str(Path(root) / "cache")  # before dlfa reads it
         from dlfa.model.encoders import encoder_info
         from dlfa.engine.spec import JobSpec
-        from dlfa.engine.train import run_job
+        from dlfa.engine.job import run_job
 
         layers = tuple(range(encoder_info(args.encoder).num_layers))
         base = JobSpec(task="udpos", eval_languages=tuple(args.eval_langs.split(",")), encoder=args.encoder,

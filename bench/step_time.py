@@ -18,7 +18,11 @@ from dlfa.model.encoders import load_encoder
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.registry import get_task
-from dlfa.engine.train import BatchStream, UnitData, UnitTrainer, build_optimizer, setup_runtime
+from dlfa.engine.batching import BatchStream
+from dlfa.engine.datasets import UnitData
+from dlfa.engine.runtime import setup_runtime
+from dlfa.engine.schedule import build_optimizer
+from dlfa.engine.train import UnitTrainer
 
 
 def main() -> None:

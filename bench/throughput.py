@@ -6,7 +6,7 @@ Sides (same model class, encoder, sentences, batch size, frozen word embeddings,
     Trainer defaults            fp32, random batches, dynamic padding
     Trainer group_by_length     train_sampling_strategy="group_by_length", at each precision
 for aggregation `last` and `dlfa` (layer 6), at fp32 and at bf16 (bf16 only where the CPU computes it
-natively, dlfa.engine.train.cpu_has_bf16: elsewhere it is emulated and slower than fp32 on every side). Every side
+natively, dlfa.engine.runtime.cpu_has_bf16: elsewhere it is emulated and slower than fp32 on every side). Every side
 trains one epoch over the same sentences, so each processes the same real (non-padding) tokens; a rate is
 real tokens ÷ training-loop seconds (ours: train_seconds; Trainer: train_runtime). The sides run interleaved
 (ours, Trainer, Trainer, ours, …) over --repetitions, so machine noise hits all of them alike; each ratio is
@@ -51,7 +51,9 @@ from dlfa.model.encoders import encoder_info, load_encoder
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.registry import DataSource, get_task, load_encoded
-from dlfa.engine.train import EncodedDataset, cpu_has_bf16, run_job
+from dlfa.engine.datasets import EncodedDataset
+from dlfa.engine.job import run_job
+from dlfa.engine.runtime import cpu_has_bf16
 
 FUSION_LAYER = 6
 EVAL_LANGUAGES = ("de", "fr", "es", "ru", "zh", "ar", "fi", "it")  # UD PUD treebanks: 1,000 test sentences each

@@ -1,4 +1,4 @@
-"""A fast stand-in for dlfa.engine.train.run_job with the same contract, for the job store and launcher tests
+"""A fast stand-in for dlfa.engine.job.run_job with the same contract, for the job store and launcher tests
 (the worker runs it when DLFA_JOB_RUNNER=jobs_fake_engine:run_job).
 
 Each unit counts `max_steps` steps of DLFA_FAKE_STEP_S seconds, checkpoints (JSON) every

@@ -84,7 +84,7 @@ def test_e5_separates_translations_with_depth(data_root):
 def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, data_root, tmp_path, capsys):
     from dlfa.cli.main import main
     from dlfa.engine.spec import JobSpec
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
                    aggregations=("last",), max_steps=5, max_train_examples=64, max_eval_examples=16, batch_size=8,

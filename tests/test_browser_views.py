@@ -20,7 +20,7 @@ def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DLFA_CACHE_DIR", str(cache))

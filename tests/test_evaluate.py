@@ -10,7 +10,7 @@ from dlfa.engine.evaluate import FusionStatistics, fusion_weights_for_text, pred
 from dlfa.engine.metrics import bootstrap_interval, example_statistics, mean_interval, score, score_with_interval
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.base import IGNORE_INDEX, Example, TaskInfo, encode_examples
-from dlfa.engine.train import EncodedDataset
+from dlfa.engine.datasets import EncodedDataset
 
 NER = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 POS = TaskInfo("pos", "token", ("NOUN", "VERB", "PUNCT"), "accuracy")

@@ -128,7 +128,7 @@ def test_missing_or_broken_predictions_give_a_clear_message(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory, tiny_encoder, data_root):
     from dlfa.engine.spec import JobSpec
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     out = tmp_path_factory.mktemp("sweep")
     spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),

@@ -105,7 +105,7 @@ def test_masked_batch_norm_is_batch_norm_over_the_real_tokens():
 
 
 def test_aif_run_per_slice_sees_other_batch_statistics_than_the_whole_batch():
-    """Why the engine runs DLFA's aggregation on the whole batch (dlfa.engine.train.backward_whole_batch): in training
+    """Why the engine runs DLFA's aggregation on the whole batch (dlfa.engine.batching.backward_whole_batch): in training
     mode the weights W of a row depend on the rest of its batch, so two slices of 4 rows give other W than the
     8 rows at once. `last` has no such dependence."""
     from dlfa.model.fusion import uses_batch_statistics

@@ -121,7 +121,7 @@ def test_sigterm_stops_a_job_cleanly_as_resumable(store, monkeypatch):
 
 
 def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, tiny_encoder, data_root):
-    """The real dlfa.engine.train.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
+    """The real dlfa.engine.job.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
     monkeypatch.delenv("DLFA_JOB_RUNNER")
     spec = JobSpec(task="pawsx", eval_languages=("de",), encoder=tiny_encoder, aggregations=("dlfa",),
                    fusion_layers=(2,),
@@ -203,7 +203,8 @@ def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancell
 def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     store, monkeypatch, tiny_encoder, data_root
 ):
-    from dlfa.engine.train import UnitTrainer, latest_checkpoint
+    from dlfa.engine.checkpoint import latest_checkpoint
+    from dlfa.engine.train import UnitTrainer
 
     monkeypatch.delenv("DLFA_JOB_RUNNER")  # the real engine, in this process
     train_step = UnitTrainer.train_step

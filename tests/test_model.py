@@ -105,7 +105,7 @@ def test_loading_a_corrupted_checkpoint_names_the_file(tmp_path, tiny_encoder):
 
 @pytest.mark.parametrize("task", ["pos", "nli"])
 def test_token_slices_add_up_to_the_batch_loss(task):
-    from dlfa.engine.train import token_slices
+    from dlfa.engine.batching import token_slices
 
     model = make_model("last", fusion_layer=None).eval()  # eval: dropout off, so both sides compute the same
     torch.manual_seed(1)

@@ -12,7 +12,8 @@ from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.base import Example, encode_examples
 from dlfa.data.readers import read_csv, read_jsonl
 from dlfa.data.registry import DataSource, get_task, load_encoded, load_examples
-from dlfa.engine.train import MultipleChoiceDataset, slice_bounds
+from dlfa.engine.batching import slice_bounds
+from dlfa.engine.datasets import MultipleChoiceDataset
 from tests.test_model import tiny_bert
 
 B, C, T = 3, 4, 7
@@ -149,7 +150,7 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
     from dlfa.model.encoders import load_tokenizer
     from dlfa.engine.evaluate import predict_dataset
     from dlfa.engine.spec import JobSpec
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     spec = JobSpec(task="xcopa", eval_languages=("et", "tr"), encoder=tiny_encoder, data_root=str(data_root),
                    fusion_layers=(2,), max_train_examples=16, max_eval_examples=20, batch_size=8, max_steps=30,
@@ -175,7 +176,7 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
 
 def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, data_root, tmp_path):
     from dlfa.engine.spec import JobSpec
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     spec = JobSpec(task="xcopa", eval_languages=("et",), encoder=tiny_encoder, data_root=str(data_root),
                    fusion_layers=(2,), max_train_examples=8, max_eval_examples=8, batch_size=4, max_steps=2,

@@ -28,7 +28,7 @@ def finished_run(tmp_path_factory, data_root):
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     cache = link_built(tmp_path_factory.mktemp("cache-run"))
     old = os.environ.get("DLFA_CACHE_DIR")

@@ -14,7 +14,9 @@ from dlfa.model.modeling import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
 from dlfa.engine.probe import (FeatureNet, HiddenStateDataset, fit_standardization, hidden_state_dataset, needed_layers,
                         write_hidden_states)
 from dlfa.data.base import Example, TaskInfo, encode_examples
-from dlfa.engine.train import EncodedDataset, Runtime, run_job
+from dlfa.engine.datasets import EncodedDataset
+from dlfa.engine.job import run_job
+from dlfa.engine.runtime import Runtime
 
 POS = TaskInfo("udpos", "token", ("NOUN", "VERB", "PUNCT"), "accuracy")
 CPU = Runtime(torch.device("cpu"), None)

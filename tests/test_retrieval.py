@@ -182,7 +182,7 @@ def test_layers_are_parsed_and_checked():
 def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encoder, data_root, tmp_path, capsys):
     from dlfa.cli.main import main
     from dlfa.engine.spec import JobSpec
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     def tatoeba(*argv) -> tuple[int, str, str]:
         code = main(["tatoeba", *argv])

@@ -197,7 +197,7 @@ def test_cli_refuses_a_bad_spec_in_one_line_before_writing(flags, spec_fields, m
 
 
 def test_run_job_refuses_a_bad_spec_before_writing(tmp_path):
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     with pytest.raises(ConfigError, match="invalid job spec: max_grad_norm: must be a number ≥ 0"):
         run_job(replace(BASE, max_grad_norm=-1.0), tmp_path / "job")

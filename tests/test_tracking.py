@@ -6,7 +6,7 @@ import pytest
 
 from dlfa.engine.callbacks import TENSORBOARD_DIR
 from dlfa.engine.spec import JobSpec
-from dlfa.engine.train import run_job
+from dlfa.engine.job import run_job
 
 
 def scalars(folder) -> dict[str, list[tuple[int, float]]]:

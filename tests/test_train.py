@@ -20,18 +20,12 @@ from dlfa.engine.evaluate import predict
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import DlfaModel
 from dlfa.results import COMPLETED, LanguageMetric, RunResult
-from dlfa.engine.train import (
-    BatchStream,
-    Runtime,
-    build_optimizer,
-    learning_rate_at,
-    length_grouped_batches,
-    plan_stages,
-    rng_state,
-    run_job,
-    set_rng_state,
-    summarize,
-)
+from dlfa.engine.batching import BatchStream, length_grouped_batches
+from dlfa.engine.checkpoint import rng_state, set_rng_state
+from dlfa.engine.job import run_job, summarize
+from dlfa.engine.runtime import Runtime
+from dlfa.engine.schedule import build_optimizer, learning_rate_at, plan_stages
+from dlfa.engine.train import TrainState
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,6 +129,21 @@ def test_rng_state_round_trips_through_json():
     set_rng_state(state, runtime)
     assert torch.equal(torch.rand(3), expected[0]) and np.random.rand() == expected[1]
     assert __import__("random").random() == expected[2]
+
+
+def test_train_state_reads_and_writes_the_state_json_of_checkpoints_unchanged():
+    """A checkpoint's state.json (the format the trainer has always written) restores into TrainState and is
+    written back with the same keys, order and values, so a job interrupted by older code resumes."""
+    saved = {"stage": 1, "step": 5, "streams": {"udpos": {"epoch": 1, "position": 2}}, "best_score": 10.5,
+             "best_step": 4, "evals_since_best": 1, "target_steps": 4, "train_seconds": 2.5, "window": [2.9, 2.8],
+             "history": {"loss": [["sst2", 10, 0.7]], "dev": [[4, 10.5]]}}
+    state = TrainState.from_json(json.loads(json.dumps(saved)))
+    assert state.stage == 1 and state.step == 5 and state.streams == {"udpos": {"epoch": 1, "position": 2}}
+    assert state.best_score == 10.5 and state.evals_since_best == 1 and state.history["dev"] == [[4, 10.5]]
+    assert json.dumps(state.to_json()) == json.dumps(saved)
+    before_early_stopping = {k: v for k, v in saved.items() if k not in ("evals_since_best", "target_steps")}
+    older = TrainState.from_json(before_early_stopping)
+    assert older.evals_since_best == 0 and older.target_steps is None and older.step == 5
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -283,7 +292,7 @@ def test_embedded_encoder_learns_udpos_and_transfers_to_german_and_chinese(data_
 
 
 def _gradients_of_one_step(model, batch, max_tokens):
-    from dlfa.engine.train import backward_batch
+    from dlfa.engine.batching import backward_batch
 
     model.zero_grad(set_to_none=True)
     loss = backward_batch(model, model, batch, max_tokens, 0.5, Runtime(torch.device("cpu"), None))
@@ -297,7 +306,7 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
 
     from dlfa.model.modeling import DlfaConfig, HeadConfig
     from dlfa.testing import TINY_CONFIG
-    from dlfa.engine.train import slice_bounds
+    from dlfa.engine.batching import slice_bounds
 
     heads = {"nli": HeadConfig("pair", ["e", "n", "c"]), "pos": HeadConfig("token", ["NOUN", "VERB", "X"])}
     torch.manual_seed(0)
@@ -350,7 +359,7 @@ def test_code_version_hashes_the_sources_without_git(tmp_path):
     assert sources_hash(copy) == sources_hash()
     (copy / "charts.py").write_text((copy / "charts.py").read_text() + "\n# a view changed\n")
     assert sources_hash(copy) == sources_hash()  # presentation only: the numbers cannot change
-    (copy / "fusion.py").write_text((copy / "fusion.py").read_text() + "\n# changed\n")
+    (copy / "model" / "fusion.py").write_text((copy / "model" / "fusion.py").read_text() + "\n# changed\n")
     assert sources_hash(copy) != sources_hash()
 
 

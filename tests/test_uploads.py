@@ -3,7 +3,7 @@ import pytest
 
 from dlfa.errors import ConfigError, DataError
 from dlfa.engine.spec import JobSpec
-from dlfa.engine.train import run_job
+from dlfa.engine.job import run_job
 from dlfa.results import read_job_results
 from dlfa.engine.uploads import (
     MAX_EXAMPLES,

@@ -72,7 +72,7 @@ def run_foreground(args: argparse.Namespace) -> int:
     """Train in this process: the first Ctrl-C checkpoints and stops, a second one aborts."""
     from tqdm import tqdm
 
-    from dlfa.engine.train import run_job
+    from dlfa.engine.job import run_job
 
     spec = spec_from_args(args)
     if args.single_run and len(spec.units()) > 1:

@@ -3,7 +3,7 @@ and the two calls the app makes on typed text (`predict`, `fusion_weights_for_te
 
 A dataset here is anything with `lengths` (N,) and `collate(indices) -> batch`, where `net(**batch)`
 returns a DlfaOutput and `batch["labels"]` holds the gold labels: B (sentence, pair) or B × T (token, with
-IGNORE_INDEX on unlabeled sub-words). Fine-tuning serves token ids (dlfa.engine.train.EncodedDataset), probing
+IGNORE_INDEX on unlabeled sub-words). Fine-tuning serves token ids (dlfa.engine.datasets.EncodedDataset), probing
 serves cached hidden states (dlfa.engine.probe.HiddenStateDataset); both evaluate through the same code.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from dlfa.errors import ConfigError
+from dlfa.io import atomic_file
 from dlfa.engine.metrics import majority_score, score_with_interval
 from dlfa.model.modeling import HeadConfig
 from dlfa.data.base import IGNORE_INDEX, TaskInfo, first_subword_positions
@@ -172,15 +173,12 @@ def write_predictions(path: Path, task: TaskInfo, gold: list, pred: list, confid
     def names(values):
         return [labels[v] for v in values] if isinstance(values, list) else labels[values]
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with gzip.open(partial, "wt", encoding="utf-8") as handle:
+    with atomic_file(path) as staging, gzip.open(staging, "wt", encoding="utf-8") as handle:
         for i, (g, p) in enumerate(zip(gold, pred)):
             row = {"gold": names(g), "pred": names(p)}
             if confidences is not None:
                 row["confidence"] = round(confidences[i], 5)
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    partial.replace(path)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -16,9 +16,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,6 +24,7 @@ import torch
 from torch import nn
 
 from dlfa.errors import ConfigError
+from dlfa.io import atomic_folder
 from dlfa.engine.evaluate import EVAL_BATCH_SIZE, autocast, sorted_batches, to_device
 from dlfa.model.fusion import NEEDS_FUSION_LAYER
 from dlfa.engine.spec import JobSpec
@@ -73,8 +71,7 @@ def write_hidden_states(model: DlfaModel, encoded, directory: Path, device: torc
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (directory / "meta.json").is_file():
             return directory
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-        try:
+        with atomic_folder(directory) as staging:
             model.eval()
             num_states, hidden = model.num_layers + 1, model.encoder.config.hidden_size
             shards = []
@@ -97,10 +94,6 @@ def write_hidden_states(model: DlfaModel, encoded, directory: Path, device: torc
             meta = {**info, "examples": len(encoded), "tokens": int(encoded.offsets[-1]), "num_states": num_states,
                     "hidden_size": hidden, "shards": shards}
             (staging / "meta.json").write_text(json.dumps(meta, indent=2))
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return directory
 
 

@@ -205,7 +205,7 @@ def evaluate_upload(
     from dlfa.model.modeling import CONFIG_FILE, DlfaModel
     from dlfa.data.base import encode_examples
     from dlfa.data.registry import get_task
-    from dlfa.engine.train import serve
+    from dlfa.engine.datasets import serve
 
     unit = Path(run_unit_dir)
     heads = _saved_heads(unit / "model" / CONFIG_FILE)

@@ -1,6 +1,6 @@
 """Running one stored job in this process: `run_stored_job` loads the job's spec from the store, marks it running,
 heartbeats from a background thread, reports progress, log lines and checkpoints through a `StoreCallback`, and runs
-`dlfa.engine.train.run_job` in the job's folder (resuming from its checkpoints). A cancel request in the store or a
+`dlfa.engine.job.run_job` in the job's folder (resuming from its checkpoints). A cancel request in the store or a
 SIGTERM / SIGINT makes the engine checkpoint and stop at its next step. Under torchrun every rank runs the engine
 and only rank 0 writes to the store. The worker process (dlfa.jobs.worker) and SLURM (`run_submitted`, started by
 dlfa.jobs.launch) call it.
@@ -28,11 +28,11 @@ HEARTBEAT_S = 5.0
 CANCEL_POLL_S = 1.0
 PROGRESS_EVERY_S = 0.5
 RUNNER_ENV = "DLFA_JOB_RUNNER"
-DEFAULT_RUNNER = "dlfa.engine.train:run_job"
+DEFAULT_RUNNER = "dlfa.engine.job:run_job"
 
 
 def load_runner(job=None):
-    """The function that runs a job: an upload evaluation's (dlfa.engine.uploads), else dlfa.engine.train.run_job
+    """The function that runs a job: an upload evaluation's (dlfa.engine.uploads), else dlfa.engine.job.run_job
     or the one named by $DLFA_JOB_RUNNER."""
     from dlfa.engine.uploads import EVALUATION_OPTION, evaluation_runner
 

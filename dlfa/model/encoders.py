@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
@@ -21,6 +20,7 @@ import numpy as np
 
 from dlfa.errors import EncoderError
 from dlfa.hub import hub_reachable
+from dlfa.io import atomic_folder
 from dlfa.paths import cache_subdir
 
 EMBEDDED_PREFIX = "embedded:"
@@ -229,8 +229,7 @@ def build_embedded_folder(weights_path: Path, tokenizer_path: Path, out_dir: Pat
             return out_dir
         header, tensors = read_e5s1(weights_path)
         state = e5s1_to_bert_state(header, tensors, weights_path)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-        try:
+        with atomic_folder(out_dir) as staging:
             save_file({name: np.ascontiguousarray(a) for name, a in state.items()}, staging / "model.safetensors")
             (staging / "config.json").write_text(json.dumps(bert_config_dict(header), indent=2))
             shutil.copyfile(tokenizer_path, staging / "tokenizer.json")
@@ -238,10 +237,6 @@ def build_embedded_folder(weights_path: Path, tokenizer_path: Path, out_dir: Pat
             (staging / "dlfa_source.json").write_text(
                 json.dumps({"weights": str(weights_path), "tokenizer": str(tokenizer_path)}, indent=2)
             )
-            os.replace(staging, out_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
     return out_dir
 
 

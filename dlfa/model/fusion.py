@@ -55,7 +55,7 @@ def check_fusion_layer(aggregation: str, fusion_layer: int | None, num_layers: i
 
 def uses_batch_statistics(module: nn.Module) -> bool:
     """Whether `module`'s output for one example depends on the other examples of its batch (batch norm in
-    training mode): such a module must see the whole batch at once (see dlfa.engine.train.backward_whole_batch)."""
+    training mode): such a module must see the whole batch at once (see dlfa.engine.batching.backward_whole_batch)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in module.modules())
 
 

@@ -1,6 +1,6 @@
 """Reproduce DLFA (Chen et al., arXiv 2205.08497) with the product's own engine, and report on it.
 
-The reproduction is a plan of ordinary jobs, each a JobSpec run by `dlfa.engine.train.run_job` into its own folder
+The reproduction is a plan of ordinary jobs, each a JobSpec run by `dlfa.engine.job.run_job` into its own folder
 under one output root, so every number the report prints comes from a results.json that records its spec.
 A "setting" is a task, and for the sentence-level tasks (XNLI, PAWS-X) a pooling: `xnli-cls`, `xnli-mean`,
 `udpos`. Fine-tuning trains to convergence: English dev is evaluated twice per epoch, training stops after

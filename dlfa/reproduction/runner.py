@@ -11,7 +11,7 @@ from dlfa.analysis.layers import available_parallel_languages, fine_tuned_encode
 from dlfa.data.registry import DataSource, english_sizes
 from dlfa.engine.callbacks import Callback
 from dlfa.engine.spec import JobSpec
-from dlfa.engine.train import run_job
+from dlfa.engine.job import run_job
 from dlfa.errors import ConfigError
 from dlfa.io import write_json
 from dlfa.model.encoders import load_encoder

@@ -84,7 +84,7 @@ def preset_for(count: int, source=None, exclude: tuple[str, ...] = ()) -> tuple[
 def stage_steps(base: JobSpec, source=None) -> int:
     """Optimizer steps of the target stage of `base`: max_steps, else its epochs over the training examples."""
     from dlfa.data.registry import available_languages
-    from dlfa.engine.train import plan_stages
+    from dlfa.engine.schedule import plan_stages
 
     if base.max_steps:
         return base.max_steps

@@ -1,0 +1,142 @@
+"""Where a process trains: device, precision (bf16 detection), threads, the torchrun process group, seeds,
+and the CPU memory helpers (glibc's malloc_trim, madvise on memory-mapped weights)."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError
+
+ONEDNN_CACHE_CAPACITY = 16
+MADV_RANDOM = 1  # <sys/mman.h>
+
+
+@dataclass
+class Runtime:
+    """Where this process trains. amp_dtype: bf16 autocast or None (fp32)."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    rank: int = 0
+    world: int = 1
+    owns_process_group: bool = False  # joined by setup_runtime, so left by run_job
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def precision(self) -> str:
+        return "bf16" if self.amp_dtype is not None else "fp32"
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is slower than fp32."""
+    flags = _cpuinfo()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def hardware_name(device: torch.device) -> str:
+    """What a run ran on (the process that finishes it), for its record: e.g. 'Intel(R) Xeon(R) Processor,
+    2 threads, torch 2.13.0+cpu'. Processors differ in the last bits of their bf16 kernels, which training can
+    amplify, so runs of one spec on different machines need not agree exactly."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        models = [line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name")]
+        threads = torch.get_num_threads()
+        name = f"{models[0] if models else platform.processor() or 'unknown CPU'}, {threads} thread" + \
+            ("s" if threads > 1 else "")
+    return f"{name}, torch {torch.__version__}"
+
+
+def setup_runtime(spec: JobSpec) -> Runtime:
+    """Pick the device and precision; join the process group when torchrun started several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
+    if use_cuda and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or auto")
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    if not use_cuda:
+        # oneDNN keeps a compiled kernel per matmul shape (1024 by default); with bf16 and batches of changing
+        # shapes they hold ~200 MB. Read when oneDNN first runs, so this works in a fresh worker process.
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE_CAPACITY))
+    if use_cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    joins = world > 1 and not torch.distributed.is_initialized()
+    if joins:
+        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    native_bf16 = torch.cuda.is_bf16_supported() if use_cuda else cpu_has_bf16()
+    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and native_bf16)
+    return Runtime(device, torch.bfloat16 if bf16 else None, rank, world, joins)
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the OS (glibc's malloc_trim). Batches of changing shapes otherwise leave
+    the CPU process holding free, fragmented heap, which raises its peak memory."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def advise_random_access(tensor: torch.Tensor) -> None:
+    """Tell the kernel that `tensor`'s pages are read at random (madvise MADV_RANDOM). The weights of a
+    safetensors file are mapped from the file, and a lookup of one word-embedding row would otherwise read
+    ahead its neighbours: within a few dozen batches the whole word-embedding matrix would sit in memory
+    although training touches a few thousand rows."""
+    if _LIBC is None:
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+    start = tensor.data_ptr() // page * page
+    _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(tensor.data_ptr() + tensor.nbytes - start), MADV_RANDOM)
+
+
+def _glibc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
+
+
+def broadcast_flag(flag: bool, runtime: Runtime) -> bool:
+    """Rank 0's `flag` on every rank (a collective under DDP; the flag itself when alone)."""
+    if runtime.world == 1:
+        return flag
+    tensor = torch.tensor([float(flag)], device=runtime.device if runtime.device.type == "cuda" else "cpu")
+    torch.distributed.broadcast(tensor, 0)
+    return bool(tensor.item())
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # all devices
+
+
+def name_seed(seed: int, name: str) -> int:
+    """A seed for what belongs to `name` (a task's head, its data order): the same whatever came before it."""
+    return seed * 2**32 + zlib.crc32(name.encode())
+
