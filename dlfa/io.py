@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+def _staging_name(path: Path) -> Path:
+    """A fresh name beside `path` (created with the usual permissions, unlike mkstemp's owner-only files)."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 @contextmanager
@@ -18,9 +23,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     exception, rename it over `path`; otherwise remove it and leave `path` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    staging = Path(name)
+    staging = _staging_name(path)
     try:
         yield staging
         os.replace(staging, path)
@@ -34,7 +37,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     `path` (an existing folder there is removed first); otherwise remove it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    staging = _staging_name(path)
+    staging.mkdir()
     try:
         yield staging
         if path.is_dir():

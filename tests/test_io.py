@@ -34,3 +34,15 @@ def test_a_failed_folder_write_keeps_the_old_folder(tmp_path):
     with io.atomic_folder(target) as staging:
         (staging / "weights").write_text("new")
     assert (target / "weights").read_text() == "new"
+
+
+def test_written_files_get_the_usual_permissions_not_owner_only(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    io.write_text(tmp_path / "report.md", "x")
+    with io.atomic_folder(tmp_path / "model") as staging:
+        (staging / "weights").write_text("w")
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -157,7 +157,7 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
                    learning_rate=3e-3, bootstrap_samples=50, checkpoint_every=100)
     results = run_job(spec, tmp_path)
     unit = json.loads((tmp_path / "dlfa-L2-s1" / "results.json").read_text())
-    assert results["status"] == "complete" and set(unit["metrics"]) == {"et", "tr"}
+    assert results["status"] == "completed" and set(unit["metrics"]) == {"et", "tr"}
     for metrics in unit["metrics"].values():
         assert metrics["metric"] == "accuracy" and metrics["n"] == 20
         assert metrics["ci_low"] <= metrics["value"] <= metrics["ci_high"]
