@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlfa.analysis.layers import attention
+from dlfa.analysis import attention
 from dlfa.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlfa.analysis.layers import projector
+from dlfa.analysis import projector
 from dlfa.errors import ConfigError, DataError
 from dlfa.data.registry import DataSource
 
