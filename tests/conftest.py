@@ -1,7 +1,7 @@
 """Shared fixtures and the test tiers.
 
 Data, by fixture:
-- `fixture_root`: tests/fixtures/data_root, a tiny data root of made-up sentences in the real files' layout and
+- `fixture_root`: tests/fixtures/data, a tiny data root of made-up sentences in the real files' layout and
   formats (committed; written by tests/fixtures/make_data_root.py). Always present: the hermetic tiers use it.
 - `data_root`: the real labeled data, ../shared/data beside the checkout or $DLFA_TEST_DATA_ROOT. A test that asks
   for it is skipped, with the reason printed, where it is absent (e.g. a user's fresh clone, or
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE_ROOT = Path(__file__).resolve().parent / "fixtures" / "data_root"
+FIXTURE_ROOT = Path(__file__).resolve().parent / "fixtures" / "data"
 REAL_DATA_ROOT = Path(os.environ.get("DLFA_TEST_DATA_ROOT") or REPO.parent / "shared" / "data")
 INTEGRATION_FIXTURES = ("data_root", "classroom_pack")
 TIMEOUTS = {"integration": 900, "slow": 1800, "browser": 1800}  # seconds; the unit tier's is in pytest.ini
@@ -42,7 +42,7 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def fixture_root() -> Path:
     """The committed data root of made-up sentences: UD-POS (English train 80 and dev 12 sentences, Parallel UD
-    en/de/fr/zh 40 each), PAWS-X and XNLI (en, de, fr, zh), COPA/XCOPA (en, et, tr), SST-2, RTE and Tatoeba
+    en/de/fr/zh 40 each), PAN-X, PAWS-X and XNLI (en, de, fr, zh), COPA/XCOPA (en, et, tr), SST-2, RTE and Tatoeba
     (de, fr, zh)."""
     assert (FIXTURE_ROOT / "ud" / "UD_English-EWT" / "en_ewt-ud-train.conllu").is_file(), \
         f"the fixture data root is incomplete at {FIXTURE_ROOT}: run tests/fixtures/make_data_root.py"

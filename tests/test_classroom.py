@@ -121,6 +121,7 @@ def pack(tmp_path_factory):
     return root / "pack", manifest
 
 
+@pytest.mark.integration
 def test_pack_build_counts(pack):
     folder, manifest = pack
     assert manifest["packages"] == {name: package.version for name, package in classroom.PACKAGES.items()}
@@ -142,11 +143,13 @@ def test_pack_build_counts(pack):
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".pack-")]  # no staging left behind
 
 
+@pytest.mark.integration
 def test_pack_build_is_idempotent(pack):
     folder, manifest = pack
     assert build_pack(folder, downloads=folder.parent / "downloads") == manifest  # kept, not rebuilt
 
 
+@pytest.mark.integration
 def test_pack_reads_through_the_registry(pack):
     folder, manifest = pack
     source = DataSource("pack", folder)
@@ -165,6 +168,7 @@ def test_pack_reads_through_the_registry(pack):
         load_examples("udpos", "en", "train", source)
 
 
+@pytest.mark.integration
 def test_parallel_sentences(pack, data_root):
     folder, manifest = pack
     source = DataSource("pack", folder)

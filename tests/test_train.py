@@ -140,6 +140,7 @@ def test_rng_state_round_trips_through_json():
 # Jobs on the tiny encoder and real data
 
 
+@pytest.mark.integration
 def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, fixture_root, tmp_path):
     record = Record()
     results = run_job(tiny_spec(tiny_encoder, fixture_root), tmp_path, [record])
@@ -165,6 +166,7 @@ def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, fixture_root,
     assert json.loads((unit_dir / "results.json").read_text()) == unit
 
 
+@pytest.mark.integration
 def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, fixture_root, tmp_path):
     sweep = run_job(tiny_spec(tiny_encoder, fixture_root, aggregations=("dlfa", "last"), fusion_layers=(1, 3),
                               max_steps=3), tmp_path)
@@ -186,6 +188,7 @@ def test_seeds_of_one_config_give_a_mean_with_an_interval_over_seeds():
     assert summarize(spec, runs[:1])["metrics"] == runs[0]["metrics"]
 
 
+@pytest.mark.integration
 def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, fixture_root, tmp_path):
     spec = tiny_spec(tiny_encoder, fixture_root)
     reference = run_job(spec, tmp_path / "reference")
@@ -199,6 +202,7 @@ def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, fixt
     assert resumed["runs"][0]["history"] == reference["runs"][0]["history"]
 
 
+@pytest.mark.integration
 def test_intermediate_stages_sequential_and_mixture(tiny_encoder, fixture_root, tmp_path):
     record = Record()
     sequential = run_job(tiny_spec(tiny_encoder, fixture_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
@@ -226,6 +230,7 @@ def _cli_args(encoder: str, data_root, out: Path, steps: int, examples: int) -> 
             "--max-steps", str(steps), "--out", str(out)]
 
 
+@pytest.mark.integration
 def test_cli_worker_killed_mid_run_resumes_to_the_same_metrics(tiny_encoder, fixture_root, tmp_path):
     # checkpoint_every is 200 by default: the kill comes after the checkpoint at step 200 of 250 (one epoch)
     args = _cli_args(tiny_encoder, fixture_root, tmp_path / "killed", steps=250, examples=2000)
@@ -252,6 +257,7 @@ def test_cli_worker_killed_mid_run_resumes_to_the_same_metrics(tiny_encoder, fix
         assert killed["metrics"][language]["value"] == pytest.approx(metric["value"], abs=0.1)
 
 
+@pytest.mark.integration
 def test_torchrun_two_processes_on_gloo(tiny_encoder, fixture_root, tmp_path):
     done = _cli(*_cli_args(tiny_encoder, fixture_root, tmp_path / "out", steps=4, examples=64), torchrun=True)
     output, _ = done.communicate(timeout=300)
@@ -325,6 +331,7 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
         int(start["aggregation.local_branch.compress_norm.num_batches_tracked"]) + 1
 
 
+@pytest.mark.integration
 def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, fixture_root, tmp_path):
     results = []
     for name in ("first", "second"):
@@ -354,6 +361,7 @@ def test_code_version_hashes_the_sources_without_git(tmp_path):
     assert sources_hash(copy) != sources_hash()
 
 
+@pytest.mark.integration
 def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converged(tiny_encoder, fixture_root, tmp_path):
     spec = tiny_spec(tiny_encoder, fixture_root, max_steps=None, patience=1, max_epochs=20.0, eval_every=2,
                      learning_rate=3e-2, checkpoint_every=1000)
@@ -368,6 +376,7 @@ def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converg
     assert run["steps"] == convergence["steps_trained"] < 160
 
 
+@pytest.mark.integration
 def test_a_learning_rate_grid_picks_each_configs_best_rate_on_english_dev(tiny_encoder, fixture_root, tmp_path):
     spec = tiny_spec(tiny_encoder, fixture_root, aggregations=("dlfa", "last"), learning_rates=(1e-4, 3e-2),
                      max_steps=3, max_train_examples=24)
