@@ -81,6 +81,7 @@ def test_e5_separates_translations_with_depth(data_root):
     assert retrieval[-1] > retrieval[0] and retrieval[-1] > 0.8, retrieval
 
 
+@pytest.mark.integration
 def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, fixture_root, tmp_path, capsys):
     from dlfa.cli.main import main
     from dlfa.engine.spec import JobSpec

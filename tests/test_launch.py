@@ -59,6 +59,7 @@ def finished(job) -> bool:
     return not job.active
 
 
+@pytest.mark.integration
 def test_local_job_outlives_the_process_that_launched_it(store):
     script = ("import sys; from dlfa.jobs.launch import submit; from dlfa.engine.spec import JobSpec; "
               "from dlfa.jobs.store import JobStore; spec = JobSpec.from_json(sys.argv[2]); "
@@ -76,6 +77,7 @@ def test_local_job_outlives_the_process_that_launched_it(store):
     assert "starting at step 0" in log and "worker finished: completed" in log
 
 
+@pytest.mark.integration
 def test_cancel_stops_the_worker_at_a_checkpoint(store, monkeypatch):
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
     job = launch.submit(replace(SPEC, max_steps=300), store)
@@ -86,6 +88,7 @@ def test_cancel_stops_the_worker_at_a_checkpoint(store, monkeypatch):
     assert exits(cancelled.pid)
 
 
+@pytest.mark.integration
 def test_cancel_terminates_a_worker_that_does_not_stop(store, monkeypatch):
     monkeypatch.setattr(launch, "KILL_WAIT_S", 1.0)
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
@@ -97,6 +100,7 @@ def test_cancel_terminates_a_worker_that_does_not_stop(store, monkeypatch):
     assert exits(cancelled.pid)
 
 
+@pytest.mark.integration
 def test_queue_with_limit_one_runs_jobs_in_order(store):
     jobs = [launch.submit(replace(SPEC, name=f"job{i}"), store) for i in range(3)]
     assert [j.status for j in jobs] == ["queued"] * 3 and jobs[0].launched_at and not jobs[1].launched_at
@@ -120,6 +124,7 @@ def test_sigterm_stops_a_job_cleanly_as_resumable(store, monkeypatch):
     assert stopped.status == "stopped" and stopped.resumable and stopped.error is None
 
 
+@pytest.mark.integration
 def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, tiny_encoder, fixture_root):
     """The real dlfa.engine.train.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
     monkeypatch.delenv("DLFA_JOB_RUNNER")
@@ -138,6 +143,7 @@ def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, t
     assert done.log_path.read_text().count("started job") == 1  # rank 1 stayed away from the store
 
 
+@pytest.mark.integration
 def test_slurm_backend_through_submitit_local_executor(store, monkeypatch):
     monkeypatch.setenv("DLFA_SLURM_CLUSTER", "local")
     job = launch.submit(replace(SPEC, backend="slurm"), store, options={"timeout_min": 5})
@@ -154,6 +160,7 @@ def test_slurm_backend_without_a_cluster_fails_with_a_clear_message(store, monke
     assert job.status == "failed" and "SLURM is not available" in job.error
 
 
+@pytest.mark.integration
 def test_sigkill_mid_run_then_resume_finishes(store, monkeypatch):
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
     job = launch.submit(replace(SPEC, max_steps=200, aggregations=("last", "scalar-mix")), store)
@@ -183,6 +190,7 @@ def test_worker_reports_engine_errors(store, task, error):
     assert ("Traceback" in failed.log_path.read_text()) == (task == "crash")
 
 
+@pytest.mark.integration
 def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancelled(store, monkeypatch, capsys):
     monkeypatch.setenv("DLFA_STALL_AFTER_S", "1.5")
     job = launch.submit(replace(SPEC, task="hang"), store)
@@ -200,6 +208,7 @@ def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancell
     assert exits(stalled.pid)
 
 
+@pytest.mark.integration
 def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     store, monkeypatch, tiny_encoder, fixture_root
 ):
@@ -335,6 +344,7 @@ def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, fixt
     assert code == 0 and out.startswith(f"deleted {job_id}") and store.list() == []
 
 
+@pytest.mark.integration
 def test_cli_cancel_resume_and_follow_logs(store, capsys, monkeypatch, tiny_encoder, fixture_root):
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "submit",

@@ -146,6 +146,7 @@ def test_features_hold_one_sequence_per_choice_and_survive_the_cache(fixture_roo
         encode_examples([Example(text="P", choices=("a", "b", "c"), label="choice1")], task, tokenizer, 64)
 
 
+@pytest.mark.integration
 def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encoder, fixture_root, tmp_path):
     from dlfa.model.encoders import load_tokenizer
     from dlfa.engine.evaluate import predict_dataset

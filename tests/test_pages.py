@@ -122,6 +122,7 @@ def test_app_entry_renders_sidebar_and_home(empty_cache):
 # (b) with a finished run selected
 
 
+@pytest.mark.integration
 def test_results_shows_chart_with_languages_and_table(run_cache):
     at = page("results.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -134,6 +135,7 @@ def test_results_shows_chart_with_languages_and_table(run_cache):
     assert "dl_png" in {b.key for b in at.get("download_button")} or any("PNG export" in i.value for i in at.info)
 
 
+@pytest.mark.integration
 def test_jobs_lists_the_run_with_its_controls(run_cache):
     at = page("jobs.py").run()
     no_errors(at)
@@ -141,6 +143,7 @@ def test_jobs_lists_the_run_with_its_controls(run_cache):
     assert at.checkbox(key=f"confirm_{run_cache['job_id']}") is not None
 
 
+@pytest.mark.integration
 def test_launch_bad_fusion_layer_shows_message_next_to_field_and_submits_nothing(run_cache):
     from dlfa.jobs.store import JobStore
 
@@ -155,6 +158,7 @@ def test_launch_bad_fusion_layer_shows_message_next_to_field_and_submits_nothing
     assert at.session_state["launch_problems"].keys() == {"fusion_layers"}
 
 
+@pytest.mark.integration
 def test_fusion_weights_heatmap_after_typing_a_sentence(run_cache):
     at = page("fusion_weights.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -164,6 +168,7 @@ def test_fusion_weights_heatmap_after_typing_a_sentence(run_cache):
     assert "heatmap" in kinds
 
 
+@pytest.mark.integration
 def test_layer_comparison_shows_the_grid_heatmap(run_cache):
     at = page("layer_comparison.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -174,12 +179,14 @@ def test_layer_comparison_shows_the_grid_heatmap(run_cache):
     assert len(specs) >= 3  # two side-by-side result charts and the grid
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["home.py", "intermediate_study.py", "byol.py", "layer_analysis.py"])
 def test_other_pages_render_with_the_run(name, run_cache):
     at = page(name, dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
 
 
+@pytest.mark.integration
 def test_layer_analysis_computes_curves_on_parallel_data(run_cache):
     at = page("layer_analysis.py", la_encoder=run_cache["encoder"], la_languages=["de", "fr"]).run()
     no_errors(at)
@@ -190,6 +197,7 @@ def test_layer_analysis_computes_curves_on_parallel_data(run_cache):
     assert len(specs) == 2 and all({t["name"] for t in s["data"]} == {"German (de)", "French (fr)"} for s in specs)
 
 
+@pytest.mark.integration
 def test_layer_analysis_of_a_fine_tuned_run_shows_what_fine_tuning_changed(run_cache):
     at = page("layer_analysis.py", la_languages=["de", "fr"], dlfa_selected_jobs=[run_cache["job_id"]]).run()
     at.radio(key="la_source").set_value("a fine-tuned run").run()
@@ -204,6 +212,7 @@ def test_layer_analysis_of_a_fine_tuned_run_shows_what_fine_tuning_changed(run_c
     assert any("Last layer, mean over the 2 languages" in c.value for c in at.caption)
 
 
+@pytest.mark.integration
 def test_attribution_side_by_side_with_delta(run_cache):
     at = page("attribution.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -214,6 +223,7 @@ def test_attribution_side_by_side_with_delta(run_cache):
     assert specs[0]["layout"]["yaxis"]["range"] == specs[1]["layout"]["yaxis"]["range"]  # one shared scale
 
 
+@pytest.mark.integration
 def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp_path):
     source = next((data_root / "ud").glob("UD_Marathi-UFAL/*-test.conllu"))
     small = tmp_path / "mr-small.conllu"
@@ -241,6 +251,7 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
 
 
+@pytest.mark.integration
 def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
     job_id = run_cache["job_id"]
     at = page("intermediate_study.py", is_pick_0=job_id, is_pick_3=job_id).run()
@@ -323,6 +334,7 @@ def test_no_cached_function_leaves_a_parameter_out_of_its_key():
     assert not any(hidden.values()), hidden
 
 
+@pytest.mark.integration
 def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, fixture_root):
     """A run's model replaced in its folder (a rerun) is loaded again: the page's W changes with the weights."""
     import shutil
@@ -577,6 +589,7 @@ def test_launch_says_which_language_a_broken_file_disables(tmp_path, monkeypatch
     assert "1 language(s) of udpos disabled" in warning and "de_pud-ud-test.conllu" in warning
 
 
+@pytest.mark.integration
 def test_layer_analysis_offers_tatoeba_retrieval_per_layer_and_language(run_cache, tmp_path, monkeypatch):
     root = tmp_path / "data"
     (root / "retrieval").mkdir(parents=True)

@@ -127,6 +127,7 @@ def test_the_compute_estimate_fits_about_15_hours(data_root):
     assert "study" not in DEFAULT_PARTS  # the optional study is outside the estimate
 
 
+@pytest.mark.integration
 def test_the_committed_record_still_reports_under_the_new_rules(tmp_path):
     doc = tmp_path / "docs" / "REPRODUCTION.md"
     write_report(RECORD, doc, "python -m dlfa reproduce report")

@@ -179,6 +179,7 @@ def test_layers_are_parsed_and_checked():
 # Command line
 
 
+@pytest.mark.integration
 def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encoder, fixture_root, tmp_path, capsys):
     from dlfa.cli.main import main
     from dlfa.engine.spec import JobSpec

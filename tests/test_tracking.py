@@ -17,6 +17,7 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+@pytest.mark.integration
 def test_tensorboard_events_hold_losses_dev_scores_and_results(tiny_encoder, fixture_root, tmp_path):
     spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=6,
@@ -38,6 +39,7 @@ def test_tensorboard_events_hold_losses_dev_scores_and_results(tiny_encoder, fix
     assert found["test/mean"] == [(6, pytest.approx(mean, rel=1e-5))]
 
 
+@pytest.mark.integration
 def test_no_events_without_the_flag(tiny_encoder, fixture_root, tmp_path):
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=32, max_eval_examples=8, batch_size=8, max_steps=2,

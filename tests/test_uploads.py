@@ -108,6 +108,7 @@ def test_traversal_names_are_sanitized(cache):
     assert not (cache.parent / "outside.conllu").exists()
 
 
+@pytest.mark.integration
 def test_evaluate_upload_on_a_tiny_run(tiny_encoder, fixture_root, tmp_path, monkeypatch):
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=5,

@@ -14,6 +14,7 @@ from dlfa.testing import link_built
 
 TIMEOUT = 120
 page = functools.partial(pages_page, timeout=TIMEOUT)
+pytestmark = pytest.mark.integration  # the views read jobs trained for this module
 
 
 @pytest.fixture(scope="module")
