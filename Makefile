@@ -1,4 +1,7 @@
 # Two commands do all the set-up: `make app` (serve the app) and `make test` (run the test suite).
+# The test tiers (README "Tests and benchmarks"): `make test-fast` (hermetic unit tier, committed fixture data),
+# `make test-integration` (the real data root or the classroom pack; skipped with the reason where absent, plus
+# the slow end-to-end tests), `make test-browser` (Debian chromium); `make test` runs the import rules and all three.
 #
 # TORCH_BUILD picks the torch build (default: cuda where an NVIDIA GPU is present, i.e. `nvidia-smi` is on the PATH
 # or /proc/driver/nvidia exists; else cpu):
@@ -21,7 +24,7 @@ TORCH_STAMP := $(BIN)/.torch-$(TORCH_BUILD)-$(TORCH_VERSION)
 PROBE_INDEX := import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10)
 SHOW_TORCH := import torch; print('installed torch', torch.__version__, '- CUDA', torch.version.cuda or 'none (CPU build)')
 
-.PHONY: app test setup test-setup torch prepare browser-deps
+.PHONY: app test test-fast test-integration test-browser lint-imports setup test-setup torch prepare browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,5 +72,18 @@ app: prepare
 browser-deps:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: test-setup browser-deps
-	$(BIN)/python -m pytest
+FAST_TIER := not integration and not slow and not browser
+
+lint-imports: test-setup
+	$(BIN)/lint-imports
+
+test-fast: test-setup
+	$(BIN)/python -m pytest -m "$(FAST_TIER)"
+
+test-integration: test-setup
+	$(BIN)/python -m pytest -m "(integration or slow) and not browser"
+
+test-browser: test-setup browser-deps
+	$(BIN)/python -m pytest -m browser
+
+test: lint-imports test-fast test-integration test-browser

@@ -81,16 +81,17 @@ def test_e5_separates_translations_with_depth(data_root):
     assert retrieval[-1] > retrieval[0] and retrieval[-1] > 0.8, retrieval
 
 
-def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, data_root, tmp_path, capsys):
+@pytest.mark.integration
+def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, fixture_root, tmp_path, capsys):
     from dlfa.cli.main import main
     from dlfa.engine.spec import JobSpec
     from dlfa.engine.job import run_job
 
-    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    aggregations=("last",), max_steps=5, max_train_examples=64, max_eval_examples=16, batch_size=8,
                    learning_rate=1e-3, bootstrap_samples=20)
     run_job(spec, tmp_path / "job")
-    common = ["--langs", "de,fr", "--pairs", "20", "--data-root", str(data_root)]
+    common = ["--langs", "de,fr", "--pairs", "20", "--data-root", str(fixture_root)]
 
     def layers(*argv) -> tuple[int, str, str]:
         code = main(["layers", *argv])
@@ -106,7 +107,7 @@ def test_cli_analyses_a_fine_tuned_run_and_refuses_bad_input(tiny_encoder, data_
     code, out, _ = layers("--encoder", tiny_encoder, *common)
     assert code == 0 and out.splitlines()[1] == "layer  retrieval  CKA" and len(out.splitlines()) == 2 + 5
 
-    code, _, err = layers("--encoder", tiny_encoder, "--langs", "de,xx", "--data-root", str(data_root))
+    code, _, err = layers("--encoder", tiny_encoder, "--langs", "de,xx", "--data-root", str(fixture_root))
     assert code == 2 and "no text parallel to English for xx" in err
-    code, _, err = layers("--run", str(tmp_path / "job"), "--langs", "de", "--data-root", str(data_root))
+    code, _, err = layers("--run", str(tmp_path / "job"), "--langs", "de", "--data-root", str(fixture_root))
     assert code == 2 and "neither a run folder with a saved model nor a model folder" in err

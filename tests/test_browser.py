@@ -93,9 +93,9 @@ def serving_app(cache: Path, data_root: Path):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
+def server(tmp_path_factory, fixture_root):
     cache = link_built(tmp_path_factory.mktemp("browser-cache"))
-    with serving_app(cache, data_root) as url:
+    with serving_app(cache, fixture_root) as url:
         yield {"url": url, "cache": cache}
 
 

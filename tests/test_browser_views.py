@@ -38,10 +38,10 @@ def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, data_root):
+def server(tmp_path_factory, fixture_root):
     cache = link_built(tmp_path_factory.mktemp("browser-views-cache"))
-    jobs = prepared_cache(cache, data_root, tmp_path_factory.mktemp("tiny-encoder-browser"))
-    with serving_app(cache, data_root) as url:
+    jobs = prepared_cache(cache, fixture_root, tmp_path_factory.mktemp("tiny-encoder-browser"))
+    with serving_app(cache, fixture_root) as url:
         yield {"url": url, **jobs}
 
 

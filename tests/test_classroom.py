@@ -122,6 +122,7 @@ def pack(tmp_path_factory):
     return root / "pack", manifest
 
 
+@pytest.mark.integration
 def test_pack_build_counts(pack):
     folder, manifest = pack
     assert manifest["packages"] == {name: package.version for name, package in classroom.PACKAGES.items()}
@@ -143,11 +144,13 @@ def test_pack_build_counts(pack):
     assert sorted(p.name for p in folder.parent.iterdir()) == [".pack.lock", "downloads", "pack"]  # no staging left
 
 
+@pytest.mark.integration
 def test_pack_build_is_idempotent(pack):
     folder, manifest = pack
     assert build_pack(folder, downloads=folder.parent / "downloads") == manifest  # kept, not rebuilt
 
 
+@pytest.mark.integration
 def test_pack_reads_through_the_registry(pack):
     folder, manifest = pack
     source = DataSource("pack", folder)
@@ -166,6 +169,7 @@ def test_pack_reads_through_the_registry(pack):
         load_examples("udpos", "en", "train", source)
 
 
+@pytest.mark.integration
 def test_parallel_sentences(pack, data_root):
     folder, manifest = pack
     source = DataSource("pack", folder)

@@ -24,20 +24,20 @@ def train_args(encoder: str, data_root: Path, out: Path) -> list[str]:
             "--fusion-layer", "2", "--max-steps", "1", "--max-train-examples", "16", "--out", str(out)]
 
 
-def test_a_corrupted_encoder_file_is_one_line_naming_the_encoder(tiny_encoder, data_root, tmp_path, capsys):
+def test_a_corrupted_encoder_file_is_one_line_naming_the_encoder(tiny_encoder, fixture_root, tmp_path, capsys):
     encoder = tmp_path / "encoder"
     shutil.copytree(tiny_encoder, encoder)
     weights = encoder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])  # truncated
-    assert main(train_args(str(encoder), data_root, tmp_path / "out")) == 2
+    assert main(train_args(str(encoder), fixture_root, tmp_path / "out")) == 2
     line = one_line_error(capsys)
     assert f"the weights of encoder '{encoder}' in {encoder} cannot be read" in line and "truncated" in line
 
 
-def test_an_output_folder_that_cannot_be_written_is_one_line(tiny_encoder, data_root, tmp_path, capsys):
+def test_an_output_folder_that_cannot_be_written_is_one_line(tiny_encoder, fixture_root, tmp_path, capsys):
     (tmp_path / "a-file").write_text("x")
     out = tmp_path / "a-file" / "run"
-    assert main(train_args(tiny_encoder, data_root, out)) == 2
+    assert main(train_args(tiny_encoder, fixture_root, out)) == 2
     assert one_line_error(capsys) == f"error: --out {out}: cannot create or write this folder: Not a directory"
 
 

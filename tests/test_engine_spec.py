@@ -51,12 +51,12 @@ def parse(data_root, *argv: str, sweep: bool = True) -> JobSpec:
                                              *argv]))
 
 
-def test_flags_set_pooling_early_stopping_and_the_grid(data_root):
-    spec = parse(data_root, "--pooling", "mean", "--patience", "3", "--max-epochs", "10", "--eval-every", "50",
+def test_flags_set_pooling_early_stopping_and_the_grid(fixture_root):
+    spec = parse(fixture_root, "--pooling", "mean", "--patience", "3", "--max-epochs", "10", "--eval-every", "50",
                  "--learning-rates", "2e-5, 5e-5,1e-4")
     assert (spec.pooling, spec.patience, spec.max_epochs, spec.eval_every) == ("mean", 3, 10.0, 50)
     assert spec.learning_rates == (2e-5, 5e-5, 1e-4)
     with pytest.raises(ConfigError, match="--learning-rates: '2e-5,fast' is not a list of numbers"):
-        parse(data_root, "--learning-rates", "2e-5,fast")
+        parse(fixture_root, "--learning-rates", "2e-5,fast")
     with pytest.raises(ConfigError, match="max_epochs: caps early stopping: set patience too"):
-        parse(data_root, "--max-epochs", "10", sweep=False)
+        parse(fixture_root, "--max-epochs", "10", sweep=False)

@@ -126,12 +126,12 @@ def test_missing_or_broken_predictions_give_a_clear_message(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory, tiny_encoder, data_root):
+def tiny_sweep(tmp_path_factory, tiny_encoder, fixture_root):
     from dlfa.engine.spec import JobSpec
     from dlfa.engine.job import run_job
 
     out = tmp_path_factory.mktemp("sweep")
-    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
+    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(fixture_root),
                    aggregations=("last", "dlfa"), fusion_layers=(2,), max_steps=3, max_train_examples=32,
                    max_eval_examples=24, batch_size=8, learning_rate=1e-3, bootstrap_samples=20)
     return out, run_job(spec, out)
@@ -175,7 +175,7 @@ def test_compare_runs_pairs_two_run_folders_on_every_language(tiny_sweep, tmp_pa
         examples.compare_runs(out / "last-s1", bare)
 
 
-def test_test_data_that_changed_since_the_evaluation_is_refused(tiny_sweep, data_root):
+def test_test_data_that_changed_since_the_evaluation_is_refused(tiny_sweep, fixture_root):
     from dlfa.engine.evaluate import write_predictions as write
     from dlfa.data.registry import get_task
 

@@ -80,6 +80,7 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}/whl/cpu"  # nothing listens there once closed
 
 
+@pytest.mark.integration
 def test_without_a_gpu_the_cpu_index_is_asked_first(venv, cpu_index):
     result, pip_calls = make_torch(venv, f"TORCH_CPU_INDEX={cpu_index}")
     assert result.returncode == 0, result.stderr
@@ -90,6 +91,7 @@ def test_without_a_gpu_the_cpu_index_is_asked_first(venv, cpu_index):
     assert list(venv.glob("bin/.torch-*")) == [venv / "bin" / ".torch-cpu-2.13.0"]
 
 
+@pytest.mark.integration
 def test_an_unreachable_cpu_index_falls_back_to_pips_own_indexes_at_once(venv):
     unreachable = closed_port_url()
     started = time.monotonic()
@@ -101,6 +103,7 @@ def test_an_unreachable_cpu_index_falls_back_to_pips_own_indexes_at_once(venv):
     assert "installed torch" in result.stdout
 
 
+@pytest.mark.integration
 def test_with_a_gpu_pypis_cuda_build_and_switching_builds_reinstalls(venv, cpu_index):
     result, pip_calls = make_torch(venv, f"TORCH_CPU_INDEX={cpu_index}", gpu=True)
     assert result.returncode == 0 and "(TORCH_BUILD=cuda)" in result.stdout

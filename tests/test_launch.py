@@ -59,6 +59,7 @@ def finished(job) -> bool:
     return not job.active
 
 
+@pytest.mark.integration
 def test_local_job_outlives_the_process_that_launched_it(store):
     script = ("import sys; from dlfa.jobs.launch import submit; from dlfa.engine.spec import JobSpec; "
               "from dlfa.jobs.store import JobStore; spec = JobSpec.from_json(sys.argv[2]); "
@@ -76,6 +77,7 @@ def test_local_job_outlives_the_process_that_launched_it(store):
     assert "starting at step 0" in log and "worker finished: completed" in log
 
 
+@pytest.mark.integration
 def test_cancel_stops_the_worker_at_a_checkpoint(store, monkeypatch):
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
     job = launch.submit(replace(SPEC, max_steps=300), store)
@@ -86,6 +88,7 @@ def test_cancel_stops_the_worker_at_a_checkpoint(store, monkeypatch):
     assert exits(cancelled.pid)
 
 
+@pytest.mark.integration
 def test_cancel_terminates_a_worker_that_does_not_stop(store, monkeypatch):
     monkeypatch.setattr(launch, "KILL_WAIT_S", 1.0)
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
@@ -97,6 +100,7 @@ def test_cancel_terminates_a_worker_that_does_not_stop(store, monkeypatch):
     assert exits(cancelled.pid)
 
 
+@pytest.mark.integration
 def test_queue_with_limit_one_runs_jobs_in_order(store):
     jobs = [launch.submit(replace(SPEC, name=f"job{i}"), store) for i in range(3)]
     assert [j.status for j in jobs] == ["queued"] * 3 and jobs[0].launched_at and not jobs[1].launched_at
@@ -120,12 +124,13 @@ def test_sigterm_stops_a_job_cleanly_as_resumable(store, monkeypatch):
     assert stopped.status == "stopped" and stopped.resumable and stopped.error is None
 
 
-def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, tiny_encoder, data_root):
+@pytest.mark.integration
+def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, tiny_encoder, fixture_root):
     """The real dlfa.engine.job.run_job on a tiny encoder, 2 gloo processes; only rank 0 writes to the store."""
     monkeypatch.delenv("DLFA_JOB_RUNNER")
     spec = JobSpec(task="pawsx", eval_languages=("de",), encoder=tiny_encoder, aggregations=("dlfa",),
                    fusion_layers=(2,),
-                   data_root=str(data_root), max_train_examples=32, max_eval_examples=32, max_steps=4, batch_size=8,
+                   data_root=str(fixture_root), max_train_examples=32, max_eval_examples=32, max_steps=4, batch_size=8,
                    bootstrap_samples=10, checkpoint_every=2, backend="torchrun", num_processes=2).validate()
     job = launch.submit(spec, store)
     done = wait_for(store, job.id, finished, timeout=120)
@@ -138,6 +143,7 @@ def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, t
     assert done.log_path.read_text().count("started job") == 1  # rank 1 stayed away from the store
 
 
+@pytest.mark.integration
 def test_slurm_backend_through_submitit_local_executor(store, monkeypatch):
     monkeypatch.setenv("DLFA_SLURM_CLUSTER", "local")
     job = launch.submit(replace(SPEC, backend="slurm"), store, options={"timeout_min": 5})
@@ -154,6 +160,7 @@ def test_slurm_backend_without_a_cluster_fails_with_a_clear_message(store, monke
     assert job.status == "failed" and "SLURM is not available" in job.error
 
 
+@pytest.mark.integration
 def test_sigkill_mid_run_then_resume_finishes(store, monkeypatch):
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
     job = launch.submit(replace(SPEC, max_steps=200, aggregations=("last", "scalar-mix")), store)
@@ -183,6 +190,7 @@ def test_worker_reports_engine_errors(store, task, error):
     assert ("Traceback" in failed.log_path.read_text()) == (task == "crash")
 
 
+@pytest.mark.integration
 def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancelled(store, monkeypatch, capsys):
     monkeypatch.setenv("DLFA_STALL_AFTER_S", "1.5")
     job = launch.submit(replace(SPEC, task="hang"), store)
@@ -200,8 +208,9 @@ def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancell
     assert exits(stalled.pid)
 
 
+@pytest.mark.integration
 def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_checkpoint(
-    store, monkeypatch, tiny_encoder, data_root
+    store, monkeypatch, tiny_encoder, fixture_root
 ):
     from dlfa.engine.checkpoint import latest_checkpoint
     from dlfa.engine.train import UnitTrainer
@@ -214,7 +223,7 @@ def test_a_nan_loss_ends_the_run_with_a_clear_message_and_keeps_the_last_good_ch
         return float("nan") if step + 1 >= 5 else loss
 
     monkeypatch.setattr(UnitTrainer, "train_step", nan_from_step_5)
-    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    aggregations=("last",), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=8,
                    checkpoint_every=3, bootstrap_samples=20)
     job = store.submit(spec)
@@ -246,11 +255,11 @@ def spec_flags(tiny_encoder, data_root, *extra) -> list[str]:
             "--max-steps", "10", *extra]
 
 
-def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root, monkeypatch):
+def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, fixture_root, monkeypatch):
     from dlfa.cli.main import build_parser
     from dlfa.cli.jobs import spec_from_args
 
-    monkeypatch.chdir(data_root.parent)
+    monkeypatch.chdir(fixture_root.parent)
     args = build_parser().parse_args([
         "jobs", "submit", "--task", "pawsx", "--encoder", tiny_encoder, "--eval-langs", "de, fr",
         "--data-root", "./data", "--aggregations", "last,dlfa", "--fusion-layers", "1-3", "--seeds", "1,2",
@@ -259,21 +268,21 @@ def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, data_root
     spec = spec_from_args(args)
     assert (spec.aggregations, spec.fusion_layers, spec.seeds) == (("last", "dlfa"), (1, 2, 3), (1, 2))
     assert spec.eval_languages == ("de", "fr") and spec.intermediate_tasks == ("sst2",)
-    assert spec.data_root == str(data_root) and (spec.epochs, spec.learning_rate) == (2.0, 3e-5)
+    assert spec.data_root == str(fixture_root) and (spec.epochs, spec.learning_rate) == (2.0, 3e-5)
     assert (spec.backend, spec.num_processes, spec.name, len(spec.units())) == ("torchrun", 2, "grid", 8)
-    single = spec_from_args(build_parser().parse_args(["train", *spec_flags(tiny_encoder, data_root), "--seed", "4",
+    single = spec_from_args(build_parser().parse_args(["train", *spec_flags(tiny_encoder, fixture_root), "--seed", "4",
                                                        "--aggregation", "last", "--precision", "fp32",
                                                        "--out", "run"]))
     assert (single.aggregations, single.seeds, single.max_steps, single.precision) == (("last",), (4,), 10, "fp32")
     assert spec.precision == "auto"
 
 
-def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encoder, data_root, tmp_path, capsys):
+def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encoder, fixture_root, tmp_path, capsys):
     from dlfa.cli.main import build_parser
     from dlfa.cli.jobs import spec_from_args
     from dlfa.engine.spec import JobSpec
 
-    recorded = JobSpec(task="pawsx", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
+    recorded = JobSpec(task="pawsx", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(fixture_root),
                        aggregations=("last", "dlfa"), fusion_layers=(1, 2), seeds=(1, 2), intermediate_tasks=("sst2",),
                        max_steps=10, probe=True, max_eval_examples=12, name="recorded")
     results = tmp_path / "results.json"  # a job's results.json records its spec beside its runs
@@ -295,7 +304,7 @@ def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encode
     (tmp_path / "broken.json").write_text('{"task": "pawsx", ')
     for path, message in ((tmp_path / "missing.json", "cannot read the job spec"),
                           (tmp_path / "broken.json", "is not valid JSON"),
-                          (data_root, "cannot read the job spec")):
+                          (fixture_root, "cannot read the job spec")):
         code, _, err = cli(capsys, "sweep", "--spec", str(path), "--out", str(tmp_path / "out"))
         assert code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
     (tmp_path / "list.json").write_text("[1, 2]")
@@ -305,9 +314,9 @@ def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encode
     assert code == 2 and err.startswith("error: --eval-langs is required (or start from a recorded job with --spec")
 
 
-def test_cli_refuses_a_bad_spec_in_one_line(store, capsys, tiny_encoder, data_root):
+def test_cli_refuses_a_bad_spec_in_one_line(store, capsys, tiny_encoder, fixture_root):
     code, out, err = cli(capsys, "jobs", "--store", str(store.path), "submit",
-                         *spec_flags(tiny_encoder, data_root, "--aggregations", "dlfa", "--fusion-layers", "3,7"))
+                         *spec_flags(tiny_encoder, fixture_root, "--aggregations", "dlfa", "--fusion-layers", "3,7"))
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("error: invalid job spec: fusion_layers: fusion layer(s) 7 out of range")
     code, _, err = cli(capsys, "jobs", "--store", str(store.path), "show", "../../etc")
@@ -315,8 +324,8 @@ def test_cli_refuses_a_bad_spec_in_one_line(store, capsys, tiny_encoder, data_ro
     assert store.list() == []
 
 
-def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, data_root):
-    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "submit", *spec_flags(tiny_encoder, data_root),
+def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, fixture_root):
+    code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "submit", *spec_flags(tiny_encoder, fixture_root),
                        "--aggregation", "last", "--wait")
     job_id = out.splitlines()[0]
     assert code == 0 and store.get(job_id).status == "completed"
@@ -336,10 +345,11 @@ def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, data
     assert code == 0 and out.startswith(f"deleted {job_id}") and store.list() == []
 
 
-def test_cli_cancel_resume_and_follow_logs(store, capsys, monkeypatch, tiny_encoder, data_root):
+@pytest.mark.integration
+def test_cli_cancel_resume_and_follow_logs(store, capsys, monkeypatch, tiny_encoder, fixture_root):
     monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.05")
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "submit",
-                       *spec_flags(tiny_encoder, data_root, "--aggregation", "last", "--max-steps", "300"))
+                       *spec_flags(tiny_encoder, fixture_root, "--aggregation", "last", "--max-steps", "300"))
     job_id = out.strip()
     wait_for(store, job_id, lambda j: j.progress > 0)
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "cancel", job_id, "--grace", "20")

@@ -12,9 +12,9 @@ CONSTANT_WARNING = "cls pooling with fusion layer 0 fuses a constant"
 
 
 @pytest.fixture
-def launch_page(tmp_path, monkeypatch, data_root) -> AppTest:
+def launch_page(tmp_path, monkeypatch, fixture_root) -> AppTest:
     monkeypatch.setenv("DLFA_CACHE_DIR", str(link_built(tmp_path / "cache")))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     at = AppTest.from_file(str(REPO / "pages" / "launch.py"), default_timeout=60)
     at.session_state["launch_task"] = "xnli"
     at.run()

@@ -79,6 +79,7 @@ def test_fusion_layer_out_of_range_is_refused():
         make_model(fusion_layer=4)
 
 
+@pytest.mark.integration
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_encoder):
     config = DlfaConfig(encoder=tiny_encoder, heads=HEADS, aggregation="dlfa", fusion_layer=2)
     model = DlfaModel.from_encoder_spec(config)
@@ -92,6 +93,7 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, tiny_encoder):
         assert torch.equal(model(ids, mask, task=task).logits, reloaded(ids, mask, task=task).logits)
 
 
+@pytest.mark.integration
 def test_loading_a_corrupted_checkpoint_names_the_file(tmp_path, tiny_encoder):
     config = DlfaConfig(encoder=tiny_encoder, heads=HEADS, aggregation="last")
     DlfaModel.from_encoder_spec(config).save_pretrained(tmp_path)

@@ -1,5 +1,6 @@
 """Multiple-choice tasks (COPA / XCOPA, CommonsenseQA, Cosmos QA, HellaSwag): the head on a tiny config, the
-readers and feature cache, B × C × T batches, and a tiny fine-tune end to end on the real COPA / XCOPA files."""
+readers and feature cache, B × C × T batches, a tiny fine-tune end to end on the fixture data root's COPA / XCOPA
+files, and the real files' sizes (integration tier)."""
 import gzip
 import json
 
@@ -120,12 +121,12 @@ def test_real_files_are_multiple_choice_tasks(data_root):
     assert not parts["train"] & parts["test"]  # no context in two parts
 
 
-def test_features_hold_one_sequence_per_choice_and_survive_the_cache(data_root, tiny_encoder, tmp_path, monkeypatch):
+def test_features_hold_one_sequence_per_choice_and_survive_the_cache(fixture_root, tiny_encoder, tmp_path, monkeypatch):
     from dlfa.model.encoders import load_tokenizer
 
     monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
     tokenizer = load_tokenizer(tiny_encoder)
-    source = DataSource.resolve(data_root)
+    source = DataSource.resolve(fixture_root)
     task = get_task("xcopa")
     examples = load_examples(task, "et", "test", source, max_examples=5)
     fresh = encode_examples(examples, task, tokenizer, 64)
@@ -146,13 +147,14 @@ def test_features_hold_one_sequence_per_choice_and_survive_the_cache(data_root, 
         encode_examples([Example(text="P", choices=("a", "b", "c"), label="choice1")], task, tokenizer, 64)
 
 
-def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encoder, data_root, tmp_path):
+@pytest.mark.integration
+def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encoder, fixture_root, tmp_path):
     from dlfa.model.encoders import load_tokenizer
     from dlfa.engine.evaluate import predict_dataset
     from dlfa.engine.spec import JobSpec
     from dlfa.engine.job import run_job
 
-    spec = JobSpec(task="xcopa", eval_languages=("et", "tr"), encoder=tiny_encoder, data_root=str(data_root),
+    spec = JobSpec(task="xcopa", eval_languages=("et", "tr"), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=16, max_eval_examples=20, batch_size=8, max_steps=30,
                    learning_rate=3e-3, bootstrap_samples=50, checkpoint_every=100)
     results = run_job(spec, tmp_path)
@@ -164,21 +166,23 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
     losses = [loss for _, _, loss in unit["history"]["loss"]]
     assert len(losses) == 3 and losses[-1] < losses[0] * 0.9, losses  # the loss falls on the 16 training items
     rows = [json.loads(line) for line in gzip.open(tmp_path / "dlfa-L2-s1" / "predictions" / "tr.jsonl.gz", "rt")]
-    assert len(rows) == 20 and {row["pred"] for row in rows} <= {"choice1", "choice2"}
+    gold = [e.label for e in load_examples("xcopa", "tr", "test", DataSource.resolve(fixture_root))]
+    assert [row["gold"] for row in rows] == gold  # the test file's labels, in its order
+    assert unit["metrics"]["tr"]["value"] == pytest.approx(100 * np.mean([r["pred"] == r["gold"] for r in rows]))
     assert all(0.5 <= row["confidence"] <= 1 for row in rows)  # the predicted choice's probability over 2
     model = DlfaModel.from_pretrained(tmp_path / "dlfa-L2-s1" / "model")
     assert model.config.heads["xcopa"].kind == "multiple_choice"
     tokenizer = load_tokenizer(tiny_encoder)
-    train = load_encoded("xcopa", "en", "train", DataSource.resolve(data_root), tokenizer, spec.max_length, 16)
+    train = load_encoded("xcopa", "en", "train", DataSource.resolve(fixture_root), tokenizer, spec.max_length, 16)
     gold, pred = predict_dataset(model, MultipleChoiceDataset(train, tokenizer.pad_token_id), torch.device("cpu"))
     assert np.mean(np.equal(gold, pred)) > 0.5  # above chance on the items it was trained on
 
 
-def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, data_root, tmp_path):
+def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, fixture_root, tmp_path):
     from dlfa.engine.spec import JobSpec
     from dlfa.engine.job import run_job
 
-    spec = JobSpec(task="xcopa", eval_languages=("et",), encoder=tiny_encoder, data_root=str(data_root),
+    spec = JobSpec(task="xcopa", eval_languages=("et",), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=8, max_eval_examples=8, batch_size=4, max_steps=2,
                    probe=True)
     with pytest.raises(ConfigError, match=r"^probe mode does not support the multiple-choice task xcopa: fine-tune"):

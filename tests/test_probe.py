@@ -98,8 +98,9 @@ def test_cache_is_written_once_per_split_and_keyed_by_its_settings(tiny, tiny_en
     assert len([p for p in probe.features_dir().iterdir() if not p.name.startswith(".")]) == 2
 
 
-def test_probe_sweep_trains_only_aggregation_and_head(tiny_encoder, data_root, tmp_path):
-    spec = JobSpec(task="udpos", eval_languages=("de", "zh"), encoder=tiny_encoder, data_root=str(data_root),
+@pytest.mark.integration
+def test_probe_sweep_trains_only_aggregation_and_head(tiny_encoder, fixture_root, tmp_path):
+    spec = JobSpec(task="udpos", eval_languages=("de", "zh"), encoder=tiny_encoder, data_root=str(fixture_root),
                    aggregations=("dlfa", "last"), fusion_layers=(0, 2), probe=True, max_train_examples=48,
                    max_eval_examples=16, batch_size=8, max_steps=6, bootstrap_samples=20)
     results = run_job(spec, tmp_path / "job")

@@ -11,8 +11,8 @@ from dlfa.data.registry import DataSource
 
 
 @pytest.fixture(scope="module")
-def source(data_root):
-    return DataSource.resolve(data_root)
+def source(fixture_root):
+    return DataSource.resolve(fixture_root)
 
 
 @pytest.mark.parametrize("name", list(projector.SOURCES))

@@ -153,6 +153,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
 
 
+@pytest.mark.integration
 def test_the_report_regenerates_byte_identically_from_the_committed_record(committed_report):
     committed = RECORD.parent / "REPRODUCTION.md"
     assert committed_report.read_bytes() == committed.read_bytes()
@@ -160,6 +161,7 @@ def test_the_report_regenerates_byte_identically_from_the_committed_record(commi
     assert figures == {path.name: png_size(path) for path in (RECORD.parent / "figures").iterdir()}
 
 
+@pytest.mark.integration
 def test_the_committed_record_still_reports_under_the_new_rules(committed_report):
     text = committed_report.read_text()
     assert "Code version of every run: not recorded (these runs predate code versions in results.json, and" in text
@@ -180,8 +182,8 @@ def test_the_committed_record_still_reports_under_the_new_rules(committed_report
     assert "over languages" not in claims  # no spread over languages passed off as an interval
 
 
-def test_finetuning_before_its_choices_is_refused(tiny_encoder, data_root, tmp_path):
-    config = Reproduction(str(data_root), tiny_encoder, tasks=("pawsx",))
+def test_finetuning_before_its_choices_is_refused(tiny_encoder, fixture_root, tmp_path):
+    config = Reproduction(str(fixture_root), tiny_encoder, tasks=("pawsx",))
     with pytest.raises(ConfigError, match="fine-tuning takes its choices from select/pawsx-cls, which has not finished"):
         list(plan_jobs(config, tmp_path, ("finetune",)))
 

@@ -179,7 +179,8 @@ def test_layers_are_parsed_and_checked():
 # Command line
 
 
-def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encoder, data_root, tmp_path, capsys):
+@pytest.mark.integration
+def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encoder, fixture_root, tmp_path, capsys):
     from dlfa.cli.main import main
     from dlfa.engine.spec import JobSpec
     from dlfa.engine.job import run_job
@@ -214,11 +215,11 @@ def test_cli_on_an_encoder_and_a_fine_tuned_run_with_one_line_errors(tiny_encode
         error_lines = [line for line in err.splitlines() if line.startswith("error:")]  # not the loading bars
         assert code == 2 and len(error_lines) == 1 and error_lines[0].startswith(message), err
 
-    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    aggregations=("last",), max_steps=5, max_train_examples=64, max_eval_examples=16, batch_size=8,
                    learning_rate=1e-3, bootstrap_samples=20)
     run_job(spec, tmp_path / "job")
-    real = ["--data-root", str(data_root), "--langs", "de", "--max-sentences", "100", "--bootstrap-samples", "0"]
+    real = ["--data-root", str(fixture_root), "--langs", "de", "--max-sentences", "100", "--bootstrap-samples", "0"]
     code, out, _ = tatoeba("--run", str(tmp_path / "job" / "last-s1"), *real, "--json")
     tuned = TatoebaResult.from_dict(json.loads(out))
     code, out, _ = tatoeba("--encoder", tiny_encoder, *real, "--json")

@@ -122,6 +122,7 @@ print(json.dumps([ids, claimed]))
 """
 
 
+@pytest.mark.integration
 def test_two_processes_share_the_store(store):
     # Plain interpreters, not multiprocessing: spawn would re-run whatever __main__ is (AppTest swaps it).
     workers = [subprocess.Popen([sys.executable, "-c", HAMMER, str(store.path), str(w)], cwd=REPO_ROOT,

@@ -17,8 +17,9 @@ def scalars(folder) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
-def test_tensorboard_events_hold_losses_dev_scores_and_results(tiny_encoder, data_root, tmp_path):
-    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(data_root),
+@pytest.mark.integration
+def test_tensorboard_events_hold_losses_dev_scores_and_results(tiny_encoder, fixture_root, tmp_path):
+    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=6,
                    eval_every=3, learning_rate=1e-3, bootstrap_samples=0, tensorboard=True)
     results = run_job(spec, tmp_path / "job")
@@ -38,8 +39,9 @@ def test_tensorboard_events_hold_losses_dev_scores_and_results(tiny_encoder, dat
     assert found["test/mean"] == [(6, pytest.approx(mean, rel=1e-5))]
 
 
-def test_no_events_without_the_flag(tiny_encoder, data_root, tmp_path):
-    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+@pytest.mark.integration
+def test_no_events_without_the_flag(tiny_encoder, fixture_root, tmp_path):
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=32, max_eval_examples=8, batch_size=8, max_steps=2,
                    bootstrap_samples=0)
     run_job(spec, tmp_path / "job")
@@ -47,10 +49,10 @@ def test_no_events_without_the_flag(tiny_encoder, data_root, tmp_path):
 
 
 
-def test_cli_flag_sets_the_spec_field(data_root, tmp_path):
+def test_cli_flag_sets_the_spec_field(fixture_root, tmp_path):
     from dlfa.cli.main import build_parser
     from dlfa.cli.jobs import spec_from_args
 
-    common = ["train", "--task", "udpos", "--eval-langs", "de", "--out", str(tmp_path), "--data-root", str(data_root)]
+    common = ["train", "--task", "udpos", "--eval-langs", "de", "--out", str(tmp_path), "--data-root", str(fixture_root)]
     assert spec_from_args(build_parser().parse_args([*common, "--tensorboard"])).tensorboard is True
     assert spec_from_args(build_parser().parse_args(common)).tensorboard is False

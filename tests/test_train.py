@@ -150,9 +150,10 @@ def test_train_state_reads_and_writes_the_state_json_of_checkpoints_unchanged():
 # Jobs on the tiny encoder and real data
 
 
-def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, data_root, tmp_path):
+@pytest.mark.integration
+def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, fixture_root, tmp_path):
     record = Record()
-    results = run_job(tiny_spec(tiny_encoder, data_root), tmp_path, [record])
+    results = run_job(tiny_spec(tiny_encoder, fixture_root), tmp_path, [record])
     unit_dir = tmp_path / "dlfa-L2-s1"
     unit = json.loads((unit_dir / "results.json").read_text())
     assert results == json.loads((tmp_path / "results.json").read_text()) and results["status"] == "completed"
@@ -168,15 +169,16 @@ def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, data_root, tm
     model = DlfaModel.from_pretrained(unit_dir / "model")
     tagged = predict(model, load_tokenizer(tiny_encoder), "Das ist gut .")
     assert len(tagged["tags"]) == 4
-    again = run_job(tiny_spec(tiny_encoder, data_root, name="renamed"), tmp_path, [record])  # complete: not trained again
+    again = run_job(tiny_spec(tiny_encoder, fixture_root, name="renamed"), tmp_path, [record])  # complete: not trained again
     assert again["metrics"] == results["metrics"] and record.units == ["dlfa-L2-s1"]
     with pytest.raises(ConfigError, match=r"dlfa-L2-s1 holds a run of dlfa-L2-s1 with other settings \(max_steps\)"):
-        run_job(tiny_spec(tiny_encoder, data_root, max_steps=9), tmp_path)  # never taken for the 8-step run
+        run_job(tiny_spec(tiny_encoder, fixture_root, max_steps=9), tmp_path)  # never taken for the 8-step run
     assert json.loads((unit_dir / "results.json").read_text()) == unit
 
 
-def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, data_root, tmp_path):
-    sweep = run_job(tiny_spec(tiny_encoder, data_root, aggregations=("dlfa", "last"), fusion_layers=(1, 3),
+@pytest.mark.integration
+def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, fixture_root, tmp_path):
+    sweep = run_job(tiny_spec(tiny_encoder, fixture_root, aggregations=("dlfa", "last"), fusion_layers=(1, 3),
                               max_steps=3), tmp_path)
     assert [r["config"] for r in sweep["grid"]["rows"]] == ["dlfa-L1", "dlfa-L3", "last"]
     assert sweep["grid"]["languages"] == ["de", "zh"] and "metrics" not in sweep
@@ -195,8 +197,9 @@ def test_seeds_of_one_config_give_a_mean_with_an_interval_over_seeds():
     assert summarize(spec, runs[:1], COMPLETED, 1.0).metrics == runs[0].metrics
 
 
-def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, data_root, tmp_path):
-    spec = tiny_spec(tiny_encoder, data_root)
+@pytest.mark.integration
+def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, fixture_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, fixture_root)
     reference = run_job(spec, tmp_path / "reference")
     stopped = run_job(spec, tmp_path / "resumed", [StopAt(5)])
     assert stopped["status"] == "stopped" and stopped["runs"][0]["steps_done"] == 5
@@ -208,15 +211,16 @@ def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, data
     assert resumed["runs"][0]["history"] == reference["runs"][0]["history"]
 
 
-def test_intermediate_stages_sequential_and_mixture(tiny_encoder, data_root, tmp_path):
+@pytest.mark.integration
+def test_intermediate_stages_sequential_and_mixture(tiny_encoder, fixture_root, tmp_path):
     record = Record()
-    sequential = run_job(tiny_spec(tiny_encoder, data_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
+    sequential = run_job(tiny_spec(tiny_encoder, fixture_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
                                    max_train_examples=16), tmp_path / "seq", [record])
     assert [(s["name"], s["steps"]) for s in sequential["runs"][0]["stages"]] == [("sst2", 2), ("rte", 2), ("udpos", 2)]
     assert {p.stage for p in record.progress} == {"sst2", "rte", "udpos", "eval"}
     model = DlfaModel.from_pretrained(tmp_path / "seq" / "dlfa-L2-s1" / "model")
     assert set(model.heads) == {"sst2", "rte", "udpos"}
-    mixture = run_job(tiny_spec(tiny_encoder, data_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
+    mixture = run_job(tiny_spec(tiny_encoder, fixture_root, intermediate_tasks=("sst2", "rte"), max_steps=2,
                                 max_train_examples=16, intermediate_mode="mixture"), tmp_path / "mix")
     assert [s["tasks"] for s in mixture["runs"][0]["stages"]] == [["sst2", "rte"], ["udpos"]]
 
@@ -235,9 +239,10 @@ def _cli_args(encoder: str, data_root, out: Path, steps: int, examples: int) -> 
             "--max-steps", str(steps), "--out", str(out)]
 
 
-def test_cli_worker_killed_mid_run_resumes_to_the_same_metrics(tiny_encoder, data_root, tmp_path):
+@pytest.mark.integration
+def test_cli_worker_killed_mid_run_resumes_to_the_same_metrics(tiny_encoder, fixture_root, tmp_path):
     # checkpoint_every is 200 by default: the kill comes after the checkpoint at step 200 of 250 (one epoch)
-    args = _cli_args(tiny_encoder, data_root, tmp_path / "killed", steps=250, examples=2000)
+    args = _cli_args(tiny_encoder, fixture_root, tmp_path / "killed", steps=250, examples=2000)
     unit_dir = tmp_path / "killed" / "dlfa-L2-s1"
     worker = _cli(*args)
     deadline = time.time() + 240
@@ -261,8 +266,9 @@ def test_cli_worker_killed_mid_run_resumes_to_the_same_metrics(tiny_encoder, dat
         assert killed["metrics"][language]["value"] == pytest.approx(metric["value"], abs=0.1)
 
 
-def test_torchrun_two_processes_on_gloo(tiny_encoder, data_root, tmp_path):
-    done = _cli(*_cli_args(tiny_encoder, data_root, tmp_path / "out", steps=4, examples=64), torchrun=True)
+@pytest.mark.integration
+def test_torchrun_two_processes_on_gloo(tiny_encoder, fixture_root, tmp_path):
+    done = _cli(*_cli_args(tiny_encoder, fixture_root, tmp_path / "out", steps=4, examples=64), torchrun=True)
     output, _ = done.communicate(timeout=300)
     assert done.returncode == 0, output
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -334,10 +340,11 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
         int(start["aggregation.local_branch.compress_norm.num_batches_tracked"]) + 1
 
 
-def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, data_root, tmp_path):
+@pytest.mark.integration
+def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, fixture_root, tmp_path):
     results = []
     for name in ("first", "second"):
-        done = _cli(*_cli_args(tiny_encoder, data_root, tmp_path / name, steps=6, examples=48), "--precision", "fp32")
+        done = _cli(*_cli_args(tiny_encoder, fixture_root, tmp_path / name, steps=6, examples=48), "--precision", "fp32")
         log, _ = done.communicate(timeout=600)
         assert done.returncode == 0, log
         results.append(json.loads((tmp_path / name / "results.json").read_text()))
@@ -363,8 +370,9 @@ def test_code_version_hashes_the_sources_without_git(tmp_path):
     assert sources_hash(copy) != sources_hash()
 
 
-def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converged(tiny_encoder, data_root, tmp_path):
-    spec = tiny_spec(tiny_encoder, data_root, max_steps=None, patience=1, max_epochs=20.0, eval_every=2,
+@pytest.mark.integration
+def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converged(tiny_encoder, fixture_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, fixture_root, max_steps=None, patience=1, max_epochs=20.0, eval_every=2,
                      learning_rate=3e-2, checkpoint_every=1000)
     run = run_job(spec, tmp_path)["runs"][0]
     convergence, curve = run["convergence"], run["convergence"]["dev_curve"]
@@ -377,8 +385,9 @@ def test_early_stopping_restores_the_best_dev_state_and_records_where_it_converg
     assert run["steps"] == convergence["steps_trained"] < 160
 
 
-def test_a_learning_rate_grid_picks_each_configs_best_rate_on_english_dev(tiny_encoder, data_root, tmp_path):
-    spec = tiny_spec(tiny_encoder, data_root, aggregations=("dlfa", "last"), learning_rates=(1e-4, 3e-2),
+@pytest.mark.integration
+def test_a_learning_rate_grid_picks_each_configs_best_rate_on_english_dev(tiny_encoder, fixture_root, tmp_path):
+    spec = tiny_spec(tiny_encoder, fixture_root, aggregations=("dlfa", "last"), learning_rates=(1e-4, 3e-2),
                      max_steps=3, max_train_examples=24)
     results = run_job(spec, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [

@@ -109,8 +109,9 @@ def test_traversal_names_are_sanitized(cache):
     assert not (cache.parent / "outside.conllu").exists()
 
 
-def test_evaluate_upload_on_a_tiny_run(tiny_encoder, data_root, tmp_path, monkeypatch):
-    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
+@pytest.mark.integration
+def test_evaluate_upload_on_a_tiny_run(tiny_encoder, fixture_root, tmp_path, monkeypatch):
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
                    fusion_layers=(2,), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=5,
                    learning_rate=1e-3, bootstrap_samples=50)
     run_job(spec, tmp_path / "job")

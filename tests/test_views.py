@@ -14,10 +14,11 @@ from dlfa.testing import link_built
 
 TIMEOUT = 120
 page = functools.partial(pages_page, timeout=TIMEOUT)
+pytestmark = pytest.mark.integration  # the views read jobs trained for this module
 
 
 @pytest.fixture(scope="module")
-def finished_job(tmp_path_factory, data_root):
+def finished_job(tmp_path_factory, fixture_root):
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
@@ -25,7 +26,7 @@ def finished_job(tmp_path_factory, data_root):
 
     cache = link_built(tmp_path_factory.mktemp("cache-views"))
     encoder = str(build_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder-views")))
-    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(data_root),
+    spec = JobSpec(task="udpos", eval_languages=("de", "fr"), encoder=encoder, data_root=str(fixture_root),
                    aggregations=("last", "dlfa"), fusion_layers=(2,), max_steps=5, max_train_examples=64,
                    max_eval_examples=30, batch_size=8, learning_rate=1e-3, bootstrap_samples=50, name="tiny views")
     with pytest.MonkeyPatch.context() as patch:
@@ -35,7 +36,7 @@ def finished_job(tmp_path_factory, data_root):
         assert store.claim_job(job.id) and store.mark_running(job.id)
         results = run_job(spec, job.out_dir)
         assert store.mark_completed(job.id)
-        pairs = JobSpec(task="xnli", eval_languages=("de",), encoder=encoder, data_root=str(data_root),
+        pairs = JobSpec(task="xnli", eval_languages=("de",), encoder=encoder, data_root=str(fixture_root),
                         aggregations=("dlfa",), fusion_layers=(2,), max_steps=3, max_train_examples=32,
                         max_eval_examples=40, batch_size=8, bootstrap_samples=50, name="tiny xnli")
         pair_job = store.submit(pairs)
@@ -46,9 +47,9 @@ def finished_job(tmp_path_factory, data_root):
 
 
 @pytest.fixture
-def job_cache(finished_job, monkeypatch, data_root):
+def job_cache(finished_job, monkeypatch, fixture_root):
     monkeypatch.setenv("DLFA_CACHE_DIR", str(finished_job["cache"]))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     return finished_job
 
 
@@ -118,11 +119,11 @@ def test_examples_of_a_pair_task_show_labels_with_confidence_and_filter_by_class
     assert any(i.value.startswith("No other run kept predictions on the xnli test set") for i in at.info)
 
 
-def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeypatch, data_root):
+def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeypatch, fixture_root):
     from dlfa.jobs.store import JobStore
 
     monkeypatch.setenv("DLFA_CACHE_DIR", str(link_built(tmp_path / "cache")))
-    monkeypatch.setenv("DLFA_DATA_DIR", str(data_root))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     JobStore().add_finished_under(ui.reproduction_record())
     job = next(j for j in JobStore().list() if j.out_dir.as_posix().endswith("finetune/xnli"))
     unit = ui.job_units(job)[0]
