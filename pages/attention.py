@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dlfa.analysis.layers import attention
+from dlfa.analysis import attention
 
 from dlfa import charts
 from dlfa.app import ui

@@ -7,7 +7,7 @@ import streamlit as st
 from dlfa import charts
 from dlfa.app import ui
 
-from dlfa.analysis.layers import examples
+from dlfa.analysis import examples
 from dlfa.app.exports import download_row
 
 SHOWN_SENTENCES = 25  # coloured sentences drawn at once (the table holds them all)

@@ -6,7 +6,7 @@ import streamlit as st
 from dlfa import charts
 from dlfa.app import ui
 
-from dlfa.analysis.layers import projector
+from dlfa.analysis import projector
 from dlfa.app.exports import download_row
 from dlfa.paths import cache_subdir
 
