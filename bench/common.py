@@ -5,11 +5,9 @@ hold on any machine even though the absolute times do not."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data"
 
 

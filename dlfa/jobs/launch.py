@@ -16,7 +16,6 @@ the CLI and every worker that finishes call it, so the queue drains without the 
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -98,10 +97,8 @@ def worker_command(job: Job, store: JobStore) -> list[str]:
 
 
 def _worker_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """The worker's environment: this one (the package is installed in the venv, so no import path is added)."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def _start_process(job: Job, store: JobStore) -> None:
@@ -136,9 +133,7 @@ def _start_slurm(job: Job, store: JobStore) -> None:
                       cpus_per_task=int(options["cpus_per_task"]))
     if options.get("partition"):
         parameters["slurm_partition"] = options["partition"]
-    # The submitted process must import dlfa from whatever folder it starts in.
-    setup = [f"export PYTHONPATH={shlex.quote(_worker_env()['PYTHONPATH'])}"]
-    executor.update_parameters(**parameters, slurm_setup=setup, local_setup=setup)
+    executor.update_parameters(**parameters)
     submitted = executor.submit(run_submitted, job.id, str(store.path))
     store.set_process(job.id, external_id=str(submitted.job_id), cluster=cluster)
 
