@@ -120,7 +120,7 @@ def evaluation_view(uploads, units, job) -> None:
     unit_metrics = None
     for unit_ in units:
         if runs.unit_label(unit_) == label:
-            unit_metrics = unit_.results["metrics"]
+            unit_metrics = unit_.metrics
     if unit_metrics:
         rows = [{"language": catalog.short_label(lang), "value": m["value"], "ci_low": m.get("ci_low"),
                  "ci_high": m.get("ci_high"), "n": m.get("n")} for lang, m in unit_metrics.items()]

@@ -23,7 +23,7 @@ def main() -> None:
     unit = widgets.unit_picker("Run", units, key="ex_unit")
     languages = examples.prediction_languages(unit.folder)
     if not languages:
-        st.info(examples.missing_predictions_message(unit.results, unit.folder, session.settings().data_root))
+        st.info(examples.missing_predictions_message(unit.result, unit.folder, session.settings().data_root))
         return
     language = st.selectbox("Language", catalog.sort_by_family(languages), key="ex_language",
                             format_func=catalog.language_label)

@@ -44,7 +44,7 @@ def main() -> None:
 
 def fusion_statistics(unit: runs.Unit) -> None:
     """The run's recorded mean fusion weights per language, token position and gold tag."""
-    stats = (unit.results.get("fusion_stats") or {}).get("languages") or {}
+    stats = unit.fusion_stats.get("languages") or {}
     st.subheader("Fusion statistics on the test sets")
     if not stats:
         st.info("This run recorded no fusion statistics.")

@@ -81,7 +81,7 @@ def compare_section(study) -> None:
             job_id = st.selectbox(f"{count} intermediate tasks", ids, key=key,
                                   format_func=lambda j: "—" if j is None else runs.job_label(by_id[j]))
             if job_id:
-                results_by_count[count] = runs.job_results(by_id[job_id])
+                results_by_count[count] = runs.job_results(by_id[job_id]).to_dict()  # study takes the JSON form
     if 0 not in results_by_count or len(results_by_count) < 2:
         st.info("Pick the 0-task job and at least one other count.")
         return

@@ -20,7 +20,7 @@ def main() -> None:
 
 
 def grid_section() -> None:
-    sweeps = [job for job in runs.finished_jobs() if (runs.job_results(job) or {}).get("grid")]
+    sweeps = [job for job in runs.finished_jobs() if runs.job_results(job).grid]
     if not sweeps:
         st.caption("No sweep yet: launch a job with several fusion layers to see the layer × language grid.")
         return
@@ -28,7 +28,7 @@ def grid_section() -> None:
     sweeps.sort(key=lambda job: job.id not in wanted)
     by_id = {job.id: job for job in sweeps}
     job_id = st.selectbox("Sweep", list(by_id), key="lc_sweep", format_func=lambda j: runs.job_label(by_id[j]))
-    grid = runs.job_results(by_id[job_id])["grid"]
+    grid = runs.job_results(by_id[job_id]).grid
     st.subheader("Layer × language grid")
     st.plotly_chart(charts.layer_language_grid(grid, catalog.short_label), key="lc_grid")
     best = charts.best_per_language(grid)
@@ -47,14 +47,14 @@ def side_by_side(units) -> None:
         with column:
             chosen.append(widgets.unit_picker("Run", units, key=key, default_index=default))
     left, right = chosen
-    metrics = [u.results["metrics"] for u in chosen]
+    metrics = [u.metrics for u in chosen]
     values = [v for m in metrics for row in m.values() for v in (row.get("value"), row.get("ci_low"), row.get("ci_high"))]
     top = charts.shared_range(values, floor=0, ceiling=100)
     y_range = [0, top[1]] if top else None  # bars start at 0; one scale for both sides
     for i, (column, unit) in enumerate(zip(columns, chosen)):
         with column:
-            fig = charts.language_bars({unit.label: unit.results["metrics"]}, catalog.family_of, catalog.short_label,
-                                       metric=next(iter(unit.results["metrics"].values()), {}).get("metric", ""),
+            fig = charts.language_bars({unit.label: unit.metrics}, catalog.family_of, catalog.short_label,
+                                       metric=next(iter(unit.metrics.values()), {}).get("metric", ""),
                                        y_range=y_range, title=unit.label)
             st.plotly_chart(fig, key=f"lc_bars_{i}")
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dlfa import charts
 from dlfa.app import catalog, guard, runs, widgets
+from dlfa.results import metrics_to_dict
 
 
 def main() -> None:
@@ -29,12 +30,12 @@ def main() -> None:
         return
 
     series: dict[str, dict] = {}
-    frames, raw = [], {}
+    frames, read = [], {}
     metric_names = set()
     for job_id in chosen:
         job = by_id[job_id]
-        results = runs.job_results(job) or {}
-        raw[job_id] = results
+        results = runs.job_results(job)
+        read[job_id] = results
         for name, metrics in runs.job_series(job, results).items():
             series[name] = metrics
             frames.append(runs.metrics_frame(metrics, run=name))
@@ -57,7 +58,7 @@ def main() -> None:
         "ci_high": st.column_config.NumberColumn(format="%.2f")})
 
     for job_id in chosen:
-        grid = raw[job_id].get("grid")
+        grid = read[job_id].grid
         if grid:
             st.subheader(f"Sweep grid of {by_id[job_id].name or job_id}")
             st.dataframe(runs.grid_frame(grid), hide_index=True)
@@ -70,7 +71,8 @@ def main() -> None:
     st.subheader("Downloads")
     c1, c2, c3, c4 = st.columns(4)
     c1.download_button("Table (CSV)", table.to_csv(index=False), "dlfa-results.csv", "text/csv", key="dl_csv")
-    payload = {"series": series, "jobs": {j: {k: raw[j].get(k) for k in ("spec", "metrics", "grid")} for j in chosen}}
+    payload = {"series": series, "jobs": {j: {"spec": read[j].spec, "metrics": metrics_to_dict(read[j].metrics) or None,
+                                              "grid": read[j].grid} for j in chosen}}
     c2.download_button("Tables (JSON)", json.dumps(payload, indent=2, default=str), "dlfa-results.json",
                        "application/json", key="dl_json")
     c3.download_button("Chart (HTML)", fig.to_html(include_plotlyjs="cdn"), "dlfa-results.html", "text/html",

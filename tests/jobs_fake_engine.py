@@ -18,6 +18,8 @@ from pathlib import Path
 
 from dlfa.engine.callbacks import CallbackList, Progress
 from dlfa.errors import ConfigError
+from dlfa.results import (COMPLETED, RESULTS_FILE, STOPPED, JobResult, LanguageMetric, RunResult, read_run_results,
+                          write_results)
 
 
 def _world() -> tuple[int, int]:
@@ -46,12 +48,13 @@ def run_job(spec, out_dir, callbacks=(), resume=True) -> dict:
     step_s = float(os.environ.get("DLFA_FAKE_STEP_S", "0.01"))
     steps = spec.max_steps or 10
     units = spec.units()
-    status = "complete"
+    status, runs = COMPLETED, []
     for index, unit in enumerate(units):
         name = unit.unit_name()
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
-        if (folder / "results.json").is_file():
+        if (folder / RESULTS_FILE).is_file():
+            runs.append(read_run_results(folder))
             continue
         checkpoint = folder / "checkpoint.json"
         start = json.loads(checkpoint.read_text())["step"] if resume and checkpoint.is_file() else 0
@@ -71,17 +74,17 @@ def run_job(spec, out_dir, callbacks=(), resume=True) -> dict:
                 checkpoint.write_text(json.dumps({"step": step}))
                 callbacks.on_checkpoint(name, str(checkpoint))
             if stop:
-                status = "stopped"
+                status = STOPPED
                 break
-        if status == "stopped":
+        if status == STOPPED:
             break
-        metrics = {lang: {"metric": "accuracy", "value": 50.0 + index, "ci_low": 40.0, "ci_high": 60.0, "n": 100}
-                   for lang in spec.eval_languages}
-        results = {"spec": unit.to_dict(), "status": "complete", "metrics": metrics, "world_size": world}
+        metrics = {lang: LanguageMetric("accuracy", 50.0 + index, 40.0, 60.0, 100) for lang in spec.eval_languages}
+        results = RunResult(unit.to_dict(), COMPLETED, metrics, extra={"world_size": world})
+        runs.append(results)
         if rank == 0:
-            (folder / "results.json").write_text(json.dumps(results))
-            callbacks.on_unit_end(name, results)
-    job = {"spec": spec.to_dict(), "status": status, "world_size": world}
+            write_results(folder, results)
+            callbacks.on_unit_end(name, results.to_dict())
+    job = JobResult(spec.to_dict(), status, tuple(runs), extra={"world_size": world})
     if rank == 0:
-        (out_dir / "results.json").write_text(json.dumps(job))
-    return job
+        write_results(out_dir, job)
+    return json.loads(json.dumps(job.to_dict()))

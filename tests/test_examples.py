@@ -12,21 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlfa.analysis.layers import examples
+from dlfa.analysis import examples
 from dlfa.engine.evaluate import predictions_path, write_predictions
 from dlfa.data.base import TaskInfo
+from dlfa.results import COMPLETED, RunResult, read_job_results, write_results
 
 POS = TaskInfo("pos", "token", ("NOUN", "VERB", "DET"), "accuracy")
 NLI = TaskInfo("nli", "pair", ("yes", "no"), "accuracy")
 NER = TaskInfo("ner", "token", ("O", "B-PER", "I-PER"), "entity_f1")
 
 
-def fake_run(folder: Path, task: TaskInfo, gold: list, pred: list, confidences=None, language: str = "de") -> dict:
+def fake_run(folder: Path, task: TaskInfo, gold: list, pred: list, confidences=None, language: str = "de") -> RunResult:
     write_predictions(predictions_path(folder, language), task, gold, pred, confidences)
-    return {"spec": {"task": task.name, "aggregations": ["last"], "seeds": [1], "data_root": None}}
+    return RunResult({"task": task.name, "aggregations": ["last"], "seeds": [1], "data_root": None}, COMPLETED)
 
 
-def load(folder: Path, task: TaskInfo, results: dict, language: str = "de") -> examples.LanguagePredictions:
+def load(folder: Path, task: TaskInfo, results: RunResult, language: str = "de") -> examples.LanguagePredictions:
     from unittest import mock
 
     with mock.patch("dlfa.data.registry.get_task", return_value=task):
@@ -106,7 +107,7 @@ def test_runs_on_other_test_sets_are_refused(tmp_path):
 
 
 def test_missing_or_broken_predictions_give_a_clear_message(tmp_path):
-    results = {"spec": {"task": "udpos", "aggregations": ["dlfa"], "fusion_layers": [6], "seeds": [2]}}
+    results = RunResult({"task": "udpos", "aggregations": ["dlfa"], "fusion_layers": [6], "seeds": [2]}, COMPLETED)
     folder = tmp_path / "job" / "dlfa-L6-s2"
     message = examples.missing_predictions_message(results, folder, "../shared/data")
     assert "model is not on this machine" in message
@@ -138,21 +139,21 @@ def tiny_sweep(tmp_path_factory, tiny_encoder, data_root):
 
 def test_evaluation_keeps_predictions_that_reproduce_its_metrics(tiny_sweep):
     out, results = tiny_sweep
-    for run in results["runs"]:
-        folder = out / ("last-s1" if run["spec"]["aggregations"] == ["last"] else "dlfa-L2-s1")
+    for run in read_job_results(out).runs:
+        folder = out / ("last-s1" if run.aggregation == "last" else "dlfa-L2-s1")
         assert examples.prediction_languages(folder) == ["de", "fr"]
         data = examples.load_language(run, folder, "de")
-        assert data.with_text and len(data.table) == run["metrics"]["de"]["n"] == 24
+        assert data.with_text and len(data.table) == run.metrics["de"].n == 24
         first = data.table.iloc[0]
         assert len(first["words"]) == len(first["gold"]) == len(first["pred"]) and first["text"].split() == first["words"]
         items = examples.confusion_matrix(data).to_numpy()
-        assert 100 * np.trace(items) / items.sum() == pytest.approx(run["metrics"]["de"]["value"])
+        assert 100 * np.trace(items) / items.sum() == pytest.approx(run.metrics["de"].value)
 
 
 def test_paired_comparison_of_two_real_runs(tiny_sweep):
     out, results = tiny_sweep
     last, dlfa = (examples.load_language(run, out / name, "fr")
-                  for run, name in zip(results["runs"], ("last-s1", "dlfa-L2-s1")))
+                  for run, name in zip(read_job_results(out).runs, ("last-s1", "dlfa-L2-s1")))
     result = examples.compare(last, dlfa, samples=200)
     assert result.fixed + result.broken + result.both_correct + result.both_wrong == 24
     assert result.value_a == pytest.approx(results["runs"][0]["metrics"]["fr"]["value"])
@@ -168,7 +169,8 @@ def test_compare_runs_pairs_two_run_folders_on_every_language(tiny_sweep, tmp_pa
     assert comparisons[0].value_b == pytest.approx(results["runs"][1]["metrics"]["de"]["value"])
     bare = tmp_path / "bare"
     bare.mkdir()
-    (bare / "results.json").write_text(json.dumps({"spec": results["runs"][0]["spec"], "model_dir": "model"}))
+    recorded = RunResult(results["runs"][0]["spec"], COMPLETED, model_dir="model")  # a recorded run: no predictions
+    write_results(bare, recorded)
     with pytest.raises(examples.DataError, match="To get its per-example predictions"):
         examples.compare_runs(out / "last-s1", bare)
 
@@ -185,4 +187,4 @@ def test_test_data_that_changed_since_the_evaluation_is_refused(tiny_sweep, data
     gold[3][0] = (gold[3][0] + 1) % len(info.labels)  # one gold tag that the data does not have
     write(predictions_path(out / "changed", "de"), info, gold, gold)
     with pytest.raises(examples.DataError, match="example 4 has other gold labels"):
-        examples.load_language(results["runs"][0], out / "changed", "de")
+        examples.load_language(read_job_results(out).runs[0], out / "changed", "de")

@@ -71,7 +71,7 @@ def test_local_job_outlives_the_process_that_launched_it(store):
     job = wait_for(store, job_id, finished)
     assert job.status == "completed" and job.progress == 1.0 and job.error is None
     assert {row["language"] for row in store.metrics(job_id)} == {"de", "fr"}
-    assert store.results(job_id)["status"] == "complete"
+    assert store.results(job_id).status == "completed"
     log = job.log_path.read_text()
     assert "starting at step 0" in log and "worker finished: completed" in log
 
@@ -133,8 +133,8 @@ def test_real_engine_under_torchrun_with_two_cpu_processes(store, monkeypatch, t
     (row,) = store.metrics(job.id)
     assert (row["unit"], row["language"], row["metric"], row["n"]) == ("dlfa-L2-s1", "de", "accuracy", 32)
     results = store.results(job.id)
-    assert results["status"] == "complete" and results["runs"][0]["world_size"] == 2
-    assert results["metrics"]["de"]["value"] == row["value"]
+    assert results.status == "completed" and results.runs[0].extra["world_size"] == 2
+    assert results.metrics["de"].value == row["value"]
     assert done.log_path.read_text().count("started job") == 1  # rank 1 stayed away from the store
 
 
@@ -276,7 +276,7 @@ def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encode
                        aggregations=("last", "dlfa"), fusion_layers=(1, 2), seeds=(1, 2), intermediate_tasks=("sst2",),
                        max_steps=10, probe=True, max_eval_examples=12, name="recorded")
     results = tmp_path / "results.json"  # a job's results.json records its spec beside its runs
-    results.write_text(json.dumps({"spec": recorded.to_dict(), "status": "complete", "runs": []}))
+    results.write_text(json.dumps({"spec": recorded.to_dict(), "status": "completed", "runs": []}))
 
     def parsed(*argv):
         return spec_from_args(build_parser().parse_args([*argv, "--out", str(tmp_path / "out")]))
@@ -328,7 +328,7 @@ def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, data
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "show", job_id, "--json")
     shown = json.loads(out)
     assert shown["job"]["status"] == "completed" and len(shown["metrics"]) == 2
-    assert shown["results"]["status"] == "complete"
+    assert shown["results"]["status"] == "completed"
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "logs", job_id)
     assert "worker finished: completed" in out
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "delete", job_id)

@@ -47,8 +47,6 @@ def finished_run(tmp_path_factory, data_root):
             job = store.submit(one)
             assert store.claim_job(job.id) and store.mark_running(job.id)
             results = run_job(one, job.out_dir)
-            for run in results["runs"]:
-                store.record_metrics(job.id, JobSpec.from_dict(run["spec"]).unit_name(), run["metrics"])
             assert store.mark_completed(job.id)
             finished[one.name] = (job.id, results)
     finally:
@@ -347,7 +345,7 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     assert any("Sweep grid" in s.value for s in at.subheader)
     bars = plotly_specs(at)[0]
     assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
-    assert len(bars["data"]) == len(runs.job_results(jobs["finetune/xnli"])["runs"])  # one series per recorded run
+    assert len(bars["data"]) == len(runs.job_results(jobs["finetune/xnli"]).runs)  # one series per recorded run
 
     at = page("intermediate_study.py").run()  # guesses one recorded study: three jobs alike but for their tasks
     guessed = [JobStore().get(at.selectbox(key=f"is_pick_{count}").value).out_dir for count in (0, 3, 9)]
@@ -360,7 +358,7 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     assert list(summary["intermediate tasks"]) == [0, 3, 9] and list(summary["seeds"]) == [3, 3, 3]
     from dlfa.reproduction import study
 
-    rows = study.summarize({count: runs.job_results(jobs[f"study/xnli-{count}"]) for count in (0, 3, 9)})
+    rows = study.summarize({count: runs.job_results(jobs[f"study/xnli-{count}"]).to_dict() for count in (0, 3, 9)})
     answers = [m.value for m in at.markdown if m.value.startswith(("**3 vs", "**9 vs", "**no clear", "**3 tasks",
                                                                         "**9 tasks"))]
     assert answers == [f"**{study.change_in_words(row['count'], row['changes'][-1])}**{study.not_learned_note(row)}"

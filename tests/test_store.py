@@ -16,6 +16,7 @@ from dlfa.errors import ConfigError, DataError
 from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import SCHEMA, STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, job_folders, pid_alive
 from dlfa.paths import REPO_ROOT
+from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult, write_results
 
 TESTS = Path(__file__).resolve().parent
 SPEC = JobSpec(task="pos", eval_languages=("de", "fr"), aggregations=("last",), max_steps=20, checkpoint_every=5)
@@ -54,7 +55,7 @@ def test_submit_refuses_an_invalid_spec(store):
         store.submit(JobSpec(task="pos", eval_languages=("de",), max_steps=0))
 
 
-def test_worker_life_cycle_progress_metrics_and_results(store):
+def test_worker_life_cycle_progress_and_results(store):
     job = store.submit(SPEC)
     assert store.claim(max_running=1)[0].id == job.id and store.claim(max_running=1) == []
     assert store.mark_running(job.id, pid=os.getpid())
@@ -63,19 +64,36 @@ def test_worker_life_cycle_progress_metrics_and_results(store):
     checkpoint.parent.mkdir()
     checkpoint.write_text("{}")
     store.add_artifact(job.id, "checkpoint", checkpoint, unit="last-s1")
-    store.record_metrics(job.id, "last-s1", {"de": {"metric": "accuracy", "value": 61.0, "ci_low": 58.0,
-                                                    "ci_high": 64.0, "n": 1000}})
-    job.results_path.write_text(json.dumps({"spec": SPEC.to_dict(), "metrics": {"de": {"value": 61.0}}}))
+    assert store.results(job.id) is None  # until the engine writes them
+    metric = LanguageMetric("accuracy", 61.0, 58.0, 64.0, 1000)
+    run = RunResult(SPEC.units()[0].to_dict(), COMPLETED, {"de": metric})
+    write_results(job.out_dir, JobResult(SPEC.to_dict(), COMPLETED, (run,), {"de": metric}))
     assert store.mark_completed(job.id)
     done = store.get(job.id)
     assert (done.status, done.progress, done.attempts, done.resumable) == ("completed", 1.0, 1, False)
+    results = store.results(job.id)  # the store keeps the job's state; its results stay in results.json
+    assert results.metrics["de"] == metric and results.runs[0].metrics == {"de": metric}
     assert store.metrics(job.id) == [{"unit": "last-s1", "language": "de", "metric": "accuracy", "value": 61.0,
                                       "ci_low": 58.0, "ci_high": 64.0, "n": 1000}]
-    assert store.results(job.id)["metrics"]["de"]["value"] == 61.0
+    assert "metrics" not in {row[0] for row in sqlite3.connect(store.path).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {a["kind"] for a in store.artifacts(job.id)} == {"checkpoint", "results"}
     assert not store.mark_failed(job.id, "late")  # a finished job keeps its status
     with pytest.raises(ConfigError, match="only failed, cancelled, stopped jobs can be resumed"):
         store.requeue(job.id)
+
+
+def test_a_finished_run_in_results_json_makes_a_failed_job_resumable(store):
+    sweep = replace(SPEC, aggregations=("last", "scalar-mix"))
+    for finished in (False, True):
+        job = store.submit(sweep)
+        store.claim_job(job.id)
+        store.mark_running(job.id)
+        if finished:  # the first unit completed before the crash; no checkpoint is left
+            run = RunResult(sweep.units()[0].to_dict(), COMPLETED, {"de": LanguageMetric("accuracy", 50.0, n=10)})
+            write_results(job.out_dir, JobResult(sweep.to_dict(), "running", (run,)))
+        assert not store.artifacts(job.id, "checkpoint")
+        assert store.mark_failed(job.id, "crashed") and store.get(job.id).resumable == finished
 
 
 def test_cancel_before_launch_is_immediate_and_requeue_keeps_the_folder(store):
@@ -97,7 +115,7 @@ store, worker, ids = JobStore(sys.argv[1]), sys.argv[2], []
 for i in range(25):
     job = store.submit(JobSpec(task="pos", eval_languages=("de",), name=f"w{worker}-{i}"))
     store.update_progress(job.id, 0.5, "half")
-    store.record_metrics(job.id, "u", {"de": {"value": float(i)}})
+    store.set_process(job.id, external_id=f"w{worker}-{i}")
     ids.append(job.id)
 claimed = [job.id for _ in range(25) for job in store.claim(max_running=3)]
 print(json.dumps([ids, claimed]))
@@ -117,7 +135,7 @@ def test_two_processes_share_the_store(store):
     claimed = [i for _, taken in outcomes for i in taken]
     assert len(set(ids)) == 50 and len(store.list()) == 50
     assert len(claimed) == len(set(claimed)) == 3  # the limit holds across processes, no job taken twice
-    assert all(len(store.metrics(i)) == 1 for i in ids)
+    assert [store.get(i).external_id for i in ids] == [f"w{w}-{i}" for w in range(2) for i in range(25)]
     assert sqlite3.connect(store.path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -184,7 +202,7 @@ def test_stalled_is_shown_when_no_step_finished_for_the_configured_while(store, 
 
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "..", "20261124-221503-ab12cd/..", "/tmp/x", "", "x" * 22])
 def test_ids_that_could_escape_are_refused(store, bad_id):
-    for call in (store.get, store.delete, store.log_path, store.results, store.metrics):
+    for call in (store.get, store.delete, store.artifacts, store.results, store.metrics):
         with pytest.raises(ConfigError, match="is not a job id"):
             call(bad_id)
 
@@ -255,7 +273,7 @@ def test_recorded_jobs_are_added_in_place_once(store, recorded):
     full = by_folder["xnli-3"]
     assert full.status == "completed" and full.progress == 1 and full.name == "reproduction: study: xnli +3"
     assert full.spec.intermediate_tasks == ("qnli", "boolq", "mrpc") and full.out_dir == recorded / "xnli-3"
-    assert store.results(full.id)["status"] == "complete"
+    assert store.results(full.id).status == "completed"  # the record's old word "complete", read
     cut = by_folder["xnli-9"]
     assert cut.status == "stopped" and cut.progress_text == "recorded with 1 of 3 runs finished"
     assert cut.progress == pytest.approx(1 / 3) and not cut.resumable
@@ -272,7 +290,7 @@ def test_a_malformed_record_adds_nothing_and_names_the_file(store, recorded, tmp
     with pytest.raises(DataError, match=r"udpos-3/results.json: not a job's results .*nothing was imported"):
         store.add_finished_under(recorded)
     (recorded / "udpos-3" / "results.json").write_text('{"spec": {"task": "udpos", "eval_languages": ["de"]}}')
-    with pytest.raises(DataError, match="no 'runs'"):
+    with pytest.raises(DataError, match=r"udpos-3/results.json: not a job's results .*field 'runs': missing"):
         store.add_finished_under(recorded)
     assert store.list() == []
     with pytest.raises(DataError, match="no job folder here"):

@@ -19,6 +19,7 @@ from dlfa.errors import ConfigError
 from dlfa.engine.evaluate import predict
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import DlfaModel
+from dlfa.results import COMPLETED, LanguageMetric, RunResult
 from dlfa.engine.train import (
     BatchStream,
     Runtime,
@@ -145,7 +146,7 @@ def test_run_job_writes_results_and_a_loadable_model(tiny_encoder, data_root, tm
     results = run_job(tiny_spec(tiny_encoder, data_root), tmp_path, [record])
     unit_dir = tmp_path / "dlfa-L2-s1"
     unit = json.loads((unit_dir / "results.json").read_text())
-    assert results == json.loads((tmp_path / "results.json").read_text()) and results["status"] == "complete"
+    assert results == json.loads((tmp_path / "results.json").read_text()) and results["status"] == "completed"
     assert set(results["metrics"]) == {"de", "zh"} and results["metrics"] == unit["metrics"]
     for m in unit["metrics"].values():
         assert m["metric"] == "accuracy" and m["n"] == 24 and m["ci_low"] <= m["value"] <= m["ci_high"]
@@ -177,13 +178,12 @@ def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, data_root, tmp_p
 
 def test_seeds_of_one_config_give_a_mean_with_an_interval_over_seeds():
     spec = JobSpec(task="udpos", eval_languages=("de",), seeds=(1, 2, 3))
-    runs = [{"spec": unit.to_dict(), "status": "complete", "dev_score": 90.0,
-             "metrics": {"de": {"metric": "accuracy", "value": value, "ci_low": 0, "ci_high": 100, "n": 1000}}}
-            for unit, value in zip(spec.units(), (80.0, 82.0, 84.0))]
-    metric = summarize(spec, runs)["metrics"]["de"]
-    assert metric["value"] == pytest.approx(82.0) and metric["n"] == 3 and metric["ci_over"] == "seeds"
-    assert metric["ci_low"] == pytest.approx(82.0 - 4.9685, abs=1e-3) and metric["ci_high"] > 84.0
-    assert summarize(spec, runs[:1])["metrics"] == runs[0]["metrics"]
+    runs = [RunResult(unit.to_dict(), COMPLETED, {"de": LanguageMetric("accuracy", value, 0, 100, 1000)},
+                      dev_score=90.0) for unit, value in zip(spec.units(), (80.0, 82.0, 84.0))]
+    metric = summarize(spec, runs, COMPLETED, 1.0).metrics["de"]
+    assert metric.value == pytest.approx(82.0) and metric.n == 3 and metric.ci_over == "seeds"
+    assert metric.ci_low == pytest.approx(82.0 - 4.9685, abs=1e-3) and metric.ci_high > 84.0
+    assert summarize(spec, runs[:1], COMPLETED, 1.0).metrics == runs[0].metrics
 
 
 def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, data_root, tmp_path):
@@ -194,7 +194,7 @@ def test_stopping_and_resuming_gives_the_uninterrupted_result(tiny_encoder, data
     checkpoint_files = {p.suffix for p in (tmp_path / "resumed").rglob("checkpoints/*/*")}
     assert checkpoint_files == {".json", ".safetensors"}  # nothing pickled
     resumed = run_job(spec, tmp_path / "resumed")
-    assert resumed["status"] == "complete"
+    assert resumed["status"] == "completed"
     assert resumed["metrics"] == reference["metrics"]
     assert resumed["runs"][0]["history"] == reference["runs"][0]["history"]
 
@@ -258,7 +258,7 @@ def test_torchrun_two_processes_on_gloo(tiny_encoder, data_root, tmp_path):
     assert done.returncode == 0, output
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     run = results["runs"][0]
-    assert results["status"] == "complete" and run["world_size"] == 2 and run["steps"] == 4
+    assert results["status"] == "completed" and run["world_size"] == 2 and run["steps"] == 4
     assert set(results["metrics"]) == {"de", "zh"}
 
 

@@ -4,6 +4,7 @@ import pytest
 from dlfa.errors import ConfigError, DataError
 from dlfa.engine.spec import JobSpec
 from dlfa.engine.train import run_job
+from dlfa.results import read_job_results
 from dlfa.engine.uploads import (
     MAX_EXAMPLES,
     MAX_UPLOAD_BYTES,
@@ -112,8 +113,9 @@ def test_evaluate_upload_on_a_tiny_run(tiny_encoder, data_root, tmp_path, monkey
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(data_root),
                    fusion_layers=(2,), max_train_examples=64, max_eval_examples=16, batch_size=8, max_steps=5,
                    learning_rate=1e-3, bootstrap_samples=50)
-    results = run_job(spec, tmp_path / "job")
-    unit_dir = tmp_path / "job" / JobSpec.from_dict(results["runs"][0]["spec"]).unit_name()
+    run_job(spec, tmp_path / "job")
+    (run,) = read_job_results(tmp_path / "job").runs
+    unit_dir = tmp_path / "job" / JobSpec.from_dict(run.spec).unit_name()
     monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))  # only now: the run reuses cached features
     upload = save_upload("de.conllu", CONLLU.encode(), "udpos", "de")
     metrics = evaluate_upload(unit_dir, upload, bootstrap_samples=50)

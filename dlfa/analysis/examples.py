@@ -23,6 +23,7 @@ import pandas as pd
 from dlfa.errors import DataError, DlfaError
 from dlfa.engine.evaluate import PREDICTIONS_DIR, predictions_path
 from dlfa.engine.metrics import _BOOTSTRAP_CHUNK, example_statistics, metric_from_statistics
+from dlfa.results import RESULTS_FILE, RunResult, read_run_results
 
 UNEVALUATED = "—"  # the predicted tag of a word cut at max_length (never evaluated)
 
@@ -69,20 +70,25 @@ def read_prediction_rows(run_dir: str | Path, language: str) -> list[dict]:
     return rows
 
 
-def missing_predictions_message(results: dict, folder: Path, data_root: str | None = None) -> str:
+def _run(results: RunResult | dict) -> RunResult:
+    """The run's results; a dict is a run's results.json content (what dlfa.app.ui still passes)."""
+    return results if isinstance(results, RunResult) else RunResult.from_dict(results)
+
+
+def missing_predictions_message(results: RunResult | dict, folder: Path, data_root: str | None = None) -> str:
     """Why a run has no per-example predictions and the command that produces them: the run again from its
     recorded spec, into a new folder (its results come back with predictions)."""
-    spec = results["spec"]
-    job_results = folder.parent / "results.json"
-    source = job_results if job_results.is_file() else folder / "results.json"
-    flags = [f"--aggregation {spec['aggregations'][0]}"]
-    if spec.get("fusion_layers"):
-        flags.append(f"--fusion-layer {spec['fusion_layers'][0]}")
-    flags.append(f"--seed {spec['seeds'][0]}")
-    flags.append(f"--data-root {data_root or spec.get('data_root') or 'DATA_ROOT'}")
+    run = _run(results)
+    job_results = folder.parent / RESULTS_FILE
+    source = job_results if job_results.is_file() else folder / RESULTS_FILE
+    flags = [f"--aggregation {run.aggregation}"]
+    if run.fusion_layer is not None:
+        flags.append(f"--fusion-layer {run.fusion_layer}")
+    flags.append(f"--seed {run.seed}")
+    flags.append(f"--data-root {data_root or run.spec.get('data_root') or 'DATA_ROOT'}")
     unit = folder.name
     command = f"python -m dlfa train --spec {_short_path(source)} {' '.join(flags)} --out runs/{unit}-predictions"
-    has_model = (folder / results.get("model_dir", "model") / "dlfa_config.json").is_file()
+    has_model = (folder / (run.model_dir or "model") / "dlfa_config.json").is_file()
     why = ("was evaluated before runs kept their predictions" if has_model
            else "kept no predictions and its model is not on this machine (a recorded run keeps only its results)")
     return f"This run {why}. To get its per-example predictions, run it again: `{command}`"
@@ -95,13 +101,13 @@ def _short_path(path: Path) -> str:
         return str(path)
 
 
-def load_language(results: dict, folder: Path, language: str, source=None) -> LanguagePredictions:
+def load_language(results: RunResult | dict, folder: Path, language: str, source=None) -> LanguagePredictions:
     """A run's predictions for `language` joined with the test examples' text from `source` (a DataSource;
     None: the run's own data root when it exists). Without readable test data the rows keep their labels only
     (with_text False); test data that no longer matches the predictions is an error."""
     from dlfa.data.registry import DataSource, get_task, load_examples
 
-    spec = results["spec"]
+    spec = _run(results).spec
     info = get_task(spec["task"])
     rows = read_prediction_rows(folder, language)
     examples = None
@@ -343,9 +349,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, source=None, samples: int
     results = {}
     for folder in (run_a, run_b):
         try:
-            results[folder] = json.loads((folder / "results.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise DataError(f"not a finished run ({exc})", str(folder / "results.json")) from exc
+            results[folder] = read_run_results(folder)
+        except DataError as exc:
+            raise DataError(f"not a finished run ({str(exc).removeprefix(f'{exc.path}: ')})", exc.path) from exc
     for folder in (run_a, run_b):
         if not prediction_languages(folder):
             raise DataError(missing_predictions_message(results[folder], folder), str(folder))

@@ -305,8 +305,8 @@ def projection(encoder_key: str, states: np.ndarray, layer: int, method: str) ->
 
 
 @st.cache_data(show_spinner="Reading the predictions…", max_entries=32)
-def predictions(folder: str, stamp: str, results: dict, language: str, source: SourceKey | None):
-    """dlfa.analysis.examples.load_language of a run (`stamp`: files_stamp of its predictions) joined with the
-    test text of `source` (None: the run's own data root)."""
+def predictions(folder: str, stamp: str, results, language: str, source: SourceKey | None):
+    """dlfa.analysis.examples.load_language of a run (`results`: its dlfa.results.RunResult; `stamp`: files_stamp
+    of its predictions) joined with the test text of `source` (None: the run's own data root)."""
     examples = require("dlfa.analysis.examples")
     return examples.load_language(results, Path(folder), language, source.source() if source else None)

@@ -112,8 +112,8 @@ def predictions(unit: Unit, language: str):
     """dlfa.analysis.examples.LanguagePredictions of a unit in one language, with the test text read from the run's
     own data root when it exists here, else from the sidebar's."""
     examples = require("dlfa.analysis.examples")
-    own = unit.results["spec"].get("data_root")
+    own = unit.result.spec.get("data_root")
     data_root = own if own and Path(own).is_dir() else settings().data_root
     stamp = cache.files_stamp(unit.folder / examples.PREDICTIONS_DIR)
-    return cache.predictions(str(unit.folder), stamp, unit.results, language,
+    return cache.predictions(str(unit.folder), stamp, unit.result, language,
                              source_key(data_root) if data_root else None)

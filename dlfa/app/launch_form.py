@@ -53,6 +53,7 @@ class Field:
     options: tuple | None = None  # fixed choices; None: Context.options[key]
     format: Callable[[Context], Callable] | None = None  # the format_func, given the context
     args: dict[str, Any] = field(default_factory=dict)  # passed to the widget (value, min_value, step, ...)
+    initial: Any = None  # put in session_state on the first visit (for widgets given no `value`)
     note: Callable[[Context], None] | None = None  # drawn right after the widget (captions, warnings)
 
     def shown(self, ctx: Context) -> bool:
@@ -140,11 +141,11 @@ FIELDS = (
           help="Only languages with test data in the current data source; grouped by language family.",
           format=lambda ctx: catalog.language_label, note=languages_note),
     Field("aggregations", "multiselect", "Aggregation(s)", "aggregation", options=tuple(AGGREGATIONS),
-          problems=("aggregations",), args={"default_state": ["last", "dlfa"]},
+          problems=("aggregations",), initial=["last", "dlfa"],
           help="last: the usual last layer; dlfa: AIF fusion of the last and one lower layer; mean, concat: simple "
                "fusions; scalar-mix: learned mix of all layers"),
     Field("fusion_layers", "text", "Fusion layer(s)", "aggregation", 1, problems=("fusion_layers",),
-          help="e.g. 6, or 3,6,9, or 0-11 (0 = embeddings); several make a sweep", args={"default_state": "6"}),
+          help="e.g. 6, or 3,6,9, or 0-11 (0 = embeddings); several make a sweep", initial="6"),
     Field("pooling", "radio", "Sentence pooling", "pooling", kinds=SENTENCE_KINDS, options=("cls", "mean"),
           format=lambda ctx: POOLING_LABELS.get, args={"horizontal": True}, note=pooling_note),
     Field("preset", "radio", "Preset", "intermediate", help="The 0 / 3 / 9 intermediate-task presets of the study",
@@ -212,8 +213,8 @@ def context(current: Settings, problems: dict[str, str]) -> Context:
             state[K + "encoder"] = current.encoder
     state.setdefault(K + "device", current.device)
     for f in FIELDS:
-        if "default_state" in f.args:
-            state.setdefault(K + f.key, f.args["default_state"])
+        if f.initial is not None:
+            state.setdefault(K + f.key, f.initial)
         if f.widget == "multiselect" and K + f.key in state:  # keep only choices still offered
             choices = f.options if f.options is not None else ctx.options[f.key]
             state[K + f.key] = [c for c in state[K + f.key] if c in choices]
@@ -236,7 +237,7 @@ def language_choices(ctx: Context) -> list[str]:
 def draw(f: Field, ctx: Context) -> None:
     """One field's widget, its problems and its note."""
     kind = "select" if f.key == "encoder" and "encoder" in ctx.options else f.widget
-    kwargs = {k: v for k, v in f.args.items() if k != "default_state"}
+    kwargs = dict(f.args)
     if f.help and kind == f.widget:  # the operator's list of encoders needs no hint about folders
         kwargs["help"] = f.help
     if f.format:
@@ -276,7 +277,7 @@ def render(ctx: Context) -> set[str]:
 def value(state, key: str):
     """A field's value in session_state, else the default its widget starts with."""
     found = state.get(K + key)
-    return found if found is not None else FIELD[key].args.get("value", FIELD[key].args.get("default_state"))
+    return found if found is not None else FIELD[key].args.get("value", FIELD[key].initial)
 
 
 def form_spec(state) -> tuple[JobSpec, dict[str, str]]:

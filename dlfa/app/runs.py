@@ -1,5 +1,5 @@
-"""What the pages show of finished work: the job store, jobs with results, their completed runs (Units), the
-tables built from their metrics, and the repository's record of the reproduction."""
+"""What the pages show of finished work: the job store, jobs with results (read through dlfa.results), their
+completed runs (Units), the tables built from their metrics, and the repository's record of the reproduction."""
 from __future__ import annotations
 
 import json
@@ -12,6 +12,7 @@ from dlfa.app import cache
 from dlfa.app.catalog import family_of, short_label, sort_by_family
 from dlfa.errors import DlfaError
 from dlfa.paths import cache_dir
+from dlfa.results import JobResult, RunResult, metrics_to_dict, read_job_results
 
 RECORDED_BASE = "base encoder"
 
@@ -27,35 +28,44 @@ def job_label(job) -> str:
     return f"{name} · {job.id} ({job.status})"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Unit:
-    """One single run (aggregation × fusion layer × seed) of a job, with its results.json."""
+    """One completed run (aggregation × fusion layer × seed) of a job, with its results."""
 
     job_id: str
     name: str
     folder: Path
-    results: dict = field(repr=False)
+    result: RunResult = field(repr=False)
 
     @property
     def aggregation(self) -> str:
-        return self.results["spec"]["aggregations"][0]
+        return self.result.aggregation
 
     @property
     def fusion_layer(self) -> int | None:
-        layers = self.results["spec"].get("fusion_layers") or []
-        return layers[0] if layers else None
+        return self.result.fusion_layer
 
     @property
     def task(self) -> str:
-        return self.results["spec"]["task"]
+        return self.result.task
 
     @property
     def encoder(self) -> str:
-        return self.results["spec"]["encoder"]
+        return self.result.encoder
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        """{language: {"metric", "value", "ci_low", "ci_high", "n", ...}} as the charts and tables take them."""
+        return metrics_to_dict(self.result.metrics)
+
+    @property
+    def fusion_stats(self) -> dict:
+        """The mean fusion weights the run recorded on its test sets ({} when it recorded none)."""
+        return self.result.extra.get("fusion_stats") or {}
 
     @property
     def model_dir(self) -> Path:
-        return self.folder / self.results.get("model_dir", "model")
+        return self.folder / (self.result.model_dir or "model")
 
     @property
     def has_model(self) -> bool:
@@ -64,29 +74,25 @@ class Unit:
     @property
     def label(self) -> str:
         layer = f" L{self.fusion_layer}" if self.fusion_layer is not None else ""
-        return f"{self.aggregation}{layer} (seed {self.results['spec']['seeds'][0]})"
+        return f"{self.aggregation}{layer} (seed {self.result.seed})"
 
 
-def job_results(job) -> dict | None:
-    """A job's results.json content, None until it exists."""
-    try:
-        return json.loads(job.results_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+def job_results(job) -> JobResult | None:
+    """A job's results.json (dlfa.results.read_job_results), None until it exists; DataError naming the file and
+    the field when it holds no job's results."""
+    if not job.results_path.is_file():
         return None
-    except (OSError, ValueError) as exc:
-        raise DlfaError(f"cannot read the results of job {job.id} ({job.results_path}): {exc}") from exc
+    return read_job_results(job.results_path)
 
 
-def job_units(job, results: dict | None = None) -> list[Unit]:
-    """The completed units of a job, read from its results.json (sweep order)."""
+def job_units(job, results: JobResult | None = None) -> list[Unit]:
+    """The completed units of a job, in sweep order."""
     from dlfa.engine.spec import JobSpec
 
     results = results if results is not None else job_results(job)
     units = []
-    for run in (results or {}).get("runs", []):
-        if run.get("status") != "complete":
-            continue
-        name = JobSpec.from_dict(run["spec"]).unit_name()
+    for run in results.completed_runs if results else ():
+        name = JobSpec.from_dict(run.spec).unit_name()
         units.append(Unit(job.id, name, job.out_dir / name, run))
     return units
 
@@ -136,14 +142,14 @@ def metrics_frame(metrics: dict, run: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def job_series(job, results: dict) -> dict[str, dict[str, dict]]:
+def job_series(job, results: JobResult) -> dict[str, dict[str, dict]]:
     """{series name: {language: metrics}} of a job: its units (sweeps, several seeds) or its summary."""
     units = job_units(job, results)
     prefix = job.name or job.id
     if len(units) <= 1:
-        metrics = results.get("metrics") or (units[0].results["metrics"] if units else {})
+        metrics = metrics_to_dict(results.metrics) or (units[0].metrics if units else {})
         return {prefix: metrics} if metrics else {}
-    return {f"{prefix} · {unit.label}": unit.results["metrics"] for unit in units}
+    return {f"{prefix} · {unit.label}": unit.metrics for unit in units}
 
 
 def grid_frame(grid: dict) -> pd.DataFrame:

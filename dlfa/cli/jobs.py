@@ -2,7 +2,7 @@
 
 `train` and `sweep` run in the foreground with a progress bar; `jobs submit` records a job in the store
 and starts it in the background (local process, torchrun or SLURM). All three build their JobSpec with
-`spec_from_args` and validate it before anything starts.
+`spec_from_args` (dlfa.cli.spec_args) and validate it before anything starts.
 """
 from __future__ import annotations
 
@@ -12,166 +12,18 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
+from dlfa.cli.spec_args import add_spec_arguments, spec_from_args
 from dlfa.engine.callbacks import TqdmCallback
+from dlfa.engine.spec import BACKENDS
 from dlfa.errors import ConfigError
-from dlfa.model.fusion import AGGREGATIONS
 from dlfa.jobs.launch import CANCEL_GRACE_S
-from dlfa.engine.spec import (BACKENDS, DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list,
-                              split_list)
+from dlfa.results import COMPLETED, FAILED, RESULTS_FILE, STOPPED
+
+__all__ = ["add_spec_arguments", "register", "spec_from_args"]
 
 FOLLOW_POLL_S = 0.5
-DEFAULTS = JobSpec(task="", eval_languages=())  # the field defaults, shown in --help
-
-
-# ----------------------------------------------------------------------------------------------------
-# Arguments → JobSpec
-
-
-def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_required: bool) -> None:
-    """The flags of one job; `sweep` adds the plural forms (--aggregations, --fusion-layers, --seeds)."""
-    parser.set_defaults(single_run=not sweep)
-    parser.add_argument("--spec", metavar="FILE",
-                        help="start from a recorded job spec: a JSON spec or a results.json (e.g. one under "
-                             "docs/reproduction/); the flags given replace its fields")
-    parser.add_argument("--task", help="target task, e.g. pawsx, xnli, panx, udpos (required without --spec)")
-    parser.add_argument("--encoder", help=f"embedded:e5-small | hub id | local folder (default {DEFAULTS.encoder})")
-    choice = parser.add_mutually_exclusive_group() if sweep else parser
-    choice.add_argument("--aggregation", choices=AGGREGATIONS,
-                        help=f"how layers are combined (default {DEFAULTS.aggregations[0]})")
-    if sweep:
-        choice.add_argument("--aggregations", help="several aggregations, e.g. last,dlfa")
-    choice = parser.add_mutually_exclusive_group() if sweep else parser
-    choice.add_argument("--fusion-layer", type=int, metavar="K",
-                        help=f"lower layer fused with the last, 0 = embeddings (default {DEFAULTS.fusion_layers[0]})")
-    if sweep:
-        choice.add_argument("--fusion-layers", metavar="LIST", help="several fusion layers, e.g. 0-11 or 2,6,10")
-    parser.add_argument("--train-lang", metavar="LANG", help=f"training language (default {DEFAULTS.train_language})")
-    parser.add_argument("--eval-langs", metavar="L1,L2,...",
-                        help="zero-shot evaluation languages (required without --spec)")
-    parser.add_argument("--intermediate", metavar="T1,T2,...", help="English intermediate tasks trained first")
-    parser.add_argument("--data-root", metavar="DIR",
-                        help="folder of local data files (default $DLFA_DATA_DIR, the classroom pack, else the hub)")
-    parser.add_argument("--max-train-examples", type=int, metavar="N", help="cap on training examples per task")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=float, metavar="E", help=f"epochs per stage (default {DEFAULTS.epochs:g})")
-    budget.add_argument("--max-steps", type=int, metavar="S", help="optimizer steps per stage (instead of epochs)")
-    choice = parser.add_mutually_exclusive_group() if sweep else parser
-    choice.add_argument("--seed", type=int, metavar="S", help=f"random seed (default {DEFAULTS.seeds[0]})")
-    if sweep:
-        choice.add_argument("--seeds", metavar="LIST", help="several seeds, e.g. 1,2,3")
-    parser.add_argument("--probe", action="store_true", help="freeze the encoder (train fusion and head only)")
-    parser.add_argument("--tensorboard", action="store_true",
-                        help="also write losses, dev scores and results as TensorBoard events under <out>/tensorboard/")
-    parser.add_argument("--batch-size", type=int, metavar="B",
-                        help=f"examples per step (default {DEFAULTS.batch_size})")
-    choice = parser.add_mutually_exclusive_group() if sweep else parser
-    choice.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g})")
-    if sweep:
-        choice.add_argument("--learning-rates", metavar="LIST",
-                            help="a learning-rate grid, e.g. 2e-5,5e-5,1e-4: one run per rate; results.json records "
-                                 "each configuration's best rate on English dev and every candidate's dev score")
-    parser.add_argument("--patience", type=int, metavar="N",
-                        help="early stopping: stop the target task once N English dev evaluations (each epoch, or "
-                             "every eval_every steps) bring no improvement; the best dev state is evaluated")
-    parser.add_argument("--eval-every", type=int, metavar="S",
-                        help="steps between English dev evaluations of the target task (default: each epoch's end)")
-    parser.add_argument("--max-epochs", type=float, metavar="E",
-                        help="with --patience: the cap on the target task's epochs (replaces --epochs/--max-steps "
-                             "there)")
-    parser.add_argument("--pooling", choices=POOLINGS,
-                        help="sentence and pair tasks: cls = the fused first token (as the paper; with fusion layer "
-                             "0 it fuses a constant), mean = the mean over the real tokens (default "
-                             f"{DEFAULTS.pooling})")
-    parser.add_argument("--device", choices=DEVICES, help="default auto: a GPU when there is one")
-    parser.add_argument("--precision", choices=PRECISIONS,
-                        help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
-    parser.add_argument("--max-length", type=int, metavar="T",
-                        help=f"tokens per example (default {DEFAULTS.max_length})")
-    parser.add_argument("--name", help="a label for the run")
-    parser.add_argument("--out", required=out_required, metavar="DIR",
-                        help="output folder" + ("" if out_required else " (default cache/runs/<job id>/)"))
-
-
-def _absolute_if_path(value: str | None) -> str | None:
-    """Relative paths in a spec are made absolute, so a job runs the same from any folder."""
-    if value is None or not (value.startswith((".", "~")) or Path(value).exists()):
-        return value
-    return str(Path(value).expanduser().resolve())
-
-
-def read_spec_file(path: str) -> JobSpec:
-    """The JobSpec in a JSON file: a spec itself, or a job's or run's results.json (which records its "spec")."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read the job spec {path}: {exc.strerror or exc}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"the job spec {path} is not valid JSON: {exc}") from exc
-    if isinstance(data, dict) and isinstance(data.get("spec"), dict):
-        data = data["spec"]
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} holds no job spec (a JSON object with 'task' and 'eval_languages')")
-    try:
-        return JobSpec.from_dict(data)
-    except (ConfigError, TypeError) as exc:
-        raise ConfigError(f"the job spec in {path}: {exc}") from exc
-
-
-def spec_from_args(args: argparse.Namespace) -> JobSpec:
-    """The one place that turns train / sweep / submit flags into a validated JobSpec: the flags given, over the
-    fields of --spec when there is one, else over JobSpec's defaults."""
-    values = {
-        "task": args.task,
-        "eval_languages": split_list(args.eval_langs) if args.eval_langs is not None else None,
-        "encoder": _absolute_if_path(args.encoder),
-        "train_language": args.train_lang,
-        "intermediate_tasks": split_list(args.intermediate) if args.intermediate is not None else None,
-        "data_root": _absolute_if_path(args.data_root),
-        "max_train_examples": args.max_train_examples,
-        "epochs": args.epochs,
-        "max_steps": args.max_steps,
-        "batch_size": args.batch_size,
-        "learning_rate": args.lr,
-        "patience": args.patience,
-        "eval_every": args.eval_every,
-        "max_epochs": args.max_epochs,
-        "pooling": args.pooling,
-        "device": args.device,
-        "precision": args.precision,
-        "max_length": args.max_length,
-        "probe": args.probe or None,
-        "tensorboard": args.tensorboard or None,
-        "name": args.name,
-        "backend": getattr(args, "backend", None),
-        "num_processes": getattr(args, "nproc", None),
-    }
-    if getattr(args, "aggregations", None):
-        values["aggregations"] = split_list(args.aggregations)
-    elif args.aggregation:
-        values["aggregations"] = (args.aggregation,)
-    if getattr(args, "fusion_layers", None):
-        values["fusion_layers"] = parse_int_list(args.fusion_layers, "--fusion-layers")
-    elif args.fusion_layer is not None:
-        values["fusion_layers"] = (args.fusion_layer,)
-    if getattr(args, "learning_rates", None):
-        values["learning_rates"] = parse_float_list(args.learning_rates, "--learning-rates")
-    if getattr(args, "seeds", None):
-        values["seeds"] = parse_int_list(args.seeds, "--seeds")
-    elif args.seed is not None:
-        values["seeds"] = (args.seed,)
-    given = {key: value for key, value in values.items() if value is not None}
-    if args.spec:
-        if "epochs" in given:
-            given.setdefault("max_steps", None)  # --epochs replaces a step budget the spec may have
-        return replace(read_spec_file(args.spec), **given).validate()
-    missing = [flag for flag, key in (("--task", "task"), ("--eval-langs", "eval_languages")) if not given.get(key)]
-    if missing:
-        raise ConfigError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
-                          "(or start from a recorded job with --spec FILE)")
-    return JobSpec(**given).validate()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -243,10 +95,10 @@ def run_foreground(args: argparse.Namespace) -> int:
         callback.close()
     if callback.metrics:
         print(metrics_table(callback.metrics))
-    if results["status"] == "stopped":
+    if results["status"] == STOPPED:
         print(f"stopped: run the same command again to resume from the checkpoint in {args.out}", file=sys.stderr)
         return 130
-    print(f"results in {out / 'results.json'}")
+    print(f"results in {out / RESULTS_FILE}")
     return 0
 
 
@@ -279,7 +131,7 @@ def run_submit(args: argparse.Namespace) -> int:
         writable_folder(args.out)
     job = submit(spec, store, out_dir=args.out, options={k: v for k, v in options.items() if v is not None})
     print(job.id, flush=True)
-    if job.status == "failed":
+    if job.status == FAILED:
         print(f"error: {job.error}", file=sys.stderr)
         return 1
     if not args.wait:
@@ -306,7 +158,7 @@ def follow_job(store, job_id: str) -> int:
                 break
             time.sleep(FOLLOW_POLL_S)
     print(describe_job(store, job))
-    return 0 if job.status == "completed" else 1
+    return 0 if job.status == COMPLETED else 1
 
 
 def _stall_note(job) -> str:
@@ -318,13 +170,13 @@ def _stall_note(job) -> str:
 
 
 def describe_job(store, job) -> str:
-    spec = job.to_dict()["spec"]
+    spec = job.spec
     lines = [
         f"job       {job.id}" + (f"  ({job.name})" if job.name else ""),
         f"status    {job.state}" + (f": {job.error}" if job.error else "") + _stall_note(job)
         + ("  (resumable)" if job.resumable else ""),
         f"progress  {100 * job.progress:.0f}%" + (f"  {job.progress_text}" if job.progress_text else ""),
-        f"task      {spec.get('task')} → {', '.join(spec.get('eval_languages', []))}  encoder {spec.get('encoder')}",
+        f"task      {spec.task} → {', '.join(spec.eval_languages)}  encoder {spec.encoder}",
         f"backend   {job.backend}  attempts {job.attempts}" + (f"  pid {job.pid}" if job.active and job.pid else ""),
         f"created   {_time(job.created_at)}  started {_time(job.started_at)}  finished {_time(job.finished_at)}",
         f"folder    {job.out_dir}",
@@ -347,8 +199,7 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for job in jobs:
-        spec = job.to_dict()["spec"]
-        rows.append([job.id, job.state, f"{100 * job.progress:.0f}%", job.backend, spec.get("task", "?"),
+        rows.append([job.id, job.state, f"{100 * job.progress:.0f}%", job.backend, job.spec.task,
                      job.name or "-", _time(job.created_at)])
     print(format_table(["id", "status", "progress", "backend", "task", "name", "created"], rows))
     return 0
@@ -358,8 +209,9 @@ def run_show(args: argparse.Namespace) -> int:
     store = _refreshed_store(args)
     job = store.get(args.job_id)
     if args.json:
-        print(json.dumps({"job": job.to_dict(), "metrics": store.metrics(job.id), "results": store.results(job.id)},
-                         indent=2))
+        results = store.results(job.id)
+        print(json.dumps({"job": job.to_dict(), "metrics": store.metrics(job.id),
+                          "results": results.to_dict() if results else None}, indent=2))
     else:
         print(describe_job(store, job))
     return 0
@@ -404,7 +256,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_logs(args: argparse.Namespace) -> int:
     store = _store(args)
-    path = store.log_path(args.job_id)
+    path = store.get(args.job_id).log_path
     position = 0
     while True:
         if path.is_file():

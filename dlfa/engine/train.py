@@ -55,6 +55,8 @@ from dlfa.engine.spec import JobSpec
 from dlfa.engine.metrics import mean_interval, score
 from dlfa.model.modeling import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.base import IGNORE_INDEX, EncodedSplit, TaskInfo
+from dlfa.results import (COMPLETED, RESULTS_FILE, RUNNING, STOPPED, JobResult, LanguageMetric, RunResult,
+                          read_job_results, read_results, write_results)
 
 MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
 LOG_EVERY = 10  # steps between log lines and loss-history points
@@ -66,7 +68,6 @@ LOG_EVERY = 10  # steps between log lines and loss-history points
 CPU_TOKENS_PER_SLICE = 512
 ONEDNN_CACHE_CAPACITY = 16
 MADV_RANDOM = 1  # <sys/mman.h>
-RESULTS_FILE = "results.json"
 UNIT_SPEC_FILE = "spec.json"  # in each unit folder: the settings its checkpoints and results belong to
 
 
@@ -899,25 +900,29 @@ class UnitTrainer:
                 "step_cap": target.steps, "stopped_early": trained < target.steps, "patience": self.spec.patience,
                 "dev_curve": self.state["history"]["dev"]}
 
-    def run(self) -> dict:
-        """Train (or resume), evaluate, save the model; returns the unit's results (status stopped/complete)."""
-        base = {"spec": self.spec.to_dict(), "device": str(self.runtime.device), "precision": self.runtime.precision,
+    def run(self) -> RunResult:
+        """Train (or resume), evaluate, save the model; returns the unit's results (status stopped/completed)."""
+        spec, version = self.spec.to_dict(), code_version()
+        base = {"device": str(self.runtime.device), "precision": self.runtime.precision,
                 "world_size": self.runtime.world, "hardware": hardware_name(self.runtime.device),
-                "threads": torch.get_num_threads(), "code_version": code_version(),
+                "threads": torch.get_num_threads(),
                 "stages": [{"name": s.name, "tasks": list(s.tasks), "steps": s.steps} for s in self.stages]}
         if not self.train():
-            return {**base, "status": "stopped", "stage": self.state["stage"], "steps_done": self.state["step"],
-                    "train_seconds": self.state["train_seconds"]}
+            return RunResult(spec, STOPPED, code_version=version,
+                             extra={**base, "stage": self.state["stage"], "steps_done": self.state["step"],
+                                    "train_seconds": self.state["train_seconds"]})
         started = time.perf_counter()
         metrics, fusion_stats = self.evaluate() if self.runtime.is_main else ({}, {})
-        results = {**base, "status": "complete", "metrics": metrics, "fusion_stats": fusion_stats,
-                   "dev_score": self.state["best_score"], "dev_metric": self.data.tasks[self.spec.task].metric,
-                   "train_seconds": self.state["train_seconds"], "eval_seconds": time.perf_counter() - started,
-                   "truncated": self.data.truncated, "steps": self.steps_trained(),
-                   "convergence": self.convergence(), "history": self.state["history"], "model_dir": "model"}
+        results = RunResult(
+            spec, COMPLETED, {language: LanguageMetric(**m) for language, m in metrics.items()},
+            dev_score=self.state["best_score"], dev_metric=self.data.tasks[self.spec.task].metric, model_dir="model",
+            code_version=version,
+            extra={**base, "fusion_stats": fusion_stats, "train_seconds": self.state["train_seconds"],
+                   "eval_seconds": time.perf_counter() - started, "truncated": self.data.truncated,
+                   "steps": self.steps_trained(), "convergence": self.convergence(), "history": self.state["history"]})
         if self.runtime.is_main:
             self.model.save_pretrained(self.unit_dir / "model")
-            write_json(self.unit_dir / RESULTS_FILE, results)
+            write_results(self.unit_dir, results)
             shutil.rmtree(self.unit_dir / "checkpoints", ignore_errors=True)
         return results
 
@@ -992,52 +997,53 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs) -> tuple[Dlfa
 # The job
 
 
-def summarize(spec: JobSpec, runs: list[dict]) -> dict:
-    """Job-level metrics (one config: its run, or the mean over seeds with a t-interval over seeds) and, for
-    sweeps over several configs, a grid: one row per config with dev and per-language values."""
-    complete = [r for r in runs if r["status"] == "complete"]
-    configs: dict[str, list[dict]] = {}
+def summarize(spec: JobSpec, runs: list[RunResult], status: str, seconds: float) -> JobResult:
+    """The job's results: its runs, the job-level metrics (one config: its run, or the mean over seeds with a
+    t-interval over seeds) and, for sweeps over several configs, a grid: one row per config with dev and
+    per-language values."""
+    complete = [r for r in runs if r.completed]
+    configs: dict[str, list[RunResult]] = {}
     for run in complete:
-        configs.setdefault(config_name(JobSpec.from_dict(run["spec"])), []).append(run)
-    out: dict = {}
+        configs.setdefault(config_name(JobSpec.from_dict(run.spec)), []).append(run)
+    metrics: dict[str, LanguageMetric] = {}
+    grid, extra = None, {}
     if len(configs) == 1:
         (group,) = configs.values()
         if len(group) == 1:
-            out["metrics"] = group[0]["metrics"]
+            metrics = group[0].metrics
         else:
-            out["metrics"] = {}
             for language in spec.eval_languages:
-                values = [r["metrics"][language]["value"] for r in group]
+                values = [r.metrics[language].value for r in group]
                 mean, low, high = mean_interval(values)
-                out["metrics"][language] = {"metric": group[0]["metrics"][language]["metric"], "value": mean,
-                                            "ci_low": low, "ci_high": high, "n": len(values), "ci_over": "seeds"}
+                metrics[language] = LanguageMetric(group[0].metrics[language].metric, mean, low, high, len(values),
+                                                   ci_over="seeds")
     elif configs:
         rows = []
         for name, group in configs.items():
-            unit = JobSpec.from_dict(group[0]["spec"])
-            values = {lang: float(np.mean([r["metrics"][lang]["value"] for r in group])) for lang in spec.eval_languages}
-            devs = [r["dev_score"] for r in group if r["dev_score"] is not None]
+            unit = JobSpec.from_dict(group[0].spec)
+            values = {lang: float(np.mean([r.metrics[lang].value for r in group])) for lang in spec.eval_languages}
+            devs = [r.dev_score for r in group if r.dev_score is not None]
             rows.append({"config": name, "aggregation": unit.aggregations[0],
                          "fusion_layer": unit.fusion_layers[0] if unit.fusion_layers else None,
                          "learning_rate": unit.learning_rate, "seeds": len(group),
                          "dev": float(np.mean(devs)) if devs else None, "values": values,
                          "mean": float(np.mean(list(values.values())))})
-        out["grid"] = {"languages": list(spec.eval_languages), "rows": rows}
+        grid = {"languages": list(spec.eval_languages), "rows": rows}
     if spec.learning_rates:
-        out["learning_rate_choice"] = choose_learning_rates(complete)
-    return out
+        extra["learning_rate_choice"] = choose_learning_rates(complete)
+    return JobResult(spec.to_dict(), status, tuple(runs), metrics, grid, code_version(), seconds, extra)
 
 
-def choose_learning_rates(runs: list[dict]) -> list[dict]:
+def choose_learning_rates(runs: list[RunResult]) -> list[dict]:
     """Per configuration (aggregation, fusion layer) of a learning-rate grid: the rate with the best mean
     English dev score over its seeds (ties: the smaller rate), and every candidate's score (None: no dev)."""
     scores: dict[tuple, dict[float, list[float]]] = {}
     for run in runs:
-        unit = JobSpec.from_dict(run["spec"])
+        unit = JobSpec.from_dict(run.spec)
         key = (unit.aggregations[0], unit.fusion_layers[0] if unit.fusion_layers else None)
         devs = scores.setdefault(key, {}).setdefault(unit.learning_rate, [])
-        if run["dev_score"] is not None:
-            devs.append(run["dev_score"])
+        if run.dev_score is not None:
+            devs.append(run.dev_score)
     choices = []
     for (aggregation, layer), by_rate in scores.items():
         candidates = [{"learning_rate": rate, "dev": float(np.mean(devs)) if devs else None}
@@ -1069,28 +1075,28 @@ def claim_unit_dir(unit: JobSpec, unit_dir: Path, write: bool = True) -> None:
 
 def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] | list[Callback] = (),
             resume: bool = True) -> dict:
-    """Train and evaluate every unit of `spec` into out_dir/<unit_name>/; write and return out_dir/results.json
-    content: {"spec", "status", "metrics", "runs", ["grid"]}. Completed units are skipped and interrupted
-    ones resumed unless resume=False. Only rank 0 writes files and returns the full results."""
+    """Train and evaluate every unit of `spec` into out_dir/<unit_name>/; write out_dir/results.json (a
+    dlfa.results.JobResult) and return its content: {"spec", "status", "metrics", "runs", ["grid"]}. Completed
+    units are skipped and interrupted ones resumed unless resume=False. Only rank 0 writes files and returns the
+    full results."""
     spec.validate(check_data=False, check_encoder=False)  # a bad field fails here, before anything is written
     out_dir = Path(out_dir)
     callbacks = CallbackList([*callbacks, *([TensorBoardCallback(out_dir)] if spec.tensorboard else [])])
     runtime = setup_runtime(spec)
     units = spec.units()
-    runs: list[dict] = []
+    runs: list[RunResult] = []
     inputs: JobInputs | None = None
-    status = "complete"
     started = time.perf_counter()
     for index, unit in enumerate(units):
         unit_dir = out_dir / unit.unit_name()
-        results_path = unit_dir / RESULTS_FILE
         if not resume and runtime.is_main:
             shutil.rmtree(unit_dir, ignore_errors=True)
         if runtime.world > 1:
             torch.distributed.barrier()
         claim_unit_dir(unit, unit_dir, write=runtime.is_main)  # every rank refuses, so none waits alone
-        if resume and results_path.is_file() and json.loads(results_path.read_text()).get("status") == "complete":
-            results = json.loads(results_path.read_text())
+        done = read_results(unit_dir) if resume and (unit_dir / RESULTS_FILE).is_file() else None
+        if isinstance(done, RunResult) and done.completed:
+            results = done
         else:
             if runtime.is_main:
                 unit_dir.mkdir(parents=True, exist_ok=True)
@@ -1101,17 +1107,14 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
             model, net, data = build_unit(unit, runtime, inputs)
             results = UnitTrainer(unit, unit_dir, model, net, data, runtime, callbacks, (index, len(units))).run()
             del model, net, data
-            if runtime.is_main and results["status"] == "complete":
-                callbacks.on_unit_end(unit.unit_name(), results)
+            if runtime.is_main and results.completed:
+                callbacks.on_unit_end(unit.unit_name(), results.to_dict())
         runs.append(results)
+        status = STOPPED if not results.completed else RUNNING if index + 1 < len(units) else COMPLETED
         if runtime.is_main:
-            job = {"spec": spec.to_dict(), "status": "running" if index + 1 < len(units) else "complete",
-                   "code_version": code_version(), **summarize(spec, runs), "runs": runs,
-                   "seconds": time.perf_counter() - started}
-            if results["status"] == "stopped":
-                job["status"] = status = "stopped"
-            write_json(out_dir / RESULTS_FILE, job)
-        if results["status"] == "stopped":
+            job = summarize(spec, runs, status, time.perf_counter() - started)
+            write_results(out_dir, job)
+        if not results.completed:
             break
     if runtime.world > 1:
         torch.distributed.barrier()
@@ -1119,4 +1122,4 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
         torch.distributed.destroy_process_group()
     if not runtime.is_main:
         return {"spec": spec.to_dict(), "status": status, "rank": runtime.rank}
-    return json.loads((out_dir / RESULTS_FILE).read_text())
+    return read_job_results(out_dir).to_dict()  # as written: JSON lists, not the spec's tuples

@@ -17,14 +17,14 @@ Tags and labels must be in the task's label set.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from dlfa.errors import ConfigError, DataError
+from dlfa.io import atomic_file, write_json
 from dlfa.paths import cache_subdir
+from dlfa.results import COMPLETED, read_run_results
 from dlfa.data import readers
 from dlfa.data.base import Example, TaskInfo
 
@@ -75,9 +75,10 @@ def sanitize_filename(filename: str) -> str:
     return name or "upload"
 
 
-def _read(path: Path, info: TaskInfo, language: str) -> list[Example]:
-    """Parse a stored upload with the reader its task kind and extension call for (DataError when none fits)."""
-    extension = path.suffix.lower()
+def _read(path: Path, info: TaskInfo, language: str, extension: str | None = None) -> list[Example]:
+    """Parse a stored upload with the reader its task kind and extension (default: the path's) call for
+    (DataError when none fits)."""
+    extension = (path.suffix if extension is None else extension).lower()
     if extension not in EXTENSIONS[info.kind]:
         raise DataError(
             f"a {info.kind} task ({info.name}) takes {', '.join(EXTENSIONS[info.kind])} files, "
@@ -152,21 +153,16 @@ def save_upload(filename: str, data: bytes, task: str, language: str) -> Uploade
                         f"{MAX_UPLOAD_BYTES // 2**20} MB", name)
     _check_line_lengths(data, name)
     folder = uploads_dir() / info.name / language
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".staging-", suffix=path.suffix, delete=False) as handle:
-        handle.write(data)
-    staging = Path(handle.name)
-    try:
-        examples = _read(staging, info, language)
-        _check_sizes(examples, name)
-        os.replace(staging, path)
-    except DataError as exc:
-        raise DataError(_reason(exc), name, exc.line) from None
-    finally:
-        staging.unlink(missing_ok=True)
+    with atomic_file(path) as staging:  # in place only once it reads
+        staging.write_bytes(data)
+        try:
+            examples = _read(staging, info, language, extension=path.suffix)
+            _check_sizes(examples, name)
+        except DataError as exc:
+            raise DataError(_reason(exc), name, exc.line) from None
     meta = {"task": info.name, "language": language, "filename": filename, "n_examples": len(examples)}
-    (folder / f".{name}.json").write_text(json.dumps(meta), encoding="utf-8")
+    write_json(folder / f".{name}.json", meta)
     return UploadedSet(info.name, language, path, len(examples))
 
 
@@ -209,7 +205,7 @@ def evaluate_upload(
     from dlfa.model.modeling import CONFIG_FILE, DlfaModel
     from dlfa.data.base import encode_examples
     from dlfa.data.registry import get_task
-    from dlfa.engine.train import RESULTS_FILE, serve
+    from dlfa.engine.train import serve
 
     unit = Path(run_unit_dir)
     heads = _saved_heads(unit / "model" / CONFIG_FILE)
@@ -217,8 +213,8 @@ def evaluate_upload(
         raise ConfigError(f"this run has no head for task {upload.task} (heads: {', '.join(heads)})")
     model = DlfaModel.from_pretrained(unit / "model")
     try:
-        max_length = json.loads((unit / RESULTS_FILE).read_text())["spec"]["max_length"]
-    except (OSError, ValueError, KeyError):
+        max_length = read_run_results(unit).spec.get("max_length", 128)
+    except DataError:
         max_length = 128  # the JobSpec default
     device = next(model.parameters()).device
     info = get_task(upload.task)
@@ -248,12 +244,11 @@ def evaluation_spec(run_unit_dir: str | Path, upload: UploadedSet):
     from dataclasses import replace
 
     from dlfa.engine.spec import JobSpec
-    from dlfa.engine.train import RESULTS_FILE
 
     unit = Path(run_unit_dir)
     try:
-        spec = JobSpec.from_dict(json.loads((unit / RESULTS_FILE).read_text(encoding="utf-8"))["spec"])
-    except (OSError, ValueError, KeyError) as exc:
+        spec = JobSpec.from_dict(read_run_results(unit).spec)
+    except DataError as exc:
         raise ConfigError(f"{unit} holds no readable results of a finished run: {exc}") from exc
     return replace(spec, eval_languages=(upload.language,), backend="local", num_processes=1, tensorboard=False,
                    name=f"evaluate {upload.name} with {unit.name}")
@@ -269,7 +264,6 @@ def evaluation_runner(request: dict):
     """A runner with run_job's signature for the worker: evaluates the request's unit on its upload and writes
     the result (`evaluate_upload`'s dict) to <job folder>/upload_evaluation.json."""
     from dlfa.engine.callbacks import CallbackList, Progress
-    from dlfa.engine.train import write_json
 
     def run(spec, out_dir, callbacks=(), resume=True) -> dict:
         callbacks = CallbackList(list(callbacks))
@@ -278,7 +272,7 @@ def evaluation_runner(request: dict):
         result = evaluate_upload(request["unit_dir"], upload, bootstrap_samples=request["bootstrap_samples"])
         write_json(Path(out_dir) / EVALUATION_FILE, result)
         callbacks.on_progress(Progress(1, 1, Path(request["unit_dir"]).name, "eval", 1, 1, None, 1.0))
-        return {"status": "complete"}
+        return {"status": COMPLETED}
 
     return run
 

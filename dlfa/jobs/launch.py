@@ -4,9 +4,10 @@
   it outlives the app or CLI that started it.
 - torchrun: `python -m torch.distributed.run --standalone --nproc_per_node=N -m dlfa.jobs.worker <id>`
   (a rendezvous on a free local port), same process-group handling.
-- slurm: submitit's AutoExecutor; the submitted function runs the worker in-process. Parameters come from
-  the job's options or DLFA_SLURM_PARTITION, DLFA_SLURM_GPUS_PER_NODE, DLFA_SLURM_TIME_MIN,
-  DLFA_SLURM_CPUS_PER_TASK; DLFA_SLURM_CLUSTER=local runs it through submitit's local executor (tests).
+- slurm: submitit's AutoExecutor; the submitted function (dlfa.jobs.runner.run_submitted) runs the job
+  in-process. Parameters come from the job's options or DLFA_SLURM_PARTITION, DLFA_SLURM_GPUS_PER_NODE,
+  DLFA_SLURM_TIME_MIN, DLFA_SLURM_CPUS_PER_TASK; DLFA_SLURM_CLUSTER=local runs it through submitit's local
+  executor (tests).
 
 Local and torchrun jobs share a concurrency limit (DLFA_MAX_CONCURRENT_JOBS, default 1 on a CPU, the
 number of GPUs otherwise); `dispatch_queued` starts queued jobs while slots are free. The app's refresh,
@@ -24,7 +25,8 @@ import time
 
 from dlfa.errors import ConfigError
 from dlfa.engine.spec import JobSpec
-from dlfa.jobs.store import STALE_AFTER_S, Job, JobStore, pid_alive
+from dlfa.jobs.records import ACTIVE, Job, pid_alive
+from dlfa.jobs.store import STALE_AFTER_S, JobStore
 from dlfa.paths import REPO_ROOT
 
 CANCEL_GRACE_S = 30.0
@@ -121,7 +123,7 @@ def slurm_options(job: Job) -> dict:
 def _start_slurm(job: Job, store: JobStore) -> None:
     import submitit
 
-    from dlfa.jobs.worker import run_submitted
+    from dlfa.jobs.runner import run_submitted
 
     options = slurm_options(job)
     cluster = options.get("cluster") or ("slurm" if submitit.AutoExecutor.which() == "slurm" else None)
@@ -200,7 +202,7 @@ def refresh(store: JobStore | None = None, stale_after_s: float = STALE_AFTER_S,
     store = store or JobStore()
     store.refresh_stale(stale_after_s)
     now = time.time()
-    for job in store.list(("queued", "running")):
+    for job in store.list(ACTIVE):
         if job.cancel_requested_at is not None and now - job.cancel_requested_at > grace_s:
             hard_stop(job)
             store.mark_cancelled(job.id)

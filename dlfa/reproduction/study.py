@@ -23,6 +23,9 @@ import numpy as np
 from dlfa.errors import DlfaError
 from dlfa.engine.spec import JobSpec
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval
+from dlfa.results import COMPLETED
+
+FINISHED = (COMPLETED, "complete")  # a finished run: the results contract's word, and that of schema-0 files
 
 # Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
 # of their other tasks (CommonsenseQA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER) and CoLA.
@@ -137,7 +140,7 @@ def _per_seed(results: dict) -> dict[str, dict[int, dict]]:
     """language -> seed -> {"value", "ci_low", "ci_high"} from a job's complete runs (units of one seed averaged)."""
     grouped: dict[str, dict[int, list[dict]]] = {}
     for run in results.get("runs", []):
-        if run.get("status") != "complete":
+        if run.get("status") not in FINISHED:
             continue
         seed = run["spec"]["seeds"][0]
         for language, metric in run["metrics"].items():
@@ -207,7 +210,7 @@ def compare(results_by_count: dict[int, dict]) -> list[dict]:
                 continue
             results = results_by_count[count]
             metric = next(r["metrics"][language]["metric"] for r in results["runs"]
-                          if r.get("status") == "complete" and language in r["metrics"])
+                          if r.get("status") in FINISHED and language in r["metrics"])
             value = float(np.mean([s["value"] for s in seeds.values()]))
             row = {"language": language, "count": count,
                    "intermediate_tasks": list(results.get("spec", {}).get("intermediate_tasks", [])),
@@ -253,7 +256,7 @@ def summarize(results_by_count: dict[int, dict]) -> list[dict]:
             changes.append({"against": fewer, "ci_low": low, "ci_high": high, "ci_kind": kind,
                             "change": values[count] - values[fewer]})
         results = results_by_count[count]
-        complete = [run for run in results["runs"] if run.get("status") == "complete"]
+        complete = [run for run in results["runs"] if run.get("status") in FINISHED]
         devs = [run["dev_score"] for run in complete if run.get("dev_score") is not None]
         majority = [complete[0]["metrics"][lang].get("majority") for lang in languages]  # the same test sets
         value = values[count]
