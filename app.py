@@ -2,7 +2,7 @@
 whose settings live in st.session_state so that they survive page switches."""
 import streamlit as st
 
-from dlfa.app import ui
+from dlfa.app import session, widgets
 from dlfa.errors import DlfaError
 
 st.set_page_config(page_title="DLFA Explorer", page_icon=":material/layers:", layout="wide")
@@ -13,9 +13,9 @@ INSPECTION_PAGES = {  # the per-example explorer, the embedding projector and th
     "pages/attention.py": ("Attention", ":material/visibility:"),
 }
 navigation = st.navigation([st.Page(path, title=title, icon=icon, default=path == "pages/home.py")
-                            for path, (title, icon) in {**ui.PAGES, **INSPECTION_PAGES}.items()])
+                            for path, (title, icon) in {**widgets.PAGES, **INSPECTION_PAGES}.items()])
 
-ui.init_settings()
+session.init_settings()
 
 
 def shared_source_choices() -> None:
@@ -23,8 +23,8 @@ def shared_source_choices() -> None:
     from dlfa.app import serving
 
     st.caption("Shared server: data and encoders from the operator's lists, uploads only, a few jobs per session.")
-    for key, options, label in ((ui.DATA_ROOT_KEY, serving.allowed_data_roots(), "Data"),
-                                (ui.ENCODER_KEY, serving.allowed_encoders(), "Encoder")):
+    for key, options, label in ((session.DATA_ROOT_KEY, serving.allowed_data_roots(), "Data"),
+                                (session.ENCODER_KEY, serving.allowed_encoders(), "Encoder")):
         if st.session_state.get(key) not in options:
             st.session_state[key] = options[0]
         st.selectbox(label, options, key=key, format_func=lambda o: o or "the server's data source")
@@ -33,35 +33,35 @@ def shared_source_choices() -> None:
 def sidebar() -> None:
     with st.sidebar:
         st.subheader("Settings")
-        if ui.shared():
+        if session.shared():
             shared_source_choices()
         else:
-            st.text_input("Data root", key=ui.DATA_ROOT_KEY, placeholder="empty: classroom pack, else the hub",
+            st.text_input("Data root", key=session.DATA_ROOT_KEY, placeholder="empty: classroom pack, else the hub",
                           help="A folder with the labeled data (default: $DLFA_DATA_DIR). Empty: the offline "
                                "classroom pack if it is built, else the Hugging Face hub.")
         try:
-            kind, where = ui.source_label(ui.settings().data_root)
+            kind, where = session.source_label(session.settings().data_root)
             st.caption(f"Data source in use: **{kind}** — {where}")
         except DlfaError as exc:  # an unreadable data root
             st.error(str(exc))
-        if not ui.shared():
-            st.text_input("Encoder", key=ui.ENCODER_KEY,
+        if not session.shared():
+            st.text_input("Encoder", key=session.ENCODER_KEY,
                           help="embedded:e5-small (offline), a Hugging Face hub id such as "
                                "bert-base-multilingual-cased, or a local model folder")
         try:
-            info = ui.check_encoder(ui.settings().encoder)
+            info = session.check_encoder(session.settings().encoder)
             if info is None:
                 st.warning("The embedded encoder is not built yet: build it on Home.")
             else:
                 st.caption(f"{info['model_type']}, {info['num_layers']} layers, hidden {info['hidden_size']}")
         except DlfaError as exc:  # a bad encoder spec: a readable message
             st.error(str(exc))
-        gpu = ui.gpu_info()
-        st.radio("Device", ui.DEVICE_CHOICES, key=ui.DEVICE_KEY, horizontal=True,
-                 format_func=lambda d: ui.DEVICE_LABELS[d] if d != "cuda" or gpu["available"] else "CUDA (none)",
+        gpu = session.gpu_info()
+        st.radio("Device", session.DEVICE_CHOICES, key=session.DEVICE_KEY, horizontal=True,
+                 format_func=lambda d: session.DEVICE_LABELS[d] if d != "cuda" or gpu["available"] else "CUDA (none)",
                  help="Where jobs train and where this app runs inference (auto: CUDA when available)")
         st.caption(f"GPU: {gpu['name']} ×{gpu['count']}" if gpu["available"] else "GPU: none found (CPU only)")
-        if ui.settings().device == "cuda" and not gpu["available"]:
+        if session.settings().device == "cuda" and not gpu["available"]:
             st.error("CUDA is selected but torch sees no GPU: jobs would fail; choose auto or CPU.")
 
 

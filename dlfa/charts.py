@@ -1,8 +1,10 @@
-"""Plotly figure builders for the app: plain functions of plain data (lists, dicts, DataFrames) that return
-`plotly.graph_objects.Figure`s, so they are testable without Streamlit.
+"""Longer than 400 lines because it is the one catalogue of the project's figures, shared by the app and the
+reproduction report: one short, independent builder per chart, so that every view draws alike.
 
-Conventions: values are in points (0-100) as the results store them; every figure that is meant to be shown
-beside another takes explicit ranges (`y_range`, `zmin`/`zmax`) so that side-by-side views share one scale.
+Plotly figure builders: plain functions of plain data (lists, dicts, DataFrames) that return
+`plotly.graph_objects.Figure`s, so they are testable without Streamlit. Conventions: values are in points (0-100)
+as the results store them; every figure that is meant to be shown beside another takes explicit ranges (`y_range`,
+`zmin`/`zmax`) so that side-by-side views share one scale.
 """
 from __future__ import annotations
 
@@ -273,19 +275,6 @@ def attribution_bars(tokens: Sequence[str], scores: Sequence[float], y_range: Se
     """Signed attribution per token (positive: towards the predicted label)."""
     colors = [PALETTE[0] if float(s) >= 0 else PALETTE[3] for s in scores]
     return _token_bars(tokens, scores, colors, "%{y:.3f}", "attribution", y_range, title)
-
-
-def figure_languages(fig: go.Figure) -> set[str]:
-    """The category labels on a figure's x axis (for tests and checks): leaf labels of multi-category axes."""
-    found: set[str] = set()
-    for trace in fig.data:
-        x = getattr(trace, "x", None)
-        if x is None:
-            continue
-        if len(x) == 2 and all(isinstance(part, (list, tuple)) for part in x):
-            x = x[1]
-        found.update(str(v) for v in x)
-    return found
 
 
 def figure_png(fig, width: int = 1100, height: int = 550) -> tuple[bytes | None, str]:

@@ -5,8 +5,9 @@ different code are never compared unknowingly.
                        in a copy without git;
      "git_commit": HEAD's hash or None without git; "git_dirty": whether dlfa/ differs from HEAD, or None}
 
-The modules that only show or export results (PRESENTATION_ONLY) are left out of the hash, so that work on the
-app's views between the sittings of a long reproduction does not split its record into code versions.
+The modules that only show or export results (PRESENTATION_ONLY, and every module of PRESENTATION_PACKAGES) are
+left out of the hash, so that work on the app's views between the sittings of a long reproduction does not split
+its record into code versions.
 """
 from __future__ import annotations
 
@@ -16,16 +17,22 @@ import subprocess
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
-PRESENTATION_ONLY = frozenset({"app/ui.py", "charts.py", "app/serving.py", "app/exports.py", "reproduction/report.py",
+PRESENTATION_PACKAGES = ("app/",)  # the Streamlit glue: every module of it
+PRESENTATION_ONLY = frozenset({"charts.py", "reproduction/report.py",
                                "analysis/examples.py", "analysis/projector.py", "analysis/attention.py",
                                "analysis/explain.py"})
 
 
+def presentation_only(relative: str) -> bool:
+    """Whether a source (its path inside the package) only shows or exports results."""
+    return relative in PRESENTATION_ONLY or relative.startswith(PRESENTATION_PACKAGES)
+
+
 def sources_hash(package: Path = PACKAGE) -> str:
-    """sha256 over the relative path and bytes of every Python source of the package but PRESENTATION_ONLY,
-    in path order."""
+    """sha256 over the relative path and bytes of every Python source of the package but the presentation-only
+    ones, in path order."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*.py") if p.relative_to(package).as_posix() not in PRESENTATION_ONLY):
+    for path in sorted(p for p in package.rglob("*.py") if not presentation_only(p.relative_to(package).as_posix())):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 

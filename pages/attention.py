@@ -6,37 +6,12 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dlfa.analysis import attention
-
 from dlfa import charts
-from dlfa.app import ui
+from dlfa.analysis import attention
+from dlfa.app import guard, inference, runs, session, widgets
 from dlfa.app.exports import download_row
 
 AVERAGE = "mean over heads"
-
-
-@st.cache_resource(show_spinner="Loading the encoder with eager attention…", max_entries=2)
-def eager_encoder(spec: str):
-    return attention.load_eager_encoder(spec)
-
-
-@st.cache_resource(show_spinner="Loading the run's model…", max_entries=2)
-def run_model(model_dir: str, stamp: float, spec: str):
-    return attention.load_run(model_dir, eager_encoder(spec))
-
-
-@st.cache_data(show_spinner="Running the encoder…", max_entries=32)
-def encoder_view(spec: str, text: str, pair: str | None) -> dict:
-    loaded = eager_encoder(spec)
-    return {"maps": attention.attention_maps(loaded.model, loaded.tokenizer, text, pair)}
-
-
-@st.cache_data(show_spinner="Running the run's model…", max_entries=32)
-def run_view(model_dir: str, stamp: float, spec: str, text: str, pair: str | None) -> dict:
-    model, tokenizer = run_model(model_dir, stamp, spec)
-    if model.config.aggregation == "dlfa":
-        return attention.fused_view(model, tokenizer, text, pair)
-    return {"maps": attention.attention_maps(model.encoder, tokenizer, text, pair)}
 
 
 def main() -> None:
@@ -48,15 +23,15 @@ def main() -> None:
     unit = None
     with c2:
         if of_run:
-            units = ui.units_preselected_first(ui.all_units())
+            units = widgets.units_preselected_first(runs.all_units())
             if not units:
                 st.info("No finished run with a saved model on this machine (recorded runs keep no model): "
                         "run the classroom demo on Home, or look at the encoder's attention.")
                 return
-            unit = ui.unit_picker("Run (with its saved model)", units, key="at_unit")
-            spec = unit.results["spec"]["encoder"]
+            unit = widgets.unit_picker("Run (with its saved model)", units, key="at_unit")
+            spec = unit.encoder
         else:
-            spec = ui.settings().encoder
+            spec = session.settings().encoder
         st.caption(f"Encoder: `{spec}`" + (f" fine-tuned by {unit.label}" if unit else " (the sidebar's)"))
     c1, c2 = st.columns(2)
     text = c1.text_input("Sentence", "The old man reads a book in the garden.", key="at_text")
@@ -64,10 +39,7 @@ def main() -> None:
     if not text.strip():
         st.info("Type a sentence to see its attention.")
         return
-    if unit:
-        view = run_view(str(unit.model_dir), ui.model_stamp(unit), spec, text.strip(), pair)
-    else:
-        view = encoder_view(spec, text.strip(), pair)
+    view = inference.attention_view(spec, text.strip(), pair, unit)
     maps = view["maps"]
     if maps.truncated:
         st.warning(f"The input is longer than {attention.MAX_TOKENS} tokens: only the first {attention.MAX_TOKENS} "
@@ -115,4 +87,4 @@ def fusion_beside_attention(view: dict, maps: attention.AttentionMaps) -> None:
                     key="at_last")
 
 
-ui.run_page(main)
+guard.run_page(main)

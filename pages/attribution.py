@@ -5,7 +5,7 @@ import html
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import ui
+from dlfa.app import catalog, guard, inference, runs, widgets
 
 
 def colored_tokens(tokens, scores) -> str:
@@ -25,37 +25,37 @@ def main() -> None:
     st.caption("Integrated gradients over the word embeddings (baseline: PAD tokens between the special tokens): "
                "how much each token pushed the model towards its prediction. A small convergence delta means the "
                "attributions add up to the change in the model's score.")
-    dlfa_units = ui.units_preselected_first(ui.all_units("dlfa"))
-    last_units = ui.units_preselected_first(ui.all_units("last"))
+    dlfa_units = widgets.units_preselected_first(runs.all_units("dlfa"))
+    last_units = widgets.units_preselected_first(runs.all_units("last"))
     if not dlfa_units or not last_units:
         st.info("This page needs a finished `last` run and a finished `dlfa` run (the classroom demo on Home "
                 "trains both).")
         return
     c1, c2 = st.columns(2)
     with c2:
-        dlfa_unit = ui.unit_picker("DLFA run", dlfa_units, key="at_dlfa")
-    task = dlfa_unit.results["spec"]["task"]
-    same_task = [u for u in last_units if u.results["spec"]["task"] == task] or last_units
+        dlfa_unit = widgets.unit_picker("DLFA run", dlfa_units, key="at_dlfa")
+    task = dlfa_unit.task
+    same_task = [u for u in last_units if u.task == task] or last_units
     same_job = [i for i, u in enumerate(same_task) if u.job_id == dlfa_unit.job_id]
     with c1:
-        last_unit = ui.unit_picker("Baseline run (last layer)", same_task, key="at_last",
+        last_unit = widgets.unit_picker("Baseline run (last layer)", same_task, key="at_last",
                                    default_index=same_job[0] if same_job else 0)
-    if last_unit.results["spec"]["task"] != task:
+    if last_unit.task != task:
         st.warning(f"No `last` run for task {task}: the baseline shown is for "
-                   f"{last_unit.results['spec']['task']}.")
-    text, pair = ui.text_inputs(task, key="at_text", default="The old man sat by the river .")
+                   f"{last_unit.task}.")
+    text, pair = widgets.text_inputs(task, key="at_text", default="The old man sat by the river .")
     if not text.strip():
         st.info("Type a sentence.")
         return
     word_index = None
-    if ui.task_kind(task) == "token":
+    if catalog.task_kind(task) == "token":
         words = text.split()
         word_index = st.selectbox("Explain the tag of word", range(len(words)), key="at_word",
                                   format_func=lambda i: f"{i}: {words[i]}")
     results = {}
     with st.spinner("Integrated gradients…"):
         for name, unit in (("last", last_unit), ("dlfa", dlfa_unit)):
-            results[name] = ui.attribution(unit, text.strip(), pair, word_index)
+            results[name] = inference.attribution(unit, text.strip(), pair, word_index)
     y_range = charts.shared_range(*[r["scores"] for r in results.values()])
     columns = st.columns(2)
     for column, (name, unit) in zip(columns, (("last", last_unit), ("dlfa", dlfa_unit))):
@@ -73,4 +73,4 @@ def main() -> None:
             st.plotly_chart(charts.attribution_bars(r["tokens"], r["scores"], y_range=y_range), key=f"at_bars_{name}")
 
 
-ui.run_page(main)
+guard.run_page(main)

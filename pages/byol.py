@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dlfa.app import ui
+from dlfa.app import background, catalog, guard, runs, session, widgets
 from dlfa.errors import DlfaError
 
 FORMATS = {"token": "CoNLL-U (.conllu), token<TAB>tag (.tsv/.txt) or CoNLL NER columns (.conll)",
@@ -15,7 +15,7 @@ FORMATS = {"token": "CoNLL-U (.conllu), token<TAB>tag (.tsv/.txt) or CoNLL NER c
 
 
 def save_section(uploads) -> None:
-    infos = {t.name: t for t in ui.task_infos()}
+    infos = {t.name: t for t in catalog.task_infos()}
     names = list(infos)
     c1, c2 = st.columns(2)
     task = c1.selectbox("Task of the file", names, key="byol_task",
@@ -26,7 +26,7 @@ def save_section(uploads) -> None:
     limit_mb = uploads.MAX_UPLOAD_BYTES / 2**20
     st.caption(f"Format for {task}: {FORMATS[infos[task].kind]}. Tags and labels must be the task's.")
     # a shared server reads no server paths for the browser: uploads only
-    source = "upload" if ui.shared() else st.radio("From", ["upload", "path on this machine"], key="byol_source",
+    source = "upload" if session.shared() else st.radio("From", ["upload", "path on this machine"], key="byol_source",
                                                    horizontal=True)
     name, data = None, None
     if source == "upload":
@@ -49,14 +49,15 @@ def save_section(uploads) -> None:
         except DlfaError as exc:
             st.error(str(exc))
             return
-        st.success(f"Saved {upload.name}: {upload.n_examples} examples of {task} in {ui.language_label(language)}.")
+        st.success(f"Saved {upload.name}: {upload.n_examples} examples of {task} in "
+                   f"{catalog.language_label(language)}.")
         st.session_state["byol_upload"] = str(upload.path)
     if not language:
         st.caption("Give the language code to save the file.")
 
 
 def upload_label(upload) -> str:
-    return f"{upload.task} · {ui.short_label(upload.language)} · {upload.name} ({upload.n_examples} examples)"
+    return f"{upload.task} · {catalog.short_label(upload.language)} · {upload.name} ({upload.n_examples} examples)"
 
 
 def evaluate_section(uploads) -> None:
@@ -68,17 +69,17 @@ def evaluate_section(uploads) -> None:
         st.session_state["byol_upload"] = next(iter(saved))
     key = st.selectbox("Evaluation file", list(saved), key="byol_upload", format_func=lambda k: upload_label(saved[k]))
     upload = saved[key]
-    units = [u for u in ui.units_preselected_first(ui.all_units()) if u.results["spec"]["task"] == upload.task]
+    units = [u for u in widgets.units_preselected_first(runs.all_units()) if u.task == upload.task]
     if not units:
         st.info(f"No finished run for task {upload.task} yet: train one (Launch) and come back.")
         return
-    unit = ui.unit_picker("Run to evaluate", units, key="byol_unit")
+    unit = widgets.unit_picker("Run to evaluate", units, key="byol_unit")
     if st.button("Evaluate", type="primary", key="byol_evaluate", icon=":material/play_arrow:"):
-        job = ui.evaluate_upload_in_job(unit, upload)
-        st.session_state["byol_job"] = (job.id, ui.unit_label(unit), upload_label(upload))
+        job = background.evaluate_upload_in_job(unit, upload)
+        st.session_state["byol_job"] = (job.id, runs.unit_label(unit), upload_label(upload))
     if not st.session_state.get("byol_job"):
         return
-    job = ui.store().get(st.session_state["byol_job"][0])
+    job = runs.store().get(st.session_state["byol_job"][0])
     if job.active:
         evaluation_progress(job.id)
     else:
@@ -86,13 +87,13 @@ def evaluate_section(uploads) -> None:
 
 
 @st.fragment(run_every=1)
-@ui.guarded
+@guard.guarded
 def evaluation_progress(job_id: str) -> None:
     """The evaluation job's state, refreshed every second; the page reruns to show the result once it ends."""
     from dlfa.jobs.launch import refresh
 
-    refresh(ui.store())
-    job = ui.store().get(job_id)
+    refresh(runs.store())
+    job = runs.store().get(job_id)
     if not job.active:
         st.rerun()
     st.info(f"Evaluating in job `{job_id}` ({job.status}, inference only)…", icon=":material/hourglass_top:")
@@ -118,12 +119,12 @@ def evaluation_view(uploads, units, job) -> None:
                    f"{fusion['mean_low']:.3f})")
     unit_metrics = None
     for unit_ in units:
-        if ui.unit_label(unit_) == label:
-            unit_metrics = unit_.results["metrics"]
+        if runs.unit_label(unit_) == label:
+            unit_metrics = unit_.metrics
     if unit_metrics:
-        rows = [{"language": ui.short_label(lang), "value": m["value"], "ci_low": m.get("ci_low"),
+        rows = [{"language": catalog.short_label(lang), "value": m["value"], "ci_low": m.get("ci_low"),
                  "ci_high": m.get("ci_high"), "n": m.get("n")} for lang, m in unit_metrics.items()]
-        rows.append({"language": f"{ui.short_label(r['language'])} (your file)", "value": r["value"],
+        rows.append({"language": f"{catalog.short_label(r['language'])} (your file)", "value": r["value"],
                      "ci_low": r.get("ci_low"), "ci_high": r.get("ci_high"), "n": r.get("n")})
         st.dataframe(pd.DataFrame(rows), hide_index=True)
 
@@ -132,10 +133,10 @@ def main() -> None:
     st.title("Bring your own language")
     st.caption("Evaluate a trained run zero-shot on a language of your own: save a small labeled file for the "
                "run's task, then evaluate. Files stay on this machine (in the cache folder).")
-    uploads = ui.require("dlfa.engine.uploads")
+    uploads = guard.require("dlfa.engine.uploads")
     save_section(uploads)
     st.subheader("Evaluate a run on it")
     evaluate_section(uploads)
 
 
-ui.run_page(main)
+guard.run_page(main)

@@ -5,45 +5,29 @@ import html
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import ui
-
 from dlfa.analysis import examples
+from dlfa.app import catalog, guard, inference, runs, session, widgets
 from dlfa.app.exports import download_row
 
 SHOWN_SENTENCES = 25  # coloured sentences drawn at once (the table holds them all)
-
-
-@st.cache_data(show_spinner="Reading the predictions…", max_entries=32)
-def load_language(folder: str, results: dict, language: str, data_root: str | None) -> examples.LanguagePredictions:
-    from pathlib import Path
-
-    source = ui.resolve_source(data_root) if data_root else None
-    return examples.load_language(results, Path(folder), language, source)
-
-
-def data_root_of(unit: ui.Unit) -> str | None:
-    """The run's own data root when it exists here, else the sidebar's."""
-    from pathlib import Path
-
-    own = unit.results["spec"].get("data_root")
-    return own if own and Path(own).is_dir() else ui.settings().data_root
 
 
 def main() -> None:
     st.title("Examples")
     st.caption("A run's zero-shot test predictions example by example, and two runs on the same test set compared "
                "item by item (which examples the second run fixes and which it breaks, with a paired test).")
-    units = ui.units_preselected_first(ui.all_units(with_model=False))
+    units = widgets.units_preselected_first(runs.all_units(with_model=False))
     if not units:
         st.info("No finished run yet. Start the classroom demo on Home or a job on Launch.")
         return
-    unit = ui.unit_picker("Run", units, key="ex_unit")
+    unit = widgets.unit_picker("Run", units, key="ex_unit")
     languages = examples.prediction_languages(unit.folder)
     if not languages:
-        st.info(examples.missing_predictions_message(unit.results, unit.folder, ui.settings().data_root))
+        st.info(examples.missing_predictions_message(unit.result, unit.folder, session.settings().data_root))
         return
-    language = st.selectbox("Language", ui.sort_by_family(languages), key="ex_language", format_func=ui.language_label)
-    data = load_language(str(unit.folder), unit.results, language, data_root_of(unit))
+    language = st.selectbox("Language", catalog.sort_by_family(languages), key="ex_language",
+                            format_func=catalog.language_label)
+    data = inference.predictions(unit, language)
     if not data.with_text:
         st.warning("The test examples cannot be read from the data source in use: showing labels only. Set the "
                    "data root the run was evaluated on in the sidebar to see the text.")
@@ -62,7 +46,7 @@ def browse_examples(data: examples.LanguagePredictions) -> None:
     length = c3.slider("Length in words", 0, longest, (0, longest), key="ex_length")
     shown = examples.filter_examples(data, {"all": None, "correct": True, "with an error": False}[which],
                                      None if gold_label == "any" else gold_label, length)
-    st.markdown(f"**{len(shown)} of {len(data.table)} examples** ({ui.language_label(data.language)})")
+    st.markdown(f"**{len(shown)} of {len(data.table)} examples** ({catalog.language_label(data.language)})")
     columns = ["index", "text", "gold", "pred", "errors"] + (["confidence"] if data.kind != "token" else [])
     if data.kind == "token":
         for _, row in shown.head(SHOWN_SENTENCES).iterrows():
@@ -76,7 +60,7 @@ def browse_examples(data: examples.LanguagePredictions) -> None:
     scores = examples.label_scores(data)
     c1, c2 = st.columns([3, 2])
     unit_of_count = "words" if data.kind == "token" else "examples"
-    confusion = charts.confusion_heatmap(matrix, title=f"{ui.short_label(data.language)}: gold × predicted "
+    confusion = charts.confusion_heatmap(matrix, title=f"{catalog.short_label(data.language)}: gold × predicted "
                                                        f"({unit_of_count})")
     c1.plotly_chart(confusion, key="ex_confusion")
     c2.plotly_chart(charts.label_score_bars(scores.head(10), title="Worst labels (F1)"), key="ex_worst")
@@ -98,20 +82,21 @@ def tagged_sentence(row) -> str:
     return f"<div>#{row['index']}: {' '.join(parts)}</div>"
 
 
-def compare_runs(unit: ui.Unit, data: examples.LanguagePredictions, others: list[ui.Unit]) -> None:
-    same_test = [u for u in others if u.results["spec"]["task"] == data.task
+def compare_runs(unit: runs.Unit, data: examples.LanguagePredictions, others: list[runs.Unit]) -> None:
+    same_test = [u for u in others if u.task == data.task
                  and data.language in examples.prediction_languages(u.folder)]
     if not same_test:
-        st.info(f"No other run kept predictions on the {data.task} test set in {ui.language_label(data.language)}: "
+        st.info(f"No other run kept predictions on the {data.task} test set in "
+                f"{catalog.language_label(data.language)}: "
                 "train another configuration (e.g. last vs dlfa) to compare them here.")
         return
-    other = ui.unit_picker("Run B (compared with the run above, A)", same_test, key="ex_other")
+    other = widgets.unit_picker("Run B (compared with the run above, A)", same_test, key="ex_other")
     languages = [lang for lang in examples.prediction_languages(unit.folder)
                  if lang in examples.prediction_languages(other.folder)]
     comparisons, per_language = [], {}
-    for language in ui.sort_by_family(languages):
-        a = load_language(str(unit.folder), unit.results, language, data_root_of(unit))
-        b = load_language(str(other.folder), other.results, language, data_root_of(other))
+    for language in catalog.sort_by_family(languages):
+        a = inference.predictions(unit, language)
+        b = inference.predictions(other, language)
         comparisons.append(examples.compare(a, b))
         per_language[language] = (a, b)
     table = examples.comparison_frame(comparisons)
@@ -123,11 +108,11 @@ def compare_runs(unit: ui.Unit, data: examples.LanguagePredictions, others: list
         "p": st.column_config.NumberColumn(format="%.4f")})
     which = st.radio("Show the examples B", ["fixed", "broken"], key="ex_which", horizontal=True)
     changed = examples.changed_examples(*per_language[data.language], which)
-    st.markdown(f"**{len(changed)} examples {which}** in {ui.language_label(data.language)}")
+    st.markdown(f"**{len(changed)} examples {which}** in {catalog.language_label(data.language)}")
     st.dataframe(changed, hide_index=True, key="ex_changed")
     download_row("ex_pair", f"paired-{data.task}", table=table,
                  payload={"a": unit.label, "b": other.label, "per_language": table.to_dict("records"),
                           which: changed.to_dict("records")})
 
 
-ui.run_page(main)
+guard.run_page(main)

@@ -3,31 +3,31 @@ the run's fusion statistics per language, position and gold tag."""
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import ui
+from dlfa.app import catalog, guard, inference, runs, widgets
 
 
 def main() -> None:
     st.title("Fusion weights")
     st.caption("W is the weight of the last layer per token and channel; 1 − W goes to the fusion (lower) layer. "
                "Red: the lower layer dominates; blue: the last layer dominates.")
-    units = ui.units_preselected_first(ui.all_units("dlfa", with_model=False))
+    units = widgets.units_preselected_first(runs.all_units("dlfa", with_model=False))
     if not units:
         st.info("No finished DLFA run yet: fusion weights exist only for the dlfa aggregation. Run the classroom "
                 "demo on Home or launch a job with the dlfa aggregation.")
         return
-    unit = ui.unit_picker("DLFA run", units, key="fw_unit")
-    task = unit.results["spec"]["task"]
-    st.caption(f"Task {task} · fusion layer {unit.fusion_layer} · encoder {unit.results['spec']['encoder']}")
+    unit = widgets.unit_picker("DLFA run", units, key="fw_unit")
+    task = unit.task
+    st.caption(f"Task {task} · fusion layer {unit.fusion_layer} · encoder {unit.encoder}")
 
     if not unit.has_model:
         st.info("This run's model is not on this machine (a recorded run, or its folder was cleaned): the fusion "
                 "statistics it recorded on the test sets are below; typed sentences need the model.")
         fusion_statistics(unit)
         return
-    text, pair = ui.text_inputs(task, key="fw_text")
+    text, pair = widgets.text_inputs(task, key="fw_text")
     if text.strip():
         with st.spinner("Running the model…"):
-            w = ui.fusion_weights(unit, text.strip(), pair)
+            w = inference.fusion_weights(unit, text.strip(), pair)
         st.metric("Mean W on this text (last-layer share)", f"{w['mean_last']:.3f}")
         c1, c2 = st.columns([3, 2])
         with c1:
@@ -42,25 +42,25 @@ def main() -> None:
     fusion_statistics(unit)
 
 
-def fusion_statistics(unit: ui.Unit) -> None:
+def fusion_statistics(unit: runs.Unit) -> None:
     """The run's recorded mean fusion weights per language, token position and gold tag."""
-    stats = (unit.results.get("fusion_stats") or {}).get("languages") or {}
+    stats = unit.fusion_stats.get("languages") or {}
     st.subheader("Fusion statistics on the test sets")
     if not stats:
         st.info("This run recorded no fusion statistics.")
         return
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(charts.fusion_by_language(stats, ui.short_label, title="Mean weight: last vs. lower layer"),
-                        key="fw_lang")
+        st.plotly_chart(charts.fusion_by_language(stats, catalog.short_label,
+                                                  title="Mean weight: last vs. lower layer"), key="fw_lang")
     with c2:
         positions = [v for s in stats.values() for v in s.get("per_position", [])]
-        st.plotly_chart(charts.fusion_by_position(stats, ui.short_label, charts.shared_range(positions),
+        st.plotly_chart(charts.fusion_by_position(stats, catalog.short_label, charts.shared_range(positions),
                                                   title="Mean W per token position"), key="fw_pos")
     if any(s.get("per_tag") for s in stats.values()):
         tags = [v for s in stats.values() for v in (s.get("per_tag") or {}).values()]
-        st.plotly_chart(charts.fusion_by_tag(stats, ui.short_label, charts.shared_range(tags),
+        st.plotly_chart(charts.fusion_by_tag(stats, catalog.short_label, charts.shared_range(tags),
                                              title="Mean W per gold tag"), key="fw_tag")
 
 
-ui.run_page(main)
+guard.run_page(main)

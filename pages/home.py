@@ -2,7 +2,7 @@
 the recorded reproduction of the paper opened in the app."""
 import streamlit as st
 
-from dlfa.app import ui
+from dlfa.app import background, demo, guard, runs, session, widgets
 
 
 def main() -> None:
@@ -12,8 +12,8 @@ def main() -> None:
         "languages, fusing the last layer with one lower layer (DLFA, an attention-based fusion) or other "
         "aggregations. It lets you compare fusion layers, runs and languages side by side, look inside the fusion "
         "weights and attributions, and study how English intermediate tasks change transfer.")
-    settings = ui.settings()
-    ready = ui.readiness(settings.data_root)
+    settings = session.settings()
+    ready = background.readiness(settings.data_root)
 
     st.subheader("Readiness")
     c1, c2, c3 = st.columns(3)
@@ -42,12 +42,12 @@ def main() -> None:
 def prepare_panel(ready: dict) -> None:
     missing = [name for name, ok in (("embedded encoder", ready["encoder"]),
                                      ("classroom pack", ready["pack"])) if not ok]
-    status = ui.prepare_status()
+    status = background.prepare_status()
     if missing and not status["running"]:
         st.info(f"Missing: {', '.join(missing)}. Building runs in the background (`python -m dlfa prepare`); "
                 "the app stays usable.")
         if st.button("Build what is missing", icon=":material/build:", key="prepare"):
-            pid = ui.start_prepare()
+            pid = background.start_prepare()
             st.toast(f"Started `python -m dlfa prepare` (pid {pid})")
             st.rerun()
     if status["running"] or (status["started"] and missing):
@@ -56,11 +56,11 @@ def prepare_panel(ready: dict) -> None:
 
 @st.fragment(run_every=2)
 def prepare_progress() -> None:
-    status = ui.prepare_status()
+    status = background.prepare_status()
     if status["running"]:
         st.info(f"Building in the background (pid {status['pid']})…", icon=":material/hourglass_top:")
     elif status["started"]:
-        st.success("Build finished." if ui.embedded_built() else "Build ended: see its log.")
+        st.success("Build finished." if session.embedded_built() else "Build ended: see its log.")
     if status["log"]:
         with st.expander("prepare log", expanded=status["running"]):
             st.code(status["log"], language=None)
@@ -74,14 +74,14 @@ def demo_panel(settings, ready: dict) -> None:
         "frozen, only the fusion and the tagger train). It takes about three minutes on a 2-core laptop CPU.")
     demo_id = st.session_state.get("dlfa_demo_job")
     if demo_id is None:  # a demo started earlier (another session, before a restart): show the latest one
-        earlier = [job for job in ui.store().list() if job.name == ui.DEMO_NAME]
+        earlier = [job for job in runs.store().list() if job.name == demo.DEMO_NAME]
         demo_id = earlier[0].id if earlier else None
     if st.button("Run the classroom demo", type="primary", icon=":material/play_arrow:", key="demo",
                  disabled=not (ready["encoder"] and (ready["data_root"] or ready["pack"]))):
-        spec = ui.demo_spec(settings.data_root, settings.encoder, settings.device)
-        job = ui.submit(spec)
+        spec = demo.demo_spec(settings.data_root, settings.encoder, settings.device)
+        job = background.submit(spec)
         st.session_state["dlfa_demo_job"] = demo_id = job.id
-        ui.select_job(job.id)
+        widgets.select_job(job.id)
     if not (ready["encoder"] and (ready["data_root"] or ready["pack"])):
         st.caption("Build the encoder and the classroom pack (or set a data root) first.")
     if demo_id:
@@ -89,7 +89,7 @@ def demo_panel(settings, ready: dict) -> None:
 
 
 def reproduction_panel() -> None:
-    record = ui.reproduction_record()
+    record = runs.reproduction_record()
     if not record.is_dir():
         return
     st.subheader("The recorded reproduction")
@@ -99,7 +99,7 @@ def reproduction_panel() -> None:
         "`docs/REPRODUCTION.md`. Open its jobs to explore them on the pages here; the app reads them in place "
         f"from `{record}`.")
     if st.button("Open the recorded jobs", icon=":material/folder_open:", key="open_record"):
-        added, present = ui.store().add_finished_under(record)
+        added, present = runs.store().add_finished_under(record)
         st.session_state["dlfa_record_opened"] = (len(added), len(present))
     opened = st.session_state.get("dlfa_record_opened")
     if opened:
@@ -107,32 +107,33 @@ def reproduction_panel() -> None:
                    + (f" ({opened[1]} were there already)." if opened[1] else "."), icon=":material/check_circle:")
         c1, c2, c3, c4 = st.columns(4)
         with c1:
-            ui.page_link("pages/results.py", "Results", icon=":material/bar_chart:")
+            widgets.page_link("pages/results.py", "Results", icon=":material/bar_chart:")
         with c2:
-            ui.page_link("pages/layer_comparison.py", "Layer comparison", icon=":material/compare:")
+            widgets.page_link("pages/layer_comparison.py", "Layer comparison", icon=":material/compare:")
         with c3:
-            ui.page_link("pages/intermediate_study.py", "Intermediate tasks", icon=":material/science:")
+            widgets.page_link("pages/intermediate_study.py", "Intermediate tasks", icon=":material/science:")
         with c4:
-            ui.page_link("pages/fusion_weights.py", "Fusion statistics", icon=":material/grid_on:")
+            widgets.page_link("pages/fusion_weights.py", "Fusion statistics", icon=":material/grid_on:")
 
 
 @st.fragment(run_every=2)
-@ui.guarded
+@guard.guarded
 def demo_progress(job_id: str) -> None:
     from dlfa.jobs.launch import refresh
 
-    store = ui.store()
+    store = runs.store()
     refresh(store)
     job = store.get(job_id)
     st.markdown(f"**Demo job** `{job.id}` — {job.status}")
     st.progress(job.progress, text=job.progress_text or job.status)
     if job.status == "completed":
         st.success("The demo finished.", icon=":material/check_circle:")
-        ui.page_link("pages/results.py", "See the results", query_params={"job": job.id}, icon=":material/bar_chart:")
+        widgets.page_link("pages/results.py", "See the results", query_params={"job": job.id},
+                          icon=":material/bar_chart:")
     elif job.status in ("failed", "cancelled", "stopped"):
         st.error(f"The demo {job.status}: {job.error or 'see the Jobs page'}")
     else:
-        ui.page_link("pages/jobs.py", "Follow it on the Jobs page", icon=":material/list_alt:")
+        widgets.page_link("pages/jobs.py", "Follow it on the Jobs page", icon=":material/list_alt:")
 
 
-ui.run_page(main)
+guard.run_page(main)

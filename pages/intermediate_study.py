@@ -5,28 +5,28 @@ import pandas as pd
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import ui
+from dlfa.app import background, catalog, guard, runs, session, widgets
 from dlfa.errors import ConfigError
 from dlfa.engine.spec import JobSpec, parse_int_list
-from dlfa.results import JobResult, read_job_results
+from dlfa.results import JobResult
 
 K = "is_"
 
 
 def launch_section(study) -> None:
-    settings = ui.settings()
-    targets = [t for t in ui.task_infos() if not t.intermediate]
+    settings = session.settings()
+    targets = [t for t in catalog.task_infos() if not t.intermediate]
     names = [t.name for t in targets]
     c1, c2 = st.columns(2)
     with c1:
         task = st.selectbox("Target task", names, key=K + "task",
                             index=names.index("udpos") if "udpos" in names else 0)
-    options = ui.language_options(task, settings.data_root)
+    options = catalog.language_options(task, settings.data_root)
     with c2:
         if K + "languages" not in st.session_state:
             st.session_state[K + "languages"] = [c for c in ("de", "es", "zh") if c in options] or options[:3]
         st.session_state[K + "languages"] = [c for c in st.session_state[K + "languages"] if c in options]
-        languages = st.multiselect("Target languages", options, key=K + "languages", format_func=ui.language_label)
+        languages = st.multiselect("Target languages", options, key=K + "languages", format_func=catalog.language_label)
     c1, c2, c3, c4 = st.columns(4)
     seeds_text = c1.text_input("Seeds", "1,2,3", key=K + "seeds", help="the same seeds for every count")
     steps = c2.number_input("Steps per stage (equal budgets)", 1, 100000, 200, key=K + "steps")
@@ -44,24 +44,24 @@ def launch_section(study) -> None:
     base = JobSpec(task=task, eval_languages=tuple(languages), encoder=settings.encoder, data_root=settings.data_root,
                    aggregations=("last",), seeds=seeds or (1,), max_steps=int(steps), batch_size=int(batch),
                    max_train_examples=int(max_train) or None, probe=probe, device=settings.device)
-    specs = study.study_specs(base, (0, 3, 9), ui.resolve_source(settings.data_root))
+    specs = study.study_specs(base, (0, 3, 9), session.resolve_source(settings.data_root))
     problems = {count: spec.problems() for count, spec in specs.items()}
     if any(problems.values()):
         for count, found in problems.items():
             for name, message in found.items():
                 st.error(f"{count} tasks · {name}: {message}")
         return
-    ui.check_capacity(len(specs))
+    background.check_capacity(len(specs))
     submitted = {}
     for count, spec in specs.items():
-        submitted[count] = ui.submit(spec).id
+        submitted[count] = background.submit(spec).id
     st.session_state[K + "jobs"] = submitted
     st.success("Submitted: " + ", ".join(f"{c} tasks → `{j}`" for c, j in submitted.items()))
-    ui.page_link("pages/jobs.py", "Follow them on the Jobs page", icon=":material/list_alt:")
+    widgets.page_link("pages/jobs.py", "Follow them on the Jobs page", icon=":material/list_alt:")
 
 
 def compare_section(study) -> None:
-    jobs = ui.finished_jobs()
+    jobs = runs.finished_jobs()
     if not jobs:
         st.info("No finished jobs yet: launch the three runs above and come back when they are done.")
         return
@@ -80,9 +80,9 @@ def compare_section(study) -> None:
                 guess = found.get(count) or next((j for j in jobs if len(j.spec.intermediate_tasks) == count), None)
                 st.session_state[key] = guess.id if guess else None
             job_id = st.selectbox(f"{count} intermediate tasks", ids, key=key,
-                                  format_func=lambda j: "—" if j is None else ui.job_label(by_id[j]))
+                                  format_func=lambda j: "—" if j is None else runs.job_label(by_id[j]))
             if job_id:
-                results_by_count[count] = read_job_results(by_id[job_id].results_path)
+                results_by_count[count] = runs.job_results(by_id[job_id])
     if 0 not in results_by_count or len(results_by_count) < 2:
         st.info("Pick the 0-task job and at least one other count.")
         return
@@ -94,10 +94,10 @@ def compare_section(study) -> None:
     chart_rows = [{**row, "series": f"{row['count']} tasks"} for row in rows
                   if row["count"] != row["reference"] and row["change"] is not None]
     if chart_rows:
-        st.plotly_chart(charts.change_bars(chart_rows, ui.family_of, ui.short_label,
+        st.plotly_chart(charts.change_bars(chart_rows, catalog.family_of, catalog.short_label,
                                            title=f"Change vs. {rows[0]['reference']} intermediate tasks (95% CI)"),
                         key=K + "chart")
-    table = pd.DataFrame([{**row, "language": ui.short_label(row["language"]),
+    table = pd.DataFrame([{**row, "language": catalog.short_label(row["language"]),
                            "intermediate_tasks": ", ".join(row["intermediate_tasks"])} for row in rows])
     st.dataframe(table, hide_index=True, column_config={
         c: st.column_config.NumberColumn(format="%.2f") for c in ("value", "change", "ci_low", "ci_high")})
@@ -134,11 +134,11 @@ def main() -> None:
                "same budget per stage and the same seeds. The answer compares each count with the previous one on "
                "the mean over the target languages; the chart shows the change vs. 0 tasks per language, with "
                "95% confidence intervals.")
-    study = ui.require("dlfa.reproduction.study")
-    with st.expander("Launch a study", expanded=not ui.finished_jobs()):
+    study = guard.require("dlfa.reproduction.study")
+    with st.expander("Launch a study", expanded=not runs.finished_jobs()):
         launch_section(study)
     st.subheader("Compare")
     compare_section(study)
 
 
-ui.run_page(main)
+guard.run_page(main)

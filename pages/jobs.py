@@ -1,7 +1,7 @@
 """Jobs: the queue with live progress (a fragment refreshes every 2 s), log tails, cancel, resume, delete."""
 import streamlit as st
 
-from dlfa.app import ui
+from dlfa.app import background, guard, runs, session, widgets
 from dlfa.errors import DlfaError
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",
@@ -12,7 +12,7 @@ STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew
 
 def refused(job_id: str) -> bool:
     """True (with a message) when this session may not control the job: a shared server's other session's job."""
-    if ui.may_control(ui.store().get(job_id)):
+    if background.may_control(runs.store().get(job_id)):
         return False
     st.session_state["jobs_message"] = ("error", f"Job {job_id} was submitted by another session: only that session "
                                                  "or the operator may cancel, resume or delete it.")
@@ -25,7 +25,7 @@ def cancel(job_id: str) -> None:
     if refused(job_id):
         return
     try:
-        launch_cancel(job_id, ui.store(), wait=False)  # never block: refresh() stops it after the grace period
+        launch_cancel(job_id, runs.store(), wait=False)  # never block: refresh() stops it after the grace period
         st.session_state["jobs_message"] = ("info", f"Cancel requested for {job_id}: it stops at its next step.")
     except DlfaError as exc:
         st.session_state["jobs_message"] = ("error", str(exc))
@@ -37,7 +37,7 @@ def resume(job_id: str) -> None:
     if refused(job_id):
         return
     try:
-        launch_resume(job_id, ui.store())
+        launch_resume(job_id, runs.store())
         st.session_state["jobs_message"] = ("info", f"Job {job_id} re-queued: it resumes from its last checkpoint.")
     except DlfaError as exc:
         st.session_state["jobs_message"] = ("error", str(exc))
@@ -50,7 +50,7 @@ def delete(job_id: str) -> None:
     if refused(job_id):
         return
     try:
-        ui.store().delete(job_id)
+        runs.store().delete(job_id)
         st.session_state["jobs_message"] = ("info", f"Deleted job {job_id}.")
     except DlfaError as exc:
         st.session_state["jobs_message"] = ("error", str(exc))
@@ -59,18 +59,18 @@ def delete(job_id: str) -> None:
 def main() -> None:
     st.title("Jobs")
     st.caption("Jobs run in their own processes and outlive this page; this view refreshes every 2 seconds.")
-    if ui.shared():
+    if session.shared():
         st.caption("Shared server: you can cancel, resume and delete the jobs this browser session submitted.")
-        ui.operator_login()
+        widgets.operator_login()
     jobs_view()
 
 
 @st.fragment(run_every=2)
-@ui.guarded
+@guard.guarded
 def jobs_view() -> None:
     from dlfa.jobs.launch import refresh
 
-    store = ui.store()
+    store = runs.store()
     refresh(store)
     message = st.session_state.pop("jobs_message", None)
     if message:
@@ -78,7 +78,7 @@ def jobs_view() -> None:
     jobs = store.list()
     if not jobs:
         st.info("No jobs yet: start one on the Launch page, or the classroom demo on Home.")
-        ui.page_link("pages/launch.py", "Launch a job", icon=":material/rocket_launch:")
+        widgets.page_link("pages/launch.py", "Launch a job", icon=":material/rocket_launch:")
         return
     counts = {}
     for job in jobs:
@@ -94,7 +94,7 @@ def job_card(job) -> None:
         c1, c2 = st.columns([3, 1])
         with c1:
             st.markdown(f"{STATUS_ICONS.get(job.state, '')} **{job.name or spec.task}** `{job.id}` — "
-                        f"**{job.state}** · {job.backend} · {ui.duration(job)}")
+                        f"**{job.state}** · {job.backend} · {background.duration(job)}")
             units = len(spec.units())
             st.caption(f"{spec.task} · {', '.join(spec.aggregations)} · fusion layers "
                        f"{', '.join(map(str, spec.fusion_layers)) or '–'} · {units} unit(s) · languages "
@@ -105,12 +105,12 @@ def job_card(job) -> None:
             if job.error:
                 st.error(job.error)
             if job.state == "stalled":
-                st.warning(f"No training step has finished for {ui.elapsed(job.stalled_for())} although the worker "
-                           "is alive: it may hang. Cancel it and resume it from its last checkpoint.")
+                st.warning(f"No training step has finished for {background.elapsed(job.stalled_for())} although "
+                           "the worker is alive: it may hang. Cancel it and resume it from its last checkpoint.")
             if job.cancel_requested_at and job.active:
                 st.warning("Cancel requested: stopping at the next step.")
         with c2:
-            control = ui.may_control(job)  # on a shared server: this session's jobs, or the operator
+            control = background.may_control(job)  # on a shared server: this session's jobs, or the operator
             if not control:
                 st.caption("Another session's job")
             elif job.active:
@@ -121,15 +121,15 @@ def job_card(job) -> None:
                           icon=":material/replay:")
             if job.status == "completed":
                 if st.button("Results", key=f"results_{job.id}", icon=":material/bar_chart:"):
-                    ui.select_job(job.id)
+                    widgets.select_job(job.id)
                     st.switch_page("pages/results.py")
             if (not job.active or job.launched_at is None) and control:
                 st.checkbox("confirm delete", key=f"confirm_{job.id}")
                 st.button("Delete", key=f"delete_{job.id}", on_click=delete, args=(job.id,),
                           icon=":material/delete:", disabled=not st.session_state.get(f"confirm_{job.id}"))
         with st.expander("log (last 30 lines)", expanded=job.status == "running"):
-            tail = ui.log_tail(job)
+            tail = background.log_tail(job)
             st.code(tail or "(no log yet)", language=None)
 
 
-ui.run_page(main)
+guard.run_page(main)

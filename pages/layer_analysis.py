@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import serving, ui
+from dlfa.app import catalog, guard, inference, runs, serving, session, widgets
 
 PARALLEL_UD, TATOEBA = "Parallel UD", "Tatoeba (XTREME)"
 
@@ -15,11 +15,11 @@ def main() -> None:
     st.caption("Which layers of the encoder align languages? For parallel sentences (English ↔ another "
                "language), each layer's mean-pooled representations are compared: retrieval accuracy (is the "
                "translation the nearest neighbour?) and linear CKA. No training: one inference pass.")
-    settings = ui.settings()
+    settings = session.settings()
     tatoeba = st.radio("Parallel sentences", (PARALLEL_UD, TATOEBA), key="la_data", horizontal=True,
                        help="Tatoeba: XTREME's retrieval protocol, accuracy xx→en and en→xx with 95% bootstrap "
                             "intervals over sentence pairs") == TATOEBA
-    languages = (ui.tatoeba_languages if tatoeba else ui.parallel_languages)(settings.data_root)
+    languages = (inference.tatoeba_languages if tatoeba else inference.parallel_languages)(settings.data_root)
     if not languages:
         st.info("No Tatoeba data found: set a data root with retrieval/tatoeba/ (LASER's files)." if tatoeba else
                 "No parallel data found: set a data root with Parallel UD (PUD) test sets, or build the classroom "
@@ -30,19 +30,19 @@ def main() -> None:
         kept = [c for c in st.session_state.get("la_languages", []) if c in languages]  # across data choices
         st.session_state["la_languages"] = kept or [c for c in ("de", "fr", "zh", "ja") if c in languages] or languages[:3]
         chosen = st.multiselect("Languages with parallel data", languages, key="la_languages",
-                                format_func=ui.language_label)
+                                format_func=catalog.language_label)
     with c2:
         of_run = st.radio("Representations of", ("an encoder", "a fine-tuned run"), key="la_source",
                           horizontal=True) == "a fine-tuned run"
         unit = None
         if of_run:
-            unit = ui.unit_picker("Run (with its saved model)", ui.units_preselected_first(ui.all_units()),
+            unit = widgets.unit_picker("Run (with its saved model)", widgets.units_preselected_first(runs.all_units()),
                                   key="la_unit")
             if unit is None:
                 st.info("No finished run with a saved model yet.")
         else:
             st.session_state.setdefault("la_encoder", settings.encoder)
-            if ui.shared():  # only the operator's encoders
+            if session.shared():  # only the operator's encoders
                 if st.session_state["la_encoder"] not in serving.allowed_encoders():
                     st.session_state["la_encoder"] = settings.encoder
                 encoder = st.selectbox("Encoder", serving.allowed_encoders(), key="la_encoder")
@@ -55,16 +55,16 @@ def main() -> None:
         with st.spinner("Encoding the parallel sentences layer by layer…"):
             args = (tuple(chosen), int(max_pairs), settings.data_root)
             if tatoeba:
-                st.session_state["la_result"] = ui.tatoeba_analysis(None if unit else encoder.strip(), *args,
+                st.session_state["la_result"] = inference.tatoeba_analysis(None if unit else encoder.strip(), *args,
                                                                     unit=unit)
                 st.session_state["la_base"] = None
             elif unit:
-                st.session_state["la_result"] = ui.run_layer_analysis(unit, *args)
-                st.session_state["la_base"] = ui.layer_analysis(unit.results["spec"]["encoder"], *args)
+                st.session_state["la_result"] = inference.run_layer_analysis(unit, *args)
+                st.session_state["la_base"] = inference.layer_analysis(unit.encoder, *args)
             else:
-                st.session_state["la_result"] = ui.layer_analysis(encoder.strip(), *args)
+                st.session_state["la_result"] = inference.layer_analysis(encoder.strip(), *args)
                 st.session_state["la_base"] = None
-    recorded = ui.recorded_layer_analyses()
+    recorded = runs.recorded_layer_analyses()
     if recorded:
         with c2:
             r1, r2 = st.columns([3, 2])
@@ -74,7 +74,7 @@ def main() -> None:
                                       "encoders of the intermediate-task study (section 3), all Parallel UD languages")
             if r2.button("Show the reproduction's analysis", icon=":material/history:", key="la_recorded"):
                 st.session_state["la_result"] = recorded[which]
-                st.session_state["la_base"] = None if which == ui.RECORDED_BASE else recorded[ui.RECORDED_BASE]
+                st.session_state["la_base"] = None if which == runs.RECORDED_BASE else recorded[runs.RECORDED_BASE]
     result = st.session_state.get("la_result")
     if not result:
         st.info("Choose languages and press Compute (a few seconds on the embedded encoder).")
@@ -83,21 +83,21 @@ def main() -> None:
         tatoeba_view(result)
         return
     if result in recorded.values():
-        pairs = recorded[ui.RECORDED_BASE]["settings"]["max_pairs"]
+        pairs = recorded[runs.RECORDED_BASE]["settings"]["max_pairs"]
         st.caption(f"Recorded by the reproduction (docs/REPRODUCTION.md): {result['encoder']}, up to {pairs} "
                    "sentence pairs per language.")
     else:
         st.caption(f"Representations of {result['encoder']}.")
     c1, c2 = st.columns(2)
     with c1:
-        st.plotly_chart(charts.layer_curves(result["retrieval"], ui.short_label, "retrieval accuracy",
+        st.plotly_chart(charts.layer_curves(result["retrieval"], catalog.short_label, "retrieval accuracy",
                                             y_range=[0, 1.02], title="Translation retrieval vs. English"),
                         key="la_retrieval")
     with c2:
-        st.plotly_chart(charts.layer_curves(result["cka"], ui.short_label, "linear CKA", y_range=[0, 1.02],
+        st.plotly_chart(charts.layer_curves(result["cka"], catalog.short_label, "linear CKA", y_range=[0, 1.02],
                                             title="CKA similarity vs. English"), key="la_cka")
     best = {lang: max(range(len(v)), key=v.__getitem__) for lang, v in result["retrieval"].items() if v}
-    st.caption("Best retrieval layer: " + "; ".join(f"{ui.short_label(l)} → layer {k}" for l, k in best.items()))
+    st.caption("Best retrieval layer: " + "; ".join(f"{catalog.short_label(l)} → layer {k}" for l, k in best.items()))
     base = st.session_state.get("la_base")
     if base:
         fine_tuning_change(base, result)
@@ -108,10 +108,10 @@ def tatoeba_view(result: dict) -> None:
     last layer in both directions."""
     layers, languages = result["layers"], result["languages"]
     st.caption(f"Tatoeba retrieval with {result['encoder']}: "
-               + ", ".join(f"{ui.short_label(l)} {result['n_sentences'][l]} pairs" for l in languages)
+               + ", ".join(f"{catalog.short_label(l)} {result['n_sentences'][l]} pairs" for l in languages)
                + ". Mean of both directions per layer; a hit is the translation on the same line.")
     curves = {language: [cell["average"]["value"] / 100 for cell in result["scores"][language]] for language in languages}
-    st.plotly_chart(charts.layer_curves(curves, ui.short_label, "retrieval accuracy", y_range=[0, 1.02],
+    st.plotly_chart(charts.layer_curves(curves, catalog.short_label, "retrieval accuracy", y_range=[0, 1.02],
                                         title="Tatoeba retrieval (mean of xx→en and en→xx)"), key="la_tatoeba")
 
     def cell(accuracy: dict) -> str:
@@ -123,7 +123,7 @@ def tatoeba_view(result: dict) -> None:
         cells = result["scores"][language]
         best = max(range(len(layers)), key=lambda k: cells[k]["average"]["value"])
         for what, k in (("best layer", best), ("last layer", len(layers) - 1)):
-            rows.append({"language": ui.language_label(language), "": what, "layer": layers[k],
+            rows.append({"language": catalog.language_label(language), "": what, "layer": layers[k],
                          "xx→en": cell(cells[k]["xx_to_en"]), "en→xx": cell(cells[k]["en_to_xx"]),
                          "mean": cell(cells[k]["average"])})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="la_tatoeba_table")
@@ -147,4 +147,4 @@ def fine_tuning_change(base: dict, tuned: dict) -> None:
                f"{last['cka'][1]:.2f}.")
 
 
-ui.run_page(main)
+guard.run_page(main)

@@ -3,14 +3,14 @@ layer × language grid of a sweep with the best layer per language marked."""
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import ui
+from dlfa.app import catalog, guard, inference, runs, widgets
 
 DEFAULT_SENTENCE = "Die Katze schläft auf dem warmen Sofa ."
 
 
 def main() -> None:
     st.title("Layer comparison")
-    units = ui.units_preselected_first(ui.all_units(with_model=False))
+    units = widgets.units_preselected_first(runs.all_units(with_model=False))
     if not units:
         st.info("No finished runs yet. A sweep over fusion layers (e.g. the classroom demo on Home) gives a "
                 "layer × language grid here.")
@@ -20,20 +20,20 @@ def main() -> None:
 
 
 def grid_section() -> None:
-    sweeps = [job for job in ui.finished_jobs() if (ui.job_results(job) or {}).get("grid")]
+    sweeps = [job for job in runs.finished_jobs() if runs.job_results(job).grid]
     if not sweeps:
         st.caption("No sweep yet: launch a job with several fusion layers to see the layer × language grid.")
         return
-    wanted = ui.preselected_jobs()
+    wanted = widgets.preselected_jobs()
     sweeps.sort(key=lambda job: job.id not in wanted)
     by_id = {job.id: job for job in sweeps}
-    job_id = st.selectbox("Sweep", list(by_id), key="lc_sweep", format_func=lambda j: ui.job_label(by_id[j]))
-    grid = ui.job_results(by_id[job_id])["grid"]
+    job_id = st.selectbox("Sweep", list(by_id), key="lc_sweep", format_func=lambda j: runs.job_label(by_id[j]))
+    grid = runs.job_results(by_id[job_id]).grid
     st.subheader("Layer × language grid")
-    st.plotly_chart(charts.layer_language_grid(grid, ui.short_label), key="lc_grid")
+    st.plotly_chart(charts.layer_language_grid(grid, catalog.short_label), key="lc_grid")
     best = charts.best_per_language(grid)
     st.caption("★ best configuration per language: " + "; ".join(
-        f"{ui.short_label(lang)} → {b['config']} ({b['value']:.1f})" for lang, b in best.items()))
+        f"{catalog.short_label(lang)} → {b['config']} ({b['value']:.1f})" for lang, b in best.items()))
 
 
 def side_by_side(units) -> None:
@@ -45,16 +45,16 @@ def side_by_side(units) -> None:
     chosen = []
     for column, default, key in zip(columns, (first, second), ("lc_left", "lc_right")):
         with column:
-            chosen.append(ui.unit_picker("Run", units, key=key, default_index=default))
+            chosen.append(widgets.unit_picker("Run", units, key=key, default_index=default))
     left, right = chosen
-    metrics = [u.results["metrics"] for u in chosen]
+    metrics = [u.metrics for u in chosen]
     values = [v for m in metrics for row in m.values() for v in (row.get("value"), row.get("ci_low"), row.get("ci_high"))]
     top = charts.shared_range(values, floor=0, ceiling=100)
     y_range = [0, top[1]] if top else None  # bars start at 0; one scale for both sides
     for i, (column, unit) in enumerate(zip(columns, chosen)):
         with column:
-            fig = charts.language_bars({unit.label: unit.results["metrics"]}, ui.family_of, ui.short_label,
-                                       metric=next(iter(unit.results["metrics"].values()), {}).get("metric", ""),
+            fig = charts.language_bars({unit.label: unit.metrics}, catalog.family_of, catalog.short_label,
+                                       metric=next(iter(unit.metrics.values()), {}).get("metric", ""),
                                        y_range=y_range, title=unit.label)
             st.plotly_chart(fig, key=f"lc_bars_{i}")
 
@@ -63,14 +63,14 @@ def side_by_side(units) -> None:
         st.caption("Fusion weights appear here when a dlfa run is chosen.")
         return
     st.markdown("**Fusion weights on the same sentence** (same colour scale, 0…1)")
-    task = with_weights[0].results["spec"]["task"]
-    text, pair = ui.text_inputs(task, key="lc_text", default=DEFAULT_SENTENCE)
+    task = with_weights[0].task
+    text, pair = widgets.text_inputs(task, key="lc_text", default=DEFAULT_SENTENCE)
     if not text.strip():
         return
     weights = {}
     for i, unit in enumerate(chosen):
-        if unit.aggregation == "dlfa" and unit.has_model and unit.results["spec"]["task"] == task:
-            weights[i] = ui.fusion_weights(unit, text.strip(), pair)
+        if unit.aggregation == "dlfa" and unit.has_model and unit.task == task:
+            weights[i] = inference.fusion_weights(unit, text.strip(), pair)
     per_token = charts.shared_range(*[w["per_token_mean"] for w in weights.values()], floor=0, ceiling=1)
     for i, (column, unit) in enumerate(zip(columns, chosen)):
         with column:
@@ -84,4 +84,4 @@ def side_by_side(units) -> None:
                             key=f"lc_tok_{i}")
 
 
-ui.run_page(main)
+guard.run_page(main)

@@ -6,38 +6,39 @@ import pandas as pd
 import streamlit as st
 
 from dlfa import charts
-from dlfa.app import ui
+from dlfa.app import catalog, guard, runs, widgets
+from dlfa.results import metrics_to_dict
 
 
 def main() -> None:
     st.title("Results")
-    jobs = ui.finished_jobs()
+    jobs = runs.finished_jobs()
     if not jobs:
         st.info("No finished runs yet. Start the classroom demo on Home or a job on Launch.")
-        ui.page_link("pages/home.py", "Home", icon=":material/home:")
+        widgets.page_link("pages/home.py", "Home", icon=":material/home:")
         return
     by_id = {job.id: job for job in jobs}
-    preselected = [j for j in ui.preselected_jobs() if j in by_id] or [jobs[0].id]
+    preselected = [j for j in widgets.preselected_jobs() if j in by_id] or [jobs[0].id]
     if "results_jobs" not in st.session_state or st.session_state.get("results_pre") != preselected:
         st.session_state["results_jobs"] = preselected
         st.session_state["results_pre"] = preselected
     st.session_state["results_jobs"] = [j for j in st.session_state["results_jobs"] if j in by_id]
     chosen = st.multiselect("Finished jobs (several: compared side by side)", list(by_id), key="results_jobs",
-                            format_func=lambda j: ui.job_label(by_id[j]))
+                            format_func=lambda j: runs.job_label(by_id[j]))
     if not chosen:
         st.info("Choose at least one job.")
         return
 
     series: dict[str, dict] = {}
-    frames, raw = [], {}
+    frames, read = [], {}
     metric_names = set()
     for job_id in chosen:
         job = by_id[job_id]
-        results = ui.job_results(job) or {}
-        raw[job_id] = results
-        for name, metrics in ui.job_series(job, results).items():
+        results = runs.job_results(job)
+        read[job_id] = results
+        for name, metrics in runs.job_series(job, results).items():
             series[name] = metrics
-            frames.append(ui.metrics_frame(metrics, run=name))
+            frames.append(runs.metrics_frame(metrics, run=name))
             metric_names |= {m.get("metric") for m in metrics.values()}
     if not series:
         st.warning("These jobs have no per-language metrics yet.")
@@ -45,7 +46,7 @@ def main() -> None:
     table = pd.concat(frames, ignore_index=True)
     metric = " / ".join(sorted(filter(None, metric_names)))
 
-    fig = charts.language_bars(series, family_of=ui.family_of, label_of=ui.short_label, metric=metric,
+    fig = charts.language_bars(series, family_of=catalog.family_of, label_of=catalog.short_label, metric=metric,
                                title="Zero-shot transfer per target language (95% CI)")
     st.plotly_chart(fig, key="results_bars")
     st.caption("Error bars: 95% bootstrap confidence intervals over test examples (over seeds when a job has "
@@ -57,20 +58,21 @@ def main() -> None:
         "ci_high": st.column_config.NumberColumn(format="%.2f")})
 
     for job_id in chosen:
-        grid = raw[job_id].get("grid")
+        grid = read[job_id].grid
         if grid:
             st.subheader(f"Sweep grid of {by_id[job_id].name or job_id}")
-            st.dataframe(ui.grid_frame(grid), hide_index=True)
+            st.dataframe(runs.grid_frame(grid), hide_index=True)
             best = charts.best_per_language(grid)
             st.caption("Best configuration per language: " + "; ".join(
-                f"{ui.short_label(lang)}: {b['config']} ({b['value']:.1f})" for lang, b in best.items()))
-            ui.page_link("pages/layer_comparison.py", "Compare its layers side by side",
+                f"{catalog.short_label(lang)}: {b['config']} ({b['value']:.1f})" for lang, b in best.items()))
+            widgets.page_link("pages/layer_comparison.py", "Compare its layers side by side",
                          query_params={"job": job_id}, icon=":material/compare:")
 
     st.subheader("Downloads")
     c1, c2, c3, c4 = st.columns(4)
     c1.download_button("Table (CSV)", table.to_csv(index=False), "dlfa-results.csv", "text/csv", key="dl_csv")
-    payload = {"series": series, "jobs": {j: {k: raw[j].get(k) for k in ("spec", "metrics", "grid")} for j in chosen}}
+    payload = {"series": series, "jobs": {j: {"spec": read[j].spec, "metrics": metrics_to_dict(read[j].metrics) or None,
+                                              "grid": read[j].grid} for j in chosen}}
     c2.download_button("Tables (JSON)", json.dumps(payload, indent=2, default=str), "dlfa-results.json",
                        "application/json", key="dl_json")
     c3.download_button("Chart (HTML)", fig.to_html(include_plotlyjs="cdn"), "dlfa-results.html", "text/html",
@@ -86,4 +88,4 @@ def main() -> None:
             st.info(why)
 
 
-ui.run_page(main)
+guard.run_page(main)

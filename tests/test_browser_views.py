@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
     """A store with one finished tiny job (with predictions) and the imported recorded reproduction."""
-    from dlfa.app import ui
+    from dlfa.app import runs
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
@@ -33,7 +33,7 @@ def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
         assert store.claim_job(job.id) and store.mark_running(job.id)
         run_job(spec, job.out_dir)
         assert store.mark_completed(job.id)
-        recorded, _ = store.add_finished_under(ui.reproduction_record())
+        recorded, _ = store.add_finished_under(runs.reproduction_record())
     return {"job": job.id, "recorded_xnli": next(j.id for j in recorded if j.out_dir.as_posix().endswith("finetune/xnli"))}
 
 

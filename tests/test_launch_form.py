@@ -39,10 +39,10 @@ def test_cls_pooling_with_fusion_layer_0_is_warned_about_and_mean_pooling_is_not
 
 
 def test_the_form_submits_pooling_and_early_stopping_in_the_spec(launch_page, monkeypatch):
-    from dlfa.app import ui
+    from dlfa.app import background
 
     submitted = []
-    monkeypatch.setattr(ui, "submit", lambda spec: submitted.append(spec) or SimpleNamespace(id="job-1"))
+    monkeypatch.setattr(background, "submit", lambda spec: submitted.append(spec) or SimpleNamespace(id="job-1"))
     at = launch_page
     at.radio(key="launch_pooling").set_value("mean").run()
     at.number_input(key="launch_patience").set_value(2).run()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dlfa.app import ui
+from dlfa.app import catalog, runs, session
 from dlfa.testing import link_built
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +25,8 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, fixture_root):
-    """A cache folder whose store holds one completed job with real results (and its model folders)."""
+    """A cache folder whose store holds two completed jobs with real results (and their model folders): the tiny
+    sweep (last, dlfa L1, dlfa L2; seed 1) and a `last` run of seed 2."""
     from dlfa.engine.spec import JobSpec
     from dlfa.jobs.store import JobStore
     from dlfa.testing import build_tiny_encoder
@@ -40,16 +42,21 @@ def finished_run(tmp_path_factory, fixture_root):
                        max_eval_examples=32, batch_size=8, learning_rate=1e-3, bootstrap_samples=50,
                        name="tiny sweep")
         store = JobStore(cache / "jobs.sqlite")
-        job = store.submit(spec)
-        assert store.claim_job(job.id) and store.mark_running(job.id)
-        results = run_job(spec, job.out_dir)
-        assert store.mark_completed(job.id)
+        finished = {}
+        for one in (spec, replace(spec, aggregations=("last",), fusion_layers=(), seeds=(2,), name="tiny last")):
+            job = store.submit(one)
+            assert store.claim_job(job.id) and store.mark_running(job.id)
+            results = run_job(one, job.out_dir)
+            assert store.mark_completed(job.id)
+            finished[one.name] = (job.id, results)
     finally:
         if old is None:
             os.environ.pop("DLFA_CACHE_DIR", None)
         else:
             os.environ["DLFA_CACHE_DIR"] = old
-    return {"cache": cache, "job_id": job.id, "encoder": encoder, "results": results}
+    (job_id, results), (other_id, other_results) = finished["tiny sweep"], finished["tiny last"]
+    return {"cache": cache, "job_id": job_id, "encoder": encoder, "results": results,
+            "other_job_id": other_id, "other_results": other_results}
 
 
 @pytest.fixture
@@ -97,21 +104,45 @@ def x_categories(spec: dict) -> set[str]:
 # (a) every page renders with an empty store
 
 
+EMPTY_STORE = {  # page -> (its title, the start of what it says with no finished job; None: it needs none)
+    "attention.py": ("Attention", None),
+    "attribution.py": ("Attribution", "This page needs a finished `last` run and a finished `dlfa` run"),
+    "byol.py": ("Bring your own language", "No saved evaluation files yet."),
+    "examples.py": ("Examples", "No finished run yet."),
+    "fusion_weights.py": ("Fusion weights", "No finished DLFA run yet"),
+    "home.py": ("DLFA Explorer", None),
+    "intermediate_study.py": ("Intermediate tasks: 0 vs. 3 vs. 9", "No finished jobs yet"),
+    "jobs.py": ("Jobs", "No jobs yet"),
+    "launch.py": ("Launch a job", None),
+    "layer_analysis.py": ("Layer analysis", "Choose languages and press Compute"),
+    "layer_comparison.py": ("Layer comparison", "No finished runs yet."),
+    "projector.py": ("Projector", "Choose the points and press Compute."),
+    "results.py": ("Results", "No finished runs yet."),
+}
+
+
+def test_every_page_is_checked_with_an_empty_store():
+    assert sorted(EMPTY_STORE) == PAGES
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_page_renders_with_an_empty_store(name, empty_cache):
     at = page(name).run()
     no_errors(at)
-    assert at.title, f"{name} shows no title"
+    title, empty = EMPTY_STORE[name]
+    assert [t.value for t in at.title] == [title]
+    if empty:
+        assert any(i.value.startswith(empty) for i in at.info), [i.value for i in at.info]
 
 
 def test_app_entry_renders_sidebar_and_home(empty_cache):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.sidebar.text_input(key=ui.ENCODER_KEY).value == "embedded:e5-small"
+    assert at.sidebar.text_input(key=session.ENCODER_KEY).value == "embedded:e5-small"
     assert any("data root" in c.value for c in at.sidebar.caption)
     # AppTest re-runs only the page after the first run, not app.py: give the bad spec before a fresh first run.
     bad = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    bad.session_state[ui.ENCODER_KEY] = "no-such-scheme://x"
+    bad.session_state[session.ENCODER_KEY] = "no-such-scheme://x"
     bad.run()
     assert any("unknown encoder scheme" in e.value for e in bad.sidebar.error)
 
@@ -128,17 +159,25 @@ def test_results_shows_chart_with_languages_and_table(run_cache):
     assert specs and any(len(x_categories(s)) >= 2 for s in specs)
     assert len(at.dataframe) >= 1
     assert {"dl_csv", "dl_json", "dl_html"} <= {b.key for b in at.get("download_button")}
-    at.button(key="make_png").click().run()  # kaleido + Debian chromium, or a note saying why not
+    at.button(key="make_png").click().run()  # kaleido with Debian's chromium (installed by make test)
     no_errors(at)
-    assert "dl_png" in {b.key for b in at.get("download_button")} or any("PNG export" in i.value for i in at.info)
+    png, why = at.session_state["results_png"]
+    assert why == "" and png.startswith(b"\x89PNG\r\n\x1a\n") and not at.info
+    assert "dl_png" in {b.key for b in at.get("download_button")}
 
 
 @pytest.mark.integration
 def test_jobs_lists_the_run_with_its_controls(run_cache):
+    job_id = run_cache["job_id"]
     at = page("jobs.py").run()
     no_errors(at)
-    assert any(run_cache["job_id"] in m.value for m in at.markdown)
-    assert at.checkbox(key=f"confirm_{run_cache['job_id']}") is not None
+    assert any(f"**tiny sweep** `{job_id}` — **completed**" in m.value for m in at.markdown)
+    buttons = {b.key for b in at.button}
+    assert {f"results_{job_id}", f"delete_{job_id}"} <= buttons  # a finished job: no cancel, no resume
+    assert not {f"cancel_{job_id}", f"resume_{job_id}"} & buttons
+    assert at.button(key=f"delete_{job_id}").disabled  # deleting needs the confirmation first
+    at.checkbox(key=f"confirm_{job_id}").check().run()
+    assert not at.button(key=f"delete_{job_id}").disabled
 
 
 @pytest.mark.integration
@@ -177,11 +216,23 @@ def test_layer_comparison_shows_the_grid_heatmap(run_cache):
     assert len(specs) >= 3  # two side-by-side result charts and the grid
 
 
+WITH_THE_RUN = {  # page -> what it shows with the finished runs in the store
+    "home.py": lambda at, run: {m.label: m.value for m in at.metric}["Data"] == "data root",
+    "intermediate_study.py": lambda at, run: [next(o for o in at.selectbox(key=f"is_pick_{count}").options
+                                                   if run["job_id"] in o) for count in (0, 3, 9)],
+    "byol.py": lambda at, run: (at.selectbox(key="byol_task").value == "udpos"
+                                and any(s.value == "Evaluate a run on it" for s in at.subheader)),
+    "layer_analysis.py": lambda at, run: (not at.button(key="la_compute").disabled
+                                          and {"de", "fr"} <= set(at.multiselect(key="la_languages").value)),
+}
+
+
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["home.py", "intermediate_study.py", "byol.py", "layer_analysis.py"])
+@pytest.mark.parametrize("name", sorted(WITH_THE_RUN))
 def test_other_pages_render_with_the_run(name, run_cache):
     at = page(name, dlfa_selected_jobs=[run_cache["job_id"]]).run()
     no_errors(at)
+    assert WITH_THE_RUN[name](at, run_cache)
 
 
 @pytest.mark.integration
@@ -249,18 +300,35 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
 
 
+def language_means(results: dict) -> dict[str, float]:
+    """language -> the mean value over a job's complete runs (all of one seed here)."""
+    values: dict[str, list[float]] = {}
+    for run in results["runs"]:
+        for language, metric in run["metrics"].items():
+            values.setdefault(language, []).append(metric["value"])
+    return {language: sum(v) / len(v) for language, v in values.items()}
+
+
 @pytest.mark.integration
-def test_intermediate_study_compares_picked_jobs_with_change_and_ci(run_cache):
-    job_id = run_cache["job_id"]
-    at = page("intermediate_study.py", is_pick_0=job_id, is_pick_3=job_id).run()
+def test_intermediate_study_shows_the_change_between_two_picked_jobs(run_cache):
+    """Two different jobs as the 0- and 3-task runs: the page shows B − A per language and for the mean."""
+    before, after = language_means(run_cache["results"]), language_means(run_cache["other_results"])
+    change = {language: after[language] - before[language] for language in ("de", "fr")}
+    mean_change = sum(change.values()) / 2
+    assert any(abs(c) > 1e-6 for c in change.values())  # the two runs differ, so a shown 0 would be wrong
+    at = page("intermediate_study.py", is_pick_0=run_cache["job_id"], is_pick_3=run_cache["other_job_id"]).run()
     no_errors(at)
-    specs = plotly_specs(at)
-    assert specs and {t["name"] for t in specs[0]["data"]} == {"3 tasks"}
+    (bars,) = plotly_specs(at)
+    assert {t["name"] for t in bars["data"]} == {"3 tasks"}
+    assert sorted(bars["data"][0]["y"]) == pytest.approx(sorted(change.values()))
     summary, per_language = at.dataframe
-    assert list(summary.value["intermediate tasks"]) == [0, 3] and list(summary.value["change vs 0"])[1] == 0
-    assert set(per_language.value["count"]) == {0, 3}
-    assert any(m.value.startswith("**3 vs 0 tasks: +0.0 points") or "between 3 and 0 tasks" in m.value
-               for m in at.markdown)  # the same job picked twice: no change
+    assert list(summary.value["intermediate tasks"]) == [0, 3]
+    assert list(summary.value["change vs 0"])[1] == pytest.approx(mean_change)
+    shown = per_language.value.set_index(["count", "language"])["change"]
+    for language, value in change.items():
+        assert shown[(3, catalog.short_label(language))] == pytest.approx(value)
+        assert shown[(0, catalog.short_label(language))] == 0
+    assert any(m.value.startswith(f"**3 vs 0 tasks: {mean_change:+.1f} points (no interval") for m in at.markdown)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -274,10 +342,10 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     no_errors(at)
     at.button(key="open_record").click().run()
     no_errors(at)
-    folders = job_folders(ui.reproduction_record())
+    folders = job_folders(runs.reproduction_record())
     assert any(s.value.startswith(f"{len(folders)} recorded jobs added") for s in at.success)
-    jobs = {job.out_dir.relative_to(ui.reproduction_record()).as_posix(): job for job in JobStore().list()}
-    assert set(jobs) == {f.relative_to(ui.reproduction_record()).as_posix() for f in folders}
+    jobs = {job.out_dir.relative_to(runs.reproduction_record()).as_posix(): job for job in JobStore().list()}
+    assert set(jobs) == {f.relative_to(runs.reproduction_record()).as_posix() for f in folders}
 
     at = page("jobs.py").run()
     no_errors(at)
@@ -288,18 +356,25 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     assert any("Sweep grid" in s.value for s in at.subheader)
     bars = plotly_specs(at)[0]
     assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
-    assert len(bars["data"]) == len(ui.job_results(jobs["finetune/xnli"])["runs"])  # one series per recorded run
+    assert len(bars["data"]) == len(runs.job_results(jobs["finetune/xnli"]).runs)  # one series per recorded run
 
     at = page("intermediate_study.py").run()  # guesses one recorded study: three jobs alike but for their tasks
     guessed = [JobStore().get(at.selectbox(key=f"is_pick_{count}").value).out_dir for count in (0, 3, 9)]
-    assert guessed in ([ui.reproduction_record() / "study" / f"{task}-{count}" for count in (0, 3, 9)]
+    assert guessed in ([runs.reproduction_record() / "study" / f"{task}-{count}" for count in (0, 3, 9)]
                        for task in ("udpos", "xnli"))
     picks = {f"is_pick_{count}": jobs[f"study/xnli-{count}"].id for count in (0, 3, 9)}
     at = page("intermediate_study.py", **picks).run()
     no_errors(at)
     summary = at.dataframe[0].value
     assert list(summary["intermediate tasks"]) == [0, 3, 9] and list(summary["seeds"]) == [3, 3, 3]
-    assert any(m.value.startswith("**9 vs 3 tasks") or "between 9 and 3 tasks" in m.value for m in at.markdown)
+    from dlfa.reproduction import study
+
+    rows = study.summarize({count: runs.job_results(jobs[f"study/xnli-{count}"]).to_dict() for count in (0, 3, 9)})
+    answers = [m.value for m in at.markdown if m.value.startswith(("**3 vs", "**9 vs", "**no clear", "**3 tasks",
+                                                                        "**9 tasks"))]
+    assert answers == [f"**{study.change_in_words(row['count'], row['changes'][-1])}**{study.not_learned_note(row)}"
+                       for row in rows[1:]]
+    assert f"{list(summary['change vs 3'])[2]:+.1f}" in answers[1]  # 9 vs 3 tasks: the table's number
 
     at = page("fusion_weights.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
     no_errors(at)
@@ -320,16 +395,21 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     assert len(plotly_specs(at)) == 4 and any(s.value == "What fine-tuning changed" for s in at.subheader)
 
 
-def test_no_cached_function_leaves_a_parameter_out_of_its_key():
-    """st.cache_* skips parameters whose names start with "_" when it builds the key: none of ours may."""
+def test_every_cached_function_is_in_one_module_and_keys_all_its_parameters():
+    """st.cache_* skips parameters whose names start with "_" when it builds the key: none of ours may; and no
+    module of the app but dlfa/app/cache.py caches (so that one module shows what every key holds)."""
     import ast
 
-    tree = ast.parse((REPO / "dlfa" / "ui.py").read_text())
+    tree = ast.parse((REPO / "dlfa" / "app" / "cache.py").read_text())
     cached = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
               and any("cache_" in ast.unparse(d) for d in f.decorator_list)]
-    assert len(cached) >= 10
-    hidden = {f.name: [a.arg for a in f.args.args if a.arg.startswith("_")] for f in cached}
+    assert len(cached) >= 20
+    hidden = {f.name: [a.arg for a in f.args.args + f.args.kwonlyargs if a.arg.startswith("_")] for f in cached}
     assert not any(hidden.values()), hidden
+    modules = [REPO / "app.py", *(REPO / "pages").glob("*.py"), *(REPO / "dlfa").rglob("*.py")]
+    elsewhere = [p.relative_to(REPO).as_posix() for p in modules if p != REPO / "dlfa" / "app" / "cache.py"
+                 and any(call in p.read_text() for call in ("st.cache_", "cache_data(", "cache_resource("))]
+    assert elsewhere == []
 
 
 @pytest.mark.integration
@@ -358,9 +438,7 @@ def test_fusion_weights_page_shows_a_run_retrained_in_place(finished_run, tmp_pa
     weights = load_file(weights_file)
     for branch in ("local", "global"):
         weights[f"aggregation.{branch}_branch.expand.bias"].fill_(20.0)  # W = sigmoid(local + global) → 1
-    save_file(weights, weights_file, metadata={"format": "pt"})
-    stamp = weights_file.stat().st_mtime + 5
-    os.utime(weights_file, (stamp, stamp))
+    save_file(weights, weights_file, metadata={"format": "pt"})  # same size, same name: only its content changed
     after = mean_w()
     assert before != "1.000" and after == "1.000", (before, after)
 
@@ -465,14 +543,14 @@ def test_shared_server_sidebar_offers_only_the_operators_data_roots_and_encoders
     monkeypatch.setenv("DLFA_ALLOWED_DATA_ROOTS", str(fixture_root))
     monkeypatch.setenv("DLFA_ALLOWED_ENCODERS", "bert-base-multilingual-cased")
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT)
-    at.session_state[ui.DATA_ROOT_KEY] = "/etc"
-    at.session_state[ui.ENCODER_KEY] = "/root/secret-model"
+    at.session_state[session.DATA_ROOT_KEY] = "/etc"
+    at.session_state[session.ENCODER_KEY] = "/root/secret-model"
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert [t.key for t in at.sidebar.text_input] == []  # no free paths
-    data = at.sidebar.selectbox(key=ui.DATA_ROOT_KEY)
+    data = at.sidebar.selectbox(key=session.DATA_ROOT_KEY)
     assert data.options == ["the server's data source", str(fixture_root.resolve())] and data.value == ""
-    encoder = at.sidebar.selectbox(key=ui.ENCODER_KEY)
+    encoder = at.sidebar.selectbox(key=session.ENCODER_KEY)
     assert encoder.options == ["embedded:e5-small", "bert-base-multilingual-cased"]
     assert encoder.value == "embedded:e5-small"
     assert any(c.value.startswith("Shared server:") for c in at.sidebar.caption)
@@ -493,7 +571,7 @@ def test_shared_server_caps_the_jobs_of_a_session(pack_cache, monkeypatch, stop_
     assert any(message in e.value for e in at.error), [e.value for e in at.error]
     jobs = JobStore().list()
     assert [job.id for job in jobs] == [first]
-    assert jobs[0].options["session"] == at.session_state[ui.SESSION_KEY]
+    assert jobs[0].options["session"] == at.session_state[session.SESSION_KEY]
 
 
 def test_shared_server_jobs_of_other_sessions_need_the_operator_password(pack_cache, monkeypatch, stop_jobs_after):
@@ -507,7 +585,7 @@ def test_shared_server_jobs_of_other_sessions_need_the_operator_password(pack_ca
     spec = JobSpec(task="pos-classroom", eval_languages=("de",))
     mine = store.submit(spec, options={"session": "me"})
     theirs = store.submit(spec, options={"session": "you"})
-    at = page("jobs.py", **{ui.SESSION_KEY: "me"}).run()
+    at = page("jobs.py", **{session.SESSION_KEY: "me"}).run()
     no_errors(at)
     buttons = {b.key for b in at.button}
     assert f"cancel_{mine.id}" in buttons or f"delete_{mine.id}" in buttons
@@ -538,9 +616,9 @@ def test_launch_tasks_from_the_hub_are_not_probed(monkeypatch):
     """Counting the hub's examples loads every split: its target tasks are offered without a look."""
     from dlfa.data.registry import DataSource
 
-    monkeypatch.setattr(ui, "resolve_source", lambda data_root: DataSource.hub())
-    monkeypatch.setattr(ui, "task_languages_now", lambda *a: pytest.fail("the hub was probed"))
-    runnable, unavailable = ui.target_tasks(None)
+    monkeypatch.setattr(catalog, "resolve_source", lambda data_root: DataSource.hub())
+    monkeypatch.setattr(catalog, "task_languages_now", lambda *a: pytest.fail("the hub was probed"))
+    runnable, unavailable = catalog.target_tasks(None)
     assert {"udpos", "panx", "xnli", "pawsx"} <= {t.name for t in runnable}
     assert unavailable["sst2"] == "an English-only task (used as an intermediate task)"
 
@@ -582,7 +660,7 @@ def test_launch_says_which_language_a_broken_file_disables(tmp_path, monkeypatch
     at = page("launch.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="launch_task").value == "udpos"
-    assert at.multiselect(key="launch_languages").options == [ui.language_label("it")]
+    assert at.multiselect(key="launch_languages").options == [catalog.language_label("it")]
     warning = " ".join(w.value for w in at.warning)
     assert "1 language(s) of udpos disabled" in warning and "de_pud-ud-test.conllu" in warning
 

@@ -9,7 +9,7 @@ import pytest
 from test_pages import no_errors, plotly_specs
 from test_pages import page as pages_page
 
-from dlfa.app import ui
+from dlfa.app import runs, session
 from dlfa.testing import link_built
 
 TIMEOUT = 120
@@ -124,14 +124,14 @@ def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeyp
 
     monkeypatch.setenv("DLFA_CACHE_DIR", str(link_built(tmp_path / "cache")))
     monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
-    JobStore().add_finished_under(ui.reproduction_record())
+    JobStore().add_finished_under(runs.reproduction_record())
     job = next(j for j in JobStore().list() if j.out_dir.as_posix().endswith("finetune/xnli"))
-    unit = ui.job_units(job)[0]
+    unit = runs.job_units(job)[0]
     at = page("examples.py", ex_unit=unit_id(job, unit.name)).run()
     no_errors(at)
     message = at.info[0].value
     assert "model is not on this machine" in message
-    assert f"python -m dlfa train --spec docs/reproduction/finetune/xnli/results.json --aggregation " in message
+    assert "python -m dlfa train --spec docs/reproduction/finetune/xnli/results.json --aggregation " in message
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def scatter_points(spec: dict) -> dict[str, int]:
 
 
 def test_projector_shows_points_per_language_and_moves_with_the_layer_slider(job_cache):
-    at = page("projector.py", **{ui.ENCODER_KEY: job_cache["encoder"]}, pj_source="parallel-ud",
+    at = page("projector.py", **{session.ENCODER_KEY: job_cache["encoder"]}, pj_source="parallel-ud",
               pj_languages=["de", "fr"]).run()
     no_errors(at)
     at.slider(key="pj_count").set_value(10).run()
@@ -175,7 +175,7 @@ def test_projector_puts_a_fine_tuned_run_beside_its_base_encoder(job_cache):
 
 
 def test_projector_word_mode_colours_words_by_tag(job_cache):
-    at = page("projector.py", **{ui.ENCODER_KEY: job_cache["encoder"]}, pj_mode="words",
+    at = page("projector.py", **{session.ENCODER_KEY: job_cache["encoder"]}, pj_mode="words",
               pj_languages=["en", "de"], pj_count=5).run()
     at.button(key="pj_compute").click().run()
     no_errors(at)
@@ -191,7 +191,7 @@ def test_projector_word_mode_colours_words_by_tag(job_cache):
 
 
 def test_attention_shows_the_chosen_head_and_the_entropy_of_every_head(job_cache):
-    at = page("attention.py", **{ui.ENCODER_KEY: job_cache["encoder"]}, at_text="Der Hund bellt.",
+    at = page("attention.py", **{session.ENCODER_KEY: job_cache["encoder"]}, at_text="Der Hund bellt.",
               at_pair="The dog barks.").run()
     no_errors(at)
     heatmap, lines, entropy = plotly_specs(at)

@@ -70,15 +70,10 @@ def read_prediction_rows(run_dir: str | Path, language: str) -> list[dict]:
     return rows
 
 
-def _run(results: RunResult | dict) -> RunResult:
-    """The run's results; a dict is a run's results.json content (what dlfa.app.ui still passes)."""
-    return results if isinstance(results, RunResult) else RunResult.from_dict(results)
-
-
-def missing_predictions_message(results: RunResult | dict, folder: Path, data_root: str | None = None) -> str:
+def missing_predictions_message(results: RunResult, folder: Path, data_root: str | None = None) -> str:
     """Why a run has no per-example predictions and the command that produces them: the run again from its
     recorded spec, into a new folder (its results come back with predictions)."""
-    run = _run(results)
+    run = results
     job_results = folder.parent / RESULTS_FILE
     source = job_results if job_results.is_file() else folder / RESULTS_FILE
     flags = [f"--aggregation {run.aggregation}"]
@@ -101,13 +96,13 @@ def _short_path(path: Path) -> str:
         return str(path)
 
 
-def load_language(results: RunResult | dict, folder: Path, language: str, source=None) -> LanguagePredictions:
+def load_language(results: RunResult, folder: Path, language: str, source=None) -> LanguagePredictions:
     """A run's predictions for `language` joined with the test examples' text from `source` (a DataSource;
     None: the run's own data root when it exists). Without readable test data the rows keep their labels only
     (with_text False); test data that no longer matches the predictions is an error."""
     from dlfa.data.registry import DataSource, get_task, load_examples
 
-    spec = _run(results).spec
+    spec = results.spec
     info = get_task(spec["task"])
     rows = read_prediction_rows(folder, language)
     examples = None

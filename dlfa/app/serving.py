@@ -11,7 +11,7 @@ localhost, 127.0.0.1 or ::1; unset means every interface), or when the operator 
 - cancel, resume and delete only for the jobs a session submitted, unless the operator password
   (DLFA_OPERATOR_PASSWORD) is given.
 
-Library code without Streamlit: `dlfa.app.ui` reads the address and the session and calls these functions.
+Library code without Streamlit: `dlfa.app.session` reads the address and the session and calls these functions.
 """
 from __future__ import annotations
 

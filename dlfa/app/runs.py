@@ -1,0 +1,192 @@
+"""What the pages show of finished work: the job store, jobs with results (read through dlfa.results), their
+completed runs (Units), the tables built from their metrics, and the repository's record of the reproduction."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dlfa.app import cache
+from dlfa.app.catalog import family_of, short_label, sort_by_family
+from dlfa.errors import DlfaError
+from dlfa.paths import cache_dir
+from dlfa.results import JobResult, RunResult, metrics_to_dict, read_job_results
+
+RECORDED_BASE = "base encoder"
+
+
+def store():
+    """The job store of the current cache folder (one per cache folder and process)."""
+    return cache.job_store(str(cache_dir().resolve() / "jobs.sqlite"))
+
+
+def job_label(job) -> str:
+    spec = job.spec
+    name = job.name or f"{spec.task} · {'+'.join(spec.aggregations)}"
+    return f"{name} · {job.id} ({job.status})"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One completed run (aggregation × fusion layer × seed) of a job, with its results."""
+
+    job_id: str
+    name: str
+    folder: Path
+    result: RunResult = field(repr=False)
+
+    @property
+    def aggregation(self) -> str:
+        return self.result.aggregation
+
+    @property
+    def fusion_layer(self) -> int | None:
+        return self.result.fusion_layer
+
+    @property
+    def task(self) -> str:
+        return self.result.task
+
+    @property
+    def encoder(self) -> str:
+        return self.result.encoder
+
+    @property
+    def metrics(self) -> dict[str, dict]:
+        """{language: {"metric", "value", "ci_low", "ci_high", "n", ...}} as the charts and tables take them."""
+        return metrics_to_dict(self.result.metrics)
+
+    @property
+    def fusion_stats(self) -> dict:
+        """The mean fusion weights the run recorded on its test sets ({} when it recorded none)."""
+        return self.result.extra.get("fusion_stats") or {}
+
+    @property
+    def model_dir(self) -> Path:
+        return self.folder / (self.result.model_dir or "model")
+
+    @property
+    def has_model(self) -> bool:
+        return (self.model_dir / "dlfa_config.json").is_file()
+
+    @property
+    def label(self) -> str:
+        layer = f" L{self.fusion_layer}" if self.fusion_layer is not None else ""
+        return f"{self.aggregation}{layer} (seed {self.result.seed})"
+
+
+def job_results(job) -> JobResult | None:
+    """A job's results.json (dlfa.results.read_job_results), None until it exists; DataError naming the file and
+    the field when it holds no job's results."""
+    if not job.results_path.is_file():
+        return None
+    return read_job_results(job.results_path)
+
+
+def job_units(job, results: JobResult | None = None) -> list[Unit]:
+    """The completed units of a job, in sweep order."""
+    from dlfa.engine.spec import JobSpec
+
+    results = results if results is not None else job_results(job)
+    units = []
+    for run in results.completed_runs if results else ():
+        name = JobSpec.from_dict(run.spec).unit_name()
+        units.append(Unit(job.id, name, job.out_dir / name, run))
+    return units
+
+
+def finished_jobs(with_units: bool = True) -> list:
+    """Jobs that have results to show: completed ones, and others whose results.json has complete units."""
+    jobs = []
+    for job in store().list():
+        if job.status == "completed" and job.results_path.is_file():
+            jobs.append(job)
+        elif with_units and job.status != "completed" and job.results_path.is_file():
+            try:
+                if job_units(job):
+                    jobs.append(job)
+            except DlfaError:
+                continue
+    return jobs
+
+
+def all_units(aggregation: str | None = None, with_model: bool = True) -> list[Unit]:
+    """Every completed unit of every finished job (optionally one aggregation, only those with a saved model)."""
+    units = []
+    for job in finished_jobs():
+        for unit in job_units(job):
+            if aggregation and unit.aggregation != aggregation:
+                continue
+            if with_model and not unit.has_model:
+                continue
+            units.append(unit)
+    return units
+
+
+def unit_label(unit: Unit) -> str:
+    return f"{unit.label} · {unit.task} · job {unit.job_id}"
+
+
+def metrics_frame(metrics: dict, run: str | None = None) -> pd.DataFrame:
+    """Per-language table: language, family, metric, value, CI low/high, n (± the run's name)."""
+    rows = []
+    for lang in sort_by_family(metrics):
+        m = metrics[lang]
+        row = {"language": short_label(lang), "code": lang, "family": family_of(lang), "metric": m.get("metric"),
+               "value": m.get("value"), "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n")}
+        if run is not None:
+            row = {"run": run, **row}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def job_series(job, results: JobResult) -> dict[str, dict[str, dict]]:
+    """{series name: {language: metrics}} of a job: its units (sweeps, several seeds) or its summary."""
+    units = job_units(job, results)
+    prefix = job.name or job.id
+    if len(units) <= 1:
+        metrics = metrics_to_dict(results.metrics) or (units[0].metrics if units else {})
+        return {prefix: metrics} if metrics else {}
+    return {f"{prefix} · {unit.label}": unit.metrics for unit in units}
+
+
+def grid_frame(grid: dict) -> pd.DataFrame:
+    """A sweep's layer × language grid as a table (rows: configurations)."""
+
+    def rounded(value):
+        return None if value is None else round(float(value), 2)
+
+    rows = []
+    for row in grid.get("rows", []):
+        rows.append({"config": row.get("config"), "aggregation": row.get("aggregation"),
+                     "fusion_layer": row.get("fusion_layer"), "dev": rounded(row.get("dev")),
+                     **{short_label(lang): rounded(v) for lang, v in row.get("values", {}).items()},
+                     "mean": rounded(row.get("mean"))})
+    return pd.DataFrame(rows)
+
+
+def reproduction_record() -> Path:
+    """The repository's record of the DLFA reproduction (docs/reproduction/): results of real jobs."""
+    from dlfa.paths import REPO_ROOT
+    from dlfa.reproduction.plan import DEFAULT_DOC, record_root
+
+    return record_root(REPO_ROOT / DEFAULT_DOC)
+
+
+def recorded_layer_analyses() -> dict[str, dict]:
+    """The reproduction's layer analyses (retrieval and CKA per layer): RECORDED_BASE, the base encoder's, then
+    each analysed study run's fine-tuned encoder by its run (`study/<task>-<count>/<unit>`); {} without a record."""
+    from dlfa.reproduction.plan import LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE
+
+    found = {}
+    for name in (LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE):
+        path = reproduction_record() / name
+        try:
+            found[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (OSError, ValueError) as exc:
+            raise DlfaError(f"cannot read the recorded layer analysis ({path}): {exc}") from exc
+    if found[LAYER_ANALYSIS_FILE] is None:
+        return {}
+    return {RECORDED_BASE: found[LAYER_ANALYSIS_FILE], **(found[TUNED_LAYERS_FILE] or {}).get("runs", {})}
