@@ -123,7 +123,6 @@ def start_prepare() -> int:
         return status["pid"]
     pid_file, log_file = _prepare_files()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with open(log_file, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "dlfa", "prepare"], stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT, cwd=str(REPO_ROOT), env=env, start_new_session=True)
