@@ -9,11 +9,14 @@ from dlfa.data.qa import (
     QaAnswer,
     QaExample,
     mlqa_files,
+    mlqa_split,
     paragraph_groups,
     read_squad_json,
+    read_squad_rows,
     split_by_paragraph,
     take_split,
     xquad_files,
+    xquad_split,
 )
 from dlfa.errors import DataError
 
@@ -194,3 +197,58 @@ def test_take_split_refuses_a_question_outside_the_split():
     assignment = split_by_paragraph(english)
     with pytest.raises(DataError, match="question b was not part of the paragraph split"):
         take_split([_example("b", "0.1", "en.json")], assignment, "test")
+
+
+def _rows_of(document: dict) -> list[dict]:
+    """A SQuAD JSON document flattened as the hub serves it (one row per question)."""
+    return [{"id": qa["id"], "title": article["title"], "context": paragraph["context"], "question": qa["question"],
+             "answers": {"text": [a["text"] for a in qa["answers"]],
+                         "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+            for article in document["data"] for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+
+
+def test_hub_rows_read_like_the_file(tmp_path, data_root):
+    path = data_root / "qa" / "xquad" / "xquad.de.json"
+    from_file = read_squad_json(path, "de")
+    from_rows = read_squad_rows(_rows_of(json.loads(path.read_text(encoding="utf-8"))), "de",
+                                where="google/xtreme XQuAD.de (validation)")
+    assert [(e.id, e.question, e.context, e.answers, e.title) for e in from_rows] == \
+        [(e.id, e.question, e.context, e.answers, e.title) for e in from_file]
+    # one paragraph per context: the same grouping as the file's paragraphs
+    assert Counter(e.paragraph_id for e in from_rows).most_common(3) == \
+        Counter(e.paragraph_id for e in from_file).most_common(3)
+    assert from_rows[0].source == "google/xtreme XQuAD.de (validation): row 1"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda row: row.update(answers={"text": ["Paris"], "answer_start": []}),
+     "row 2 (id q1): 'answers' must hold lists 'text' and 'answer_start' of one length"),
+    (lambda row: row.update(answers={"text": ["Pariss"], "answer_start": [0]}),
+     "row 2 (id q1) answers[0]: answer 'Pariss' is not at character 0"),
+    (lambda row: row.pop("context"), "row 2: 'context' must be a non-empty string, found missing"),
+    (lambda row: row.update(question=None), "row 2 (id q1): 'question' must be a non-empty string, found NoneType"),
+])
+def test_hub_rows_malformed_one_clear_error(edit, message):
+    rows = _rows_of(squad(json.loads(json.dumps(GOOD))))
+    rows = [rows[2], rows[0]]
+    edit(rows[1])
+    with pytest.raises(DataError) as caught:
+        read_squad_rows(rows, "en", where="squad (train)")
+    assert str(caught.value).startswith("squad (train): ") and message in str(caught.value)
+
+
+def test_task_splits_from_the_data_root(data_root):
+    xquad, mlqa = data_root / "qa" / "xquad", data_root / "qa" / "mlqa_dev"
+    english_train = xquad_split(xquad, "en", "train")
+    greek_test = xquad_split(xquad, "el", "test")
+    assert (len(english_train), len(xquad_split(xquad, "en", "dev")), len(greek_test)) == (716, 120, 354)
+    assert not {e.paragraph_id for e in english_train} & {e.paragraph_id for e in greek_test}
+    mlqa_train = mlqa_split(mlqa, "en", "en", "train")
+    for pair in (("de", "de"), ("zh", "zh"), ("de", "en")):
+        test = mlqa_split(mlqa, *pair, "test")
+        assert test and (test[0].language, test[0].question_language) == pair
+        assert not {e.id for e in test} & {e.id for e in mlqa_train}
+    with pytest.raises(DataError, match="XQuAD has no file xquad.hi.json here"):
+        xquad_split(xquad, "hi", "test")
+    with pytest.raises(DataError, match="MLQA has no file dev-context-hi-question-hi.json here"):
+        mlqa_split(mlqa, "hi", "hi", "test")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dlfa.data.qa import QaAnswer, QaExample, read_squad_json, xquad_files
-from dlfa.data.qa_features import best_span, encode_qa, predict_answers
+from dlfa.data.qa_features import best_span, encode_qa, pad_windows, predict_answers
 from dlfa.engine.qa_metrics import qa_scores_with_intervals, squad_normalize
 from dlfa.errors import ConfigError
 
@@ -134,3 +134,18 @@ def test_oracle_logits_score_full_marks_on_real_xquad(data_root, tokenizer):
     scores = qa_scores_with_intervals(examples, predictions, "squad", samples=200)
     assert scores["exact_match"]["value"] >= 99.0 and scores["span_f1"]["value"] >= 99.5
     assert scores["exact_match"]["n"] == 300
+
+
+def test_pad_windows_makes_a_batch(tokenizer):
+    short = QaExample("q-short", "Who?", "Marie Curie won.", (QaAnswer("Marie Curie", 0),), "0.0", "en", "en")
+    windows = encode_qa([short, LONG], tokenizer, max_length=64, doc_stride=16, max_question_tokens=16).features[:3]
+    batch = pad_windows(windows, tokenizer.pad_token_id)
+    lengths = [len(w["input_ids"]) for w in windows]
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (3, max(lengths)) and lengths[0] < max(lengths)
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    assert batch["input_ids"][0, : lengths[0]].tolist() == windows[0]["input_ids"]
+    assert (batch["input_ids"][0, lengths[0] :] == tokenizer.pad_token_id).all()
+    assert batch["start_positions"].tolist() == [w["start_positions"] for w in windows]
+    assert batch["end_positions"].tolist() == [w["end_positions"] for w in windows]
+    assert batch["start_positions"][0] > 0  # the short context's answer
+    assert ("token_type_ids" in batch) == ("token_type_ids" in windows[0])

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from dlfa.data.qa import read_squad_json, xquad_files
-from dlfa.data.qa_features import encode_qa
+from dlfa.data.qa_features import encode_qa, pad_windows
 from dlfa.model.fusion import build_aggregation
 from dlfa.model.qa_head import SpanHead
 
@@ -39,16 +39,6 @@ def test_positions_outside_the_sequence_are_ignored():
     assert out.loss.item() == pytest.approx(((start_only_second + end_both) / 2).item(), rel=1e-6)
 
 
-def _padded_batch(features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(f["input_ids"]) for f in features)
-    ids = torch.full((len(features), width), pad_id)
-    for row, feature in enumerate(features):
-        ids[row, : len(feature["input_ids"])] = torch.tensor(feature["input_ids"])
-    return {"input_ids": ids, "attention_mask": (ids != pad_id).long(),
-            "start_positions": torch.tensor([f["start_positions"] for f in features]),
-            "end_positions": torch.tensor([f["end_positions"] for f in features])}
-
-
 @pytest.fixture
 def one_thread():
     """Tensors this small run faster on one thread than on a thread pool that waits for a busy machine's cores."""
@@ -64,7 +54,8 @@ def test_span_head_on_a_dlfa_fused_tiny_encoder_learns(data_root, tiny_encoder, 
     loaded = load_encoder(tiny_encoder)
     examples = read_squad_json(xquad_files(data_root / "qa" / "xquad")["en"], "en")[:8]
     windows = encode_qa(examples, loaded.tokenizer, max_length=96, doc_stride=32, max_question_tokens=24).features
-    batch = _padded_batch([w for w in windows if w["start_positions"]][:8], loaded.tokenizer.pad_token_id)
+    answered = [w for w in windows if w["start_positions"]][:8]
+    batch = {key: torch.from_numpy(array) for key, array in pad_windows(answered, loaded.tokenizer.pad_token_id).items()}
     encoder = loaded.model
     encoder.get_input_embeddings().weight.requires_grad_(False)
     config = encoder.config

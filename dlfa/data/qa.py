@@ -3,7 +3,8 @@ paragraph split that trains on English without leaking a test paragraph's transl
 
 Files: XQuAD `xquad.<lang>.json` (the same 240 paragraphs and 1,190 questions in every language, question ids
 shared), MLQA `dev-context-<c>-question-<q>.json` (the context in language c, the questions in language q; a
-question keeps its id in every file it is translated into).
+question keeps its id in every file it is translated into); the hub's flat rows of the same data
+(`read_squad_rows`: `squad`, google/xtreme's XQuAD, MLQA and TyDiQA-GoldP configurations).
 
 The split (`split_by_paragraph`): there is no SQuAD training set here, so a QA task trains on part of the English
 questions and tests every language on the rest. Questions are grouped so that a group holds whole paragraphs
@@ -14,6 +15,7 @@ contexts cover two English paragraphs, and their groups merge (945 groups for ML
 paragraphs). The groups, in an order shuffled with `seed`, fill train up to `bounds[0]` of the English
 questions, dev (model selection, English) up to `bounds[1]`, and test takes the rest, in every language; a
 group without an English question is test. No test question's paragraph, in any language, is trained on.
+`xquad_split` and `mlqa_split` give one language's (one pair's) questions of one split from a data root.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +81,7 @@ def _line_of(text: str, needle: str | None, occurrence: int = 1) -> int | None:
     return text.count("\n", 0, at) + 1 if at >= 0 else None
 
 
-_KINDS = {str: "a non-empty string", list: "a non-empty list", int: "an integer"}
+_KINDS = {str: "a non-empty string", list: "a non-empty list", int: "an integer", dict: "an object"}
 
 
 class _Malformed(ValueError):
@@ -149,6 +152,36 @@ def _question(qa: dict, qa_id: str, context: str, where: str, paragraph_id: str,
         answers.append(QaAnswer(answer_text, start))
     return QaExample(qa_id, question.strip(), context, tuple(answers), paragraph_id, language, question_language,
                      title, source)
+
+
+def read_squad_rows(rows: Iterable[dict], language: str, question_language: str | None = None,
+                    where: str = "rows") -> list[QaExample]:
+    """Questions from flat SQuAD rows, as the hub serves them (`squad`, and google/xtreme's XQuAD, MLQA and
+    TyDiQA-GoldP configurations): {"id", "title", "context", "question", "answers": {"text": [...],
+    "answer_start": [...]}}. Rows sharing a context form one paragraph ("0.<first row's paragraph number>").
+    Raises DataError naming `where` and the row (counted from 1), as read_squad_json does for files."""
+    examples: list[QaExample] = []
+    paragraphs: dict[str, int] = {}
+    for number, row in enumerate(rows, start=1):
+        item = f"row {number}"
+        try:
+            context = _field(row, "context", str, item)
+            qa_id = _field(row, "id", str, item)
+            answers = _field(row, "answers", dict, f"{item} (id {qa_id})")
+            texts, starts = answers.get("text"), answers.get("answer_start")
+            if not isinstance(texts, list) or not isinstance(starts, list) or len(texts) != len(starts):
+                raise _Malformed(f"{item} (id {qa_id}): 'answers' must hold lists 'text' and 'answer_start' of one "
+                                 "length")
+            qa = {"question": row.get("question"),
+                  "answers": [{"text": text, "answer_start": start} for text, start in zip(texts, starts)]}
+            paragraph = paragraphs.setdefault(context, len(paragraphs))
+            examples.append(_question(qa, qa_id, context, f"{item} (id {qa_id})", f"0.{paragraph}", language,
+                                      question_language or language, str(row.get("title") or ""), f"{where}: {item}"))
+        except _Malformed as exc:
+            raise DataError(f"{where}: {exc}") from None
+    if not examples:
+        raise DataError(f"{where}: no questions found")
+    return examples
 
 
 def xquad_files(folder: str | Path) -> dict[str, Path]:
@@ -222,3 +255,54 @@ def take_split(examples: Sequence[QaExample], assignment: dict[str, str], split:
     if unknown:
         raise DataError(f"question {unknown[0].id} was not part of the paragraph split", unknown[0].source)
     return [example for example in examples if assignment[example.id] == split]
+
+
+# ----------------------------------------------------------------------------------------------------
+# A task's questions in one language and split
+
+
+@lru_cache(maxsize=4)
+def _cached_split(files: tuple[tuple[Path, str, str], ...], stamps: tuple, bounds: tuple[float, float],
+                  seed: int) -> dict[str, str]:
+    collections = [read_squad_json(path, language, question_language) for path, language, question_language in files]
+    return split_by_paragraph(collections[0], collections[1:], bounds, seed)
+
+
+def paragraph_split_of_files(files: Sequence[tuple[Path, str, str]], bounds: tuple[float, float] = QA_SPLIT,
+                             seed: int = QA_SPLIT_SEED) -> dict[str, str]:
+    """split_by_paragraph over files given as (path, language, question language), the English one first;
+    cached per process while the files keep their size and modification time."""
+    stamps = []
+    for path, _, _ in files:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise DataError(f"cannot read the file: {exc.strerror or exc}", str(path)) from exc
+        stamps.append((stat.st_mtime_ns, stat.st_size))
+    return _cached_split(tuple(files), tuple(stamps), tuple(bounds), seed)
+
+
+def xquad_split(folder: str | Path, language: str, split: str, bounds: tuple[float, float] = QA_SPLIT,
+                seed: int = QA_SPLIT_SEED) -> list[QaExample]:
+    """XQuAD's questions in `language` that the paragraph split of all the folder's languages puts in `split`."""
+    files = xquad_files(folder)
+    for needed in ("en", language):
+        if needed not in files:
+            raise DataError(f"XQuAD has no file xquad.{needed}.json here", str(folder))
+    order = ["en", *sorted(set(files) - {"en"})]
+    assignment = paragraph_split_of_files([(files[lang], lang, lang) for lang in order], bounds, seed)
+    return take_split(read_squad_json(files[language], language), assignment, split)
+
+
+def mlqa_split(folder: str | Path, context_language: str, question_language: str, split: str,
+               bounds: tuple[float, float] = QA_SPLIT, seed: int = QA_SPLIT_SEED) -> list[QaExample]:
+    """MLQA dev's questions of one (context, question) language pair that the paragraph split of all the
+    folder's pairs (grouped through shared question ids, see the module docstring) puts in `split`."""
+    files = mlqa_files(folder)
+    for needed in (("en", "en"), (context_language, question_language)):
+        if needed not in files:
+            raise DataError(f"MLQA has no file dev-context-{needed[0]}-question-{needed[1]}.json here", str(folder))
+    order = [("en", "en"), *sorted(set(files) - {("en", "en")})]
+    assignment = paragraph_split_of_files([(files[pair], *pair) for pair in order], bounds, seed)
+    pair = (context_language, question_language)
+    return take_split(read_squad_json(files[pair], *pair), assignment, split)

@@ -87,6 +87,24 @@ def encode_qa(
     return encoded
 
 
+def pad_windows(windows: Sequence[dict], pad_token_id: int) -> dict[str, np.ndarray]:
+    """A batch of windows, right-padded to the longest: input_ids B × T (pad_token_id), attention_mask B × T,
+    token_type_ids B × T when the windows have them, start_positions and end_positions B (int64 arrays)."""
+    width = max(len(window["input_ids"]) for window in windows)
+    lengths = np.array([len(window["input_ids"]) for window in windows])
+    batch = {"input_ids": np.full((len(windows), width), pad_token_id, dtype=np.int64),
+             "attention_mask": (np.arange(width)[None] < lengths[:, None]).astype(np.int64)}
+    keys = ("input_ids", "token_type_ids") if "token_type_ids" in windows[0] else ("input_ids",)
+    for key in keys[1:]:
+        batch[key] = np.zeros((len(windows), width), dtype=np.int64)
+    for row, window in enumerate(windows):
+        for key in keys:
+            batch[key][row, : lengths[row]] = window[key]
+    for key in ("start_positions", "end_positions"):
+        batch[key] = np.array([window[key] for window in windows], dtype=np.int64)
+    return batch
+
+
 @dataclass(frozen=True)
 class SpanPrediction:
     """The best span of one question: its text, character offsets in the context and score (start + end logit)."""
