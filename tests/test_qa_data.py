@@ -9,15 +9,14 @@ from dlfa.data.qa import (
     QaAnswer,
     QaExample,
     mlqa_files,
-    mlqa_split,
     paragraph_groups,
     read_squad_json,
     read_squad_rows,
     split_by_paragraph,
     take_split,
     xquad_files,
-    xquad_split,
 )
+from dlfa.data.qa_sources import QaFileSplit, QaHubSplit, mlqa_split, xquad_split
 from dlfa.errors import DataError
 
 XQUAD_LANGUAGES = {"ar", "de", "el", "en", "es", "ro", "ru", "tr", "vi", "zh"}
@@ -252,3 +251,45 @@ def test_task_splits_from_the_data_root(data_root):
         xquad_split(xquad, "hi", "test")
     with pytest.raises(DataError, match="MLQA has no file dev-context-hi-question-hi.json here"):
         mlqa_split(mlqa, "hi", "hi", "test")
+
+
+def test_file_split_is_a_registry_split_data(data_root, tmp_path):
+    xquad = data_root / "qa" / "xquad"
+    german_test = QaFileSplit("xquad", xquad, "de", "test")
+    assert german_test.load() == xquad_split(xquad, "de", "test")
+    mlqa_cross = QaFileSplit("mlqa", data_root / "qa" / "mlqa_dev", "de", "test", question_language="en").load()
+    assert mlqa_cross == mlqa_split(data_root / "qa" / "mlqa_dev", "de", "en", "test")
+    assert german_test.fingerprint() == QaFileSplit("xquad", xquad, "de", "test").fingerprint()
+    assert german_test.fingerprint() != QaFileSplit("xquad", xquad, "de", "dev").fingerprint()
+    assert german_test.fingerprint() != QaFileSplit("xquad", xquad, "de", "test", seed=1).fingerprint()
+    for language in ("en", "de"):  # a copy outside the checkout: touching a file changes the fingerprint
+        (tmp_path / f"xquad.{language}.json").write_bytes((xquad / f"xquad.{language}.json").read_bytes())
+    copy = QaFileSplit("xquad", tmp_path, "de", "test")
+    before = copy.fingerprint()
+    # the split of the copy (English and German only) is the split of all ten languages: XQuAD is parallel
+    assert [e.id for e in copy.load()] == [e.id for e in german_test.load()]
+    (tmp_path / "xquad.de.json").write_text("{}", encoding="utf-8")
+    assert copy.fingerprint() != before
+    with pytest.raises(DataError, match="expected a SQuAD JSON object"):
+        copy.load()
+
+
+def test_hub_split_reads_rows_and_reports_a_failing_loader(data_root):
+    path = data_root / "qa" / "xquad" / "xquad.de.json"
+    rows = _rows_of(json.loads(path.read_text(encoding="utf-8")))
+    requests = []
+
+    def loader(config, split):
+        requests.append((config, split))
+        return rows
+
+    examples = QaHubSplit(loader, "XQuAD.de", "validation", "de").load()
+    assert requests == [("XQuAD.de", "validation")] and len(examples) == 1190
+    assert [e.answers for e in examples] == [e.answers for e in read_squad_json(path, "de")]
+    assert QaHubSplit(loader, "XQuAD.de", "validation", "de").fingerprint() is None
+
+    def offline(config, split):
+        raise ConnectionError("no network")
+
+    with pytest.raises(DataError, match=r"cannot load rajpurkar/squad:plain_text \(train\): no network"):
+        QaHubSplit(offline, "rajpurkar/squad:plain_text", "train", "en").load()

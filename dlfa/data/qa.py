@@ -15,7 +15,6 @@ contexts cover two English paragraphs, and their groups merge (945 groups for ML
 paragraphs). The groups, in an order shuffled with `seed`, fill train up to `bounds[0]` of the English
 questions, dev (model selection, English) up to `bounds[1]`, and test takes the rest, in every language; a
 group without an English question is test. No test question's paragraph, in any language, is trained on.
-`xquad_split` and `mlqa_split` give one language's (one pair's) questions of one split from a data root.
 """
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -255,54 +253,3 @@ def take_split(examples: Sequence[QaExample], assignment: dict[str, str], split:
     if unknown:
         raise DataError(f"question {unknown[0].id} was not part of the paragraph split", unknown[0].source)
     return [example for example in examples if assignment[example.id] == split]
-
-
-# ----------------------------------------------------------------------------------------------------
-# A task's questions in one language and split
-
-
-@lru_cache(maxsize=4)
-def _cached_split(files: tuple[tuple[Path, str, str], ...], stamps: tuple, bounds: tuple[float, float],
-                  seed: int) -> dict[str, str]:
-    collections = [read_squad_json(path, language, question_language) for path, language, question_language in files]
-    return split_by_paragraph(collections[0], collections[1:], bounds, seed)
-
-
-def paragraph_split_of_files(files: Sequence[tuple[Path, str, str]], bounds: tuple[float, float] = QA_SPLIT,
-                             seed: int = QA_SPLIT_SEED) -> dict[str, str]:
-    """split_by_paragraph over files given as (path, language, question language), the English one first;
-    cached per process while the files keep their size and modification time."""
-    stamps = []
-    for path, _, _ in files:
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise DataError(f"cannot read the file: {exc.strerror or exc}", str(path)) from exc
-        stamps.append((stat.st_mtime_ns, stat.st_size))
-    return _cached_split(tuple(files), tuple(stamps), tuple(bounds), seed)
-
-
-def xquad_split(folder: str | Path, language: str, split: str, bounds: tuple[float, float] = QA_SPLIT,
-                seed: int = QA_SPLIT_SEED) -> list[QaExample]:
-    """XQuAD's questions in `language` that the paragraph split of all the folder's languages puts in `split`."""
-    files = xquad_files(folder)
-    for needed in ("en", language):
-        if needed not in files:
-            raise DataError(f"XQuAD has no file xquad.{needed}.json here", str(folder))
-    order = ["en", *sorted(set(files) - {"en"})]
-    assignment = paragraph_split_of_files([(files[lang], lang, lang) for lang in order], bounds, seed)
-    return take_split(read_squad_json(files[language], language), assignment, split)
-
-
-def mlqa_split(folder: str | Path, context_language: str, question_language: str, split: str,
-               bounds: tuple[float, float] = QA_SPLIT, seed: int = QA_SPLIT_SEED) -> list[QaExample]:
-    """MLQA dev's questions of one (context, question) language pair that the paragraph split of all the
-    folder's pairs (grouped through shared question ids, see the module docstring) puts in `split`."""
-    files = mlqa_files(folder)
-    for needed in (("en", "en"), (context_language, question_language)):
-        if needed not in files:
-            raise DataError(f"MLQA has no file dev-context-{needed[0]}-question-{needed[1]}.json here", str(folder))
-    order = [("en", "en"), *sorted(set(files) - {("en", "en")})]
-    assignment = paragraph_split_of_files([(files[pair], *pair) for pair in order], bounds, seed)
-    pair = (context_language, question_language)
-    return take_split(read_squad_json(files[pair], *pair), assignment, split)
