@@ -108,29 +108,30 @@ def read_squad_json(path: str | Path, language: str, question_language: str | No
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise DataError("expected a SQuAD JSON object with a 'data' list of articles", str(path))
     examples: list[QaExample] = []
-    qa_id = None
+    located = None  # the id of the question being read: an error's line is the line of that id
     try:
         for a, article in enumerate(document["data"]):
             title = article.get("title") if isinstance(article, dict) else None
             for p, paragraph in enumerate(_field(article, "paragraphs", list, f"data[{a}]")):
-                qa_id = None
+                located = None
                 context = _field(paragraph, "context", str, f"data[{a}].paragraphs[{p}]")
                 for q, qa in enumerate(_field(paragraph, "qas", list, f"data[{a}].paragraphs[{p}]")):
                     where = f"data[{a}].paragraphs[{p}].qas[{q}]"
-                    qa_id = None  # the line of an error is the line of the question's id, when it has one
+                    located = qa.get("id") if isinstance(qa, dict) and isinstance(qa.get("id"), str) else None
                     qa_id = _field(qa, "id", str, where)
                     examples.append(_question(qa, qa_id, context, f"{where} (id {qa_id})", f"{a}.{p}", language,
                                               question_language or language, title if isinstance(title, str) else "",
                                               f"{path}: {where}"))
     except _Malformed as exc:
-        raise DataError(str(exc), str(path), _line_of(text, qa_id and json.dumps(qa_id))) from None
+        raise DataError(str(exc), str(path), _line_of(text, located and json.dumps(located))) from None
     if not examples:
         raise DataError("no questions found", str(path))
-    ids = [example.id for example in examples]
-    if len(set(ids)) < len(ids):
-        duplicate = next(example for n, example in enumerate(examples) if example.id in ids[:n])
-        raise DataError(f"{duplicate.source.partition(': ')[2]} (id {duplicate.id}): duplicate question id",
-                        str(path), _line_of(text, json.dumps(duplicate.id), occurrence=2))
+    seen: set[str] = set()
+    for example in examples:
+        if example.id in seen:
+            raise DataError(f"{example.source.partition(': ')[2]} (id {example.id}): duplicate question id",
+                            str(path), _line_of(text, json.dumps(example.id), occurrence=2))
+        seen.add(example.id)
     return examples
 
 
@@ -156,7 +157,7 @@ def read_squad_rows(rows: Iterable[dict], language: str, question_language: str 
                     where: str = "rows") -> list[QaExample]:
     """Questions from flat SQuAD rows, as the hub serves them (`squad`, and google/xtreme's XQuAD, MLQA and
     TyDiQA-GoldP configurations): {"id", "title", "context", "question", "answers": {"text": [...],
-    "answer_start": [...]}}. Rows sharing a context form one paragraph ("0.<first row's paragraph number>").
+    "answer_start": [...]}}. Rows sharing a context form one paragraph, `paragraph_id` "0.<k>" for the k-th context.
     Raises DataError naming `where` and the row (counted from 1), as read_squad_json does for files."""
     examples: list[QaExample] = []
     paragraphs: dict[str, int] = {}
