@@ -77,7 +77,8 @@ def mixed_segmentation(text: str) -> list[str]:
 def mlqa_normalize(text: str, language: str) -> str:
     """The MLQA script's normalize_answer for an answer in `language`."""
     if language not in _MLQA_ARTICLES:
-        raise ConfigError(f"MLQA's evaluation knows no language '{language}': choose one of {', '.join(_MLQA_ARTICLES)}")
+        raise ConfigError(f"MLQA's evaluation knows no language '{language}': "
+                          f"choose one of {', '.join(_MLQA_ARTICLES)}")
     punctuation = unicode_punctuation()
     text = "".join(ch for ch in text.lower() if ch not in punctuation)
     if _MLQA_ARTICLES[language] is not None:

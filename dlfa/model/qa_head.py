@@ -48,7 +48,6 @@ class SpanHead(nn.Module):
         loss = None
         if start_positions is not None and end_positions is not None:
             ignored = start_logits.shape[1]
-            start_loss = nn.functional.cross_entropy(start_logits, start_positions.clamp(0, ignored), ignore_index=ignored)
-            end_loss = nn.functional.cross_entropy(end_logits, end_positions.clamp(0, ignored), ignore_index=ignored)
-            loss = (start_loss + end_loss) / 2
+            loss = (nn.functional.cross_entropy(start_logits, start_positions.clamp(0, ignored), ignore_index=ignored)
+                    + nn.functional.cross_entropy(end_logits, end_positions.clamp(0, ignored), ignore_index=ignored)) / 2
         return SpanOutput(loss, start_logits, end_logits)
