@@ -16,7 +16,7 @@ from dlfa.data.qa import (
     take_split,
     xquad_files,
 )
-from dlfa.data.qa_sources import QaFileSplit, QaHubSplit, mlqa_split, xquad_split
+from dlfa.data.qa_sources import QaFileSplit, mlqa_split, xquad_split
 from dlfa.errors import DataError
 
 XQUAD_LANGUAGES = {"ar", "de", "el", "en", "es", "ro", "ru", "tr", "vi", "zh"}
@@ -272,24 +272,3 @@ def test_file_split_is_a_registry_split_data(data_root, tmp_path):
     assert copy.fingerprint() != before
     with pytest.raises(DataError, match="expected a SQuAD JSON object"):
         copy.load()
-
-
-def test_hub_split_reads_rows_and_reports_a_failing_loader(data_root):
-    path = data_root / "qa" / "xquad" / "xquad.de.json"
-    rows = _rows_of(json.loads(path.read_text(encoding="utf-8")))
-    requests = []
-
-    def loader(config, split):
-        requests.append((config, split))
-        return rows
-
-    examples = QaHubSplit(loader, "XQuAD.de", "validation", "de").load()
-    assert requests == [("XQuAD.de", "validation")] and len(examples) == 1190
-    assert [e.answers for e in examples] == [e.answers for e in read_squad_json(path, "de")]
-    assert QaHubSplit(loader, "XQuAD.de", "validation", "de").fingerprint() is None
-
-    def offline(config, split):
-        raise ConnectionError("no network")
-
-    with pytest.raises(DataError, match=r"cannot load rajpurkar/squad:plain_text \(train\): no network"):
-        QaHubSplit(offline, "rajpurkar/squad:plain_text", "train", "en").load()

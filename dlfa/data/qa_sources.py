@@ -1,20 +1,17 @@
-"""QA data per (language, split), as the registry's `SplitData` (a `load()` and a `fingerprint()`): XQuAD and
-MLQA files of a data root under the paragraph split (dlfa.data.qa), and hub rows.
-
-From a data root (`QaFileSplit`): XQuAD (`qa/xquad`) and MLQA dev (`qa/mlqa_dev`), every language's (every
-pair's) train / dev / test part of the paragraph split of all the folder's files; the zero-shot protocol trains
-on English train only. From the hub (`QaHubSplit`): whole hub splits, e.g. `squad` train for training and
-google/xtreme `XQuAD.<lang>` / `MLQA.<c>.<q>` validation or test for testing, as XTREME does.
+"""QA data of a data root per (language, split), as the registry's `SplitData` (a `load()` and a
+`fingerprint()`): XQuAD (`qa/xquad`) and MLQA dev (`qa/mlqa_dev`), every language's (every pair's) train / dev /
+test part of the paragraph split of all the folder's files (dlfa.data.qa); the zero-shot protocol trains on
+English train only. Hub rows (whole splits: `squad` train, google/xtreme XQuAD / MLQA for testing, as XTREME
+does) are read by dlfa.data.qa.read_squad_rows.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from dlfa.errors import DataError
 from dlfa.data.qa import (
@@ -23,7 +20,6 @@ from dlfa.data.qa import (
     QaExample,
     mlqa_files,
     read_squad_json,
-    read_squad_rows,
     split_by_paragraph,
     take_split,
     xquad_files,
@@ -107,27 +103,3 @@ class QaFileSplit:
         return hashlib.sha256(json.dumps(
             ["qa-paragraph-split", self.task, self.language, self.question_language, self.split, self.bounds,
              self.seed, [str(path.resolve()) for path in paths], _stamps(paths)]).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class QaHubSplit:
-    """A whole hub split of SQuAD-style rows: `loader(config, split)` returns the rows (a `datasets.Dataset` or
-    any sequence of dicts), e.g. the registry's load_hub_split with "rajpurkar/squad:plain_text" or
-    "XQuAD.de"."""
-
-    loader: Callable[[str, str], Any] = field(compare=False, repr=False)
-    config: str
-    split: str
-    language: str
-    question_language: str | None = None
-
-    def load(self) -> list[QaExample]:
-        where = f"{self.config} ({self.split})"
-        try:
-            rows = self.loader(self.config, self.split)
-        except Exception as exc:  # network, missing config or split, bad files: all reach the user as DataError
-            raise DataError(f"cannot load {where}: {exc}") from exc
-        return read_squad_rows(rows, self.language, self.question_language, where)
-
-    def fingerprint(self) -> None:
-        return None  # only the content can tell
