@@ -142,7 +142,8 @@ def bootstrap_mean_interval(
     if len(values) == 1 or np.ptp(values) == 0:  # every resample has the same mean
         return float(values[0]), float(values[0])
     result = stats.bootstrap((np.asarray(values, dtype=np.float64),), np.mean, n_resamples=samples,
-                             confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+                             confidence_level=confidence, method="percentile",
+                             random_state=np.random.default_rng(seed))  # `rng=` only from scipy 1.15
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
