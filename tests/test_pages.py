@@ -369,7 +369,7 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     assert list(summary["intermediate tasks"]) == [0, 3, 9] and list(summary["seeds"]) == [3, 3, 3]
     from dlfa.reproduction import study
 
-    rows = study.summarize({count: runs.job_results(jobs[f"study/xnli-{count}"]).to_dict() for count in (0, 3, 9)})
+    rows = study.summarize({count: runs.job_results(jobs[f"study/xnli-{count}"]) for count in (0, 3, 9)})
     answers = [m.value for m in at.markdown if m.value.startswith(("**3 vs", "**9 vs", "**no clear", "**3 tasks",
                                                                         "**9 tasks"))]
     assert answers == [f"**{study.change_in_words(row['count'], row['changes'][-1])}**{study.not_learned_note(row)}"
