@@ -107,3 +107,24 @@ def test_qa_end_to_end_on_the_fixture_root(fixture_root, tiny_encoder, tmp_path,
     german = run.metrics["de"]
     assert german.metric == "span_f1" and german.n == 21 and german.ci_low <= german.value <= german.ci_high
     assert run.extra["exact_match"]["de"]["value"] <= german.value
+
+
+def test_qa_refuses_a_probe_and_too_short_windows_with_one_line(fixture_root, tiny_encoder, tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from dlfa.cli.main import main
+    from dlfa.engine.datasets import qa_doc_stride
+    from dlfa.errors import ConfigError
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    assert qa_doc_stride(tokenizer, 384) == 128 and qa_doc_stride(tokenizer, 160) == 46  # (160 - 64 - 4) // 2
+    with pytest.raises(ConfigError, match="max_length 64 is too short for question answering"):
+        qa_doc_stride(tokenizer, 64)
+    common = ["train", "--task", "xquad", "--encoder", tiny_encoder, "--fusion-layer", "1", "--eval-langs", "de",
+              "--data-root", str(fixture_root), "--max-steps", "2"]
+    assert main([*common, "--probe", "--out", str(tmp_path / "probe")]) != 0
+    assert main([*common, "--max-length", "64", "--out", str(tmp_path / "short")]) != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: task xquad (question answering) cannot be probed: fine-tune it (no --probe)",
+                      "error: max_length 64 is too short for question answering: a window keeps 64 question tokens; "
+                      "use at least 96 (384 is usual)"]
