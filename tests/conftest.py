@@ -42,8 +42,8 @@ def data_root() -> Path:
 @pytest.fixture(scope="session")
 def fixture_root() -> Path:
     """The committed data root of made-up sentences: UD-POS (English train 80 and dev 12 sentences, Parallel UD
-    en/de/fr/zh 40 each), PAN-X, PAWS-X and XNLI (en, de, fr, zh), COPA/XCOPA (en, et, tr), SST-2, RTE and Tatoeba
-    (de, fr, zh)."""
+    en/de/fr/zh 40 each), PAN-X, PAWS-X and XNLI (en, de, fr, zh), COPA/XCOPA (en, et, tr), SST-2, RTE, Tatoeba
+    (de, fr, zh) and XQuAD / MLQA (en, de: 24 paragraphs, 72 questions each)."""
     assert (FIXTURE_ROOT / "ud" / "UD_English-EWT" / "en_ewt-ud-train.conllu").is_file(), \
         f"the fixture data root is incomplete at {FIXTURE_ROOT}: run tests/fixtures/make_data_root.py"
     return FIXTURE_ROOT

@@ -32,7 +32,7 @@ def test_the_fixture_root_serves_every_task_the_hermetic_tests_train_on(fixture_
     source = DataSource.resolve(fixture_root)
     sizes = {task: {language: {split: len(load_examples(task, language, split, source)) for split in splits}
                     for language, splits in available_languages(task, source).items()}
-             for task in ("udpos", "panx", "pawsx", "xnli", "xcopa", "sst2", "rte")}
+             for task in ("udpos", "panx", "pawsx", "xnli", "xcopa", "sst2", "rte", "xquad", "mlqa")}
     assert sizes["udpos"] == {"en": {"train": 80, "dev": 12, "test": 40},
                               **{language: {"test": 40} for language in ("de", "fr", "zh")}}
     assert sizes["panx"] == {"en": {"train": 30, "dev": 12}, **{lang: {"test": 12} for lang in ("de", "fr", "zh")}}
@@ -42,6 +42,7 @@ def test_the_fixture_root_serves_every_task_the_hermetic_tests_train_on(fixture_
     assert sizes["xcopa"] == {"en": {"train": 27, "dev": 3, "test": 20}, "et": {"test": 20}, "tr": {"test": 20}}
     assert sizes["sst2"] == {"en": {"train": 24, "dev": 8, "test": 8}}
     assert sizes["rte"]["en"]["test"] == 8
+    assert sizes["xquad"] == sizes["mlqa"] == {"en": {"train": 45, "dev": 6, "test": 21}, "de": {"test": 21}}
     german = load_examples("udpos", "de", "test", source)
     assert german[0].item_id == "n01000" and german[0].tags[:3] == ("DET", "NOUN", "VERB")
     assert len(set(e.text for e in german)) == 40  # no repeated placeholder sentence

@@ -306,7 +306,7 @@ def _gradients_of_one_step(model, batch, max_tokens):
     return loss, grads, {k: v.clone() for k, v in model.aggregation.state_dict().items()}
 
 
-@pytest.mark.parametrize("task", ["nli", "pos"])
+@pytest.mark.parametrize("task", ["nli", "pos", "qa"])
 def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
     from transformers import BertConfig, BertModel
 
@@ -314,7 +314,8 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
     from dlfa.testing import TINY_CONFIG
     from dlfa.engine.batching import slice_bounds
 
-    heads = {"nli": HeadConfig("pair", ["e", "n", "c"]), "pos": HeadConfig("token", ["NOUN", "VERB", "X"])}
+    heads = {"nli": HeadConfig("pair", ["e", "n", "c"]), "pos": HeadConfig("token", ["NOUN", "VERB", "X"]),
+             "qa": HeadConfig("qa", [])}
     torch.manual_seed(0)
     encoder = BertModel(BertConfig(vocab_size=99, **TINY_CONFIG), add_pooling_layer=False)
     model = DlfaModel(DlfaConfig("unused", heads, "dlfa", fusion_layer=1, dropout=0.0), encoder).train()
@@ -325,6 +326,10 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
     if task == "pos":
         labels[mask == 0] = -100
     batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, "task": task}
+    if task == "qa":  # gold spans inside each window (or 0: no answer in it)
+        del batch["labels"]
+        batch["start_positions"] = torch.minimum(torch.randint(0, 12, (16,)), lengths - 1)
+        batch["end_positions"] = torch.minimum(batch["start_positions"] + 1, lengths - 1)
     assert len(slice_bounds(batch, 4 * 12)) == 4
     start = {k: v.clone() for k, v in model.state_dict().items()}
     whole_loss, whole_grads, whole_stats = _gradients_of_one_step(model, batch, None)

@@ -10,8 +10,9 @@ from typing import Literal
 
 from dlfa.errors import DataError
 
-TaskKind = Literal["token", "sentence", "pair", "multiple_choice"]
-TASK_FAMILIES = {"token": "tagging", "sentence": "classification", "pair": "pair", "multiple_choice": "multiple choice"}
+TaskKind = Literal["token", "sentence", "pair", "multiple_choice", "qa"]
+TASK_FAMILIES = {"token": "tagging", "sentence": "classification", "pair": "pair", "multiple_choice": "multiple choice",
+                 "qa": "question answering"}
 IGNORE_INDEX = -100
 SENTENCEPIECE_SPACE = "▁"
 
@@ -23,7 +24,10 @@ class TaskInfo:
     multiple_choice tasks: `labels` names the choices in order (every example has len(labels) choices) and an
     example's label is its gold choice's name.
 
-    metric: "accuracy" | "entity_f1" (seqeval, IOB2 tags) | "mcc" (Matthews) | "f1" (binary, positive = labels[1]).
+    qa tasks (extractive question answering, dlfa.data.qa): no labels; their examples are QaExamples.
+
+    metric: "accuracy" | "entity_f1" (seqeval, IOB2 tags) | "mcc" (Matthews) | "f1" (binary, positive = labels[1])
+    | "span_f1" (QA: SQuAD F1, exact match reported beside it).
     """
 
     name: str

@@ -22,6 +22,9 @@ The paper's tasks:
     and test takes the rest (about 900 per language). Without the test folder: the dev sets alone, split as PAWS-X.
   - pawsx: only the labeled dev sets exist (2,000 rows per language; no more labeled English data on this
     machine): groups in the order of their first row fill train up to 60%, dev up to two thirds, test the rest.
+- xquad, mlqa (extractive QA, `qa/xquad`, `qa/mlqa_dev`): the paragraph split of dlfa.data.qa (no SQuAD training
+  set here): English train / dev / test, the other languages' test, no test paragraph's translation trained on;
+  MLQA's languages are its same-language pairs (`dev-context-<x>-question-<x>.json`).
 The English intermediate tasks read their files under `english/` (`english_files`); where a task ships a single
 labeled file, it is cut into train 80% / dev 10% / test 10% of the rows in file order, rows sharing a text kept in
 one part (`parts_of`, dlfa.data.splits.group_parts, as for the item split).
@@ -34,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from dlfa.data.base import TaskInfo
+from dlfa.data.qa import mlqa_files, xquad_files
+from dlfa.data.qa_sources import QaFileSplit
 from dlfa.data.splits import SPLITS, TRAIN_DEV, Cut, FileSplit, ItemSplit, Layout
 from dlfa.errors import DataError
 
@@ -102,6 +107,24 @@ def item_split_files(folder: Path, tsv_format: str, task: TaskInfo, test_folder:
     for language, target in files.items():
         if language != "en":
             layout[language] = {"test": ItemSplit(english, target, "test", **settings)}
+    return layout
+
+
+def qa_files(task_name: str, relative: str):
+    """A layout function for a QA task (`xquad` or `mlqa`) whose SQuAD JSON files are in `relative`."""
+
+    def layout(root: Path, task: TaskInfo) -> Layout:
+        folder = root / relative
+        if task_name == "xquad":
+            languages = list(xquad_files(folder))
+        else:
+            languages = [context for context, question in mlqa_files(folder) if context == question]
+        if "en" not in languages:
+            return {}
+        return {language: {split: QaFileSplit(task_name, folder, language, split)
+                           for split in (SPLITS if language == "en" else ("test",))}
+                for language in languages}
+
     return layout
 
 

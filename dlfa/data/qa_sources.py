@@ -98,8 +98,13 @@ class QaFileSplit:
                               self.bounds, self.seed)
         raise DataError(f"no QA files for task {self.task!r} (xquad or mlqa)", str(self.folder))
 
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Every file of the folder that the paragraph split reads."""
+        return tuple(sorted(self.folder.glob("xquad.*.json" if self.task == "xquad" else "dev-context-*.json")))
+
     def fingerprint(self) -> str:
-        paths = sorted(self.folder.glob("xquad.*.json" if self.task == "xquad" else "dev-context-*.json"))
+        paths = self.paths
         return hashlib.sha256(json.dumps(
             ["qa-paragraph-split", self.task, self.language, self.question_language, self.split, self.bounds,
              self.seed, [str(path.resolve()) for path in paths], _stamps(paths)]).encode()).hexdigest()

@@ -1,5 +1,5 @@
 """The tasks: each task's TaskInfo with where its data lives, under a data root (or the classroom pack) and on the
-hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the English intermediate tasks
+hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa), the English intermediate tasks
 and the classroom tasks.
 
 Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
@@ -17,7 +17,7 @@ from typing import Any
 
 from dlfa.data.base import TaskInfo
 from dlfa.data.file_layouts import (conll_files, english_files, item_split_files, no_local_files, pack_files,
-                                    panx_files, parts_of, udpos_files, whole_files, xcopa_files)
+                                    panx_files, parts_of, qa_files, udpos_files, whole_files, xcopa_files)
 from dlfa.data.hub_layouts import (HUB_PANX_LANGUAGES, HUB_PAWSX_LANGUAGES, HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES,
                                    hub_english, hub_xtreme)
 from dlfa.data.readers import CONLL_NER_TAGS, PANX_TAGS, UPOS_TAGS
@@ -58,6 +58,14 @@ TASKS = [
                       "here)"),
              lambda root, task: item_split_files(root / "pair" / "pawsx_xtreme", "pawsx", task),
              hub=hub_xtreme(lambda lang: f"PAWS-X.{lang}", HUB_PAWSX_LANGUAGES, "pawsx")),
+    # extractive question answering (XTREME's QA targets), trained on part of the English questions
+    TaskSpec(TaskInfo("xquad", "qa", (), "span_f1",
+                      "Question answering: XQuAD, 10 languages (paragraph split of the English questions: no SQuAD "
+                      "train set here)"),
+             qa_files("xquad", "qa/xquad")),
+    TaskSpec(TaskInfo("mlqa", "qa", (), "span_f1",
+                      "Question answering: MLQA dev, same-language pairs (paragraph split of the English questions)"),
+             qa_files("mlqa", "qa/mlqa_dev")),
     # English intermediate tasks
     TaskSpec(TaskInfo("sst2", "sentence", ("negative", "positive"), "accuracy",
                       "Sentiment of movie-review phrases: GLUE SST-2", intermediate=True),

@@ -107,7 +107,10 @@ def token_slices(batch: dict, max_tokens: int | None) -> list[tuple[dict, float]
     if len(bounds) == 1:
         return [(batch, 1.0)]
     rows = batch["attention_mask"].shape[0]
-    labelled = (batch["labels"] != IGNORE_INDEX).reshape(rows, -1).sum(1)
+    if "labels" in batch:
+        labelled = (batch["labels"] != IGNORE_INDEX).reshape(rows, -1).sum(1)
+    else:  # question answering: every window has a gold span (the first token when it holds no answer)
+        labelled = torch.ones(rows, dtype=torch.long)
     total = max(int(labelled.sum()), 1)
     slices = [(batch_rows(batch, start, end, width), int(labelled[start:end].sum()) / total)
               for start, end, width in bounds]
@@ -149,7 +152,8 @@ def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: 
                 whole[start:end, :width] = part
     layers = [h.requires_grad_() for h in layers]
     with autocast(runtime.device, runtime.amp_dtype):
-        loss = model.classify(tuple(layers), batch["attention_mask"], batch["task"], batch["labels"]).loss
+        loss = model.classify(tuple(layers), batch["attention_mask"], batch["task"], batch.get("labels"),
+                              batch.get("start_positions"), batch.get("end_positions")).loss
     (loss * scale).backward()
     used = [i for i, h in enumerate(layers) if h.grad is not None]
     for (start, end, width), rng in zip(bounds, rng_states):

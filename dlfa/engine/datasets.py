@@ -1,6 +1,7 @@
 """The data a unit trains and evaluates on: encoded splits stored flat and served as dynamically padded batches
 (`collate(indices)` gives the keyword arguments of DlfaModel.forward), and `load_job_data`, which reads and
-encodes every split a job needs through the task registry."""
+encodes every split a job needs through the task registry. Question answering splits keep their questions
+beside their windows (`QaDataset`): the evaluation maps the windows' span logits back to answers."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -9,8 +10,13 @@ import numpy as np
 import torch
 
 from dlfa.data.base import IGNORE_INDEX, EncodedSplit, TaskInfo
-from dlfa.data.registry import DataSource, available_languages, get_task, load_encoded
+from dlfa.data.qa import QaExample
+from dlfa.data.qa_features import DOC_STRIDE, MAX_QUESTION_TOKENS, encode_qa, pad_windows
+from dlfa.data.registry import DataSource, available_languages, get_task, load_encoded, load_examples
 from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError
+
+QA_NORMALIZATIONS = {"xquad": "squad", "mlqa": "mlqa"}  # the official evaluation script of each QA task
 
 
 class EncodedDataset:
@@ -100,6 +106,47 @@ class MultipleChoiceDataset:
         return batch | {"labels": torch.from_numpy(self.labels[indices]), "task": self.task}
 
 
+class QaDataset:
+    """A question answering split: its questions and their windows (dlfa.data.qa_features.encode_qa), served
+    as batches of windows.
+
+    collate(indices) -> {input_ids B × T, attention_mask B × T, token_type_ids B × T when the tokenizer makes
+    them, start_positions B, end_positions B, task}; `lengths` (N_windows,) is each window's length."""
+
+    def __init__(self, examples: list[QaExample], split: EncodedSplit, pad_token_id: int, normalization: str):
+        self.examples, self.windows = examples, split.features
+        self.task, self.language, self.split = split.task, split.language, split.split
+        self.pad_token_id, self.normalization = pad_token_id, normalization
+        self.truncated = split.truncated
+        self.lengths = np.array([len(window["input_ids"]) for window in self.windows], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def collate(self, indices: np.ndarray) -> dict:
+        arrays = pad_windows([self.windows[i] for i in indices], self.pad_token_id)
+        return {key: torch.from_numpy(value) for key, value in arrays.items()} | {"task": self.task}
+
+
+def qa_doc_stride(tokenizer, max_length: int) -> int:
+    """The windows' overlap: DOC_STRIDE tokens, or half the context room of a window when that is less."""
+    room = max_length - MAX_QUESTION_TOKENS - tokenizer.num_special_tokens_to_add(pair=True)
+    if room < 16:
+        raise ConfigError(f"max_length {max_length} is too short for question answering: a window keeps "
+                          f"{MAX_QUESTION_TOKENS} question tokens; use at least {MAX_QUESTION_TOKENS + 32} "
+                          "(384 is usual)")
+    return min(DOC_STRIDE, room // 2)
+
+
+def load_qa(task: str, language: str, split: str, source: DataSource, tokenizer, max_length: int,
+            limit: int | None) -> QaDataset:
+    """The questions (the first `limit`) of one QA split and their windows."""
+    examples = load_examples(task, language, split, source, max_examples=limit)
+    windows = encode_qa(examples, tokenizer, max_length, qa_doc_stride(tokenizer, max_length), task=task,
+                        split=split)
+    return QaDataset(examples, windows, tokenizer.pad_token_id, QA_NORMALIZATIONS[task])
+
+
 def serve(split: EncodedSplit, pad_token_id: int, kind: str) -> "EncodedDataset | MultipleChoiceDataset":
     """The dataset that serves a split of a task of `kind` as batches."""
     return (MultipleChoiceDataset if kind == "multiple_choice" else EncodedDataset)(split, pad_token_id)
@@ -128,7 +175,11 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
     """Read and encode every split the units of a job need (the same for all of them) through the task registry."""
     source = DataSource.resolve(spec.data_root)
 
-    def encoded(task: str, language: str, split: str, limit: int | None) -> EncodedDataset:
+    def encoded(task: str, language: str, split: str, limit: int | None) -> "EncodedDataset | QaDataset":
+        if get_task(task).kind == "qa":
+            if spec.probe:
+                raise ConfigError(f"task {task} (question answering) cannot be probed: fine-tune it (no --probe)")
+            return load_qa(task, language, split, source, tokenizer, spec.max_length, limit)
         data = load_encoded(task, language, split, source, tokenizer, spec.max_length, max_examples=limit)
         return serve(data, tokenizer.pad_token_id, get_task(task).kind)
 
@@ -142,6 +193,7 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
         train=train,
         dev=encoded(spec.task, spec.train_language, "dev", spec.max_eval_examples) if has_dev else None,
         test=test,
-        majority=int(train[spec.task].label_counts(len(tasks[spec.task].labels)).argmax()),
+        majority=(int(train[spec.task].label_counts(len(tasks[spec.task].labels)).argmax())
+                  if tasks[spec.task].kind != "qa" else 0),  # QA has no majority class (0 is unused)
         truncated={lang: data.truncated for lang, data in test.items()},
     )

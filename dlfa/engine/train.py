@@ -10,6 +10,8 @@ to bottom in `UnitTrainer.train`:
             checkpoint every checkpoint_every steps and when a callback asks to stop
     → zero-shot test metrics per language (bootstrap CI) of the best dev state, fusion-weight statistics,
       the convergence point, the code version: <unit>/results.json and <unit>/model
+      (question answering: span F1 is each language's metric, exact match with its interval is in the
+      results' extra["exact_match"], language -> metric; dev selects on span F1)
 
 Fine-tuning feeds token ids through the encoder; probing (spec.probe, dlfa.engine.probe) feeds cached hidden
 states to the aggregation + head. Both run through the same loop: a dataset gives batches, `net(**batch)`
@@ -37,6 +39,7 @@ from dlfa.engine.checkpoint import (check_loss_finite, latest_checkpoint, load_c
 from dlfa.engine.datasets import UnitData
 from dlfa.engine.evaluate import evaluate_dataset, predict_dataset, predictions_path, to_device
 from dlfa.engine.metrics import score
+from dlfa.engine.qa_evaluate import evaluate_qa
 from dlfa.engine.runtime import Runtime, broadcast_flag, hardware_name, name_seed, release_memory
 from dlfa.engine.schedule import Stage, build_optimizer, learning_rate_at, plan_stages
 from dlfa.engine.spec import JobSpec
@@ -212,9 +215,12 @@ class UnitTrainer:
         if not self.runtime.is_main or self.data.dev is None:
             return
         target = self.data.tasks[self.spec.task]
-        gold, pred = predict_dataset(self.net, self.data.dev, self.runtime.device, self.runtime.amp_dtype)
+        if target.kind == "qa":
+            value = self.qa_scores(self.data.dev, bootstrap_samples=0)["span_f1"]["value"]
+        else:
+            gold, pred = predict_dataset(self.net, self.data.dev, self.runtime.device, self.runtime.amp_dtype)
+            value = score(target.metric, gold, pred, list(target.labels))
         self.release_cpu_memory()
-        value = score(target.metric, gold, pred, list(target.labels))
         state = self.state
         state.history["dev"].append([step, value])
         if state.best_score is None or value > state.best_score:
@@ -253,25 +259,38 @@ class UnitTrainer:
         return True
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def evaluate(self) -> tuple[dict, dict]:
-        """Zero-shot metrics per language and fusion statistics, with the best dev state loaded."""
+    def qa_scores(self, dataset, bootstrap_samples: int) -> dict[str, dict]:
+        """A question answering split's {"exact_match", "span_f1"} metrics (dlfa.engine.qa_evaluate)."""
+        scores, _ = evaluate_qa(self.net, dataset.examples, dataset.windows, dataset.pad_token_id,
+                                self.runtime.device, dataset.normalization, self.runtime.amp_dtype,
+                                bootstrap_samples, self.spec.seeds[0], task=self.spec.task)
+        return scores
+
+    def evaluate(self) -> tuple[dict, dict, dict]:
+        """Zero-shot metrics per language, fusion statistics and (question answering) exact match per
+        language, with the best dev state loaded."""
         if self.best is not None:
             self.model.load_state_dict({k: v.to(self.runtime.device) for k, v in self.best.items()}, strict=False)
         target = self.data.tasks[self.spec.task]
         aggregation = self.model.config.aggregation
-        metrics, per_language = {}, {}
+        metrics, per_language, exact_match = {}, {}, {}
         for i, (language, dataset) in enumerate(self.data.test.items()):
-            metrics[language], fusion = evaluate_dataset(
-                self.net, dataset, target, self.runtime.device, self.runtime.amp_dtype,
-                self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority, with_fusion=aggregation == "dlfa",
-                predictions_file=predictions_path(self.unit_dir, language))
+            if target.kind == "qa":
+                scores = self.qa_scores(dataset, self.spec.bootstrap_samples)
+                metrics[language], exact_match[language], fusion = scores["span_f1"], scores["exact_match"], None
+            else:
+                metrics[language], fusion = evaluate_dataset(
+                    self.net, dataset, target, self.runtime.device, self.runtime.amp_dtype,
+                    self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority,
+                    with_fusion=aggregation == "dlfa", predictions_file=predictions_path(self.unit_dir, language))
             if fusion is not None:
                 per_language[language] = fusion
             self.release_cpu_memory()
             m = metrics[language]
             interval = f" [{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m["ci_low"] is not None else ""
-            self.log(f"test {language}: {m['metric']} {m['value']:.2f}{interval} (n={m['n']}, "
-                     f"majority {m['majority']:.2f})")
+            beside = (f"exact_match {exact_match[language]['value']:.2f}" if language in exact_match
+                      else f"majority {m['majority']:.2f}")
+            self.log(f"test {language}: {m['metric']} {m['value']:.2f}{interval} (n={m['n']}, {beside})")
             self.progress("eval", i + 1, len(self.data.test), None, 0.9 + 0.1 * (i + 1) / len(self.data.test))
         if aggregation == "dlfa":
             fusion_stats = {"aggregation": aggregation, "fusion_layer": self.model.config.fusion_layer,
@@ -281,7 +300,7 @@ class UnitTrainer:
                             "layer_weights": torch.softmax(self.model.aggregation.scalars.detach().float(), 0).tolist()}
         else:
             fusion_stats = {"aggregation": aggregation}
-        return metrics, fusion_stats
+        return metrics, fusion_stats, exact_match
 
     def steps_trained(self) -> int:
         """Optimizer steps over all stages (the target stage's fewer when it stopped early)."""
@@ -310,14 +329,16 @@ class UnitTrainer:
                              extra={**base, "stage": self.state.stage, "steps_done": self.state.step,
                                     "train_seconds": self.state.train_seconds})
         started = time.perf_counter()
-        metrics, fusion_stats = self.evaluate() if self.runtime.is_main else ({}, {})
+        metrics, fusion_stats, exact_match = self.evaluate() if self.runtime.is_main else ({}, {}, {})
         results = RunResult(
             spec, COMPLETED, {language: LanguageMetric(**m) for language, m in metrics.items()},
             dev_score=self.state.best_score, dev_metric=self.data.tasks[self.spec.task].metric, model_dir="model",
             code_version=version,
             extra={**base, "fusion_stats": fusion_stats, "train_seconds": self.state.train_seconds,
                    "eval_seconds": time.perf_counter() - started, "truncated": self.data.truncated,
-                   "steps": self.steps_trained(), "convergence": self.convergence(), "history": self.state.history})
+                   "steps": self.steps_trained(), "convergence": self.convergence(), "history": self.state.history,
+                   **({"exact_match": {language: LanguageMetric(**m).to_dict() for language, m in exact_match.items()}}
+                      if exact_match else {})})
         if self.runtime.is_main:
             self.model.save_pretrained(self.unit_dir / "model")
             write_results(self.unit_dir, results)

@@ -11,6 +11,9 @@
                                (B·C) × T; the pooled sequence of each pair → one score, B × C scores;
                                softmax over the choices, cross-entropy on the gold choice (as Hugging Face's
                                BertForMultipleChoice)
+        question answering:    a span head (dlfa.model.qa_head) on every position → start and end logits
+                               B × T each (logits: B × T × 2, start then end); the loss the mean of the
+                               start and end cross-entropies
 
 Several heads share the encoder and the aggregation, so intermediate tasks carry over to the target task.
 Probes (a frozen encoder) standardize each hidden state per dimension with the English training statistics
@@ -32,6 +35,7 @@ from torch import nn
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.io import atomic_file, write_json
 from dlfa.model.fusion import AggregationOutput, build_aggregation
+from dlfa.model.qa_head import SpanHead
 from dlfa.data.base import IGNORE_INDEX, TaskKind
 
 POOLINGS = ("cls", "mean")
@@ -74,12 +78,16 @@ class DlfaConfig:
 @dataclass
 class DlfaOutput:
     """loss: scalar or None; logits: B × C (sentence, pair; multiple choice: one score per choice) or
-    B × T × C (token); fusion_weights: B × T × E for `dlfa` ((B·C) × T × E for multiple choice); layer_weights: (L + 1,) for `scalar-mix`."""
+    B × T × C (token; question answering: C = 2, start and end); start_logits, end_logits: B × T (question
+    answering only); fusion_weights: B × T × E for `dlfa` ((B·C) × T × E for multiple choice); layer_weights:
+    (L + 1,) for `scalar-mix`."""
 
     loss: torch.Tensor | None
     logits: torch.Tensor
     fusion_weights: torch.Tensor | None = None
     layer_weights: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None
+    end_logits: torch.Tensor | None = None
 
 
 class DlfaModel(nn.Module):
@@ -99,13 +107,18 @@ class DlfaModel(nn.Module):
             config.aggregation, hidden, num_layers, config.fusion_layer, config.reduction
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.heads = nn.ModuleDict({name: nn.Linear(hidden, 1 if head.kind == "multiple_choice" else len(head.labels))
-                                    for name, head in config.heads.items()})
+        self.heads = nn.ModuleDict({name: self._head(head, hidden) for name, head in config.heads.items()})
         if config.standardize_features:  # (L + 1) × E, saved with the weights; set by set_feature_statistics
             self.register_buffer("feature_mean", torch.zeros(num_layers + 1, hidden))
             self.register_buffer("feature_std", torch.ones(num_layers + 1, hidden))
         if config.freeze_word_embeddings:
             encoder.get_input_embeddings().weight.requires_grad_(False)
+
+    @staticmethod
+    def _head(head: HeadConfig, hidden: int) -> nn.Module:
+        if head.kind == "qa":
+            return SpanHead(hidden)
+        return nn.Linear(hidden, 1 if head.kind == "multiple_choice" else len(head.labels))
 
     @classmethod
     def from_encoder_spec(cls, config: DlfaConfig) -> "DlfaModel":
@@ -150,13 +163,20 @@ class DlfaModel(nn.Module):
         attention_mask: torch.Tensor,
         task: str,
         labels: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
     ) -> DlfaOutput:
         """Aggregate hidden states and apply `task`'s head. labels: B (sentence, pair, multiple choice) or B × T
-        (token). A multiple-choice head takes the (B·C) × T hidden states of its flattened choices."""
+        (token); start_positions, end_positions: B (question answering). A multiple-choice head takes the
+        (B·C) × T hidden states of its flattened choices."""
         if task not in self.heads:
             raise ConfigError(f"this model has no head for task '{task}' (heads: {', '.join(self.heads)})")
         fused: AggregationOutput = self.aggregation(self.standardize(hidden_states), attention_mask)
         kind = self.config.heads[task].kind
+        if kind == "qa":
+            span = self.heads[task](self.dropout(fused.sequence), attention_mask, start_positions, end_positions)
+            return DlfaOutput(span.loss, torch.stack([span.start_logits, span.end_logits], -1), fused.fusion_weights,
+                              fused.layer_weights, span.start_logits, span.end_logits)
         features = fused.sequence if kind == "token" else self.pool(fused.sequence, attention_mask)
         logits = self.heads[task](self.dropout(features))
         if kind == "multiple_choice":  # (B·C) × 1 scores -> B × C
@@ -175,14 +195,18 @@ class DlfaModel(nn.Module):
         task: str | None = None,
         labels: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
     ) -> DlfaOutput:
-        """input_ids, attention_mask: B × T, or B × C × T for a multiple-choice task (run flat as (B·C) × T).
+        """input_ids, attention_mask: B × T, or B × C × T for a multiple-choice task (run flat as (B·C) × T);
+        start_positions, end_positions: B, the gold span of a question answering task's windows.
         `task` may be omitted when the model has a single head."""
         task = task or next(iter(self.heads))
         if input_ids.dim() == 3:
             input_ids, attention_mask = input_ids.flatten(0, 1), attention_mask.flatten(0, 1)
             token_type_ids = token_type_ids.flatten(0, 1) if token_type_ids is not None else None
-        return self.classify(self.encode(input_ids, attention_mask, token_type_ids), attention_mask, task, labels)
+        return self.classify(self.encode(input_ids, attention_mask, token_type_ids), attention_mask, task, labels,
+                             start_positions, end_positions)
 
     # ------------------------------------------------------------------------------------------------
     # Saving and loading (safetensors + JSON)

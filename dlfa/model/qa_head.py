@@ -31,6 +31,9 @@ class SpanHead(nn.Module):
         super().__init__()
         self.qa_outputs = nn.Linear(hidden_size, 2)
 
+    def reset_parameters(self) -> None:
+        self.qa_outputs.reset_parameters()
+
     def forward(
         self,
         sequence: torch.Tensor,
