@@ -236,7 +236,6 @@ def build_pack(out_dir: Path | None = None, downloads: Path | None = None, force
                 "files": counts,
             }
             (staging / "MANIFEST.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-            staging.chmod(0o755)  # mkdtemp made it private
     return manifest
 
 
