@@ -35,16 +35,24 @@ def test_data_list_shows_the_qa_tasks(data_root, capsys):
     assert row["family"] == "question answering" and row["languages"]["zh"] == {"test": 161}
 
 
+@pytest.fixture(scope="module")
+def tiny_loaded(tiny_encoder):
+    """The tiny encoder loaded once for the module (each model below puts its own head on it)."""
+    from dlfa.model.encoders import load_encoder
+
+    return load_encoder(tiny_encoder).model
+
+
 @pytest.mark.parametrize("aggregation, fusion_layer", [("last", None), ("dlfa", 0), ("dlfa", 2), ("mean", 1),
                                                        ("concat", 3), ("scalar-mix", None)])
-def test_span_head_on_every_aggregation(tiny_encoder, tmp_path, aggregation, fusion_layer):
+def test_span_head_on_every_aggregation(tiny_encoder, tiny_loaded, aggregation, fusion_layer):
     import torch
 
     from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
     from dlfa.model.qa_head import SpanHead
 
     config = DlfaConfig(tiny_encoder, {"xquad": HeadConfig("qa", [])}, aggregation, fusion_layer)
-    model = DlfaModel.from_encoder_spec(config)
+    model = DlfaModel(config, tiny_loaded)
     assert isinstance(model.heads["xquad"], SpanHead)
     input_ids = torch.randint(5, 100, (3, 12))
     attention_mask = torch.ones(3, 12, dtype=torch.long)
@@ -58,7 +66,15 @@ def test_span_head_on_every_aggregation(tiny_encoder, tmp_path, aggregation, fus
     out.loss.backward()
     assert model.heads["xquad"].qa_outputs.weight.grad.abs().sum() > 0
     assert (out.fusion_weights is not None) == (aggregation == "dlfa")
-    model.eval()
+
+
+def test_a_saved_span_head_model_reloads_with_the_same_logits(tiny_encoder, tmp_path):
+    import torch
+
+    from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+
+    model = DlfaModel.from_encoder_spec(DlfaConfig(tiny_encoder, {"xquad": HeadConfig("qa", [])}, "dlfa", 2)).eval()
+    input_ids, attention_mask = torch.randint(5, 100, (3, 12)), torch.ones(3, 12, dtype=torch.long)
     reloaded = DlfaModel.from_pretrained(model.save_pretrained(tmp_path / "saved")).eval()
     with torch.no_grad():
         expected = model(input_ids, attention_mask).start_logits
