@@ -1,6 +1,7 @@
-"""`python -m dlfa ...`: the command line. Each command group lives beside the code it drives and
-registers itself through a `register(subparsers)` function; errors a user can fix print one line, no traceback:
-DlfaError, and an OSError (a folder that cannot be written, a disk that is full), naming its file. When the reader
+"""`python -m dlfa ...` (or `dlfa ...`): the command line. Each command group is a module of dlfa/cli that
+registers itself through a `register(subparsers)` function (listed in COMMAND_MODULES) and calls the library;
+errors a user can fix print one line, no traceback: DlfaError, and an OSError (a folder that cannot be written, a
+disk that is full), naming its file. When the reader
 of the output goes away (`python -m dlfa jobs list | head -1`), the command ends quietly, as Unix tools do."""
 from __future__ import annotations
 
