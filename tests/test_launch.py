@@ -14,7 +14,8 @@ import pytest
 
 from dlfa.jobs import launch
 from dlfa.engine.spec import JobSpec
-from dlfa.jobs.store import STALE_MESSAGE, JobStore, pid_alive
+from dlfa.jobs.records import pid_alive
+from dlfa.jobs.store import STALE_MESSAGE, JobStore
 from dlfa.jobs.worker import run_worker
 from dlfa.paths import REPO_ROOT
 

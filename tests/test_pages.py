@@ -336,7 +336,8 @@ def test_intermediate_study_shows_the_change_between_two_picked_jobs(run_cache):
 
 
 def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
-    from dlfa.jobs.store import JobStore, job_folders
+    from dlfa.jobs.recorded import job_folders
+    from dlfa.jobs.store import JobStore
 
     at = page("home.py").run()
     no_errors(at)

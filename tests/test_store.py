@@ -14,7 +14,10 @@ import pytest
 
 from dlfa.errors import ConfigError, DataError
 from dlfa.engine.spec import JobSpec
-from dlfa.jobs.store import SCHEMA, STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore, job_folders, pid_alive
+from dlfa.jobs.recorded import job_folders
+from dlfa.jobs.records import pid_alive
+from dlfa.jobs.store import STALE_MESSAGE, STALE_MESSAGE_NO_CHECKPOINT, JobStore
+from dlfa.jobs.table import SCHEMA
 from dlfa.paths import REPO_ROOT
 from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult, write_results
 

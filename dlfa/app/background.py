@@ -94,7 +94,7 @@ def _prepare_files() -> tuple[Path, Path]:
 
 def prepare_status() -> dict:
     """{"running": bool, "pid", "log": last lines} of the background `python -m dlfa prepare`."""
-    from dlfa.jobs.store import pid_alive
+    from dlfa.jobs.records import pid_alive
 
     pid_file, log_file = _prepare_files()
     pid = None

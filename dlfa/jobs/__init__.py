@@ -8,6 +8,7 @@ job (`runner`) and the worker process on top (`worker`). The `train` / `sweep` /
     JobStore().get(job.id).progress    # 0…1, with progress_text; results() (dlfa.results.JobResult), log_path
 """
 from dlfa.engine.spec import JobSpec
-from dlfa.jobs.store import Job, JobStore
+from dlfa.jobs.records import Job
+from dlfa.jobs.store import JobStore
 
 __all__ = ["Job", "JobSpec", "JobStore"]

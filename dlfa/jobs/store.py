@@ -14,13 +14,10 @@ from pathlib import Path
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError, DataError
 from dlfa.jobs.recorded import RecordedJob, job_folders, read_recorded_job
-from dlfa.jobs.records import (ACTIVE, CANCELLED, FAILED, IMPORTED, QUEUED, RESUMABLE_FROM, RUNNING, STATUSES, STOPPED,
+from dlfa.jobs.records import (ACTIVE, CANCELLED, FAILED, IMPORTED, QUEUED, RESUMABLE_FROM, RUNNING, STOPPED,
                                Job, check_job_id, pid_alive)
-from dlfa.jobs.table import SCHEMA, JobTable
+from dlfa.jobs.table import JobTable
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, read_job_results
-
-__all__ = ["ACTIVE", "RESUMABLE_FROM", "SCHEMA", "STALE_AFTER_S", "STALE_MESSAGE", "STALE_MESSAGE_NO_CHECKPOINT",
-           "STATUSES", "Job", "JobStore", "job_folders", "pid_alive"]
 
 STALE_AFTER_S = 60.0
 STALE_MESSAGE = "worker stopped unexpectedly (killed?) — resumable"
