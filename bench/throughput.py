@@ -27,7 +27,7 @@ left out, as is padding (computed, but not useful work). The machine's rate is t
 --matmul-size square matrices at the same precision on the same threads, measured between the repetitions.
 
 Where the rest goes (from the step's structure, not yet from a profile: see README "Benchmarks"): only the
-linear layers run as large matmuls, and on the CPU they run on 512-token slices (CPU_TOKENS_PER_SLICE), each
+linear layers run as large matmuls, and on the CPU they run on 512-token slices (cpu_tokens_per_slice), each
 cut to its longest row; attention over short rows (12 heads x 32 dims), layer norms, GELU, dropout and their
 backward are memory-bound elementwise work; padding is computed but not counted; DLFA runs the encoder forward
 twice per sliced batch (backward_whole_batch), so its FLOP rate is lower than `last`'s by about that pass.

@@ -346,6 +346,30 @@ def test_slicing_a_batch_into_4_changes_neither_dlfa_loss_nor_gradients(task):
 
 
 @pytest.mark.integration
+def test_the_specs_cpu_slice_size_reaches_the_step_and_leaves_the_results_unchanged(tiny_encoder, fixture_root,
+                                                                                   tmp_path, monkeypatch):
+    from dlfa.engine import batching
+
+    slice_sizes = []
+    real = batching.backward_whole_batch
+
+    def counting(model, batch, max_tokens, scale, runtime):
+        slice_sizes.append(len(batching.slice_bounds(batch, max_tokens)))
+        return real(model, batch, max_tokens, scale, runtime)
+
+    monkeypatch.setattr(batching, "backward_whole_batch", counting)
+    sliced = run_job(tiny_spec(tiny_encoder, fixture_root, cpu_tokens_per_slice=24), tmp_path / "sliced")
+    assert len(slice_sizes) == 8 and min(slice_sizes) >= 2  # every step's batch ran in slices
+    whole = run_job(tiny_spec(tiny_encoder, fixture_root, cpu_tokens_per_slice=0), tmp_path / "whole")
+    assert len(slice_sizes) == 8  # never sliced: the batch norm's whole-batch path is not needed
+    for language, metric in whole["metrics"].items():
+        assert sliced["metrics"][language]["value"] == pytest.approx(metric["value"], abs=1e-9)
+    sliced_unit, whole_unit = (json.loads((tmp_path / side / "dlfa-L2-s1" / "results.json").read_text())
+                               for side in ("sliced", "whole"))
+    assert sliced_unit["dev_score"] == pytest.approx(whole_unit["dev_score"], abs=1e-9)
+
+
+@pytest.mark.integration
 def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, fixture_root, tmp_path):
     results = []
     for name in ("first", "second"):

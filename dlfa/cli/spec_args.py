@@ -75,6 +75,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                         help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
     parser.add_argument("--max-length", type=int, metavar="T",
                         help=f"tokens per example (default {DEFAULTS.max_length})")
+    parser.add_argument("--cpu-slice-tokens", type=int, metavar="N",
+                        help="on the CPU, run a batch's encoder in row slices of at most N padded tokens to bound "
+                             f"memory (default {DEFAULTS.cpu_tokens_per_slice}: a 1,000-sentence fine-tune of the "
+                             "embedded encoder stays under 1.5 GB); 0 never slices: about 20%% faster for DLFA, about "
+                             "3.6 GB; loss and gradients are the whole batch's either way")
     parser.add_argument("--name", help="a label for the run")
     parser.add_argument("--out", required=out_required, metavar="DIR",
                         help="output folder" + ("" if out_required else " (default cache/runs/<job id>/)"))
@@ -130,6 +135,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "device": args.device,
         "precision": args.precision,
         "max_length": args.max_length,
+        "cpu_tokens_per_slice": args.cpu_slice_tokens,
         "probe": args.probe or None,
         "tensorboard": args.tensorboard or None,
         "name": args.name,

@@ -17,12 +17,6 @@ from dlfa.model.fusion import uses_batch_statistics
 from dlfa.model.modeling import DlfaModel
 
 MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
-# On the CPU a micro-batch runs in slices of at most this many (padded) tokens, each cut to its longest row:
-# the encoder's activations for backward grow with the tokens (about 0.6 MB each on e5-small), so a batch of 32
-# long sentences would hold 2 GB of them. The loss and gradient are the batch's (an aggregation with batch
-# statistics sees the whole batch: backward_whole_batch). 512 tokens keep a 1,000-sentence fine-tune under
-# 1.5 GB; 256 would save ~100 MB and cost ~25% speed (more, smaller matmuls).
-CPU_TOKENS_PER_SLICE = 512
 
 
 def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,

@@ -67,6 +67,12 @@ class JobSpec:
     learning_rates: tuple[float, ...] = ()  # a grid: one unit per rate, the best per config chosen on English dev
     pooling: str = "cls"  # sentence / pair tasks: "cls" (fused first token, as the paper) or "mean" (real tokens)
     freeze_word_embeddings: bool | None = None  # None: frozen on the CPU, trained on a GPU
+    # On the CPU a micro-batch's encoder runs in row slices of at most this many padded tokens (0: never sliced):
+    # its activations for backward take about 0.7 MB per token on e5-small, so a batch of 32 long sentences would
+    # hold 2 GB. Loss and gradients are the whole batch's either way (dlfa.engine.batching.backward_batch); 512
+    # keeps a 1,000-sentence fine-tune of the embedded encoder under 1.5 GB, 0 is about 20% faster for DLFA
+    # (no second encoder pass) and peaks at about 3.6 GB (bench/memory.py --cpu-slice-tokens 512 0).
+    cpu_tokens_per_slice: int = 512
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware computes bf16 natively, else fp32
     backend: str = "local"
@@ -327,6 +333,7 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "learning_rates": many(number(lambda v: 0 < v < 1, "a number between 0 and 1"), "learning rates"),
     "pooling": choice(POOLINGS),
     "freeze_word_embeddings": flag(optional=True),
+    "cpu_tokens_per_slice": whole(0),
     "device": choice(DEVICES),
     "precision": choice(PRECISIONS),
     "backend": choice(BACKENDS),

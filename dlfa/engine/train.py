@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from dlfa.code_version import code_version
-from dlfa.engine.batching import CPU_TOKENS_PER_SLICE, BatchStream, backward_batch
+from dlfa.engine.batching import BatchStream, backward_batch
 from dlfa.engine.callbacks import CallbackList, Progress
 from dlfa.engine.checkpoint import (check_loss_finite, latest_checkpoint, load_checkpoint, load_optimizer, rng_state,
                                     save_checkpoint, set_rng_state, trainable_state)
@@ -161,7 +161,8 @@ class UnitTrainer:
         accumulation = self.spec.gradient_accumulation
         total = 0.0
         # probes run no encoder backward, so there is no activation memory to save
-        max_tokens = CPU_TOKENS_PER_SLICE if self.runtime.device.type == "cpu" and not self.spec.probe else None
+        sliced = self.runtime.device.type == "cpu" and not self.spec.probe and self.spec.cpu_tokens_per_slice
+        max_tokens = self.spec.cpu_tokens_per_slice if sliced else None
         for micro in range(accumulation):
             batch = self._micro_batch(stage_index, stage, streams, step, micro)
             total += backward_batch(self.train_net, self.model, batch, max_tokens, 1 / accumulation, self.runtime,
