@@ -92,6 +92,26 @@ def test_bad_study_settings_are_named_field_by_field():
     assert "choose at least one" in problems["intermediate_tasks"]
 
 
+def test_the_command_line_sets_the_study_fields(fixture_root, tmp_path, monkeypatch):
+    import argparse
+
+    from dlfa.cli.spec_args import add_spec_arguments, spec_from_args
+
+    parser = argparse.ArgumentParser()
+    add_spec_arguments(parser, sweep=True, out_required=False)
+    monkeypatch.chdir(tmp_path)
+    spec = spec_from_args(parser.parse_args(
+        ["--task", INTERMEDIATE_ONLY, "--intermediate", "sst2,rte", "--intermediate-mode", "mixture",
+         "--intermediate-steps", "300", "--eval-langs", "en", "--data-root", str(fixture_root)]))
+    assert (spec.intermediate_only, spec.intermediate_tasks, spec.intermediate_mode, spec.intermediate_steps) == \
+        (True, ("sst2", "rte"), "mixture", 300)
+    spec = spec_from_args(parser.parse_args(
+        ["--task", "udpos", "--intermediate", "udpos", "--intermediate-steps", "30", "--init-from", "runs/arm",
+         "--eval-langs", "de", "--data-root", str(fixture_root)]))
+    assert spec.init_from == str(tmp_path / "runs" / "arm")  # absolute: the job runs the same from any folder
+    assert spec.head_tasks() == {"udpos:intermediate": "udpos", "udpos": "udpos"}
+
+
 # ----------------------------------------------------------------------------------------------------
 # init_from
 

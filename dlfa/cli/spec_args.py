@@ -7,8 +7,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from dlfa.engine.spec import (DEVICES, INTERMEDIATE_ONLY, POOLINGS, PRECISIONS, JobSpec, parse_float_list,
-                              parse_int_list, split_list)
+from dlfa.engine.spec import (DEVICES, INTERMEDIATE_MODES, INTERMEDIATE_ONLY, POOLINGS, PRECISIONS, JobSpec,
+                              parse_float_list, parse_int_list, split_list)
 from dlfa.errors import ConfigError, DataError
 from dlfa.model.fusion import AGGREGATIONS
 from dlfa.results import parse_results
@@ -41,6 +41,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--intermediate", metavar="T1,T2,...",
                         help="English intermediate tasks trained first (the target task itself: the study's control; "
                              f"--task {INTERMEDIATE_ONLY} trains only these and saves the model for --init-from)")
+    parser.add_argument("--intermediate-mode", choices=INTERMEDIATE_MODES,
+                        help="sequential: one stage per intermediate task; mixture: one stage, each batch drawn from "
+                             f"one task in proportion to its size (default {DEFAULTS.intermediate_mode})")
     parser.add_argument("--intermediate-steps", type=int, metavar="S",
                         help="one budget of optimizer steps that all intermediate tasks share (mixture: one stage; "
                              "sequential: split equally), instead of each stage's --epochs/--max-steps")
@@ -127,6 +130,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "encoder": _absolute_if_path(args.encoder),
         "train_language": args.train_lang,
         "intermediate_tasks": split_list(args.intermediate) if args.intermediate is not None else None,
+        "intermediate_mode": args.intermediate_mode,
         "intermediate_steps": args.intermediate_steps,
         "init_from": str(Path(args.init_from).expanduser().resolve()) if args.init_from else None,
         "data_root": _absolute_if_path(args.data_root),
