@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dlfa.engine.callbacks import Callback
 from dlfa.engine.job import init_unit_dir, run_job
 from dlfa.engine.schedule import plan_stages, split_budget
 from dlfa.engine.spec import INTERMEDIATE_ONLY, JobSpec
@@ -124,12 +125,13 @@ def base_encoder(tiny_encoder):
     return AutoModel.from_pretrained(tiny_encoder, add_pooling_layer=False)
 
 
-def _finished_unit(folder: Path, encoder: str, base, seed: int = 1, status: str = COMPLETED) -> DlfaModel:
-    """A unit folder as a finished run leaves it: its model (the encoder's weights moved away from the base
-    encoder's, word embeddings frozen) and its results.json."""
+def _finished_unit(folder: Path, encoder: str, base, seed: int = 1, status: str = COMPLETED,
+                   freeze_word_embeddings: bool = True) -> DlfaModel:
+    """A unit folder as a finished run leaves it: its model (the encoder's trainable weights moved away from the
+    base encoder's) and its results.json."""
     torch.manual_seed(seed)
     config = DlfaConfig(encoder=encoder, heads={"sst2": HeadConfig("sentence", ["negative", "positive"])},
-                        aggregation="last")
+                        aggregation="last", freeze_word_embeddings=freeze_word_embeddings)
     model = DlfaModel(config, copy.deepcopy(base))
     with torch.no_grad():
         for parameter in model.encoder.parameters():
@@ -193,6 +195,34 @@ def test_init_from_refuses_a_missing_unfinished_or_mismatched_run(tiny_encoder, 
         load_encoder_weights(arm / "model", other)
 
 
+def test_a_unit_built_from_init_from_has_its_encoder_and_the_head_it_would_have_had(tiny_encoder, base_encoder,
+                                                                                    tmp_path):
+    from types import SimpleNamespace
+
+    from dlfa.data.registry import get_task
+    from dlfa.engine.job import build_unit
+    from dlfa.engine.runtime import Runtime
+
+    arm = tmp_path / "arm"
+    saved = _finished_unit(arm, tiny_encoder, base_encoder, freeze_word_embeddings=False)
+    inputs = SimpleNamespace(data=SimpleNamespace(tasks={name: get_task(name) for name in ("sst2", "udpos")}),
+                             checkout_encoder=lambda: copy.deepcopy(base_encoder))
+    runtime = Runtime(torch.device("cpu"), None)
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, fusion_layers=(2,),
+                   intermediate_tasks=("sst2",), freeze_word_embeddings=False)
+    fresh, _, _ = build_unit(spec, runtime, inputs)
+    started, _, _ = build_unit(replace(spec, init_from=str(arm)), runtime, inputs, arm / "model")
+    for name, tensor in started.encoder.state_dict().items():
+        assert torch.equal(tensor, saved.encoder.state_dict()[name]), name  # word embeddings too: they trained
+    for part in ("heads", "aggregation"):  # start fresh, as they would without init_from
+        fresh_state, started_state = getattr(fresh, part).state_dict(), getattr(started, part).state_dict()
+        assert fresh_state.keys() == started_state.keys()
+        assert all(torch.equal(tensor, started_state[name]) for name, tensor in fresh_state.items())
+    frozen = replace(spec, init_from=str(arm), freeze_word_embeddings=True)
+    with pytest.raises(ConfigError, match=r"trained embeddings.word_embeddings.weight, which this job freezes"):
+        build_unit(frozen, runtime, inputs, arm / "model")
+
+
 # ----------------------------------------------------------------------------------------------------
 # results.json
 
@@ -226,13 +256,29 @@ def _tiny(encoder: str, data_root: Path, **overrides) -> JobSpec:
     return JobSpec(**{**settings, **overrides})
 
 
+def _intermediate_only(encoder: str, data_root: Path) -> JobSpec:
+    """SST-2 (24 training examples) and RTE (18) in 5 sequential steps (3 + 2) of 6 examples."""
+    return _tiny(encoder, data_root, task=INTERMEDIATE_ONLY, eval_languages=("en",), batch_size=6,
+                 intermediate_tasks=("sst2", "rte"), intermediate_steps=5, checkpoint_every=1)
+
+
 @pytest.fixture(scope="module")
 def intermediate_arm(tiny_encoder, fixture_root, tmp_path_factory) -> tuple[Path, dict]:
-    """An intermediate-only job: SST-2 (24 training examples) and RTE (18) in 5 sequential steps (3 + 2) of 6."""
     out = tmp_path_factory.mktemp("intermediate-arm")
-    spec = _tiny(tiny_encoder, fixture_root, task=INTERMEDIATE_ONLY, eval_languages=("en",), batch_size=6,
-                 intermediate_tasks=("sst2", "rte"), intermediate_steps=5)
-    return out, run_job(spec, out)
+    return out, run_job(_intermediate_only(tiny_encoder, fixture_root), out)
+
+
+class StopAfter(Callback):
+    """Asks the trainer to stop once `step` of stage `stage` is done."""
+
+    def __init__(self, stage: str, step: int):
+        self.stage, self.step, self.seen = stage, step, None
+
+    def on_progress(self, progress):
+        self.seen = (progress.stage, progress.step)
+
+    def should_stop(self):
+        return self.seen == (self.stage, self.step)
 
 
 @pytest.mark.integration
@@ -250,6 +296,20 @@ def test_an_intermediate_only_job_records_what_each_task_learned_and_saves_its_m
     model = DlfaModel.from_pretrained(out / "last-s1" / "model")
     assert set(model.heads) == {"sst2", "rte"}
     assert read_job_results(out).runs[0] == run
+
+
+@pytest.mark.integration
+def test_an_intermediate_only_job_stopped_and_resumed_records_the_same_table_and_budget(
+        tiny_encoder, fixture_root, intermediate_arm, tmp_path):
+    out, reference = intermediate_arm
+    spec = _intermediate_only(tiny_encoder, fixture_root)
+    for stop in (StopAfter("sst2", 2), StopAfter("sst2", 3)):  # in a stage, and at its end before its dev score
+        stopped = run_job(spec, tmp_path, [stop])
+        assert stopped["status"] == STOPPED
+    resumed = run_job(spec, tmp_path)["runs"][0]
+    expected = reference["runs"][0]
+    for key in ("intermediate_dev", "intermediate_budget", "history"):
+        assert resumed[key] == expected[key], key
 
 
 @pytest.mark.integration

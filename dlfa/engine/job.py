@@ -139,7 +139,11 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs,
     set_seed(spec.seeds[0])
     model = DlfaModel(config, inputs.checkout_encoder())
     if init_model_dir is not None:
-        load_encoder_weights(init_model_dir, model.encoder)
+        loaded = set(load_encoder_weights(init_model_dir, model.encoder))
+        frozen = sorted(loaded & {name for name, p in model.encoder.named_parameters() if not p.requires_grad})
+        if frozen:  # a saved model reloads frozen weights from the base encoder: they would be lost
+            raise ConfigError(f"init_from: {init_model_dir} trained {', '.join(frozen)}, which this job freezes: "
+                              "set freeze_word_embeddings to false to keep them")
     for task, head in model.heads.items():  # each head's start: the same whatever aggregation or heads came first
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(name_seed(spec.seeds[0], task))
