@@ -44,7 +44,7 @@ def main() -> None:
         torch.manual_seed(0)
         model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, spec.fusion_layers[0] if spec.fusion_layers
                                      else None), loaded.model)
-        unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority={"udpos": 0})
+        unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority=0)
         trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
         stream = {"udpos": BatchStream(data.lengths, args.batch_size, [1, 0, 0])}  # the same batches on both sides
         optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)

@@ -214,11 +214,13 @@ class RunResult(_SpecFields):
     (device, stages, fusion_stats, convergence, history, ...).
 
     The intermediate-task study's fields (absent from older files, read as these defaults):
-    dev_majority: the majority-class score of the target task's English dev set (points; None for QA or
-    without a dev set), to flag a run whose dev score stays at it (dlfa.engine.metrics.at_majority);
-    intermediate_dev: task -> {"metric", "value", "majority", "learned"}: each intermediate task's English dev
-    score after its intermediate training, its majority-class (prior) score on the same dev set (0 for MCC) and
-    whether it is more than 1 point above it; intermediate_budget: {"steps": intermediate optimizer steps,
+    dev_majority: the majority-class score of the target task's English dev set (points; precisely the best
+    score of one label predicted everywhere, dlfa.engine.metrics.constant_score; None for QA or without a dev
+    set), to flag a run whose dev score stays at it (dlfa.engine.metrics.at_majority);
+    intermediate_dev: task -> {"metric", "value", "majority", "learned", "n"}: each intermediate task's English
+    dev score after its intermediate stage, the majority-class (prior) score on the same examples (as
+    dev_majority: 0 for MCC; for F1 the always-positive score when higher), whether it is more than 1 point
+    above it, and the number of dev examples; intermediate_budget: {"steps": intermediate optimizer steps,
     "examples": {task: training examples drawn}}, the budget spent; init_from: the unit folder whose trained
     encoder the run started from."""
 

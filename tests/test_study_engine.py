@@ -223,6 +223,16 @@ def test_a_unit_built_from_init_from_has_its_encoder_and_the_head_it_would_have_
         build_unit(frozen, runtime, inputs, arm / "model")
 
 
+def test_a_task_learned_nothing_when_one_label_predicted_everywhere_scores_as_well():
+    from dlfa.engine.metrics import constant_score
+
+    gold = [0] * 7 + [1] * 3  # the positive class is the minority
+    assert constant_score("accuracy", gold, ["no", "yes"]) == (70.0, 0)
+    assert constant_score("f1", gold, ["no", "yes"]) == (pytest.approx(100 * 6 / 13), 1)  # always "yes": 2·3/(3+10)
+    assert constant_score("mcc", gold, ["no", "yes"])[0] == 0.0
+    assert constant_score("accuracy", [[0, 2, 2], [2, 1]], ["A", "B", "C"]) == (60.0, 2)  # token tasks: per token
+
+
 # ----------------------------------------------------------------------------------------------------
 # results.json
 

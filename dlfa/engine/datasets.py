@@ -159,13 +159,13 @@ class UnitData:
     train: head name -> English training data of every stage's tasks; dev: the target task in the training
     language (None when there is none, and in an intermediate-only job); test: language -> data (empty in an
     intermediate-only job); intermediate_dev: head name -> the English dev set of each intermediate task that
-    has one; majority: head name -> its most frequent training label (0 for question answering, which has none)."""
+    has one."""
 
     tasks: dict[str, TaskInfo]
     train: dict[str, object]
     dev: object | None
     test: dict[str, object]
-    majority: dict[str, int]
+    majority: int  # the most frequent training label of the target task (0 for QA and intermediate-only jobs)
     truncated: dict[str, int] = field(default_factory=dict)  # language -> test examples cut at max_length
     intermediate_dev: dict[str, object] = field(default_factory=dict)
 
@@ -215,10 +215,8 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
     intermediate_dev = {head: as_head(encoded(task, "en", "dev", spec.max_eval_examples), head)
                         for head, task in heads.items()
                         if head != spec.task and "dev" in available_languages(task, source).get("en", {})}
-    majority = {head: int(train[head].label_counts(len(info.labels)).argmax()) if info.kind != "qa" else 0
-                for head, info in tasks.items()}
     if spec.intermediate_only:
-        return UnitData(tasks, train, None, {}, majority, intermediate_dev=intermediate_dev)
+        return UnitData(tasks, train, None, {}, 0, intermediate_dev=intermediate_dev)
     has_dev = "dev" in available_languages(spec.task, source).get(spec.train_language, {})
     test = {lang: encoded(spec.task, lang, "test", spec.max_eval_examples) for lang in spec.eval_languages}
     return UnitData(
@@ -226,7 +224,8 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
         train=train,
         dev=encoded(spec.task, spec.train_language, "dev", spec.max_eval_examples) if has_dev else None,
         test=test,
-        majority=majority,
+        majority=(int(train[spec.task].label_counts(len(tasks[spec.task].labels)).argmax())
+                  if tasks[spec.task].kind != "qa" else 0),  # QA has no majority class (0 is unused)
         truncated={lang: data.truncated for lang, data in test.items()},
         intermediate_dev=intermediate_dev,
     )

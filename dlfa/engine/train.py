@@ -9,7 +9,7 @@ to bottom in `UnitTrainer.train`:
             target stage: English dev at each epoch end (or every eval_every steps), best state kept; with
                           patience, stops once dev has not improved for that many evaluations
             checkpoint every checkpoint_every steps and when a callback asks to stop
-        after an intermediate stage: each of its tasks' English dev score beside its majority-class score
+        after an intermediate stage: each of its tasks' English dev score beside the majority class's
         the target stage reseeds (dropout), its batches and head are seeded by (seed, task): the same target
         stage whatever intermediate tasks or init_from came before
     → zero-shot test metrics per language (bootstrap CI) of the best dev state, fusion-weight statistics,
@@ -43,7 +43,7 @@ from dlfa.engine.checkpoint import (check_loss_finite, latest_checkpoint, load_c
                                     save_checkpoint, set_rng_state, trainable_state)
 from dlfa.engine.datasets import UnitData
 from dlfa.engine.evaluate import evaluate_dataset, predict_dataset, predictions_path, to_device
-from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, majority_score, score
+from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, constant_score, score
 from dlfa.engine.qa_evaluate import evaluate_qa
 from dlfa.engine.runtime import Runtime, broadcast_flag, hardware_name, name_seed, release_memory, set_seed
 from dlfa.engine.schedule import Stage, build_optimizer, learning_rate_at, plan_stages
@@ -73,7 +73,7 @@ class TrainState:
     history: dict[str, list] = field(default_factory=lambda: {"loss": [], "dev": []})
     examples: dict[str, int] = field(default_factory=dict)  # head -> training examples drawn (all stages)
     intermediate_dev: dict[str, dict] = field(default_factory=dict)  # task -> English dev after its stage
-    dev_majority: float | None = None  # the target's English dev score of the majority class
+    dev_majority: float | None = None  # the best constant prediction's English dev score (metrics.constant_score)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -224,19 +224,19 @@ class UnitTrainer:
             self.callbacks.on_checkpoint(self.name, str(path))
 
     # -- English dev: model selection and early stopping ---------------------------------------------
-    def dev_score(self, head: str, dataset) -> tuple[float, float]:
-        """Head `head`'s score on an English dev set by its task's metric (question answering: span F1), and the
-        score of always predicting its most frequent training label there (MCC's is 0; question answering: 0)."""
+    def dev_score(self, head: str, dataset, prior: bool = True) -> tuple[float, float | None]:
+        """Head `head`'s score on an English dev set by its task's metric (question answering: span F1) and, with
+        `prior`, the best score of a constant prediction there (metrics.constant_score; None for question answering)."""
         info = self.data.tasks[head]
         if info.kind == "qa":
-            return self.qa_scores(dataset, bootstrap_samples=0, head=head)["span_f1"]["value"], 0.0
+            return self.qa_scores(dataset, bootstrap_samples=0, head=head)["span_f1"]["value"], None
         gold, pred = predict_dataset(self.net, dataset, self.runtime.device, self.runtime.amp_dtype)
         return (score(info.metric, gold, pred, list(info.labels)),
-                majority_score(info.metric, gold, list(info.labels), self.data.majority[head]))
+                constant_score(info.metric, gold, list(info.labels))[0] if prior else None)
 
     def score_intermediate(self, stage: Stage) -> None:
-        """After an intermediate stage (rank 0): each of its tasks' English dev score, the majority class's on the
-        same examples, and whether it learned (more than MIN_ABOVE_MAJORITY points above)."""
+        """After an intermediate stage (rank 0): each of its tasks' English dev score, the best constant prediction's
+        (the majority class's for accuracy) and whether it learned (more than MIN_ABOVE_MAJORITY points above)."""
         if not self.runtime.is_main:
             return
         for head in stage.tasks:
@@ -244,21 +244,21 @@ class UnitTrainer:
             if dataset is None:
                 self.log(f"{task} has no English dev set: whether it learned is not measured")
                 continue
-            value, majority = self.dev_score(head, dataset)
-            learned = value - majority > MIN_ABOVE_MAJORITY
+            value, prior = self.dev_score(head, dataset)
+            learned = value - (prior or 0.0) > MIN_ABOVE_MAJORITY
             self.state.intermediate_dev[task] = {"metric": self.data.tasks[head].metric, "value": value,
-                                                 "majority": majority, "learned": learned, "n": len(dataset)}
-            self.log(f"intermediate {task}: dev {value:.2f}, majority class {majority:.2f}"
-                     + ("" if learned else ": LEARNED NOTHING (within 1 point of the majority class)"))
+                                                 "majority": prior or 0.0, "learned": learned, "n": len(dataset)}
+            self.log(f"intermediate {task}: dev {value:.2f}, majority class (best constant) {prior or 0.0:.2f}"
+                     + ("" if learned else ": LEARNED NOTHING (within 1 point of it)"))
         self.release_cpu_memory()
 
     def select(self, step: int) -> None:
         """Evaluate on the English dev set (rank 0) and keep the state if it is the best so far."""
         if not self.runtime.is_main or self.data.dev is None:
             return
-        value, majority = self.dev_score(self.spec.task, self.data.dev)
         state = self.state
-        state.dev_majority = majority if self.data.tasks[self.spec.task].kind != "qa" else None
+        value, prior = self.dev_score(self.spec.task, self.data.dev, prior=state.dev_majority is None)
+        state.dev_majority = state.dev_majority if prior is None else prior
         self.release_cpu_memory()
         state.history["dev"].append([step, value])
         if state.best_score is None or value > state.best_score:
@@ -322,7 +322,7 @@ class UnitTrainer:
             else:
                 metrics[language], fusion = evaluate_dataset(
                     self.net, dataset, target, self.runtime.device, self.runtime.amp_dtype,
-                    self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority[self.spec.task],
+                    self.spec.bootstrap_samples, self.spec.seeds[0], self.data.majority,
                     with_fusion=aggregation == "dlfa", predictions_file=predictions_path(self.unit_dir, language))
             if fusion is not None:
                 per_language[language] = fusion
