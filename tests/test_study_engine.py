@@ -74,22 +74,22 @@ def test_the_control_arm_trains_the_target_task_with_a_head_and_batches_of_its_o
         == ["udpos", "sst2"]  # no target stage
 
 
+def _problems(spec: JobSpec, **changes) -> dict[str, str]:
+    return replace(spec, **changes).problems(check_data=False, check_encoder=False)
+
+
 def test_bad_study_settings_are_named_field_by_field():
     spec = JobSpec(task="udpos", eval_languages=("de",), intermediate_tasks=NINE[:3])
-    assert replace(spec, intermediate_steps=2).problems(check_data=False, check_encoder=False) == {
+    assert _problems(spec, intermediate_steps=2) == {
         "intermediate_steps": "2 steps cannot be split over 3 sequential intermediate tasks: give at least 3"}
-    assert replace(spec, intermediate_steps=2, intermediate_mode="mixture").problems(
-        check_data=False, check_encoder=False) == {}
-    assert "must be a whole number ≥ 1" in replace(spec, intermediate_steps=0).problems(check_data=False, check_encoder=False)[
-        "intermediate_steps"]
-    assert "rte repeats" in replace(spec, intermediate_tasks=("rte", "sst2", "rte")).problems(
-        check_data=False, check_encoder=False)["intermediate_tasks"]
-    assert "init_from" in replace(spec, init_from="", probe=False).problems(check_data=False, check_encoder=False)
-    assert "probe" in replace(spec, init_from="runs/arm", probe=True).problems(
-        check_data=False, check_encoder=False)["init_from"]
+    assert _problems(spec, intermediate_steps=2, intermediate_mode="mixture") == {}
+    assert "must be a whole number ≥ 1" in _problems(spec, intermediate_steps=0)["intermediate_steps"]
+    assert "rte repeats" in _problems(spec, intermediate_tasks=("rte", "sst2", "rte"))["intermediate_tasks"]
+    assert "the folder of a finished job or unit" in _problems(spec, init_from=" ")["init_from"]
+    assert "probe" in _problems(spec, init_from="runs/arm", probe=True)["init_from"]
     only = JobSpec(task=INTERMEDIATE_ONLY, eval_languages=("en",))
-    problems = replace(only, patience=2, probe=True).problems(check_data=False, check_encoder=False)
-    assert set(problems) == {"intermediate_tasks", "patience", "probe"}
+    problems = _problems(only, patience=2, probe=True, learning_rates=(1e-4, 1e-3))
+    assert set(problems) == {"intermediate_tasks", "patience", "probe", "learning_rates"}
     assert "choose at least one" in problems["intermediate_tasks"]
 
 

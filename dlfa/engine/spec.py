@@ -228,7 +228,7 @@ class JobSpec:
             problems["learning_rates"] = ("a learning-rate grid chooses on the target task's English dev set: an "
                                           "intermediate-only job has none")
         if self.probe is True:
-            problems["probe"] = "an intermediate-only job trains the encoder that init_from reuses: it cannot be a probe"
+            problems["probe"] = "an intermediate-only job trains the encoder for init_from: it cannot be a probe"
         return problems
 
     def _encoder_problems(self) -> dict[str, str]:
@@ -274,6 +274,7 @@ class JobSpec:
         return problems
 
     def _target_data_problems(self, source, languages: dict) -> dict[str, str]:
+        """The target task's training and evaluation languages against those `source` has (`languages`)."""
         problems = {}
         if self.train_language not in languages:
             problems["train_language"] = (f"task {self.task} has no '{self.train_language}' data in {source}; "
@@ -378,7 +379,8 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "mixture_sampling": choice(MIXTURE_SAMPLING),
     "mixture_temperature": number(lambda v: v > 0, "a number > 0"),
     "intermediate_steps": whole(1, optional=True),
-    "init_from": text(required=True, optional=True),
+    "init_from": Rule(lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+                      "the folder of a finished job or unit, or empty"),
     "data_root": text(optional=True),
     "max_train_examples": whole(1, optional=True),
     "max_eval_examples": whole(1, optional=True),
