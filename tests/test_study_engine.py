@@ -189,6 +189,11 @@ def test_init_from_refuses_a_missing_unfinished_or_mismatched_run(tiny_encoder, 
     with pytest.raises(ConfigError, match=rf"init_from: {arm} was trained from the encoder {tiny_encoder}, this "
                                           r"job's encoder is embedded:e5-small: .*set the encoder to"):
         init_unit_dir(replace(spec, encoder="embedded:e5-small", init_from=str(arm)))
+    modelless = tmp_path / "modelless"
+    _finished_unit(modelless, tiny_encoder, base_encoder)
+    (modelless / "model" / WEIGHTS_FILE).unlink()
+    with pytest.raises(ConfigError, match=rf"init_from: {modelless / 'model'} holds no saved model"):
+        init_unit_dir(replace(spec, init_from=str(modelless)))
     other = copy.deepcopy(base_encoder)
     other.embeddings.position_embeddings = torch.nn.Embedding(8, 32)  # another architecture
     with pytest.raises(DlfaError, match="does not fit this encoder .*embeddings.position_embeddings.weight"):

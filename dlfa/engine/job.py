@@ -9,8 +9,8 @@
 
 The units of a job share one loaded encoder (its trainable weights restored before each unit) and the encoded
 data. With `init_from`, each unit's encoder then takes the trained encoder of the finished unit it names
-(`init_unit_dir`: the unit itself, or a job's unit of the same seed). The command line (`python -m dlfa train`) and the job worker (dlfa.jobs.worker, also under torchrun)
-call `run_job`.
+(`init_unit_dir`: the unit itself, or a job's unit of the same seed). The command line (`python -m dlfa
+train`) and the job worker (dlfa.jobs.worker, also under torchrun) call `run_job`.
 """
 from __future__ import annotations
 
@@ -103,9 +103,9 @@ def init_unit_dir(unit: JobSpec) -> tuple[Path, Path]:
                               f"{unit.unit_name()} from (its units: {found})")
         unit_dir = folder / JobSpec.from_dict(runs[0].spec).unit_name()
         results = runs[0]
-    if not results.completed or not results.model_dir:
+    if not results.completed:
         raise ConfigError(f"init_from: the run in {unit_dir} is {results.status}, not finished: resume it first")
-    model_dir = unit_dir / results.model_dir
+    model_dir = unit_dir / (results.model_dir or "model")
     try:
         saved, _ = read_saved_config(model_dir)
     except DlfaError as exc:
