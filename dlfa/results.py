@@ -64,6 +64,14 @@ class _Fields:
     def number(self, key: str, required: bool = True, allow_none: bool = False) -> float | None:
         return self.get(key, (int, float), required, allow_none)
 
+    def flag(self, key: str) -> bool:
+        """A required true/false."""
+        if key not in self.data:
+            self.fail(key, "missing")
+        if not isinstance(self.data[key], bool):
+            self.fail(key, f"expected true/false, got {_kind(self.data[key])}")
+        return self.data[key]
+
     def rest(self, known: tuple[str, ...]) -> dict:
         return {key: value for key, value in self.data.items() if key not in known}
 
@@ -172,14 +180,49 @@ class _SpecFields:
         return list(self.spec.get("intermediate_tasks") or [])
 
 
-_RUN_FIELDS = ("schema_version", "spec", "status", "metrics", "dev_score", "dev_metric", "model_dir", "code_version")
+_RUN_FIELDS = ("schema_version", "spec", "status", "metrics", "dev_score", "dev_metric", "model_dir", "code_version",
+               "dev_majority", "intermediate_dev", "intermediate_budget", "init_from")
+
+
+def _intermediate_dev(fields: _Fields) -> dict[str, dict]:
+    """{task: {"metric", "value", "majority", "learned", ...}}, those four checked (other keys, such as "n", kept)."""
+    raw = fields.get("intermediate_dev", (dict,), False, True) or {}
+    table = {}
+    for task, entry in raw.items():
+        entry_fields = _Fields(entry, fields.name(f"intermediate_dev.{task}"), fields.path)
+        table[task] = {**entry, "metric": entry_fields.get("metric", (str,)), "value": entry_fields.number("value"),
+                       "majority": entry_fields.number("majority"), "learned": entry_fields.flag("learned")}
+    return table
+
+
+def _intermediate_budget(fields: _Fields) -> dict | None:
+    """{"steps": total intermediate steps, "examples": {task: examples drawn}}, checked."""
+    raw = fields.get("intermediate_budget", (dict,), False, True)
+    if raw is None:
+        return None
+    budget = _Fields(raw, fields.name("intermediate_budget"), fields.path)
+    steps = budget.get("steps", (int,))
+    examples = budget.get("examples", (dict,))
+    counts = _Fields(examples, budget.name("examples"), fields.path)
+    return {"steps": steps, "examples": {task: counts.get(task, (int,)) for task in examples}}
 
 
 @dataclass(frozen=True)
 class RunResult(_SpecFields):
     """One unit (aggregation × fusion layer × seed × learning rate) of a job: `completed` with its metrics, or
     `stopped` (checkpointed; resuming continues it). `extra`: every other key of the file, kept as read
-    (device, stages, fusion_stats, convergence, history, ...)."""
+    (device, stages, fusion_stats, convergence, history, ...).
+
+    The intermediate-task study's fields (absent from older files, read as these defaults):
+    dev_majority: the majority-class score of the target task's English dev set (points; precisely the best
+    score of one label predicted everywhere, dlfa.engine.metrics.constant_score; None for QA or without a dev
+    set), to flag a run whose dev score stays at it (dlfa.engine.metrics.at_majority);
+    intermediate_dev: task -> {"metric", "value", "majority", "learned", "n"}: each intermediate task's English
+    dev score after its intermediate stage, the majority-class (prior) score on the same examples (as
+    dev_majority: 0 for MCC; for F1 the always-positive score when higher), whether it is more than 1 point
+    above it, and the number of dev examples; intermediate_budget: {"steps": intermediate optimizer steps,
+    "examples": {task: training examples drawn}}, the budget spent; init_from: the unit folder whose trained
+    encoder the run started from."""
 
     spec: dict
     status: str
@@ -189,6 +232,10 @@ class RunResult(_SpecFields):
     model_dir: str | None = None
     code_version: dict | None = None  # {"sources_sha256", "git_commit", "git_dirty"}
     extra: dict = field(default_factory=dict)
+    dev_majority: float | None = None
+    intermediate_dev: dict[str, dict] = field(default_factory=dict)
+    intermediate_budget: dict | None = None
+    init_from: str | None = None
 
     @property
     def completed(self) -> bool:
@@ -201,6 +248,8 @@ class RunResult(_SpecFields):
         optional = {"dev_score": self.dev_score, "dev_metric": self.dev_metric, "model_dir": self.model_dir,
                     "code_version": self.code_version}
         data.update({key: value for key, value in optional.items() if value is not None or self.completed})
+        data.update(_without_none({"dev_majority": self.dev_majority, "intermediate_dev": self.intermediate_dev or None,
+                                   "intermediate_budget": self.intermediate_budget, "init_from": self.init_from}))
         return {**data, **self.extra}
 
     @classmethod
@@ -214,7 +263,10 @@ class RunResult(_SpecFields):
                    dev_score=fields.number("dev_score", False, True),
                    dev_metric=fields.get("dev_metric", (str,), False, True),
                    model_dir=fields.get("model_dir", (str,), False, True),
-                   code_version=fields.get("code_version", (dict,), False, True), extra=fields.rest(_RUN_FIELDS))
+                   code_version=fields.get("code_version", (dict,), False, True), extra=fields.rest(_RUN_FIELDS),
+                   dev_majority=fields.number("dev_majority", False, True), intermediate_dev=_intermediate_dev(fields),
+                   intermediate_budget=_intermediate_budget(fields),
+                   init_from=fields.get("init_from", (str,), False, True))
 
 
 _JOB_FIELDS = ("schema_version", "spec", "status", "metrics", "runs", "grid", "code_version", "seconds")

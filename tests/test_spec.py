@@ -122,13 +122,13 @@ def test_fusion_layers_are_checked_against_the_encoder(tiny_encoder):
 def test_tasks_and_languages_are_checked_against_the_data_root(fixture_root):
     spec = replace(BASE, data_root=str(fixture_root), intermediate_tasks=("sst2",))
     assert spec.problems(check_encoder=False) == {}
-    bad = replace(spec, eval_languages=("de", "xx"), train_language="tlh", intermediate_tasks=("pawsx", "nope"))
+    bad = replace(spec, eval_languages=("de", "xx"), train_language="tlh", intermediate_tasks=("udpos", "nope"))
     problems = bad.problems(check_encoder=False)
     assert set(problems) == {"eval_languages", "train_language", "intermediate_tasks"}
     assert "no data for xx" in problems["eval_languages"]
     assert "available: de, en, fr, zh" in problems["eval_languages"]
     assert "no 'tlh' data" in problems["train_language"]
-    assert "pawsx is not an English intermediate task" in problems["intermediate_tasks"]
+    assert "udpos is not an English intermediate task" in problems["intermediate_tasks"]
     assert "unknown task 'nope'" in problems["intermediate_tasks"]
     assert "unknown task 'nope'" in replace(spec, task="nope").problems(check_encoder=False)["task"]
     missing_root = replace(spec, data_root=str(fixture_root / "missing")).problems(check_encoder=False)

@@ -136,7 +136,10 @@ def test_train_state_reads_and_writes_the_state_json_of_checkpoints_unchanged():
     written back with the same keys, order and values, so a job interrupted by older code resumes."""
     saved = {"stage": 1, "step": 5, "streams": {"udpos": {"epoch": 1, "position": 2}}, "best_score": 10.5,
              "best_step": 4, "evals_since_best": 1, "target_steps": 4, "train_seconds": 2.5, "window": [2.9, 2.8],
-             "history": {"loss": [["sst2", 10, 0.7]], "dev": [[4, 10.5]]}}
+             "history": {"loss": [["sst2", 10, 0.7]], "dev": [[4, 10.5]]}, "examples": {"sst2": 80, "udpos": 40},
+             "intermediate_dev": {"sst2": {"metric": "accuracy", "value": 80.0, "majority": 50.0, "learned": True,
+                                           "n": 12}},
+             "dev_majority": 7.5}
     state = TrainState.from_json(json.loads(json.dumps(saved)))
     assert state.stage == 1 and state.step == 5 and state.streams == {"udpos": {"epoch": 1, "position": 2}}
     assert state.best_score == 10.5 and state.evals_since_best == 1 and state.history["dev"] == [[4, 10.5]]
@@ -144,6 +147,9 @@ def test_train_state_reads_and_writes_the_state_json_of_checkpoints_unchanged():
     before_early_stopping = {k: v for k, v in saved.items() if k not in ("evals_since_best", "target_steps")}
     older = TrainState.from_json(before_early_stopping)
     assert older.evals_since_best == 0 and older.target_steps is None and older.step == 5
+    before_the_study = {k: v for k, v in saved.items() if k not in ("examples", "intermediate_dev", "dev_majority")}
+    older = TrainState.from_json(before_the_study)
+    assert older.examples == {} and older.intermediate_dev == {} and older.dev_majority is None and older.step == 5
 
 
 # ----------------------------------------------------------------------------------------------------

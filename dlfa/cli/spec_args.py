@@ -7,7 +7,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from dlfa.engine.spec import DEVICES, POOLINGS, PRECISIONS, JobSpec, parse_float_list, parse_int_list, split_list
+from dlfa.engine.spec import (DEVICES, INTERMEDIATE_MODES, INTERMEDIATE_ONLY, POOLINGS, PRECISIONS, JobSpec,
+                              parse_float_list, parse_int_list, split_list)
 from dlfa.errors import ConfigError, DataError
 from dlfa.model.fusion import AGGREGATIONS
 from dlfa.results import parse_results
@@ -21,7 +22,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--spec", metavar="FILE",
                         help="start from a recorded job spec: a JSON spec or a results.json (e.g. one under "
                              "docs/reproduction/); the flags given replace its fields")
-    parser.add_argument("--task", help="target task, e.g. pawsx, xnli, panx, udpos (required without --spec)")
+    parser.add_argument("--task", help="target task, e.g. pawsx, xnli, panx, udpos (required without --spec), or "
+                                       f"{INTERMEDIATE_ONLY}: the intermediate tasks alone")
     parser.add_argument("--encoder", help=f"embedded:e5-small | hub id | local folder (default {DEFAULTS.encoder})")
     choice = parser.add_mutually_exclusive_group() if sweep else parser
     choice.add_argument("--aggregation", choices=AGGREGATIONS,
@@ -36,7 +38,18 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--train-lang", metavar="LANG", help=f"training language (default {DEFAULTS.train_language})")
     parser.add_argument("--eval-langs", metavar="L1,L2,...",
                         help="zero-shot evaluation languages (required without --spec)")
-    parser.add_argument("--intermediate", metavar="T1,T2,...", help="English intermediate tasks trained first")
+    parser.add_argument("--intermediate", metavar="T1,T2,...",
+                        help="English intermediate tasks trained first (the target task itself: the study's control; "
+                             f"--task {INTERMEDIATE_ONLY} trains only these and saves the model for --init-from)")
+    parser.add_argument("--intermediate-mode", choices=INTERMEDIATE_MODES,
+                        help="sequential: one stage per intermediate task; mixture: one stage, each batch drawn from "
+                             f"one task in proportion to its size (default {DEFAULTS.intermediate_mode})")
+    parser.add_argument("--intermediate-steps", type=int, metavar="S",
+                        help="one budget of optimizer steps that all intermediate tasks share (mixture: one stage; "
+                             "sequential: split equally), instead of each stage's --epochs/--max-steps")
+    parser.add_argument("--init-from", metavar="DIR",
+                        help="start the encoder from a finished run's trained encoder: its unit folder, or a job "
+                             "folder (its unit of the same seed); the same base --encoder")
     parser.add_argument("--data-root", metavar="DIR",
                         help="folder of local data files (default $DLFA_DATA_DIR, the classroom pack, else the hub)")
     parser.add_argument("--max-train-examples", type=int, metavar="N", help="cap on training examples per task")
@@ -122,6 +135,9 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "encoder": _absolute_if_path(args.encoder),
         "train_language": args.train_lang,
         "intermediate_tasks": split_list(args.intermediate) if args.intermediate is not None else None,
+        "intermediate_mode": args.intermediate_mode,
+        "intermediate_steps": args.intermediate_steps,
+        "init_from": str(Path(args.init_from).expanduser().resolve()) if args.init_from else None,
         "data_root": _absolute_if_path(args.data_root),
         "max_train_examples": args.max_train_examples,
         "epochs": args.epochs,

@@ -4,6 +4,7 @@ encodes every split a job needs through the task registry. Question answering sp
 beside their windows (`QaDataset`): the evaluation maps the windows' span logits back to answers."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -154,38 +155,68 @@ def serve(split: EncodedSplit, pad_token_id: int, kind: str) -> "EncodedDataset 
 
 @dataclass
 class UnitData:
-    """What a unit trains and evaluates on. train: task -> English training data of every stage's tasks;
-    dev: the target task in the training language (None when there is none); test: language -> data."""
+    """What a unit trains and evaluates on. tasks: head name -> TaskInfo (dlfa.engine.spec.JobSpec.head_tasks);
+    train: head name -> English training data of every stage's tasks; dev: the target task in the training
+    language (None when there is none, and in an intermediate-only job); test: language -> data (empty in an
+    intermediate-only job); intermediate_dev: head name -> the English dev set of each intermediate task that
+    has one."""
 
     tasks: dict[str, TaskInfo]
     train: dict[str, object]
     dev: object | None
     test: dict[str, object]
-    majority: int  # the most frequent training label of the target task
+    majority: int  # the most frequent training label of the target task (0 for QA and intermediate-only jobs)
     truncated: dict[str, int] = field(default_factory=dict)  # language -> test examples cut at max_length
+    intermediate_dev: dict[str, object] = field(default_factory=dict)
 
     def map(self, to_dataset) -> "UnitData":
         """The same data with `to_dataset` applied to every dataset (e.g. EncodedDataset -> cached hidden states)."""
         return replace(self, train={name: to_dataset(d) for name, d in self.train.items()},
                        dev=to_dataset(self.dev) if self.dev is not None else None,
-                       test={lang: to_dataset(d) for lang, d in self.test.items()})
+                       test={lang: to_dataset(d) for lang, d in self.test.items()},
+                       intermediate_dev={name: to_dataset(d) for name, d in self.intermediate_dev.items()})
+
+
+def as_head(dataset, head: str):
+    """`dataset` serving its batches to head `head` (the control arm's `<task>:intermediate`): a shallow copy
+    that shares the encoded arrays."""
+    if dataset.task == head:
+        return dataset
+    renamed = copy.copy(dataset)
+    renamed.task = head
+    return renamed
 
 
 def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
-    """Read and encode every split the units of a job need (the same for all of them) through the task registry."""
+    """Read and encode every split the units of a job need (the same for all of them) through the task registry:
+    every head's training data, each intermediate task's English dev set, and (unless the job is intermediate
+    only) the target task's dev set in the training language and its test sets."""
     source = DataSource.resolve(spec.data_root)
+    loaded: dict[tuple[str, str, str], object] = {}
 
     def encoded(task: str, language: str, split: str, limit: int | None) -> "EncodedDataset | QaDataset":
+        if (task, language, split) in loaded:  # the control arm trains the target's English data twice
+            return loaded[task, language, split]
         if get_task(task).kind == "qa":
             if spec.probe:
                 raise ConfigError(f"task {task} (question answering) cannot be probed: fine-tune it (no --probe)")
-            return load_qa(task, language, split, source, tokenizer, spec.max_length, limit)
-        data = load_encoded(task, language, split, source, tokenizer, spec.max_length, max_examples=limit)
-        return serve(data, tokenizer.pad_token_id, get_task(task).kind)
+            data = load_qa(task, language, split, source, tokenizer, spec.max_length, limit)
+        else:
+            data = serve(load_encoded(task, language, split, source, tokenizer, spec.max_length, max_examples=limit),
+                         tokenizer.pad_token_id, get_task(task).kind)
+        loaded[task, language, split] = data
+        return data
 
-    tasks = {name: get_task(name) for name in (*spec.intermediate_tasks, spec.task)}
-    train = {name: encoded(name, "en" if name != spec.task else spec.train_language, "train", spec.max_train_examples)
-             for name in tasks}
+    heads = spec.head_tasks()
+    tasks = {head: get_task(task) for head, task in heads.items()}
+    train = {head: as_head(encoded(task, "en" if head != spec.task else spec.train_language, "train",
+                                   spec.max_train_examples), head)
+             for head, task in heads.items()}
+    intermediate_dev = {head: as_head(encoded(task, "en", "dev", spec.max_eval_examples), head)
+                        for head, task in heads.items()
+                        if head != spec.task and "dev" in available_languages(task, source).get("en", {})}
+    if spec.intermediate_only:
+        return UnitData(tasks, train, None, {}, 0, intermediate_dev=intermediate_dev)
     has_dev = "dev" in available_languages(spec.task, source).get(spec.train_language, {})
     test = {lang: encoded(spec.task, lang, "test", spec.max_eval_examples) for lang in spec.eval_languages}
     return UnitData(
@@ -196,4 +227,5 @@ def load_job_data(spec: JobSpec, tokenizer) -> UnitData:
         majority=(int(train[spec.task].label_counts(len(tasks[spec.task].labels)).argmax())
                   if tasks[spec.task].kind != "qa" else 0),  # QA has no majority class (0 is unused)
         truncated={lang: data.truncated for lang, data in test.items()},
+        intermediate_dev=intermediate_dev,
     )

@@ -8,8 +8,9 @@
     out_dir/<unit_name>/spec.json: the unit's settings; a folder holding another run's settings is refused
 
 The units of a job share one loaded encoder (its trainable weights restored before each unit) and the encoded
-data. The command line (`python -m dlfa train`) and the job worker (dlfa.jobs.worker, also under torchrun)
-call `run_job`.
+data. With `init_from`, each unit's encoder then takes the trained encoder of the finished unit it names
+(`init_unit_dir`: the unit itself, or a job's unit of the same seed). The command line (`python -m dlfa
+train`) and the job worker (dlfa.jobs.worker, also under torchrun) call `run_job`.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ import torch
 from torch import nn
 
 from dlfa.code_version import code_version
-from dlfa.data.registry import get_task
 from dlfa.engine.callbacks import Callback, CallbackList, TensorBoardCallback
 from dlfa.engine.datasets import UnitData, load_job_data
 from dlfa.engine.metrics import mean_interval
@@ -32,12 +32,12 @@ from dlfa.engine.probe import FeatureNet, fit_standardization, hidden_state_data
 from dlfa.engine.runtime import Runtime, advise_random_access, name_seed, release_memory, set_seed, setup_runtime
 from dlfa.engine.spec import JobSpec
 from dlfa.engine.train import UnitTrainer
-from dlfa.errors import ConfigError
+from dlfa.errors import ConfigError, DlfaError
 from dlfa.io import write_json
-from dlfa.model.encoders import load_encoder
-from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+from dlfa.model.encoders import encoder_path, load_encoder
+from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig, load_encoder_weights, read_saved_config
 from dlfa.results import (COMPLETED, RESULTS_FILE, RUNNING, STOPPED, JobResult, LanguageMetric, RunResult,
-                          read_job_results, read_results, write_results)
+                          read_job_results, read_results, read_run_results, write_results)
 
 UNIT_SPEC_FILE = "spec.json"  # in each unit folder: the settings its checkpoints and results belong to
 
@@ -77,17 +77,73 @@ def freezes_word_embeddings(spec: JobSpec, runtime: Runtime) -> bool:
     return runtime.device.type == "cpu"
 
 
-def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs) -> tuple[DlfaModel, nn.Module, UnitData]:
+def init_unit_dir(unit: JobSpec) -> tuple[Path, Path]:
+    """(the finished unit folder whose trained encoder `unit` starts from, its saved model folder): unit.init_from
+    itself when it is a unit's folder, else the unit of that job folder with the same seed (and, among several,
+    the same aggregation, fusion layer and learning rate). ConfigError naming the folder when it is missing or
+    unfinished, holds no saved model, or was trained from another base encoder than unit.encoder."""
+    folder = Path(unit.init_from).expanduser()
+    if not (folder / RESULTS_FILE).is_file():
+        raise ConfigError(f"init_from: {folder} is not a finished run: it has no {RESULTS_FILE} (give the folder "
+                          "of a finished job, or of one of its units)")
+    try:
+        results = read_results(folder)
+    except DlfaError as exc:
+        raise ConfigError(f"init_from: {exc}") from exc
+    unit_dir = folder
+    if isinstance(results, JobResult):
+        seed = unit.seeds[0]
+        runs = [run for run in results.runs if run.seed == seed]
+        if len(runs) > 1:
+            runs = [run for run in runs if JobSpec.from_dict(run.spec).unit_name() == unit.unit_name()]
+        if len(runs) != 1:
+            found = ", ".join(JobSpec.from_dict(run.spec).unit_name() for run in results.runs) or "none yet"
+            raise ConfigError(f"init_from: the job {folder} ({results.status}) has "
+                              f"{'no unit' if not runs else 'several units'} of seed {seed} to start "
+                              f"{unit.unit_name()} from (its units: {found})")
+        unit_dir = folder / JobSpec.from_dict(runs[0].spec).unit_name()
+        results = runs[0]
+    if not results.completed:
+        raise ConfigError(f"init_from: the run in {unit_dir} is {results.status}, not finished: resume it first")
+    model_dir = unit_dir / (results.model_dir or "model")
+    try:
+        saved, _ = read_saved_config(model_dir)
+    except DlfaError as exc:
+        raise ConfigError(f"init_from: {exc}") from exc
+    if saved.encoder != unit.encoder and not _same_encoder(saved.encoder, unit.encoder):
+        raise ConfigError(f"init_from: {unit_dir} was trained from the encoder {saved.encoder}, this job's encoder is "
+                          f"{unit.encoder}: init_from replaces the weights of the same base encoder, so set the "
+                          f"encoder to {saved.encoder}")
+    return unit_dir, model_dir
+
+
+def _same_encoder(first: str, second: str) -> bool:
+    """Whether two encoder specs name the same folder or hub id (e.g. a relative and an absolute path)."""
+    try:
+        return encoder_path(first) == encoder_path(second)
+    except DlfaError:
+        return False
+
+
+def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs,
+               init_model_dir: Path | None = None) -> tuple[DlfaModel, nn.Module, UnitData]:
     """The model, the net that runs it on batches (the model, or the probe's cached-feature front end), and
-    the data of one unit."""
-    heads = {name: HeadConfig(info.kind, list(info.labels))
-             for name, info in ((n, get_task(n)) for n in (*spec.intermediate_tasks, spec.task))}
+    the data of one unit. Each head is initialised from (seed, its name) alone, so a target head starts the same
+    whatever intermediate heads, aggregation or init_from came with it; the encoder's weights are those of
+    the saved model in `init_model_dir` (dlfa.model.modeling.load_encoder_weights) when it is given."""
+    heads = {name: HeadConfig(info.kind, list(info.labels)) for name, info in inputs.data.tasks.items()}
     config = DlfaConfig(encoder=spec.encoder, heads=heads, aggregation=spec.aggregations[0],
                         fusion_layer=spec.fusion_layers[0] if spec.fusion_layers else None,
                         reduction=spec.reduction, freeze_word_embeddings=freezes_word_embeddings(spec, runtime),
                         standardize_features=spec.probe, pooling=spec.pooling)
     set_seed(spec.seeds[0])
     model = DlfaModel(config, inputs.checkout_encoder())
+    if init_model_dir is not None:
+        loaded = set(load_encoder_weights(init_model_dir, model.encoder))
+        frozen = sorted(loaded & {name for name, p in model.encoder.named_parameters() if not p.requires_grad})
+        if frozen:  # a saved model reloads frozen weights from the base encoder: they would be lost
+            raise ConfigError(f"init_from: {init_model_dir} trained {', '.join(frozen)}, which this job freezes: "
+                              "set freeze_word_embeddings to false to keep them")
     for task, head in model.heads.items():  # each head's start: the same whatever aggregation or heads came first
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(name_seed(spec.seeds[0], task))
@@ -110,10 +166,10 @@ def config_name(spec: JobSpec) -> str:
 def summarize(spec: JobSpec, runs: list[RunResult], status: str, seconds: float) -> JobResult:
     """The job's results: its runs, the job-level metrics (one config: its run, or the mean over seeds with a
     t-interval over seeds) and, for sweeps over several configs, a grid: one row per config with dev and
-    per-language values."""
+    per-language values. An intermediate-only job has neither: its runs hold their intermediate_dev tables."""
     complete = [r for r in runs if r.completed]
     configs: dict[str, list[RunResult]] = {}
-    for run in complete:
+    for run in complete if not spec.intermediate_only else ():  # intermediate only: no zero-shot metrics
         configs.setdefault(config_name(JobSpec.from_dict(run.spec)), []).append(run)
     metrics: dict[str, LanguageMetric] = {}
     grid, extra = None, {}
@@ -183,6 +239,14 @@ def claim_unit_dir(unit: JobSpec, unit_dir: Path, write: bool = True) -> None:
         write_json(recorded_path, unit.to_dict())
 
 
+def _finished(unit_dir: Path) -> bool:
+    """Whether unit_dir holds a completed run's results.json."""
+    if not (unit_dir / RESULTS_FILE).is_file():
+        return False
+    done = read_results(unit_dir)
+    return isinstance(done, RunResult) and done.completed
+
+
 def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] | list[Callback] = (),
             resume: bool = True) -> dict:
     """Train and evaluate every unit of `spec` into out_dir/<unit_name>/; write out_dir/results.json (a
@@ -197,6 +261,9 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
     runs: list[RunResult] = []
     inputs: JobInputs | None = None
     started = time.perf_counter()
+    finished = {unit.unit_name() for unit in units if resume and _finished(out_dir / unit.unit_name())}
+    inits = {unit.unit_name(): init_unit_dir(unit) for unit in units  # before any training: fail fast
+             if unit.init_from and unit.unit_name() not in finished}
     for index, unit in enumerate(units):
         unit_dir = out_dir / unit.unit_name()
         if not resume and runtime.is_main:
@@ -204,9 +271,8 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
         if runtime.world > 1:
             torch.distributed.barrier()
         claim_unit_dir(unit, unit_dir, write=runtime.is_main)  # every rank refuses, so none waits alone
-        done = read_results(unit_dir) if resume and (unit_dir / RESULTS_FILE).is_file() else None
-        if isinstance(done, RunResult) and done.completed:
-            results = done
+        if unit.unit_name() in finished:
+            results = read_run_results(unit_dir)
         else:
             if runtime.is_main:
                 unit_dir.mkdir(parents=True, exist_ok=True)
@@ -214,8 +280,10 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
                                  f"({runtime.precision}, {runtime.world} process{'es' if runtime.world > 1 else ''})")
             inputs = inputs or JobInputs(spec, freezes_word_embeddings(spec, runtime),
                                          reused=index + 1 < len(units) and not spec.probe)
-            model, net, data = build_unit(unit, runtime, inputs)
-            results = UnitTrainer(unit, unit_dir, model, net, data, runtime, callbacks, (index, len(units))).run()
+            init_dir, init_model_dir = inits.get(unit.unit_name(), (None, None))
+            model, net, data = build_unit(unit, runtime, inputs, init_model_dir)
+            results = UnitTrainer(unit, unit_dir, model, net, data, runtime, callbacks, (index, len(units)),
+                                  init_from=init_dir).run()
             del model, net, data
             if runtime.is_main and results.completed:
                 callbacks.on_unit_end(unit.unit_name(), results.to_dict())

@@ -109,6 +109,16 @@ def majority_score(metric: str, gold: list, labels: list[str], majority: int) ->
     return score(metric, gold, pred, labels)
 
 
+def constant_score(metric: str, gold: list, labels: list[str]) -> tuple[float, int]:
+    """The best score of predicting one label for every example (every labeled token), and that label's id: what
+    a model scores without learning anything. Accuracy: the majority class of `gold`; MCC: 0; F1: always the
+    positive class when that beats the majority (a model stuck on the minority positive class scores well
+    above the majority class's 0)."""
+    scores = [majority_score(metric, gold, labels, label) for label in range(len(labels))]
+    best = int(np.argmax(scores))
+    return scores[best], best
+
+
 # points: a mean closer to the majority-class score than this learned nothing that transfers (decides no claim)
 MIN_ABOVE_MAJORITY = 1.0
 

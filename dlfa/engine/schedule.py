@@ -14,7 +14,9 @@ from dlfa.engine.spec import JobSpec
 
 @dataclass
 class Stage:
-    """A training stage: one task, or a mixture of tasks (each batch from one task, drawn with `weights`)."""
+    """A training stage: one task, or a mixture of tasks (each batch from one task, drawn with `weights`).
+    `tasks` holds head names (dlfa.engine.spec.JobSpec.head_tasks): a task's name, or the control arm's
+    `<target>:intermediate`."""
 
     name: str
     tasks: tuple[str, ...]
@@ -23,27 +25,42 @@ class Stage:
     weights: tuple[float, ...] = (1.0,)
 
 
+def split_budget(total: int, parts: int) -> list[int]:
+    """`total` steps split into `parts` nearly equal shares, the remainder to the first ones: (10, 3) -> [4, 3, 3]."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
 def plan_stages(spec: JobSpec, sizes: dict[str, int]) -> list[Stage]:
-    """Intermediate stages (sequential: one per task; mixture: one over all) then the target task. Each stage
-    trains max_steps, or epochs over its examples (a mixture: over all of its tasks' examples); with early
-    stopping (spec.max_epochs) the target stage's cap is max_epochs instead."""
+    """Intermediate stages (sequential: one per task; mixture: one over all) then the target task (none in an
+    intermediate-only job). `sizes`: head name (spec.head_tasks()) -> training examples.
+
+    Each stage trains max_steps, or epochs over its examples (a mixture: over all of its tasks' examples); with
+    early stopping (spec.max_epochs) the target stage's cap is max_epochs instead. With spec.intermediate_steps
+    the intermediate stages share that one budget instead: a mixture trains it in its one stage, sequential
+    stages split it equally (the remainder to the first ones), so every number of tasks spends as many updates."""
     per_step = spec.batch_size * spec.gradient_accumulation
 
-    def stage(name: str, tasks: tuple[str, ...], weights: tuple[float, ...] = (1.0,), epochs: float | None = None) -> Stage:
+    def stage(name: str, tasks: tuple[str, ...], weights: tuple[float, ...] = (1.0,), epochs: float | None = None,
+              steps: int | None = None) -> Stage:
         n = sum(sizes[t] for t in tasks)
         per_epoch = max(1, math.ceil(n / per_step))
-        steps = max(1, math.ceil(epochs * n / per_step)) if epochs else \
-            spec.max_steps or max(1, math.ceil(spec.epochs * n / per_step))
+        if steps is None:
+            steps = max(1, math.ceil(epochs * n / per_step)) if epochs else \
+                spec.max_steps or max(1, math.ceil(spec.epochs * n / per_step))
         return Stage(name, tasks, steps, per_epoch, weights)
 
-    tasks = spec.intermediate_tasks
-    if spec.intermediate_mode == "mixture" and len(tasks) > 1:
-        counts = np.array([sizes[t] for t in tasks], dtype=np.float64)
+    heads = tuple(spec.intermediate_head(t) for t in spec.intermediate_tasks)
+    budget = spec.intermediate_steps if heads else None
+    if spec.intermediate_mode == "mixture" and len(heads) > 1:
+        counts = np.array([sizes[t] for t in heads], dtype=np.float64)
         if spec.mixture_sampling == "temperature":
             counts = counts ** (1.0 / spec.mixture_temperature)
-        intermediate = [stage("mixture:" + "+".join(tasks), tasks, tuple(counts / counts.sum()))]
+        intermediate = [stage("mixture:" + "+".join(heads), heads, tuple(counts / counts.sum()), steps=budget)]
     else:
-        intermediate = [stage(t, (t,)) for t in tasks]
+        shares = split_budget(budget, len(heads)) if budget is not None else [None] * len(heads)
+        intermediate = [stage(t, (t,), steps=share) for t, share in zip(heads, shares)]
+    if spec.intermediate_only:
+        return intermediate
     return intermediate + [stage(spec.task, (spec.task,), epochs=spec.max_epochs)]
 
 

@@ -3,6 +3,15 @@ and the results. JSON-serialisable, validated before anything starts.
 
 A spec with several aggregations × fusion layers × seeds is a sweep: `units()` expands it into the
 single runs the worker trains one after another.
+
+The intermediate-task study's fields: `intermediate_steps` (one budget shared by all intermediate tasks),
+`init_from` (start the encoder from a finished run's) and intermediate-only jobs (`task=INTERMEDIATE_ONLY`:
+the intermediate stages alone, saved for `init_from`; any task with English training data may be one of them).
+The target task may be its own intermediate task (the study's control arm): that stage trains a head of its
+own (`intermediate_head`).
+
+Longer than 400 lines because the rules of every field (FIELD_RULES, one line per field, which a test holds
+to the dataclass) and of their combinations live beside the fields they check.
 """
 from __future__ import annotations
 
@@ -22,6 +31,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
 POOLINGS = ("cls", "mean")  # as dlfa.model.modeling.POOLINGS (not imported: the spec does not load torch)
+INTERMEDIATE_ONLY = "intermediate"  # the task of a job that trains only its intermediate stages
+CONTROL_HEAD_SUFFIX = ":intermediate"  # the head of the target task trained as its own intermediate task
 BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root", "tensorboard")
 
 
@@ -32,8 +43,11 @@ def _plain(value):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What to train and evaluate. Budgets: `epochs` or `max_steps` per stage (max_steps wins when set),
-    so intermediate stages and the target stage get equal, explicit budgets."""
+    """What to train and evaluate. Budgets: `epochs` or `max_steps` per stage (max_steps wins when set), or,
+    with `intermediate_steps`, one budget of optimizer steps that all intermediate tasks share (a mixture
+    spends it in one stage; sequential stages split it equally), so 1, 3 and 9 tasks get equal budgets.
+    `init_from`: a finished unit folder, or a job folder whose unit with the same seed is taken, whose trained
+    encoder this job's encoder starts from (heads and aggregation start fresh)."""
 
     task: str
     eval_languages: tuple[str, ...]
@@ -46,6 +60,8 @@ class JobSpec:
     intermediate_mode: str = "sequential"
     mixture_sampling: str = "proportional"
     mixture_temperature: float = 2.0
+    intermediate_steps: int | None = None  # one budget shared by all intermediate tasks; None: each stage's own
+    init_from: str | None = None  # a finished unit (or job) folder whose trained encoder this job starts from
     data_root: str | None = None
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
@@ -143,6 +159,23 @@ class JobSpec:
         rate = f"-lr{self.learning_rates[0]:g}" if self.learning_rates else ""
         return f"{self.aggregations[0]}{layer}{rate}-s{self.seeds[0]}"
 
+    @property
+    def intermediate_only(self) -> bool:
+        """Whether the job trains only its intermediate stages (no target task, no zero-shot evaluation)."""
+        return self.task == INTERMEDIATE_ONLY
+
+    def intermediate_head(self, task: str) -> str:
+        """The head (and batch-stream) name of intermediate task `task`: the task's name, or for the target task
+        trained as its own intermediate task (the control arm), `<task>:intermediate`: a head of its own,
+        initialised and its batches drawn by its own name, so the target stage starts as in every other arm."""
+        return task + CONTROL_HEAD_SUFFIX if task == self.task else task
+
+    def head_tasks(self) -> dict[str, str]:
+        """Head name -> task, in stage order: the intermediate tasks', then the target task's (none for an
+        intermediate-only job)."""
+        heads = {self.intermediate_head(task): task for task in self.intermediate_tasks}
+        return heads if self.intermediate_only else {**heads, self.task: self.task}
+
     # ------------------------------------------------------------------------------------------------
     def problems(self, check_data: bool = True, check_encoder: bool = True) -> dict[str, str]:
         """Field name -> what is wrong with it (empty when the spec is valid). The UI shows each message
@@ -172,6 +205,36 @@ class JobSpec:
             problems["epochs"] = f"must be > 0, got {self.epochs}"
         if self.max_epochs is not None and self.patience is None:
             problems["max_epochs"] = "caps early stopping: set patience too"
+        if self.init_from and self.probe is True:
+            problems["init_from"] = ("a probe reads its hidden states from a cache keyed by the base encoder: start "
+                                     "a probe from the base encoder, or fine-tune (no probe) from init_from")
+        if isinstance(self.intermediate_tasks, tuple):
+            repeated = sorted({t for t in self.intermediate_tasks if self.intermediate_tasks.count(t) > 1})
+            if repeated:
+                problems["intermediate_tasks"] = f"each intermediate task once: {', '.join(repeated)} repeats"
+            elif (self.intermediate_mode == "sequential" and _is_whole(self.intermediate_steps)
+                  and self.intermediate_steps < len(self.intermediate_tasks)):
+                problems["intermediate_steps"] = (
+                    f"{self.intermediate_steps} steps cannot be split over {len(self.intermediate_tasks)} sequential "
+                    f"intermediate tasks: give at least {len(self.intermediate_tasks)}")
+        if self.intermediate_only:
+            problems.update(self._intermediate_only_problems())
+        return problems
+
+    def _intermediate_only_problems(self) -> dict[str, str]:
+        """An intermediate-only job trains its intermediate stages and saves the model; nothing it would select or
+        evaluate on a target task applies."""
+        problems = {}
+        if not self.intermediate_tasks:
+            problems["intermediate_tasks"] = (f"task '{INTERMEDIATE_ONLY}' trains only intermediate tasks: choose at "
+                                              "least one")
+        if self.patience is not None:
+            problems["patience"] = "an intermediate-only job has no target task to stop early on"
+        if self.learning_rates:
+            problems["learning_rates"] = ("a learning-rate grid chooses on the target task's English dev set: an "
+                                          "intermediate-only job has none")
+        if self.probe is True:
+            problems["probe"] = "an intermediate-only job trains the encoder for init_from: it cannot be a probe"
         return problems
 
     def _encoder_problems(self) -> dict[str, str]:
@@ -195,21 +258,18 @@ class JobSpec:
         problems: dict[str, str] = {}
         try:
             source = DataSource.resolve(self.data_root)
-            get_task(self.task)
-            languages = available_languages(self.task, source)
+            if not self.intermediate_only:
+                get_task(self.task)
+                languages = available_languages(self.task, source)
         except DlfaError as exc:
             return {"task": str(exc)}
-        if self.train_language not in languages:
-            problems["train_language"] = (f"task {self.task} has no '{self.train_language}' data in {source}; "
-                                          f"it has {', '.join(sorted(languages))}")
-        missing = [lang for lang in self.eval_languages if lang not in languages]
-        if missing:
-            problems["eval_languages"] = (f"task {self.task} has no data for {', '.join(missing)} in {source}; "
-                                          f"available: {', '.join(sorted(languages))}")
+        if not self.intermediate_only:
+            problems.update(self._target_data_problems(source, languages))
         intermediate_problems = []
         for intermediate in self.intermediate_tasks:
             try:
-                if not get_task(intermediate).intermediate:
+                # any task may come before itself (the control arm), or alone in an intermediate-only job
+                if intermediate != self.task and not self.intermediate_only and not get_task(intermediate).intermediate:
                     intermediate_problems.append(f"{intermediate} is not an English intermediate task")
                 elif "en" not in available_languages(intermediate, source):
                     intermediate_problems.append(f"intermediate task {intermediate} has no English data in {source}")
@@ -217,6 +277,18 @@ class JobSpec:
                 intermediate_problems.append(str(exc))
         if intermediate_problems:
             problems["intermediate_tasks"] = "; ".join(intermediate_problems)
+        return problems
+
+    def _target_data_problems(self, source, languages: dict) -> dict[str, str]:
+        """The target task's training and evaluation languages against those `source` has (`languages`)."""
+        problems = {}
+        if self.train_language not in languages:
+            problems["train_language"] = (f"task {self.task} has no '{self.train_language}' data in {source}; "
+                                          f"it has {', '.join(sorted(languages))}")
+        missing = [lang for lang in self.eval_languages if lang not in languages]
+        if missing:
+            problems["eval_languages"] = (f"task {self.task} has no data for {', '.join(missing)} in {source}; "
+                                          f"available: {', '.join(sorted(languages))}")
         return problems
 
     def validate(self, **kwargs) -> "JobSpec":
@@ -312,6 +384,9 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "intermediate_mode": choice(INTERMEDIATE_MODES),
     "mixture_sampling": choice(MIXTURE_SAMPLING),
     "mixture_temperature": number(lambda v: v > 0, "a number > 0"),
+    "intermediate_steps": whole(1, optional=True),
+    "init_from": Rule(lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+                      "the folder of a finished job or unit, or empty"),
     "data_root": text(optional=True),
     "max_train_examples": whole(1, optional=True),
     "max_eval_examples": whole(1, optional=True),

@@ -3,13 +3,18 @@ to bottom in `UnitTrainer.train`:
 
     restore the latest checkpoint (model, optimizer, best state, TrainState, RNG states)
     for each stage: intermediate tasks (English; one after another, or one mixture), then the target task,
-                    each with the same budget (max_steps, or epochs over max_train_examples)
+                    each with the same budget (max_steps, or epochs over max_train_examples), or the
+                    intermediate stages sharing one budget (intermediate_steps; dlfa.engine.schedule)
         for each step: gradient_accumulation micro-batches (one task each) → clip → AdamW, linear warm-up/decay
             target stage: English dev at each epoch end (or every eval_every steps), best state kept; with
                           patience, stops once dev has not improved for that many evaluations
             checkpoint every checkpoint_every steps and when a callback asks to stop
+        after an intermediate stage: each of its tasks' English dev score beside the majority class's
+        the target stage reseeds (dropout), its batches and head are seeded by (seed, task): the same target
+        stage whatever intermediate tasks or init_from came before
     → zero-shot test metrics per language (bootstrap CI) of the best dev state, fusion-weight statistics,
       the convergence point, the code version: <unit>/results.json and <unit>/model
+      (an intermediate-only job: no target stage, no test; its model is saved for other jobs' init_from)
       (question answering: span F1 is each language's metric, exact match with its interval is in the
       results' extra["exact_match"], language -> metric; dev selects on span F1)
 
@@ -38,9 +43,9 @@ from dlfa.engine.checkpoint import (check_loss_finite, latest_checkpoint, load_c
                                     save_checkpoint, set_rng_state, trainable_state)
 from dlfa.engine.datasets import UnitData
 from dlfa.engine.evaluate import evaluate_dataset, predict_dataset, predictions_path, to_device
-from dlfa.engine.metrics import score
+from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, constant_score, score
 from dlfa.engine.qa_evaluate import evaluate_qa
-from dlfa.engine.runtime import Runtime, broadcast_flag, hardware_name, name_seed, release_memory
+from dlfa.engine.runtime import Runtime, broadcast_flag, hardware_name, name_seed, release_memory, set_seed
 from dlfa.engine.schedule import Stage, build_optimizer, learning_rate_at, plan_stages
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
@@ -66,6 +71,9 @@ class TrainState:
     window: list[float] = field(default_factory=list)  # losses since the last log line
     # loss: [stage name, step, mean loss] every LOG_EVERY steps; dev: [step, English dev score]
     history: dict[str, list] = field(default_factory=lambda: {"loss": [], "dev": []})
+    examples: dict[str, int] = field(default_factory=dict)  # head -> training examples drawn (all stages)
+    intermediate_dev: dict[str, dict] = field(default_factory=dict)  # task -> English dev after its stage
+    dev_majority: float | None = None  # the best constant prediction's English dev score (metrics.constant_score)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -82,9 +90,9 @@ class UnitTrainer:
     distributed."""
 
     def __init__(self, spec: JobSpec, unit_dir: Path, model: DlfaModel, net: nn.Module, data: UnitData,
-                 runtime: Runtime, callbacks: CallbackList, position: tuple[int, int]):
+                 runtime: Runtime, callbacks: CallbackList, position: tuple[int, int], init_from: Path | None = None):
         self.spec, self.unit_dir, self.model, self.net, self.data = spec, unit_dir, model, net, data
-        self.runtime, self.callbacks = runtime, callbacks
+        self.runtime, self.callbacks, self.init_from = runtime, callbacks, init_from
         self.unit_index, self.units = position
         self.name = spec.unit_name()
         self.stages = plan_stages(spec, {t: len(d) for t, d in data.train.items()})
@@ -117,7 +125,9 @@ class UnitTrainer:
                                          [name_seed(spec.seeds[0], task)], self.runtime.world,
                                          **state.streams.get(task, {}))
                        for task in stage.tasks}
-            is_target = stage_index == len(self.stages) - 1
+            is_target = stage_index == len(self.stages) - 1 and not spec.intermediate_only
+            if is_target and state.step == 0:
+                set_seed(spec.seeds[0])  # the target stage's dropout masks: the same after any intermediate stages
             eval_every = spec.eval_every or stage.steps_per_epoch
             done_before = sum(s.steps for s in self.stages[:stage_index])
             for step in range(state.step, stage.steps):
@@ -148,6 +158,8 @@ class UnitTrainer:
                 if stop:
                     self.log(f"stopped at {stage.name} step {step + 1}; resume to continue")
                     return False
+            if not is_target:
+                self.score_intermediate(stage)
             state.stage, state.step, state.streams = stage_index + 1, 0, {}
             optimizer = None
         self.checkpoint(None)
@@ -183,7 +195,9 @@ class UnitTrainer:
         if len(stage.tasks) > 1:  # the mixture's draw is a pure function of (seed, stage, step, micro-batch)
             rng = np.random.default_rng([self.spec.seeds[0], stage_index, step, micro])
             task = stage.tasks[rng.choice(len(stage.tasks), p=stage.weights)]
-        indices = streams[task].next()[self.runtime.rank :: self.runtime.world]
+        batch = streams[task].next()
+        self.state.examples[task] = self.state.examples.get(task, 0) + len(batch)
+        indices = batch[self.runtime.rank :: self.runtime.world]
         return to_device(self.data.train[task].collate(indices), self.runtime.device)
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -211,25 +225,49 @@ class UnitTrainer:
             self.callbacks.on_checkpoint(self.name, str(path))
 
     # -- English dev: model selection and early stopping ---------------------------------------------
+    def dev_score(self, head: str, dataset, prior: bool = True) -> tuple[float, float | None]:
+        """Head `head`'s score on an English dev set by its task's metric (question answering: span F1) and, with
+        `prior`, the best score of a constant prediction there (metrics.constant_score; None for question answering)."""
+        info = self.data.tasks[head]
+        if info.kind == "qa":
+            return self.qa_scores(dataset, bootstrap_samples=0, head=head)["span_f1"]["value"], None
+        gold, pred = predict_dataset(self.net, dataset, self.runtime.device, self.runtime.amp_dtype)
+        return (score(info.metric, gold, pred, list(info.labels)),
+                constant_score(info.metric, gold, list(info.labels))[0] if prior else None)
+
+    def score_intermediate(self, stage: Stage) -> None:
+        """After an intermediate stage (rank 0): each of its tasks' English dev score, the best constant prediction's
+        (the majority class's for accuracy) and whether it learned (more than MIN_ABOVE_MAJORITY points above)."""
+        if not self.runtime.is_main:
+            return
+        for head in stage.tasks:
+            task, dataset = self.spec.head_tasks()[head], self.data.intermediate_dev.get(head)
+            if dataset is None:
+                self.log(f"{task} has no English dev set: whether it learned is not measured")
+                continue
+            value, prior = self.dev_score(head, dataset)
+            learned = value - (prior or 0.0) > MIN_ABOVE_MAJORITY
+            self.state.intermediate_dev[task] = {"metric": self.data.tasks[head].metric, "value": value,
+                                                 "majority": prior or 0.0, "learned": learned, "n": len(dataset)}
+            self.log(f"intermediate {task}: dev {value:.2f}, majority class (best constant) {prior or 0.0:.2f}"
+                     + ("" if learned else ": LEARNED NOTHING (within 1 point of it)"))
+        self.release_cpu_memory()
+
     def select(self, step: int) -> None:
         """Evaluate on the English dev set (rank 0) and keep the state if it is the best so far."""
         if not self.runtime.is_main or self.data.dev is None:
             return
-        target = self.data.tasks[self.spec.task]
-        if target.kind == "qa":
-            value = self.qa_scores(self.data.dev, bootstrap_samples=0)["span_f1"]["value"]
-        else:
-            gold, pred = predict_dataset(self.net, self.data.dev, self.runtime.device, self.runtime.amp_dtype)
-            value = score(target.metric, gold, pred, list(target.labels))
-        self.release_cpu_memory()
         state = self.state
+        value, prior = self.dev_score(self.spec.task, self.data.dev, prior=state.dev_majority is None)
+        state.dev_majority = state.dev_majority if prior is None else prior
+        self.release_cpu_memory()
         state.history["dev"].append([step, value])
         if state.best_score is None or value > state.best_score:
             state.best_score, self.best = value, trainable_state(self.model)
             state.best_step, state.evals_since_best = step, 0
         else:
             state.evals_since_best += 1
-        self.log(f"dev {target.metric} {value:.2f} at step {step}"
+        self.log(f"dev {self.data.tasks[self.spec.task].metric} {value:.2f} at step {step}"
                  + (" (best)" if state.best_score == value else f" (best {state.best_score:.2f})"))
 
     def converged(self) -> bool:
@@ -260,16 +298,19 @@ class UnitTrainer:
         return True
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def qa_scores(self, dataset, bootstrap_samples: int) -> dict[str, dict]:
-        """A question answering split's {"exact_match", "span_f1"} metrics (dlfa.engine.qa_evaluate)."""
+    def qa_scores(self, dataset, bootstrap_samples: int, head: str | None = None) -> dict[str, dict]:
+        """A question answering split's {"exact_match", "span_f1"} metrics (dlfa.engine.qa_evaluate) by `head`
+        (default: the target task's)."""
         scores, _ = evaluate_qa(self.net, dataset.examples, dataset.windows, dataset.pad_token_id,
                                 self.runtime.device, dataset.normalization, self.runtime.amp_dtype,
-                                bootstrap_samples, self.spec.seeds[0], task=self.spec.task)
+                                bootstrap_samples, self.spec.seeds[0], task=head or self.spec.task)
         return scores
 
     def evaluate(self) -> tuple[dict, dict, dict]:
         """Zero-shot metrics per language, fusion statistics and (question answering) exact match per
-        language, with the best dev state loaded."""
+        language, with the best dev state loaded (nothing for an intermediate-only job)."""
+        if self.spec.intermediate_only:
+            return {}, {}, {}
         if self.best is not None:
             self.model.load_state_dict({k: v.to(self.runtime.device) for k, v in self.best.items()}, strict=False)
         target = self.data.tasks[self.spec.task]
@@ -318,6 +359,16 @@ class UnitTrainer:
                 "step_cap": target.steps, "stopped_early": trained < target.steps, "patience": self.spec.patience,
                 "dev_curve": self.state.history["dev"]}
 
+    def intermediate_budget(self) -> dict | None:
+        """What the intermediate stages spent: {"steps": optimizer steps, "examples": {task: examples drawn}}
+        (None without intermediate tasks)."""
+        if not self.spec.intermediate_tasks:
+            return None
+        stages = self.stages if self.spec.intermediate_only else self.stages[:-1]
+        return {"steps": sum(s.steps for s in stages),
+                "examples": {task: self.state.examples.get(self.spec.intermediate_head(task), 0)
+                             for task in self.spec.intermediate_tasks}}
+
     def run(self) -> RunResult:
         """Train (or resume), evaluate, save the model; returns the unit's results (status stopped/completed)."""
         spec, version = self.spec.to_dict(), code_version()
@@ -331,13 +382,16 @@ class UnitTrainer:
                                     "train_seconds": self.state.train_seconds})
         started = time.perf_counter()
         metrics, fusion_stats, exact_match = self.evaluate() if self.runtime.is_main else ({}, {}, {})
+        target = None if self.spec.intermediate_only else self.data.tasks[self.spec.task]
         results = RunResult(
             spec, COMPLETED, {language: LanguageMetric(**m) for language, m in metrics.items()},
-            dev_score=self.state.best_score, dev_metric=self.data.tasks[self.spec.task].metric, model_dir="model",
-            code_version=version,
+            dev_score=self.state.best_score, dev_metric=target.metric if target else None, model_dir="model",
+            code_version=version, dev_majority=self.state.dev_majority, intermediate_dev=self.state.intermediate_dev,
+            intermediate_budget=self.intermediate_budget(), init_from=str(self.init_from) if self.init_from else None,
             extra={**base, "fusion_stats": fusion_stats, "train_seconds": self.state.train_seconds,
                    "eval_seconds": time.perf_counter() - started, "truncated": self.data.truncated,
-                   "steps": self.steps_trained(), "convergence": self.convergence(), "history": self.state.history,
+                   "steps": self.steps_trained(), **({"convergence": self.convergence()} if target else {}),
+                   "history": self.state.history,
                    **({"exact_match": {language: LanguageMetric(**m).to_dict() for language, m in exact_match.items()}}
                       if exact_match else {})})
         if self.runtime.is_main:

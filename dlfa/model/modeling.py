@@ -229,25 +229,10 @@ class DlfaModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, encoder: nn.Module | None = None) -> "DlfaModel":
         """Rebuild a saved model. `encoder` may be given to skip reloading it from its spec."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        if not config_path.is_file() or not weights_path.is_file():
-            raise DlfaError(f"{directory} holds no saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
-        try:
-            raw = json.loads(config_path.read_text())
-            reloaded = set(raw.pop("reloaded_from_encoder", []))
-            config = DlfaConfig.from_dict(raw)
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise DlfaError(f"{config_path} is not a valid model config: {exc}") from exc
+        config, reloaded = read_saved_config(directory)
         model = cls(config, encoder) if encoder is not None else cls.from_encoder_spec(config)
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError) as exc:
-            raise DlfaError(f"{weights_path} cannot be read (truncated or corrupted?): {exc}") from exc
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        weights_path = Path(directory) / WEIGHTS_FILE
+        missing, unexpected = model.load_state_dict(_saved_weights(weights_path), strict=False)
         if unexpected or set(missing) - reloaded:
             raise DlfaError(
                 f"{weights_path} does not match its config: missing {sorted(set(missing) - reloaded)[:5]}, "
@@ -255,3 +240,48 @@ class DlfaModel(nn.Module):
             )
         return model
 
+
+def read_saved_config(directory: str | Path) -> tuple[DlfaConfig, set[str]]:
+    """A saved model's config and the names of the parameters it did not write (frozen at their encoder values,
+    reloaded from its encoder spec). DlfaError naming the folder when it holds no saved model."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise DlfaError(f"{directory} holds no saved model (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+    try:
+        raw = json.loads(config_path.read_text())
+        reloaded = set(raw.pop("reloaded_from_encoder", []))
+        return DlfaConfig.from_dict(raw), reloaded
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise DlfaError(f"{config_path} is not a valid model config: {exc}") from exc
+
+
+def _saved_weights(weights_path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(weights_path))
+    except (SafetensorError, OSError) as exc:
+        raise DlfaError(f"{weights_path} cannot be read (truncated or corrupted?): {exc}") from exc
+
+
+@torch.no_grad()
+def load_encoder_weights(directory: str | Path, encoder: nn.Module) -> list[str]:
+    """Copy the trained encoder of a saved model (a run's `model/` folder) into `encoder`, a freshly loaded copy
+    of the same base encoder; returns the names of the parameters copied. The parameters the saved model did
+    not write (frozen at their encoder values) keep `encoder`'s, which are those values. Heads and aggregation
+    are not read. DlfaError when the weights do not fit `encoder` (another architecture)."""
+    weights_path = Path(directory) / WEIGHTS_FILE
+    read_saved_config(directory)
+    prefix = "encoder."
+    state = {name[len(prefix):]: tensor for name, tensor in _saved_weights(weights_path).items()
+             if name.startswith(prefix)}
+    own = encoder.state_dict()
+    misfits = sorted(name for name, tensor in state.items() if name not in own or own[name].shape != tensor.shape)
+    if misfits:
+        raise DlfaError(f"the encoder saved in {directory} does not fit this encoder (e.g. {', '.join(misfits[:3])}): "
+                        "it was trained from another base encoder")
+    for name, tensor in state.items():
+        own[name].copy_(tensor)
+    return sorted(state)
