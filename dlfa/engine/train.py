@@ -172,9 +172,8 @@ class UnitTrainer:
         self.net.train()
         accumulation = self.spec.gradient_accumulation
         total = 0.0
-        # probes run no encoder backward, so there is no activation memory to save
-        sliced = self.runtime.device.type == "cpu" and not self.spec.probe and self.spec.cpu_tokens_per_slice
-        max_tokens = self.spec.cpu_tokens_per_slice if sliced else None
+        sliced = self.runtime.device.type == "cpu" and not self.spec.probe  # a probe has no encoder activations
+        max_tokens = (self.spec.cpu_tokens_per_slice or None) if sliced else None  # 0: never sliced
         for micro in range(accumulation):
             batch = self._micro_batch(stage_index, stage, streams, step, micro)
             total += backward_batch(self.train_net, self.model, batch, max_tokens, 1 / accumulation, self.runtime,
