@@ -75,6 +75,14 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                         help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
     parser.add_argument("--max-length", type=int, metavar="T",
                         help=f"tokens per example (default {DEFAULTS.max_length})")
+    parser.add_argument("--max-eval-examples", type=int, metavar="N",
+                        help="cap on test examples per language (tatoeba: sentence pairs per language)")
+    parser.add_argument("--init-run", metavar="RUN_FOLDER",
+                        help="tatoeba: measure this run's trained encoder (a run folder such as OUT/dlfa-L6-s1; a DLFA "
+                             "run's fused representation too); its encoder is the default --encoder")
+    parser.add_argument("--layer", type=int, metavar="K",
+                        help="tatoeba: the layer whose accuracies are the job's metrics (default XTREME's choice: "
+                             "7 of 12 layers); every layer is measured")
     parser.add_argument("--name", help="a label for the run")
     parser.add_argument("--out", required=out_required, metavar="DIR",
                         help="output folder" + ("" if out_required else " (default cache/runs/<job id>/)"))
@@ -108,6 +116,19 @@ def read_spec_file(path: str) -> JobSpec:
         raise ConfigError(f"the job spec in {path}: {exc}") from exc
 
 
+def run_encoder_spec(run_folder: str) -> str:
+    """The encoder spec a run's saved model was trained from (a run folder, or its model folder); ConfigError
+    naming the folder."""
+    from dlfa.analysis.layers import run_model_dir
+    from dlfa.model.modeling import CONFIG_FILE
+
+    try:
+        path = run_model_dir(run_folder) / CONFIG_FILE
+        return json.loads(path.read_text(encoding="utf-8"))["encoder"]
+    except (ConfigError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--init-run {run_folder}: not a run with a saved model ({exc})") from exc
+
+
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """The one place that turns train / sweep / submit flags into a validated JobSpec: the flags given, over the
     fields of --spec when there is one, else over JobSpec's defaults."""
@@ -119,6 +140,9 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "intermediate_tasks": split_list(args.intermediate) if args.intermediate is not None else None,
         "data_root": _absolute_if_path(args.data_root),
         "max_train_examples": args.max_train_examples,
+        "max_eval_examples": args.max_eval_examples,
+        "init_from": _absolute_if_path(args.init_run),
+        "retrieval_layer": args.layer,
         "epochs": args.epochs,
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
@@ -151,6 +175,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     elif args.seed is not None:
         values["seeds"] = (args.seed,)
     given = {key: value for key, value in values.items() if value is not None}
+    if "init_from" in given and "encoder" not in given:
+        given["encoder"] = run_encoder_spec(given["init_from"])
     if args.spec:
         if "epochs" in given:
             given.setdefault("max_steps", None)  # --epochs replaces a step budget the spec may have

@@ -132,6 +132,8 @@ def _layout_source(layout: Layout, root: Path | None) -> str | None:
                     hub = f"hub {part.dataset}{f' {part.config}' if part.config else ''}"
                 elif isinstance(part, HubSplit):
                     hub = f"hub {HUB_DATASET}"
+                elif getattr(part, "hub_name", None):  # other hub readers (Tatoeba, QA rows) name their dataset
+                    hub = f"hub {part.hub_name}"
                 else:
                     paths += [path.parent for path in part.paths]
     if hub or not paths:

@@ -1,5 +1,6 @@
 """The tasks: each task's TaskInfo with where its data lives, under a data root (or the classroom pack) and on the
-hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa), the English intermediate tasks
+hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa),
+sentence retrieval (tatoeba, nothing trained), the English intermediate tasks
 and the classroom tasks.
 
 Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
@@ -22,6 +23,7 @@ from dlfa.data.hub_layouts import (HUB_PANX_LANGUAGES, HUB_PAWSX_LANGUAGES, HUB_
                                    hub_english, hub_xtreme)
 from dlfa.data.readers import CONLL_NER_TAGS, PANX_TAGS, UPOS_TAGS
 from dlfa.data.splits import THIRDS, TRAIN_DEV, Layout
+from dlfa.data.tatoeba import hub_tatoeba, tatoeba_files
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ TASKS = [
     TaskSpec(TaskInfo("mlqa", "qa", (), "span_f1",
                       "Question answering: MLQA dev, same-language pairs (paragraph split of the English questions)"),
              qa_files("mlqa", "qa/mlqa_dev")),
+    # sentence retrieval (XTREME's Tatoeba): no training, each language's pairs are its test set
+    TaskSpec(TaskInfo("tatoeba", "retrieval", (), "retrieval_accuracy",
+                      "Sentence retrieval: Tatoeba, XTREME's 36 languages paired with English (no training: "
+                      "nearest neighbour of mean-pooled states, both directions)"),
+             tatoeba_files, hub=hub_tatoeba),
     # English intermediate tasks
     TaskSpec(TaskInfo("sst2", "sentence", ("negative", "positive"), "accuracy",
                       "Sentiment of movie-review phrases: GLUE SST-2", intermediate=True),

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Callable, Literal
 
 from dlfa.errors import ConfigError, DlfaError
@@ -22,6 +23,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 INTERMEDIATE_MODES = ("sequential", "mixture")
 MIXTURE_SAMPLING = ("proportional", "temperature")
 POOLINGS = ("cls", "mean")  # as dlfa.model.modeling.POOLINGS (not imported: the spec does not load torch)
+RETRIEVAL_TASKS = ("tatoeba",)  # nothing trained: dlfa.jobs.runner runs them with dlfa.analysis.tatoeba_job
 BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root", "tensorboard")
 
 
@@ -73,6 +75,8 @@ class JobSpec:
     num_processes: int = 1
     checkpoint_every: int = 200
     bootstrap_samples: int = 1000
+    init_from: str | None = None  # a run folder whose trained encoder the job starts from (tatoeba: measures)
+    retrieval_layer: int | None = None  # tatoeba: the layer of the per-language metrics; None = XTREME's choice
     tensorboard: bool = False  # also write losses, dev scores and results as TensorBoard events (<out>/tensorboard/)
     name: str = ""
 
@@ -166,6 +170,20 @@ class JobSpec:
             problems["epochs"] = f"must be > 0, got {self.epochs}"
         if self.max_epochs is not None and self.patience is None:
             problems["max_epochs"] = "caps early stopping: set patience too"
+        problems.update(self._retrieval_problems())
+        return problems
+
+    def _retrieval_problems(self) -> dict[str, str]:
+        """A retrieval task trains nothing (no intermediate tasks; the aggregation fields do not apply: a DLFA run's
+        fusion comes from the run, init_from); the other tasks do not read its fields."""
+        if self.task not in RETRIEVAL_TASKS:
+            problems = {"retrieval_layer": f"only a retrieval task ({', '.join(RETRIEVAL_TASKS)}) reads it",
+                        "init_from": "the engine does not start training from a run yet: only tatoeba reads it"}
+            return {name: message for name, message in problems.items() if getattr(self, name) is not None}
+        problems = {"intermediate_tasks": f"{self.task} trains nothing: leave the intermediate tasks empty"}
+        problems = {} if not self.intermediate_tasks else problems
+        if isinstance(self.init_from, str) and not Path(self.init_from).expanduser().is_dir():
+            problems["init_from"] = f"no run folder at {self.init_from}"
         return problems
 
     def _encoder_problems(self) -> dict[str, str]:
@@ -175,6 +193,9 @@ class JobSpec:
             num_layers = encoder_info(self.encoder).num_layers
         except DlfaError as exc:
             return {"encoder": str(exc)}
+        if self.task in RETRIEVAL_TASKS:  # the layer exists (0 = embeddings … num_layers)
+            return {} if (self.retrieval_layer or 0) <= num_layers else {"retrieval_layer": (
+                f"layer {self.retrieval_layer} does not exist: this encoder has layers 0…{num_layers} (0 = embeddings)")}
         if not any(a in NEEDS_FUSION_LAYER for a in self.aggregations):
             return {}
         bad = [k for k in self.fusion_layers if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < num_layers]
@@ -184,22 +205,25 @@ class JobSpec:
         return {}
 
     def _data_problems(self) -> dict[str, str]:
-        from dlfa.data.registry import DataSource, available_languages, get_task
+        from dlfa.data.registry import DataSource, available_languages, get_task, scan_languages
 
         problems: dict[str, str] = {}
         try:
             source = DataSource.resolve(self.data_root)
             get_task(self.task)
-            languages = available_languages(self.task, source)
+            scan = scan_languages(self.task, source)
+            languages = scan.available
         except DlfaError as exc:
             return {"task": str(exc)}
-        if self.train_language not in languages:
+        if self.train_language not in languages and self.task not in RETRIEVAL_TASKS:  # retrieval trains nothing
             problems["train_language"] = (f"task {self.task} has no '{self.train_language}' data in {source}; "
                                           f"it has {', '.join(sorted(languages))}")
         missing = [lang for lang in self.eval_languages if lang not in languages]
         if missing:
             problems["eval_languages"] = (f"task {self.task} has no data for {', '.join(missing)} in {source}; "
                                           f"available: {', '.join(sorted(languages))}")
+            problems["eval_languages"] += "".join(f"; {lang} is disabled: {scan.broken[lang]}"
+                                                  for lang in missing if lang in scan.broken)
         intermediate_problems = []
         for intermediate in self.intermediate_tasks:
             try:
@@ -333,6 +357,8 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "num_processes": whole(1),
     "checkpoint_every": whole(1),
     "bootstrap_samples": whole(0),
+    "init_from": text(required=True, optional=True),
+    "retrieval_layer": whole(0, optional=True),
     "tensorboard": flag(),
     "name": text(),
 }

@@ -1,0 +1,174 @@
+"""Tatoeba as a job kind: `dlfa train --task tatoeba` and a stored job run by the worker measure every layer of an
+encoder (or of a run's trained encoder, with a DLFA run's fused representation as the grid's row "dlfa") without
+training and write results.json through dlfa.results; the spec's rules for a retrieval task; one-line errors; e5-small
+on the real data."""
+import json
+import shutil
+
+import pytest
+
+from dlfa.analysis.retrieval import FUSED_ROW, fused_pooled_states, layer_scores
+from dlfa.analysis.tatoeba_job import METRIC, job_tatoeba, load_run, xtreme_layer
+from dlfa.cli.main import main
+from dlfa.data.registry import DataSource, available_languages, task_source
+from dlfa.data.tatoeba import read_tatoeba
+from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError, DataError
+from dlfa.results import COMPLETED, JobResult, read_job_results
+
+
+def train_tatoeba(capsys, *argv) -> tuple[int, str, str]:
+    code = main(["train", "--task", "tatoeba", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_train_command_measures_every_layer_and_reports_xtremes_layer_per_language(tiny_encoder, fixture_root,
+                                                                                       tmp_path, capsys):
+    code, out, _ = train_tatoeba(capsys, "--encoder", tiny_encoder, "--eval-langs", "de,fr", "--data-root",
+                                 str(fixture_root), "--max-eval-examples", "20", "--out", str(tmp_path / "job"))
+    assert code == 0, out
+    results = read_job_results(tmp_path / "job")
+    grid = job_tatoeba(results)
+    layer = xtreme_layer(4)
+    assert results.status == COMPLETED and results.runs == () and results.extra["retrieval_layer"] == layer == 3
+    assert grid.layers == [0, 1, 2, 3, 4] and grid.rows() == ["0", "1", "2", "3", "4"] and grid.fused is None
+    assert grid.languages == ["de", "fr"] and grid.n_sentences == {"de": 20, "fr": 20}
+    for language in ("de", "fr"):
+        metric, cell = results.metrics[language], grid.cell(language, str(layer))
+        assert metric.metric == METRIC and metric.n == 20
+        assert (metric.value, metric.ci_low, metric.ci_high) == (cell.average.value, cell.average.ci_low,
+                                                                 cell.average.ci_high)
+        assert metric.ci_low <= metric.value <= metric.ci_high
+        # the average is the mean of both directions, each kept in the grid
+        assert cell.average.value == pytest.approx((cell.xx_to_en.value + cell.en_to_xx.value) / 2)
+    table = [line.split() for line in out.splitlines() if line.startswith("tatoeba-L3")]
+    assert [row[1] for row in table] == ["de", "fr"] and table[0][2] == METRIC
+
+    # --layer picks another row of the same grid; a rerun with the same settings reuses the results
+    code, _, _ = train_tatoeba(capsys, "--encoder", tiny_encoder, "--eval-langs", "de", "--data-root",
+                               str(fixture_root), "--max-eval-examples", "20", "--layer", "0",
+                               "--out", str(tmp_path / "layer0"))
+    at_zero = read_job_results(tmp_path / "layer0")
+    assert code == 0 and at_zero.extra["retrieval_layer"] == 0
+    assert at_zero.metrics["de"].value == grid.cell("de", "0").average.value
+    stamp = (tmp_path / "layer0" / "results.json").stat().st_mtime_ns
+    code, out, _ = train_tatoeba(capsys, "--encoder", tiny_encoder, "--eval-langs", "de", "--data-root",
+                                 str(fixture_root), "--max-eval-examples", "20", "--layer", "0",
+                                 "--out", str(tmp_path / "layer0"))
+    assert code == 0 and (tmp_path / "layer0" / "results.json").stat().st_mtime_ns == stamp
+
+
+def saved_run(folder, encoder: str, aggregation: str):
+    """A run's model folder as the engine saves it, with a randomly initialised aggregation (no training)."""
+    import torch
+
+    from dlfa.model.encoders import load_encoder
+    from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+
+    torch.manual_seed(0)
+    config = DlfaConfig(encoder=encoder, heads={"udpos": HeadConfig("token", ["NOUN", "VERB"])},
+                        aggregation=aggregation, fusion_layer=1 if aggregation == "dlfa" else None)
+    return DlfaModel(config, load_encoder(encoder).model).save_pretrained(folder)
+
+
+def test_a_dlfa_runs_encoder_adds_its_fused_representation_as_the_row_dlfa(tiny_encoder, fixture_root, tmp_path,
+                                                                          capsys):
+    run = saved_run(tmp_path / "dlfa-run" / "model", tiny_encoder, "dlfa")
+    code, out, _ = train_tatoeba(capsys, "--init-run", str(run), "--eval-langs", "de", "--data-root",
+                                 str(fixture_root), "--max-eval-examples", "12", "--out", str(tmp_path / "job"))
+    assert code == 0, out
+    results = read_job_results(tmp_path / "job")
+    assert results.spec["encoder"] == tiny_encoder and results.spec["init_from"] == str(run)
+    grid = job_tatoeba(results)
+    assert grid.rows() == ["0", "1", "2", "3", "4", FUSED_ROW] and set(grid.fused) == {"de"}
+
+    # the row is the run's fusion module applied to the last layer and layer 1, mean-pooled: measured again here
+    model, loaded = load_run(run, tiny_encoder)
+    pairs = read_tatoeba(DataSource.resolve(fixture_root), "de", 12)
+    expected = layer_scores(fused_pooled_states(model, loaded.tokenizer, pairs.other),
+                            fused_pooled_states(model, loaded.tokenizer, pairs.english), grid.bootstrap_samples)
+    assert grid.cell("de", FUSED_ROW) == expected
+
+    # a last-layer run has no fusion module: no extra row
+    last = saved_run(tmp_path / "last-run" / "model", tiny_encoder, "last")
+    code, _, _ = train_tatoeba(capsys, "--init-run", str(last), "--eval-langs", "de", "--data-root",
+                               str(fixture_root), "--max-eval-examples", "12", "--out", str(tmp_path / "job-last"))
+    assert code == 0 and job_tatoeba(read_job_results(tmp_path / "job-last")).fused is None
+
+
+def test_the_worker_runs_a_stored_tatoeba_job_and_the_store_shows_its_metrics(tiny_encoder, fixture_root, tmp_path):
+    from dlfa.jobs.runner import run_stored_job
+    from dlfa.jobs.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.sqlite")
+    spec = JobSpec(task="tatoeba", eval_languages=("de", "zh"), encoder=tiny_encoder, data_root=str(fixture_root),
+                   max_eval_examples=10, bootstrap_samples=50).validate()
+    job = store.submit(spec)
+    assert run_stored_job(job.id, store) == 0
+    done = store.get(job.id)
+    assert done.status == COMPLETED and done.progress == 1.0
+    results = store.results(job.id)
+    assert isinstance(results, JobResult) and set(results.metrics) == {"de", "zh"}
+    assert "measuring zh (2/2)" in done.log_path.read_text()
+
+
+def test_a_retrieval_spec_trains_nothing_and_names_what_is_wrong(tiny_encoder, fixture_root, tmp_path):
+    base = dict(task="tatoeba", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(fixture_root))
+    assert JobSpec(**base).problems() == {}  # no English training data needed, the aggregation fields do not apply
+    problems = JobSpec(**{**base, "eval_languages": ("de", "ko"), "retrieval_layer": 5,
+                          "init_from": str(tmp_path / "missing")}).problems()
+    assert problems == {
+        "retrieval_layer": "layer 5 does not exist: this encoder has layers 0…4 (0 = embeddings)",
+        "init_from": f"no run folder at {tmp_path / 'missing'}",
+        "eval_languages": f"task tatoeba has no data for ko in the data root {fixture_root}; available: de, fr, zh",
+    }
+    assert JobSpec(**{**base, "intermediate_tasks": ("rte",)}).problems() == {
+        "intermediate_tasks": "tatoeba trains nothing: leave the intermediate tasks empty"}
+    other = JobSpec(task="udpos", eval_languages=("de",), retrieval_layer=3, init_from=str(tmp_path))
+    assert set(other.problems(check_data=False, check_encoder=False)) == {"retrieval_layer", "init_from"}
+    assert available_languages("tatoeba", DataSource.resolve(fixture_root)) == {
+        "de": {"test": 30}, "fr": {"test": 30}, "zh": {"test": 30}}
+    assert task_source("tatoeba", DataSource.resolve(fixture_root)) == "retrieval/tatoeba"
+    assert task_source("tatoeba", DataSource.hub(lambda config, split: [])) == "hub google/xtreme"
+
+
+def test_malformed_input_gives_one_line_errors_naming_the_file_and_line(tiny_encoder, fixture_root, tmp_path,
+                                                                        capsys):
+    root = tmp_path / "root"
+    shutil.copytree(fixture_root / "retrieval", root / "retrieval")
+    german = root / "retrieval" / "tatoeba" / "tatoeba.deu-eng.deu"
+    lines = german.read_text(encoding="utf-8").splitlines()
+    german.write_text("\n".join(lines[:3] + ["  "] + lines[4:]) + "\n", encoding="utf-8")
+    code, _, err = train_tatoeba(capsys, "--encoder", tiny_encoder, "--eval-langs", "de", "--data-root", str(root),
+                                 "--out", str(tmp_path / "job"))
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1, err
+    assert errors[0].endswith(f"de is disabled: {german}:4: blank line: every line must hold one sentence"), err
+
+    code, _, err = train_tatoeba(capsys, "--init-run", str(tmp_path), "--eval-langs", "de", "--data-root",
+                                 str(fixture_root), "--out", str(tmp_path / "job"))
+    assert code == 2 and f"--init-run {tmp_path}: not a run with a saved model" in err
+
+    broken = JobResult({"task": "tatoeba", "eval_languages": ["de"]}, COMPLETED, extra={"tatoeba": {"scores": 1}})
+    with pytest.raises(DataError, match="the job's 'tatoeba' grid is malformed"):
+        job_tatoeba(broken)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "dlfa_config.json").write_text(json.dumps({"encoder": "embedded:e5-small"}))
+    with pytest.raises(ConfigError, match=f"the run {model_dir} was trained from the encoder embedded:e5-small"):
+        load_run(model_dir, tiny_encoder)
+
+
+@pytest.mark.slow
+def test_e5_small_as_a_tatoeba_job_on_the_real_data(data_root, tmp_path, capsys):
+    code, out, _ = train_tatoeba(capsys, "--encoder", "embedded:e5-small", "--eval-langs", "de,fr", "--data-root",
+                                 str(data_root), "--max-eval-examples", "50", "--out", str(tmp_path / "job"))
+    assert code == 0, out
+    results = read_job_results(tmp_path / "job")
+    grid = job_tatoeba(results)
+    assert results.extra["retrieval_layer"] == 7 and grid.layers == list(range(13))
+    for language in ("de", "fr"):
+        assert results.metrics[language].n == 50
+        assert results.metrics[language].value > 60, results.metrics[language]
+        assert grid.cell(language, "12").average.value > grid.cell(language, "0").average.value + 20
