@@ -172,3 +172,43 @@ def test_e5_small_as_a_tatoeba_job_on_the_real_data(data_root, tmp_path, capsys)
         assert results.metrics[language].n == 50
         assert results.metrics[language].value > 60, results.metrics[language]
         assert grid.cell(language, "12").average.value > grid.cell(language, "0").average.value + 20
+
+
+def test_the_results_page_shows_a_tatoeba_jobs_grid_and_accuracies(tiny_encoder, fixture_root, tmp_path,
+                                                                   monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from dlfa.jobs.runner import run_stored_job
+    from dlfa.jobs.store import JobStore
+    from dlfa.paths import REPO_ROOT
+    from dlfa.testing import link_built
+
+    cache = link_built(tmp_path / "cache")
+    monkeypatch.setenv("DLFA_CACHE_DIR", str(cache))
+    monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
+    store = JobStore(cache / "jobs.sqlite")
+    run = saved_run(tmp_path / "dlfa-run" / "model", tiny_encoder, "dlfa")
+    job = store.submit(JobSpec(task="tatoeba", eval_languages=("de", "fr", "zh"), encoder=tiny_encoder,
+                               init_from=str(run), max_eval_examples=10, bootstrap_samples=50, name="tatoeba tiny"))
+    assert run_stored_job(job.id, store) == 0
+    results = store.results(job.id)
+    grid = job_tatoeba(results)
+
+    at = AppTest.from_file(str(REPO_ROOT / "pages" / "results.py"), default_timeout=60)
+    at.session_state["dlfa_selected_jobs"] = [job.id]
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert [s.value for s in at.subheader][:2] == ["Per-language table", "Tatoeba retrieval of tatoeba tiny"]
+    assert any("The job's metrics are layer 3 (◆)" in c.value and "dlfa = the run" in c.value for c in at.caption)
+    heatmap = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                   if json.loads(c.proto.spec)["data"][0]["type"] == "heatmap")["data"][0]
+    assert heatmap["y"] == ["0", "1", "2", "3 ◆", "4", FUSED_ROW] and len(heatmap["x"]) == 3
+    languages = grid.languages
+    assert heatmap["z"][-1] == [grid.fused[lang].average.value for lang in languages]
+    assert heatmap["z"][3] == [results.metrics[lang].value for lang in languages]
+    table = at.dataframe[1].value  # after the per-language table of every chosen job
+    assert sorted(table["code"]) == ["de", "fr", "zh"] and set(table["pairs"]) == {10}
+    german = table[table["code"] == "de"].iloc[0]
+    cell = grid.cell("de", "3")
+    assert (german["xx→en"], german["en→xx"], german["mean"], german["ci_low"]) == (
+        cell.xx_to_en.value, cell.en_to_xx.value, cell.average.value, cell.average.ci_low)
