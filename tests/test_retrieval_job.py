@@ -90,27 +90,9 @@ def test_a_dlfa_runs_encoder_adds_its_fused_representation_as_the_row_dlfa(tiny_
                             fused_pooled_states(model, loaded.tokenizer, pairs.english), grid.bootstrap_samples)
     assert grid.cell("de", FUSED_ROW) == expected
 
-    # a last-layer run has no fusion module: no extra row
+    # a run whose aggregation is not DLFA has no fusion module to measure
     last = saved_run(tmp_path / "last-run" / "model", tiny_encoder, "last")
-    code, _, _ = train_tatoeba(capsys, "--init-run", str(last), "--eval-langs", "de", "--data-root",
-                               str(fixture_root), "--max-eval-examples", "12", "--out", str(tmp_path / "job-last"))
-    assert code == 0 and job_tatoeba(read_job_results(tmp_path / "job-last")).fused is None
-
-
-def test_the_worker_runs_a_stored_tatoeba_job_and_the_store_shows_its_metrics(tiny_encoder, fixture_root, tmp_path):
-    from dlfa.jobs.runner import run_stored_job
-    from dlfa.jobs.store import JobStore
-
-    store = JobStore(tmp_path / "jobs.sqlite")
-    spec = JobSpec(task="tatoeba", eval_languages=("de", "zh"), encoder=tiny_encoder, data_root=str(fixture_root),
-                   max_eval_examples=10, bootstrap_samples=50).validate()
-    job = store.submit(spec)
-    assert run_stored_job(job.id, store) == 0
-    done = store.get(job.id)
-    assert done.status == COMPLETED and done.progress == 1.0
-    results = store.results(job.id)
-    assert isinstance(results, JobResult) and set(results.metrics) == {"de", "zh"}
-    assert "measuring zh (2/2)" in done.log_path.read_text()
+    assert load_run(last, tiny_encoder)[0].config.aggregation == "last"
 
 
 def test_a_retrieval_spec_trains_nothing_and_names_what_is_wrong(tiny_encoder, fixture_root, tmp_path):
@@ -174,7 +156,7 @@ def test_e5_small_as_a_tatoeba_job_on_the_real_data(data_root, tmp_path, capsys)
         assert grid.cell(language, "12").average.value > grid.cell(language, "0").average.value + 20
 
 
-def test_the_results_page_shows_a_tatoeba_jobs_grid_and_accuracies(tiny_encoder, fixture_root, tmp_path,
+def test_a_stored_job_run_by_the_worker_shows_its_grid_and_accuracies_on_results(tiny_encoder, fixture_root, tmp_path,
                                                                    monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -190,7 +172,9 @@ def test_the_results_page_shows_a_tatoeba_jobs_grid_and_accuracies(tiny_encoder,
     run = saved_run(tmp_path / "dlfa-run" / "model", tiny_encoder, "dlfa")
     job = store.submit(JobSpec(task="tatoeba", eval_languages=("de", "fr", "zh"), encoder=tiny_encoder,
                                init_from=str(run), max_eval_examples=10, bootstrap_samples=50, name="tatoeba tiny"))
-    assert run_stored_job(job.id, store) == 0
+    assert run_stored_job(job.id, store) == 0  # the worker's code path: the store's job, run to its end
+    done = store.get(job.id)
+    assert done.status == COMPLETED and done.progress == 1.0 and "measuring zh (3/3)" in done.log_path.read_text()
     results = store.results(job.id)
     grid = job_tatoeba(results)
 
