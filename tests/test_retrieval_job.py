@@ -224,3 +224,24 @@ def test_the_launch_form_offers_tatoeba_and_submits_a_retrieval_job(tmp_path, mo
     assert [s.value for s in at.success] == ["Submitted job `job-1`."], [e.value for e in at.error]
     (spec,) = submitted
     assert (spec.task, spec.eval_languages) == ("tatoeba", ("de", "fr"))
+
+
+def test_a_stop_request_between_languages_writes_nothing(tiny_encoder, fixture_root, tmp_path):
+    from dlfa.analysis.tatoeba_job import run_tatoeba_job
+    from dlfa.engine.callbacks import Callback
+
+    class StopAfterFirstLanguage(Callback):
+        def __init__(self):
+            self.languages = []
+
+        def on_log(self, message: str) -> None:
+            self.languages += [message.split()[1]] if message.startswith("measuring") else []
+
+        def should_stop(self) -> bool:
+            return bool(self.languages)
+
+    stopper = StopAfterFirstLanguage()
+    spec = JobSpec(task="tatoeba", eval_languages=("de", "fr"), encoder=tiny_encoder, data_root=str(fixture_root),
+                   max_eval_examples=5, bootstrap_samples=0)
+    assert run_tatoeba_job(spec, tmp_path, callbacks=(stopper,))["status"] == "stopped"
+    assert stopper.languages == ["de"] and not (tmp_path / "results.json").exists()

@@ -4,7 +4,8 @@ nothing and writes `out_dir/results.json` through dlfa.results.
 The encoder measured is `spec.encoder`, or the trained encoder of the run folder `spec.init_from` (a DLFA run's
 fused representation too: its fusion module on the last layer and its fusion layer, the grid's row "dlfa"). Every
 layer of every language in `spec.eval_languages` is measured (dlfa.analysis.retrieval), on the first
-`spec.max_eval_examples` pairs of each language (all when None), with `spec.bootstrap_samples` resamples.
+`spec.max_eval_examples` pairs of each language (all when None), with `spec.bootstrap_samples` resamples. A stop
+request (cancel) between two languages ends it with status "stopped" and nothing written.
 
 results.json: per language, `retrieval_accuracy` (the mean of xx→en and en→xx, in points, with its 95% bootstrap
 interval over sentence pairs) at `spec.retrieval_layer`, or at XTREME's choice when it is None (`xtreme_layer`:
@@ -31,7 +32,7 @@ from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError, DataError
 from dlfa.model.encoders import load_encoder
 from dlfa.model.modeling import CONFIG_FILE, DlfaModel
-from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, LanguageMetric, read_job_results, write_results
+from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, JobResult, LanguageMetric, read_job_results, write_results
 
 METRIC = "retrieval_accuracy"
 
@@ -82,6 +83,10 @@ def _finished(spec: JobSpec, path: Path) -> JobResult | None:
                       f"({', '.join(spec.changed_settings(recorded.spec)) or recorded.status}): choose another folder")
 
 
+class _Stopped(Exception):
+    """A stop request (cancel, signal) between two languages."""
+
+
 def run_tatoeba_job(spec: JobSpec, out_dir: str | Path, callbacks=(), resume: bool = True) -> dict:
     """Measure, write `out_dir/results.json` and return its content (see the module docstring)."""
     out_dir = Path(out_dir)
@@ -107,11 +112,17 @@ def run_tatoeba_job(spec: JobSpec, out_dir: str | Path, callbacks=(), resume: bo
         raise ConfigError(f"layer {layer} does not exist: the encoder has layers 0…{num_layers} (0 = embeddings)")
 
     def on_language(index: int, language: str) -> None:
+        if callbacks.should_stop():  # a cancel: nothing is written, a rerun measures from the start
+            raise _Stopped
         callbacks.on_progress(Progress(1, 1, "tatoeba", language, index, len(pools), None, index / len(pools)))
         callbacks.on_log(f"measuring {language} ({index + 1}/{len(pools)})")
 
-    result = tatoeba_retrieval(name, loaded, pools, None, spec.bootstrap_samples, spec.batch_size,
-                               source.describe(), fusion_model, spec.max_length, on_language)
+    try:
+        result = tatoeba_retrieval(name, loaded, pools, None, spec.bootstrap_samples, spec.batch_size,
+                                   source.describe(), fusion_model, spec.max_length, on_language)
+    except _Stopped:
+        callbacks.on_log("stopped before the end: no results written")
+        return {"status": STOPPED, "spec": spec.to_dict()}
     metrics = language_metrics(result, layer)
     callbacks.on_progress(Progress(1, 1, "tatoeba", "eval", len(pools), len(pools), None, 1.0))
     callbacks.on_unit_end(f"tatoeba-L{layer}", {"metrics": {lang: m.to_dict() for lang, m in metrics.items()}})
