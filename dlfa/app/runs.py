@@ -171,11 +171,11 @@ def retrieval_view(results: JobResult) -> dict | None:
     """What the Results page shows of a Tatoeba job (None for other jobs): its grid of averaged accuracies
     ({"rows", "languages", "values", "chosen"}, for dlfa.charts.retrieval_heatmap) and, per language, both
     directions and their mean with its interval at the job's layer (`table`)."""
+    if "tatoeba" not in results.extra:
+        return None  # other jobs: no need to import the analysis (and torch)
     from dlfa.analysis.tatoeba_job import job_tatoeba
 
     grid = job_tatoeba(results)
-    if grid is None:
-        return None
     chosen = str(results.extra.get("retrieval_layer"))
     rows = []
     for language in sort_by_family(grid.languages):
