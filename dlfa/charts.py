@@ -433,3 +433,23 @@ def entropy_heatmap(entropy, title: str = "") -> go.Figure:
     fig.update_layout(title=title or None, height=max(280, 26 * len(rows) + 120),
                       margin=dict(t=50 if title else 20, b=40, l=10, r=10))
     return fig
+
+
+def retrieval_heatmap(rows: Sequence[str], languages: Sequence[str], values: Sequence[Sequence[float]],
+                      chosen: str | None = None, label_of: Callable[[str], str] | None = None,
+                      title: str = "") -> go.Figure:
+    """A Tatoeba job's grid: retrieval accuracy in points (`values[i][j]`: row `rows[i]`, a layer such as "7" or
+    "dlfa", language `languages[j]`) on a 0-100 scale, rows from the embeddings up; the row `chosen` (the job's
+    metrics) is marked ◆ on its label."""
+    label_of = label_of or (lambda lang: lang)
+    y = [f"{row} ◆" if row == chosen else row for row in rows]
+    text = [[f"{v:.1f}" for v in row] for row in values]
+    fig = go.Figure(go.Heatmap(z=[list(row) for row in values], x=[label_of(lang) for lang in languages], y=y,
+                               zmin=0, zmax=100, colorscale=VALUE_COLORSCALE, text=text, texttemplate="%{text}",
+                               colorbar=dict(title="accuracy"),
+                               hovertemplate="layer %{y} · %{x}: %{z:.1f}<extra></extra>"))
+    fig.update_yaxes(type="category", title="layer (0 = embeddings)")
+    fig.update_xaxes(type="category", title="language (paired with English)")
+    fig.update_layout(title=title or None, height=max(280, 32 * len(rows) + 140),
+                      margin=dict(t=50 if title else 20, b=60, l=10, r=10))
+    return fig

@@ -58,6 +58,8 @@ def main() -> None:
         "ci_high": st.column_config.NumberColumn(format="%.2f")})
 
     for job_id in chosen:
+        show_retrieval(by_id[job_id], read[job_id])
+    for job_id in chosen:
         grid = read[job_id].grid
         if grid:
             st.subheader(f"Sweep grid of {by_id[job_id].name or job_id}")
@@ -86,6 +88,21 @@ def main() -> None:
             st.download_button("Chart (PNG)", png, "dlfa-results.png", "image/png", key="dl_png")
         elif why:
             st.info(why)
+
+
+def show_retrieval(job, results) -> None:
+    """A Tatoeba job: its layer × language grid and, per language, both directions at the job's layer."""
+    view = runs.retrieval_view(results)
+    if view is None:
+        return
+    st.subheader(f"Tatoeba retrieval of {job.name or job.id}")
+    st.caption(f"{view['encoder']}: accuracy (%) of the nearest English neighbour, mean of both directions, per "
+               f"layer (0 = embeddings{'; dlfa = the run’s fused representation' if 'dlfa' in view['rows'] else ''})"
+               f". The job's metrics are layer {view['chosen']} (◆).")
+    st.plotly_chart(charts.retrieval_heatmap(view["rows"], view["languages"], view["values"], view["chosen"],
+                                             label_of=catalog.short_label), key=f"retrieval_grid_{job.id}")
+    st.dataframe(view["table"], hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.1f") for name in ("xx→en", "en→xx", "mean", "ci_low", "ci_high")})
 
 
 guard.run_page(main)

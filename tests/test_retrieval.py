@@ -12,17 +12,8 @@ from dlfa.code_version import code_version
 from dlfa.model.encoders import load_encoder
 from dlfa.errors import ConfigError, DataError
 from dlfa.languages import LANGUAGE_NAMES, TATOEBA_LASER_CODES
-from dlfa.analysis.retrieval import (
-    TatoebaPairs,
-    TatoebaResult,
-    available_tatoeba_languages,
-    check_layers,
-    layer_scores,
-    parse_layers,
-    read_tatoeba,
-    tatoeba_language,
-    tatoeba_retrieval,
-)
+from dlfa.analysis.retrieval import TatoebaResult, check_layers, layer_scores, parse_layers, tatoeba_retrieval
+from dlfa.data.tatoeba import TatoebaPairs, available_tatoeba_languages, read_tatoeba, tatoeba_language
 from dlfa.data.registry import DataSource
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -4,7 +4,7 @@ encoder and projected to 2-D, so one can watch translations draw together or apa
 Sentence mode reads translation groups (an English sentence and its translations) from
 - Parallel UD (or the classroom pack's parallel pairs), through dlfa.analysis.layers.parallel_pairs, grouped by the
   English sentence (Parallel UD gives the same sentence in every language);
-- Tatoeba (through dlfa.analysis.retrieval.read_tatoeba: a data root's LASER files or the hub; line i translates
+- Tatoeba (through dlfa.data.tatoeba.read_tatoeba: a data root's LASER files or the hub; line i translates
   line i): one group per line and language;
 - XNLI test items (each distinct premise), grouped by item id across languages.
 Token mode takes UD-POS test sentences per language; each word is the mean of its sub-words' states, with its tag.
@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from dlfa.analysis.layers import available_parallel_languages, mean_pooled_states, parallel_pairs
-from dlfa.analysis.retrieval import available_tatoeba_languages, read_tatoeba
+from dlfa.data.tatoeba import available_tatoeba_languages, read_tatoeba
 from dlfa.data.registry import available_languages as task_languages
 from dlfa.data.registry import load_examples
 from dlfa.errors import ConfigError, DataError

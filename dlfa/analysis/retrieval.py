@@ -9,16 +9,17 @@ reported per direction (xx→en, which XTREME publishes, and en→xx) and averag
 with a 95% percentile bootstrap interval over the sentence pairs (`dlfa.engine.metrics`).
 
 The encoder is any encoder spec or a fine-tuned run's encoder (`dlfa.analysis.layers.fine_tuned_encoder`), so the
-same grid shows what fine-tuning did to retrieval. Data: a data root's `retrieval/tatoeba/` (LASER's files
-`tatoeba.deu-eng.deu` / `tatoeba.deu-eng.eng`, line i translates line i), or google/xtreme's `tatoeba.deu`
-configurations from the hub (split `validation`, columns source_sentence = the language, target_sentence = English).
-From the command line (dlfa.cli.analysis):
-`python -m dlfa tatoeba --encoder SPEC | --run RUN_FOLDER --langs de,fr --layers all`.
+same grid shows what fine-tuning did to retrieval; of a DLFA run, also its fused representation (the grid's row
+"dlfa"). The sentence pairs are read by dlfa.data.tatoeba (a data root's LASER files or google/xtreme's tatoeba
+configurations). From the command line (dlfa.cli.analysis):
+`python -m dlfa tatoeba --encoder SPEC | --run RUN_FOLDER --langs de,fr --layers all`; as a job of the store
+(task `tatoeba`, nothing trained): dlfa.analysis.tatoeba_job.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,122 +27,15 @@ import torch
 
 from dlfa.analysis.layers import mean_pooled_states, nearest_neighbour_hits
 from dlfa.code_version import code_version
-from dlfa.data.sources import HUB_DATASET
+from dlfa.data.tatoeba import TatoebaPairs, available_tatoeba_languages, read_tatoeba
+from dlfa.engine.metrics import score_with_interval
 from dlfa.errors import ConfigError, DataError
 from dlfa.io import write_text
-from dlfa.languages import LASER_TO_PROJECT, TATOEBA_LASER_CODES, language_label
-from dlfa.engine.metrics import score_with_interval
 
-TATOEBA_SUBFOLDER = Path("retrieval") / "tatoeba"
-HUB_SPLIT = "validation"
+__all__ = ["FUSED_ROW", "TatoebaResult", "available_tatoeba_languages", "check_layers", "fused_pooled_states",
+           "layer_scores", "parse_layers", "read_tatoeba", "tatoeba_retrieval"]  # the app reads the data through here
+
 HIT_LABELS = ["miss", "hit"]  # a retrieval outcome as a two-class "prediction" whose gold is always a hit
-
-
-# ----------------------------------------------------------------------------------------------------
-# Languages and data
-
-
-def tatoeba_language(code: str) -> str:
-    """The project code of a Tatoeba language given as a project code ("de") or a LASER code ("deu")."""
-    code = code.strip().lower()
-    if code in TATOEBA_LASER_CODES:
-        return code
-    if code in LASER_TO_PROJECT:
-        return LASER_TO_PROJECT[code]
-    choices = ", ".join(f"{project} ({laser})" for project, laser in TATOEBA_LASER_CODES.items())
-    raise ConfigError(f"unknown Tatoeba language {code!r}: choose from {choices}")
-
-
-@dataclass(frozen=True)
-class TatoebaPairs:
-    """One language's retrieval pool: other[i] translates english[i]."""
-
-    language: str  # project code
-    english: list[str]
-    other: list[str]
-    origin: str  # where the sentences were read from
-
-
-def tatoeba_folder(root: Path) -> Path:
-    """The folder holding LASER's Tatoeba files: `root/retrieval/tatoeba/`, or `root` itself when it holds them."""
-    nested = root / TATOEBA_SUBFOLDER
-    return nested if nested.is_dir() else root
-
-
-def _files(folder: Path, language: str) -> tuple[Path, Path]:
-    """(other language's file, English file) of `language` in LASER's naming."""
-    laser = TATOEBA_LASER_CODES[language]
-    return folder / f"tatoeba.{laser}-eng.{laser}", folder / f"tatoeba.{laser}-eng.eng"
-
-
-def available_tatoeba_languages(source) -> list[str]:
-    """Project codes of the Tatoeba languages `source` (a dlfa.data.sources.DataSource) holds: the hub has all
-    of XTREME's; a data root or the pack those whose two files exist."""
-    if source.kind == "hub":
-        return list(TATOEBA_LASER_CODES)
-    folder = tatoeba_folder(source.root)
-    return [language for language in TATOEBA_LASER_CODES if all(path.is_file() for path in _files(folder, language))]
-
-
-def _read_lines(path: Path) -> list[str]:
-    """The file's lines; a blank line is an error naming the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError("the Tatoeba file is missing", str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", str(path)) from None
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            raise DataError("blank line: every line must hold one sentence", str(path), number)
-    return lines
-
-
-def _read_hub(source, language: str) -> tuple[list[str], list[str], str]:
-    where = f"{HUB_DATASET} tatoeba.{TATOEBA_LASER_CODES[language]} ({HUB_SPLIT})"
-    try:
-        rows = source.loader(f"tatoeba.{TATOEBA_LASER_CODES[language]}", HUB_SPLIT)
-    except DataError:
-        raise
-    except Exception as exc:  # network, missing config, bad files: all reach the user as DataError
-        raise DataError(f"cannot load {where}: {exc}") from exc
-    english, other = [], []
-    for number, row in enumerate(rows, start=1):
-        try:
-            sentence, translation = row["source_sentence"], row["target_sentence"]
-        except (KeyError, TypeError) as exc:
-            raise DataError(f"{where} does not have the expected columns (source_sentence, target_sentence): "
-                            f"row {number} lacks {exc}") from None
-        if not (isinstance(sentence, str) and sentence.strip() and isinstance(translation, str)
-                and translation.strip()):
-            raise DataError(f"{where}: row {number} has an empty sentence")
-        other.append(sentence.rstrip("\r\n"))  # the hub's rows keep the files' line ends
-        english.append(translation.rstrip("\r\n"))
-    return english, other, where
-
-
-def read_tatoeba(source, language: str, max_sentences: int | None = None) -> TatoebaPairs:
-    """The first `max_sentences` (all when None) pairs of one language (project or LASER code) from `source`, a
-    dlfa.data.sources.DataSource: a data root or the pack (LASER's files) or the hub (google/xtreme)."""
-    language = tatoeba_language(language)
-    if source.kind == "hub":
-        english, other, origin = _read_hub(source, language)
-    else:
-        other_path, english_path = _files(tatoeba_folder(source.root), language)
-        if not other_path.is_file() and not english_path.is_file():
-            raise DataError(f"no Tatoeba data for {language_label(language)} in {source}: expected "
-                            f"{other_path.name} and {english_path.name} in {other_path.parent}")
-        other, english = _read_lines(other_path), _read_lines(english_path)
-        if len(other) != len(english):
-            raise DataError(f"{len(other)} sentences but {english_path.name} has {len(english)}: the files must "
-                            "align line by line", str(other_path))
-        origin = str(other_path)
-    if len(english) < 2:
-        raise DataError(f"retrieval needs at least 2 sentence pairs, {origin} has {len(english)}")
-    return TatoebaPairs(language, english[:max_sentences], other[:max_sentences], origin)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -168,11 +62,14 @@ class LayerScores:
 
 
 DIRECTIONS = ("xx_to_en", "en_to_xx", "average")
+FUSED_ROW = "dlfa"  # the grid row of a DLFA run's fused representation
 
 
 @dataclass
 class TatoebaResult:
-    """scores[language][k] is the cell of layer `layers[k]` (0 = embedding output)."""
+    """scores[language][k] is the cell of layer `layers[k]` (0 = embedding output); `fused[language]`, when a DLFA
+    run's encoder was measured, the cell of its fused representation (the run's fusion module on the last layer
+    and its fusion layer), the grid's row FUSED_ROW."""
 
     encoder: str
     source: str
@@ -183,6 +80,7 @@ class TatoebaResult:
     bootstrap_samples: int
     scores: dict[str, list[LayerScores]]
     code_version: dict | None = None  # dlfa.code_version.code_version() of the process that measured it
+    fused: dict[str, LayerScores] | None = None
 
     def grid(self, direction: str = "average") -> list[list[float]]:
         """len(layers) × len(languages) accuracies in points."""
@@ -193,16 +91,25 @@ class TatoebaResult:
         """One mean accuracy per entry of `layers`."""
         return [sum(row) / len(row) for row in self.grid(direction)]
 
+    def rows(self) -> list[str]:
+        """The grid's row names: each layer ("0" … "L"), then FUSED_ROW when the fused representation was measured."""
+        return [str(layer) for layer in self.layers] + ([FUSED_ROW] if self.fused else [])
+
+    def cell(self, language: str, row: str) -> LayerScores:
+        """The cell of one language and one of `rows()`."""
+        return self.fused[language] if row == FUSED_ROW else self.scores[language][self.layers.index(int(row))]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TatoebaResult:
-        scores = {
-            language: [LayerScores(**{d: Accuracy(**cell[d]) for d in DIRECTIONS}) for cell in cells]
-            for language, cells in data["scores"].items()
-        }
-        return cls(**{**data, "scores": scores})
+        def cell(raw: dict) -> LayerScores:
+            return LayerScores(**{d: Accuracy(**raw[d]) for d in DIRECTIONS})
+
+        scores = {language: [cell(raw) for raw in cells] for language, cells in data["scores"].items()}
+        fused = {language: cell(raw) for language, raw in data["fused"].items()} if data.get("fused") else None
+        return cls(**{**data, "scores": scores, "fused": fused})
 
     def write(self, path: str | Path) -> None:
         write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
@@ -261,6 +168,23 @@ def check_layers(layers: list[int] | None, num_layers: int) -> list[int]:
     return layers
 
 
+@torch.inference_mode()
+def fused_pooled_states(model, tokenizer, texts: list[str], batch_size: int = 32, max_length: int = 128) -> torch.Tensor:
+    """N × E: each text's fused sequence (the aggregation of a dlfa.model.modeling.DlfaModel, e.g. DLFA's fusion of
+    the last layer and its fusion layer) averaged over its real tokens."""
+    model.eval()
+    device = next(model.parameters()).device
+    chunks = []
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(texts[start : start + batch_size], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt").to(device)
+        hidden = model.encode(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
+        fused = model.aggregation(model.standardize(hidden), enc["attention_mask"]).sequence  # B × T × E
+        mask = enc["attention_mask"][:, :, None].to(fused.dtype)  # B × T × 1
+        chunks.append(((fused * mask).sum(1) / mask.sum(1)).float().cpu())
+    return torch.cat(chunks)
+
+
 def tatoeba_retrieval(
     encoder_name: str,
     loaded,
@@ -269,17 +193,29 @@ def tatoeba_retrieval(
     bootstrap_samples: int = 1000,
     batch_size: int = 32,
     source: str = "",
+    fusion_model=None,
+    max_length: int = 128,
+    on_language: Callable[[int, str], None] | None = None,
 ) -> TatoebaResult:
     """The layer × language grid of retrieval accuracies of `loaded` (a dlfa.model.encoders.LoadedEncoder) on `pools`.
 
-    layers: None = every layer 0…L."""
+    layers: None = every layer 0…L. fusion_model: a DlfaModel around `loaded.model` whose fused representation is
+    measured too (the result's `fused`). on_language(i, language) is called before the i-th pool (from 0)."""
     num_layers = loaded.model.config.num_hidden_layers
     layers = check_layers(layers, num_layers)
-    result = TatoebaResult(encoder_name, source, num_layers, layers, [], {}, bootstrap_samples, {}, code_version())
-    for pool in pools:
-        english = mean_pooled_states(loaded.model, loaded.tokenizer, pool.english, batch_size)  # (L + 1) × N × E
-        other = mean_pooled_states(loaded.model, loaded.tokenizer, pool.other, batch_size)
+    result = TatoebaResult(encoder_name, source, num_layers, layers, [], {}, bootstrap_samples, {}, code_version(),
+                           {} if fusion_model is not None else None)
+    for i, pool in enumerate(pools):
+        if on_language:
+            on_language(i, pool.language)
+        english = mean_pooled_states(loaded.model, loaded.tokenizer, pool.english, batch_size, max_length)  # (L+1)×N×E
+        other = mean_pooled_states(loaded.model, loaded.tokenizer, pool.other, batch_size, max_length)
         result.languages.append(pool.language)
         result.n_sentences[pool.language] = len(pool.english)
         result.scores[pool.language] = [layer_scores(other[k], english[k], bootstrap_samples) for k in layers]
+        if fusion_model is not None:
+            result.fused[pool.language] = layer_scores(
+                fused_pooled_states(fusion_model, loaded.tokenizer, pool.other, batch_size, max_length),
+                fused_pooled_states(fusion_model, loaded.tokenizer, pool.english, batch_size, max_length),
+                bootstrap_samples)
     return result

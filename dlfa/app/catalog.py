@@ -30,8 +30,8 @@ def broken_languages(task: str, data_root: str | None) -> dict[str, str]:
 
 
 def why_not_runnable(task, data_root: str | None) -> str:
-    """'' when the source can train `task` (a TaskInfo) as a target task (English training data and at least one
-    other language with test data), else the reason, e.g. 'no English training data in the classroom pack …'.
+    """'' when the source can train `task` (a TaskInfo) as a target task (English training data, except for a
+    retrieval task, and at least one other language with test data), else the reason, e.g. 'no English training data in the classroom pack …'.
     The hub is not probed (counting loads every split): its target tasks count as runnable."""
     try:
         source = resolve_source(data_root)
@@ -41,7 +41,7 @@ def why_not_runnable(task, data_root: str | None) -> str:
     except DlfaError as exc:
         return str(exc)
     where = source.describe()
-    if "train" not in languages.get("en", {}):
+    if "train" not in languages.get("en", {}) and task.kind != "retrieval":  # retrieval trains nothing
         return f"no English training data in {where}"
     if not any("test" in splits for code, splits in languages.items() if code != "en"):
         return ("an English-only task (used as an intermediate task)" if task.intermediate

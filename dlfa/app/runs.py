@@ -167,6 +167,27 @@ def grid_frame(grid: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def retrieval_view(results: JobResult) -> dict | None:
+    """What the Results page shows of a Tatoeba job (None for other jobs): its grid of averaged accuracies
+    ({"rows", "languages", "values", "chosen"}, for dlfa.charts.retrieval_heatmap) and, per language, both
+    directions and their mean with its interval at the job's layer (`table`)."""
+    if "tatoeba" not in results.extra:
+        return None  # other jobs: no need to import the analysis (and torch)
+    from dlfa.analysis.tatoeba_job import job_tatoeba
+
+    grid = job_tatoeba(results)
+    chosen = str(results.extra.get("retrieval_layer"))
+    rows = []
+    for language in sort_by_family(grid.languages):
+        cell = grid.cell(language, chosen)
+        rows.append({"language": short_label(language), "code": language, "pairs": grid.n_sentences[language],
+                     "xx→en": cell.xx_to_en.value, "en→xx": cell.en_to_xx.value, "mean": cell.average.value,
+                     "ci_low": cell.average.ci_low, "ci_high": cell.average.ci_high})
+    values = [[grid.cell(language, row).average.value for language in grid.languages] for row in grid.rows()]
+    return {"rows": grid.rows(), "languages": grid.languages, "values": values, "chosen": chosen,
+            "encoder": grid.encoder, "table": pd.DataFrame(rows)}
+
+
 def reproduction_record() -> Path:
     """The repository's record of the DLFA reproduction (docs/reproduction/): results of real jobs."""
     from dlfa.paths import REPO_ROOT

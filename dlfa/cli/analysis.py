@@ -81,8 +81,8 @@ def run_layers(args) -> int:
 
 
 def run_tatoeba(args) -> int:
-    from dlfa.analysis.retrieval import (TATOEBA_SUBFOLDER, available_tatoeba_languages, parse_layers, read_tatoeba,
-                                         tatoeba_language, tatoeba_retrieval)
+    from dlfa.analysis.retrieval import parse_layers, tatoeba_retrieval
+    from dlfa.data.tatoeba import TATOEBA_SUBFOLDER, available_tatoeba_languages, read_tatoeba, tatoeba_language
     from dlfa.data.sources import DataSource
     from dlfa.engine.spec import split_list
 

@@ -72,9 +72,10 @@ def run_foreground(args: argparse.Namespace) -> int:
     """Train in this process: the first Ctrl-C checkpoints and stops, a second one aborts."""
     from tqdm import tqdm
 
-    from dlfa.engine.job import run_job
+    from dlfa.jobs.runner import spec_runner
 
     spec = spec_from_args(args)
+    run_job = spec_runner(spec)  # the engine, or a retrieval task's measurement
     if args.single_run and len(spec.units()) > 1:
         raise ConfigError(f"the spec holds {len(spec.units())} runs: run them all with `python -m dlfa sweep`, or "
                           "pick one with --aggregation, --fusion-layer and --seed")

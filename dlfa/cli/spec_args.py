@@ -7,11 +7,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from dlfa.engine.spec import (DEVICES, INTERMEDIATE_MODES, INTERMEDIATE_ONLY, POOLINGS, PRECISIONS, JobSpec,
-                              parse_float_list, parse_int_list, split_list)
-from dlfa.errors import ConfigError, DataError
+from dlfa.engine.spec import (DEVICES, INTERMEDIATE_MODES, INTERMEDIATE_ONLY, POOLINGS, PRECISIONS,
+                              RETRIEVAL_TASKS, JobSpec, parse_float_list, parse_int_list, split_list)
+from dlfa.errors import ConfigError, DataError, DlfaError
 from dlfa.model.fusion import AGGREGATIONS
-from dlfa.results import parse_results
+from dlfa.results import RESULTS_FILE, parse_results, read_results
 
 DEFAULTS = JobSpec(task="", eval_languages=())  # the field defaults, shown in --help
 
@@ -49,7 +49,8 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                              "sequential: split equally), instead of each stage's --epochs/--max-steps")
     parser.add_argument("--init-from", metavar="DIR",
                         help="start the encoder from a finished run's trained encoder: its unit folder, or a job "
-                             "folder (its unit of the same seed); the same base --encoder")
+                             "folder (its unit of the same seed); tatoeba: measure that encoder (a DLFA run's fused "
+                             "representation too); --encoder defaults to the run's base encoder")
     parser.add_argument("--data-root", metavar="DIR",
                         help="folder of local data files (default $DLFA_DATA_DIR, the classroom pack, else the hub)")
     parser.add_argument("--max-train-examples", type=int, metavar="N", help="cap on training examples per task")
@@ -93,6 +94,11 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
                              f"memory (default {DEFAULTS.cpu_tokens_per_slice}: a 1,000-sentence fine-tune of the "
                              "embedded encoder stays under 1.5 GB); 0 never slices: about 20%% faster for DLFA, about "
                              "3.6 GB; loss and gradients are the whole batch's either way")
+    parser.add_argument("--max-eval-examples", type=int, metavar="N",
+                        help="cap on test examples per language (tatoeba: sentence pairs per language)")
+    parser.add_argument("--layer", type=int, metavar="K",
+                        help="tatoeba: the layer whose accuracies are the job's metrics (default XTREME's choice: "
+                             "7 of 12 layers); every layer is measured")
     parser.add_argument("--name", help="a label for the run")
     parser.add_argument("--out", required=out_required, metavar="DIR",
                         help="output folder" + ("" if out_required else " (default cache/runs/<job id>/)"))
@@ -126,6 +132,19 @@ def read_spec_file(path: str) -> JobSpec:
         raise ConfigError(f"the job spec in {path}: {exc}") from exc
 
 
+def run_encoder_spec(folder: str) -> str:
+    """The base encoder a finished job or run (its folder) was trained from, or a saved model (its folder);
+    ConfigError naming the folder."""
+    from dlfa.model.modeling import CONFIG_FILE
+
+    try:
+        if (Path(folder) / CONFIG_FILE).is_file() and not (Path(folder) / RESULTS_FILE).is_file():
+            return json.loads((Path(folder) / CONFIG_FILE).read_text(encoding="utf-8"))["encoder"]
+        return read_results(folder).spec["encoder"]
+    except (DlfaError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--init-from {folder}: not a finished run or a saved model ({exc})") from exc
+
+
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """The one place that turns train / sweep / submit flags into a validated JobSpec: the flags given, over the
     fields of --spec when there is one, else over JobSpec's defaults."""
@@ -140,6 +159,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "init_from": str(Path(args.init_from).expanduser().resolve()) if args.init_from else None,
         "data_root": _absolute_if_path(args.data_root),
         "max_train_examples": args.max_train_examples,
+        "max_eval_examples": args.max_eval_examples,
+        "retrieval_layer": args.layer,
         "epochs": args.epochs,
         "max_steps": args.max_steps,
         "batch_size": args.batch_size,
@@ -173,6 +194,13 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
     elif args.seed is not None:
         values["seeds"] = (args.seed,)
     given = {key: value for key, value in values.items() if value is not None}
+    if "init_from" in given and "encoder" not in given:
+        try:
+            given["encoder"] = run_encoder_spec(given["init_from"])
+        except ConfigError:
+            if given.get("task") in RETRIEVAL_TASKS:  # a measurement needs the run now
+                raise
+            # a training job checks its init_from when it starts (a study queues it while its arm still trains)
     if args.spec:
         if "epochs" in given:
             given.setdefault("max_steps", None)  # --epochs replaces a step budget the spec may have

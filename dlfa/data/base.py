@@ -10,9 +10,9 @@ from typing import Literal
 
 from dlfa.errors import DataError
 
-TaskKind = Literal["token", "sentence", "pair", "multiple_choice", "qa"]
+TaskKind = Literal["token", "sentence", "pair", "multiple_choice", "qa", "retrieval"]
 TASK_FAMILIES = {"token": "tagging", "sentence": "classification", "pair": "pair", "multiple_choice": "multiple choice",
-                 "qa": "question answering"}
+                 "qa": "question answering", "retrieval": "retrieval"}
 IGNORE_INDEX = -100
 SENTENCEPIECE_SPACE = "▁"
 
@@ -26,8 +26,11 @@ class TaskInfo:
 
     qa tasks (extractive question answering, dlfa.data.qa): no labels; their examples are QaExamples.
 
+    retrieval tasks (Tatoeba, dlfa.data.tatoeba): nothing is trained; each language's "test" examples are sentence
+    pairs (`text` the language's, `text_pair` its English translation), measured by dlfa.analysis.tatoeba_job.
+
     metric: "accuracy" | "entity_f1" (seqeval, IOB2 tags) | "mcc" (Matthews) | "f1" (binary, positive = labels[1])
-    | "span_f1" (QA: SQuAD F1, exact match reported beside it).
+    | "span_f1" (QA: SQuAD F1, exact match reported beside it) | "retrieval_accuracy" (the mean of both directions).
     """
 
     name: str

@@ -3,6 +3,12 @@
 - The paper's four tasks from `google/xtreme` (`HubSplit`, `hub_xtreme`): English train/validation and each
   language's test; XNLI has no English training set there, so its English validation set is cut 90/10 into train
   and dev, and each language's labeled test is its test.
+- The QA tasks (`HubQaRows`, `hub_qa`): English train and dev from `rajpurkar/squad` (its train split cut 90/10 by
+  paragraph: no dev paragraph is trained on; XQuAD's English paragraphs come from SQuAD's validation split, which
+  is never read), each language's test from google/xtreme: `XQuAD.<lang>` (split validation, the only one),
+  `MLQA.<lang>.<lang>` (split test) and `tydiqa` (TyDiQA-GoldP, split validation; a row's language is its id's
+  prefix, e.g. `arabic-…`). Rows have SQuAD's columns id, title, context, question, answers {text, answer_start}
+  (dlfa.data.qa.read_squad_rows).
 - The intermediate tasks from their own datasets (`HubRows`, `hub_english`: nyu-mll/glue, aps/super_glue,
   tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag), each row converted by the local readers' converters:
   train cut 90/10 into train and dev (the test splits carry no labels), validation as test.
@@ -18,6 +24,7 @@ from typing import Any
 
 from dlfa.data import readers
 from dlfa.data.base import Example
+from dlfa.data.qa import QA_SPLIT_SEED, QaExample, read_squad_rows, split_by_paragraph, take_split
 from dlfa.data.readers import PANX_TAGS, UPOS_TAGS
 from dlfa.data.sources import HUB_DATASET, hub_config
 from dlfa.data.splits import TRAIN_DEV, Cut, Layout, take_part
@@ -183,3 +190,73 @@ def hub_xtreme(config: Callable[[str], str], languages: Iterable[str], schema: s
 
     return layout
 
+
+
+# ----------------------------------------------------------------------------------------------------
+# Question answering: SQuAD for training, google/xtreme for testing
+
+HUB_SQUAD = "rajpurkar/squad"
+HUB_XQUAD_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+HUB_MLQA_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
+HUB_TYDIQA_LANGUAGES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish", "id": "indonesian",
+                        "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}  # id prefix per language
+SQUAD_DEV_PART = (0.9, 1.0)  # SQuAD train by paragraph: train up to 90% of the questions, dev the rest
+
+
+@dataclass(frozen=True)
+class HubQaRows:
+    """One split of SQuAD-format rows on the hub as QaExamples: whole, only the rows whose id starts with
+    `id_prefix` + "-" (TyDiQA's language), or one `part` ("train" | "dev") of its paragraph split SQUAD_DEV_PART."""
+
+    loader: Callable[[str, str], Any] = field(compare=False, repr=False)
+    dataset: str
+    config: str | None
+    split: str
+    language: str
+    part: str | None = None
+    id_prefix: str | None = None
+
+    @property
+    def hub_name(self) -> str:
+        return self.dataset
+
+    def load(self) -> list[QaExample]:
+        where = f"{self.dataset}{f' {self.config}' if self.config else ''} ({self.split})"
+        config = self.config if self.dataset == HUB_DATASET else hub_config(self.dataset, self.config)
+        try:
+            rows = self.loader(config, self.split)
+        except Exception as exc:  # network, missing config or split, bad files: all reach the user as DataError
+            raise DataError(f"cannot load {where}: {exc}") from exc
+        if self.id_prefix:
+            rows = [row for row in rows if str(row.get("id", "")).startswith(f"{self.id_prefix}-")]
+            where = f"{where}, ids {self.id_prefix}-…"
+        examples = read_squad_rows(rows, self.language, where=where)
+        if self.part is None:
+            return examples
+        return take_split(examples, split_by_paragraph(examples, (), SQUAD_DEV_PART, QA_SPLIT_SEED), self.part)
+
+    def fingerprint(self) -> None:
+        return None
+
+
+def hub_qa(task: str):
+    """A hub layout for a QA task ("xquad", "mlqa" or "tydiqa"): English train and dev from SQuAD, each language's
+    test from google/xtreme (see the module docstring)."""
+
+    def test_rows(loader: Callable[[str, str], Any], language: str) -> HubQaRows:
+        if task == "xquad":
+            return HubQaRows(loader, HUB_DATASET, f"XQuAD.{language}", "validation", language)
+        if task == "mlqa":
+            return HubQaRows(loader, HUB_DATASET, f"MLQA.{language}.{language}", "test", language)
+        return HubQaRows(loader, HUB_DATASET, "tydiqa", "validation", language,
+                         id_prefix=HUB_TYDIQA_LANGUAGES[language])
+
+    languages = {"xquad": HUB_XQUAD_LANGUAGES, "mlqa": HUB_MLQA_LANGUAGES, "tydiqa": tuple(HUB_TYDIQA_LANGUAGES)}[task]
+
+    def layout(loader: Callable[[str, str], Any]) -> Layout:
+        result: Layout = {language: {"test": test_rows(loader, language)} for language in languages}
+        result["en"].update({part: HubQaRows(loader, HUB_SQUAD, None, "train", "en", part=part)
+                             for part in ("train", "dev")})
+        return result
+
+    return layout

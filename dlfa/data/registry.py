@@ -122,20 +122,22 @@ def scan_languages(task: str | TaskInfo, source: DataSource | None = None) -> La
 
 
 def _layout_source(layout: Layout, root: Path | None) -> str | None:
-    """The hub dataset of a layout, or the folder (under `root` where it is inside) that holds all its files."""
-    paths, hub = [], None
+    """The hub dataset(s) of a layout, or the folder (under `root` where it is inside) that holds all its files."""
+    paths, hubs = [], {}
     for splits in layout.values():
         for data in splits.values():
             files = [*data.english, *data.target] if isinstance(data, ItemSplit) else [data]
             for part in files:
                 if isinstance(part, HubRows):
-                    hub = f"hub {part.dataset}{f' {part.config}' if part.config else ''}"
+                    hubs[f"{part.dataset}{f' {part.config}' if part.config else ''}"] = True
                 elif isinstance(part, HubSplit):
-                    hub = f"hub {HUB_DATASET}"
+                    hubs[HUB_DATASET] = True
+                elif getattr(part, "hub_name", None):  # other hub readers (Tatoeba, QA rows) name their dataset
+                    hubs[part.hub_name] = True
                 else:
                     paths += [path.parent for path in part.paths]
-    if hub or not paths:
-        return hub
+    if hubs or not paths:
+        return f"hub {', '.join(sorted(hubs))}" if hubs else None
     folder = Path(os.path.commonpath(paths))
     return str(folder.relative_to(root)) if root and folder.is_relative_to(root) else str(folder)
 

@@ -1,5 +1,6 @@
 """The tasks: each task's TaskInfo with where its data lives, under a data root (or the classroom pack) and on the
-hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa), the English intermediate tasks
+hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa, tydiqa; on the hub trained on SQuAD),
+sentence retrieval (tatoeba, nothing trained), the English intermediate tasks
 and the classroom tasks.
 
 Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
@@ -19,9 +20,10 @@ from dlfa.data.base import TaskInfo
 from dlfa.data.file_layouts import (conll_files, english_files, item_split_files, no_local_files, pack_files,
                                     panx_files, parts_of, qa_files, udpos_files, whole_files, xcopa_files)
 from dlfa.data.hub_layouts import (HUB_PANX_LANGUAGES, HUB_PAWSX_LANGUAGES, HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES,
-                                   hub_english, hub_xtreme)
+                                   hub_english, hub_qa, hub_xtreme)
 from dlfa.data.readers import CONLL_NER_TAGS, PANX_TAGS, UPOS_TAGS
 from dlfa.data.splits import THIRDS, TRAIN_DEV, Layout
+from dlfa.data.tatoeba import hub_tatoeba, tatoeba_files
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,19 @@ TASKS = [
     TaskSpec(TaskInfo("xquad", "qa", (), "span_f1",
                       "Question answering: XQuAD, 10 languages (paragraph split of the English questions: no SQuAD "
                       "train set here)"),
-             qa_files("xquad", "qa/xquad")),
+             qa_files("xquad", "qa/xquad"), hub=hub_qa("xquad")),
     TaskSpec(TaskInfo("mlqa", "qa", (), "span_f1",
                       "Question answering: MLQA dev, same-language pairs (paragraph split of the English questions)"),
-             qa_files("mlqa", "qa/mlqa_dev")),
+             qa_files("mlqa", "qa/mlqa_dev"), hub=hub_qa("mlqa")),
+    TaskSpec(TaskInfo("tydiqa", "qa", (), "span_f1",
+                      "Question answering: TyDiQA-GoldP, 9 languages (hub only: SQuAD train cut 90/10 by paragraph, "
+                      "google/xtreme tydiqa validation as test)"),
+             no_local_files, hub=hub_qa("tydiqa")),
+    # sentence retrieval (XTREME's Tatoeba): no training, each language's pairs are its test set
+    TaskSpec(TaskInfo("tatoeba", "retrieval", (), "retrieval_accuracy",
+                      "Sentence retrieval: Tatoeba, XTREME's 36 languages paired with English (no training: "
+                      "nearest neighbour of mean-pooled states, both directions)"),
+             tatoeba_files, hub=hub_tatoeba),
     # English intermediate tasks
     TaskSpec(TaskInfo("sst2", "sentence", ("negative", "positive"), "accuracy",
                       "Sentiment of movie-review phrases: GLUE SST-2", intermediate=True),

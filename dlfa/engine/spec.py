@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Callable, Literal
 
 from dlfa.errors import ConfigError, DlfaError
@@ -33,6 +34,7 @@ MIXTURE_SAMPLING = ("proportional", "temperature")
 POOLINGS = ("cls", "mean")  # as dlfa.model.modeling.POOLINGS (not imported: the spec does not load torch)
 INTERMEDIATE_ONLY = "intermediate"  # the task of a job that trains only its intermediate stages
 CONTROL_HEAD_SUFFIX = ":intermediate"  # the head of the target task trained as its own intermediate task
+RETRIEVAL_TASKS = ("tatoeba",)  # nothing trained: dlfa.jobs.runner runs them with dlfa.analysis.tatoeba_job
 BOOKKEEPING_FIELDS = ("name", "device", "backend", "checkpoint_every", "data_root", "tensorboard")
 
 
@@ -95,6 +97,7 @@ class JobSpec:
     num_processes: int = 1
     checkpoint_every: int = 200
     bootstrap_samples: int = 1000
+    retrieval_layer: int | None = None  # tatoeba: the layer of the per-language metrics; None = XTREME's choice
     tensorboard: bool = False  # also write losses, dev scores and results as TensorBoard events (<out>/tensorboard/)
     name: str = ""
 
@@ -219,6 +222,7 @@ class JobSpec:
                     f"intermediate tasks: give at least {len(self.intermediate_tasks)}")
         if self.intermediate_only:
             problems.update(self._intermediate_only_problems())
+        problems.update(self._retrieval_problems())
         return problems
 
     def _intermediate_only_problems(self) -> dict[str, str]:
@@ -237,6 +241,19 @@ class JobSpec:
             problems["probe"] = "an intermediate-only job trains the encoder for init_from: it cannot be a probe"
         return problems
 
+    def _retrieval_problems(self) -> dict[str, str]:
+        """A retrieval task trains nothing (no intermediate tasks; the aggregation fields do not apply: a DLFA run's
+        fusion comes from the run, init_from); the other tasks do not read its fields."""
+        if self.task not in RETRIEVAL_TASKS:
+            if self.retrieval_layer is None:
+                return {}
+            return {"retrieval_layer": f"only a retrieval task ({', '.join(RETRIEVAL_TASKS)}) reads it"}
+        problems = {"intermediate_tasks": f"{self.task} trains nothing: leave the intermediate tasks empty"}
+        problems = {} if not self.intermediate_tasks else problems
+        if isinstance(self.init_from, str) and not Path(self.init_from).expanduser().is_dir():
+            problems["init_from"] = f"no run folder at {self.init_from}"
+        return problems
+
     def _encoder_problems(self) -> dict[str, str]:
         from dlfa.model.encoders import encoder_info
 
@@ -244,6 +261,9 @@ class JobSpec:
             num_layers = encoder_info(self.encoder).num_layers
         except DlfaError as exc:
             return {"encoder": str(exc)}
+        if self.task in RETRIEVAL_TASKS:  # the layer exists (0 = embeddings … num_layers)
+            return {} if (self.retrieval_layer or 0) <= num_layers else {"retrieval_layer": (
+                f"layer {self.retrieval_layer} does not exist: this encoder has layers 0…{num_layers} (0 = embeddings)")}
         if not any(a in NEEDS_FUSION_LAYER for a in self.aggregations):
             return {}
         bad = [k for k in self.fusion_layers if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < num_layers]
@@ -253,18 +273,18 @@ class JobSpec:
         return {}
 
     def _data_problems(self) -> dict[str, str]:
-        from dlfa.data.registry import DataSource, available_languages, get_task
+        from dlfa.data.registry import DataSource, available_languages, get_task, scan_languages
 
         problems: dict[str, str] = {}
         try:
             source = DataSource.resolve(self.data_root)
             if not self.intermediate_only:
                 get_task(self.task)
-                languages = available_languages(self.task, source)
+                scan = scan_languages(self.task, source)
         except DlfaError as exc:
             return {"task": str(exc)}
         if not self.intermediate_only:
-            problems.update(self._target_data_problems(source, languages))
+            problems.update(self._target_data_problems(source, scan))
         intermediate_problems = []
         for intermediate in self.intermediate_tasks:
             try:
@@ -279,16 +299,20 @@ class JobSpec:
             problems["intermediate_tasks"] = "; ".join(intermediate_problems)
         return problems
 
-    def _target_data_problems(self, source, languages: dict) -> dict[str, str]:
-        """The target task's training and evaluation languages against those `source` has (`languages`)."""
+    def _target_data_problems(self, source, scan) -> dict[str, str]:
+        """The target task's training and evaluation languages against those `source` has (`scan`: its
+        available languages, and why a broken one is disabled)."""
         problems = {}
-        if self.train_language not in languages:
+        languages = scan.available
+        if self.train_language not in languages and self.task not in RETRIEVAL_TASKS:  # retrieval trains nothing
             problems["train_language"] = (f"task {self.task} has no '{self.train_language}' data in {source}; "
                                           f"it has {', '.join(sorted(languages))}")
         missing = [lang for lang in self.eval_languages if lang not in languages]
         if missing:
             problems["eval_languages"] = (f"task {self.task} has no data for {', '.join(missing)} in {source}; "
                                           f"available: {', '.join(sorted(languages))}")
+            problems["eval_languages"] += "".join(f"; {lang} is disabled: {scan.broken[lang]}"
+                                                  for lang in missing if lang in scan.broken)
         return problems
 
     def validate(self, **kwargs) -> "JobSpec":
@@ -415,6 +439,7 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "num_processes": whole(1),
     "checkpoint_every": whole(1),
     "bootstrap_samples": whole(0),
+    "retrieval_layer": whole(0, optional=True),
     "tensorboard": flag(),
     "name": text(),
 }

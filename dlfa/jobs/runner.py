@@ -5,7 +5,8 @@ SIGTERM / SIGINT makes the engine checkpoint and stop at its next step. Under to
 and only rank 0 writes to the store. The worker process (dlfa.jobs.worker) and SLURM (`run_submitted`, started by
 dlfa.jobs.launch) call it.
 
-The environment variable DLFA_JOB_RUNNER (`module:function`, same signature as run_job) replaces the
+A retrieval task (Tatoeba) trains nothing: `spec_runner` runs it with dlfa.analysis.tatoeba_job instead of the
+engine. The environment variable DLFA_JOB_RUNNER (`module:function`, same signature as run_job) replaces the
 engine; the tests use it to run a fast stand-in.
 """
 from __future__ import annotations
@@ -32,12 +33,23 @@ DEFAULT_RUNNER = "dlfa.engine.job:run_job"
 
 
 def load_runner(job=None):
-    """The function that runs a job: an upload evaluation's (dlfa.engine.uploads), else dlfa.engine.job.run_job
-    or the one named by $DLFA_JOB_RUNNER."""
+    """The function that runs a job: an upload evaluation's (dlfa.engine.uploads), else spec_runner's."""
     from dlfa.engine.uploads import EVALUATION_OPTION, evaluation_runner
 
     if job is not None and EVALUATION_OPTION in job.options:
         return evaluation_runner(job.options[EVALUATION_OPTION])
+    return spec_runner(job.spec if job is not None else None)
+
+
+def spec_runner(spec=None):
+    """The function that runs a spec (run_job's signature): a retrieval task's measurement (nothing trained,
+    dlfa.analysis.tatoeba_job), else dlfa.engine.job.run_job or the one named by $DLFA_JOB_RUNNER."""
+    from dlfa.engine.spec import RETRIEVAL_TASKS
+
+    if spec is not None and spec.task in RETRIEVAL_TASKS:
+        from dlfa.analysis.tatoeba_job import run_tatoeba_job
+
+        return run_tatoeba_job
     module, _, name = os.environ.get(RUNNER_ENV, DEFAULT_RUNNER).partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -148,7 +160,7 @@ def run_stored_job(job_id: str, store: JobStore) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         with StopOnSignals(threading.Event()):
             try:
-                load_runner()(job.spec, job.out_dir, callbacks=(), resume=True)
+                spec_runner(job.spec)(job.spec, job.out_dir, callbacks=(), resume=True)
             finally:
                 _leave_process_group()
         return 0

@@ -25,10 +25,13 @@ STALE_MESSAGE_NO_CHECKPOINT = "worker stopped unexpectedly (killed?) — no chec
 
 
 def unit_metric_rows(results: JobResult) -> list[dict]:
-    """One row per finished run and language: {unit, language, metric, value, ci_low, ci_high, n}."""
-    return [{"unit": JobSpec.from_dict(run.spec).unit_name(), "language": language, "metric": m.metric,
-             "value": m.value, "ci_low": m.ci_low, "ci_high": m.ci_high, "n": m.n}
-            for run in results.completed_runs for language, m in run.metrics.items()]
+    """One row per finished run and language: {unit, language, metric, value, ci_low, ci_high, n}; a job without
+    runs (a retrieval task's measurement) gives its own metrics, the unit named after its task."""
+    units = [(JobSpec.from_dict(run.spec).unit_name(), run.metrics) for run in results.completed_runs]
+    if not results.runs and results.status == COMPLETED:
+        units = [(results.task, results.metrics)]
+    return [{"unit": unit, "language": language, "metric": m.metric, "value": m.value, "ci_low": m.ci_low,
+             "ci_high": m.ci_high, "n": m.n} for unit, metrics in units for language, m in metrics.items()]
 
 
 class JobStore(JobTable):
