@@ -314,6 +314,20 @@ def test_an_intermediate_only_job_records_what_each_task_learned_and_saves_its_m
 
 
 @pytest.mark.integration
+def test_a_tatoeba_job_measures_the_arm_its_job_folder_names(tiny_encoder, intermediate_arm):
+    from dlfa.analysis.tatoeba_job import load_run
+
+    out, _ = intermediate_arm
+    _, loaded = load_run(out, tiny_encoder, seed=1)  # the job folder: its unit of seed 1
+    saved = DlfaModel.from_pretrained(out / "last-s1" / "model").encoder.state_dict()
+    measured = loaded.model.state_dict()
+    assert measured.keys() == saved.keys()
+    assert all(torch.equal(measured[name], saved[name]) for name in saved)
+    with pytest.raises(ConfigError, match="no unit\\b.*of seed 2"):
+        load_run(out, tiny_encoder, seed=2)
+
+
+@pytest.mark.integration
 def test_an_intermediate_only_job_stopped_and_resumed_records_the_same_table_and_budget(
         tiny_encoder, fixture_root, intermediate_arm, tmp_path):
     out, reference = intermediate_arm

@@ -28,6 +28,7 @@ from dlfa.code_version import code_version
 from dlfa.data.sources import DataSource
 from dlfa.data.tatoeba import read_tatoeba
 from dlfa.engine.callbacks import CallbackList, Progress
+from dlfa.engine.job import init_unit_dir
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError, DataError
 from dlfa.model.encoders import load_encoder
@@ -43,10 +44,16 @@ def xtreme_layer(num_layers: int) -> int:
     return min(num_layers // 2 + 1, num_layers)
 
 
-def load_run(run_folder: str | Path, encoder: str):
-    """(the run's saved DlfaModel, a LoadedEncoder holding its trained encoder) of a run folder (or its model
-    folder); ConfigError when the run was trained from another encoder than `encoder`."""
-    model_dir = run_model_dir(Path(run_folder).expanduser())
+def load_run(run_folder: str | Path, encoder: str, seed: int = 1):
+    """(the run's saved DlfaModel, a LoadedEncoder holding its trained encoder) of a run folder, a job folder (its
+    unit of `seed`, as a training job's init_from) or a model folder; ConfigError when the run was trained from
+    another encoder than `encoder`."""
+    folder = Path(run_folder).expanduser()
+    if (folder / RESULTS_FILE).is_file():
+        _, model_dir = init_unit_dir(JobSpec(task="tatoeba", eval_languages=(), encoder=encoder, seeds=(seed,),
+                                             init_from=str(folder)))
+    else:
+        model_dir = run_model_dir(folder)
     try:
         trained_from = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))["encoder"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -99,7 +106,7 @@ def run_tatoeba_job(spec: JobSpec, out_dir: str | Path, callbacks=(), resume: bo
     source = DataSource.resolve(spec.data_root)
     pools = [read_tatoeba(source, language, spec.max_eval_examples) for language in spec.eval_languages]
     if spec.init_from:
-        fusion_model, loaded = load_run(spec.init_from, spec.encoder)
+        fusion_model, loaded = load_run(spec.init_from, spec.encoder, spec.seeds[0])
         name = f"{spec.encoder} trained in {spec.init_from}"
         fusion_model = fusion_model if fusion_model.config.aggregation == FUSED_ROW else None
     else:
