@@ -113,6 +113,22 @@ def test_design_without_control_or_retrieval_and_its_problems():
         design().target_fields({"study/arm-1": "a", "study/arm-9": "b"})
 
 
+def test_launch_submits_the_arms_first_and_points_the_others_at_the_arms_folders():
+    submitted = []
+
+    def submit(key, fields):
+        submitted.append((key, fields))
+        return f"runs/{len(submitted)}"
+
+    folders = design(retrieval_languages=("de",)).launch(submit)
+    keys = [key for key, _ in submitted]
+    assert keys[:3] == ["study/arm-1", "study/arm-3", "study/arm-9"] and len(keys) == 17
+    assert folders["study/arm-3"] == "runs/2"
+    fields = dict(submitted)
+    assert fields["study/xnli-arm-3"]["init_from"] == "runs/2" and fields["study/tatoeba-arm-9"]["init_from"] == "runs/3"
+    assert fields["study/udpos-arm-0"]["init_from"] is None
+
+
 @pytest.mark.skipif(not ENGINE_MERGED, reason="JobSpec.intermediate_steps / init_from come with the engine side "
                                               "of issue 14 (branch studyengine); this runs once it is merged")
 def test_design_jobs_are_valid_job_specs():
@@ -206,9 +222,9 @@ def test_arm_table_pairs_over_healthy_seeds_and_leaves_out_runs_at_the_majority_
 def test_the_answer_in_words_calls_an_interval_containing_zero_inconclusive():
     rows = arm_table(study_results(), "xnli", "dlfa")
     said = answer(rows, "arm-0")
-    assert said.startswith("against 0 tasks: 3 tasks: target mean +1.0 [+1.0, +1.0] (above 0), transfer gap +0.5 [")
+    assert said.startswith("Against 0 tasks: 3 tasks: target mean +1.0 [+1.0, +1.0] (above 0), transfer gap +0.5 [")
     assert "(inconclusive), 2 paired seeds; control (the target task itself): target mean +1.0 [" in said
-    assert answer(rows, "control").startswith("against control: 0 tasks: target mean -1.0 [")
+    assert answer(rows, "control").startswith("Against control: 0 tasks: target mean -1.0 [")
     assert Change("arm-0", -2.0, -5.0, 1.0, 3).verdict() == "inconclusive"  # whatever the sign
     assert Change("arm-0", -2.0, -3.0, -1.0, 3).verdict() == "below 0"
     assert Change("arm-0", -2.0, None, None, 1).verdict() == "no interval (fewer than 2 paired seeds)"
@@ -264,3 +280,33 @@ def test_find_studies_groups_launched_jobs_by_their_names():
     found = find_studies(jobs)
     assert list(found) == ["study 2", "study 1"]
     assert found["study 2"]["study/arm-3"] is jobs[0] and set(found["study 2"]) == {"study/arm-3", "study/udpos-arm-3"}
+
+
+def test_the_report_section_shows_the_tables_and_the_answer_and_regenerates_byte_identically(tmp_path):
+    from dlfa.io import write_json
+    from dlfa.reproduction.report import write_report
+    from dlfa.reproduction.study_design import DESIGN_FILE
+    from dlfa.results import write_results
+
+    out = tmp_path / "record"
+    results = study_results()
+    for key, job in results.items():
+        write_results(out / key, job)
+    write_json(out / DESIGN_FILE, design(subsets=((), ("qnli", "boolq", "mrpc")), seeds=(1, 2, 3)).to_dict())
+    doc = write_report(out, tmp_path / "docs" / "REPRODUCTION.md", "python -m dlfa reproduce run")
+    first = doc.read_bytes()
+    assert write_report(out, doc, "python -m dlfa reproduce run").read_bytes() == first  # byte-identical
+    section = doc.read_text().split("## 3. ")[1].split("## 4. ")[0]
+    assert "every arm spends the same intermediate budget of 600 optimizer steps (batch 32), mixture (temperature, " \
+           "T = 2); arms (tasks named, in order of preference, in training order): 0: none (the base encoder); " \
+           "3: qnli, boolq, mrpc; the control arm" in section
+    assert "**Budget.** Every arm spent the same intermediate budget: 600 optimizer steps" in section
+    assert "| arm-3 | boolq | accuracy | 54.2 | 50.0 | 1 of 3: **did not learn** |" in section
+    assert "Did not learn in at least one run: boolq." in section
+    assert "### XNLI, dlfa" in section
+    assert ("| 3 tasks | qnli, boolq, mrpc | 2 (+1 left out) | 72.0 [59.3, 84.7] | 60.5 [54.1, 66.9] | 11.5 ["
+            in section)
+    assert "Left out of every mean and pair: study/xnli-arm-3/dlfa-L0-s2" in section
+    assert "**Answer, XNLI, dlfa** (equal intermediate budgets): Against 0 tasks: 3 tasks: target mean +1.0 " \
+           "[+1.0, +1.0] (above 0)" in section
+    assert "python -m dlfa reproduce run --parts study --device cuda" in section

@@ -25,6 +25,49 @@ def _interval(mean_low_high: tuple | None, digits: int = 1) -> str:
     return f"{mean:.{digits}f}" + ("" if low is None else f" [{low:.{digits}f}, {high:.{digits}f}]")
 
 
+def arm_cells(rows: list[ArmRow]) -> list[dict[str, str]]:
+    """The arms table of one target and aggregation, as text cells (the report's table and the page's)."""
+    body = []
+    for row in rows:
+        cells = {"arm": arm_label(row.arm), "tasks": ", ".join(row.tasks) or "–",
+                 "runs": f"{len(row.runs) - len(row.excluded)}"
+                         + (f" (+{len(row.excluded)} left out)" if row.excluded else "")}
+        cells.update({MEASURES[m]: _interval(row.means.get(m), 3 if m == "ratio" else 1) for m in MEASURES})
+        for reference in REFERENCES:
+            for measure in ("target", "gap"):
+                change = row.changes.get(reference, {}).get(measure)
+                cells[f"{MEASURES[measure]} vs {arm_label(reference).split(' (')[0]}"] = (
+                    "–" if change is None else f"{change.text()} ({change.verdict()})")
+        body.append(cells)
+    return body
+
+
+def learning_cells(rows: list[dict]) -> list[dict[str, str]]:
+    return [{"arm": row["arm"], "task": row["task"], "metric": row["metric"] or "–",
+             "English dev": fmt_score(row["value"]), "majority": fmt_score(row["majority"]),
+             "learned (runs)": "not recorded" if row["learned"] is None else
+             f"{row['learned_runs']} of {row['runs']}" + ("" if row["learned"] else ": **did not learn**")}
+            for row in rows]
+
+
+def budget_cells(rows: list[dict]) -> list[dict[str, str]]:
+    return [{"arm": row["arm"], "runs": str(row["runs"]),
+             "intermediate steps": ", ".join(f"{s:,}" for s in row["steps"]) or "–",
+             "examples drawn per task (mean over runs)":
+                 ", ".join(f"{task} {n:,.0f}" for task, n in row["examples"].items()) or "–"} for row in rows]
+
+
+def retrieval_cells(rows: list[dict]) -> list[dict[str, str]]:
+    return [{"arm": arm_label(row["arm"]), "encoders": str(row["seeds"]),
+             "accuracy": _interval((row["mean"], row["low"], row["high"])),
+             "vs 0 tasks": "–" if row["change"] is None else f"{row['change'].text()} ({row['change'].verdict()})"}
+            for row in rows]
+
+
+def cells_table(cells: list[dict[str, str]]) -> str:
+    return table(list(cells[0]), [list(row.values()) for row in cells])
+
+
 class StudySections(ReportDocument):
     """Section 3: the intermediate-task study."""
 
@@ -42,11 +85,7 @@ class StudySections(ReportDocument):
         results = {key: job for key in self._keys() if (job := self.job(key)) is not None}
         self.design_in_words(design)
         budget = budget_table(results)
-        self.add(f"**Budget.** {budget_in_words(budget)}", "",
-                 table(["arm", "runs", "intermediate steps", "examples drawn per task (mean over runs)"],
-                       [[row["arm"], str(row["runs"]), ", ".join(f"{s:,}" for s in row["steps"]) or "–",
-                         ", ".join(f"{task} {n:,.0f}" for task, n in row["examples"].items()) or "–"]
-                        for row in budget]), "")
+        self.add(f"**Budget.** {budget_in_words(budget)}", "", cells_table(budget_cells(budget)), "")
         self.learning_section(results)
         for target in study_targets(results):
             for aggregation in study_aggregations(results, target):
@@ -68,8 +107,9 @@ class StudySections(ReportDocument):
         subsets = (f"drawn with seed {design.draw_seed}" if design.subset_rule == "drawn"
                    else "named, in order of preference")
         arms = "; ".join(f"{len(s)}: {', '.join(s) or 'none (the base encoder)'}" for s in design.subsets)
-        targets = "; ".join(f"{t.task} (DLFA layer {t.fusion_layer}, {t.epochs:g} epochs of at most "
-                            f"{t.max_train_examples or 'all'} examples, learning rate {t.learning_rate:g}, "
+        targets = "; ".join(f"{t.task} (DLFA layer {t.fusion_layer}, {t.epochs:g} epochs of "
+                            + (f"at most {t.max_train_examples:,}" if t.max_train_examples else "all")
+                            + f" training examples, learning rate {t.learning_rate:g}, "
                             f"{len(t.eval_languages)} target languages)" for t in design.targets)
         self.add(f"Design (`{DESIGN_FILE}`, dlfa.reproduction.study_design): every arm spends the same intermediate "
                  f"budget of {design.intermediate_steps:,} optimizer steps (batch {design.batch_size}), {mode}; "
@@ -88,12 +128,7 @@ class StudySections(ReportDocument):
         self.add("**Did each intermediate task learn?** English dev after the intermediate training against the "
                  "majority class (the prior; 0 for MCC), per arm; a task learned when every run is more than 1 "
                  "point above it.", "",
-                 table(["arm", "task", "metric", "English dev", "majority", "learned (runs)"],
-                       [[row["arm"], row["task"], row["metric"] or "–", fmt_score(row["value"]),
-                         fmt_score(row["majority"]),
-                         "not recorded" if row["learned"] is None else
-                         f"{row['learned_runs']} of {row['runs']}" + ("" if row["learned"] else ": **did not learn**")]
-                        for row in rows]), "")
+                 cells_table(learning_cells(rows)), "")
         if flagged:
             self.add(f"Did not learn in at least one run: {', '.join(flagged)}.", "")
 
@@ -102,19 +137,7 @@ class StudySections(ReportDocument):
         self.add(f"### {title}, {aggregation}", "",
                  "Mean over seeds [95% interval]; changes are paired over the seeds both arms have (healthy runs "
                  "only). Gap = English dev − target mean; ratio = target mean / English dev.", "")
-        header = ["arm", "tasks", "runs", *(MEASURES[m] for m in MEASURES)]
-        header += [f"{MEASURES[m]} vs {arm_label(r).split(' (')[0]}" for r in REFERENCES for m in ("target", "gap")]
-        body = []
-        for row in rows:
-            cells = [arm_label(row.arm), ", ".join(row.tasks) or "–", f"{len(row.runs) - len(row.excluded)}"
-                     + (f" (+{len(row.excluded)} left out)" if row.excluded else "")]
-            cells += [_interval(row.means.get(m), 3 if m == "ratio" else 1) for m in MEASURES]
-            for reference in REFERENCES:
-                for measure in ("target", "gap"):
-                    change = row.changes.get(reference, {}).get(measure)
-                    cells.append("–" if change is None else f"{change.text()} ({change.verdict()})")
-            body.append(cells)
-        self.add(table(header, body), "")
+        self.add(cells_table(arm_cells(rows)), "")
         note = excluded_note(rows)
         if note:
             self.add(note, "")
@@ -131,7 +154,4 @@ class StudySections(ReportDocument):
         self.add("**Tatoeba retrieval of each arm's encoder** (XTREME's protocol, zero-shot, mean accuracy over the "
                  "languages, both directions; mean over seeds [95% interval]; change against the base encoder "
                  "(0 tasks), per seed):", "",
-                 table(["arm", "encoders", "accuracy", "vs 0 tasks"],
-                       [[arm_label(row["arm"]), str(row["seeds"]), _interval((row["mean"], row["low"], row["high"])),
-                         "–" if row["change"] is None else f"{row['change'].text()} ({row['change'].verdict()})"]
-                        for row in rows]), "")
+                 cells_table(retrieval_cells(rows)), "")

@@ -304,7 +304,7 @@ def answer(rows: list[ArmRow], reference: str) -> str:
         parts.append(f"{arm_label(row.arm)}: " + ", ".join(said) + f", {changes['target'].pairs} paired seeds")
     if not parts:
         return ""
-    return f"against {arm_label(reference).split(' (')[0]}: " + "; ".join(parts)
+    return f"Against {arm_label(reference).split(' (')[0]}: " + "; ".join(parts)
 
 
 def excluded_note(rows: list[ArmRow]) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -261,6 +262,14 @@ class StudyDesign:
         the job folders `root/<key>`."""
         arms = self.arm_fields()
         return arms + self.target_fields({key: str(Path(root) / key) for key, _ in arms})
+
+    def launch(self, submit: Callable[[str, dict], str]) -> dict[str, str]:
+        """Submit every job in running order through `submit(key, spec fields) -> the job's folder`: the arms
+        first, then the jobs that start from the folders their arms were given. Returns key -> folder."""
+        folders = {key: submit(key, fields) for key, fields in self.arm_fields()}
+        for key, fields in self.target_fields(dict(folders)):
+            folders[key] = submit(key, fields)
+        return folders
 
     def jobs(self, root: str | Path) -> list[tuple[str, object]]:
         """(key, JobSpec) of every job, in running order (see job_fields)."""
