@@ -297,11 +297,11 @@ def test_the_report_section_shows_the_tables_and_the_answer_and_regenerates_byte
     first = doc.read_bytes()
     assert write_report(out, doc, "python -m dlfa reproduce run").read_bytes() == first  # byte-identical
     section = doc.read_text().split("## 3. ")[1].split("## 4. ")[0]
-    assert "every arm spends the same intermediate budget of 600 optimizer steps (batch 32), mixture (temperature, " \
+    assert "Every arm spends the same intermediate budget of 600 optimizer steps (batch 32), mixture (temperature, " \
            "T = 2); arms (tasks named, in order of preference, in training order): 0: none (the base encoder); " \
            "3: qnli, boolq, mrpc; the control arm" in section
     assert "**Budget.** Every arm spent the same intermediate budget: 600 optimizer steps" in section
-    assert "| arm-3 | boolq | accuracy | 54.2 | 50.0 | 1 of 3: **did not learn** |" in section
+    assert "| arm-3 | boolq | accuracy | 54.2 | 50.0 | 1 of 3: did not learn |" in section
     assert "Did not learn in at least one run: boolq." in section
     assert "### XNLI, dlfa" in section
     assert ("| 3 tasks | qnli, boolq, mrpc | 2 (+1 left out) | 72.0 [59.3, 84.7] | 60.5 [54.1, 66.9] | 11.5 ["

@@ -46,7 +46,7 @@ def learning_cells(rows: list[dict]) -> list[dict[str, str]]:
     return [{"arm": row["arm"], "task": row["task"], "metric": row["metric"] or "–",
              "English dev": fmt_score(row["value"]), "majority": fmt_score(row["majority"]),
              "learned (runs)": "not recorded" if row["learned"] is None else
-             f"{row['learned_runs']} of {row['runs']}" + ("" if row["learned"] else ": **did not learn**")}
+             f"{row['learned_runs']} of {row['runs']}" + ("" if row["learned"] else ": did not learn")}
             for row in rows]
 
 
@@ -68,6 +68,26 @@ def cells_table(cells: list[dict[str, str]]) -> str:
     return table(list(cells[0]), [list(row.values()) for row in cells])
 
 
+def design_in_words(design: StudyDesign) -> str:
+    """The design as one paragraph: budget, mode, arms in training order, control, seeds and targets."""
+    mode = (f"mixture ({design.mixture_sampling}"
+            + (f", T = {design.mixture_temperature:g})" if design.mixture_sampling == "temperature" else ")")
+            if design.mode == "mixture" else "sequential (the steps split equally over the tasks)")
+    subsets = f"drawn with seed {design.draw_seed}" if design.subset_rule == "drawn" else "named, in order of preference"
+    arms = "; ".join(f"{len(s)}: {', '.join(s) or 'none (the base encoder)'}" for s in design.subsets)
+    targets = "; ".join(f"{t.task} (DLFA layer {t.fusion_layer}, {t.epochs:g} epochs of "
+                        + (f"at most {t.max_train_examples:,}" if t.max_train_examples else "all")
+                        + f" training examples, learning rate {t.learning_rate:g}, "
+                        f"{len(t.eval_languages)} target languages)" for t in design.targets)
+    return (f"Every arm spends the same intermediate budget of {design.intermediate_steps:,} optimizer steps "
+            f"(batch {design.batch_size}), {mode}; arms (tasks {subsets}, in training order): {arms}"
+            + ("; the control arm spends the budget on the target task itself" if design.control else "")
+            + f". Seeds {', '.join(map(str, design.seeds))}; aggregations {', '.join(design.aggregations)}; "
+            f"targets: {targets}. Each arm's encoder is trained once per seed and shared by its target jobs and its "
+            "Tatoeba job; the target stage is the same in every arm (budget, seeds, batch order, head "
+            "initialisation), so seeds pair.")
+
+
 class StudySections(ReportDocument):
     """Section 3: the intermediate-task study."""
 
@@ -83,7 +103,7 @@ class StudySections(ReportDocument):
             return
         design = StudyDesign.from_dict(data)
         results = {key: job for key in self._keys() if (job := self.job(key)) is not None}
-        self.design_in_words(design)
+        self.add(f"Design (`{DESIGN_FILE}`, dlfa.reproduction.study_design). {design_in_words(design)}", "")
         budget = budget_table(results)
         self.add(f"**Budget.** {budget_in_words(budget)}", "", cells_table(budget_cells(budget)), "")
         self.learning_section(results)
@@ -99,26 +119,6 @@ class StudySections(ReportDocument):
     def _keys(self) -> list[str]:
         return sorted(path.parent.relative_to(self.out_root).as_posix()
                       for path in self.out_root.glob(f"{PREFIX}*/{RESULTS_FILE}"))
-
-    def design_in_words(self, design: StudyDesign) -> None:
-        mode = (f"mixture ({design.mixture_sampling}"
-                + (f", T = {design.mixture_temperature:g})" if design.mixture_sampling == "temperature" else ")")
-                if design.mode == "mixture" else "sequential (the steps split equally over the tasks)")
-        subsets = (f"drawn with seed {design.draw_seed}" if design.subset_rule == "drawn"
-                   else "named, in order of preference")
-        arms = "; ".join(f"{len(s)}: {', '.join(s) or 'none (the base encoder)'}" for s in design.subsets)
-        targets = "; ".join(f"{t.task} (DLFA layer {t.fusion_layer}, {t.epochs:g} epochs of "
-                            + (f"at most {t.max_train_examples:,}" if t.max_train_examples else "all")
-                            + f" training examples, learning rate {t.learning_rate:g}, "
-                            f"{len(t.eval_languages)} target languages)" for t in design.targets)
-        self.add(f"Design (`{DESIGN_FILE}`, dlfa.reproduction.study_design): every arm spends the same intermediate "
-                 f"budget of {design.intermediate_steps:,} optimizer steps (batch {design.batch_size}), {mode}; "
-                 f"arms (tasks {subsets}, in training order): {arms}"
-                 + ("; the control arm spends the budget on the target task itself" if design.control else "")
-                 + f". Seeds {', '.join(map(str, design.seeds))}; aggregations {', '.join(design.aggregations)}; "
-                 f"targets: {targets}. Each arm's encoder is trained once per seed and shared by its target jobs "
-                 "and its Tatoeba job; the target stage is the same in every arm (budget, seeds, batch order, head "
-                 "initialisation), so seeds pair.", "")
 
     def learning_section(self, results: dict[str, JobResult]) -> None:
         rows = learning_table(results)
