@@ -141,12 +141,18 @@ def test_design_jobs_are_valid_job_specs():
 # The analysis, on results built here
 
 
+def with_study_fields(run: RunResult, **fields) -> RunResult:
+    """`run` as read back from a results.json that also holds the study's fields (dev_majority, intermediate_dev,
+    intermediate_budget): typed RunResult fields once the engine side of issue 14 is merged, `extra` before."""
+    return RunResult.from_dict({**run.to_dict(), **fields})
+
+
 def target_run(seed: int, aggregation: str, english: float, targets: dict[str, float], dev_majority: float = 33.3,
                task: str = "xnli") -> RunResult:
     spec = {"task": task, "eval_languages": list(targets), "aggregations": [aggregation],
             "fusion_layers": [0] if aggregation == "dlfa" else [], "seeds": [seed]}
     metrics = {lang: LanguageMetric("accuracy", value, n=100) for lang, value in targets.items()}
-    return RunResult(spec, COMPLETED, metrics, dev_score=english, extra={"dev_majority": dev_majority})
+    return with_study_fields(RunResult(spec, COMPLETED, metrics, dev_score=english), dev_majority=dev_majority)
 
 
 def target_job(per_seed: dict[int, tuple[float, float]], aggregation: str = "dlfa", tasks=(), **kwargs) -> JobResult:
@@ -165,7 +171,7 @@ def intermediate_job(tasks: tuple[str, ...], scores: dict[str, list[float]], ste
         budget = {"steps": steps, "examples": {task: steps * 32 // len(tasks) for task in tasks}}
         spec = {"task": "intermediate", "eval_languages": ["en"], "aggregations": ["last"], "seeds": [seed],
                 "intermediate_tasks": list(tasks)}
-        runs.append(RunResult(spec, COMPLETED, {}, extra={"intermediate_dev": dev, "intermediate_budget": budget}))
+        runs.append(with_study_fields(RunResult(spec, COMPLETED, {}), intermediate_dev=dev, intermediate_budget=budget))
     return JobResult({"task": "intermediate", "intermediate_tasks": list(tasks)}, COMPLETED, tuple(runs))
 
 

@@ -49,8 +49,9 @@ def test_the_page_designs_a_study_and_previews_its_jobs_in_running_order(empty_c
 
 def test_a_bad_design_is_refused_line_by_line_and_nothing_is_submitted(empty_cache):
     at = page("intermediate_study.py", **{**SMALL, "is_counts": "0,1,12"}).run()
-    assert [e.value for e in at.error] == ["12 intermediate tasks asked for, but only 5 have English training data: "
-                                           "sst2, xcopa, rte, sentiment-classroom, pos-classroom"]
+    (error,) = at.error  # the fixture root's three, and the classroom pack's two where it is built
+    assert error.value.startswith("12 intermediate tasks asked for, but only ")
+    assert "have English training data: sst2, xcopa, rte" in error.value
     at = page("intermediate_study.py", **{**SMALL, "is_seeds": "1,2"}).run()
     at.button(key="is_launch").click().run()
     assert any(e.value.startswith("seeds: at least 3 distinct seeds") for e in at.error)

@@ -59,7 +59,7 @@ def arm_label(arm: str) -> str:
 def _extra(run: RunResult, name: str):
     """A field of the engine side of issue 14 (a RunResult attribute once merged, `extra` before)."""
     value = getattr(run, name, None)
-    return value if value is not None else run.extra.get(name)
+    return run.extra.get(name) if value is None or value == {} else value
 
 
 def run_name(key: str, run: RunResult) -> str:
