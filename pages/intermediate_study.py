@@ -23,7 +23,7 @@ from dlfa.reproduction.study_design import (DEFAULT_COUNTS, DEFAULT_RETRIEVAL_LA
                                             named_subsets)
 
 K = "is_"
-PLACEHOLDER = "<the arm's job folder>"
+PLACEHOLDER = ""  # the preview's job folders: their keys, e.g. study/arm-3
 
 
 def target_section(data_root: str | None) -> list[StudyTarget]:
@@ -94,7 +94,7 @@ def preview(design: StudyDesign, data_root: str | None) -> None:
     """The jobs the design launches, in order, and its estimated time on this machine's 2-core CPU model."""
     jobs = design.job_fields(PLACEHOLDER)
     table = [{"job": key, "task": fields["task"], "intermediate tasks": ", ".join(fields.get("intermediate_tasks", [])),
-              "starts from": Path(fields["init_from"]).name if fields.get("init_from") else "the base encoder",
+              "starts from": fields.get("init_from") or "the base encoder",
               "seeds": len(fields["seeds"])} for key, fields in jobs]
     st.dataframe(pd.DataFrame(table), hide_index=True)
     arms = sum(1 for subset in design.subsets if subset)

@@ -153,7 +153,7 @@ def test_the_study_part_plans_the_design_at_the_chosen_settings_and_fits_12_hour
     assert udpos["fusion_layers"] == [4] and udpos["learning_rate"] == 5e-5 and "pooling" not in udpos
     assert xnli["fusion_layers"] == [0] and xnli["learning_rate"] == 2e-5 and xnli["pooling"] == "cls"
     assert xnli["init_from"] == str(tmp_path / "study/arm-3") and xnli["seeds"] == [1, 2, 3]
-    assert jobs["study/tatoeba-arm-1"]["eval_languages"] == ["de", "fr", "ru", "zh", "sw"]
+    assert jobs["study/tatoeba-arm-1-s1"]["eval_languages"] == ["de", "fr", "ru", "zh", "sw"]
     design = StudyDesign.from_dict(json.loads((tmp_path / DESIGN_FILE).read_text()))  # saved with the jobs
     assert design == config.study_design(tmp_path) and DESIGN_FILE in SMALL_FILES  # and kept in the record
     source = DataSource.resolve(data_root)

@@ -72,7 +72,7 @@ def test_design_jobs_arms_first_then_control_targets_and_retrieval():
                           "study/udpos-arm-9",
                           "study/xnli-control", "study/xnli-arm-0", "study/xnli-arm-1", "study/xnli-arm-3",
                           "study/xnli-arm-9",
-                          "study/tatoeba-arm-0", "study/tatoeba-arm-1", "study/tatoeba-arm-3", "study/tatoeba-arm-9"]
+                          "study/tatoeba-arm-0-s1", *(f"study/tatoeba-arm-{n}-s{s}" for n in (1, 3, 9) for s in (1, 2, 3))]
     arm = jobs["study/arm-3"]
     assert arm["task"] == "intermediate" and arm["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
     assert arm["eval_languages"] == ["en"] and arm["seeds"] == [1, 2, 3]
@@ -93,9 +93,10 @@ def test_design_jobs_arms_first_then_control_targets_and_retrieval():
                                                              "mixture_sampling", "mixture_temperature")}
             for key, job in jobs.items() if key.startswith("study/udpos-")}
     assert len({repr(sorted(fields.items())) for fields in same.values()}) == 1
-    tatoeba = jobs["study/tatoeba-arm-3"]
-    assert tatoeba["task"] == "tatoeba" and tatoeba["init_from"] == str(Path("/out/study/arm-3"))
-    assert jobs["study/tatoeba-arm-0"]["seeds"] == [1] and jobs["study/tatoeba-arm-0"]["init_from"] is None
+    tatoeba = jobs["study/tatoeba-arm-3-s2"]  # one encoder per retrieval job: the arm's unit of seed 2
+    assert tatoeba["task"] == "tatoeba" and tatoeba["init_from"] == str(Path("/out/study/arm-3/last-s2"))
+    assert tatoeba["seeds"] == [2] and tatoeba["eval_languages"] == ["de", "fr", "ru", "zh", "sw"]
+    assert jobs["study/tatoeba-arm-0-s1"]["seeds"] == [1] and jobs["study/tatoeba-arm-0-s1"]["init_from"] is None
     assert all(job["name"] == f"study: {key}" for key, job in jobs.items())  # find_studies finds them again
 
 
@@ -122,10 +123,11 @@ def test_launch_submits_the_arms_first_and_points_the_others_at_the_arms_folders
 
     folders = design(retrieval_languages=("de",)).launch(submit)
     keys = [key for key, _ in submitted]
-    assert keys[:3] == ["study/arm-1", "study/arm-3", "study/arm-9"] and len(keys) == 17
+    assert keys[:3] == ["study/arm-1", "study/arm-3", "study/arm-9"] and len(keys) == 3 + 2 * 5 + 1 + 3 * 3
     assert folders["study/arm-3"] == "runs/2"
     fields = dict(submitted)
-    assert fields["study/xnli-arm-3"]["init_from"] == "runs/2" and fields["study/tatoeba-arm-9"]["init_from"] == "runs/3"
+    assert fields["study/xnli-arm-3"]["init_from"] == "runs/2"
+    assert fields["study/tatoeba-arm-9-s3"]["init_from"] == str(Path("runs/3/last-s3"))
     assert fields["study/udpos-arm-0"]["init_from"] is None
 
 
@@ -191,7 +193,8 @@ def test_keys_parse_into_kind_target_and_arm():
     assert parse_key("study/arm-3") == ("arm", None, "arm-3")
     assert parse_key("study/conll-ner-arm-9") == ("target", "conll-ner", "arm-9")
     assert parse_key("study/udpos-control") == ("target", "udpos", "control")
-    assert parse_key("study/tatoeba-arm-0") == ("retrieval", None, "arm-0")
+    assert parse_key("study/tatoeba-arm-0-s1") == ("retrieval", None, "arm-0")
+    assert parse_key("study/tatoeba-arm-0")[0] == "other"
     assert parse_key("finetune/udpos-dlfa") == ("other", None, "") and parse_key("udpos-arm-3")[0] == "other"
 
 
@@ -262,14 +265,14 @@ def test_budget_is_said_equal_or_flagged():
 
 
 def test_retrieval_per_arm_against_the_base_encoder():
-    def tatoeba(per_seed: dict[int, float]) -> JobResult:
-        runs = tuple(RunResult({"task": "tatoeba", "eval_languages": ["de", "fr"], "aggregations": ["last"],
-                                "seeds": [seed]}, COMPLETED,
-                               {"de": LanguageMetric("accuracy", value + 2), "fr": LanguageMetric("accuracy", value - 2)})
-                     for seed, value in per_seed.items())
-        return JobResult({"task": "tatoeba"}, COMPLETED, runs)
+    def tatoeba(seed: int, value: float) -> JobResult:
+        """A retrieval job: one encoder, per-language accuracy at the job level, no runs."""
+        metrics = {"de": LanguageMetric("retrieval_accuracy", value + 2), "fr": LanguageMetric("retrieval_accuracy",
+                                                                                                 value - 2)}
+        return JobResult({"task": "tatoeba", "seeds": [seed]}, COMPLETED, (), metrics)
 
-    results = {"study/tatoeba-arm-3": tatoeba({1: 80.0, 2: 82.0, 3: 84.0}), "study/tatoeba-arm-0": tatoeba({1: 90.0})}
+    results = {f"study/tatoeba-arm-3-s{seed}": tatoeba(seed, value) for seed, value in ((1, 80.0), (2, 82.0), (3, 84.0))}
+    results["study/tatoeba-arm-0-s1"] = tatoeba(1, 90.0)
     base, three = retrieval_table(results)
     assert base["arm"] == "arm-0" and base["mean"] == 90.0 and base["low"] is None and base["change"] is None
     half = stats.t.ppf(0.975, 2) * 2 / math.sqrt(3)

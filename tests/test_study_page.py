@@ -32,13 +32,14 @@ def test_the_page_designs_a_study_and_previews_its_jobs_in_running_order(empty_c
     assert list(preview["job"]) == [
         "study/arm-1", "study/arm-3", "study/udpos-control", "study/udpos-arm-0", "study/udpos-arm-1",
         "study/udpos-arm-3", "study/xnli-control", "study/xnli-arm-0", "study/xnli-arm-1", "study/xnli-arm-3",
-        "study/tatoeba-arm-0", "study/tatoeba-arm-1", "study/tatoeba-arm-3"]
+        "study/tatoeba-arm-0-s1", *(f"study/tatoeba-arm-{n}-s{s}" for n in (1, 3) for s in (1, 2, 3))]
     rows = preview.set_index("job")
     assert rows.loc["study/arm-3", "intermediate tasks"] == "sst2, xcopa, rte"  # the fixture root's, named in order
-    assert rows.loc["study/udpos-arm-3", "starts from"] == "arm-3"
+    assert rows.loc["study/udpos-arm-3", "starts from"] == "study/arm-3"
+    assert rows.loc["study/tatoeba-arm-3-s2", "starts from"] == "study/arm-3/last-s2"
     assert rows.loc["study/udpos-arm-0", "starts from"] == "the base encoder"
     assert rows.loc["study/xnli-control", "intermediate tasks"] == "xnli"
-    assert any(c.value.startswith("13 jobs: 2 arm job(s) first, then the jobs that start from their encoders; about ")
+    assert any(c.value.startswith("17 jobs: 2 arm job(s) first, then the jobs that start from their encoders; about ")
                for c in at.caption)
     assert any(i.value.startswith("No finished study yet") for i in at.info)
 
@@ -67,10 +68,10 @@ def test_the_launch_submits_the_arms_first_and_the_others_start_from_their_folde
     at = page("intermediate_study.py", **SMALL).run()
     at.button(key="is_launch").click().run()
     no_errors(at)
-    assert any(s.value.startswith("Submitted 13 jobs of `study ") for s in at.success)
+    assert any(s.value.startswith("Submitted 17 jobs of `study ") for s in at.success)
     jobs = sorted(JobStore().list(), key=lambda job: job.created_at)
     keys = [job.spec.name.split(": ")[1] for job in jobs]
-    assert keys[:2] == ["study/arm-1", "study/arm-3"] and len(keys) == 13
+    assert keys[:2] == ["study/arm-1", "study/arm-3"] and len(keys) == 17
     by_key = {key: job for key, job in zip(keys, jobs)}
     assert by_key["study/xnli-arm-3"].spec.init_from == str(by_key["study/arm-3"].out_dir)
     assert str(by_key["study/arm-3"].out_dir).endswith("study/arm-3")  # a failure there names the arm

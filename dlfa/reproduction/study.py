@@ -32,15 +32,17 @@ _NAMED_KEY = re.compile(r"^(?P<study>.+): (?P<key>study/\S+)$")
 
 def parse_key(key: str) -> tuple[str, str | None, str]:
     """(kind, target, arm) of a study job's key: ("arm", None, "arm-3"), ("target", "udpos", "arm-3"),
-    ("target", "udpos", "control"), ("retrieval", None, "arm-3"); ("other", None, "") for anything else."""
+    ("target", "udpos", "control"), ("retrieval", None, "arm-3") for study/tatoeba-arm-3-s1; ("other", None, "")
+    for anything else."""
     name = key.removeprefix(PREFIX)
     if re.fullmatch(r"arm-\d+", name):
         return "arm", None, name
+    retrieval = re.fullmatch(rf"{RETRIEVAL_TASK}-(arm-\d+)-s\d+", name)
+    if retrieval and name != key:
+        return "retrieval", None, retrieval[1]
     match = _TARGET_KEY.match(name)
-    if not match or name == key:
+    if not match or name == key or match["target"] == RETRIEVAL_TASK:
         return "other", None, ""
-    if match["target"] == RETRIEVAL_TASK:
-        return "retrieval", None, match["arm"]
     return "target", match["target"], match["arm"]
 
 
@@ -265,14 +267,13 @@ def budget_in_words(rows: list[dict]) -> str:
 
 
 def retrieval_table(results: dict[str, JobResult]) -> list[dict]:
-    """Per arm: the Tatoeba accuracy (mean over languages, points) of its encoders, the mean over seeds with its
-    interval, and the change against the 0-task arm's (base) encoder, paired over seeds when both have them."""
-    per_arm = {}
+    """Per arm: the Tatoeba accuracy (mean over languages, points) of its encoders (one retrieval job per seed), the
+    mean over seeds with its interval, and the change against the 0-task arm's (base) encoder, paired over seeds
+    when both have them."""
+    per_arm: dict[str, dict[int, float]] = {}
     for key, job in results.items():
-        kind, _, arm = parse_key(key)
-        if kind == "retrieval" and job.completed_runs:
-            per_arm[arm] = {run.seed: float(np.mean([m.value for m in run.metrics.values()]))
-                            for run in job.completed_runs}
+        if parse_key(key)[0] == "retrieval" and job.metrics:  # a retrieval job: one encoder, job-level metrics
+            per_arm.setdefault(parse_key(key)[2], {})[job.seed] = float(np.mean([m.value for m in job.metrics.values()]))
     base = per_arm.get("arm-0")
     rows = []
     for arm in sorted(per_arm, key=arm_order):

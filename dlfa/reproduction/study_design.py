@@ -16,7 +16,7 @@ Keys (job folders under an output root, and the names of launched jobs):
     study/arm-<n>              intermediate-only: the arm's n tasks, `intermediate_steps`, every seed
     study/<target>-control     the control arm: the target itself for `intermediate_steps`, then the target stage
     study/<target>-arm-<n>     the target stage (last and DLFA) from arm n's encoder (arm 0: the base encoder)
-    study/tatoeba-arm-<n>      zero-shot Tatoeba retrieval of arm n's encoders (no training)
+    study/tatoeba-arm-<n>-s<s> zero-shot Tatoeba retrieval of arm n's encoder of seed s (no training)
 
 Sizing (the reproduction plan's study, `plan.study_hours`, from the plan's timing model of this 2-core CPU):
 STEP_SECONDS per target step (UD-POS 0.43 s, XNLI 0.81 s) and TEST_SECONDS per evaluation of every target
@@ -40,7 +40,8 @@ from dlfa.errors import ConfigError, DlfaError
 PREFIX = "study/"
 DESIGN_FILE = "study/design.json"  # beside the jobs, under the output root
 INTERMEDIATE_ONLY = "intermediate"  # as dlfa.engine.spec.INTERMEDIATE_ONLY (the engine side of issue 14)
-RETRIEVAL_TASK = "tatoeba"
+RETRIEVAL_TASK = "tatoeba"  # a retrieval job measures one encoder: one per arm and seed
+ARM_UNIT = "last-s{seed}"  # the unit folder of an arm job's seed (JobSpec.unit_name of its units)
 MODES = ("mixture", "sequential")
 SAMPLINGS = ("proportional", "temperature")
 MIN_SEEDS = 3  # paired intervals over seeds need at least 3
@@ -232,7 +233,8 @@ class StudyDesign:
 
     def target_fields(self, arm_folders: dict[str, str]) -> list[tuple[str, dict]]:
         """(key, spec fields) of the control and target jobs and the Tatoeba jobs, in running order; arm_folders:
-        arm key -> the folder of its intermediate-only job (what `init_from` points at)."""
+        arm key -> the folder of its intermediate-only job (what `init_from` points at: the job folder for a
+        target job, which takes its unit of the same seed; that unit's folder for a Tatoeba job)."""
         missing = [arm_key(len(s)) for s in self.subsets if s and arm_key(len(s)) not in arm_folders]
         if missing:
             raise ConfigError(f"the study's target jobs start from the arms' encoders: no folder for {', '.join(missing)}")
@@ -246,14 +248,14 @@ class StudyDesign:
                 key = f"{PREFIX}{target.task}-arm-{len(subset)}"
                 jobs.append((key, {**self._target(target), "init_from": arm_folders.get(arm_key(len(subset))),
                                    "name": f"{self.name}: {key}", **self.spec_overrides}))
-        if self.retrieval_languages:
-            for subset in self.subsets:
-                key = f"{PREFIX}tatoeba-arm-{len(subset)}"
-                seeds = list(self.seeds) if subset else [self.seeds[0]]  # the base encoder is one encoder
-                jobs.append((key, {**self._common(), "task": RETRIEVAL_TASK, "seeds": seeds,
+        for subset in self.subsets if self.retrieval_languages else ():
+            folder = arm_folders.get(arm_key(len(subset)))
+            for seed in self.seeds if subset else self.seeds[:1]:  # the base encoder is one encoder
+                key = f"{PREFIX}tatoeba-arm-{len(subset)}-s{seed}"
+                jobs.append((key, {**self._common(), "task": RETRIEVAL_TASK, "seeds": [seed],
                                    "eval_languages": list(self.retrieval_languages), "aggregations": ["last"],
                                    "fusion_layers": [], "max_eval_examples": self.retrieval_sentences,
-                                   "init_from": arm_folders.get(arm_key(len(subset))),
+                                   "init_from": str(Path(folder) / ARM_UNIT.format(seed=seed)) if folder else None,
                                    "name": f"{self.name}: {key}", **self.spec_overrides}))
         return jobs
 
