@@ -101,7 +101,8 @@ def preview(design: StudyDesign, data_root: str | None) -> None:
     estimate = ""
     if all(t.task in STEP_SECONDS for t in design.targets):
         sizes = {t.task: catalog.task_languages_now(t.task, data_root)["en"]["train"] for t in design.targets}
-        estimate = f"; about {study_hours(design, sizes)['total']:.1f} h on a 2-core CPU (the reproduction's timing model)"
+        hours = study_hours(design, sizes)["total"]
+        estimate = f"; about {hours:.1f} h on a 2-core CPU (the reproduction's timing model)"
     st.caption(f"{len(jobs)} jobs: {arms} arm job(s) first, then the jobs that start from their encoders{estimate}.")
 
 

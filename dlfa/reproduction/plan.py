@@ -72,7 +72,8 @@ LAYER_ANALYSIS_FILE = "layers/analysis.json"
 TUNED_LAYERS_FILE = "layers/tuned.json"
 SIZES_FILE = "data/sizes.json"
 TIMINGS_FILE = "timings.json"
-SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, SIZES_FILE, DESIGN_FILE)  # beside the jobs' results.json
+# beside the jobs' results.json
+SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, SIZES_FILE, DESIGN_FILE)
 AGGREGATIONS = ("last", "dlfa", "scalar-mix")
 LEARNING_RATES = (2e-5, 5e-5, 1e-4)  # 2e-5 as XTREME's mBERT recipe
 PATIENCE = 3  # English dev evaluations (two per epoch) without improvement before training stops

@@ -73,7 +73,8 @@ def design_in_words(design: StudyDesign) -> str:
     mode = (f"mixture ({design.mixture_sampling}"
             + (f", T = {design.mixture_temperature:g})" if design.mixture_sampling == "temperature" else ")")
             if design.mode == "mixture" else "sequential (the steps split equally over the tasks)")
-    subsets = f"drawn with seed {design.draw_seed}" if design.subset_rule == "drawn" else "named, in order of preference"
+    subsets = (f"drawn with seed {design.draw_seed}" if design.subset_rule == "drawn"
+               else "named, in order of preference")
     arms = "; ".join(f"{len(s)}: {', '.join(s) or 'none (the base encoder)'}" for s in design.subsets)
     targets = "; ".join(f"{t.task} (DLFA layer {t.fusion_layer}, {t.epochs:g} epochs of "
                         + (f"at most {t.max_train_examples:,}" if t.max_train_examples else "all")

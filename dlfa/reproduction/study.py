@@ -6,7 +6,7 @@ Per target task and aggregation (the last-layer baseline and DLFA separately), p
 mean (over the target languages), the transfer gap (English − target mean) and the ratio (target / English), the
 mean over seeds with a 95% Student-t interval, and each arm's change against the 0-task arm and against the
 control arm, paired over the seeds both have (`mean_interval` of the per-seed differences). A run whose English dev
-stays within MIN_ABOVE_MAJORITY (1 point) of its English dev majority-class score (`dev_majority`) did not learn
+is not more than MIN_ABOVE_MAJORITY (1 point) above its English dev majority-class score (`dev_majority`) did not learn
 the target task: it is named and left out of every mean and pair. Beside them: every intermediate task's English
 dev score next to its majority class (did it learn?), the intermediate budget each arm actually spent, and
 each arm encoder's Tatoeba retrieval. An interval that contains 0 is "inconclusive", whatever the sign.
@@ -272,8 +272,9 @@ def retrieval_table(results: dict[str, JobResult]) -> list[dict]:
     when both have them."""
     per_arm: dict[str, dict[int, float]] = {}
     for key, job in results.items():
-        if parse_key(key)[0] == "retrieval" and job.metrics:  # a retrieval job: one encoder, job-level metrics
-            per_arm.setdefault(parse_key(key)[2], {})[job.seed] = float(np.mean([m.value for m in job.metrics.values()]))
+        kind, _, arm = parse_key(key)
+        if kind == "retrieval" and job.metrics:  # a retrieval job: one encoder, job-level metrics
+            per_arm.setdefault(arm, {})[job.seed] = float(np.mean([m.value for m in job.metrics.values()]))
     base = per_arm.get("arm-0")
     rows = []
     for arm in sorted(per_arm, key=arm_order):
@@ -313,8 +314,8 @@ def excluded_note(rows: list[ArmRow]) -> str:
     names = [name for row in rows for name in row.excluded]
     if not names:
         return ""
-    return (f"Left out of every mean and pair: {', '.join(names)} (English dev within {MIN_ABOVE_MAJORITY:.0f} "
-            "point of the majority class: the target task was not learned).")
+    return (f"Left out of every mean and pair: {', '.join(names)} (English dev not more than "
+            f"{MIN_ABOVE_MAJORITY:.0f} point above the majority class: the target task was not learned).")
 
 
 def find_studies(jobs: list) -> dict[str, dict[str, object]]:

@@ -32,7 +32,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+import dataclasses
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from dlfa.errors import ConfigError, DlfaError
@@ -237,7 +238,8 @@ class StudyDesign:
         target job, which takes its unit of the same seed; that unit's folder for a Tatoeba job)."""
         missing = [arm_key(len(s)) for s in self.subsets if s and arm_key(len(s)) not in arm_folders]
         if missing:
-            raise ConfigError(f"the study's target jobs start from the arms' encoders: no folder for {', '.join(missing)}")
+            raise ConfigError("the study's target jobs start from the arms' encoders: no folder for "
+                              + ", ".join(missing))
         jobs = []
         for target in self.targets:
             if self.control:
@@ -285,7 +287,7 @@ class StudyDesign:
 
     @classmethod
     def from_dict(cls, data: dict) -> "StudyDesign":
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown study design field(s): {', '.join(unknown)}")
