@@ -162,6 +162,17 @@ def test_the_study_part_plans_the_design_at_the_chosen_settings_and_fits_12_hour
                                                           "total": 10.8}  # the design docstring's sizing
 
 
+def test_the_record_keeps_a_finished_retrieval_job_which_has_no_runs(tmp_path):
+    out, record = tmp_path / "out", tmp_path / "record"
+    measured = JobResult({"task": "tatoeba", "seeds": [1]}, COMPLETED, (), {"de": LanguageMetric("retrieval_accuracy",
+                                                                                               91.0)})
+    write_results(out / "study/tatoeba-arm-0-s1", measured)
+    save_record(out, record)
+    assert read_job_results(record / "study/tatoeba-arm-0-s1/results.json").metrics["de"].value == 91.0
+    restore_record(record, tmp_path / "fresh")  # and a fresh clone finds it finished
+    assert (tmp_path / "fresh/study/tatoeba-arm-0-s1/results.json").is_file()
+
+
 @pytest.fixture(scope="module")
 def committed_report(tmp_path_factory) -> Path:
     """The report regenerated from the committed record as `python -m dlfa reproduce report` writes it, into a
