@@ -60,8 +60,8 @@ from dlfa.errors import ConfigError
 from dlfa.io import write_json
 from dlfa.model.encoders import encoder_info
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
-from dlfa.reproduction.study_design import (DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE, StudyDesign, StudyTarget,
-                                            available_intermediate_tasks, named_subsets)
+from dlfa.reproduction.study_design import (DEFAULT_INTERMEDIATE_STEPS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE,
+                                            StudyDesign, StudyTarget, available_intermediate_tasks, named_subsets)
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, read_job_results
 
 PARTS = ("layers", "probe", "select", "finetune", "tuned-layers", "study")  # in running order
@@ -128,6 +128,8 @@ class Reproduction:
     device: str = "auto"
     layer_pairs: int = 200
     study_counts: tuple[int, ...] = STUDY_COUNTS
+    study_steps: int = DEFAULT_INTERMEDIATE_STEPS  # the study's one intermediate budget (study_design's sizing)
+    study_retrieval: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # Tatoeba, those the data root has; (): none
     spec_overrides: dict = field(default_factory=dict)
 
     def settings(self) -> Iterator[tuple[str, str | None]]:
@@ -184,7 +186,7 @@ class Reproduction:
     def study_design(self, out_root: Path) -> StudyDesign:
         """The intermediate-task study on the STUDY_TASKS at the chosen settings (DLFA's fusion layer, each target's
         dlfa learning rate and pooling from fine-tuning), arms of study_counts named tasks in order of preference,
-        3 seeds, the Tatoeba languages of the data root among DEFAULT_RETRIEVAL_LANGUAGES. `spec_overrides` apply
+        3 seeds, study_steps, the Tatoeba languages of the data root among study_retrieval. `spec_overrides` apply
         to every job, but the target languages (and early stopping, which the study does not use) only to targets."""
         from dlfa.analysis.retrieval import available_tatoeba_languages
 
@@ -201,9 +203,10 @@ class Reproduction:
         per_target = ("eval_languages", "patience", "max_epochs", "eval_every")
         tatoeba = set(available_tatoeba_languages(source))
         return StudyDesign(tuple(targets), named_subsets(self.study_counts, available_intermediate_tasks(source)),
-                           seeds=self.seeds[:STUDY_SEEDS], encoder=self.encoder, data_root=self.data_root,
+                           intermediate_steps=self.study_steps, seeds=self.seeds[:STUDY_SEEDS],
+                           encoder=self.encoder, data_root=self.data_root,
                            device=self.device, name="reproduction: study",
-                           retrieval_languages=tuple(lang for lang in DEFAULT_RETRIEVAL_LANGUAGES if lang in tatoeba),
+                           retrieval_languages=tuple(lang for lang in self.study_retrieval if lang in tatoeba),
                            spec_overrides={k: v for k, v in self.spec_overrides.items() if k not in per_target})
 
 
