@@ -114,8 +114,10 @@ class StudySections(ReportDocument):
         self.retrieval_section(results)
         self.add("**What this can conclude.** These arms train e5-small on a few thousand English examples per task "
                  f"for {design.intermediate_steps:,} steps on a 2-core CPU, with {len(design.seeds)} seeds: an "
-                 "interval over so few seeds is wide, and an effect smaller than it stays inconclusive. The full-scale "
-                 f"version (Phang et al.'s tasks and budgets) runs on a GPU with `{GPU_COMMAND}`.", "")
+                 "interval over so few seeds is wide, and an effect smaller than it stays inconclusive. The same "
+                 f"study runs on a GPU with `{GPU_COMMAND}`; a full-scale version (Phang et al.'s budgets, more seeds) "
+                 "is designed and launched on the Intermediate tasks page, which takes any budget, arms and seeds.",
+                 "")
 
     def _keys(self) -> list[str]:
         return sorted(path.parent.relative_to(self.out_root).as_posix()
