@@ -33,7 +33,7 @@ import json
 import random
 from collections.abc import Callable
 import dataclasses
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlfa.errors import ConfigError, DlfaError
@@ -185,8 +185,7 @@ class StudyDesign:
         if self.mixture_sampling not in SAMPLINGS:
             found.append(f"mixture sampling: one of {', '.join(SAMPLINGS)}, got {self.mixture_sampling}")
         for target in self.targets:
-            clash = sorted({task for subset in self.subsets for task in subset} & {target.task})
-            if clash:
+            if any(target.task in subset for subset in self.subsets):
                 found.append(f"{target.task} is a target task: it cannot also be an intermediate task of an arm")
             if not target.eval_languages:
                 found.append(f"{target.task}: choose at least one target language")
@@ -296,10 +295,6 @@ class StudyDesign:
                       "seeds": tuple(data.get("seeds", (1, 2, 3))),
                       "aggregations": tuple(data.get("aggregations", ("last", "dlfa"))),
                       "retrieval_languages": tuple(data.get("retrieval_languages", DEFAULT_RETRIEVAL_LANGUAGES))})
-
-    def with_targets(self, **changes) -> "StudyDesign":
-        """The design with every target's fields changed (e.g. max_train_examples)."""
-        return replace(self, targets=tuple(replace(t, **changes) for t in self.targets))
 
 
 def arm_key(count: int) -> str:
