@@ -1,144 +1,199 @@
-"""Intermediate-task study: does the NUMBER of English intermediate tasks (0 / 3 / 9) change zero-shot
-transfer? Launch the three runs under one budget and seeds, or pick finished jobs; see the answer (each count
-against the previous one), the mean over languages and the change vs. 0 per language."""
+"""Intermediate tasks: does the NUMBER of English intermediate tasks change zero-shot transfer when every arm
+spends the same intermediate budget? Design a study (dlfa.reproduction.study_design) and launch it as ordinary
+jobs, the arms first; then, for a study found among the finished jobs, see the budget each arm spent, whether
+each intermediate task learned, per target and aggregation the arms' English dev, target mean, transfer gap and
+ratio with paired changes against 0 tasks and the control, each arm's Tatoeba retrieval, and the answer."""
+import json
+import time
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
-from dlfa import charts
+from dlfa.analysis.retrieval import available_tatoeba_languages
 from dlfa.app import background, catalog, guard, runs, session, widgets
-from dlfa.errors import ConfigError
 from dlfa.engine.spec import JobSpec, parse_int_list
-from dlfa.results import JobResult
+from dlfa.errors import ConfigError
+from dlfa.io import write_json
+from dlfa.paths import cache_subdir
+from dlfa.reproduction import report_study, study
+from dlfa.reproduction.plan import STEP_SECONDS, study_hours
+from dlfa.reproduction.study_design import (DEFAULT_COUNTS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE, MODES,
+                                            RETRIEVAL_TASK, SAMPLINGS, StudyDesign, StudyTarget, drawn_subsets,
+                                            named_subsets)
 
 K = "is_"
+PLACEHOLDER = ""  # the preview's job folders: their keys, e.g. study/arm-3
 
 
-def launch_section(study) -> None:
+def target_section(data_root: str | None) -> list[StudyTarget]:
+    runnable, _ = catalog.target_tasks(data_root)
+    names = [t.name for t in runnable if not t.intermediate and t.name != RETRIEVAL_TASK]
+    if K + "targets" not in st.session_state:
+        st.session_state[K + "targets"] = [t for t in ("udpos", "xnli") if t in names] or names[:1]
+    chosen = st.multiselect("Target tasks", names, key=K + "targets")
+    c1, c2, c3 = st.columns(3)
+    layer = c1.number_input("DLFA fusion layer", 0, 48, 6, key=K + "layer")
+    epochs = c2.number_input("Target epochs (the same in every arm)", 0.1, 100.0, 2.0, key=K + "epochs")
+    max_train = c3.number_input("Max target training examples", 0, 1_000_000, 4000, step=500, key=K + "max_train",
+                                help="0: all")
+    targets = []
+    for task in chosen:
+        options = catalog.language_options(task, data_root)
+        key = f"{K}languages_{task}"
+        if key not in st.session_state:
+            st.session_state[key] = [c for c in ("de", "zh", "sw") if c in options] or options[:3]
+        languages = st.multiselect(f"{task}: target languages", options, key=key, format_func=catalog.language_label)
+        targets.append(StudyTarget(task, tuple(languages), int(layer), None, int(max_train) or None, 500,
+                                   float(epochs)))
+    return targets
+
+
+def arms_section(data_root: str | None, targets: list[StudyTarget]) -> tuple[tuple, str, int | None]:
+    """(subsets, rule, draw seed) from the form."""
+    available = [t for t in catalog.intermediate_tasks(data_root) if t not in {x.task for x in targets}]
+    c1, c2, c3 = st.columns([2, 1, 1])
+    default = ",".join(str(c) for c in DEFAULT_COUNTS if c <= len(available))  # what this source can serve
+    counts_text = c1.text_input("Arms: numbers of intermediate tasks", default, key=K + "counts")
+    rule = c2.radio("Task subsets", ("named", "drawn"), key=K + "rule", horizontal=True,
+                    help="named: the first n of the list below, in its order; drawn: a seeded random order of it")
+    draw_seed = int(c3.number_input("Draw seed", 0, 2**31 - 1, 1, key=K + "draw_seed"))
+    if K + "pool" not in st.session_state:
+        st.session_state[K + "pool"] = available
+    st.session_state[K + "pool"] = [t for t in st.session_state[K + "pool"] if t in available]
+    pool = st.multiselect("Intermediate tasks (in order of preference)", available, key=K + "pool")
+    counts = parse_int_list(counts_text, "arms")
+    subsets = drawn_subsets(counts, pool, draw_seed) if rule == "drawn" else named_subsets(counts, pool)
+    return subsets, rule, draw_seed if rule == "drawn" else None
+
+
+def design_form() -> StudyDesign:
     settings = session.settings()
-    targets = [t for t in catalog.task_infos() if not t.intermediate]
-    names = [t.name for t in targets]
-    c1, c2 = st.columns(2)
-    with c1:
-        task = st.selectbox("Target task", names, key=K + "task",
-                            index=names.index("udpos") if "udpos" in names else 0)
-    options = catalog.language_options(task, settings.data_root)
-    with c2:
-        if K + "languages" not in st.session_state:
-            st.session_state[K + "languages"] = [c for c in ("de", "es", "zh") if c in options] or options[:3]
-        st.session_state[K + "languages"] = [c for c in st.session_state[K + "languages"] if c in options]
-        languages = st.multiselect("Target languages", options, key=K + "languages", format_func=catalog.language_label)
+    targets = target_section(settings.data_root)
+    subsets, rule, draw_seed = arms_section(settings.data_root, targets)
     c1, c2, c3, c4 = st.columns(4)
-    seeds_text = c1.text_input("Seeds", "1,2,3", key=K + "seeds", help="the same seeds for every count")
-    steps = c2.number_input("Steps per stage (equal budgets)", 1, 100000, 200, key=K + "steps")
-    batch = c3.number_input("Batch size", 1, 1024, 32, key=K + "batch")
-    max_train = c4.number_input("Max train examples per task", 0, 1000000, 2000, step=500, key=K + "max_train")
-    probe = st.checkbox("Probe mode (frozen encoder)", value=False, key=K + "probe",
-                        help="Intermediate tasks matter most when the encoder itself is fine-tuned")
-    if not st.button("Launch the 0 / 3 / 9 runs", type="primary", key=K + "launch"):
-        return
+    steps = c1.number_input("Intermediate budget (steps, every arm)", 1, 10_000_000, 1000, key=K + "steps")
+    mode = c2.selectbox("Mode", MODES, key=K + "mode")
+    sampling = c3.selectbox("Mixture sampling", SAMPLINGS, index=1, key=K + "sampling", disabled=mode != "mixture")
+    temperature = c4.number_input("Temperature T", 0.1, 100.0, 2.0, key=K + "temperature",
+                                  disabled=mode != "mixture" or sampling != "temperature")
+    c1, c2, c3 = st.columns([1, 1, 2])
+    control = c1.checkbox("Control arm", True, key=K + "control",
+                          help="the same budget spent on the target task itself, so 'more tasks' is never 'more steps'")
+    seeds = parse_int_list(c2.text_input("Seeds (≥ 3)", "1,2,3", key=K + "seeds"), "seeds")
+    options = available_tatoeba_languages(session.resolve_source(settings.data_root))
+    if K + "tatoeba" not in st.session_state:
+        st.session_state[K + "tatoeba"] = [c for c in DEFAULT_RETRIEVAL_LANGUAGES if c in options]
+    retrieval = c3.multiselect("Tatoeba retrieval languages (each arm's encoder)", options, key=K + "tatoeba")
+    return StudyDesign(tuple(targets), subsets, rule, draw_seed, int(steps), mode, sampling, float(temperature),
+                       control, seeds, encoder=settings.encoder, data_root=settings.data_root,
+                       retrieval_languages=tuple(retrieval), device=settings.device)
+
+
+def preview(design: StudyDesign, data_root: str | None) -> None:
+    """The jobs the design launches, in order, and its estimated time on this machine's 2-core CPU model."""
+    jobs = design.job_fields(PLACEHOLDER)
+    table = [{"job": key, "task": fields["task"], "intermediate tasks": ", ".join(fields.get("intermediate_tasks", [])),
+              "starts from": fields.get("init_from") or "the base encoder",
+              "seeds": len(fields["seeds"])} for key, fields in jobs]
+    st.dataframe(pd.DataFrame(table), hide_index=True)
+    arms = sum(1 for subset in design.subsets if subset)
+    estimate = ""
+    if all(t.task in STEP_SECONDS for t in design.targets):
+        sizes = {t.task: catalog.task_languages_now(t.task, data_root)["en"]["train"] for t in design.targets}
+        hours = study_hours(design, sizes)["total"]
+        estimate = f"; about {hours:.1f} h on a 2-core CPU (the reproduction's timing model)"
+    st.caption(f"{len(jobs)} jobs: {arms} arm job(s) first, then the jobs that start from their encoders{estimate}.")
+
+
+def launch(design: StudyDesign) -> None:
+    problems = design.problems()
+    specs = []
     try:
-        seeds = parse_int_list(seeds_text, "seeds")
+        specs = [(key, JobSpec.from_dict(fields)) for key, fields in design.job_fields(PLACEHOLDER)]
     except ConfigError as exc:
-        st.error(str(exc))
-        return
-    base = JobSpec(task=task, eval_languages=tuple(languages), encoder=settings.encoder, data_root=settings.data_root,
-                   aggregations=("last",), seeds=seeds or (1,), max_steps=int(steps), batch_size=int(batch),
-                   max_train_examples=int(max_train) or None, probe=probe, device=settings.device)
-    specs = study.study_specs(base, (0, 3, 9), session.resolve_source(settings.data_root))
-    problems = {count: spec.problems() for count, spec in specs.items()}
-    if any(problems.values()):
-        for count, found in problems.items():
-            for name, message in found.items():
-                st.error(f"{count} tasks · {name}: {message}")
+        problems.append(str(exc))
+    for key, spec in specs:  # init_from is checked when the job starts: its arm has not run yet
+        problems += [f"{key} · {name}: {message}" for name, message in spec.problems().items() if name != "init_from"]
+    if problems:
+        for problem in problems:
+            st.error(problem, icon=":material/error:")
         return
     background.check_capacity(len(specs))
-    submitted = {}
-    for count, spec in specs.items():
-        submitted[count] = background.submit(spec).id
-    st.session_state[K + "jobs"] = submitted
-    st.success("Submitted: " + ", ".join(f"{c} tasks → `{j}`" for c, j in submitted.items()))
+    name = f"study {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    root = cache_subdir("studies") / name.replace(" ", "-").replace(":", "")
+    design = StudyDesign.from_dict({**design.to_dict(), "name": name})
+    write_json(root / DESIGN_FILE, design.to_dict())  # beside its jobs, so the study is found again
+    folders = design.launch(lambda key, fields: str(background.submit(JobSpec.from_dict(fields), root / key).out_dir))
+    st.session_state[K + "launched"] = name
+    st.success(f"Submitted {len(folders)} jobs of `{name}` (the arms first; a job whose arm failed fails naming it).")
     widgets.page_link("pages/jobs.py", "Follow them on the Jobs page", icon=":material/list_alt:")
 
 
-def compare_section(study) -> None:
-    jobs = runs.finished_jobs()
-    if not jobs:
-        st.info("No finished jobs yet: launch the three runs above and come back when they are done.")
+def results_section() -> None:
+    studies = study.find_studies(runs.finished_jobs())
+    if not studies:
+        st.info("No finished study yet: design and launch one above; its results show here as its jobs finish.")
         return
-    by_id = {job.id: job for job in jobs}
-    launched = st.session_state.get(K + "jobs", {})
-    found = study.find_study(jobs)
-    ids = [None] + list(by_id)
-    columns = st.columns(3)
-    results_by_count = {}
-    for column, count in zip(columns, (0, 3, 9)):
-        with column:
-            key = f"{K}pick_{count}"
-            if key not in st.session_state and launched.get(count) in by_id:
-                st.session_state[key] = launched[count]
-            elif key not in st.session_state:
-                guess = found.get(count) or next((j for j in jobs if len(j.spec.intermediate_tasks) == count), None)
-                st.session_state[key] = guess.id if guess else None
-            job_id = st.selectbox(f"{count} intermediate tasks", ids, key=key,
-                                  format_func=lambda j: "—" if j is None else runs.job_label(by_id[j]))
-            if job_id:
-                results_by_count[count] = runs.job_results(by_id[job_id])
-    if 0 not in results_by_count or len(results_by_count) < 2:
-        st.info("Pick the 0-task job and at least one other count.")
-        return
-    rows = study.compare(results_by_count)
-    if not rows:
-        st.warning("The chosen jobs share no target language.")
-        return
-    summary_section(study, results_by_count)
-    chart_rows = [{**row, "series": f"{row['count']} tasks"} for row in rows
-                  if row["count"] != row["reference"] and row["change"] is not None]
-    if chart_rows:
-        st.plotly_chart(charts.change_bars(chart_rows, catalog.family_of, catalog.short_label,
-                                           title=f"Change vs. {rows[0]['reference']} intermediate tasks (95% CI)"),
-                        key=K + "chart")
-    table = pd.DataFrame([{**row, "language": catalog.short_label(row["language"]),
-                           "intermediate_tasks": ", ".join(row["intermediate_tasks"])} for row in rows])
-    st.dataframe(table, hide_index=True, column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in ("value", "change", "ci_low", "ci_high")})
-    kinds = sorted({row["ci_kind"] for row in rows if row["ci_kind"] != "none"})
-    for kind in kinds:
-        st.caption(f"**{kind}**: {study.CI_KINDS[kind]}")
-
-
-def summary_section(study, results_by_count: dict[int, JobResult]) -> None:
-    """The answer in words and the mean over the shared target languages per count."""
-    summary = study.summarize(results_by_count)
-    if not summary:
-        return
-    for row in summary[1:]:
-        st.markdown(f"**{study.change_in_words(row['count'], row['changes'][-1])}**{study.not_learned_note(row)}")
-    table = []
-    for row in summary:
-        entry = {"intermediate tasks": row["count"], "seeds": row["seeds"], "English dev": row["english_dev"],
-                 "target mean": row["value"], "majority class": row["majority"]}
-        for change in row["changes"]:
-            interval = "" if change["ci_low"] is None else f"[{change['ci_low']:+.2f}, {change['ci_high']:+.2f}]"
-            entry[f"change vs {change['against']}"] = change["change"]
-            entry[f"95% CI vs {change['against']}"] = interval
-        table.append(entry)
-    st.caption(f"Mean over the {len(summary[0]['languages'])} target languages every chosen job evaluated; "
-               "intervals over seeds (paired where the jobs share them).")
-    st.dataframe(pd.DataFrame(table), hide_index=True, column_config={
-        c: st.column_config.NumberColumn(format="%.2f") for c in table[-1] if not c.startswith(("95%", "int", "seeds"))})
+    names = list(studies)
+    if st.session_state.get(K + "launched") in names and K + "study" not in st.session_state:
+        st.session_state[K + "study"] = st.session_state[K + "launched"]
+    name = st.selectbox("Study", names, key=K + "study")
+    jobs = studies[name]
+    results = {key: found for key, job in jobs.items() if (found := runs.job_results(job)) is not None}
+    design_path = next(iter(jobs.values())).out_dir.parent / Path(DESIGN_FILE).name
+    if design_path.is_file():
+        st.caption(report_study.design_in_words(StudyDesign.from_dict(json.loads(design_path.read_text()))))
+    budget = study.budget_table(results)
+    if budget:
+        st.subheader("Budget")
+        say = st.warning if study.budget_in_words(budget).startswith("NOT EQUAL") else st.markdown
+        say(study.budget_in_words(budget))
+        st.dataframe(pd.DataFrame(report_study.budget_cells(budget)), hide_index=True)
+    learning = study.learning_table(results)
+    if learning:
+        st.subheader("Did each intermediate task learn?")
+        flagged = sorted({row["task"] for row in learning if row["learned"] is False})
+        if flagged:
+            st.warning(f"Did not learn in at least one run: {', '.join(flagged)}.")
+        st.dataframe(pd.DataFrame(report_study.learning_cells(learning)), hide_index=True)
+    for target in study.study_targets(results):
+        for aggregation in study.study_aggregations(results, target):
+            rows = study.arm_table(results, target, aggregation)
+            st.subheader(f"{target}, {aggregation}")
+            st.dataframe(pd.DataFrame(report_study.arm_cells(rows)), hide_index=True)
+            note = study.excluded_note(rows)
+            if note:
+                st.warning(note)
+            for reference in study.REFERENCES:
+                said = study.answer(rows, reference)
+                if said:
+                    st.markdown(f"**{said}.**")
+    retrieval = study.retrieval_table(results)
+    if retrieval:
+        st.subheader("Tatoeba retrieval of each arm's encoder")
+        st.dataframe(pd.DataFrame(report_study.retrieval_cells(retrieval)), hide_index=True)
+    st.caption("Mean over seeds [95% interval]; changes paired over the seeds both arms have, runs at the majority "
+               "class left out. An interval that contains 0 is inconclusive, whatever the sign.")
 
 
 def main() -> None:
-    st.title("Intermediate tasks: 0 vs. 3 vs. 9")
-    st.caption("English intermediate-task training before the target task (Phang et al. 2020). Every count gets the "
-               "same budget per stage and the same seeds. The answer compares each count with the previous one on "
-               "the mean over the target languages; the chart shows the change vs. 0 tasks per language, with "
-               "95% confidence intervals.")
-    study = guard.require("dlfa.reproduction.study")
-    with st.expander("Launch a study", expanded=not runs.finished_jobs()):
-        launch_section(study)
-    st.subheader("Compare")
-    compare_section(study)
+    st.title("Intermediate tasks")
+    st.caption("Does the number of English intermediate tasks before the target task change zero-shot transfer "
+               "(Phang et al. 2020)? Every arm (0, 1, 3, 9 tasks, and a control on the target task itself) spends "
+               "the same intermediate budget; each arm's encoder is trained once per seed and shared by its target "
+               "jobs and its Tatoeba retrieval.")
+    with st.expander("Design and launch a study", expanded=not runs.finished_jobs()):
+        try:
+            design = design_form()
+        except ConfigError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            preview(design, session.settings().data_root)
+            if st.button("Launch the study", type="primary", key=K + "launch"):
+                launch(design)
+    st.subheader("Results")
+    results_section()
 
 
 guard.run_page(main)

@@ -111,7 +111,7 @@ EMPTY_STORE = {  # page -> (its title, the start of what it says with no finishe
     "examples.py": ("Examples", "No finished run yet."),
     "fusion_weights.py": ("Fusion weights", "No finished DLFA run yet"),
     "home.py": ("DLFA Explorer", None),
-    "intermediate_study.py": ("Intermediate tasks: 0 vs. 3 vs. 9", "No finished jobs yet"),
+    "intermediate_study.py": ("Intermediate tasks", "No finished study yet"),
     "jobs.py": ("Jobs", "No jobs yet"),
     "launch.py": ("Launch a job", None),
     "layer_analysis.py": ("Layer analysis", "Choose languages and press Compute"),
@@ -218,8 +218,6 @@ def test_layer_comparison_shows_the_grid_heatmap(run_cache):
 
 WITH_THE_RUN = {  # page -> what it shows with the finished runs in the store
     "home.py": lambda at, run: {m.label: m.value for m in at.metric}["Data"] == "data root",
-    "intermediate_study.py": lambda at, run: [next(o for o in at.selectbox(key=f"is_pick_{count}").options
-                                                   if run["job_id"] in o) for count in (0, 3, 9)],
     "byol.py": lambda at, run: (at.selectbox(key="byol_task").value == "udpos"
                                 and any(s.value == "Evaluate a run on it" for s in at.subheader)),
     "layer_analysis.py": lambda at, run: (not at.button(key="la_compute").disabled
@@ -300,37 +298,6 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
     assert at.metric[0].value == f"{result['value']:.2f}" and result["n"] == 20 and result["language"] == "mr"
 
 
-def language_means(results: dict) -> dict[str, float]:
-    """language -> the mean value over a job's complete runs (all of one seed here)."""
-    values: dict[str, list[float]] = {}
-    for run in results["runs"]:
-        for language, metric in run["metrics"].items():
-            values.setdefault(language, []).append(metric["value"])
-    return {language: sum(v) / len(v) for language, v in values.items()}
-
-
-@pytest.mark.integration
-def test_intermediate_study_shows_the_change_between_two_picked_jobs(run_cache):
-    """Two different jobs as the 0- and 3-task runs: the page shows B − A per language and for the mean."""
-    before, after = language_means(run_cache["results"]), language_means(run_cache["other_results"])
-    change = {language: after[language] - before[language] for language in ("de", "fr")}
-    mean_change = sum(change.values()) / 2
-    assert any(abs(c) > 1e-6 for c in change.values())  # the two runs differ, so a shown 0 would be wrong
-    at = page("intermediate_study.py", is_pick_0=run_cache["job_id"], is_pick_3=run_cache["other_job_id"]).run()
-    no_errors(at)
-    (bars,) = plotly_specs(at)
-    assert {t["name"] for t in bars["data"]} == {"3 tasks"}
-    assert sorted(bars["data"][0]["y"]) == pytest.approx(sorted(change.values()))
-    summary, per_language = at.dataframe
-    assert list(summary.value["intermediate tasks"]) == [0, 3]
-    assert list(summary.value["change vs 0"])[1] == pytest.approx(mean_change)
-    shown = per_language.value.set_index(["count", "language"])["change"]
-    for language, value in change.items():
-        assert shown[(3, catalog.short_label(language))] == pytest.approx(value)
-        assert shown[(0, catalog.short_label(language))] == 0
-    assert any(m.value.startswith(f"**3 vs 0 tasks: {mean_change:+.1f} points (no interval") for m in at.markdown)
-
-
 # ----------------------------------------------------------------------------------------------------
 # (c) the repository's record of the reproduction, opened from Home
 
@@ -358,24 +325,6 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     bars = plotly_specs(at)[0]
     assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
     assert len(bars["data"]) == len(runs.job_results(jobs["finetune/xnli"]).runs)  # one series per recorded run
-
-    at = page("intermediate_study.py").run()  # guesses one recorded study: three jobs alike but for their tasks
-    guessed = [JobStore().get(at.selectbox(key=f"is_pick_{count}").value).out_dir for count in (0, 3, 9)]
-    assert guessed in ([runs.reproduction_record() / "study" / f"{task}-{count}" for count in (0, 3, 9)]
-                       for task in ("udpos", "xnli"))
-    picks = {f"is_pick_{count}": jobs[f"study/xnli-{count}"].id for count in (0, 3, 9)}
-    at = page("intermediate_study.py", **picks).run()
-    no_errors(at)
-    summary = at.dataframe[0].value
-    assert list(summary["intermediate tasks"]) == [0, 3, 9] and list(summary["seeds"]) == [3, 3, 3]
-    from dlfa.reproduction import study
-
-    rows = study.summarize({count: runs.job_results(jobs[f"study/xnli-{count}"]) for count in (0, 3, 9)})
-    answers = [m.value for m in at.markdown if m.value.startswith(("**3 vs", "**9 vs", "**no clear", "**3 tasks",
-                                                                        "**9 tasks"))]
-    assert answers == [f"**{study.change_in_words(row['count'], row['changes'][-1])}**{study.not_learned_note(row)}"
-                       for row in rows[1:]]
-    assert f"{list(summary['change vs 3'])[2]:+.1f}" in answers[1]  # 9 vs 3 tasks: the table's number
 
     at = page("fusion_weights.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
     no_errors(at)

@@ -10,8 +10,9 @@ from dlfa.cli.main import main
 from dlfa.cli.reproduce import REPORT_COMMAND
 from dlfa.errors import ConfigError
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, TASK_PLANS, Reproduction, estimated_hours,
-                                    plan_jobs, record_root)
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, SMALL_FILES, TASK_PLANS, Reproduction,
+                                    estimated_hours, plan_jobs, record_root, study_hours)
+from dlfa.reproduction.study_design import DESIGN_FILE, INTERMEDIATE_PRESETS, StudyDesign
 from dlfa.reproduction.record import restore_record, save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.rules import lower_layers_retrieve_better, tied_layers
@@ -135,6 +136,41 @@ def test_the_compute_estimate_fits_about_15_hours(data_root):
     assert {k: round(v, 1) for k, v in hours.items()} == {"udpos": 1.3, "panx": 1.5, "xnli-cls": 3.9, "xnli-mean": 3.9,
                                                           "pawsx-cls": 2.1, "pawsx-mean": 2.1, "total": 15.3}
     assert "study" not in DEFAULT_PARTS  # the optional study is outside the estimate
+
+
+def test_the_study_part_plans_the_design_at_the_chosen_settings_and_fits_12_hours(data_root, tmp_path):
+    config = Reproduction(str(data_root), tasks=("udpos", "xnli"))
+    with pytest.raises(ConfigError, match="the intermediate-task study takes its choices from finetune/udpos-dlfa"):
+        list(plan_jobs(config, tmp_path, ("study",)))
+    for setting, layer, rate in (("udpos", 4, 5e-5), ("xnli-cls", 0, 2e-5)):
+        spec = {"task": setting.split("-")[0], "fusion_layers": [layer], "learning_rate": rate, "pooling": "cls"}
+        write_results(tmp_path / f"finetune/{setting}-dlfa", JobResult(spec, COMPLETED, ()))
+    jobs = dict(plan_jobs(config, tmp_path, ("study",)))
+    assert list(jobs)[:4] == ["study/arm-1", "study/arm-3", "study/arm-9", "study/udpos-control"]
+    assert jobs["study/arm-9"]["intermediate_tasks"] == list(INTERMEDIATE_PRESETS[9])  # named, in order of preference
+    assert {job.get("intermediate_steps") for key, job in jobs.items() if job.get("intermediate_tasks")} == {1000}
+    udpos, xnli = jobs["study/udpos-arm-3"], jobs["study/xnli-arm-3"]
+    assert udpos["fusion_layers"] == [4] and udpos["learning_rate"] == 5e-5 and "pooling" not in udpos
+    assert xnli["fusion_layers"] == [0] and xnli["learning_rate"] == 2e-5 and xnli["pooling"] == "cls"
+    assert xnli["init_from"] == str(tmp_path / "study/arm-3") and xnli["seeds"] == [1, 2, 3]
+    assert jobs["study/tatoeba-arm-1-s1"]["eval_languages"] == ["de", "fr", "ru", "zh", "sw"]
+    design = StudyDesign.from_dict(json.loads((tmp_path / DESIGN_FILE).read_text()))  # saved with the jobs
+    assert design == config.study_design(tmp_path) and DESIGN_FILE in SMALL_FILES  # and kept in the record
+    source = DataSource.resolve(data_root)
+    hours = study_hours(design, {t: english_sizes(t, source)["train"] for t in ("udpos", "xnli")})
+    assert {k: round(v, 1) for k, v in hours.items()} == {"arms": 3.6, "udpos": 1.7, "xnli": 4.5, "tatoeba": 0.9,
+                                                          "total": 10.8}  # the design docstring's sizing
+
+
+def test_the_record_keeps_a_finished_retrieval_job_which_has_no_runs(tmp_path):
+    out, record = tmp_path / "out", tmp_path / "record"
+    measured = JobResult({"task": "tatoeba", "seeds": [1]}, COMPLETED, (), {"de": LanguageMetric("retrieval_accuracy",
+                                                                                               91.0)})
+    write_results(out / "study/tatoeba-arm-0-s1", measured)
+    save_record(out, record)
+    assert read_job_results(record / "study/tatoeba-arm-0-s1/results.json").metrics["de"].value == 91.0
+    restore_record(record, tmp_path / "fresh")  # and a fresh clone finds it finished
+    assert (tmp_path / "fresh/study/tatoeba-arm-0-s1/results.json").is_file()
 
 
 @pytest.fixture(scope="module")

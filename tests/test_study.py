@@ -1,34 +1,35 @@
-"""The intermediate-task study: presets on the real data root, specs, and the comparison math by hand."""
+"""The intermediate-task study: its design (subsets, jobs, budget), and its analysis on results built here (paired
+intervals by hand, per-run health, the learning table, the budget, Tatoeba, the answer in words)."""
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from scipy import stats
 
-from dlfa.errors import DlfaError
-from dlfa.engine.spec import JobSpec
-from dlfa.reproduction.study import (INTERMEDIATE_PRESETS, change_in_words, compare, find_study, not_learned_note, preset_for,
-                        study_specs, summarize)
 from dlfa.data.registry import get_task
-from dlfa.results import COMPLETED, STOPPED, JobResult, LanguageMetric, RunResult
+from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError, DlfaError
+from dlfa.reproduction.study import (Change, answer, arm_table, budget_in_words, budget_table, excluded_note,
+                                     find_studies, learning_table, parse_key, retrieval_table, study_aggregations,
+                                     study_targets)
+from dlfa.reproduction.study_design import (INTERMEDIATE_PRESETS, StudyDesign, StudyTarget, drawn_subsets,
+                                            named_subsets, preset_for)
+from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult
+
+POOL = ["qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola", "cosmosqa"]
+ENGINE_MERGED = {"intermediate_steps", "init_from"} <= {f.name for f in fields(JobSpec)}
 
 
-def _job(values_by_seed: dict[int, dict[str, float]], ci: float | None = None, tasks=(), dev_scores=(),
-         majority: float | None = None, stopped_seeds=()) -> JobResult:
-    """A job's results: one completed run per seed (English dev scores in seed order when given), then a stopped
-    run per stopped seed; `ci` = half-width of each run's bootstrap interval."""
-    runs = [RunResult({"task": "xnli", "seeds": [seed]}, COMPLETED,
-                      {lang: LanguageMetric("accuracy", v, None if ci is None else v - ci, None if ci is None else v + ci,
-                                            100, majority) for lang, v in values.items()},
-                      dev_score=dev)
-            for (seed, values), dev in zip(values_by_seed.items(), [*dev_scores, *[None] * len(values_by_seed)])]
-    runs += [RunResult({"task": "xnli", "seeds": [seed]}, STOPPED) for seed in stopped_seeds]
-    return JobResult({"task": "xnli", "intermediate_tasks": list(tasks)}, COMPLETED, tuple(runs))
+def design(**changes) -> StudyDesign:
+    targets = (StudyTarget("udpos", ("de", "zh"), fusion_layer=4),
+               StudyTarget("xnli", ("de", "sw"), fusion_layer=0, pooling="cls", max_train_examples=None))
+    return replace(StudyDesign(targets, named_subsets((0, 1, 3, 9), POOL), intermediate_steps=600), **changes)
 
 
-def _row(rows, language, count):
-    return next(r for r in rows if r["language"] == language and r["count"] == count)
+# ----------------------------------------------------------------------------------------------------
+# The design
 
 
 def test_presets_are_nested_english_intermediate_tasks():
@@ -45,112 +46,278 @@ def test_presets_available_in_the_real_data_root(data_root):
         preset_for(40, data_root)
 
 
-def test_study_specs_share_seeds_and_budget(data_root):
-    base = JobSpec(task="xnli", eval_languages=("de", "zh"), seeds=(1, 2), data_root=str(data_root),
-                   max_train_examples=320, batch_size=32, epochs=2.0)
-    specs = study_specs(base, source=data_root)
-    assert list(specs) == [0, 3, 9]
-    assert specs[3].name == "study: xnli +3" and specs[3].intermediate_tasks == INTERMEDIATE_PRESETS[3]
-    assert specs[0].intermediate_tasks == ()
-    for spec in specs.values():
-        assert spec.seeds == (1, 2) and spec.max_steps == 20  # 2 epochs × 320 examples / 32 per step, every stage
-        assert spec.task == "xnli" and spec.eval_languages == ("de", "zh") and spec.epochs == 2.0
+def test_named_subsets_nest_in_order_of_preference():
+    assert named_subsets((0, 1, 3), POOL) == ((), ("qnli",), ("qnli", "boolq", "mrpc"))
+    with pytest.raises(ConfigError, match="12 intermediate tasks asked for, but only 10"):
+        named_subsets((0, 12), POOL)
+    with pytest.raises(ConfigError, match="distinct"):
+        named_subsets((3, 3), POOL)
 
 
-def test_find_study_picks_the_jobs_that_differ_only_in_their_intermediate_tasks(data_root):
-    base = JobSpec(task="xnli", eval_languages=("de", "zh"), seeds=(1, 2), data_root=str(data_root), max_steps=20)
-    study = {count: SimpleNamespace(id=f"study-{count}", spec=spec) for count, spec in study_specs(base).items()}
-    newer_zero = SimpleNamespace(id="other-0", spec=replace(base, seeds=(7,)))  # another setting, no partners
-    stray_three = SimpleNamespace(id="other-3", spec=replace(study[3].spec, learning_rate=1e-3))
-    jobs = [newer_zero, stray_three, study[9], study[3], study[0]]  # newest first, like JobStore.list
-    assert {count: job.id for count, job in find_study(jobs).items()} == {0: "study-0", 3: "study-3", 9: "study-9"}
-    assert {count: job.id for count, job in find_study([newer_zero, stray_three]).items()} == {0: "other-0"}
-    assert find_study([stray_three]) == {}
+def test_drawn_subsets_are_seeded_nested_and_their_order_recorded():
+    drawn = drawn_subsets((0, 1, 3, 9), POOL, seed=7)
+    assert drawn == drawn_subsets((0, 1, 3, 9), POOL, seed=7)  # the same seed draws the same subsets
+    assert drawn != drawn_subsets((0, 1, 3, 9), POOL, seed=8)
+    assert [len(s) for s in drawn] == [0, 1, 3, 9] and drawn[3][:3] == drawn[2] and drawn[2][:1] == drawn[1]
+    assert drawn[3] != tuple(POOL[:9])  # a draw, not the order of preference
+    recorded = design(subsets=drawn, subset_rule="drawn", draw_seed=7)
+    again = StudyDesign.from_dict(recorded.to_dict())  # the design's JSON gives the same design back
+    assert again == recorded and again.subsets[3] == drawn[3]
 
 
-def test_compare_paired_over_seeds():
-    reference = _job({1: {"de": 70.0, "zh": 60.0}, 2: {"de": 72.0, "zh": 61.0}, 3: {"de": 71.0, "zh": 59.0}})
-    study = _job({1: {"de": 71.0, "zh": 60.5}, 2: {"de": 74.0, "zh": 61.5}, 3: {"de": 74.0, "zh": 59.5}},
-                 tasks=("qnli", "boolq", "mrpc"))
-    rows = compare({0: reference, 3: study})
-    assert [(r["language"], r["count"]) for r in rows] == [("de", 0), ("de", 3), ("zh", 0), ("zh", 3)]
-    de = _row(rows, "de", 3)
-    # per-seed differences 1, 2, 3: mean 2, sd 1
-    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)  # 4.303 / 1.732 = 2.484
-    assert de["value"] == pytest.approx(73.0) and de["change"] == pytest.approx(2.0)
-    assert (de["ci_low"], de["ci_high"]) == pytest.approx((2.0 - half, 2.0 + half))
-    assert de["ci_kind"] == "paired-t" and de["seeds"] == 3 and de["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
-    zh = _row(rows, "zh", 3)  # every difference is 0.5: a zero-width interval
-    assert (zh["change"], zh["ci_low"], zh["ci_high"]) == pytest.approx((0.5, 0.5, 0.5))
-    baseline = _row(rows, "de", 0)
-    assert baseline["change"] == 0 and baseline["ci_kind"] == "none" and baseline["ci_low"] is None
+def test_design_jobs_arms_first_then_control_targets_and_retrieval():
+    jobs = dict(design().job_fields("/out"))
+    assert list(jobs) == ["study/arm-1", "study/arm-3", "study/arm-9",
+                          "study/udpos-control", "study/udpos-arm-0", "study/udpos-arm-1", "study/udpos-arm-3",
+                          "study/udpos-arm-9",
+                          "study/xnli-control", "study/xnli-arm-0", "study/xnli-arm-1", "study/xnli-arm-3",
+                          "study/xnli-arm-9",
+                          "study/tatoeba-arm-0-s1",
+                          *(f"study/tatoeba-arm-{n}-s{s}" for n in (1, 3, 9) for s in (1, 2, 3))]
+    arm = jobs["study/arm-3"]
+    assert arm["task"] == "intermediate" and arm["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
+    assert arm["eval_languages"] == ["en"] and arm["seeds"] == [1, 2, 3]
+    with_budget = [job for job in jobs.values() if job.get("intermediate_tasks")]
+    assert len(with_budget) == 5  # three arms, two controls: one budget, one mode for all
+    assert {(j["intermediate_steps"], j["intermediate_mode"], j["mixture_sampling"]) for j in with_budget} == {
+        (600, "mixture", "temperature")}
+    control = jobs["study/udpos-control"]
+    assert control["intermediate_tasks"] == ["udpos"] and control["task"] == "udpos" and "init_from" not in control
+    target = jobs["study/udpos-arm-9"]
+    assert target["init_from"] == str(Path("/out/study/arm-9")) and target["aggregations"] == ["last", "dlfa"]
+    assert target["fusion_layers"] == [4] and target["epochs"] == 2.0 and target["seeds"] == [1, 2, 3]
+    assert jobs["study/udpos-arm-0"]["init_from"] is None  # the base encoder
+    assert jobs["study/xnli-arm-1"]["pooling"] == "cls" and jobs["study/xnli-arm-1"]["max_train_examples"] is None
+    # the target stage is the same in every arm: only where it starts from differs
+    same = {key: {k: v for k, v in job.items() if k not in ("init_from", "name", "intermediate_tasks",
+                                                             "intermediate_steps", "intermediate_mode",
+                                                             "mixture_sampling", "mixture_temperature")}
+            for key, job in jobs.items() if key.startswith("study/udpos-")}
+    assert len({repr(sorted(fields.items())) for fields in same.values()}) == 1
+    tatoeba = jobs["study/tatoeba-arm-3-s2"]  # one encoder per retrieval job: the arm's unit of seed 2
+    assert tatoeba["task"] == "tatoeba" and tatoeba["init_from"] == str(Path("/out/study/arm-3/last-s2"))
+    assert tatoeba["seeds"] == [2] and tatoeba["eval_languages"] == ["de", "fr", "ru", "zh", "sw"]
+    assert jobs["study/tatoeba-arm-0-s1"]["seeds"] == [1] and jobs["study/tatoeba-arm-0-s1"]["init_from"] is None
+    assert all(job["name"] == f"study: {key}" for key, job in jobs.items())  # find_studies finds them again
 
 
-def test_compare_single_seed_sums_bootstrap_intervals():
-    rows = compare({0: _job({1: {"de": 70.0}}, ci=2.0), 9: _job({1: {"de": 73.0}}, ci=1.5)})
-    row = _row(rows, "de", 9)
-    # change 3; below = (73 − 71.5) + (72 − 70) = 3.5, above = (74.5 − 73) + (70 − 68) = 3.5
-    assert row["change"] == pytest.approx(3.0) and row["ci_kind"] == "bootstrap-sum"
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((-0.5, 6.5))
-    no_interval = compare({0: _job({1: {"de": 70.0}}), 3: _job({1: {"de": 71.0}})})
-    assert _row(no_interval, "de", 3)["ci_kind"] == "none" and _row(no_interval, "de", 3)["change"] == 1.0
+def test_design_without_control_or_retrieval_and_its_problems():
+    keys = [key for key, _ in design(control=False, retrieval_languages=()).job_fields("/out")]
+    assert "study/udpos-control" not in keys and not any("tatoeba" in key for key in keys)
+    assert design().problems() == []
+    problems = design(seeds=(1, 2), subsets=((), ("udpos", "qnli")), mode="both").problems()
+    assert any("at least 3 distinct seeds" in p for p in problems)
+    assert any("udpos is a target task" in p for p in problems)
+    assert any("mode: one of mixture, sequential, got both" in p for p in problems)
+    with pytest.raises(ConfigError, match="invalid study design: seeds"):
+        design(seeds=(1, 1, 2)).check()
+    with pytest.raises(ConfigError, match="no folder for study/arm-3"):
+        design().target_fields({"study/arm-1": "a", "study/arm-9": "b"})
 
 
-def test_compare_unpaired_seeds_use_welch():
-    rows = compare({0: _job({1: {"de": 70.0}, 2: {"de": 72.0}}), 3: _job({5: {"de": 73.0}, 6: {"de": 77.0}})})
-    row = _row(rows, "de", 3)
-    # variances of the means: 2/2 = 1 and 8/2 = 4; se = √5; df = 25 / (1 + 16) = 1.4706
-    half = stats.t.ppf(0.975, 25 / 17) * math.sqrt(5)
-    assert row["ci_kind"] == "welch-t" and row["change"] == pytest.approx(4.0)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((4.0 - half, 4.0 + half))
+def test_launch_submits_the_arms_first_and_points_the_others_at_the_arms_folders():
+    submitted = []
+
+    def submit(key, fields):
+        submitted.append((key, fields))
+        return f"runs/{len(submitted)}"
+
+    folders = design(retrieval_languages=("de",)).launch(submit)
+    keys = [key for key, _ in submitted]
+    assert keys[:3] == ["study/arm-1", "study/arm-3", "study/arm-9"] and len(keys) == 3 + 2 * 5 + 1 + 3 * 3
+    assert folders["study/arm-3"] == "runs/2"
+    fields = dict(submitted)
+    assert fields["study/xnli-arm-3"]["init_from"] == "runs/2"
+    assert fields["study/tatoeba-arm-9-s3"]["init_from"] == str(Path("runs/3/last-s3"))
+    assert fields["study/udpos-arm-0"]["init_from"] is None
 
 
-def test_compare_without_zero_uses_smallest_count_and_skips_incomplete_runs():
-    study = _job({1: {"de": 80.0}}, ci=1.0, stopped_seeds=(2,))
-    rows = compare({3: _job({1: {"de": 78.0}}, ci=1.0), 9: study})
-    row = _row(rows, "de", 9)
-    assert row["reference"] == 3 and row["change"] == pytest.approx(2.0) and row["seeds"] == 1
-    assert compare({}) == []
+@pytest.mark.skipif(not ENGINE_MERGED, reason="JobSpec.intermediate_steps / init_from come with the engine side "
+                                              "of issue 14 (branch studyengine); this runs once it is merged")
+def test_design_jobs_are_valid_job_specs():
+    for key, spec in design().jobs("/out"):
+        assert spec.fingerprint() and spec.name == f"study: {key}"
+        assert not {k: v for k, v in spec.problems(check_data=False, check_encoder=False).items()}, key
 
 
-def test_summary_compares_language_means_against_zero_and_the_previous_count():
-    jobs = {0: _job({1: {"de": 70.0, "zh": 60.0}, 2: {"de": 72.0, "zh": 62.0}, 3: {"de": 71.0, "zh": 61.0}}),
-            3: _job({1: {"de": 69.0, "zh": 59.0}, 2: {"de": 70.0, "zh": 62.0}, 3: {"de": 70.0, "zh": 60.0}},
-                    tasks=("qnli", "boolq", "mrpc"), dev_scores=(80.0, 82.0, 84.0)),
-            9: _job({1: {"de": 60.0, "zh": 50.0, "fr": 1.0}}, ci=1.0)}  # fr: not in every job, left out
-    zero, three, nine = summarize(jobs)
-    assert zero["languages"] == ["de", "zh"] and zero["changes"] == [] and zero["english_dev"] is None
-    assert (zero["value"], three["value"], three["english_dev"], three["seeds"]) == pytest.approx((66.0, 65.0, 82, 3))
-    # per-seed language means 0 tasks: 65, 67, 66; 3 tasks: 64, 66, 65: every difference is -1
-    (against_zero,) = three["changes"]
-    assert against_zero["against"] == 0 and against_zero["ci_kind"] == "paired-t"
-    assert (against_zero["change"], against_zero["ci_low"], against_zero["ci_high"]) == pytest.approx((-1, -1, -1))
-    assert [c["against"] for c in nine["changes"]] == [0, 3] and nine["seeds"] == 1
-    assert nine["changes"][1]["change"] == pytest.approx(55.0 - 65.0)
-    assert nine["changes"][1]["ci_low"] is None  # one seed: the spread over languages is no interval of the mean
-    assert nine["intermediate_tasks"] == [] and three["intermediate_tasks"] == ["qnli", "boolq", "mrpc"]
-    assert summarize({}) == [] and summarize({0: jobs[0], 3: _job({1: {"fr": 50.0}})}) == []
-    assert zero["majority"] is None and not zero["at_majority"]  # no majority-class score recorded
-    jobs[9] = _job({1: {"de": 60.0, "zh": 50.0, "fr": 1.0}}, ci=1.0, majority=54.5)
-    nine = summarize(jobs)[2]
-    assert nine["majority"] == 54.5 and nine["at_majority"]  # 55.0 is within 1 point: nothing learned
+# ----------------------------------------------------------------------------------------------------
+# The analysis, on results built here
 
 
-@pytest.mark.parametrize("change, answer", [
-    ((2.0, 0.5, 3.5), "9 tasks transfer better than 3: +2.0 [+0.5, +3.5] points (paired-t)"),
-    ((-7.4, -9.8, -4.9), "9 tasks transfer worse than 3: -7.4 [-9.8, -4.9] points (paired-t)"),
-    ((-1.0, -3.0, 1.0), "no clear difference between 9 and 3 tasks: -1.0 [-3.0, +1.0] points (paired-t)"),
-    ((-1.0, None, None), "9 vs 3 tasks: -1.0 points (no interval: one side has a single seed)"),
-])
-def test_changes_in_words(change, answer):
-    value, low, high = change
-    kind = "none" if low is None else "paired-t"
-    change = {"against": 3, "change": value, "ci_low": low, "ci_high": high, "ci_kind": kind}
-    assert change_in_words(9, change) == answer
+def with_study_fields(run: RunResult, **fields) -> RunResult:
+    """`run` as read back from a results.json that also holds the study's fields (dev_majority, intermediate_dev,
+    intermediate_budget): typed RunResult fields once the engine side of issue 14 is merged, `extra` before."""
+    return RunResult.from_dict({**run.to_dict(), **fields})
 
 
-def test_a_count_at_the_majority_class_is_flagged_as_not_learned():
-    stuck = {"count": 9, "value": 33.8, "majority": 33.3, "at_majority": True}
-    assert not_learned_note(stuck) == ("; with 9 tasks the target mean (33.8) stays within 1 point of the majority "
-                                       "class (33.3): the target task was not learned")
-    assert not_learned_note({**stuck, "value": 60.0, "at_majority": False}) == ""
+def target_run(seed: int, aggregation: str, english: float, targets: dict[str, float], dev_majority: float = 33.3,
+               task: str = "xnli") -> RunResult:
+    spec = {"task": task, "eval_languages": list(targets), "aggregations": [aggregation],
+            "fusion_layers": [0] if aggregation == "dlfa" else [], "seeds": [seed]}
+    metrics = {lang: LanguageMetric("accuracy", value, n=100) for lang, value in targets.items()}
+    return with_study_fields(RunResult(spec, COMPLETED, metrics, dev_score=english), dev_majority=dev_majority)
+
+
+def target_job(per_seed: dict[int, tuple[float, float]], aggregation: str = "dlfa", tasks=(), **kwargs) -> JobResult:
+    """seed -> (English dev, target mean): one run per seed with two languages around the target mean."""
+    runs = tuple(target_run(seed, aggregation, english, {"de": target + 1, "sw": target - 1}, **kwargs)
+                 for seed, (english, target) in per_seed.items())
+    return JobResult({"task": "xnli", "intermediate_tasks": list(tasks)}, COMPLETED, runs)
+
+
+def intermediate_job(tasks: tuple[str, ...], scores: dict[str, list[float]], steps: int = 600) -> JobResult:
+    """An arm's job: per seed, each task's English dev score (majority 50, MCC prior 0) and the budget spent."""
+    runs = []
+    for seed in (1, 2, 3):
+        dev = {task: {"metric": "accuracy", "value": scores[task][seed - 1], "majority": 50.0,
+                      "learned": scores[task][seed - 1] > 51.0} for task in tasks}
+        budget = {"steps": steps, "examples": {task: steps * 32 // len(tasks) for task in tasks}}
+        spec = {"task": "intermediate", "eval_languages": ["en"], "aggregations": ["last"], "seeds": [seed],
+                "intermediate_tasks": list(tasks)}
+        runs.append(with_study_fields(RunResult(spec, COMPLETED, {}), intermediate_dev=dev, intermediate_budget=budget))
+    return JobResult({"task": "intermediate", "intermediate_tasks": list(tasks)}, COMPLETED, tuple(runs))
+
+
+def study_results() -> dict[str, JobResult]:
+    return {
+        "study/arm-3": intermediate_job(("qnli", "boolq", "mrpc"), {"qnli": [70, 72, 71], "boolq": [50, 50.5, 62],
+                                                                    "mrpc": [75, 76, 77]}),
+        "study/xnli-arm-0": target_job({1: (70.0, 60.0), 2: (72.0, 61.0), 3: (71.0, 59.0)}),
+        # seed 2 of 3 tasks stays at the majority class (33.3 + 0.6): named and left out
+        "study/xnli-arm-3": target_job({1: (71.0, 61.0), 2: (33.9, 33.0), 3: (73.0, 60.0)}),
+        "study/xnli-control": target_job({1: (74.0, 60.0), 2: (75.0, 62.0), 3: (76.0, 61.0)}, tasks=("xnli",)),
+        "study/xnli-arm-0-last": target_job({}),  # not a key of the design: ignored
+    }
+
+
+def test_keys_parse_into_kind_target_and_arm():
+    assert parse_key("study/arm-3") == ("arm", None, "arm-3")
+    assert parse_key("study/conll-ner-arm-9") == ("target", "conll-ner", "arm-9")
+    assert parse_key("study/udpos-control") == ("target", "udpos", "control")
+    assert parse_key("study/tatoeba-arm-0-s1") == ("retrieval", None, "arm-0")
+    assert parse_key("study/tatoeba-arm-0")[0] == "other"
+    assert parse_key("finetune/udpos-dlfa") == ("other", None, "") and parse_key("udpos-arm-3")[0] == "other"
+
+
+def test_arm_table_pairs_over_healthy_seeds_and_leaves_out_runs_at_the_majority_class():
+    results = study_results()
+    assert study_targets(results) == ["xnli"] and study_aggregations(results, "xnli") == ["dlfa"]
+    zero, three, control = arm_table(results, "xnli", "dlfa")
+    assert [row.arm for row in (zero, three, control)] == ["arm-0", "arm-3", "control"]
+    assert three.tasks == ("qnli", "boolq", "mrpc") and control.tasks == ("xnli",)
+    assert three.excluded == ["study/xnli-arm-3/dlfa-L0-s2"] and zero.excluded == []
+    assert excluded_note([zero, three]).startswith("Left out of every mean and pair: study/xnli-arm-3/dlfa-L0-s2 "
+                                                   "(English dev not more than 1 point above the majority class")
+    # arm-3's healthy seeds 1 and 3: English 71, 73; target 61, 60; gaps 10, 13; ratios 61/71, 60/73
+    mean, low, high = three.means["english"]
+    half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)  # sd of (71, 73) is √2
+    assert (mean, low, high) == pytest.approx((72.0, 72.0 - half, 72.0 + half))
+    assert three.means["gap"][0] == pytest.approx(11.5) and three.means["ratio"][0] == pytest.approx(
+        (61 / 71 + 60 / 73) / 2)
+    # against arm-0, paired over seeds 1 and 3: target differences +1, +1 -> +1 [1, 1]; gap: (10-10), (13-12)
+    vs_zero = three.changes["arm-0"]
+    assert vs_zero["target"] == Change("arm-0", 1.0, 1.0, 1.0, 2)
+    gap = vs_zero["gap"]
+    assert gap.value == pytest.approx(0.5) and gap.pairs == 2
+    assert (gap.low, gap.high) == pytest.approx((0.5 - stats.t.ppf(0.975, 1) * math.sqrt(0.5) / math.sqrt(2),
+                                                 0.5 + stats.t.ppf(0.975, 1) * math.sqrt(0.5) / math.sqrt(2)))
+    assert gap.verdict() == "inconclusive"
+    # the control against arm-0 over 3 seeds: target differences 0, +1, +2 -> +1 [1 ± t(2)·1/√3]
+    target = control.changes["arm-0"]["target"]
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert (target.value, target.low, target.high, target.pairs) == pytest.approx((1.0, 1 - half, 1 + half, 3))
+    assert "control" not in control.changes and "arm-0" not in zero.changes and "control" in zero.changes
+
+
+def test_the_answer_in_words_calls_an_interval_containing_zero_inconclusive():
+    rows = arm_table(study_results(), "xnli", "dlfa")
+    said = answer(rows, "arm-0")
+    assert said.startswith("Against 0 tasks: 3 tasks: target mean +1.0 [+1.0, +1.0] (above 0), transfer gap +0.5 [")
+    assert "(inconclusive), 2 paired seeds; control (the target task itself): target mean +1.0 [" in said
+    assert answer(rows, "control").startswith("Against control: 0 tasks: target mean -1.0 [")
+    assert Change("arm-0", -2.0, -5.0, 1.0, 3).verdict() == "inconclusive"  # whatever the sign
+    assert Change("arm-0", -2.0, -3.0, -1.0, 3).verdict() == "below 0"
+    assert Change("arm-0", -2.0, None, None, 1).verdict() == "no interval (fewer than 2 paired seeds)"
+    assert answer([], "arm-0") == ""
+
+
+def test_learning_table_flags_tasks_that_did_not_learn():
+    rows = learning_table(study_results())
+    by_task = {(row["arm"], row["task"]): row for row in rows}
+    assert list(by_task) == [("arm-3", "qnli"), ("arm-3", "boolq"), ("arm-3", "mrpc"), ("control (xnli)", "xnli")]
+    boolq = by_task["arm-3", "boolq"]
+    assert boolq["value"] == pytest.approx(54.1666, abs=1e-3) and boolq["majority"] == 50.0
+    assert (boolq["learned_runs"], boolq["runs"], boolq["learned"]) == (1, 3, False)  # did not learn in 2 of 3
+    assert by_task["arm-3", "qnli"]["learned"] is True
+    assert by_task["control (xnli)", "xnli"]["learned"] is None  # nothing recorded: unknown, not "learned"
+
+
+def test_budget_is_said_equal_or_flagged():
+    results = study_results()
+    results["study/arm-9"] = intermediate_job(tuple(POOL[:9]), {task: [60, 60, 60] for task in POOL[:9]})
+    rows = budget_table(results)
+    assert [row["arm"] for row in rows] == ["arm-3", "arm-9", "control (xnli)"]
+    assert rows[0]["steps"] == [600] and rows[0]["examples"] == {"qnli": 6400, "boolq": 6400, "mrpc": 6400}
+    assert budget_in_words(rows) == ("Every arm spent the same intermediate budget: 600 optimizer steps (not "
+                                     "recorded for control (xnli)).")
+    results["study/arm-9"] = intermediate_job(tuple(POOL[:9]), {task: [60, 60, 60] for task in POOL[:9]}, steps=900)
+    assert budget_in_words(budget_table(results)).startswith(
+        "NOT EQUAL: the arms spent different intermediate budgets (arm-3: 600; arm-9: 900)")
+
+
+def test_retrieval_per_arm_against_the_base_encoder():
+    def tatoeba(seed: int, value: float) -> JobResult:
+        """A retrieval job: one encoder, per-language accuracy at the job level, no runs."""
+        metrics = {"de": LanguageMetric("retrieval_accuracy", value + 2), "fr": LanguageMetric("retrieval_accuracy",
+                                                                                                 value - 2)}
+        return JobResult({"task": "tatoeba", "seeds": [seed]}, COMPLETED, (), metrics)
+
+    results = {f"study/tatoeba-arm-3-s{seed}": tatoeba(seed, value)
+               for seed, value in ((1, 80.0), (2, 82.0), (3, 84.0))}
+    results["study/tatoeba-arm-0-s1"] = tatoeba(1, 90.0)
+    base, three = retrieval_table(results)
+    assert base["arm"] == "arm-0" and base["mean"] == 90.0 and base["low"] is None and base["change"] is None
+    half = stats.t.ppf(0.975, 2) * 2 / math.sqrt(3)
+    assert (three["mean"], three["low"], three["high"]) == pytest.approx((82.0, 82 - half, 84 - 2 + half))
+    assert three["change"].value == pytest.approx(-8.0) and three["change"].verdict() == "below 0"
+
+
+def test_find_studies_groups_launched_jobs_by_their_names():
+    def job(name):
+        return SimpleNamespace(spec=SimpleNamespace(name=name), id=name)
+
+    jobs = [job("study 2: study/arm-3"), job("study 1: study/arm-3"), job("study 2: study/udpos-arm-3"),
+            job("something else"), job("study 2: study/arm-3")]
+    found = find_studies(jobs)
+    assert list(found) == ["study 2", "study 1"]
+    assert found["study 2"]["study/arm-3"] is jobs[0] and set(found["study 2"]) == {"study/arm-3", "study/udpos-arm-3"}
+
+
+def test_the_report_section_shows_the_tables_and_the_answer_and_regenerates_byte_identically(tmp_path):
+    from dlfa.io import write_json
+    from dlfa.reproduction.report import write_report
+    from dlfa.reproduction.study_design import DESIGN_FILE
+    from dlfa.results import write_results
+
+    out = tmp_path / "record"
+    results = study_results()
+    for key, job in results.items():
+        write_results(out / key, job)
+    write_json(out / DESIGN_FILE, design(subsets=((), ("qnli", "boolq", "mrpc")), seeds=(1, 2, 3)).to_dict())
+    doc = write_report(out, tmp_path / "docs" / "REPRODUCTION.md", "python -m dlfa reproduce run")
+    first = doc.read_bytes()
+    assert write_report(out, doc, "python -m dlfa reproduce run").read_bytes() == first  # byte-identical
+    section = doc.read_text().split("## 3. ")[1].split("## 4. ")[0]
+    assert "Every arm spends the same intermediate budget of 600 optimizer steps (batch 32), mixture (temperature, " \
+           "T = 2); arms (tasks named, in order of preference, in training order): 0: none (the base encoder); " \
+           "3: qnli, boolq, mrpc; the control arm" in section
+    assert "**Budget.** Every arm spent the same intermediate budget: 600 optimizer steps" in section
+    assert "| arm-3 | boolq | accuracy | 54.2 | 50.0 | 1 of 3: did not learn |" in section
+    assert "Did not learn in at least one run: boolq." in section
+    assert "### XNLI, dlfa" in section
+    assert ("| 3 tasks | qnli, boolq, mrpc | 2 (+1 left out) | 72.0 [59.3, 84.7] | 60.5 [54.1, 66.9] | 11.5 ["
+            in section)
+    assert "Left out of every mean and pair: study/xnli-arm-3/dlfa-L0-s2" in section
+    assert "**Answer, XNLI, dlfa** (equal intermediate budgets): Against 0 tasks: 3 tasks: target mean +1.0 " \
+           "[+1.0, +1.0] (above 0)" in section
+    assert "python -m dlfa reproduce run --parts study --device cuda" in section

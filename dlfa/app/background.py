@@ -26,15 +26,16 @@ def check_capacity(adding: int = 1) -> None:
         serving.check_session_capacity(store().list(), session_id(), adding)
 
 
-def submit(spec):
-    """Submit a JobSpec through dlfa.jobs.launch.submit on this app's store, recording this session with it;
-    returns the Job. On a shared server only allowed data roots and encoders, within the session's job limit."""
+def submit(spec, out_dir=None):
+    """Submit a JobSpec through dlfa.jobs.launch.submit on this app's store (into `out_dir`, by default the
+    store's runs/<id>/), recording this session with it; returns the Job. On a shared server only allowed data
+    roots and encoders, within the session's job limit."""
     from dlfa.jobs.launch import submit as launch_submit
 
     if shared():
         serving.check_allowed(spec)
     check_capacity()
-    return launch_submit(spec, store(), options={serving.SESSION_OPTION: session_id()})
+    return launch_submit(spec, store(), out_dir=out_dir, options={serving.SESSION_OPTION: session_id()})
 
 
 def evaluate_upload_in_job(unit: Unit, upload, bootstrap_samples: int = 500):

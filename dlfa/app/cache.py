@@ -107,8 +107,8 @@ def language_scan(task: str, source: SourceKey):
 
 @st.cache_data(show_spinner=False, ttl=300)
 def intermediate_presets(source: SourceKey, exclude: tuple[str, ...]) -> dict[int, tuple | str]:
-    """{count: intermediate tasks, or why the source cannot serve that count} of dlfa.reproduction.study."""
-    from dlfa.reproduction.study import INTERMEDIATE_PRESETS, preset_for
+    """{count: intermediate tasks, or why the source cannot serve that count} of dlfa.reproduction.study_design."""
+    from dlfa.reproduction.study_design import INTERMEDIATE_PRESETS, preset_for
 
     presets = {}
     for count in INTERMEDIATE_PRESETS:
@@ -121,8 +121,8 @@ def intermediate_presets(source: SourceKey, exclude: tuple[str, ...]) -> dict[in
 
 @st.cache_data(show_spinner=False, ttl=300)
 def intermediate_tasks(source: SourceKey) -> list[str]:
-    """English intermediate tasks with English training data in the source, in dlfa.reproduction.study's order."""
-    from dlfa.reproduction.study import available_intermediate_tasks
+    """English intermediate tasks with English training data in the source, in dlfa.reproduction.study_design's order."""
+    from dlfa.reproduction.study_design import available_intermediate_tasks
 
     return list(available_intermediate_tasks(source.source()))
 

@@ -103,7 +103,7 @@ def language_options(task: str, data_root: str | None, include_english: bool = F
 
 
 def intermediate_presets(data_root: str | None, exclude: tuple[str, ...] = ()) -> dict[int, tuple[str, ...]]:
-    """{count: intermediate tasks} presets (0 / 3 / 9) of dlfa.reproduction.study available in the source."""
+    """{count: intermediate tasks} presets (0 / 3 / 9) of dlfa.reproduction.study_design available in the source."""
     found = cache.intermediate_presets(source_key(data_root), tuple(exclude))
     return {count: tasks for count, tasks in found.items() if isinstance(tasks, tuple)}
 
@@ -115,5 +115,5 @@ def unavailable_presets(data_root: str | None, exclude: tuple[str, ...] = ()) ->
 
 
 def intermediate_tasks(data_root: str | None) -> list[str]:
-    """English intermediate tasks with English training data in the source, in dlfa.reproduction.study's order."""
+    """English intermediate tasks with English training data in the source, in dlfa.reproduction.study_design's order."""
     return cache.intermediate_tasks(source_key(data_root))

@@ -15,8 +15,11 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
     finetune/<setting>-<agg>     SEEDS (5) of last, dlfa at the chosen layer, scalar-mix, each at its rate
     layers/tuned.json            the layer analysis of every plain fine-tuned encoder (0 intermediate tasks, every
                                  aggregation) of finetune/udpos-* and finetune/xnli-cls-*
-    study/<task>-<count>         (optional part, not in the estimate) dlfa at the chosen settings after 0, 3 and 9
-                                 English intermediate tasks, equal fixed budgets per stage, 3 seeds
+    study/...                    (optional part, its own estimate `study_hours`) the intermediate-task study
+                                 (dlfa.reproduction.study_design): arms of 0, 1, 3 and 9 English intermediate tasks
+                                 and a control, ONE intermediate budget for all, then UD-POS and XNLI (last and DLFA
+                                 at the chosen layer and rate) from each arm's encoder, and each arm's Tatoeba
+                                 retrieval; 3 seeds; its design in study/design.json
     data/sizes.json              each task's English train / dev / test sizes in the data root
 
 Choices are made on seed 1 and on English dev only (never on test languages); ties go to the smaller learning
@@ -54,20 +57,23 @@ from pathlib import Path
 from dlfa.data.registry import DataSource, english_sizes
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
+from dlfa.io import write_json
 from dlfa.model.encoders import encoder_info
-from dlfa.reproduction import study
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
+from dlfa.reproduction.study_design import (DEFAULT_INTERMEDIATE_STEPS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE,
+                                            StudyDesign, StudyTarget, available_intermediate_tasks, named_subsets)
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, read_job_results
 
 PARTS = ("layers", "probe", "select", "finetune", "tuned-layers", "study")  # in running order
-DEFAULT_PARTS = PARTS[:-1]  # the study is run on request only (it is not in the compute estimate)
+DEFAULT_PARTS = PARTS[:-1]  # the study is run on request only (it has its own estimate, study_hours)
 RECORD = "reproduction"  # the record's folder, beside the report
 DEFAULT_DOC = "docs/REPRODUCTION.md"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
 TUNED_LAYERS_FILE = "layers/tuned.json"
 SIZES_FILE = "data/sizes.json"
 TIMINGS_FILE = "timings.json"
-SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, SIZES_FILE)  # beside the jobs' results.json
+# beside the jobs' results.json
+SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, SIZES_FILE, DESIGN_FILE)
 AGGREGATIONS = ("last", "dlfa", "scalar-mix")
 LEARNING_RATES = (2e-5, 5e-5, 1e-4)  # 2e-5 as XTREME's mBERT recipe
 PATIENCE = 3  # English dev evaluations (two per epoch) without improvement before training stops
@@ -98,8 +104,9 @@ TASK_PLANS = {
     )
 }
 STUDY_TASKS = ("udpos", "xnli")  # the intermediate-task study, and the fine-tuned encoders' layer analysis
-STUDY_COUNTS = (0, 3, 9)
+STUDY_COUNTS = (0, 1, 3, 9)
 STUDY_SEEDS = 3
+STUDY_EPOCHS = 2.0  # each target stage of the study: fixed, the same in every arm
 SEEDS = (1, 2, 3, 4, 5)
 SELECTION_SEED = 1
 
@@ -121,6 +128,8 @@ class Reproduction:
     device: str = "auto"
     layer_pairs: int = 200
     study_counts: tuple[int, ...] = STUDY_COUNTS
+    study_steps: int = DEFAULT_INTERMEDIATE_STEPS  # the study's one intermediate budget (study_design's sizing)
+    study_retrieval: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # Tatoeba, those the data root has; (): none
     spec_overrides: dict = field(default_factory=dict)
 
     def settings(self) -> Iterator[tuple[str, str | None]]:
@@ -174,13 +183,31 @@ class Reproduction:
                 "fusion_layers": [layer] if layer is not None else [], "seeds": list(self.seeds),
                 "learning_rate": rate, "name": f"reproduction: fine-tuning {setting_name(task, pooling)} {aggregation}"}
 
-    def study_specs(self, dlfa_fields: dict) -> dict[int, JobSpec]:
-        """DLFA with the chosen settings after 0, 3 and 9 (study_counts) intermediate tasks, 3 seeds, every stage
-        with the same fixed budget (the target task's max_epochs: equal budgets need no early stopping)."""
-        fields = {**dlfa_fields, "patience": None, "max_epochs": None, "eval_every": None,
-                  "epochs": TASK_PLANS[dlfa_fields["task"]].max_epochs, "seeds": list(self.seeds[:STUDY_SEEDS])}
-        return {count: JobSpec.from_dict({**spec.to_dict(), "name": f"reproduction: {spec.name}"})
-                for count, spec in study.study_specs(JobSpec.from_dict(fields), self.study_counts).items()}
+    def study_design(self, out_root: Path) -> StudyDesign:
+        """The intermediate-task study on the STUDY_TASKS at the chosen settings (DLFA's fusion layer, each target's
+        dlfa learning rate and pooling from fine-tuning), arms of study_counts named tasks in order of preference,
+        3 seeds, study_steps, the Tatoeba languages of the data root among study_retrieval. `spec_overrides` apply
+        to every job, but the target languages (and early stopping, which the study does not use) only to targets."""
+        from dlfa.analysis.retrieval import available_tatoeba_languages
+
+        source = DataSource.resolve(self.data_root)
+        targets = []
+        for task in (t for t in STUDY_TASKS if t in self.tasks):
+            setting = setting_name(task, TASK_PLANS[task].poolings[0])
+            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study").spec
+            plan = TASK_PLANS[task]
+            targets.append(StudyTarget(task, tuple(self.spec_overrides.get("eval_languages", plan.eval_languages)),
+                                       dlfa["fusion_layers"][0], dlfa.get("pooling") if plan.poolings[0] else None,
+                                       plan.max_train_examples, plan.max_eval_examples, STUDY_EPOCHS,
+                                       dlfa["learning_rate"]))
+        per_target = ("eval_languages", "patience", "max_epochs", "eval_every")
+        tatoeba = set(available_tatoeba_languages(source))
+        return StudyDesign(tuple(targets), named_subsets(self.study_counts, available_intermediate_tasks(source)),
+                           intermediate_steps=self.study_steps, seeds=self.seeds[:STUDY_SEEDS],
+                           encoder=self.encoder, data_root=self.data_root,
+                           device=self.device, name="reproduction: study",
+                           retrieval_languages=tuple(lang for lang in self.study_retrieval if lang in tatoeba),
+                           spec_overrides={k: v for k, v in self.spec_overrides.items() if k not in per_target})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -229,11 +256,10 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
     if "tuned-layers" in parts:
         yield "tuned-layers", None
     if "study" in parts:
-        for task in (t for t in STUDY_TASKS if t in config.tasks):
-            setting = setting_name(task, TASK_PLANS[task].poolings[0])
-            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study").spec
-            for count, spec in config.study_specs(dlfa).items():
-                yield f"study/{task}-{count}", spec.to_dict()
+        design = config.study_design(out_root).check()
+        if read_json(out_root / DESIGN_FILE) != design.to_dict():
+            write_json(out_root / DESIGN_FILE, design.to_dict())  # saved with the jobs, so the study is found again
+        yield from design.job_fields(out_root)
 
 
 def chosen_settings(out_root: Path, setting: str) -> dict[str, RunResult]:
@@ -277,4 +303,30 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
         hours[setting_name(task, pooling)] = (runs_per_setting * run_seconds + PROBE_SECONDS[task]) / 3600
     tuned = sum(len(AGGREGATIONS) * len(config.seeds) for task in STUDY_TASKS if task in config.tasks)
     hours["total"] = sum(hours.values()) + (tuned + 1) * LAYER_ANALYSIS_SECONDS / 3600
+    return hours
+
+
+# The study's (docs in dlfa.reproduction.study_design): the previous record's chains spent (5,143 − 209) s on
+# 9 stages × 125 steps × 3 seeds (UD-POS) and (6,087 − 517) s on 9 × 141 × 3 (XNLI): 1.46 s per intermediate step,
+# dev evaluations included; Tatoeba: 586 s wall for 8,780 sentences (README, every layer).
+INTERMEDIATE_STEP_SECONDS = 1.45
+RETRIEVAL_SECONDS_PER_SENTENCE = 0.067
+
+
+def study_hours(design: StudyDesign, train_sizes: dict[str, int]) -> dict[str, float]:
+    """Hours the study's jobs take on this CPU: "arms" (the intermediate-only jobs), per target its control and
+    target jobs, "tatoeba" and "total". train_sizes: task -> English training examples available."""
+    seeds, runs_per_arm = len(design.seeds), len(design.aggregations) * len(design.seeds)
+    arms = [subset for subset in design.subsets if subset]
+    hours = {"arms": len(arms) * seeds * design.intermediate_steps * INTERMEDIATE_STEP_SECONDS / 3600}
+    for target in design.targets:
+        train = min(train_sizes[target.task], target.max_train_examples or train_sizes[target.task])
+        steps = math.ceil(train / design.batch_size) * (target.max_epochs or target.epochs)
+        run_seconds = steps * STEP_SECONDS[target.task] + TEST_SECONDS[target.task]
+        control = design.control * runs_per_arm * design.intermediate_steps * STEP_SECONDS[target.task]
+        hours[target.task] = ((len(design.subsets) + design.control) * runs_per_arm * run_seconds + control) / 3600
+    encoders = sum(seeds if subset else 1 for subset in design.subsets)
+    sentences = 2 * (design.retrieval_sentences or 1000) * len(design.retrieval_languages)
+    hours["tatoeba"] = encoders * sentences * RETRIEVAL_SECONDS_PER_SENTENCE / 3600
+    hours["total"] = sum(hours.values())
     return hours

@@ -10,11 +10,15 @@ from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.io import write_bytes, write_json
 from dlfa.reproduction.plan import SMALL_FILES, TIMINGS_FILE, read_json, read_results
-from dlfa.results import RESULTS_FILE, JobResult, RunResult, write_results
+from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, write_results
 
 
 def complete_runs(results: JobResult | None) -> int:
-    return len(results.completed_runs) if results else 0
+    """How many finished runs a job holds; a completed job that measures without runs (a Tatoeba retrieval job:
+    job-level metrics only) counts as one."""
+    if not results:
+        return 0
+    return len(results.completed_runs) or int(results.status == COMPLETED and bool(results.metrics))
 
 
 def save_record(out_root: Path, record: Path) -> None:

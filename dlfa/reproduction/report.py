@@ -4,7 +4,7 @@ reproduction plan (dlfa.reproduction.plan), so that `python -m dlfa reproduce re
 Every table names where its numbers come from (the job folder, whose results.json holds the spec); parts not
 run yet are listed as such, never filled in. The verdict rules are in `rules`; a record that mixes code versions
 is refused. Here: the header, the claims against the paper and the appendix; the sections before them are in
-`report_baseline` (1) and `report_analyses` (2, 3).
+`report_baseline` (1), `report_analyses` (2) and `report_study` (3).
 """
 from __future__ import annotations
 
@@ -20,14 +20,15 @@ from dlfa.reproduction.plan import TASK_PLANS, read_results
 from dlfa.reproduction.record import code_versions, refuse_mixed_code_versions
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
+from dlfa.reproduction.report_study import StudySections
 from dlfa.reproduction.rules import PAPER_GAINS, TIE_RULE, gain_verdict, lower_layers_retrieve_better, paper_in_interval
 from dlfa.reproduction.tables import STATUS_WORDS, TASK_TITLES, table
 from dlfa.results import RESULTS_FILE
 
 
-class Report(BaselineSections, AnalysisSections):
-    """Builds the markdown from the record: section 1 (BaselineSections), sections 2 and 3 (AnalysisSections),
-    then the claims against the paper and the appendix of the jobs."""
+class Report(BaselineSections, AnalysisSections, StudySections):
+    """Builds the markdown from the record: section 1 (BaselineSections), section 2 (AnalysisSections), section 3
+    (StudySections), then the claims against the paper and the appendix of the jobs."""
 
     def claims_section(self) -> None:
         self.add("## 4. Against the paper's claims", "",

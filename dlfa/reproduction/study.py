@@ -1,295 +1,329 @@
-"""The intermediate-task study: does training on 0, 3 or 9 English intermediate tasks before the target task
-change zero-shot transfer, per language (Phang et al. 2020, arXiv 2005.13013)?
+"""The intermediate-task study's analysis (the design and its jobs: `study_design`): pure functions over the
+jobs' results, keyed as the design keys them (`study/arm-3`, `study/udpos-arm-3`, `study/udpos-control`,
+`study/tatoeba-arm-3`).
 
-`study_specs` builds one job per count with the same seeds and the same budget for every stage (so the target
-stage trains identically in every job), and `find_study` finds such jobs among finished ones; `compare` turns
-the jobs' results into per-language changes against the job without intermediate tasks, with 95% intervals:
-- "paired-t": seeds shared by both jobs (≥ 2): Student-t interval of the mean per-seed difference;
-- "welch-t": ≥ 2 seeds on each side but fewer than 2 shared: Welch's unpaired interval;
-- "bootstrap-sum": one seed each: each run's 95% bootstrap interval (over test examples) is turned into
-  distances below and above its value, and the change's interval adds them (lower = change − (below of the
-  study run + above of the reference)). Both runs are scored on the same examples, whose errors are positively
-  correlated, so this is wider than the true interval: conservative, and it ignores seed variance;
-- "none": no interval can be given (a run without bootstrap interval), or the row is the reference itself.
+Per target task and aggregation (the last-layer baseline and DLFA separately), per arm: English dev, the target
+mean (over the target languages), the transfer gap (English − target mean) and the ratio (target / English), the
+mean over seeds with a 95% Student-t interval, and each arm's change against the 0-task arm and against the
+control arm, paired over the seeds both have (`mean_interval` of the per-seed differences). A run whose English dev
+is not more than MIN_ABOVE_MAJORITY (1 point) above its English dev majority-class score (`dev_majority`) did not learn
+the target task: it is named and left out of every mean and pair. Beside them: every intermediate task's English
+dev score next to its majority class (did it learn?), the intermediate budget each arm actually spent, and
+each arm encoder's Tatoeba retrieval. An interval that contains 0 is "inconclusive", whatever the sign.
 """
-
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-from typing import NamedTuple
+import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlfa.errors import DlfaError
-from dlfa.engine.spec import JobSpec
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval
-from dlfa.results import JobResult, LanguageMetric
+from dlfa.engine.spec import JobSpec
+from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK
+from dlfa.results import JobResult, RunResult
 
-# Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
-# of their other tasks (CommonsenseQA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER) and CoLA.
-_PREFERENCE = (
-    "qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola",
-    "wic", "cb", "sentiment-classroom", "pos-classroom",
-)  # fmt: skip
-INTERMEDIATE_PRESETS: dict[int, tuple[str, ...]] = {0: (), 3: _PREFERENCE[:3], 9: _PREFERENCE[:9]}
-CI_KINDS = {
-    "paired-t": "95% Student-t interval of the per-seed differences (paired over shared seeds)",
-    "welch-t": "95% Welch interval (unpaired: the jobs share fewer than 2 seeds)",
-    "bootstrap-sum": "single seed: the two runs' 95% bootstrap intervals added (conservative; seed variance "
-                     "not included)",
-    "none": "no interval",
-}
+CONTROL = "control"
+REFERENCES = ("arm-0", CONTROL)  # every arm is compared with these two
+MEASURES = {"english": "English dev", "target": "target mean", "gap": "transfer gap", "ratio": "ratio"}
+_TARGET_KEY = re.compile(r"^(?P<target>.+)-(?P<arm>arm-\d+|control)$")
+_NAMED_KEY = re.compile(r"^(?P<study>.+): (?P<key>study/\S+)$")
 
 
-def _source(source):
-    from dlfa.data.registry import DataSource
-
-    return source if isinstance(source, DataSource) else DataSource.resolve(source)
-
-
-def available_intermediate_tasks(source=None, exclude: tuple[str, ...] = ()) -> list[str]:
-    """The registry's intermediate tasks with English training data in `source`, in order of preference."""
-    from dlfa.data.registry import available_languages, list_tasks
-
-    source = _source(source)
-    names = [info.name for info in list_tasks() if info.intermediate and info.name not in exclude]
-    ordered = [n for n in _PREFERENCE if n in names] + [n for n in names if n not in _PREFERENCE]
-    found = []
-    for name in ordered:
-        try:
-            if "train" in available_languages(name, source).get("en", {}):
-                found.append(name)
-        except DlfaError:
-            continue  # a task whose files are broken counts as missing here; training it would raise
-    return found
+def parse_key(key: str) -> tuple[str, str | None, str]:
+    """(kind, target, arm) of a study job's key: ("arm", None, "arm-3"), ("target", "udpos", "arm-3"),
+    ("target", "udpos", "control"), ("retrieval", None, "arm-3") for study/tatoeba-arm-3-s1; ("other", None, "")
+    for anything else."""
+    name = key.removeprefix(PREFIX)
+    if re.fullmatch(r"arm-\d+", name):
+        return "arm", None, name
+    retrieval = re.fullmatch(rf"{RETRIEVAL_TASK}-(arm-\d+)-s\d+", name)
+    if retrieval and name != key:
+        return "retrieval", None, retrieval[1]
+    match = _TARGET_KEY.match(name)
+    if not match or name == key or match["target"] == RETRIEVAL_TASK:
+        return "other", None, ""
+    return "target", match["target"], match["arm"]
 
 
-def preset_for(count: int, source=None, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """`count` intermediate tasks available in `source`: the first available in order of preference, so the
-    presets nest (the 3 are the first 3 of the 9) and equal INTERMEDIATE_PRESETS with the full data root."""
-    if count < 0:
-        raise DlfaError(f"the number of intermediate tasks must be ≥ 0, got {count}")
-    if count == 0:
-        return ()
-    available = available_intermediate_tasks(source, exclude)
-    if len(available) < count:
-        raise DlfaError(
-            f"{count} intermediate tasks asked for, but {_source(source)} has only {len(available)} with English "
-            f"training data: {', '.join(available) or 'none'}"
-        )
-    return tuple(available[:count])
+def arm_order(arm: str) -> tuple[int, int]:
+    """Sort key: arm-0, arm-1, arm-3, arm-9, then the control."""
+    return (1, 0) if arm == CONTROL else (0, int(arm.split("-")[1]))
 
 
-def stage_steps(base: JobSpec, source=None) -> int:
-    """Optimizer steps of the target stage of `base`: max_steps, else its epochs over the training examples."""
-    from dlfa.data.registry import available_languages
-    from dlfa.engine.schedule import plan_stages
-
-    if base.max_steps:
-        return base.max_steps
-    counts = available_languages(base.task, _source(source)).get(base.train_language, {})
-    if "train" not in counts:
-        raise DlfaError(f"task {base.task} has no {base.train_language!r} training data in {_source(source)}")
-    n = min(counts["train"], base.max_train_examples or counts["train"])
-    return plan_stages(replace(base, intermediate_tasks=()), {base.task: n})[-1].steps
+def arm_label(arm: str) -> str:
+    if arm == CONTROL:
+        return "control (the target task itself)"
+    count = int(arm.split("-")[1])
+    return f"{count} task" + ("" if count == 1 else "s")
 
 
-def study_specs(base: JobSpec, counts=(0, 3, 9), source=None) -> dict[int, JobSpec]:
-    """count -> a JobSpec training `count` intermediate tasks, then `base.task`. Every stage of every job gets the
-    target stage's budget (`max_steps`, computed from `base.epochs` when unset) and the jobs share `base`'s seeds."""
-    source = _source(source if source is not None else base.data_root)
-    steps = stage_steps(base, source)
-    return {
-        count: replace(base, intermediate_tasks=preset_for(count, source, exclude=(base.task,)), max_steps=steps,
-                       name=f"study: {base.task} +{count}")
-        for count in counts
-    }
+def _extra(run: RunResult, name: str):
+    """A field of the engine side of issue 14 (a RunResult attribute once merged, `extra` before)."""
+    value = getattr(run, name, None)
+    return run.extra.get(name) if value is None or value == {} else value
 
 
-def same_study(a: JobSpec, b: JobSpec) -> bool:
-    """Whether two jobs differ only in their intermediate tasks (and names), as the jobs of one study do."""
-    return replace(a, intermediate_tasks=(), name="") == replace(b, intermediate_tasks=(), name="")
-
-
-def find_study(jobs: list, counts=(0, 3, 9)) -> dict[int, object]:
-    """count -> job: the jobs of the most complete study among `jobs` (store Jobs, newest first), built on the
-    newest 0-task job that has the most partners of the other counts; {} without a 0-task job."""
-    specs = [(job, job.spec) for job in jobs]
-    best: dict[int, object] = {}
-    for base, base_spec in specs:
-        if base_spec.intermediate_tasks:
-            continue
-        found = {0: base}
-        for count in (c for c in counts if c):
-            partner = next((job for job, spec in specs if len(spec.intermediate_tasks) == count
-                            and same_study(base_spec, spec)), None)
-            if partner:
-                found[count] = partner
-        if len(found) > len(best):
-            best = found
-    return best
+def run_name(key: str, run: RunResult) -> str:
+    return f"{key}/{JobSpec.from_dict(run.spec).unit_name()}"
 
 
 # ----------------------------------------------------------------------------------------------------
-# Comparing the jobs' results
+# Per-run measures and health
 
 
-class SeedScore(NamedTuple):
-    """One seed's score of a language (or of the language mean), with its bootstrap interval when known."""
+@dataclass(frozen=True)
+class RunMeasures:
+    """One target run: English dev, target mean, gap and ratio (points), and whether it learned the task."""
 
+    name: str
+    seed: int
+    english: float | None
+    target: float
+    dev_majority: float | None
+
+    @property
+    def healthy(self) -> bool:
+        return self.english is not None and (self.dev_majority is None
+                                             or not at_majority(self.english, self.dev_majority))
+
+    def value(self, measure: str) -> float:
+        return {"english": self.english, "target": self.target, "gap": self.english - self.target,
+                "ratio": self.target / self.english if self.english else float("nan")}[measure]
+
+
+def run_measures(key: str, run: RunResult) -> RunMeasures:
+    return RunMeasures(run_name(key, run), run.seed, run.dev_score,
+                       float(np.mean([metric.value for metric in run.metrics.values()])), _extra(run, "dev_majority"))
+
+
+@dataclass(frozen=True)
+class Change:
+    """mean(arm − reference) over the seeds both have healthy runs for, with its 95% paired interval."""
+
+    against: str
     value: float
-    ci_low: float | None = None
-    ci_high: float | None = None
+    low: float | None
+    high: float | None
+    pairs: int
+
+    def verdict(self) -> str:
+        if self.low is None:
+            return "no interval (fewer than 2 paired seeds)"
+        if self.low > 0:
+            return "above 0"
+        if self.high < 0:
+            return "below 0"
+        return "inconclusive"
+
+    def text(self, digits: int = 1) -> str:
+        interval = "" if self.low is None else f" [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
+        return f"{self.value:+.{digits}f}{interval}"
 
 
-def _per_seed(results: JobResult) -> dict[str, dict[int, SeedScore]]:
-    """language -> seed -> its score from a job's completed runs (units of one seed averaged)."""
-    grouped: dict[str, dict[int, list[LanguageMetric]]] = {}
-    for run in results.completed_runs:
-        for language, metric in run.metrics.items():
-            grouped.setdefault(language, {}).setdefault(run.seed, []).append(metric)
-    return {
-        language: {seed: SeedScore(_mean([m.value for m in metrics]), _mean([m.ci_low for m in metrics]),
-                                   _mean([m.ci_high for m in metrics]))
-                   for seed, metrics in seeds.items()}
-        for language, seeds in grouped.items()
-    }
+@dataclass
+class ArmRow:
+    """One arm of one target and aggregation: its healthy runs' means and its changes against REFERENCES."""
+
+    arm: str
+    tasks: tuple[str, ...]
+    runs: list[RunMeasures]
+    excluded: list[str]  # the names of runs left out: English dev at the majority class
+    means: dict[str, tuple[float, float | None, float | None]] = field(default_factory=dict)
+    changes: dict[str, dict[str, Change]] = field(default_factory=dict)  # reference -> measure -> change
 
 
-def _mean(values: list) -> float | None:
-    return None if any(v is None for v in values) else float(np.mean(values))
+def _arm_runs(results: dict[str, JobResult], target: str, aggregation: str) -> dict[str, tuple[tuple, list]]:
+    """arm -> (intermediate tasks, RunMeasures of its completed runs of `aggregation`) for one target."""
+    found = {}
+    for key, job in results.items():
+        kind, task, arm = parse_key(key)
+        if kind != "target" or task != target:
+            continue
+        runs = [run_measures(key, run) for run in job.completed_runs if run.aggregation == aggregation]
+        tasks = tuple(job.intermediate_tasks) if arm == CONTROL else arm_tasks(results, arm)
+        found[arm] = (tasks, runs)
+    return dict(sorted(found.items(), key=lambda item: arm_order(item[0])))
 
 
-def _welch(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float]:
-    from scipy import stats
-
-    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
-    diff = float(np.mean(a) - np.mean(b))
-    se = math.sqrt(va + vb)
-    if se == 0:
-        return diff, diff
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
-    return diff - half, diff + half
+def arm_tasks(results: dict[str, JobResult], arm: str) -> tuple[str, ...]:
+    """The tasks arm trained, in its order, from its intermediate-only job (() for the 0-task arm)."""
+    job = results.get(PREFIX + arm)
+    return tuple(job.intermediate_tasks) if job else ()
 
 
-def _change_interval(study: dict[int, SeedScore],
-                     reference: dict[int, SeedScore]) -> tuple[float | None, float | None, str]:
-    """(low, high, ci_kind) of mean(study) − mean(reference); both map seed -> its score."""
-    shared = sorted(set(study) & set(reference))
-    if len(shared) >= 2:
-        _, low, high = mean_interval([study[s].value - reference[s].value for s in shared])
-        return low, high, "paired-t"
-    if len(study) >= 2 and len(reference) >= 2:
-        low, high = _welch([r.value for r in study.values()], [r.value for r in reference.values()])
-        return low, high, "welch-t"
-    if len(study) == 1 and len(reference) == 1:
-        (s,), (r,) = study.values(), reference.values()
-        if None not in (s.ci_low, s.ci_high, r.ci_low, r.ci_high):
-            change = s.value - r.value
-            below = (s.value - s.ci_low) + (r.ci_high - r.value)
-            above = (s.ci_high - s.value) + (r.value - r.ci_low)
-            return change - below, change + above, "bootstrap-sum"
-    return None, None, "none"
+def _paired(arm: list[RunMeasures], reference: list[RunMeasures], measure: str, against: str) -> Change | None:
+    mine = {r.seed: r.value(measure) for r in arm if r.healthy}
+    theirs = {r.seed: r.value(measure) for r in reference if r.healthy}
+    shared = sorted(set(mine) & set(theirs))
+    if not shared:
+        return None
+    value, low, high = mean_interval([mine[s] - theirs[s] for s in shared])
+    return Change(against, value, low, high, len(shared))
 
 
-def compare(results_by_count: dict[int, JobResult]) -> list[dict]:
-    """Rows per (language, count) from the jobs' results (count -> results with per-seed runs).
-
-    Each row: language, count, intermediate_tasks, metric, value (mean over seeds), seeds (how many),
-    reference (the count compared against: 0, else the smallest), change (value − reference's value), ci_low,
-    ci_high (95% interval of the change) and ci_kind (see CI_KINDS). Languages in first-seen order, counts
-    ascending; a language missing from the reference job gets no change.
-    """
-    if not results_by_count:
-        return []
-    reference = 0 if 0 in results_by_count else min(results_by_count)
-    per_count = {count: _per_seed(results) for count, results in results_by_count.items()}
-    languages = list(dict.fromkeys(language for count in sorted(per_count) for language in per_count[count]))
+def arm_table(results: dict[str, JobResult], target: str, aggregation: str) -> list[ArmRow]:
+    """One row per arm (arm-0, arm-1, ..., control) of `target` trained with `aggregation`."""
+    arms = _arm_runs(results, target, aggregation)
     rows = []
-    for language in languages:
-        base = per_count[reference].get(language)
-        for count in sorted(per_count):
-            seeds = per_count[count].get(language)
-            if not seeds:
+    for arm, (tasks, runs) in arms.items():
+        healthy = [r for r in runs if r.healthy]
+        row = ArmRow(arm, tasks, runs, [r.name for r in runs if not r.healthy])
+        for measure in MEASURES:
+            if healthy:
+                row.means[measure] = mean_interval([r.value(measure) for r in healthy])
+        for reference in REFERENCES:
+            if reference == arm or reference not in arms:
                 continue
-            results = results_by_count[count]
-            metric = next(r.metrics[language].metric for r in results.completed_runs if language in r.metrics)
-            value = float(np.mean([s.value for s in seeds.values()]))
-            row = {"language": language, "count": count, "intermediate_tasks": results.intermediate_tasks,
-                   "metric": metric, "value": value, "seeds": len(seeds), "reference": reference,
-                   "change": None, "ci_low": None, "ci_high": None, "ci_kind": "none"}
-            if base is not None:
-                row["change"] = value - float(np.mean([s.value for s in base.values()]))
-                if count != reference:
-                    row["ci_low"], row["ci_high"], row["ci_kind"] = _change_interval(seeds, base)
-            rows.append(row)
+            changes = {m: _paired(runs, arms[reference][1], m, reference) for m in MEASURES}
+            row.changes[reference] = {m: c for m, c in changes.items() if c is not None}
+        rows.append(row)
     return rows
 
 
-def summarize(results_by_count: dict[int, JobResult]) -> list[dict]:
-    """One row per count (ascending) for the mean over the target languages every job evaluated.
+def study_targets(results: dict[str, JobResult]) -> list[str]:
+    """The target tasks of a study's results, in first-seen order."""
+    return list(dict.fromkeys(t for kind, t, _ in map(parse_key, results) if kind == "target"))
 
-    Each row: count, intermediate_tasks, seeds, value (mean over seeds of the per-seed language mean),
-    english_dev (mean English dev score of the target task, None when unknown), majority (the majority-class
-    score on the same test sets, None when unknown), at_majority (value within MIN_ABOVE_MAJORITY of it: the
-    target task was not learned in a way that transfers) and changes: a list of
-    {"against", "change", "ci_low", "ci_high", "ci_kind"} against the reference count (0, else the smallest) and
-    against the previous count. Intervals are those of `compare` computed on the per-seed language means, so a
-    single seed on either side gets none: the spread over languages is not an uncertainty of the mean.
-    """
-    per_count = {count: _per_seed(results) for count, results in sorted(results_by_count.items())}
-    shared = set.intersection(*(set(languages) for languages in per_count.values())) if per_count else set()
-    languages = [language for language in next(iter(per_count.values()), {}) if language in shared]
-    if not languages:
-        return []
-    means = {count: {seed: SeedScore(float(np.mean([per_language[lang][seed].value for lang in languages])))
-                     for seed in set.intersection(*(set(per_language[lang]) for lang in languages))}
-             for count, per_language in per_count.items()}
-    values = {count: float(np.mean([entry.value for entry in by_seed.values()])) for count, by_seed in means.items()}
-    counts = list(means)
+
+def study_aggregations(results: dict[str, JobResult], target: str) -> list[str]:
+    """The aggregations the target jobs of `target` trained, last first."""
+    found = {run.aggregation for key, job in results.items() if parse_key(key)[:2] == ("target", target)
+             for run in job.completed_runs}
+    return sorted(found, key=lambda a: (a != "last", a))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Did each intermediate task learn, and what did each arm spend?
+
+
+def _intermediate_sources(results: dict[str, JobResult]) -> list[tuple[str, str, JobResult]]:
+    """(arm label for the tables, key, job) of every job with intermediate stages: the arms, then the controls."""
+    sources = []
+    for key, job in results.items():
+        kind, target, arm = parse_key(key)
+        if kind == "arm":
+            sources.append((arm, key, job))
+        elif kind == "target" and arm == CONTROL:
+            sources.append((f"control ({target})", key, job))
+    return sorted(sources, key=lambda s: (1, s[0]) if s[0].startswith(CONTROL) else (0, arm_order(s[0])))
+
+
+def learning_table(results: dict[str, JobResult]) -> list[dict]:
+    """Per arm and intermediate task: metric, mean English dev score over its runs, majority-class (prior) score,
+    runs that learned (more than MIN_ABOVE_MAJORITY above it) of all, and `learned` (every run did)."""
     rows = []
-    for previous, count in zip([None, *counts], counts):
-        changes = []
-        for fewer in dict.fromkeys((counts[0], previous)):
-            if fewer is None or fewer == count:
+    for arm, _, job in _intermediate_sources(results):
+        per_task: dict[str, list[dict]] = {}
+        for run in job.completed_runs:
+            for task, entry in (_extra(run, "intermediate_dev") or {}).items():
+                per_task.setdefault(task, []).append(entry)
+        for task in job.intermediate_tasks:
+            entries = per_task.get(task, [])
+            if not entries:
+                rows.append({"arm": arm, "task": task, "metric": None, "value": None, "majority": None,
+                             "learned_runs": 0, "runs": 0, "learned": None})
                 continue
-            low, high, kind = _change_interval(means[count], means[fewer])
-            changes.append({"against": fewer, "ci_low": low, "ci_high": high, "ci_kind": kind,
-                            "change": values[count] - values[fewer]})
-        results = results_by_count[count]
-        complete = results.completed_runs
-        devs = [run.dev_score for run in complete if run.dev_score is not None]
-        majority = [complete[0].metrics[lang].majority for lang in languages]  # the same test sets
-        value = values[count]
-        majority_mean = None if None in majority else float(np.mean(majority))
-        rows.append({"count": count, "intermediate_tasks": results.intermediate_tasks,
-                     "seeds": len(means[count]), "languages": languages, "value": value,
-                     "english_dev": float(np.mean(devs)) if devs else None, "majority": majority_mean,
-                     "at_majority": majority_mean is not None and at_majority(value, majority_mean),
-                     "changes": changes})
+            learned = sum(bool(e["learned"]) for e in entries)
+            majority = [e["majority"] for e in entries if e.get("majority") is not None]
+            rows.append({"arm": arm, "task": task, "metric": entries[0]["metric"],
+                         "value": float(np.mean([e["value"] for e in entries])),
+                         "majority": float(np.mean(majority)) if majority else None,
+                         "learned_runs": learned, "runs": len(entries), "learned": learned == len(entries)})
     return rows
 
 
-def change_in_words(count: int, change: dict) -> str:
-    """What the change of the language mean from change["against"] to `count` tasks says, e.g.
-    '9 tasks transfer worse than 3: -7.4 [-9.8, -4.9] points (paired-t)'."""
-    fewer, value, low, high = change["against"], change["change"], change["ci_low"], change["ci_high"]
-    if low is None or high is None:
-        return f"{count} vs {fewer} tasks: {value:+.1f} points (no interval: one side has a single seed)"
-    if low > 0:
-        answer = f"{count} tasks transfer better than {fewer}"
-    elif high < 0:
-        answer = f"{count} tasks transfer worse than {fewer}"
-    else:
-        answer = f"no clear difference between {count} and {fewer} tasks"
-    return f"{answer}: {value:+.1f} [{low:+.1f}, {high:+.1f}] points ({change['ci_kind']})"
+def budget_table(results: dict[str, JobResult]) -> list[dict]:
+    """Per arm (and control): the intermediate steps its runs spent (distinct values) and the examples drawn
+    per task (mean over runs)."""
+    rows = []
+    for arm, _, job in _intermediate_sources(results):
+        budgets = [b for b in (_extra(run, "intermediate_budget") for run in job.completed_runs) if b]
+        examples: dict[str, list[int]] = {}
+        for budget in budgets:
+            for task, n in budget.get("examples", {}).items():
+                examples.setdefault(task, []).append(n)
+        rows.append({"arm": arm, "steps": sorted({b["steps"] for b in budgets}), "runs": len(budgets),
+                     "examples": {task: float(np.mean(ns)) for task, ns in examples.items()}})
+    return rows
 
 
-def not_learned_note(row: dict) -> str:
-    """'' or, for a `summarize` row at the majority class, a note saying that its target task was not learned."""
-    if not row.get("at_majority"):
+def budget_in_words(rows: list[dict]) -> str:
+    """Whether every arm spent the same intermediate budget, said plainly (flagged when not)."""
+    spent = {row["arm"]: row["steps"] for row in rows if row["runs"]}
+    unknown = [row["arm"] for row in rows if not row["runs"]]
+    steps = {s for values in spent.values() for s in values}
+    note = f" (not recorded for {', '.join(unknown)})" if unknown else ""
+    if not spent:
+        return "The intermediate budget actually spent is not recorded" + note + "."
+    if len(steps) == 1:
+        return f"Every arm spent the same intermediate budget: {steps.pop():,} optimizer steps{note}."
+    listed = "; ".join(f"{arm}: {', '.join(f'{s:,}' for s in values)}" for arm, values in spent.items())
+    return f"NOT EQUAL: the arms spent different intermediate budgets ({listed}){note}: count is confounded."
+
+
+# ----------------------------------------------------------------------------------------------------
+# Tatoeba retrieval of each arm's encoder
+
+
+def retrieval_table(results: dict[str, JobResult]) -> list[dict]:
+    """Per arm: the Tatoeba accuracy (mean over languages, points) of its encoders (one retrieval job per seed), the
+    mean over seeds with its interval, and the change against the 0-task arm's (base) encoder, paired over seeds
+    when both have them."""
+    per_arm: dict[str, dict[int, float]] = {}
+    for key, job in results.items():
+        kind, _, arm = parse_key(key)
+        if kind == "retrieval" and job.metrics:  # a retrieval job: one encoder, job-level metrics
+            per_arm.setdefault(arm, {})[job.seed] = float(np.mean([m.value for m in job.metrics.values()]))
+    base = per_arm.get("arm-0")
+    rows = []
+    for arm in sorted(per_arm, key=arm_order):
+        by_seed = per_arm[arm]
+        mean, low, high = mean_interval(list(by_seed.values()))
+        change = None
+        if base and arm != "arm-0":
+            # the base encoder is one encoder: every seed is compared with it, unless it ran per seed too
+            differences = [v - base.get(seed, next(iter(base.values()))) for seed, v in by_seed.items()]
+            change = Change("arm-0", *mean_interval(differences), len(differences))
+        rows.append({"arm": arm, "seeds": len(by_seed), "mean": mean, "low": low, "high": high, "change": change})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# The answer in words
+
+
+def answer(rows: list[ArmRow], reference: str) -> str:
+    """What the arms changed against `reference` ("arm-0" or "control") on the target mean and the transfer
+    gap, e.g. '9 tasks: target mean -1.2 [-3.0, +0.6] (inconclusive), transfer gap +0.4 [+0.1, +0.7] (above 0)'."""
+    parts = []
+    for row in rows:
+        changes = row.changes.get(reference)
+        if not changes or "target" not in changes:
+            continue
+        said = [f"{MEASURES[m]} {changes[m].text()} ({changes[m].verdict()})" for m in ("target", "gap")
+                if m in changes]
+        parts.append(f"{arm_label(row.arm)}: " + ", ".join(said) + f", {changes['target'].pairs} paired seeds")
+    if not parts:
         return ""
-    return (f"; with {row['count']} tasks the target mean ({row['value']:.1f}) stays within {MIN_ABOVE_MAJORITY:.0f} "
-            f"point of the majority class ({row['majority']:.1f}): the target task was not learned")
+    return f"Against {arm_label(reference).split(' (')[0]}: " + "; ".join(parts)
+
+
+def excluded_note(rows: list[ArmRow]) -> str:
+    """The runs left out of the means, by name, or ''."""
+    names = [name for row in rows for name in row.excluded]
+    if not names:
+        return ""
+    return (f"Left out of every mean and pair: {', '.join(names)} (English dev not more than "
+            f"{MIN_ABOVE_MAJORITY:.0f} point above the majority class: the target task was not learned).")
+
+
+def find_studies(jobs: list) -> dict[str, dict[str, object]]:
+    """study name -> {key: job} for jobs named '<study>: study/<key>' (as the design names them), newest first
+    as `jobs` lists them; the newest job of a key wins."""
+    studies: dict[str, dict[str, object]] = {}
+    for job in jobs:
+        match = _NAMED_KEY.match(job.spec.name or "")
+        if match:
+            studies.setdefault(match["study"], {}).setdefault(match["key"], job)
+    return studies

@@ -1,0 +1,301 @@
+"""The design of the intermediate-task study (issue 14; Phang et al. 2020, arXiv 2005.13013): does the NUMBER
+of English intermediate tasks (0, 1, 3, 9) change zero-shot cross-lingual transfer when every arm spends the
+SAME intermediate budget?
+
+An arm is an ordered subset of English intermediate tasks. Each arm (but the 0-task one) is one
+intermediate-only job (`task="intermediate"`) that trains the subset for `intermediate_steps` optimizer steps in
+all (mixture: one stage sampling the tasks proportionally or with temperature T; sequential: the steps split
+equally), once per seed, and saves its encoder; every target job of the arm starts from that encoder
+(`init_from`, the unit with the same seed), and so does the arm's Tatoeba retrieval job. The 0-task arm starts
+from the base encoder. The control arm spends the same budget on the target task itself (one job per target:
+`intermediate_tasks=(target,)`), so "more tasks" is never "more steps". The target stage is the same in every
+arm (same budget, same seeds, same batch order and head initialisation: the engine keys them by seed and task).
+
+Keys (job folders under an output root, and the names of launched jobs):
+
+    study/arm-<n>              intermediate-only: the arm's n tasks, `intermediate_steps`, every seed
+    study/<target>-control     the control arm: the target itself for `intermediate_steps`, then the target stage
+    study/<target>-arm-<n>     the target stage (last and DLFA) from arm n's encoder (arm 0: the base encoder)
+    study/tatoeba-arm-<n>-s<s> zero-shot Tatoeba retrieval of arm n's encoder of seed s (no training)
+
+Sizing (the reproduction plan's study, `plan.study_hours`, from the plan's timing model of this 2-core CPU):
+STEP_SECONDS per target step (UD-POS 0.43 s, XNLI 0.81 s) and TEST_SECONDS per evaluation of every target
+language; INTERMEDIATE_STEP_SECONDS = 1.45 s per intermediate step (the previous record's chains, dev
+evaluations included); 0.067 s per Tatoeba sentence. With arms 0/1/3/9 + control, 3 seeds, last and DLFA,
+UD-POS (4,000 sentences) and XNLI (6,000 pairs) for 2 epochs each: 30 target runs per target (UD-POS 30 × 122 s,
+XNLI 30 × 381 s), the controls' 6 runs × 1,000 extra steps per target (UD-POS 1.7 h, XNLI 4.5 h in all);
+3 arms × 3 seeds × 1,000 steps × 1.45 s = 3.6 h; 10 Tatoeba runs (5 languages × 500 pairs) 0.9 h:
+10.8 h in all, within the 12 h budget. So DEFAULT_INTERMEDIATE_STEPS = 1,000 (32,000 examples at batch 32).
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+import dataclasses
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dlfa.errors import ConfigError, DlfaError
+
+PREFIX = "study/"
+DESIGN_FILE = "study/design.json"  # beside the jobs, under the output root
+INTERMEDIATE_ONLY = "intermediate"  # as dlfa.engine.spec.INTERMEDIATE_ONLY (the engine side of issue 14)
+RETRIEVAL_TASK = "tatoeba"  # a retrieval job measures one encoder: one per arm and seed
+ARM_UNIT = "last-s{seed}"  # the unit folder of an arm job's seed (JobSpec.unit_name of its units)
+MODES = ("mixture", "sequential")
+SAMPLINGS = ("proportional", "temperature")
+MIN_SEEDS = 3  # paired intervals over seeds need at least 3
+DEFAULT_INTERMEDIATE_STEPS = 1000
+DEFAULT_COUNTS = (0, 1, 3, 9)
+DEFAULT_RETRIEVAL_LANGUAGES = ("de", "fr", "ru", "zh", "sw")
+
+# Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
+# of their other tasks (CommonsenseQA, Cosmos QA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER), CoLA.
+PREFERENCE = (
+    "qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola",
+    "cosmosqa", "wic", "cb", "sentiment-classroom", "pos-classroom",
+)  # fmt: skip
+
+
+def _source(source):
+    from dlfa.data.registry import DataSource
+
+    return source if isinstance(source, DataSource) else DataSource.resolve(source)
+
+
+def available_intermediate_tasks(source=None, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The registry's intermediate tasks with English training data in `source`, in order of preference."""
+    from dlfa.data.registry import available_languages, list_tasks
+
+    source = _source(source)
+    names = [info.name for info in list_tasks() if info.intermediate and info.name not in exclude]
+    ordered = [n for n in PREFERENCE if n in names] + [n for n in names if n not in PREFERENCE]
+    found = []
+    for name in ordered:
+        try:
+            if "train" in available_languages(name, source).get("en", {}):
+                found.append(name)
+        except DlfaError:
+            continue  # a task whose files are broken counts as missing here; training it would raise
+    return found
+
+
+INTERMEDIATE_PRESETS: dict[int, tuple[str, ...]] = {0: (), 3: PREFERENCE[:3], 9: PREFERENCE[:9]}  # the Launch form's
+
+
+def preset_for(count: int, source=None, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`count` intermediate tasks available in `source`: the first available in order of preference, so the
+    presets nest (the 3 are the first 3 of the 9) and equal INTERMEDIATE_PRESETS with the full data root."""
+    if count < 0:
+        raise DlfaError(f"the number of intermediate tasks must be ≥ 0, got {count}")
+    available = available_intermediate_tasks(source, exclude) if count else []
+    if len(available) < count:
+        raise DlfaError(
+            f"{count} intermediate tasks asked for, but {_source(source)} has only {len(available)} with English "
+            f"training data: {', '.join(available) or 'none'}"
+        )
+    return tuple(available[:count])
+
+
+def named_subsets(counts: tuple[int, ...], pool: list[str]) -> tuple[tuple[str, ...], ...]:
+    """One subset per count: the first `count` tasks of `pool` (in order of preference), so the subsets nest."""
+    _check_counts(counts, pool)
+    return tuple(tuple(pool[:count]) for count in counts)
+
+
+def drawn_subsets(counts: tuple[int, ...], pool: list[str], seed: int) -> tuple[tuple[str, ...], ...]:
+    """One subset per count, drawn with `seed`: a random order of `pool`, whose first `count` tasks are each
+    subset (so they nest, and the order each arm trains them in is the drawn one)."""
+    _check_counts(counts, pool)
+    order = random.Random(seed).sample(list(pool), max(counts, default=0))
+    return tuple(tuple(order[:count]) for count in counts)
+
+
+def _check_counts(counts: tuple[int, ...], pool: list[str]) -> None:
+    if len(set(counts)) != len(counts) or any(c < 0 for c in counts):
+        raise ConfigError(f"arm counts must be distinct whole numbers ≥ 0, got {', '.join(map(str, counts))}")
+    if max(counts, default=0) > len(pool):
+        raise ConfigError(f"{max(counts)} intermediate tasks asked for, but only {len(pool)} have English training "
+                          f"data: {', '.join(pool) or 'none'}")
+
+
+@dataclass(frozen=True)
+class StudyTarget:
+    """One target task of the study and its target-stage budget (the same in every arm)."""
+
+    task: str
+    eval_languages: tuple[str, ...]
+    fusion_layer: int = 6  # DLFA's lower layer (the plan takes the fine-tuning's chosen one)
+    pooling: str | None = None  # sentence / pair tasks: cls or mean; None for token tasks
+    max_train_examples: int | None = 4000
+    max_eval_examples: int | None = 500
+    epochs: float = 2.0  # fixed, so that every arm's target stage trains the same number of steps
+    learning_rate: float = 1e-4
+    patience: int | None = None  # early stopping instead (then steps may differ between arms)
+    max_epochs: float | None = None
+
+
+@dataclass(frozen=True)
+class StudyDesign:
+    """A study: targets, arms (ordered task subsets), one intermediate budget, mode, control, seeds,
+    aggregations and the Tatoeba retrieval evaluation. `subset_rule` records how the subsets were made
+    ("named": in order of preference; "drawn": seeded, with `draw_seed`)."""
+
+    targets: tuple[StudyTarget, ...]
+    subsets: tuple[tuple[str, ...], ...]
+    subset_rule: str = "named"
+    draw_seed: int | None = None
+    intermediate_steps: int = DEFAULT_INTERMEDIATE_STEPS
+    mode: str = "mixture"
+    mixture_sampling: str = "temperature"
+    mixture_temperature: float = 2.0
+    control: bool = True
+    seeds: tuple[int, ...] = (1, 2, 3)
+    aggregations: tuple[str, ...] = ("last", "dlfa")
+    encoder: str = "embedded:e5-small"
+    data_root: str | None = None
+    batch_size: int = 32
+    intermediate_learning_rate: float = 1e-4
+    retrieval_languages: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # () : no Tatoeba jobs
+    retrieval_sentences: int | None = 500
+    device: str = "auto"
+    name: str = "study"  # the launched jobs' names start with it
+    spec_overrides: dict = field(default_factory=dict)  # replaces spec fields of every job (the tests' tiny budgets)
+
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(len(subset) for subset in self.subsets)
+
+    def problems(self) -> list[str]:
+        """What is wrong with the design, one line each (empty when it can run)."""
+        found = []
+        if not self.targets:
+            found.append("choose at least one target task")
+        if len(set(self.counts)) != len(self.counts):
+            found.append(f"arms must differ in their number of tasks, got {', '.join(map(str, self.counts))}")
+        if len(self.seeds) < MIN_SEEDS or len(set(self.seeds)) != len(self.seeds):
+            found.append(f"seeds: at least {MIN_SEEDS} distinct seeds (intervals are paired over seeds), got "
+                         f"{', '.join(map(str, self.seeds)) or 'none'}")
+        if not isinstance(self.intermediate_steps, int) or self.intermediate_steps < 1:
+            found.append(f"intermediate budget: a whole number of steps ≥ 1, got {self.intermediate_steps}")
+        if self.mode not in MODES:
+            found.append(f"mode: one of {', '.join(MODES)}, got {self.mode}")
+        if self.mixture_sampling not in SAMPLINGS:
+            found.append(f"mixture sampling: one of {', '.join(SAMPLINGS)}, got {self.mixture_sampling}")
+        for target in self.targets:
+            if any(target.task in subset for subset in self.subsets):
+                found.append(f"{target.task} is a target task: it cannot also be an intermediate task of an arm")
+            if not target.eval_languages:
+                found.append(f"{target.task}: choose at least one target language")
+        if not self.targets or not (any(self.counts) or self.control):
+            found.append("the study needs at least one arm with intermediate tasks, or the control arm")
+        return found
+
+    def check(self) -> "StudyDesign":
+        problems = self.problems()
+        if problems:
+            raise ConfigError("invalid study design: " + "; ".join(problems))
+        return self
+
+    # ------------------------------------------------------------------------------------------------
+    # The jobs, as spec fields (dlfa.engine.spec.JobSpec.from_dict turns them into specs)
+
+    def _common(self) -> dict:
+        return {"encoder": self.encoder, "data_root": self.data_root, "seeds": list(self.seeds),
+                "batch_size": self.batch_size, "device": self.device}
+
+    def _intermediate(self) -> dict:
+        """The budget fields every job with intermediate stages shares."""
+        return {"intermediate_steps": self.intermediate_steps, "intermediate_mode": self.mode,
+                "mixture_sampling": self.mixture_sampling, "mixture_temperature": self.mixture_temperature}
+
+    def arm_fields(self) -> list[tuple[str, dict]]:
+        """(key, spec fields) of each arm's intermediate-only job, arms with tasks only, in arm order."""
+        return [(arm_key(len(subset)),
+                 {**self._common(), "task": INTERMEDIATE_ONLY, "eval_languages": ["en"], "aggregations": ["last"],
+                  "fusion_layers": [], "intermediate_tasks": list(subset), **self._intermediate(),
+                  "learning_rate": self.intermediate_learning_rate,
+                  "name": f"{self.name}: {arm_key(len(subset))}", **self.spec_overrides})
+                for subset in self.subsets if subset]
+
+    def _target(self, target: StudyTarget) -> dict:
+        fields = {**self._common(), "task": target.task, "eval_languages": list(target.eval_languages),
+                  "aggregations": list(self.aggregations),
+                  "fusion_layers": [target.fusion_layer] if "dlfa" in self.aggregations else [],
+                  "max_train_examples": target.max_train_examples, "max_eval_examples": target.max_eval_examples,
+                  "epochs": target.epochs, "learning_rate": target.learning_rate, "patience": target.patience,
+                  "max_epochs": target.max_epochs}
+        if target.pooling:
+            fields["pooling"] = target.pooling
+        return fields
+
+    def target_fields(self, arm_folders: dict[str, str]) -> list[tuple[str, dict]]:
+        """(key, spec fields) of the control and target jobs and the Tatoeba jobs, in running order; arm_folders:
+        arm key -> the folder of its intermediate-only job (what `init_from` points at: the job folder for a
+        target job, which takes its unit of the same seed; that unit's folder for a Tatoeba job)."""
+        missing = [arm_key(len(s)) for s in self.subsets if s and arm_key(len(s)) not in arm_folders]
+        if missing:
+            raise ConfigError("the study's target jobs start from the arms' encoders: no folder for "
+                              + ", ".join(missing))
+        jobs = []
+        for target in self.targets:
+            if self.control:
+                key = f"{PREFIX}{target.task}-control"
+                jobs.append((key, {**self._target(target), "intermediate_tasks": [target.task], **self._intermediate(),
+                                   "name": f"{self.name}: {key}", **self.spec_overrides}))
+            for subset in self.subsets:
+                key = f"{PREFIX}{target.task}-arm-{len(subset)}"
+                jobs.append((key, {**self._target(target), "init_from": arm_folders.get(arm_key(len(subset))),
+                                   "name": f"{self.name}: {key}", **self.spec_overrides}))
+        for subset in self.subsets if self.retrieval_languages else ():
+            folder = arm_folders.get(arm_key(len(subset)))
+            for seed in self.seeds if subset else self.seeds[:1]:  # the base encoder is one encoder
+                key = f"{PREFIX}tatoeba-arm-{len(subset)}-s{seed}"
+                jobs.append((key, {**self._common(), "task": RETRIEVAL_TASK, "seeds": [seed],
+                                   "eval_languages": list(self.retrieval_languages), "aggregations": ["last"],
+                                   "fusion_layers": [], "max_eval_examples": self.retrieval_sentences,
+                                   "init_from": str(Path(folder) / ARM_UNIT.format(seed=seed)) if folder else None,
+                                   "name": f"{self.name}: {key}", **self.spec_overrides}))
+        return jobs
+
+    def job_fields(self, root: str | Path) -> list[tuple[str, dict]]:
+        """Every job's (key, spec fields) in running order (the arms before the jobs that start from them), with
+        the job folders `root/<key>`."""
+        arms = self.arm_fields()
+        return arms + self.target_fields({key: str(Path(root) / key) for key, _ in arms})
+
+    def launch(self, submit: Callable[[str, dict], str]) -> dict[str, str]:
+        """Submit every job in running order through `submit(key, spec fields) -> the job's folder`: the arms
+        first, then the jobs that start from the folders their arms were given. Returns key -> folder."""
+        folders = {key: submit(key, fields) for key, fields in self.arm_fields()}
+        for key, fields in self.target_fields(dict(folders)):
+            folders[key] = submit(key, fields)
+        return folders
+
+    def jobs(self, root: str | Path) -> list[tuple[str, object]]:
+        """(key, JobSpec) of every job, in running order (see job_fields)."""
+        from dlfa.engine.spec import JobSpec
+
+        return [(key, JobSpec.from_dict(fields)) for key, fields in self.job_fields(root)]
+
+    # ------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))  # tuples as lists, as JSON holds them
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyDesign":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown study design field(s): {', '.join(unknown)}")
+        targets = tuple(StudyTarget(**{**t, "eval_languages": tuple(t["eval_languages"])}) for t in data["targets"])
+        return cls(**{**data, "targets": targets, "subsets": tuple(tuple(s) for s in data["subsets"]),
+                      "seeds": tuple(data.get("seeds", (1, 2, 3))),
+                      "aggregations": tuple(data.get("aggregations", ("last", "dlfa"))),
+                      "retrieval_languages": tuple(data.get("retrieval_languages", DEFAULT_RETRIEVAL_LANGUAGES))})
+
+
+def arm_key(count: int) -> str:
+    return f"{PREFIX}arm-{count}"

@@ -1,0 +1,46 @@
+"""The reproduction plan's study part end to end on a tiny encoder with tiny budgets on the real data: the arms
+run first, every job finishes, a second run redoes nothing, the record keeps the design, and the report's
+section 3 shows the budget spent, the learning table and the arms' tables."""
+import json
+
+import pytest
+from test_study import ENGINE_MERGED
+
+from dlfa.reproduction.plan import Reproduction
+from dlfa.reproduction.record import save_record
+from dlfa.reproduction.report import write_report
+from dlfa.reproduction.runner import run_plan
+from dlfa.reproduction.study_design import DESIGN_FILE
+from dlfa.results import COMPLETED, JobResult, read_job_results, write_results
+
+TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
+        "checkpoint_every": 50, "eval_languages": ("de", "zh")}
+
+
+@pytest.mark.skipif(not ENGINE_MERGED, reason="JobSpec.intermediate_steps / init_from come with the engine side "
+                                              "of issue 14 (branch studyengine); this runs once it is merged")
+def test_the_study_part_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
+    out, doc = tmp_path / "reproduction", tmp_path / "docs" / "REPRODUCTION.md"
+    config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos",), seeds=(1, 2, 3), study_counts=(0, 1, 3),
+                          study_steps=6, study_retrieval=(), spec_overrides=TINY)
+    write_results(out / "finetune/udpos-dlfa", JobResult({"task": "udpos", "fusion_layers": [2],
+                                                          "learning_rate": 1e-3}, COMPLETED, ()))
+    ran = []
+    assert run_plan(config, out, ("study",), log=ran.append) == COMPLETED
+    assert [line.split(":")[0] for line in ran] == ["study/arm-1", "study/arm-3", "study/udpos-control",
+                                                   "study/udpos-arm-0", "study/udpos-arm-1", "study/udpos-arm-3"]
+    arm = read_job_results(out / "study/arm-3/results.json")
+    assert {run.intermediate_budget["steps"] for run in arm.runs} == {6}
+    assert set(arm.runs[0].intermediate_dev) == {"qnli", "boolq", "mrpc"}
+    target = read_job_results(out / "study/udpos-arm-3/results.json")
+    assert len(target.completed_runs) == 6 and target.spec["init_from"] == str(out / "study/arm-3")
+    again = []
+    assert run_plan(config, out, ("study",), log=again.append) == COMPLETED and again == []  # nothing reruns
+
+    save_record(out, doc.parent / "reproduction")
+    assert json.loads((doc.parent / "reproduction" / DESIGN_FILE).read_text())["intermediate_steps"] == 6
+    write_report(doc.parent / "reproduction", doc, "python -m dlfa reproduce run --parts study")
+    section = doc.read_text().split("## 3. ")[1].split("## 4. ")[0]
+    assert "**Budget.** Every arm spent the same intermediate budget: 6 optimizer steps." in section
+    assert "| arm-3 | boolq |" in section and "| control (udpos) | udpos |" in section
+    assert "### POS tagging (UD-POS), last" in section and "### POS tagging (UD-POS), dlfa" in section
