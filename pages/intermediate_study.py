@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dlfa.analysis.retrieval import available_tatoeba_languages
+from dlfa.data.tatoeba import available_tatoeba_languages
 from dlfa.app import background, catalog, guard, runs, session, widgets
 from dlfa.engine.spec import JobSpec, parse_int_list
 from dlfa.errors import ConfigError

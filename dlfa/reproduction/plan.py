@@ -188,7 +188,7 @@ class Reproduction:
         dlfa learning rate and pooling from fine-tuning), arms of study_counts named tasks in order of preference,
         3 seeds, study_steps, the Tatoeba languages of the data root among study_retrieval. `spec_overrides` apply
         to every job, but the target languages (and early stopping, which the study does not use) only to targets."""
-        from dlfa.analysis.retrieval import available_tatoeba_languages
+        from dlfa.data.tatoeba import available_tatoeba_languages
 
         source = DataSource.resolve(self.data_root)
         targets = []

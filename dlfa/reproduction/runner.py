@@ -1,6 +1,6 @@
-"""Running the reproduction plan: its jobs through the engine (`run_job`), each skipped when finished and
-resumed from its checkpoints when interrupted, and the layer analyses of the base and of the fine-tuned encoders;
-the time each job took is added up over sittings in timings.json."""
+"""Running the reproduction plan: its jobs through the engine (`run_job`; a Tatoeba job through its measurement),
+each skipped when finished and resumed from its checkpoints when interrupted, and the layer analyses of the base
+and of the fine-tuned encoders; the time each job took is added up over sittings in timings.json."""
 from __future__ import annotations
 
 import time
@@ -11,7 +11,7 @@ from dlfa.analysis.layers import available_parallel_languages, fine_tuned_encode
 from dlfa.data.registry import DataSource, english_sizes
 from dlfa.engine.callbacks import Callback
 from dlfa.engine.spec import JobSpec
-from dlfa.engine.job import run_job
+from dlfa.jobs.runner import spec_runner
 from dlfa.errors import ConfigError
 from dlfa.io import write_json
 from dlfa.model.encoders import load_encoder
@@ -102,7 +102,7 @@ def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] 
         if done is not None and done.status == COMPLETED and not spec.changed_settings(done.spec):
             continue
         log(f"{job}: {len(spec.units())} runs")
-        run_job(spec.validate(), out_root / job, callbacks)
+        spec_runner(spec)(spec.validate(), out_root / job, callbacks)  # a Tatoeba job measures, the rest train
         completed = read_results(out_root / job / RESULTS_FILE).status == COMPLETED
         timings.add(job, time.perf_counter() - started, completed)
         if not completed:

@@ -36,11 +36,11 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from dlfa.engine.spec import INTERMEDIATE_ONLY
 from dlfa.errors import ConfigError, DlfaError
 
 PREFIX = "study/"
 DESIGN_FILE = "study/design.json"  # beside the jobs, under the output root
-INTERMEDIATE_ONLY = "intermediate"  # as dlfa.engine.spec.INTERMEDIATE_ONLY (the engine side of issue 14)
 RETRIEVAL_TASK = "tatoeba"  # a retrieval job measures one encoder: one per arm and seed
 ARM_UNIT = "last-s{seed}"  # the unit folder of an arm job's seed (JobSpec.unit_name of its units)
 MODES = ("mixture", "sequential")
