@@ -99,7 +99,6 @@ def test_a_retrieval_spec_trains_nothing_and_names_what_is_wrong(tiny_encoder, f
                           "init_from": str(tmp_path / "missing")}).problems()
     assert problems == {
         "retrieval_layer": "layer 5 does not exist: this encoder has layers 0…4 (0 = embeddings)",
-        "init_from": f"no run folder at {tmp_path / 'missing'}",
         "eval_languages": f"task tatoeba has no data for ko in the data root {fixture_root}; available: de, fr, zh",
     }
     assert JobSpec(**{**base, "intermediate_tasks": ("rte",)}).problems() == {

@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
 from typing import Callable, Literal
 
 from dlfa.errors import ConfigError, DlfaError
@@ -250,8 +249,6 @@ class JobSpec:
             return {"retrieval_layer": f"only a retrieval task ({', '.join(RETRIEVAL_TASKS)}) reads it"}
         problems = {"intermediate_tasks": f"{self.task} trains nothing: leave the intermediate tasks empty"}
         problems = {} if not self.intermediate_tasks else problems
-        if isinstance(self.init_from, str) and not Path(self.init_from).expanduser().is_dir():
-            problems["init_from"] = f"no run folder at {self.init_from}"
         return problems
 
     def _encoder_problems(self) -> dict[str, str]:
