@@ -259,11 +259,13 @@ class UnitTrainer:
         return True
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def qa_scores(self, dataset, bootstrap_samples: int) -> dict[str, dict]:
-        """A question answering split's {"exact_match", "span_f1"} metrics (dlfa.engine.qa_evaluate)."""
+    def qa_scores(self, dataset, bootstrap_samples: int, predictions_file: Path | None = None) -> dict[str, dict]:
+        """A question answering split's {"exact_match", "span_f1"} metrics (dlfa.engine.qa_evaluate), its
+        per-question predictions written to `predictions_file` when given."""
         scores, _ = evaluate_qa(self.net, dataset.examples, dataset.windows, dataset.pad_token_id,
                                 self.runtime.device, dataset.normalization, self.runtime.amp_dtype,
-                                bootstrap_samples, self.spec.seeds[0], task=self.spec.task)
+                                bootstrap_samples, self.spec.seeds[0], task=self.spec.task,
+                                predictions_file=predictions_file)
         return scores
 
     def evaluate(self) -> tuple[dict, dict, dict]:
@@ -276,7 +278,7 @@ class UnitTrainer:
         metrics, per_language, exact_match = {}, {}, {}
         for i, (language, dataset) in enumerate(self.data.test.items()):
             if target.kind == "qa":
-                scores = self.qa_scores(dataset, self.spec.bootstrap_samples)
+                scores = self.qa_scores(dataset, self.spec.bootstrap_samples, predictions_path(self.unit_dir, language))
                 metrics[language], exact_match[language], fusion = scores["span_f1"], scores["exact_match"], None
             else:
                 metrics[language], fusion = evaluate_dataset(
