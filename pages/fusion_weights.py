@@ -1,5 +1,7 @@
-"""Fusion weights of a DLFA run: the AIF weights W on a typed sentence (tokens × channels and per token), and
-the run's fusion statistics per language, position and gold tag."""
+"""Fusion weights of a DLFA run: the AIF weights W on a typed sentence (tokens × channels and per token; for a
+pair or a question with its context, per part too), and the run's fusion statistics per language, position and
+gold tag."""
+import pandas as pd
 import streamlit as st
 
 from dlfa import charts
@@ -36,10 +38,29 @@ def main() -> None:
         with c2:
             st.plotly_chart(charts.token_weight_bars(w["tokens"], w["per_token_mean"],
                                                      title="Channel-averaged W per token"), key="fw_tokens")
+        if len(w.get("segment_means", {})) > 1:
+            segments(w)
     else:
         st.info("Type a sentence in any language to see its fusion weights.")
 
     fusion_statistics(unit)
+
+
+def segments(w: dict) -> None:
+    """W of the two parts of the input (question and context, or a pair's two texts) told apart."""
+    st.subheader("W per part of the input")
+    columns = st.columns(len(w["segment_means"]))
+    for column, (name, mean) in zip(columns, w["segment_means"].items()):
+        column.metric(f"Mean W over the {name} tokens", f"{mean:.3f}")
+    table = pd.DataFrame({"position": range(len(w["tokens"])), "token": w["tokens"],
+                          "part": [s or "special" for s in w["segments"]], "W": w["per_token_mean"]})
+    shared = charts.shared_range(w["per_token_mean"], floor=0, ceiling=1)
+    for i, name in enumerate(w["segment_means"]):
+        part = table[table["part"] == name]
+        st.plotly_chart(charts.token_weight_bars(list(part["token"]), list(part["W"]), y_range=shared,
+                                                 title=f"W per {name} token"), key=f"fw_part_{i}")
+    st.dataframe(table, hide_index=True, key="fw_parts", column_config={"W": st.column_config.NumberColumn(
+        format="%.3f")})
 
 
 def fusion_statistics(unit: runs.Unit) -> None:

@@ -94,5 +94,5 @@ def write_qa_predictions(path: Path, examples: Sequence[QaExample], spans: dict[
             row = {"id": example.id, "question": example.question, "gold": [a.text for a in example.answers],
                    "gold_starts": [a.start for a in example.answers], "pred": span.text,
                    "pred_start": span.start if found else None, "pred_end": span.end if found else None,
-                   "exact_match": int(em), "f1": round(float(f1), 5)}
+                   "exact_match": int(em), "f1": float(f1)}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
