@@ -379,11 +379,13 @@ def changed_examples(a: LanguagePredictions, b: LanguagePredictions, which: str)
 
 
 def comparison_frame(comparisons: list[PairedComparison]) -> pd.DataFrame:
-    """One row per language: the counts, both scores, B − A with its interval, the test and its p-value."""
+    """One row per language and metric: the counts, both scores, B − A with its interval, the test and its
+    p-value."""
     return pd.DataFrame([{
-        "language": c.language, "metric": c.metric, "n": c.n, "fixed": c.fixed, "broken": c.broken, "both correct": c.both_correct,
-        "both wrong": c.both_wrong, "A": c.value_a, "B": c.value_b, "B − A": c.delta, "low": c.delta_low,
-        "high": c.delta_high, "test": c.test, "p": c.p_value} for c in comparisons])
+        "language": c.language, "metric": c.metric, "n": c.n, "fixed": c.fixed, "broken": c.broken,
+        "both correct": c.both_correct, "both wrong": c.both_wrong, "A": c.value_a, "B": c.value_b,
+        "B − A": c.delta, "low": c.delta_low, "high": c.delta_high, "test": c.test, "p": c.p_value}
+        for c in comparisons])
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, source=None, samples: int = 1000,

@@ -78,6 +78,5 @@ def context_pieces(context: str, gold: Sequence[tuple[int, int]], predicted: tup
 def row_pieces(row) -> list[tuple[str, bool, bool]]:
     """context_pieces of one qa_table row (its gold answers and its prediction)."""
     gold = [(start, start + len(text)) for text, start in zip(row["gold"], row["gold_starts"])]
-    predicted = (row["pred_start"], row["pred_end"]) if row["pred_start"] is not None and not pd.isna(
-        row["pred_start"]) else None
-    return context_pieces(row["context"], gold, None if predicted is None else tuple(map(int, predicted)))
+    found = row["pred_start"] is not None and not pd.isna(row["pred_start"])  # null: no valid span
+    return context_pieces(row["context"], gold, (int(row["pred_start"]), int(row["pred_end"])) if found else None)

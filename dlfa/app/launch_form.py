@@ -334,7 +334,7 @@ def form_spec(state) -> tuple[JobSpec, dict[str, str]]:
         patience=int(state.get(K + "patience") or 0) or None,
         max_epochs=epochs if state.get(K + "patience") and not steps_mode else None,
         probe=bool(state.get(K + "probe")) and kind in PROBE_KINDS,
-        max_length=int(state.get(K + "max_length") or (kind_defaults(task)["max_length"] if task else JobSpec.max_length)),
+        max_length=int(state.get(K + "max_length") or JobSpec.max_length),
         tensorboard=bool(state.get(K + "tensorboard")),
         device=state.get(K + "device") or "auto",
         backend=state.get(K + "backend") or "local",
