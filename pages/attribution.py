@@ -46,19 +46,22 @@ def main() -> None:
                    f"{last_unit.task}.")
     text, pair = widgets.text_inputs(task, key="at_text", default="The old man sat by the river .")
     if not text.strip():
-        st.info("Type a sentence.")
+        st.info("Type a question and its context." if catalog.task_kind(task) == "qa" else "Type a sentence.")
         return
     word_index = None
     if catalog.task_kind(task) == "token":
         words = text.split()
         word_index = st.selectbox("Explain the tag of word", range(len(words)), key="at_word",
                                   format_func=lambda i: f"{i}: {words[i]}")
+    explained = {"last": last_unit, "dlfa": dlfa_unit}
+    if catalog.task_kind(task) == "qa":  # a question and its context mean nothing to another task's baseline
+        explained = {name: unit for name, unit in explained.items() if unit.task == task}
     results = {}
     with st.spinner("Integrated gradients…"):
-        for name, unit in (("last", last_unit), ("dlfa", dlfa_unit)):
+        for name, unit in explained.items():
             results[name] = inference.attribution(unit, text.strip(), pair, word_index)
     if catalog.task_kind(task) == "qa":
-        answer_spans(results, {"last": last_unit, "dlfa": dlfa_unit})
+        answer_spans(results, explained)
         return
     y_range = charts.shared_range(*[r["scores"] for r in results.values()])
     columns = st.columns(2)
