@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dlfa import charts
+from dlfa.analysis import examples
 from dlfa.app import catalog, guard, inference, runs, widgets
 
 
@@ -26,6 +27,8 @@ def main() -> None:
                 "statistics it recorded on the test sets are below; typed sentences need the model.")
         fusion_statistics(unit)
         return
+    if catalog.task_kind(task) == "qa":
+        test_question_picker(unit)
     text, pair = widgets.text_inputs(task, key="fw_text")
     if text.strip():
         with st.spinner("Running the model…"):
@@ -44,6 +47,28 @@ def main() -> None:
         st.info("Type a sentence in any language to see its fusion weights.")
 
     fusion_statistics(unit)
+
+
+def test_question_picker(unit: runs.Unit) -> None:
+    """For a QA run with predictions: put one of its test questions (and its context) in the text boxes."""
+    languages = examples.prediction_languages(unit.folder)
+    if not languages:
+        return
+    c1, c2 = st.columns([1, 3])
+    language = c1.selectbox("Test language", catalog.sort_by_family(languages), key="fw_test_language",
+                            format_func=catalog.language_label)
+    table = inference.predictions(unit, language).table
+    if not table["context"].any():
+        c2.caption("The test contexts cannot be read from the data source in use: type a question and a context.")
+        return
+
+    def use_question() -> None:
+        row = table.iloc[st.session_state["fw_test_question"]]
+        st.session_state["fw_text"], st.session_state["fw_text_pair"] = row["text"], row["context"]
+
+    c2.selectbox("Or start from a test question", range(len(table)), key="fw_test_question", index=None,
+                 on_change=use_question, placeholder="a question of the run's test set",
+                 format_func=lambda i: f"#{i} {table['text'].iloc[i]} ({table['outcome'].iloc[i]})")
 
 
 def segments(w: dict) -> None:

@@ -189,3 +189,20 @@ def test_launch_offers_qa_with_its_languages_and_a_longer_max_length_and_the_job
     assert run["metrics"]["de"]["metric"] == "span_f1" and run["metrics"]["de"]["n"] == 21
     assert run["exact_match"]["de"]["n"] == 21
     assert predictions_path(tmp_path / "job" / "dlfa-L2-s1", "de").is_file()
+
+
+def test_fusion_weights_of_a_qa_run_start_from_one_of_its_test_questions(qa_cache, tiny_encoder):
+    from transformers import AutoTokenizer
+
+    at = page("fusion_weights.py", fw_unit=unit_id(qa_cache, "dlfa-L2-s1")).run()
+    no_errors(at)
+    language = at.selectbox(key="fw_test_language").value
+    at.selectbox(key="fw_test_question").set_value(3).run()
+    no_errors(at)
+    chosen = prediction_rows(qa_cache, "dlfa-L2-s1", language)[3]
+    context = at.text_area(key="fw_text_pair").value
+    assert at.text_input(key="fw_text").value == chosen["question"] and chosen["pred"] in context
+    parts = next(d.value for d in at.dataframe if "part" in d.value.columns)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    for part, text in (("context", context), ("question", chosen["question"])):
+        assert (parts["part"] == part).sum() == len(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -71,9 +71,11 @@ QA_EXAMPLE = ("Where did the letter arrive?",
 def text_inputs(task: str, key: str, default: str = "", default_pair: str = "") -> tuple[str, str | None]:
     """One text box (two for a pair task; a question and its context for question answering, prefilled with
     QA_EXAMPLE); returns (text, text_pair or None): for question answering (question, context)."""
-    if task_kind(task) == "qa":
-        question = st.text_input("Question", value=QA_EXAMPLE[0], key=key)
-        context = st.text_area("Context (the answer is a span of it)", value=QA_EXAMPLE[1], key=key + "_pair")
+    if task_kind(task) == "qa":  # prefilled through session_state, so that a page may put a test question there
+        st.session_state.setdefault(key, QA_EXAMPLE[0])
+        st.session_state.setdefault(key + "_pair", QA_EXAMPLE[1])
+        question = st.text_input("Question", key=key)
+        context = st.text_area("Context (the answer is a span of it)", key=key + "_pair")
         return question, context
     if task_kind(task) == "pair":
         c1, c2 = st.columns(2)
