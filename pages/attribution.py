@@ -1,5 +1,6 @@
 """Attribution: captum integrated gradients for one prediction of a baseline (`last`) run and a DLFA run,
-side by side on the same input, with the convergence delta."""
+side by side on the same input, with the convergence delta; for question answering, two rows per run: the
+attributions of the predicted answer's start logit and of its end logit over question + context."""
 import html
 
 import streamlit as st
@@ -45,17 +46,23 @@ def main() -> None:
                    f"{last_unit.task}.")
     text, pair = widgets.text_inputs(task, key="at_text", default="The old man sat by the river .")
     if not text.strip():
-        st.info("Type a sentence.")
+        st.info("Type a question and its context." if catalog.task_kind(task) == "qa" else "Type a sentence.")
         return
     word_index = None
     if catalog.task_kind(task) == "token":
         words = text.split()
         word_index = st.selectbox("Explain the tag of word", range(len(words)), key="at_word",
                                   format_func=lambda i: f"{i}: {words[i]}")
+    explained = {"last": last_unit, "dlfa": dlfa_unit}
+    if catalog.task_kind(task) == "qa":  # a question and its context mean nothing to another task's baseline
+        explained = {name: unit for name, unit in explained.items() if unit.task == task}
     results = {}
     with st.spinner("Integrated gradients…"):
-        for name, unit in (("last", last_unit), ("dlfa", dlfa_unit)):
+        for name, unit in explained.items():
             results[name] = inference.attribution(unit, text.strip(), pair, word_index)
+    if catalog.task_kind(task) == "qa":
+        answer_spans(results, explained)
+        return
     y_range = charts.shared_range(*[r["scores"] for r in results.values()])
     columns = st.columns(2)
     for column, (name, unit) in zip(columns, (("last", last_unit), ("dlfa", dlfa_unit))):
@@ -71,6 +78,28 @@ def main() -> None:
             m2.metric("Convergence delta", f"{float(delta):.4f}" if delta is not None else "–")
             st.html(colored_tokens(r["tokens"], r["scores"]))
             st.plotly_chart(charts.attribution_bars(r["tokens"], r["scores"], y_range=y_range), key=f"at_bars_{name}")
+
+
+def answer_spans(results: dict, units: dict) -> None:
+    """Per run: the predicted answer and two rows of token attributions, to its start and to its end logit."""
+    y_range = charts.shared_range(*[r[side] for r in results.values() for side in ("start_scores", "end_scores")])
+    for column, (name, r) in zip(st.columns(2), results.items()):
+        with column:
+            st.markdown(f"**{units[name].label}**")
+            st.metric("Predicted answer", r["answer"] or "–",
+                      f"characters {r['answer_start']}–{r['answer_end']} of the context", delta_color="off",
+                      delta_arrow="off")
+            if r["truncated"]:
+                st.caption("The context was cut at the model's maximum length: only its first part is read.")
+            question = [t for t, s in zip(r["tokens"], r["segments"]) if s == "question"]
+            st.caption(f"Question tokens: {len(question)}; context tokens: {r['segments'].count('context')}.")
+            for side, scores, position, delta in (("start", r["start_scores"], r["start_position"], r["start_delta"]),
+                                                  ("end", r["end_scores"], r["end_position"], r["end_delta"])):
+                st.markdown(f"*{side.capitalize()} of the answer* — token {position} `{r['tokens'][position]}`, "
+                            f"convergence delta {delta:.4f}")
+                st.html(colored_tokens(r["tokens"], scores))
+                st.plotly_chart(charts.attribution_bars(r["tokens"], scores, y_range=y_range),
+                                key=f"at_{side}_{name}")
 
 
 guard.run_page(main)

@@ -1,11 +1,12 @@
 """Examples: one run's test examples per language (gold and predicted labels, filters, a confusion matrix and
-the worst labels), and two runs on the same test set compared example by example with a paired test."""
+the worst labels; for question answering each question's context with the gold and predicted spans marked),
+and two runs on the same test set compared example by example with a paired test."""
 import html
 
 import streamlit as st
 
 from dlfa import charts
-from dlfa.analysis import examples
+from dlfa.analysis import examples, qa_examples
 from dlfa.app import catalog, guard, inference, runs, session, widgets
 from dlfa.app.exports import download_row
 
@@ -33,7 +34,7 @@ def main() -> None:
                    "data root the run was evaluated on in the sidebar to see the text.")
     browse, compare = st.tabs(["Browse", "Compare two runs"])
     with browse:
-        browse_examples(data)
+        browse_questions(data) if data.kind == "qa" else browse_examples(data)
     with compare:
         compare_runs(unit, data, [u for u in units if u is not unit])
 
@@ -69,6 +70,46 @@ def browse_examples(data: examples.LanguagePredictions) -> None:
                  payload={"confusion": matrix.to_dict(), "labels": scores.to_dict("records")}, figure=confusion)
 
 
+def browse_questions(data: examples.LanguagePredictions) -> None:
+    """Question answering: questions filtered by outcome, each with its context, gold and predicted spans."""
+    c1, c2 = st.columns(2)
+    which = c1.radio("Questions", ["all", *qa_examples.OUTCOMES], key="ex_outcome", horizontal=True,
+                     help="exact: exact match; partial: no exact match but shared tokens (F1 > 0); wrong: F1 0")
+    longest = max(int(data.table["length"].max()), 1)
+    length = c2.slider("Context length in words", 0, longest, (0, longest), key="ex_length")
+    shown = examples.filter_examples(data, length=length, outcome=None if which == "all" else which)
+    counts = data.table["outcome"].value_counts()
+    st.markdown(f"**{len(shown)} of {len(data.table)} questions** ({catalog.language_label(data.language)}): "
+                + ", ".join(f"{counts.get(o, 0)} {o}" for o in qa_examples.OUTCOMES))
+    st.caption("In the context: gold answers underlined in green, the predicted span highlighted (green when it "
+               "is an exact match, amber when partial, red when wrong).")
+    for _, row in shown.head(SHOWN_SENTENCES).iterrows():
+        st.markdown(answered_question(row), unsafe_allow_html=True)
+    if len(shown) > SHOWN_SENTENCES:
+        st.caption(f"The first {SHOWN_SENTENCES} shown; the table below holds all {len(shown)}.")
+    columns = ["index", "id", "text", "gold", "pred", "pred_start", "pred_end", "exact_match", "f1", "outcome"]
+    st.dataframe(shown[columns].rename(columns={"text": "question"}), hide_index=True, key="ex_table",
+                 column_config={"f1": st.column_config.NumberColumn(format="%.1f")})
+    download_row("ex", f"examples-{data.task}-{data.language}", table=shown[columns],
+                 payload={"outcomes": {o: int(counts.get(o, 0)) for o in qa_examples.OUTCOMES}})
+
+
+OUTCOME_COLOURS = {"exact": "#c8e6c9", "partial": "#ffe0b2", "wrong": "#ffcdd2"}
+
+
+def answered_question(row) -> str:
+    """A question and its context as HTML, gold spans underlined and the predicted span highlighted."""
+    parts = []
+    for text, gold, predicted in qa_examples.row_pieces(row):
+        style = ("border-bottom:2px solid #2e7d32;" if gold else "") + (
+            f"background:{OUTCOME_COLOURS[row['outcome']]};" if predicted else "")
+        parts.append(f"<span style='{style}'>{html.escape(text)}</span>" if style else html.escape(text))
+    context = "".join(parts) if row["context"] else "<i>(context not readable here)</i>"
+    answers = " | ".join(html.escape(g) for g in row["gold"])
+    return (f"<div><b>#{row['index']} {html.escape(row['text'])}</b> — predicted <b>{html.escape(row['pred'])}"
+            f"</b> ({row['outcome']}, F1 {row['f1']:.0f}); gold: {answers}<br>{context}</div>")
+
+
 def tagged_sentence(row) -> str:
     """A sentence as HTML: correct words in green, wrong ones in red with their predicted and gold tags."""
     parts = []
@@ -97,12 +138,13 @@ def compare_runs(unit: runs.Unit, data: examples.LanguagePredictions, others: li
     for language in catalog.sort_by_family(languages):
         a = inference.predictions(unit, language)
         b = inference.predictions(other, language)
-        comparisons.append(examples.compare(a, b))
+        comparisons.extend(examples.compare_languages(a, b))
         per_language[language] = (a, b)
     table = examples.comparison_frame(comparisons)
+    tests = "; ".join(dict.fromkeys(f"{c.metric}: {c.test}" for c in comparisons))
     st.markdown(f"**B = {other.label}** against **A = {unit.label}**: per language, the examples B fixes (fewer "
-                f"errors than A) and breaks (more errors); the p-value is from {comparisons[0].test} on the same "
-                "items, the interval of B − A from a paired bootstrap over examples.")
+                f"errors than A) and breaks (more errors); p-values on the same items ({tests}), the interval of "
+                "B − A from a paired bootstrap over examples.")
     st.dataframe(table, hide_index=True, key="ex_paired", column_config={
         c: st.column_config.NumberColumn(format="%.2f") for c in ("A", "B", "B − A", "low", "high")} | {
         "p": st.column_config.NumberColumn(format="%.4f")})

@@ -1,8 +1,11 @@
-"""Fusion weights of a DLFA run: the AIF weights W on a typed sentence (tokens × channels and per token), and
-the run's fusion statistics per language, position and gold tag."""
+"""Fusion weights of a DLFA run: the AIF weights W on a typed sentence (tokens × channels and per token; for a
+pair or a question with its context, per part too), and the run's fusion statistics per language, position and
+gold tag."""
+import pandas as pd
 import streamlit as st
 
 from dlfa import charts
+from dlfa.analysis import examples
 from dlfa.app import catalog, guard, inference, runs, widgets
 
 
@@ -24,6 +27,8 @@ def main() -> None:
                 "statistics it recorded on the test sets are below; typed sentences need the model.")
         fusion_statistics(unit)
         return
+    if catalog.task_kind(task) == "qa":
+        test_question_picker(unit)
     text, pair = widgets.text_inputs(task, key="fw_text")
     if text.strip():
         with st.spinner("Running the model…"):
@@ -36,10 +41,51 @@ def main() -> None:
         with c2:
             st.plotly_chart(charts.token_weight_bars(w["tokens"], w["per_token_mean"],
                                                      title="Channel-averaged W per token"), key="fw_tokens")
+        if len(w.get("segment_means", {})) > 1:
+            segments(w)
     else:
         st.info("Type a sentence in any language to see its fusion weights.")
 
     fusion_statistics(unit)
+
+
+def test_question_picker(unit: runs.Unit) -> None:
+    """For a QA run with predictions: put one of its test questions (and its context) in the text boxes."""
+    languages = examples.prediction_languages(unit.folder)
+    if not languages:
+        return
+    c1, c2 = st.columns([1, 3])
+    language = c1.selectbox("Test language", catalog.sort_by_family(languages), key="fw_test_language",
+                            format_func=catalog.language_label)
+    table = inference.predictions(unit, language).table
+    if not table["context"].any():
+        c2.caption("The test contexts cannot be read from the data source in use: type a question and a context.")
+        return
+
+    def use_question() -> None:
+        row = table.iloc[st.session_state["fw_test_question"]]
+        st.session_state["fw_text"], st.session_state["fw_text_pair"] = row["text"], row["context"]
+
+    c2.selectbox("Or start from a test question", range(len(table)), key="fw_test_question", index=None,
+                 on_change=use_question, placeholder="a question of the run's test set",
+                 format_func=lambda i: f"#{i} {table['text'].iloc[i]} ({table['outcome'].iloc[i]})")
+
+
+def segments(w: dict) -> None:
+    """W of the two parts of the input (question and context, or a pair's two texts) told apart."""
+    st.subheader("W per part of the input")
+    columns = st.columns(len(w["segment_means"]))
+    for column, (name, mean) in zip(columns, w["segment_means"].items()):
+        column.metric(f"Mean W over the {name} tokens", f"{mean:.3f}")
+    table = pd.DataFrame({"position": range(len(w["tokens"])), "token": w["tokens"],
+                          "part": [s or "special" for s in w["segments"]], "W": w["per_token_mean"]})
+    shared = charts.shared_range(w["per_token_mean"], floor=0, ceiling=1)
+    for i, name in enumerate(w["segment_means"]):
+        part = table[table["part"] == name]
+        st.plotly_chart(charts.token_weight_bars(list(part["token"]), list(part["W"]), y_range=shared,
+                                                 title=f"W per {name} token"), key=f"fw_part_{i}")
+    st.dataframe(table, hide_index=True, key="fw_parts", column_config={"W": st.column_config.NumberColumn(
+        format="%.3f")})
 
 
 def fusion_statistics(unit: runs.Unit) -> None:

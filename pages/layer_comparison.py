@@ -57,6 +57,8 @@ def side_by_side(units) -> None:
                                        metric=next(iter(unit.metrics.values()), {}).get("metric", ""),
                                        y_range=y_range, title=unit.label)
             st.plotly_chart(fig, key=f"lc_bars_{i}")
+            if unit.exact_match:
+                qa_scores(unit, i)
 
     with_weights = [u for u in chosen if u.aggregation == "dlfa" and u.has_model]
     if not with_weights:
@@ -82,6 +84,13 @@ def side_by_side(units) -> None:
                             key=f"lc_heat_{i}")
             st.plotly_chart(charts.token_weight_bars(w["tokens"], w["per_token_mean"], y_range=per_token),
                             key=f"lc_tok_{i}")
+
+
+def qa_scores(unit: runs.Unit, i: int) -> None:
+    """A question answering run's F1 (the bars) with exact match beside it, per language with intervals."""
+    table = runs.qa_scores_frame([unit]).drop(columns=["run"])
+    st.dataframe(table, hide_index=True, key=f"lc_qa_{i}", column_config={
+        c: st.column_config.NumberColumn(format="%.1f") for c in table.columns if c.startswith(("F1", "EM"))})
 
 
 guard.run_page(main)

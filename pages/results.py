@@ -57,6 +57,8 @@ def main() -> None:
         "value": st.column_config.NumberColumn(format="%.2f"), "ci_low": st.column_config.NumberColumn(format="%.2f"),
         "ci_high": st.column_config.NumberColumn(format="%.2f")})
 
+    question_answering(chosen, by_id, read)
+
     for job_id in chosen:
         show_retrieval(by_id[job_id], read[job_id])
     for job_id in chosen:
@@ -103,6 +105,23 @@ def show_retrieval(job, results) -> None:
                                              label_of=catalog.short_label), key=f"retrieval_grid_{job.id}")
     st.dataframe(view["table"], hide_index=True, column_config={
         name: st.column_config.NumberColumn(format="%.1f") for name in ("xx→en", "en→xx", "mean", "ci_low", "ci_high")})
+
+
+def question_answering(chosen: list[str], by_id: dict, read: dict) -> None:
+    """QA jobs: exact match beside F1 (the metric above) per run and language, with intervals, and EM's chart."""
+    units = [unit for job_id in chosen for unit in runs.job_units(by_id[job_id], read[job_id]) if unit.exact_match]
+    if not units:
+        return
+    st.subheader("Question answering: F1 and exact match")
+    table = runs.qa_scores_frame(units)
+    st.dataframe(table, hide_index=True, key="results_qa", column_config={
+        c: st.column_config.NumberColumn(format="%.2f") for c in table.columns if c.startswith(("F1", "EM"))})
+    series = {f"{unit.job_id} · {unit.label}": unit.exact_match for unit in units}
+    st.plotly_chart(charts.language_bars(series, family_of=catalog.family_of, label_of=catalog.short_label,
+                                         metric="exact_match", title="Exact match per target language (95% CI)"),
+                    key="results_qa_em")
+    st.caption("F1: bag-of-tokens overlap with the best gold answer; exact match: the normalised answer equals "
+               "a gold one. Intervals: 95% bootstrap over questions.")
 
 
 guard.run_page(main)

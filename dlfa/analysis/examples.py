@@ -1,4 +1,5 @@
 """Per-example view of a run's zero-shot test predictions, and the paired comparison of two runs.
+Longer than 400 lines because every task kind's view and the paired tests they share read one predictions format.
 
 Every evaluation writes `<run>/predictions/<language>.jsonl.gz` (dlfa.engine.evaluate.write_predictions): gold and
 predicted labels per example (per word for token tasks), and the probability of the predicted label for
@@ -9,6 +10,8 @@ same test set are compared item by item:
 - a paired test on the same items: McNemar's exact test (a binomial test on the discordant items, scipy) for
   accuracy, where an item is an example (a word for token tasks), and a paired bootstrap over examples (the same
   resamples for both runs) for F1-like metrics; the bootstrap also gives the interval of the difference.
+Question answering (dlfa.analysis.qa_examples) is compared twice per language: exact match with McNemar's test,
+F1 (the mean over questions) with the paired bootstrap.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlfa.analysis.qa_examples import QA_METRICS, qa_table, question_values
 from dlfa.errors import DataError, DlfaError
 from dlfa.engine.evaluate import PREDICTIONS_DIR, predictions_path
 from dlfa.engine.metrics import _BOOTSTRAP_CHUNK, example_statistics, metric_from_statistics
@@ -30,10 +34,11 @@ UNEVALUATED = "—"  # the predicted tag of a word cut at max_length (never eval
 
 @dataclass
 class LanguagePredictions:
-    """One run's test predictions for one language. kind: token | sentence | pair.
+    """One run's test predictions for one language. kind: token | sentence | pair | multiple_choice | qa.
 
     table: one row per example: index, text, gold, pred (label names; per word lists for token tasks),
-    words (token tasks), confidence (sentence, pair), length (words), errors, correct.
+    words (token tasks), confidence (sentence, pair), length (words), errors, correct; question answering has
+    qa_examples.qa_table's columns (the question as text, answers as gold and pred, EM, F1, outcome, ...).
     """
 
     task: str
@@ -113,6 +118,9 @@ def load_language(results: RunResult, folder: Path, language: str, source=None) 
             examples = load_examples(info, language, "test", source, max_examples=spec.get("max_eval_examples"))
         except (DlfaError, OSError):
             examples = None
+    if info.kind == "qa":
+        return LanguagePredictions(info.name, info.kind, language, (), info.metric,
+                                   qa_table(rows, examples, language, source), examples is not None)
     if examples is not None:
         _check_same_examples(examples, rows, info.kind, language, source)
     records = []
@@ -162,11 +170,14 @@ def _check_same_examples(examples: list, rows: list[dict], kind: str, language: 
 
 
 def filter_examples(data: LanguagePredictions, correct: bool | None = None, gold_label: str | None = None,
-                    length: tuple[int, int] | None = None) -> pd.DataFrame:
+                    length: tuple[int, int] | None = None, outcome: str | None = None) -> pd.DataFrame:
     """The examples that are all correct (correct=True) or have an error (False), whose gold labels include
-    `gold_label` (a tag of some word, or the class), and whose length in words lies in `length` (inclusive)."""
+    `gold_label` (a tag of some word, or the class), whose length in words lies in `length` (inclusive), and
+    (question answering) whose outcome is `outcome` (exact, partial or wrong: dlfa.analysis.qa_examples)."""
     table = data.table
     keep = np.ones(len(table), dtype=bool)
+    if outcome is not None:
+        keep &= (table["outcome"] == outcome).to_numpy(dtype=bool)
     if correct is not None:
         keep &= table["correct"].to_numpy() == correct
     if gold_label is not None:
@@ -266,12 +277,51 @@ def paired_bootstrap(metric: str, stats_a: np.ndarray, stats_b: np.ndarray, samp
     deltas = []
     for start in range(0, samples, _BOOTSTRAP_CHUNK):
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=min(_BOOTSTRAP_CHUNK, samples - start))  # S × N
-        scores_a, scores_b = (metric_from_statistics(metric, counts @ stats) for stats in (stats_a, stats_b))
+        scores_a, scores_b = (_score(metric, counts @ stats) for stats in (stats_a, stats_b))
         deltas.append(scores_b - scores_a)
     delta = np.concatenate(deltas)
     low, high = np.percentile(delta, [2.5, 97.5])
     p_value = min(1.0, 2 * min(np.mean(delta <= 0), np.mean(delta >= 0)))
     return float(low), float(high), float(p_value)
+
+
+def _score(metric: str, totals: np.ndarray) -> np.ndarray:
+    """metric_from_statistics, and for question answering's per-question (value, 1) statistics the mean value."""
+    if metric in QA_METRICS:
+        return totals[..., 0] / np.maximum(totals[..., 1], 1)
+    return metric_from_statistics(metric, totals)
+
+
+def compare_qa(a: LanguagePredictions, b: LanguagePredictions, samples: int = 1000,
+               seed: int = 0) -> list[PairedComparison]:
+    """Two question answering runs on the same questions: exact match (McNemar exact on the questions one run
+    answers exactly and the other not) and F1 (the paired bootstrap of the mean F1 over questions). Fixed /
+    broken: questions whose EM (F1) B raises / lowers."""
+    if (a.task, a.language) != (b.task, b.language) or list(a.table["id"]) != list(b.table["id"]):
+        raise DataError(f"runs on different questions cannot be paired ({a.task}/{a.language}, {len(a.table)} "
+                        f"questions vs {b.task}/{b.language}, {len(b.table)})")
+    comparisons = []
+    for metric in QA_METRICS:  # per question in points: EM 0 | 100, F1 0-100
+        value_a, value_b = question_values(a.table, metric), question_values(b.table, metric)
+        low, high, p_bootstrap = paired_bootstrap(metric, *(np.stack([v, np.ones_like(v)], 1)
+                                                            for v in (value_a, value_b)), samples, seed)
+        b_only, a_only, same = int((value_b > value_a).sum()), int((value_b < value_a).sum()), value_a == value_b
+        exact = metric == "exact_match"
+        comparisons.append(PairedComparison(
+            language=a.language, metric=metric, n=len(value_a), fixed=b_only, broken=a_only,
+            both_correct=int((same & (value_a == 100)).sum()), both_wrong=int((same & (value_a < 100)).sum()),
+            items=len(value_a), b_only=b_only, a_only=a_only, value_a=float(value_a.mean()),
+            value_b=float(value_b.mean()), delta_low=low, delta_high=high,
+            p_value=mcnemar_exact(b_only, a_only) if exact else p_bootstrap,
+            test="McNemar exact" if exact else "paired bootstrap"))
+    return comparisons
+
+
+def compare_languages(a: LanguagePredictions, b: LanguagePredictions, samples: int = 1000,
+                      seed: int = 0) -> list[PairedComparison]:
+    """The paired comparisons of B against A in one language: one (`compare`), or for question answering two
+    (`compare_qa`: exact match and F1)."""
+    return compare_qa(a, b, samples, seed) if a.kind == "qa" else [compare(a, b, samples, seed)]
 
 
 def compare(a: LanguagePredictions, b: LanguagePredictions, samples: int = 1000, seed: int = 0) -> PairedComparison:
@@ -329,11 +379,13 @@ def changed_examples(a: LanguagePredictions, b: LanguagePredictions, which: str)
 
 
 def comparison_frame(comparisons: list[PairedComparison]) -> pd.DataFrame:
-    """One row per language: the counts, both scores, B − A with its interval, the test and its p-value."""
+    """One row per language and metric: the counts, both scores, B − A with its interval, the test and its
+    p-value."""
     return pd.DataFrame([{
-        "language": c.language, "n": c.n, "fixed": c.fixed, "broken": c.broken, "both correct": c.both_correct,
-        "both wrong": c.both_wrong, "A": c.value_a, "B": c.value_b, "B − A": c.delta, "low": c.delta_low,
-        "high": c.delta_high, "test": c.test, "p": c.p_value} for c in comparisons])
+        "language": c.language, "metric": c.metric, "n": c.n, "fixed": c.fixed, "broken": c.broken,
+        "both correct": c.both_correct, "both wrong": c.both_wrong, "A": c.value_a, "B": c.value_b,
+        "B − A": c.delta, "low": c.delta_low, "high": c.delta_high, "test": c.test, "p": c.p_value}
+        for c in comparisons])
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path, source=None, samples: int = 1000,
@@ -353,5 +405,6 @@ def compare_runs(run_a: str | Path, run_b: str | Path, source=None, samples: int
     languages = [lang for lang in prediction_languages(run_a) if lang in prediction_languages(run_b)]
     if not languages:
         raise DataError(f"{run_a} and {run_b} kept predictions for no common language")
-    return [compare(load_language(results[run_a], run_a, lang, source),
-                    load_language(results[run_b], run_b, lang, source), samples, seed) for lang in languages]
+    return [comparison for lang in languages
+            for comparison in compare_languages(load_language(results[run_a], run_a, lang, source),
+                                                load_language(results[run_b], run_b, lang, source), samples, seed)]

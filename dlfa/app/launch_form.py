@@ -19,7 +19,9 @@ from dlfa.model.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
 K = "launch_"  # widget key prefix
 BACKEND_LABELS = {"local": "local process", "torchrun": "torchrun (several processes / GPUs)", "slurm": "SLURM"}
 POOLING_LABELS = {"cls": "cls: the fused first token (as the paper)", "mean": "mean over the real tokens"}
-SENTENCE_KINDS = tuple(kind for kind in get_args(TaskKind) if kind != "token")  # one vector per example
+SENTENCE_KINDS = tuple(kind for kind in get_args(TaskKind) if kind not in ("token", "qa"))  # one vector per example
+PROBE_KINDS = tuple(kind for kind in get_args(TaskKind) if kind != "qa")  # a span head is fine-tuned, never probed
+KIND_DEFAULTS = {"qa": {"max_length": 256}}  # fields whose default depends on the task kind (set when it is chosen)
 CONSTANT_FUSION = ("cls pooling with fusion layer 0 fuses a constant: the layer-0 vector at the first position is "
                    "the embedding of the same token for every input. Choose mean pooling or another layer.")
 
@@ -112,6 +114,18 @@ def apply_preset() -> None:
         state[K + "intermediate"] = [t for t in presets[count] if t in available]
 
 
+def kind_defaults(task: str) -> dict[str, Any]:
+    """The form's defaults for a task's kind: KIND_DEFAULTS, else the JobSpec's defaults."""
+    return {"max_length": JobSpec.max_length, **KIND_DEFAULTS.get(catalog.task_kind(task), {})}
+
+
+def apply_task_defaults() -> None:
+    """A newly chosen task brings its kind's defaults (question answering: longer inputs for its contexts)."""
+    state = st.session_state
+    for key, default in kind_defaults(state[K + "task"]).items():
+        state[K + key] = default
+
+
 def device_format(ctx: Context) -> Callable:
     gpu = gpu_info()
     return lambda d: DEVICE_LABELS[d] + ("" if d != "cuda" or gpu["available"] else " (none)")
@@ -127,14 +141,15 @@ ROWS = {  # name -> (heading, column widths)
     "pooling": (None, [1]),
     "intermediate": (None, [1, 3]),
     "budget": ("**Budget**", [1, 1, 1, 1]),
-    "limits": (None, [1, 1, 1]),
+    "limits": (None, [1, 1, 1, 1]),
     "where": ("**Where it runs**", [1, 1, 1, 1]),
     "tracking": (None, [1]),
 }
 
 FIELDS = (
     Field("task", "select", "Target task", "task", problems=("task", "train_language"),
-          format=lambda ctx: lambda n: f"{n} — {ctx.tasks[n].kind}, {ctx.tasks[n].metric}", note=task_note),
+          format=lambda ctx: lambda n: f"{n} — {ctx.tasks[n].kind}, {ctx.tasks[n].metric}", note=task_note,
+          args={"on_change": apply_task_defaults}),
     Field("encoder", "text", "Encoder", "task", 1, help="embedded:e5-small, a hub id or a local folder",
           problems=("encoder",)),
     Field("languages", "multiselect", "Target languages (zero-shot)", "languages", problems=("eval_languages",),
@@ -172,7 +187,11 @@ FIELDS = (
     Field("max_eval", "number", "Max eval examples per language (0 = all)", "limits", 1,
           problems=("max_eval_examples",), args={"min_value": 0, "value": 500, "step": 100}),
     Field("probe", "checkbox", "Probe mode (freeze the encoder; train fusion + head on cached features)", "limits", 2,
-          args={"value": True}),
+          kinds=PROBE_KINDS, args={"value": True}),
+    Field("max_length", "number", "Max length (tokens)", "limits", 3, problems=("max_length",),
+          help="Longer inputs are cut; question answering cuts a long context into overlapping windows of this "
+               "length (256 suits XQuAD and MLQA). Choosing a task sets its kind's default.",
+          args={"min_value": 8, "max_value": 512, "step": 32}),
     Field("device", "select", "Device", "where", options=tuple(DEVICES), problems=("device",), format=device_format),
     Field("backend", "select", "Backend", "where", 1, options=tuple(BACKENDS), problems=("backend",),
           format=lambda ctx: BACKEND_LABELS.get),
@@ -212,6 +231,8 @@ def context(current: Settings, problems: dict[str, str]) -> Context:
         if state[K + "encoder"] not in ctx.options["encoder"]:
             state[K + "encoder"] = current.encoder
     state.setdefault(K + "device", current.device)
+    for key, default in kind_defaults(ctx.task.name).items():
+        state.setdefault(K + key, default)
     for f in FIELDS:
         if f.initial is not None:
             state.setdefault(K + f.key, f.initial)
@@ -292,8 +313,10 @@ def form_spec(state) -> tuple[JobSpec, dict[str, str]]:
             parsed[key] = (1,) if key == "seeds" else ()
     steps_mode = state.get(K + "budget") == "steps"
     epochs = float(value(state, "epochs") or 1.0)
+    task = state.get(K + "task") or ""
+    kind = catalog.task_kind(task) if task else None
     spec = JobSpec(
-        task=state.get(K + "task") or "",
+        task=task,
         eval_languages=tuple(state.get(K + "languages") or ()),
         encoder=(state.get(K + "encoder") or settings().encoder).strip(),
         aggregations=tuple(state.get(K + "aggregations") or ()),
@@ -310,7 +333,8 @@ def form_spec(state) -> tuple[JobSpec, dict[str, str]]:
         pooling=state.get(K + "pooling") or "cls",
         patience=int(state.get(K + "patience") or 0) or None,
         max_epochs=epochs if state.get(K + "patience") and not steps_mode else None,
-        probe=bool(state.get(K + "probe")),
+        probe=bool(state.get(K + "probe")) and kind in PROBE_KINDS,
+        max_length=int(state.get(K + "max_length") or JobSpec.max_length),
         tensorboard=bool(state.get(K + "tensorboard")),
         device=state.get(K + "device") or "auto",
         backend=state.get(K + "backend") or "local",

@@ -59,6 +59,11 @@ class Unit:
         return metrics_to_dict(self.result.metrics)
 
     @property
+    def exact_match(self) -> dict[str, dict]:
+        """Question answering: exact match per language, like `metrics` (which holds F1); {} for other tasks."""
+        return self.result.extra.get("exact_match") or {}
+
+    @property
     def fusion_stats(self) -> dict:
         """The mean fusion weights the run recorded on its test sets ({} when it recorded none)."""
         return self.result.extra.get("fusion_stats") or {}
@@ -150,6 +155,20 @@ def job_series(job, results: JobResult) -> dict[str, dict[str, dict]]:
         metrics = metrics_to_dict(results.metrics) or (units[0].metrics if units else {})
         return {prefix: metrics} if metrics else {}
     return {f"{prefix} · {unit.label}": unit.metrics for unit in units}
+
+
+def qa_scores_frame(units: list[Unit]) -> pd.DataFrame:
+    """Question answering runs' F1 and exact match side by side: one row per run and language, each score with
+    its 95% interval, and n (questions); units of other tasks are left out."""
+    rows = []
+    for unit in units:
+        for lang in sort_by_family(unit.exact_match):
+            f1, em = unit.metrics.get(lang, {}), unit.exact_match[lang]
+            rows.append({"run": unit.label, "language": short_label(lang), "code": lang,
+                         "F1": f1.get("value"), "F1 low": f1.get("ci_low"), "F1 high": f1.get("ci_high"),
+                         "EM": em.get("value"), "EM low": em.get("ci_low"), "EM high": em.get("ci_high"),
+                         "n": em.get("n")})
+    return pd.DataFrame(rows)
 
 
 def grid_frame(grid: dict) -> pd.DataFrame:

@@ -63,8 +63,20 @@ def unit_picker(label: str, units: list[Unit], key: str, default_index: int = 0)
     return by_id[chosen]
 
 
+QA_EXAMPLE = ("Where did the letter arrive?",
+              "The letter was written by Anna Berg in Vienna in 1920. It arrived in Paris a year later, "
+              "long after she had left the city.")
+
+
 def text_inputs(task: str, key: str, default: str = "", default_pair: str = "") -> tuple[str, str | None]:
-    """One text box (two for a pair task); returns (text, text_pair or None)."""
+    """One text box (two for a pair task; a question and its context for question answering, prefilled with
+    QA_EXAMPLE); returns (text, text_pair or None): for question answering (question, context)."""
+    if task_kind(task) == "qa":  # prefilled through session_state, so that a page may put a test question there
+        st.session_state.setdefault(key, QA_EXAMPLE[0])
+        st.session_state.setdefault(key + "_pair", QA_EXAMPLE[1])
+        question = st.text_input("Question", key=key)
+        context = st.text_area("Context (the answer is a span of it)", key=key + "_pair")
+        return question, context
     if task_kind(task) == "pair":
         c1, c2 = st.columns(2)
         text = c1.text_input("Text", value=default, key=key)

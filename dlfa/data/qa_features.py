@@ -143,6 +143,27 @@ def best_span(
     return best
 
 
+def predict_spans(
+    examples: Sequence[QaExample],
+    features: Sequence[dict],
+    start_logits: Sequence[np.ndarray],
+    end_logits: Sequence[np.ndarray],
+    n_best: int = N_BEST,
+    max_answer_tokens: int = MAX_ANSWER_TOKENS,
+) -> dict[str, SpanPrediction]:
+    """question id -> its best span (text and character offsets in its context), from the logits of every window
+    (features in encode_qa's order, start_logits / end_logits: one row per feature)."""
+    by_question: dict[str, list[int]] = {}
+    for row, feature in enumerate(features):
+        by_question.setdefault(feature["example_id"], []).append(row)
+    spans = {}
+    for example in examples:
+        rows = by_question.get(example.id, [])
+        spans[example.id] = best_span(example.context, [features[r] for r in rows], [start_logits[r] for r in rows],
+                                      [end_logits[r] for r in rows], n_best, max_answer_tokens)
+    return spans
+
+
 def predict_answers(
     examples: Sequence[QaExample],
     features: Sequence[dict],
@@ -151,14 +172,6 @@ def predict_answers(
     n_best: int = N_BEST,
     max_answer_tokens: int = MAX_ANSWER_TOKENS,
 ) -> dict[str, str]:
-    """question id -> predicted answer text, from the logits of every window (features in encode_qa's order,
-    start_logits / end_logits: one row per feature)."""
-    by_question: dict[str, list[int]] = {}
-    for row, feature in enumerate(features):
-        by_question.setdefault(feature["example_id"], []).append(row)
-    answers = {}
-    for example in examples:
-        rows = by_question.get(example.id, [])
-        answers[example.id] = best_span(example.context, [features[r] for r in rows], [start_logits[r] for r in rows],
-                                        [end_logits[r] for r in rows], n_best, max_answer_tokens).text
-    return answers
+    """question id -> predicted answer text (predict_spans' texts)."""
+    spans = predict_spans(examples, features, start_logits, end_logits, n_best, max_answer_tokens)
+    return {qa_id: span.text for qa_id, span in spans.items()}

@@ -192,11 +192,12 @@ def _encode_texts(tokenizer, texts: list, kind: str, max_length: int) -> tuple[d
         enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length,
                         padding=True, return_tensors="pt")
         return enc, words
-    if kind == "pair":
-        if not all(isinstance(t, (tuple, list)) and len(t) == 2 for t in texts):
-            raise ConfigError("a pair task needs (text, text_pair) inputs")
-        enc = tokenizer([t[0] for t in texts], [t[1] for t in texts], truncation=True, max_length=max_length,
-                        padding=True, return_tensors="pt")
+    if kind in ("pair", "qa"):  # question answering: (question, context), only the context is cut
+        if not all(isinstance(t, (tuple, list)) and len(t) == 2 and t[1] for t in texts):
+            raise ConfigError("question answering needs a question and a context" if kind == "qa"
+                              else "a pair task needs (text, text_pair) inputs")
+        enc = tokenizer([t[0] for t in texts], [t[1] for t in texts], max_length=max_length, padding=True,
+                        truncation="only_second" if kind == "qa" else True, return_tensors="pt")
         return enc, []
     return tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors="pt"), []
 
@@ -251,18 +252,25 @@ def predict(model, tokenizer, texts, task: str | None = None, max_length: int = 
 
 
 def fusion_weights_for_text(model, tokenizer, text, task: str | None = None, max_length: int = 512) -> dict:
-    """W on one typed text (a (text, text_pair) tuple for a pair task) of a DLFA model.
+    """W on one typed text (a (text, text_pair) tuple for a pair task, (question, context) for question
+    answering) of a DLFA model.
 
     Returns {"tokens": [T], "weights": T × E (W on the last layer, 1 − W on the fusion layer),
-    "per_token_mean": [T], "mean_last", "fusion_layer"}.
+    "per_token_mean": [T], "mean_last", "fusion_layer", "segments": [T] each token's part ("question" /
+    "context" for question answering, "text" / "text pair" for a pair, "text" for one text; None for special
+    tokens), "segment_means": {part: mean W over its tokens}}.
     """
     if model.config.aggregation != "dlfa":
         raise ConfigError(f"fusion weights exist only for the dlfa aggregation, this model uses "
                           f"'{model.config.aggregation}'")
     task, head = _head(model, task)
-    enc, _ = _encode_texts(tokenizer, [text], "pair" if head.kind == "pair" else "sentence", max_length)
+    kind = head.kind if head.kind in ("pair", "qa") else "sentence"
+    enc, _ = _encode_texts(tokenizer, [text], kind, max_length)
     weights = _run(model, enc, task).fusion_weights[0].float().cpu()  # T × E
     per_token = weights.mean(-1)
+    names = {"qa": ("question", "context"), "pair": ("text", "text pair")}.get(kind, ("text",))
+    segments = [None if part is None else names[part] for part in enc.sequence_ids(0)]
+    means = {name: float(per_token[[s == name for s in segments]].mean()) for name in names if name in segments}
     return {"tokens": tokenizer.convert_ids_to_tokens(enc["input_ids"][0]), "weights": weights.tolist(),
             "per_token_mean": per_token.tolist(), "mean_last": float(per_token.mean()),
-            "fusion_layer": model.config.fusion_layer}
+            "fusion_layer": model.config.fusion_layer, "segments": segments, "segment_means": means}

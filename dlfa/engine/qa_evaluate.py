@@ -1,5 +1,6 @@
 """Zero-shot evaluation of extractive question answering: windows -> span logits -> best answers -> exact match
-and F1 per language with bootstrap intervals over questions.
+and F1 per language with bootstrap intervals over questions, and the per-question predictions kept beside the
+run's results (`<run>/predictions/<language>.jsonl.gz`, as every task keeps them: dlfa.analysis.examples reads them).
 
 `net(**batch)` takes input_ids, attention_mask (and token_type_ids when the windows have them) B × T, plus
 `task` when given, and returns an output with `start_logits` and `end_logits` B × T (dlfa.model.qa_head.SpanOutput,
@@ -7,16 +8,20 @@ or a model output that carries them).
 """
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from dlfa.data.qa import QaExample
-from dlfa.data.qa_features import MAX_ANSWER_TOKENS, N_BEST, pad_windows, predict_answers
+from dlfa.data.qa_features import MAX_ANSWER_TOKENS, N_BEST, SpanPrediction, pad_windows, predict_spans
 from dlfa.engine.evaluate import EVAL_BATCH_SIZE, autocast, sorted_batches, to_device
-from dlfa.engine.qa_metrics import qa_scores_with_intervals
+from dlfa.engine.qa_metrics import qa_scores_with_intervals, question_scores
+from dlfa.io import atomic_file
 
 _MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -62,9 +67,32 @@ def evaluate_qa(
     task: str | None = None,
     n_best: int = N_BEST,
     max_answer_tokens: int = MAX_ANSWER_TOKENS,
+    predictions_file: Path | None = None,
 ) -> tuple[dict[str, dict], dict[str, str]]:
     """One language's {"exact_match": {...}, "span_f1": {...}} (points, 95% bootstrap over questions) and the
-    predicted answer of every question (id -> text). `windows`: encode_qa's features of `examples`."""
+    predicted answer of every question (id -> text). `windows`: encode_qa's features of `examples`. With
+    `predictions_file`, every question's prediction is written there (`write_qa_predictions`)."""
     starts, ends = predict_span_logits(net, windows, pad_token_id, device, amp_dtype, task=task)
-    predictions = predict_answers(examples, windows, starts, ends, n_best, max_answer_tokens)
+    spans = predict_spans(examples, windows, starts, ends, n_best, max_answer_tokens)
+    predictions = {qa_id: span.text for qa_id, span in spans.items()}
+    if predictions_file is not None:
+        write_qa_predictions(predictions_file, examples, spans, question_scores(examples, predictions, normalization))
     return qa_scores_with_intervals(examples, predictions, normalization, bootstrap_samples, seed), predictions
+
+
+def write_qa_predictions(path: Path, examples: Sequence[QaExample], spans: dict[str, SpanPrediction],
+                         scores: np.ndarray) -> None:
+    """One JSON line per question, in `examples`' order, gzipped (written atomically): {"id", "question", "gold":
+    [gold answer texts], "gold_starts": [their character offsets], "pred": the predicted text, "pred_start",
+    "pred_end": its characters [start, end) in the context (null when no span was valid), "exact_match": 0 | 1,
+    "f1": 0-1}. scores: N × 2 per-question (exact match, F1) (dlfa.engine.qa_metrics.question_scores). The
+    contexts are not repeated here: they are read again from the test data."""
+    with atomic_file(path) as staging, gzip.open(staging, "wt", encoding="utf-8") as handle:
+        for example, (em, f1) in zip(examples, scores):
+            span = spans[example.id]
+            found = bool(span.text)
+            row = {"id": example.id, "question": example.question, "gold": [a.text for a in example.answers],
+                   "gold_starts": [a.start for a in example.answers], "pred": span.text,
+                   "pred_start": span.start if found else None, "pred_end": span.end if found else None,
+                   "exact_match": int(em), "f1": float(f1)}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -294,16 +294,13 @@ class UnitTrainer:
             release_memory()
 
     # -- evaluation ----------------------------------------------------------------------------------
-        return True
-
-    # -- evaluation ----------------------------------------------------------------------------------
-    def qa_scores(self, dataset, bootstrap_samples: int, head: str | None = None) -> dict[str, dict]:
-        """A question answering split's {"exact_match", "span_f1"} metrics (dlfa.engine.qa_evaluate) by `head`
-        (default: the target task's)."""
-        scores, _ = evaluate_qa(self.net, dataset.examples, dataset.windows, dataset.pad_token_id,
-                                self.runtime.device, dataset.normalization, self.runtime.amp_dtype,
-                                bootstrap_samples, self.spec.seeds[0], task=head or self.spec.task)
-        return scores
+    def qa_scores(self, dataset, bootstrap_samples: int, head: str | None = None,
+                  predictions_file: Path | None = None) -> dict[str, dict]:
+        """{"exact_match", "span_f1"} of a question answering split (dlfa.engine.qa_evaluate) by `head` (default:
+        the target task's); its per-question predictions go to `predictions_file` when given."""
+        return evaluate_qa(self.net, dataset.examples, dataset.windows, dataset.pad_token_id, self.runtime.device,
+                           dataset.normalization, self.runtime.amp_dtype, bootstrap_samples, self.spec.seeds[0],
+                           task=head or self.spec.task, predictions_file=predictions_file)[0]
 
     def evaluate(self) -> tuple[dict, dict, dict]:
         """Zero-shot metrics per language, fusion statistics and (question answering) exact match per
@@ -317,7 +314,8 @@ class UnitTrainer:
         metrics, per_language, exact_match = {}, {}, {}
         for i, (language, dataset) in enumerate(self.data.test.items()):
             if target.kind == "qa":
-                scores = self.qa_scores(dataset, self.spec.bootstrap_samples)
+                scores = self.qa_scores(dataset, self.spec.bootstrap_samples,
+                                        predictions_file=predictions_path(self.unit_dir, language))
                 metrics[language], exact_match[language], fusion = scores["span_f1"], scores["exact_match"], None
             else:
                 metrics[language], fusion = evaluate_dataset(
