@@ -15,7 +15,7 @@ FORMATS = {"token": "CoNLL-U (.conllu), token<TAB>tag (.tsv/.txt) or CoNLL NER c
 
 
 def save_section(uploads) -> None:
-    infos = {t.name: t for t in catalog.task_infos()}
+    infos = {t.name: t for t in catalog.task_infos() if t.kind in FORMATS}  # no uploads of QA or retrieval files yet
     names = list(infos)
     c1, c2 = st.columns(2)
     task = c1.selectbox("Task of the file", names, key="byol_task",
