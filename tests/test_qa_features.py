@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dlfa.data.qa import QaAnswer, QaExample, read_squad_json, xquad_files
-from dlfa.data.qa_features import best_span, encode_qa, pad_windows, predict_answers
+from dlfa.data.qa_features import best_span, encode_qa, pad_windows, predict_spans
 from dlfa.engine.qa_metrics import qa_scores_with_intervals, squad_normalize
 from dlfa.errors import ConfigError
 
@@ -109,7 +109,7 @@ def test_best_span_keeps_valid_spans_only(tokenizer):
     assert best_span(LONG_CONTEXT, [], [], []).text == ""
 
 
-def test_predict_answers_takes_the_best_window(tokenizer):
+def test_predict_spans_takes_the_best_window(tokenizer):
     windows = encode_qa([LONG], tokenizer, max_length=64, doc_stride=16, max_question_tokens=16).features
     starts, ends = [], []
     for window in windows:
@@ -120,17 +120,19 @@ def test_predict_answers_takes_the_best_window(tokenizer):
             s, e = _logits(window, first_context, first_context, high=4.0)
         starts.append(s)
         ends.append(e)
-    assert predict_answers([LONG], windows, starts, ends) == {"q-long": ANSWER}
+    (span,) = predict_spans([LONG], windows, starts, ends).values()
+    assert span.text == ANSWER == LONG.context[span.start:span.end]
 
 
 def test_oracle_logits_score_full_marks_on_real_xquad(data_root, tokenizer):
-    """encode -> logits at the gold positions -> predict_answers -> EM / F1: the round trip loses only what the
+    """encode -> logits at the gold positions -> predict_spans -> EM / F1: the round trip loses only what the
     tokenizer's token boundaries cost."""
     examples = read_squad_json(xquad_files(data_root / "qa" / "xquad")["en"], "en")[:300]
     encoded = encode_qa(examples, tokenizer)
     logits = [_logits(w, w["start_positions"], w["end_positions"]) if w["start_positions"] else
               (np.zeros(len(w["input_ids"])), np.zeros(len(w["input_ids"]))) for w in encoded.features]
-    predictions = predict_answers(examples, encoded.features, [s for s, _ in logits], [e for _, e in logits])
+    spans = predict_spans(examples, encoded.features, [s for s, _ in logits], [e for _, e in logits])
+    predictions = {qa_id: span.text for qa_id, span in spans.items()}
     scores = qa_scores_with_intervals(examples, predictions, "squad", samples=200)
     assert scores["exact_match"]["value"] >= 99.0 and scores["span_f1"]["value"] >= 99.5
     assert scores["exact_match"]["n"] == 300

@@ -162,16 +162,3 @@ def predict_spans(
         spans[example.id] = best_span(example.context, [features[r] for r in rows], [start_logits[r] for r in rows],
                                       [end_logits[r] for r in rows], n_best, max_answer_tokens)
     return spans
-
-
-def predict_answers(
-    examples: Sequence[QaExample],
-    features: Sequence[dict],
-    start_logits: Sequence[np.ndarray],
-    end_logits: Sequence[np.ndarray],
-    n_best: int = N_BEST,
-    max_answer_tokens: int = MAX_ANSWER_TOKENS,
-) -> dict[str, str]:
-    """question id -> predicted answer text (predict_spans' texts)."""
-    spans = predict_spans(examples, features, start_logits, end_logits, n_best, max_answer_tokens)
-    return {qa_id: span.text for qa_id, span in spans.items()}
