@@ -178,17 +178,6 @@ def test_a_tiny_fine_tune_on_copa_learns_and_writes_xcopa_predictions(tiny_encod
     assert np.mean(np.equal(gold, pred)) > 0.5  # above chance on the items it was trained on
 
 
-def test_probe_mode_refuses_multiple_choice_in_one_line(tiny_encoder, fixture_root, tmp_path):
-    from dlfa.engine.spec import JobSpec
-    from dlfa.engine.job import run_job
-
-    spec = JobSpec(task="xcopa", eval_languages=("et",), encoder=tiny_encoder, data_root=str(fixture_root),
-                   fusion_layers=(2,), max_train_examples=8, max_eval_examples=8, batch_size=4, max_steps=2,
-                   probe=True)
-    with pytest.raises(ConfigError, match=r"^probe mode does not support the multiple-choice task xcopa: fine-tune"):
-        run_job(spec, tmp_path)
-
-
 def test_typed_text_refuses_a_multiple_choice_head():
     from dlfa.engine.evaluate import predict
 

@@ -134,7 +134,8 @@ def no_local_files(root: Path, task: TaskInfo) -> Layout:
 
 
 def xcopa_files(root: Path, task: TaskInfo) -> Layout:
-    """COPA English train (90% train, 10% dev), English COPA validation as English test, XCOPA validation as test."""
+    """COPA English train (90% train, 10% dev), English COPA validation as English test, XCOPA validation as test
+    (each item's question from its English COPA validation item: dlfa.data.readers.read_xcopa)."""
     folder = root / "pair" / "xcopa_xtreme_style"
     layout: Layout = {}
     if (folder / "train-en.jsonl").is_file():
@@ -142,9 +143,12 @@ def xcopa_files(root: Path, task: TaskInfo) -> Layout:
             split: one_file(folder / "train-en.jsonl", "jsonl", (TRAIN_DEV, index), convert="copa", labels=task.labels)
             for index, split in enumerate(("train", "dev"))
         }
+    english = folder / "val-en.jsonl"
     for path in sorted(folder.glob("val-*.jsonl")):
         language = path.stem.partition("-")[2]
-        layout.setdefault(language, {})["test"] = one_file(path, "jsonl", convert="copa", labels=task.labels)
+        layout.setdefault(language, {})["test"] = (
+            one_file(path, "jsonl", convert="copa", labels=task.labels) if path == english
+            else one_file(path, "xcopa", english=english, labels=task.labels))
     return layout
 
 

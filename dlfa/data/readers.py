@@ -17,7 +17,7 @@ import csv
 import json
 import re
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dlfa.errors import DataError
@@ -488,26 +488,43 @@ def read_jsonl(path: str | Path, convert: JsonConverter | str, labels: Collectio
     return examples
 
 
+def read_xcopa(path: str | Path, english: str | Path, labels: Collection[str] | None = None) -> list[Example]:
+    """An XCOPA file, whose items translate English COPA's validation items (the same `idx`), with each item's
+    question ("cause" or "effect") taken from the English item in `english`: XCOPA's own files get it wrong
+    (tr and th say "effect" for all 100 items, id, it and sw for 5 or 6 cause items), and the question decides
+    which choice is right."""
+    questions = {example.item_id: example.text_pair for example in read_jsonl(english, "copa")}
+    examples = read_jsonl(path, "copa", labels)
+    for example in examples:
+        if example.item_id not in questions:
+            where, _, line = example.source.rpartition(":")
+            raise DataError(f"item idx {example.item_id} has no English COPA item in {english} to take its "
+                            "question from", where, int(line))
+    return [replace(example, text_pair=questions[example.item_id]) for example in examples]
+
+
 def read_csv(path: str | Path, convert: JsonConverter | str, labels: Collection[str] | None = None) -> list[Example]:
     """Comma-separated rows with a header (Cosmos QA), each row a dict of the header's columns turned into an
-    example by `convert` (as for read_jsonl); `item_id` is the row's `id` where present, else the row index."""
+    example by `convert` (as for read_jsonl); `item_id` is the row's `id` where present, else the row index.
+    Errors name the line a row starts on (a quoted field may span lines)."""
     path = Path(path)
     convert = JSONL_FORMATS[convert] if isinstance(convert, str) else convert
     reader = csv.reader(read_text_lines(path), strict=True)
     examples = []
+    start = 1
     try:
         header = next(reader)
-        for values in reader:
-            if not any(value.strip() for value in values):
-                continue
-            if len(values) != len(header):
-                raise DataError(f"expected {len(header)} comma-separated columns as in the header, found "
-                                f"{len(values)}", str(path), reader.line_num)
-            row = dict(zip(header, values))
-            examples.append(convert_row(row, convert, labels, str(path), reader.line_num,
-                                        row.get("id", len(examples))))
+        start = reader.line_num + 1
+        while (values := next(reader, None)) is not None:
+            if any(value.strip() for value in values):
+                if len(values) != len(header):
+                    raise DataError(f"expected {len(header)} comma-separated columns as in the header, found "
+                                    f"{len(values)}", str(path), start)
+                row = dict(zip(header, values))
+                examples.append(convert_row(row, convert, labels, str(path), start, row.get("id", len(examples))))
+            start = reader.line_num + 1
     except csv.Error as exc:
-        raise DataError(f"malformed comma-separated line: {exc}", str(path), reader.line_num) from None
+        raise DataError(f"malformed comma-separated line: {exc}", str(path), start) from None
     except StopIteration:
         raise _no_examples(path) from None
     if not examples:

@@ -97,6 +97,7 @@ READERS: dict[str, Callable[..., list[Example]]] = {
     "tsv": readers.read_tsv,
     "jsonl": readers.read_jsonl,
     "csv": readers.read_csv,
+    "xcopa": readers.read_xcopa,
 }
 
 
@@ -115,7 +116,7 @@ class FileSplit:
 
     def fingerprint(self) -> str:
         stats = []
-        for path in self.paths:
+        for path in (*self.paths, *(value for _, value in self.options if isinstance(value, Path))):
             try:
                 stat = path.stat()
             except OSError as exc:

@@ -99,9 +99,12 @@ class MultipleChoiceDataset:
         """How often each choice is the gold one."""
         return np.bincount(self.labels, minlength=num_labels)
 
+    def choice_rows(self, indices: np.ndarray) -> np.ndarray:
+        """The rows of `sequences` that hold the choices of examples `indices`, example by example (B·C,)."""
+        return (np.asarray(indices)[:, None] * self.choices + np.arange(self.choices)).ravel()
+
     def collate(self, indices: np.ndarray) -> dict:
-        rows = (np.asarray(indices)[:, None] * self.choices + np.arange(self.choices)).ravel()
-        flat = self.sequences.collate(rows)
+        flat = self.sequences.collate(self.choice_rows(indices))
         batch = {key: value.view(len(indices), self.choices, -1) for key, value in flat.items()
                  if key in ("input_ids", "attention_mask", "token_type_ids")}
         return batch | {"labels": torch.from_numpy(self.labels[indices]), "task": self.task}

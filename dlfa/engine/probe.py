@@ -6,6 +6,8 @@ only the aggregation + head on the cache, so that a 12-layer sweep costs a small
         shard-0000.safetensors    {"layer.0" … "layer.L": N_tokens × E fp16} for a run of SHARD_EXAMPLES examples
     digest: encoder, max_length, max_examples, precision and the token ids themselves.
 
+A multiple-choice split is cached as its C × N (context, choice) sequences, one cached sequence per (example,
+choice), and served as the (B·C) × T batches a multiple-choice head takes (`MultipleChoiceHiddenStates`).
 A unit loads only the layers its aggregation reads (the last layer and the fusion layer; all for
 scalar-mix), so memory stays at two layers of its splits. Those layers are standardized with the English
 training statistics (`fit_standardization`, see dlfa.model.modeling). `FeatureNet` gives the training loop and the
@@ -23,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlfa.errors import ConfigError
 from dlfa.io import atomic_folder
+from dlfa.engine.datasets import MultipleChoiceDataset
 from dlfa.engine.evaluate import EVAL_BATCH_SIZE, autocast, sorted_batches, to_device
 from dlfa.model.fusion import NEEDS_FUSION_LAYER
 from dlfa.engine.spec import JobSpec
@@ -130,6 +132,31 @@ class HiddenStateDataset:
                 "task": batch["task"]}
 
 
+class MultipleChoiceHiddenStates:
+    """Cached hidden states of a multiple-choice split, one cached sequence per (example, choice), served as the
+    flat batches of a multiple-choice head.
+
+    collate(indices) -> {hidden_states: a tuple of L + 1 entries, (B·C) × T × E for the loaded layers and None
+    for the others (example b's choice c at row b·C + c), attention_mask (B·C) × T, labels B (the gold
+    choice), task}; `lengths` (N,) is each example's longest choice.
+    """
+
+    def __init__(self, dataset: MultipleChoiceDataset, sequences: HiddenStateDataset):
+        self.dataset, self.sequences, self.task = dataset, sequences, dataset.task
+        self.lengths, self.labels = dataset.lengths, dataset.labels
+
+    @property
+    def layers(self) -> list[torch.Tensor | None]:
+        return self.sequences.layers
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def collate(self, indices: np.ndarray) -> dict:
+        flat = self.sequences.collate(self.dataset.choice_rows(indices))
+        return flat | {"labels": torch.from_numpy(self.labels[indices])}
+
+
 def fit_standardization(model: DlfaModel, train_sets: Iterable[HiddenStateDataset]) -> None:
     """Set the model's per-dimension statistics of every loaded hidden state from the English training tokens
     of all its stages (never from the test languages)."""
@@ -152,12 +179,12 @@ class FeatureNet(nn.Module):
         return self.model.classify(hidden_states, attention_mask, task, labels)
 
 
-def hidden_state_dataset(model: DlfaModel, encoded, spec: JobSpec, runtime) -> HiddenStateDataset:
-    """The cached hidden states of an EncodedDataset (computed on first use) with the layers `spec` needs.
-    Multiple-choice tasks are refused (their batches are B × C × T: not served from this cache)."""
-    if getattr(encoded, "choices", 0):
-        raise ConfigError(f"probe mode does not support the multiple-choice task {encoded.task}: fine-tune instead "
-                          "(leave out --probe)")
+def hidden_state_dataset(model: DlfaModel, encoded, spec: JobSpec,
+                         runtime) -> HiddenStateDataset | MultipleChoiceHiddenStates:
+    """The cached hidden states of an EncodedDataset or a MultipleChoiceDataset (its (example, choice) sequences)
+    (computed on first use) with the layers `spec` needs."""
+    if isinstance(encoded, MultipleChoiceDataset):
+        return MultipleChoiceHiddenStates(encoded, hidden_state_dataset(model, encoded.sequences, spec, runtime))
     key = cache_key(spec, encoded, runtime.precision)
     info = {"encoder": spec.encoder, "task": encoded.task, "language": encoded.language, "split": encoded.split,
             "max_length": spec.max_length, "precision": runtime.precision}
