@@ -46,6 +46,19 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def file_stats(paths) -> list[list]:
+    """[resolved path, mtime_ns, size] of each file: what a fingerprint of files read from disk covers; DataError
+    naming a file that cannot be read."""
+    stats = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise DataError(f"cannot read the file: {exc.strerror or exc}", str(path)) from exc
+        stats.append([str(path.resolve()), stat.st_mtime_ns, stat.st_size])
+    return stats
+
+
 def group_parts(examples: list[Example], bounds: tuple[float, ...], seed: int | None = None) -> list[int]:
     """Part index per example. Examples sharing a text (either text of a pair) form one group, connected through
     any shared text; whole groups, in the order of their first example (or in an order shuffled with `seed`),
@@ -115,13 +128,7 @@ class FileSplit:
         return take_part([example for path in self.paths for example in read(path, **dict(self.options))], self.cut)
 
     def fingerprint(self) -> str:
-        stats = []
-        for path in (*self.paths, *(value for _, value in self.options if isinstance(value, Path))):
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                raise DataError(f"cannot read the file: {exc.strerror or exc}", str(path)) from exc
-            stats.append([str(path.resolve()), stat.st_mtime_ns, stat.st_size])
+        stats = file_stats((*self.paths, *(value for _, value in self.options if isinstance(value, Path))))
         return digest([self.reader, repr(self.options), self.cut, stats])
 
 

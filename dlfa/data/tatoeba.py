@@ -19,7 +19,7 @@ from typing import Any
 
 from dlfa.data.base import Example, TaskInfo
 from dlfa.data.sources import HUB_DATASET
-from dlfa.data.splits import Layout, digest
+from dlfa.data.splits import Layout, digest, file_stats
 from dlfa.errors import ConfigError, DataError
 from dlfa.languages import LASER_TO_PROJECT, TATOEBA_LASER_CODES, language_label
 
@@ -170,14 +170,7 @@ class TatoebaSplit:
     def fingerprint(self) -> str | None:
         if self.folder is None:
             return None
-        stats = []
-        for path in self.paths:
-            try:
-                stat = path.stat()
-            except OSError as exc:
-                raise DataError(f"cannot read the file: {exc.strerror or exc}", str(path)) from exc
-            stats.append([str(path.resolve()), stat.st_mtime_ns, stat.st_size])
-        return digest(["tatoeba", stats])
+        return digest(["tatoeba", file_stats(self.paths)])
 
 
 def tatoeba_files(root: Path, task: TaskInfo) -> Layout:
