@@ -3,9 +3,6 @@ run first, every job finishes, a second run redoes nothing, the record keeps the
 section 3 shows the budget spent, the learning table and the arms' tables."""
 import json
 
-import pytest
-from test_study import ENGINE_MERGED
-
 from dlfa.reproduction.plan import Reproduction
 from dlfa.reproduction.record import save_record
 from dlfa.reproduction.report import write_report
@@ -17,8 +14,6 @@ TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batc
         "checkpoint_every": 50, "eval_languages": ("de", "zh")}
 
 
-@pytest.mark.skipif(not ENGINE_MERGED, reason="JobSpec.intermediate_steps / init_from come with the engine side "
-                                              "of issue 14 (branch studyengine); this runs once it is merged")
 def test_the_study_part_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     out, doc = tmp_path / "reproduction", tmp_path / "docs" / "REPRODUCTION.md"
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos",), seeds=(1, 2, 3), study_counts=(0, 1, 3),

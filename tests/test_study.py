@@ -1,7 +1,7 @@
 """The intermediate-task study: its design (subsets, jobs, budget), and its analysis on results built here (paired
 intervals by hand, per-run health, the learning table, the budget, Tatoeba, the answer in words)."""
 import math
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 
 from dlfa.data.registry import get_task
-from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.reproduction.study import (Change, answer, arm_table, budget_in_words, budget_table, excluded_note,
                                      find_studies, learning_table, parse_key, retrieval_table, study_aggregations,
@@ -19,7 +18,6 @@ from dlfa.reproduction.study_design import (INTERMEDIATE_PRESETS, StudyDesign, S
 from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult
 
 POOL = ["qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola", "cosmosqa"]
-ENGINE_MERGED = {"intermediate_steps", "init_from"} <= {f.name for f in fields(JobSpec)}
 
 
 def design(**changes) -> StudyDesign:
@@ -132,8 +130,6 @@ def test_launch_submits_the_arms_first_and_points_the_others_at_the_arms_folders
     assert fields["study/udpos-arm-0"]["init_from"] is None
 
 
-@pytest.mark.skipif(not ENGINE_MERGED, reason="JobSpec.intermediate_steps / init_from come with the engine side "
-                                              "of issue 14 (branch studyengine); this runs once it is merged")
 def test_design_jobs_are_valid_job_specs():
     for key, spec in design().jobs("/out"):
         assert spec.fingerprint() and spec.name == f"study: {key}"
@@ -146,7 +142,7 @@ def test_design_jobs_are_valid_job_specs():
 
 def with_study_fields(run: RunResult, **fields) -> RunResult:
     """`run` as read back from a results.json that also holds the study's fields (dev_majority, intermediate_dev,
-    intermediate_budget): typed RunResult fields once the engine side of issue 14 is merged, `extra` before."""
+    intermediate_budget)."""
     return RunResult.from_dict({**run.to_dict(), **fields})
 
 

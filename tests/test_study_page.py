@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from test_pages import empty_cache, no_errors, page  # noqa: F401  (empty_cache: a fixture)
-from test_study import ENGINE_MERGED, study_results
+from test_study import study_results
 
 from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import JobStore
@@ -60,8 +59,6 @@ def test_a_bad_design_is_refused_line_by_line_and_nothing_is_submitted(empty_cac
     assert JobStore().list() == []
 
 
-@pytest.mark.skipif(not ENGINE_MERGED, reason="JobSpec.intermediate_steps / init_from come with the engine side "
-                                              "of issue 14 (branch studyengine); this runs once it is merged")
 def test_the_launch_submits_the_arms_first_and_the_others_start_from_their_folders(empty_cache, monkeypatch):
     monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "1")
     monkeypatch.setattr("dlfa.jobs.launch.dispatch_queued", lambda store=None: [])  # queue only: nothing runs here

@@ -58,12 +58,6 @@ def arm_label(arm: str) -> str:
     return f"{count} task" + ("" if count == 1 else "s")
 
 
-def _extra(run: RunResult, name: str):
-    """A field of the engine side of issue 14 (a RunResult attribute once merged, `extra` before)."""
-    value = getattr(run, name, None)
-    return run.extra.get(name) if value is None or value == {} else value
-
-
 def run_name(key: str, run: RunResult) -> str:
     return f"{key}/{JobSpec.from_dict(run.spec).unit_name()}"
 
@@ -94,7 +88,7 @@ class RunMeasures:
 
 def run_measures(key: str, run: RunResult) -> RunMeasures:
     return RunMeasures(run_name(key, run), run.seed, run.dev_score,
-                       float(np.mean([metric.value for metric in run.metrics.values()])), _extra(run, "dev_majority"))
+                       float(np.mean([metric.value for metric in run.metrics.values()])), run.dev_majority)
 
 
 @dataclass(frozen=True)
@@ -216,7 +210,7 @@ def learning_table(results: dict[str, JobResult]) -> list[dict]:
     for arm, _, job in _intermediate_sources(results):
         per_task: dict[str, list[dict]] = {}
         for run in job.completed_runs:
-            for task, entry in (_extra(run, "intermediate_dev") or {}).items():
+            for task, entry in run.intermediate_dev.items():
                 per_task.setdefault(task, []).append(entry)
         for task in job.intermediate_tasks:
             entries = per_task.get(task, [])
@@ -238,7 +232,7 @@ def budget_table(results: dict[str, JobResult]) -> list[dict]:
     per task (mean over runs)."""
     rows = []
     for arm, _, job in _intermediate_sources(results):
-        budgets = [b for b in (_extra(run, "intermediate_budget") for run in job.completed_runs) if b]
+        budgets = [b for b in (run.intermediate_budget for run in job.completed_runs) if b]
         examples: dict[str, list[int]] = {}
         for budget in budgets:
             for task, n in budget.get("examples", {}).items():
