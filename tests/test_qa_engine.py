@@ -125,6 +125,7 @@ def test_qa_end_to_end_on_the_fixture_root(fixture_root, tiny_encoder, tmp_path,
     assert run.extra["exact_match"]["de"]["value"] <= german.value
 
 
+@pytest.mark.integration  # end to end on committed files: seconds each, too slow for the unit tier
 def test_qa_refuses_a_probe_and_too_short_windows_with_one_line(fixture_root, tiny_encoder, tmp_path, capsys):
     from transformers import AutoTokenizer
 

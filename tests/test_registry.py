@@ -393,6 +393,7 @@ HUB_ROWS = {
 }
 
 
+@pytest.mark.integration  # end to end on committed files: seconds each, too slow for the unit tier
 def test_every_intermediate_task_reads_its_hub_dataset_from_local_files_of_its_schema(tmp_path):
     from datasets import Dataset, load_dataset
 

@@ -23,6 +23,7 @@ def train_tatoeba(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.integration  # end to end on committed files: seconds each, too slow for the unit tier
 def test_the_train_command_measures_every_layer_and_reports_xtremes_layer_per_language(tiny_encoder, fixture_root,
                                                                                        tmp_path, capsys):
     code, out, _ = train_tatoeba(capsys, "--encoder", tiny_encoder, "--eval-langs", "de,fr", "--data-root",
@@ -73,6 +74,7 @@ def saved_run(folder, encoder: str, aggregation: str):
     return DlfaModel(config, AutoModel.from_pretrained(encoder, add_pooling_layer=False)).save_pretrained(folder)
 
 
+@pytest.mark.integration  # end to end on committed files: seconds each, too slow for the unit tier
 def test_a_dlfa_runs_encoder_adds_its_fused_representation_as_the_row_dlfa(tiny_encoder, fixture_root, tmp_path,
                                                                           capsys):
     run = saved_run(tmp_path / "dlfa-run" / "model", tiny_encoder, "dlfa")
