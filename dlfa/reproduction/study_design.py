@@ -36,7 +36,7 @@ import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dlfa.engine.spec import INTERMEDIATE_ONLY
+from dlfa.engine.spec import INTERMEDIATE_ONLY, JobSpec
 from dlfa.errors import ConfigError, DlfaError
 
 PREFIX = "study/"
@@ -274,10 +274,8 @@ class StudyDesign:
             folders[key] = submit(key, fields)
         return folders
 
-    def jobs(self, root: str | Path) -> list[tuple[str, object]]:
+    def jobs(self, root: str | Path) -> list[tuple[str, JobSpec]]:
         """(key, JobSpec) of every job, in running order (see job_fields)."""
-        from dlfa.engine.spec import JobSpec
-
         return [(key, JobSpec.from_dict(fields)) for key, fields in self.job_fields(root)]
 
     # ------------------------------------------------------------------------------------------------
