@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from dlfa.data.splits import file_stats
 from dlfa.errors import DataError
 from dlfa.data.qa import (
     QA_SPLIT,
@@ -67,14 +68,8 @@ def mlqa_split(folder: str | Path, context_language: str, question_language: str
 
 
 def _stamps(paths: Sequence[Path]) -> tuple[tuple[int, int], ...]:
-    stamps = []
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError as exc:
-            raise DataError(f"cannot read the file: {exc.strerror or exc}", str(path)) from exc
-        stamps.append((stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
+    """(mtime_ns, size) of each file (splits.file_stats without the paths)."""
+    return tuple((mtime, size) for _, mtime, size in file_stats(paths))
 
 
 @dataclass(frozen=True)
