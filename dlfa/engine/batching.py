@@ -119,15 +119,16 @@ def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: 
     aggregation run per slice computes other outputs and gradients than for the batch it was given (and only
     DLFA is affected). Gathering the statistics in a first pass and normalizing the slices with them would
     still leave out the gradient that flows through the statistics. So the slicing stops at the encoder:
-      1. each slice runs through the encoder without a graph; its hidden states (L + 1 × rows × width × E)
-         fill the whole batch's L + 1 × B × T × E (positions past a slice's width are padding: zeros, masked
-         everywhere downstream);
+      1. each slice runs through the encoder, the first with its graph kept and the others without one; their
+         hidden states (L + 1 × rows × width × E) fill the whole batch's L + 1 × B × T × E (positions past a
+         slice's width are padding: zeros, masked everywhere downstream);
       2. aggregation + head run on the whole batch; backward gives the loss's gradient w.r.t. the hidden states
          and the aggregation's and head's parameters; the batch norm's running statistics are updated once;
-      3. each slice runs through the encoder again with the RNG state of step 1 (the same dropout masks) and
-         back-propagates its rows of those gradients.
+      3. each slice back-propagates its rows of those gradients: the first through its kept graph, the others
+         after running through the encoder again with the RNG state of step 1 (the same dropout masks).
     Loss and gradients equal the unsliced batch's up to float summation order; the price is one more encoder
-    forward (without a graph) per batch."""
+    forward per slice but the first, and the peak memory stays that of one slice's graph (plus a forward
+    without a graph)."""
     bounds = slice_bounds(batch, max_tokens)
     rows, length = batch["attention_mask"].shape
 
@@ -137,23 +138,28 @@ def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: 
             return model.encode(part["input_ids"], part["attention_mask"], part.get("token_type_ids"))
 
     rng_states, layers = [], []
-    with torch.no_grad():
-        for start, end, width in bounds:
-            rng_states.append(torch.get_rng_state())
+    for index, (start, end, width) in enumerate(bounds):
+        rng_states.append(torch.get_rng_state())
+        with torch.set_grad_enabled(index == 0):
             hidden = encode(start, end, width)
-            layers = layers or [h.new_zeros(rows, length, h.shape[-1]) for h in hidden]
-            for whole, part in zip(layers, hidden):
-                whole[start:end, :width] = part
+        if index == 0:
+            first_slice = hidden
+        layers = layers or [h.new_zeros(rows, length, h.shape[-1]) for h in hidden]
+        for whole, part in zip(layers, hidden):
+            whole[start:end, :width] = part.detach()
     layers = [h.requires_grad_() for h in layers]
     with autocast(runtime.device, runtime.amp_dtype):
         loss = model.classify(tuple(layers), batch["attention_mask"], batch["task"], batch.get("labels"),
                               batch.get("start_positions"), batch.get("end_positions")).loss
     (loss * scale).backward()
     used = [i for i, h in enumerate(layers) if h.grad is not None]
-    for (start, end, width), rng in zip(bounds, rng_states):
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(rng)
-            hidden = encode(start, end, width)
+    for index, ((start, end, width), rng) in enumerate(zip(bounds, rng_states)):
+        if index == 0:
+            hidden = first_slice
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(rng)
+                hidden = encode(start, end, width)
         pairs = [(hidden[i], layers[i].grad[start:end, :width]) for i in used if hidden[i].requires_grad]
         torch.autograd.backward([h for h, _ in pairs], [g for _, g in pairs])
     return loss.item()
