@@ -14,7 +14,7 @@ MAJORITY = 33.3
 
 
 def run(aggregation: str, seed: int, values: tuple[float, float], layer: int | None = None, dev: float = 70.0,
-        version: str | None = "v1", convergence: dict | None = None) -> dict:
+        version: str | None = "v1", convergence: dict | None = None, commit: str | None = None) -> dict:
     spec = {"task": "xnli", "eval_languages": LANGUAGES, "aggregations": [aggregation],
             "fusion_layers": [] if layer is None else [layer], "seeds": [seed], "learning_rate": 5e-5,
             "max_train_examples": None, "max_eval_examples": None, "epochs": 3, "max_steps": None, "batch_size": 32,
@@ -23,7 +23,8 @@ def run(aggregation: str, seed: int, values: tuple[float, float], layer: int | N
                       "majority": MAJORITY} for lang, v in zip(LANGUAGES, values)}
     out = {"spec": spec, "status": "complete", "metrics": metrics, "dev_score": dev, "runs": None}
     if version:
-        out["code_version"] = {"sources_sha256": version * 8, "git_commit": None, "git_dirty": None}
+        out["code_version"] = {"sources_sha256": version * 8, "git_commit": commit, "git_dirty": None if commit is None
+                               else False}
     out.update(convergence or {})
     return out
 
@@ -106,6 +107,14 @@ def test_runs_of_different_code_versions_are_refused_and_one_version_is_named(tm
                                           r"aaaaaaaa: finetune/xnli-cls-dlfa, finetune/xnli-cls-last, "
                                           r"finetune/xnli-cls-scalar-mix\)"):
         report(root, tmp_path)
+
+
+def test_runs_of_two_commits_with_the_same_sources_are_one_code_version_and_both_commits_are_named(tmp_path):
+    root = tmp_path / "record"  # a docs-only commit between two sittings of the same plan
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, version="a", commit="1" * 40)
+    write_job(root, "finetune/pawsx-cls-last", [run("last", 1, (60.0, 50.0), version="a", commit="2" * 40)])
+    assert ("Code version of every run: `aaaaaaaa` (the hash of dlfa/'s sources that can change a number; git "
+            "1111111111, 2222222222).") in report(root, tmp_path)
 
 
 def test_each_runs_convergence_point_is_shown_or_said_not_recorded(tmp_path):

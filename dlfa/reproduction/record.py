@@ -52,14 +52,11 @@ def restore_record(record: Path, out_root: Path) -> None:
 
 
 def code_version_key(run: RunResult) -> str:
-    """A run's code version as a short string: its sources' hash (with the git commit when known), or
-    "not recorded" for runs of code that did not record it."""
+    """A run's code version as a short string: the hash of the sources that can change a number, or "not
+    recorded" for runs of code that did not record it. Runs of two commits that differ only outside those
+    sources (docs, tests, the app's views) share it, so such commits between sittings do not split a record."""
     version = run.code_version
-    if not version:
-        return "not recorded"
-    commit = version.get("git_commit")
-    dirty = "+changes" if version.get("git_dirty") else ""
-    return f"{str(version.get('sources_sha256'))[:12]}" + (f" (git {commit[:10]}{dirty})" if commit else "")
+    return str(version.get("sources_sha256"))[:12] if version else "not recorded"
 
 
 def code_versions(root: Path) -> dict[str, list[str]]:
@@ -70,6 +67,18 @@ def code_versions(root: Path) -> dict[str, list[str]]:
         for key in sorted({code_version_key(run) for run in read_results(path).completed_runs}):
             versions.setdefault(key, []).append(job)
     return versions
+
+
+def git_commits(root: Path) -> list[str]:
+    """The git commits (10 characters, "+changes" when dlfa/ differed from it) the complete runs under root
+    were made from, in order; commits are not recorded without git."""
+    commits = set()
+    for path in root.glob(f"*/*/{RESULTS_FILE}"):
+        for run in read_results(path).completed_runs:
+            version = run.code_version or {}
+            if version.get("git_commit"):
+                commits.add(version["git_commit"][:10] + ("+changes" if version.get("git_dirty") else ""))
+    return sorted(commits)
 
 
 def refuse_mixed_code_versions(root: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from dlfa.errors import DlfaError
 from dlfa.io import write_text
 from dlfa.reproduction.plan import TASK_PLANS, read_results
-from dlfa.reproduction.record import code_versions, refuse_mixed_code_versions
+from dlfa.reproduction.record import code_versions, git_commits, refuse_mixed_code_versions
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.report_study import StudySections
@@ -110,7 +110,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                     "DLFA's batch norm saw the whole batch on the CPU, where it saw slices of a few rows, which "
                     "biased DLFA alone, and before fine-tuning trained to convergence: read them as provisional "
                     "until a rerun of the plan under the current code replaces them)")
-        return ", ".join(f"`{v}`" for v in versions) or "no runs yet"
+        commits = git_commits(self.out_root)
+        made_from = f" (the hash of dlfa/'s sources that can change a number; git {', '.join(commits)})" if commits else ""
+        return (", ".join(f"`{v}`" for v in versions) + made_from) if versions else "no runs yet"
 
     # ------------------------------------------------------------------------------------------------
     def build(self, command: str) -> str:
