@@ -101,7 +101,7 @@ def test_the_claims_table_reads_inconclusive_and_shows_the_paper_inside_the_inte
 def test_runs_of_different_code_versions_are_refused_and_one_version_is_named(tmp_path):
     root = tmp_path / "record"
     fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, version="a")
-    assert "Code version of every run: `aaaaaaaa`." in report(root, tmp_path)
+    assert "Code version of every run of sections 1 and 2: `aaaaaaaa`; of the study" in report(root, tmp_path)
     write_job(root, "finetune/pawsx-cls-last", [run("last", 1, (60.0, 50.0), version=None)])
     with pytest.raises(ConfigError, match=r"mixes runs of 2 code versions \(not recorded: finetune/pawsx-cls-last; "
                                           r"aaaaaaaa: finetune/xnli-cls-dlfa, finetune/xnli-cls-last, "
@@ -113,8 +113,20 @@ def test_runs_of_two_commits_with_the_same_sources_are_one_code_version_and_both
     root = tmp_path / "record"  # a docs-only commit between two sittings of the same plan
     fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, version="a", commit="1" * 40)
     write_job(root, "finetune/pawsx-cls-last", [run("last", 1, (60.0, 50.0), version="a", commit="2" * 40)])
-    assert ("Code version of every run: `aaaaaaaa` (the hash of dlfa/'s sources that can change a number; git "
-            "1111111111, 2222222222).") in report(root, tmp_path)
+    assert ("Code version of every run of sections 1 and 2: `aaaaaaaa` (the hash of dlfa/'s sources that can change "
+            "a number; git 1111111111, 2222222222); of the study") in report(root, tmp_path)
+
+
+def test_the_study_may_have_a_code_version_of_its_own_but_not_two(tmp_path):
+    root = tmp_path / "record"  # the study runs later, on newer code: its own experiment
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, version="a")
+    write_job(root, "study/xnli-arm-0", [run("last", 1, (60.0, 50.0), version="b")])
+    assert ("Code version of every run of sections 1 and 2: `aaaaaaaa`; of the study (section 3, an experiment of "
+            "its own): `bbbbbbbb`.") in report(root, tmp_path)
+    write_job(root, "study/xnli-arm-3", [run("last", 1, (60.0, 50.0), version="c")])
+    with pytest.raises(ConfigError, match=r"mixes runs of 2 code versions in the study \(bbbbbbbb: study/xnli-arm-0; "
+                                          r"cccccccc: study/xnli-arm-3\)"):
+        report(root, tmp_path)
 
 
 def test_each_runs_convergence_point_is_shown_or_said_not_recorded(tmp_path):

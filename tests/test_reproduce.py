@@ -200,8 +200,8 @@ def test_the_report_regenerates_byte_identically_from_the_committed_record(commi
 @pytest.mark.integration
 def test_the_committed_record_still_reports_under_the_new_rules(committed_report):
     text = committed_report.read_text()
-    assert "Code version of every run: not recorded (these runs predate code versions in results.json, and" in text
-    assert "read them as provisional until a rerun of the plan under the current code replaces them)." in text
+    assert "Code version of every run of sections 1 and 2: not recorded (these runs predate code versions in results.json, and" in text
+    assert "read them as provisional until a rerun of the plan under the current code replaces them); of the study" in text
     assert "English data: sizes not recorded in this record" in text
     claims = text.split("## 4. Against the paper's claims")[1]
     assert ("| XNLI: DLFA > last | +1.5 | -2.14 [-8.23, +3.95] (DLFA L0, fine-tuning, 3 seeds) | yes | inconclusive: "
@@ -265,7 +265,7 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert "English data: train 1,201, dev 133, test 666 examples; only the English dev set" in text
     assert "Choices on seed 1 and English dev (`select/pawsx-cls`" in text and "**chosen**" in text
     assert "Convergence: `last-s1` best dev at step" in text
-    assert re.search(r"Code version of every run: `[0-9a-f]{12}", text)
+    assert re.search(r"Code version of every run of sections 1 and 2: `[0-9a-f]{12}", text)
     assert "| … and after fine-tuning (the plain fine-tuned encoders, section 2) | yes | retrieval peaks at" in text
     for figure in ("grid-udpos.png", "grid-pawsx-cls.png", "layers-retrieval.png"):
         assert (doc.parent / "figures" / figure).read_bytes()[:4] == b"\x89PNG"

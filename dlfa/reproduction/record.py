@@ -59,36 +59,48 @@ def code_version_key(run: RunResult) -> str:
     return str(version.get("sources_sha256"))[:12] if version else "not recorded"
 
 
-def code_versions(root: Path) -> dict[str, list[str]]:
-    """code version -> the jobs (`<part>/<job>`) under root that hold complete runs of it."""
-    versions: dict[str, list[str]] = {}
+STUDY_PART = "study"  # the intermediate-task study: an experiment of its own, which may run on later code
+
+
+def _complete_runs_by_job(root: Path, study: bool):
+    """(job `<part>/<job>`, its complete runs) under root: the plan's comparison parts, or (study) the
+    intermediate-task study's jobs."""
     for path in sorted(root.glob(f"*/*/{RESULTS_FILE}")):
-        job = path.parent.relative_to(root).as_posix()
-        for key in sorted({code_version_key(run) for run in read_results(path).completed_runs}):
+        if (path.parent.parent.name == STUDY_PART) == study:
+            yield path.parent.relative_to(root).as_posix(), read_results(path).completed_runs
+
+
+def code_versions(root: Path, study: bool = False) -> dict[str, list[str]]:
+    """code version -> the jobs under root that hold complete runs of it (the comparison parts, or the study)."""
+    versions: dict[str, list[str]] = {}
+    for job, runs in _complete_runs_by_job(root, study):
+        for key in sorted({code_version_key(run) for run in runs}):
             versions.setdefault(key, []).append(job)
     return versions
 
 
-def git_commits(root: Path) -> list[str]:
-    """The git commits (10 characters, "+changes" when dlfa/ differed from it) the complete runs under root
-    were made from, in order; commits are not recorded without git."""
+def git_commits(root: Path, study: bool = False) -> list[str]:
+    """The git commits (10 characters, "+changes" when dlfa/ differed from it) the complete runs were made
+    from (the comparison parts, or the study), in order; commits are not recorded without git."""
     commits = set()
-    for path in root.glob(f"*/*/{RESULTS_FILE}"):
-        for run in read_results(path).completed_runs:
-            version = run.code_version or {}
+    for _, runs in _complete_runs_by_job(root, study):
+        for version in (run.code_version or {} for run in runs):
             if version.get("git_commit"):
                 commits.add(version["git_commit"][:10] + ("+changes" if version.get("git_dirty") else ""))
     return sorted(commits)
 
 
 def refuse_mixed_code_versions(root: Path) -> None:
-    """ConfigError when the runs under root come from more than one code version: their numbers must not be
-    compared (an older record is removed before the plan is rerun with new code)."""
-    versions = code_versions(root)
-    if len(versions) > 1:
-        listed = "; ".join(f"{key}: {', '.join(jobs)}" for key, jobs in versions.items())
-        raise ConfigError(f"{root} mixes runs of {len(versions)} code versions ({listed}): keep the runs of one "
-                          "version only (move the older record away, e.g. `git rm -r` it, and rerun its jobs)")
+    """ConfigError when the runs of the plan's comparison parts under root come from more than one code
+    version, or those of the study do: their numbers must not be compared (an older record is removed before
+    the plan is rerun with new code). The study is one experiment of its own and may have a version of its own."""
+    for study in (False, True):
+        versions = code_versions(root, study)
+        if len(versions) > 1:
+            listed = "; ".join(f"{key}: {', '.join(jobs)}" for key, jobs in versions.items())
+            raise ConfigError(f"{root} mixes runs of {len(versions)} code versions{' in the study' if study else ''} "
+                              f"({listed}): keep the runs of one version only (move the older record away, e.g. "
+                              "`git rm -r` it, and rerun its jobs)")
 
 
 class Timings:

@@ -103,14 +103,16 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                      f"{self.took(job)}</summary>", "", f"`{rerun}`", "", f"Ran on: {ran_on}.", "", "```json",
                      json.dumps(results.spec, indent=1), "```", "</details>", "")
 
-    def code_version(self) -> str:
-        versions = list(code_versions(self.out_root))
+    def code_version(self, study: bool = False) -> str:
+        versions = list(code_versions(self.out_root, study))
+        if versions == ["not recorded"] and study:
+            return "not recorded either"
         if versions == ["not recorded"]:
             return ("not recorded (these runs predate code versions in results.json, and they were made before "
                     "DLFA's batch norm saw the whole batch on the CPU, where it saw slices of a few rows, which "
                     "biased DLFA alone, and before fine-tuning trained to convergence: read them as provisional "
                     "until a rerun of the plan under the current code replaces them)")
-        commits = git_commits(self.out_root)
+        commits = git_commits(self.out_root, study)
         made_from = f" (the hash of dlfa/'s sources that can change a number; git {', '.join(commits)})" if commits else ""
         return (", ".join(f"`{v}`" for v in versions) + made_from) if versions else "no runs yet"
 
@@ -128,8 +130,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                  "Budgets are capped for a 2-core CPU; each section gives its own (from the jobs' specs). The "
                  "majority-class column always predicts the most frequent label of the English training data (for "
                  "NER that is `O`, entity F1 0): a score near it means little was learned that transfers.", "",
-                 f"Code version of every run: {self.code_version()}. A record that mixes code versions is "
-                 "refused, so no comparison below mixes them.", "",
+                 f"Code version of every run of sections 1 and 2: {self.code_version()}; of the study (section 3, "
+                 f"an experiment of its own): {self.code_version(study=True)}. A record that mixes code versions "
+                 "within either is refused, so no comparison below mixes them.", "",
                  "## 1. Baseline vs DLFA per task", "")
         for task in TASK_PLANS:
             self.task_section(task)
