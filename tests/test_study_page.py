@@ -102,3 +102,18 @@ def test_the_page_shows_a_finished_studys_tables_and_answer(empty_cache):
     answers = [m.value for m in at.markdown if m.value.startswith("**Against")]
     assert answers[0].startswith("**Against 0 tasks: 3 tasks: target mean +1.0 [+1.0, +1.0] (above 0), transfer gap")
     assert answers[1].startswith("**Against control: 0 tasks: target mean -1.0 [")
+
+
+def test_the_page_offers_xquad_as_a_target_and_lists_its_jobs_at_256_tokens(empty_cache):
+    at = page("intermediate_study.py", is_counts="0,1", is_targets=["xquad"], is_tatoeba=[]).run()
+    no_errors(at)
+    assert "xquad" in at.multiselect(key="is_targets").options
+    assert at.multiselect(key="is_languages_xquad").value == ["de"]  # the fixture root's XQuAD: English and German
+    preview = table_with(at, "starts from").set_index("job")
+    assert list(preview.index) == ["study/arm-1", "study/xquad-control", "study/xquad-arm-0", "study/xquad-arm-1"]
+    assert list(preview["task"]) == ["intermediate", "xquad", "xquad", "xquad"]
+    assert list(preview["max length"]) == [128, 256, 256, 256]  # a QA target reads 256-token windows
+    assert preview.loc["study/xquad-control", "intermediate tasks"] == "xquad"
+    assert preview.loc["study/xquad-arm-1", "starts from"] == "study/arm-1"
+    estimate = next(c.value for c in at.caption if c.value.startswith("4 jobs: 1 arm job(s) first"))
+    assert float(estimate.split("about ")[1].split(" h")[0]) > 43  # the control: 6 runs x 1,000 XQuAD steps x 26 s
