@@ -26,6 +26,10 @@ UD-POS (4,000 sentences) and XNLI (6,000 pairs) for 2 epochs each: 30 target run
 XNLI 30 × 381 s), the controls' 6 runs × 1,000 extra steps per target (UD-POS 1.7 h, XNLI 4.5 h in all);
 3 arms × 3 seeds × 1,000 steps × 1.45 s = 3.6 h; 10 Tatoeba runs (5 languages × 500 pairs) 0.9 h:
 10.8 h in all, within the 12 h budget. So DEFAULT_INTERMEDIATE_STEPS = 1,000 (32,000 examples at batch 32).
+
+A target may be a question answering task (`target_for`: 256-token windows, no pooling; scored by F1 with exact
+match beside it in dlfa.reproduction.study). The hub-scale study (`hub_design`, `python -m dlfa reproduce
+hub-study`, sized in README "The intermediate-task study") is at the end of this module.
 """
 from __future__ import annotations
 
@@ -322,9 +326,9 @@ def arm_key(count: int) -> str:
 # The hub-scale study (`python -m dlfa reproduce hub-study`): Phang et al.'s set-up as far as the hub serves it
 
 HUB_NAME = "hub-scale study"
-HUB_ENCODER = "xlm-roberta-base"  # Phang et al. used XLM-R (large); base fits 3 seeds of every arm on one GPU
+HUB_ENCODER = "xlm-roberta-base"  # Phang et al.'s XLM-R, in its base size (they used large: --encoder)
 HUB_TARGETS = ("udpos", "xnli", "xquad")
-HUB_INTERMEDIATE_STEPS = 5000  # 160,000 examples at batch 32, e.g. 40% of MNLI's training set
+HUB_INTERMEDIATE_STEPS = 5000  # 160,000 examples at batch 32: about 40% of MNLI's training set
 HUB_LEARNING_RATE = 2e-5  # XTREME's fine-tuning recipe
 
 
