@@ -15,8 +15,9 @@ from dlfa.data.hub_layouts import HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES, HUB_XQU
 from dlfa.data.sources import HUB_ROOT, DataSource
 from dlfa.data.tatoeba import TATOEBA_LASER_CODES
 from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError
 from dlfa.io import write_json
-from dlfa.reproduction.plan import study_hours
+from dlfa.reproduction.plan import Reproduction, study_hours
 from dlfa.reproduction.report_study import arm_cells, write_study_report
 from dlfa.reproduction.study import arm_table
 from dlfa.reproduction.study_design import (DESIGN_FILE, HUB_INTERMEDIATE_STEPS, HUB_NAME, LOCAL_PREFERENCE,
@@ -133,6 +134,12 @@ def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encod
     assert printed[1] == "study/arm-1: intermediate, 3 seed(s), intermediate mnli"
     assert f"study/xquad-arm-9: xquad, 3 seed(s), from {out}/study/arm-9" in printed
     assert asked and not out.exists()  # planned from the local hub files; nothing written, nothing trained
+    with pytest.raises(ConfigError, match="unknown study preset 'gpu': choose from plan, hub"):
+        Reproduction(HUB_ROOT, tiny_encoder, study_preset="gpu").study_design(out)
+    design = Reproduction(HUB_ROOT, tiny_encoder, study_preset="hub").study_design(out)  # what the command runs
+    assert design == hub_design(encoder=tiny_encoder)
+    for key, fields in design.arm_fields():  # the arms' specs hold against the hub's (here: local) datasets
+        assert JobSpec.from_dict(fields).problems() == {}, key
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,6 +163,33 @@ def test_a_tiny_study_with_a_qa_target_builds_valid_jobs_on_the_fixture_root(fix
     assert specs["study/xquad-arm-3"].max_length == 256 and specs["study/xquad-arm-3"].task == "xquad"
     assert specs["study/xquad-control"].head_tasks() == {"xquad:intermediate": "xquad", "xquad": "xquad"}
     assert specs["study/arm-3"].max_length == JobSpec.max_length  # the arms keep the default
+
+
+@pytest.mark.integration  # trains 12 tiny units end to end: about a minute
+def test_a_tiny_qa_study_runs_and_its_analysis_reads_f1_and_exact_match(fixture_root, tiny_encoder, tmp_path):
+    from dlfa.engine.job import run_job
+
+    tiny = {"max_steps": 2, "max_train_examples": 16, "max_eval_examples": 8, "batch_size": 4,
+            "bootstrap_samples": 10, "checkpoint_every": 50}
+    design = StudyDesign((target_for("xquad", ("de",), fusion_layer=2),), ((), ("sst2",)), intermediate_steps=2,
+                         aggregations=("last",), encoder=tiny_encoder, data_root=str(fixture_root),
+                         retrieval_languages=(), spec_overrides=tiny).check()
+
+    def run(key: str, fields: dict) -> str:  # as the plan runs a job: validated, into its folder
+        run_job(JobSpec.from_dict(fields).validate(), tmp_path / key)
+        return str(tmp_path / key)
+
+    folders = design.launch(run)
+    results = {key: read_job_results(tmp_path / key / "results.json") for key in folders}
+    run = results["study/xquad-arm-1"].completed_runs[0]
+    assert run.dev_metric == "span_f1" and run.spec["max_length"] == 256 and set(run.extra["exact_match"]) == {"de"}
+    rows = {row.arm: row for row in arm_table(results, "xquad", "last")}
+    assert list(rows) == ["arm-0", "arm-1", "control"] and rows["arm-1"].tasks == ("sst2",)
+    for row in rows.values():  # every run is scored; one that learned nothing (English dev F1 < 1) is named
+        assert len(row.runs) == 3 and all(0 <= r.target <= 100 and r.exact_match is not None for r in row.runs)
+        assert row.excluded == [r.name for r in row.runs if r.english < 1.0]
+    control = results["study/xquad-control"].completed_runs[0]
+    assert control.intermediate_dev["xquad"]["metric"] == "span_f1" and control.intermediate_budget["steps"] == 2
 
 
 def qa_run(seed: int, aggregation: str, english: float, f1: dict[str, float], em: dict[str, float]) -> RunResult:
