@@ -164,6 +164,8 @@ def results_section() -> None:
             rows = study.arm_table(results, target, aggregation)
             st.subheader(f"{target}, {aggregation}")
             st.dataframe(pd.DataFrame(report_study.arm_cells(rows)), hide_index=True)
+            if report_study.scores_note(rows):
+                st.caption(report_study.scores_note(rows))
             note = study.excluded_note(rows)
             if note:
                 st.warning(note)

@@ -201,16 +201,24 @@ def qa_run(seed: int, aggregation: str, english: float, f1: dict[str, float], em
                                             for lang, value in em.items()}})
 
 
-def test_the_analysis_of_qa_results_gives_the_per_arm_table_with_f1_and_exact_match(tmp_path):
-    out = tmp_path / "study-root"
-    jobs = {  # arm 1's runs gain 3.5, 4 and 4.5 F1 points on the target languages over arm 0's, exact match 1, 2, 3
+def qa_study_results() -> dict[str, JobResult]:
+    """A finished XQuAD study made up: arm 1's runs gain 3.5, 4 and 4.5 F1 points on the target languages over arm
+    0's, exact match 1, 2 and 3; the control's one run learned nothing (English dev F1 0.5)."""
+    jobs = {
         "study/xquad-arm-0": [qa_run(s, "last", 60.0, {"de": 40.0 + s, "zh": 30.0 + s}, {"de": 25.0, "zh": 20.0})
                               for s in (1, 2, 3)],
         "study/xquad-arm-1": [qa_run(s, "last", 61.0, {"de": 43.0 + 1.5 * s, "zh": 33.0 + 1.5 * s},
                                      {"de": 25.0 + s, "zh": 20.0 + s}) for s in (1, 2, 3)],
         "study/xquad-control": [qa_run(1, "last", 0.5, {"de": 0.2, "zh": 0.1}, {"de": 0.0, "zh": 0.0})]}
-    for key, runs in jobs.items():
-        write_results(out / key, JobResult({"task": "xquad", "eval_languages": ["de", "zh"]}, COMPLETED, tuple(runs)))
+    return {key: JobResult({"task": "xquad", "eval_languages": ["de", "zh"]}, COMPLETED, tuple(runs))
+            for key, runs in jobs.items()}
+
+
+def test_the_analysis_of_qa_results_gives_the_per_arm_table_with_f1_and_exact_match(tmp_path):
+    out = tmp_path / "study-root"
+    jobs = qa_study_results()
+    for key, job in jobs.items():
+        write_results(out / key, job)
     results = {key: read_job_results(out / key / "results.json") for key in jobs}  # as written by dlfa.results
     rows = {row.arm: row for row in arm_table(results, "xquad", "last")}
     assert list(rows) == ["arm-0", "arm-1", "control"]

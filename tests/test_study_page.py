@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from test_pages import empty_cache, no_errors, page  # noqa: F401  (empty_cache: a fixture)
+from test_hub_study import qa_study_results
 from test_study import study_results
 
 from dlfa.engine.spec import JobSpec
@@ -117,3 +118,21 @@ def test_the_page_offers_xquad_as_a_target_and_lists_its_jobs_at_256_tokens(empt
     assert preview.loc["study/xquad-arm-1", "starts from"] == "study/arm-1"
     estimate = next(c.value for c in at.caption if c.value.startswith("4 jobs: 1 arm job(s) first"))
     assert float(estimate.split("about ")[1].split(" h")[0]) > 43  # the control: 6 runs x 1,000 XQuAD steps x 26 s
+
+
+def test_a_finished_qa_study_shows_f1_with_exact_match_beside_it(empty_cache):
+    store = JobStore()
+    for key, results in qa_study_results().items():
+        job = store.submit(JobSpec(task="xquad", eval_languages=("de",), name=f"{NAME}: {key}"),
+                           out_dir=cache_subdir("studies") / "qa-study" / key)
+        write_results(job.out_dir, results)
+        assert store.claim_job(job.id) and store.mark_running(job.id) and store.mark_completed(job.id)
+    at = page("intermediate_study.py").run()
+    no_errors(at)
+    assert [s.value for s in at.subheader if s.value.startswith("xquad")] == ["xquad, last"]
+    arms = table_with(at, "target exact match").set_index("arm")
+    assert arms.loc["1 task", "target mean"] == "41.0 [37.3, 44.7]" and arms.loc["1 task", "target exact match"] \
+        .startswith("24.5 [")
+    assert arms.loc["1 task", "target mean vs 0 tasks"] == "+4.0 [+2.8, +5.2] (above 0)"
+    assert any(c.value.startswith("Scores are F1 (English dev and the target languages)") for c in at.caption)
+    assert any(w.value.startswith("Left out of every mean and pair: study/xquad-control/last-s1") for w in at.warning)

@@ -48,6 +48,13 @@ def arm_cells(rows: list[ArmRow]) -> list[dict[str, str]]:
     return body
 
 
+def scores_note(rows: list[ArmRow]) -> str:
+    """What the scores of a question answering target are ('' for the other tasks)."""
+    if not any("exact_match" in row.means for row in rows):
+        return ""
+    return "Scores are F1 (English dev and the target languages), with the target languages' exact match beside it."
+
+
 def learning_cells(rows: list[dict]) -> list[dict[str, str]]:
     return [{"arm": row["arm"], "task": row["task"], "metric": row["metric"] or "–",
              "English dev": fmt_score(row["value"]), "majority": fmt_score(row["majority"]),
@@ -167,11 +174,10 @@ class StudySections(ReportDocument):
 
     def arms_section(self, target: str, aggregation: str, rows: list[ArmRow]) -> None:
         title = TITLES.get(target, target)
-        scored = (" Scores are F1 (English dev and the target languages), with the target languages' exact match "
-                  "beside it." if any("exact_match" in row.means for row in rows) else "")
         self.add(f"### {title}, {aggregation}", "",
                  "Mean over seeds [95% interval]; changes are paired over the seeds both arms have (healthy runs "
-                 f"only). Gap = English dev − target mean; ratio = target mean / English dev.{scored}", "")
+                 f"only). Gap = English dev − target mean; ratio = target mean / English dev. {scores_note(rows)}"
+                 .rstrip(), "")
         self.add(cells_table(arm_cells(rows)), "")
         note = excluded_note(rows)
         if note:
