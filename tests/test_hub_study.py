@@ -123,7 +123,15 @@ def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_enco
 def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encoder, monkeypatch, capsys, tmp_path):
     source, asked = hub
     monkeypatch.setattr("dlfa.data.sources.load_hub_split", source.loader)  # what DataSource.hub() reads
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr("dlfa.hub.hub_reachable", lambda timeout=3.0: False)
     out = tmp_path / "hub-study"
+    assert main(["reproduce", "hub-study", "--out", str(out)]) == 2  # offline: one line, before anything starts
+    assert capsys.readouterr().err.strip().endswith("the hub-scale study reads the Hugging Face hub, which this "
+                                                    "machine cannot reach: run it where there is a network, or with "
+                                                    "HF_HUB_OFFLINE=1 once its datasets and encoder are in the "
+                                                    "Hugging Face cache")
+    monkeypatch.setattr("dlfa.hub.hub_reachable", lambda timeout=3.0: True)
     assert main(["reproduce", "hub-study", "--encoder", tiny_encoder, "--device", "cuda", "--out", str(out),
                  "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()

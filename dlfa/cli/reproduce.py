@@ -3,10 +3,12 @@ keep its record beside the report, and write the report (dlfa.reproduction); or 
 at hub scale (dlfa.reproduction.study_design.hub_design) into its own folder, with its own report."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
 
+from dlfa import hub
 from dlfa.data.sources import HUB_ROOT
 from dlfa.engine.callbacks import TqdmCallback
 from dlfa.engine.spec import split_list
@@ -104,6 +106,10 @@ def report_cli(args) -> int:
 def hub_study_cli(args) -> int:
     """The hub-scale study: its jobs read the hub (data root HUB_ROOT), whatever data root or classroom pack
     this machine has; resumable like the plan; its report is written beside its jobs."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes") and not hub.hub_reachable():
+        raise ConfigError("the hub-scale study reads the Hugging Face hub, which this machine cannot reach: run it "
+                          "where there is a network, or with HF_HUB_OFFLINE=1 once its datasets and encoder are in "
+                          "the Hugging Face cache")
     config = Reproduction(data_root=HUB_ROOT, encoder=args.encoder, tasks=STUDY_TASKS, device=args.device,
                           study_preset="hub")
     out = Path(args.out)
