@@ -18,7 +18,7 @@ from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.io import write_json
 from dlfa.reproduction.plan import Reproduction, study_hours
-from dlfa.reproduction.report_study import arm_cells, write_study_report
+from dlfa.reproduction.report_study import arm_cells, conclusion, write_study_report
 from dlfa.reproduction.study import arm_table, excluded_note
 from dlfa.reproduction.study_design import (DESIGN_FILE, HUB_INTERMEDIATE_STEPS, HUB_NAME, LOCAL_PREFERENCE,
                                             StudyDesign, StudyTarget, available_intermediate_tasks, hub_design,
@@ -118,6 +118,9 @@ def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_enco
     assert jobs["study/xnli-arm-0"]["pooling"] == "cls" and jobs["study/xnli-arm-0"]["init_from"] is None
     assert jobs["study/tatoeba-arm-9-s2"]["eval_languages"] == list(TATOEBA_LASER_CODES)
     assert StudyDesign.from_dict(design.to_dict()) == design
+    said = conclusion(design)  # the report's closing paragraph names the hub's caveats
+    assert said.startswith(f"These arms train {tiny_encoder} on the hub's English training sets (5,000 intermediate")
+    assert "an arm with MNLI trains on far more English NLI than the XNLI target stage itself" in said
 
 
 def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encoder, monkeypatch, capsys, tmp_path):
