@@ -152,6 +152,16 @@ def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encod
     for key, fields in design.arm_fields():  # the arms' specs hold against the hub's (here: local) datasets
         assert JobSpec.from_dict(fields).problems() == {}, key
 
+    # a later sitting takes the design its first one saved: no planning read, the same arms if the hub hiccups
+    write_json(out / DESIGN_FILE, design.to_dict())
+    asked.clear()
+    monkeypatch.setattr("dlfa.data.sources.load_hub_split", lambda config, split: [])  # every dataset "gone"
+    again = Reproduction(HUB_ROOT, tiny_encoder, device="cuda", study_preset="hub").study_design(out)
+    assert again.subsets == design.subsets and again.device == "cuda" and asked == []
+    with pytest.raises(ConfigError, match=r"holds another study \(hub-scale study, encoder .*\): give the "
+                                          r"hub-scale study of xlm-roberta-base a folder of its own \(--out\)"):
+        Reproduction(HUB_ROOT, "xlm-roberta-base", study_preset="hub").study_design(out)
+
 
 # ----------------------------------------------------------------------------------------------------
 # Question answering as a study target

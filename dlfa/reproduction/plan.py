@@ -62,8 +62,8 @@ from dlfa.io import write_json
 from dlfa.model.encoders import encoder_info
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
 from dlfa.reproduction.study_design import (DEFAULT_INTERMEDIATE_STEPS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE,
-                                            StudyDesign, StudyTarget, available_intermediate_tasks, hub_design,
-                                            named_subsets)
+                                            StudyDesign, StudyTarget, available_intermediate_tasks, named_subsets,
+                                            resumed_hub_design)
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, read_job_results
 
 PARTS = ("layers", "probe", "select", "finetune", "tuned-layers", "study")  # in running order
@@ -192,13 +192,14 @@ class Reproduction:
         dlfa learning rate and pooling from fine-tuning), arms of study_counts named tasks in order of preference,
         3 seeds, study_steps, the Tatoeba languages of the data root among study_retrieval. `spec_overrides` apply
         to every job, but the target languages (and early stopping, which the study does not use) only to targets.
-        With study_preset "hub", the hub-scale study instead (study_design.hub_design: no choices from this plan)."""
+        With study_preset "hub", the hub-scale study instead (study_design.resumed_hub_design: no choices from this
+        plan)."""
         from dlfa.data.tatoeba import available_tatoeba_languages
 
         if self.study_preset not in STUDY_PRESETS:
             raise ConfigError(f"unknown study preset {self.study_preset!r}: choose from {', '.join(STUDY_PRESETS)}")
         if self.study_preset == "hub":
-            return hub_design(encoder=self.encoder, device=self.device)
+            return resumed_hub_design(out_root, self.encoder, self.device)
         source = DataSource.resolve(self.data_root)
         targets = []
         for task in (t for t in STUDY_TASKS if t in self.tasks):

@@ -356,3 +356,17 @@ def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto") ->
                        intermediate_learning_rate=HUB_LEARNING_RATE, encoder=encoder, data_root=HUB_ROOT,
                        retrieval_languages=tuple(available_tatoeba_languages(source)), retrieval_sentences=None,
                        device=device, name=HUB_NAME).check()
+
+
+def resumed_hub_design(out_root: str | Path, encoder: str = HUB_ENCODER, device: str = "auto") -> StudyDesign:
+    """The hub-scale study under `out_root`: the design its first sitting saved there (DESIGN_FILE), so a later
+    sitting neither reads the hub again to plan nor changes its arms when a dataset is briefly unreachable; a new
+    hub_design when there is none. Another study's design, or another encoder's, is refused."""
+    path = Path(out_root) / DESIGN_FILE
+    if not path.is_file():
+        return hub_design(encoder=encoder, device=device)
+    saved = StudyDesign.from_dict(json.loads(path.read_text()))
+    if saved.name != HUB_NAME or saved.encoder != encoder:
+        raise ConfigError(f"{out_root} holds another study ({saved.name}, encoder {saved.encoder}): give the "
+                          f"hub-scale study of {encoder} a folder of its own (--out)")
+    return dataclasses.replace(saved, device=device)
