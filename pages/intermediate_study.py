@@ -20,7 +20,7 @@ from dlfa.reproduction import report_study, study
 from dlfa.reproduction.plan import STEP_SECONDS, study_hours
 from dlfa.reproduction.study_design import (DEFAULT_COUNTS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE, MODES,
                                             RETRIEVAL_TASK, SAMPLINGS, StudyDesign, StudyTarget, drawn_subsets,
-                                            named_subsets)
+                                            named_subsets, target_for)
 
 K = "is_"
 PLACEHOLDER = ""  # the preview's job folders: their keys, e.g. study/arm-3
@@ -44,8 +44,9 @@ def target_section(data_root: str | None) -> list[StudyTarget]:
         if key not in st.session_state:
             st.session_state[key] = [c for c in ("de", "zh", "sw") if c in options] or options[:3]
         languages = st.multiselect(f"{task}: target languages", options, key=key, format_func=catalog.language_label)
-        targets.append(StudyTarget(task, tuple(languages), int(layer), None, int(max_train) or None, 500,
-                                   float(epochs)))
+        targets.append(target_for(task, tuple(languages), fusion_layer=int(layer),
+                                  max_train_examples=int(max_train) or None, max_eval_examples=500,
+                                  epochs=float(epochs)))
     return targets
 
 
@@ -95,7 +96,8 @@ def preview(design: StudyDesign, data_root: str | None) -> None:
     jobs = design.job_fields(PLACEHOLDER)
     table = [{"job": key, "task": fields["task"], "intermediate tasks": ", ".join(fields.get("intermediate_tasks", [])),
               "starts from": fields.get("init_from") or "the base encoder",
-              "seeds": len(fields["seeds"])} for key, fields in jobs]
+              "max length": fields.get("max_length", JobSpec.max_length), "seeds": len(fields["seeds"])}
+             for key, fields in jobs]
     st.dataframe(pd.DataFrame(table), hide_index=True)
     arms = sum(1 for subset in design.subsets if subset)
     estimate = ""
@@ -162,6 +164,8 @@ def results_section() -> None:
             rows = study.arm_table(results, target, aggregation)
             st.subheader(f"{target}, {aggregation}")
             st.dataframe(pd.DataFrame(report_study.arm_cells(rows)), hide_index=True)
+            if report_study.scores_note(rows):
+                st.caption(report_study.scores_note(rows))
             note = study.excluded_note(rows)
             if note:
                 st.warning(note)

@@ -316,4 +316,4 @@ def test_the_report_section_shows_the_tables_and_the_answer_and_regenerates_byte
     assert "Left out of every mean and pair: study/xnli-arm-3/dlfa-L0-s2" in section
     assert "**Answer, XNLI, dlfa** (equal intermediate budgets): Against 0 tasks: 3 tasks: target mean +1.0 " \
            "[+1.0, +1.0] (above 0)" in section
-    assert "python -m dlfa reproduce run --parts study --device cuda" in section
+    assert "runs on a GPU with `python -m dlfa reproduce hub-study --device cuda`" in section

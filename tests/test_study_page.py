@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from test_pages import empty_cache, no_errors, page  # noqa: F401  (empty_cache: a fixture)
+from test_hub_study import qa_study_results
 from test_study import study_results
 
 from dlfa.engine.spec import JobSpec
@@ -102,3 +103,36 @@ def test_the_page_shows_a_finished_studys_tables_and_answer(empty_cache):
     answers = [m.value for m in at.markdown if m.value.startswith("**Against")]
     assert answers[0].startswith("**Against 0 tasks: 3 tasks: target mean +1.0 [+1.0, +1.0] (above 0), transfer gap")
     assert answers[1].startswith("**Against control: 0 tasks: target mean -1.0 [")
+
+
+def test_the_page_offers_xquad_as_a_target_and_lists_its_jobs_at_256_tokens(empty_cache):
+    at = page("intermediate_study.py", is_counts="0,1", is_targets=["xquad"], is_tatoeba=[]).run()
+    no_errors(at)
+    assert "xquad" in at.multiselect(key="is_targets").options
+    assert at.multiselect(key="is_languages_xquad").value == ["de"]  # the fixture root's XQuAD: English and German
+    preview = table_with(at, "starts from").set_index("job")
+    assert list(preview.index) == ["study/arm-1", "study/xquad-control", "study/xquad-arm-0", "study/xquad-arm-1"]
+    assert list(preview["task"]) == ["intermediate", "xquad", "xquad", "xquad"]
+    assert list(preview["max length"]) == [128, 256, 256, 256]  # a QA target reads 256-token windows
+    assert preview.loc["study/xquad-control", "intermediate tasks"] == "xquad"
+    assert preview.loc["study/xquad-arm-1", "starts from"] == "study/arm-1"
+    estimate = next(c.value for c in at.caption if c.value.startswith("4 jobs: 1 arm job(s) first"))
+    assert float(estimate.split("about ")[1].split(" h")[0]) > 43  # the control: 6 runs x 1,000 XQuAD steps x 26 s
+
+
+def test_a_finished_qa_study_shows_f1_with_exact_match_beside_it(empty_cache):
+    store = JobStore()
+    for key, results in qa_study_results().items():
+        job = store.submit(JobSpec(task="xquad", eval_languages=("de",), name=f"{NAME}: {key}"),
+                           out_dir=cache_subdir("studies") / "qa-study" / key)
+        write_results(job.out_dir, results)
+        assert store.claim_job(job.id) and store.mark_running(job.id) and store.mark_completed(job.id)
+    at = page("intermediate_study.py").run()
+    no_errors(at)
+    assert [s.value for s in at.subheader if s.value.startswith("xquad")] == ["xquad, last"]
+    arms = table_with(at, "target exact match").set_index("arm")
+    assert arms.loc["1 task", "target mean"] == "41.0 [37.3, 44.7]" and arms.loc["1 task", "target exact match"] \
+        .startswith("24.5 [")
+    assert arms.loc["1 task", "target mean vs 0 tasks"] == "+4.0 [+2.8, +5.2] (above 0)"
+    assert any(c.value.startswith("Scores are F1 (English dev and the target languages)") for c in at.caption)
+    assert any(w.value.startswith("Left out of every mean and pair: study/xquad-control/last-s1") for w in at.warning)

@@ -1,21 +1,30 @@
-"""`python -m dlfa reproduce run|report`: run (or resume) the DLFA reproduction plan in the foreground, keep its
-record beside the report, and write the report (dlfa.reproduction)."""
+"""`python -m dlfa reproduce run|report|hub-study`: run (or resume) the DLFA reproduction plan in the foreground,
+keep its record beside the report, and write the report (dlfa.reproduction); or run the intermediate-task study
+at hub scale (dlfa.reproduction.study_design.hub_design) into its own folder, with its own report."""
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
 
+from dlfa import hub
+from dlfa.data.sources import HUB_ROOT
 from dlfa.engine.callbacks import TqdmCallback
 from dlfa.engine.spec import split_list
 from dlfa.errors import ConfigError
-from dlfa.reproduction.plan import DEFAULT_DOC, DEFAULT_PARTS, PARTS, TASK_PLANS, Reproduction, record_root
+from dlfa.reproduction.plan import (DEFAULT_DOC, DEFAULT_PARTS, PARTS, STUDY_TASKS, TASK_PLANS, Reproduction,
+                                    record_root)
 from dlfa.reproduction.record import refuse_mixed_code_versions, restore_record, save_record
 from dlfa.reproduction.report import write_report
+from dlfa.reproduction.report_study import design_in_words, write_study_report
 from dlfa.reproduction.runner import run_plan
+from dlfa.reproduction.study_design import HUB_ENCODER
 from dlfa.results import COMPLETED
 
 DEFAULT_OUT = "cache/reproduction"
+HUB_STUDY_OUT = "cache/hub-study"
+HUB_STUDY_REPORT = "STUDY.md"  # in the hub study's folder
 # How the report says it is regenerated (its first code block)
 REPORT_COMMAND = "python -m dlfa reproduce run --data-root ../shared/data   # resumes; then writes this report"
 
@@ -36,6 +45,14 @@ def register(subparsers) -> None:
     for command in (run, report):
         command.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results root (default {DEFAULT_OUT})")
         command.add_argument("--doc", default=DEFAULT_DOC, metavar="FILE", help=f"the report (default {DEFAULT_DOC})")
+    hub = commands.add_parser("hub-study", help="run or resume the intermediate-task study at hub scale (a GPU and "
+                                                "a network), then write its report in its folder")
+    hub.add_argument("--encoder", default=HUB_ENCODER)
+    hub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    hub.add_argument("--out", default=HUB_STUDY_OUT, metavar="DIR",
+                     help=f"the study's jobs, design and report {HUB_STUDY_REPORT} (default {HUB_STUDY_OUT})")
+    hub.add_argument("--dry-run", action="store_true", help="print the design and its jobs; run nothing")
+    hub.set_defaults(func=hub_study_cli)
 
 
 def run_cli(args) -> int:
@@ -45,23 +62,34 @@ def run_cli(args) -> int:
         raise ConfigError(f"unknown task(s) {', '.join(unknown)}: the reproduction covers {', '.join(TASK_PLANS)}")
     config = Reproduction(data_root=str(Path(args.data_root).resolve()), encoder=args.encoder, tasks=tasks,
                           device=args.device)
+    restore_record(record_root(args.doc), Path(args.out))
+    refuse_mixed_code_versions(Path(args.out))
+    try:
+        status = run_interruptibly(config, Path(args.out), split_list(args.parts))
+    finally:
+        save_record(Path(args.out), record_root(args.doc))
+    report_cli(args)
+    return stopped_or_done(status)
+
+
+def run_interruptibly(config: Reproduction, out: Path, parts: tuple[str, ...]) -> str:
+    """run_plan with a progress bar; the first Ctrl-C checkpoints and stops, a second one aborts."""
     callback = TqdmCallback()
 
-    def on_interrupt(*_):  # the first Ctrl-C checkpoints and stops, a second one aborts
+    def on_interrupt(*_):
         if callback.stop.is_set():
             raise KeyboardInterrupt
         callback.stop.set()
 
-    restore_record(record_root(args.doc), Path(args.out))
-    refuse_mixed_code_versions(Path(args.out))
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        status = run_plan(config, args.out, split_list(args.parts), (callback,))
+        return run_plan(config, out, parts, (callback,))
     finally:
         signal.signal(signal.SIGINT, previous)
         callback.close()
-        save_record(Path(args.out), record_root(args.doc))
-    report_cli(args)
+
+
+def stopped_or_done(status: str) -> int:
     if status != COMPLETED:
         print("stopped: run the same command again to resume", file=sys.stderr)
         return 130
@@ -73,3 +101,28 @@ def report_cli(args) -> int:
         save_record(Path(args.out), record_root(args.doc))
     print(f"report written to {write_report(record_root(args.doc), args.doc, REPORT_COMMAND)}")
     return 0
+
+
+def hub_study_cli(args) -> int:
+    """The hub-scale study: its jobs read the hub (data root HUB_ROOT), whatever data root or classroom pack
+    this machine has; resumable like the plan; its report is written beside its jobs."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("1", "true", "yes") and not hub.hub_reachable():
+        raise ConfigError("the hub-scale study reads the Hugging Face hub, which this machine cannot reach: run it "
+                          "where there is a network, or with HF_HUB_OFFLINE=1 once its datasets and encoder are in "
+                          "the Hugging Face cache")
+    config = Reproduction(data_root=HUB_ROOT, encoder=args.encoder, tasks=STUDY_TASKS, device=args.device,
+                          study_preset="hub")
+    out = Path(args.out)
+    if args.dry_run:
+        design = config.study_design(out)
+        print(design_in_words(design))
+        for key, fields in design.job_fields(out):
+            print(f"{key}: {fields['task']}, {len(fields['seeds'])} seed(s)"
+                  + (f", intermediate {', '.join(fields['intermediate_tasks'])}" if fields.get("intermediate_tasks")
+                     else "")
+                  + (f", from {fields['init_from']}" if fields.get("init_from") else ""))
+        return 0
+    refuse_mixed_code_versions(out)
+    status = run_interruptibly(config, out, ("study",))
+    print(f"report written to {write_study_report(out, out / HUB_STUDY_REPORT)}")
+    return stopped_or_done(status)

@@ -1,5 +1,6 @@
 """Where data comes from (`DataSource.resolve`): an explicit data root, else `$DLFA_DATA_DIR`, else the classroom
-pack in `cache/pack/` when built, else the Hugging Face hub (`google/xtreme` and the intermediate tasks' datasets).
+pack in `cache/pack/` when built, else the Hugging Face hub (`google/xtreme` and the intermediate tasks' datasets);
+the data root `hub` (HUB_ROOT) asks for the hub by name, so a job can read it on a machine with a pack or a data root.
 
 A data root is laid out like `../shared/data` (see its MANIFEST.md and dlfa.data.file_layouts); classroom tasks
 always read the pack, whatever the source.
@@ -17,6 +18,7 @@ from dlfa.errors import DataError
 from dlfa.paths import cache_dir
 
 HUB_DATASET = "google/xtreme"
+HUB_ROOT = "hub"  # the data root that names the hub itself, whatever DLFA_DATA_DIR or classroom pack is set
 
 
 def pack_dir() -> Path:
@@ -64,8 +66,11 @@ class DataSource:
 
     @classmethod
     def resolve(cls, data_root: str | Path | None = None) -> DataSource:
-        """Explicit data root, else $DLFA_DATA_DIR, else the classroom pack if built, else the hub."""
+        """Explicit data root, else $DLFA_DATA_DIR, else the classroom pack if built, else the hub; the data root
+        HUB_ROOT ("hub"; a folder of that name is "./hub") is the hub."""
         root = data_root or os.environ.get("DLFA_DATA_DIR")
+        if root == HUB_ROOT:
+            return cls.hub()
         if root:
             path = Path(root).expanduser()
             if not path.is_dir():

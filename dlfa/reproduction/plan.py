@@ -19,7 +19,8 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
                                  (dlfa.reproduction.study_design): arms of 0, 1, 3 and 9 English intermediate tasks
                                  and a control, ONE intermediate budget for all, then UD-POS and XNLI (last and DLFA
                                  at the chosen layer and rate) from each arm's encoder, and each arm's Tatoeba
-                                 retrieval; 3 seeds; its design in study/design.json
+                                 retrieval; 3 seeds; its design in study/design.json (`study_preset` "hub":
+                                 the hub-scale study instead, study_design.hub_design)
     data/sizes.json              each task's English train / dev / test sizes in the data root
 
 Choices are made on seed 1 and on English dev only (never on test languages); ties go to the smaller learning
@@ -61,7 +62,8 @@ from dlfa.io import write_json
 from dlfa.model.encoders import encoder_info
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
 from dlfa.reproduction.study_design import (DEFAULT_INTERMEDIATE_STEPS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE,
-                                            StudyDesign, StudyTarget, available_intermediate_tasks, named_subsets)
+                                            StudyDesign, StudyTarget, available_intermediate_tasks, named_subsets,
+                                            resumed_hub_design)
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, read_job_results
 
 PARTS = ("layers", "probe", "select", "finetune", "tuned-layers", "study")  # in running order
@@ -107,6 +109,7 @@ STUDY_TASKS = ("udpos", "xnli")  # the intermediate-task study, and the fine-tun
 STUDY_COUNTS = (0, 1, 3, 9)
 STUDY_SEEDS = 3
 STUDY_EPOCHS = 2.0  # each target stage of the study: fixed, the same in every arm
+STUDY_PRESETS = ("plan", "hub")
 SEEDS = (1, 2, 3, 4, 5)
 SELECTION_SEED = 1
 
@@ -130,6 +133,7 @@ class Reproduction:
     study_counts: tuple[int, ...] = STUDY_COUNTS
     study_steps: int = DEFAULT_INTERMEDIATE_STEPS  # the study's one intermediate budget (study_design's sizing)
     study_retrieval: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # Tatoeba, those the data root has; (): none
+    study_preset: str = "plan"  # "plan": from this plan's fine-tuning; "hub": study_design.hub_design
     spec_overrides: dict = field(default_factory=dict)
 
     def settings(self) -> Iterator[tuple[str, str | None]]:
@@ -187,9 +191,15 @@ class Reproduction:
         """The intermediate-task study on the STUDY_TASKS at the chosen settings (DLFA's fusion layer, each target's
         dlfa learning rate and pooling from fine-tuning), arms of study_counts named tasks in order of preference,
         3 seeds, study_steps, the Tatoeba languages of the data root among study_retrieval. `spec_overrides` apply
-        to every job, but the target languages (and early stopping, which the study does not use) only to targets."""
+        to every job, but the target languages (and early stopping, which the study does not use) only to targets.
+        With study_preset "hub", the hub-scale study instead (study_design.resumed_hub_design: no choices from this
+        plan)."""
         from dlfa.data.tatoeba import available_tatoeba_languages
 
+        if self.study_preset not in STUDY_PRESETS:
+            raise ConfigError(f"unknown study preset {self.study_preset!r}: choose from {', '.join(STUDY_PRESETS)}")
+        if self.study_preset == "hub":
+            return resumed_hub_design(out_root, self.encoder, self.device)
         source = DataSource.resolve(self.data_root)
         targets = []
         for task in (t for t in STUDY_TASKS if t in self.tasks):
@@ -283,8 +293,10 @@ def finished(out_root: Path, job: str, needed_by: str) -> JobResult:
 
 # Measured by the previous record on this 2-core CPU (bf16, batch 32; docs/reproduction before issue 13): seconds
 # per training step, English dev evaluations included, and seconds to evaluate every target language once.
-STEP_SECONDS = {"udpos": 0.43, "panx": 0.47, "xnli": 0.81, "pawsx": 1.65}
-TEST_SECONDS = {"udpos": 15, "panx": 28, "xnli": 77, "pawsx": 35}  # xnli: 71 s for 830 items, now 900
+# XQuAD (a study target only; README "Question answering": a 30-step smoke run at 256 tokens, batch 16, took 6.5 min
+# of training and 2.2 min to evaluate 828 questions): 26 s per step of 32 windows, 0.16 s per question, 9 × 354.
+STEP_SECONDS = {"udpos": 0.43, "panx": 0.47, "xnli": 0.81, "pawsx": 1.65, "xquad": 26.0}
+TEST_SECONDS = {"udpos": 15, "panx": 28, "xnli": 77, "pawsx": 35, "xquad": 510}  # xnli: 71 s for 830 items, now 900
 PROBE_SECONDS = {"udpos": 130, "panx": 228, "xnli": 140, "pawsx": 109}  # one probe sweep
 LAYER_ANALYSIS_SECONDS = 56  # one encoder (450 s for 8)
 

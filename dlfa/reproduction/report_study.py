@@ -2,20 +2,24 @@
 design (study/design.json) and its jobs' results in the record: the design in words, the budget each arm spent,
 the per-task learning table, per target and aggregation the arms' English dev, target mean, transfer gap and
 ratio with their paired changes against 0 tasks and the control, the runs left out, each arm's Tatoeba
-retrieval, and the answer in words."""
+retrieval, and the answer in words. The hub-scale study's own report (`write_study_report`) is this section alone."""
 from __future__ import annotations
 
+from pathlib import Path
+
+from dlfa.io import write_text
 from dlfa.reproduction.document import ReportDocument
 from dlfa.reproduction.plan import read_json
 from dlfa.reproduction.study import (MEASURES, REFERENCES, ArmRow, answer, arm_label, arm_table,
                                      budget_in_words, budget_table, excluded_note, learning_table, retrieval_table,
                                      study_aggregations, study_targets)
-from dlfa.reproduction.study_design import DESIGN_FILE, PREFIX, StudyDesign
+from dlfa.reproduction.study_design import DESIGN_FILE, HUB_NAME, PREFIX, StudyDesign, StudyTarget
 from dlfa.reproduction.tables import TASK_TITLES, fmt_score, table
 from dlfa.results import RESULTS_FILE, JobResult
 
 RUN_COMMAND = "python -m dlfa reproduce run --parts study --data-root ../shared/data"
-GPU_COMMAND = "python -m dlfa reproduce run --parts study --device cuda --data-root DATA"
+HUB_COMMAND = "python -m dlfa reproduce hub-study --device cuda"
+TITLES = {**TASK_TITLES, "xquad": "Question answering (XQuAD)", "mlqa": "Question answering (MLQA)"}
 
 
 def _interval(mean_low_high: tuple | None, digits: int = 1) -> str:
@@ -26,13 +30,15 @@ def _interval(mean_low_high: tuple | None, digits: int = 1) -> str:
 
 
 def arm_cells(rows: list[ArmRow]) -> list[dict[str, str]]:
-    """The arms table of one target and aggregation, as text cells (the report's table and the page's)."""
+    """The arms table of one target and aggregation, as text cells (the report's table and the page's); the
+    exact-match column only for a target that has it (question answering)."""
+    shown = [m for m in MEASURES if m != "exact_match" or any(m in row.means for row in rows)]
     body = []
     for row in rows:
         cells = {"arm": arm_label(row.arm), "tasks": ", ".join(row.tasks) or "–",
                  "runs": f"{len(row.runs) - len(row.excluded)}"
                          + (f" (+{len(row.excluded)} left out)" if row.excluded else "")}
-        cells.update({MEASURES[m]: _interval(row.means.get(m), 3 if m == "ratio" else 1) for m in MEASURES})
+        cells.update({MEASURES[m]: _interval(row.means.get(m), 3 if m == "ratio" else 1) for m in shown})
         for reference in REFERENCES:
             for measure in ("target", "gap"):
                 change = row.changes.get(reference, {}).get(measure)
@@ -40,6 +46,13 @@ def arm_cells(rows: list[ArmRow]) -> list[dict[str, str]]:
                     "–" if change is None else f"{change.text()} ({change.verdict()})")
         body.append(cells)
     return body
+
+
+def scores_note(rows: list[ArmRow]) -> str:
+    """What the scores of a question answering target are ('' for the other tasks)."""
+    if not any("exact_match" in row.means for row in rows):
+        return ""
+    return "Scores are F1 (English dev and the target languages), with the target languages' exact match beside it."
 
 
 def learning_cells(rows: list[dict]) -> list[dict[str, str]]:
@@ -79,7 +92,8 @@ def design_in_words(design: StudyDesign) -> str:
     targets = "; ".join(f"{t.task} (DLFA layer {t.fusion_layer}, {t.epochs:g} epochs of "
                         + (f"at most {t.max_train_examples:,}" if t.max_train_examples else "all")
                         + f" training examples, learning rate {t.learning_rate:g}, "
-                        f"{len(t.eval_languages)} target languages)" for t in design.targets)
+                        + (f"{t.max_length} tokens, " if t.max_length != StudyTarget.max_length else "")
+                        + f"{len(t.eval_languages)} target languages)" for t in design.targets)
     return (f"Every arm spends the same intermediate budget of {design.intermediate_steps:,} optimizer steps "
             f"(batch {design.batch_size}), {mode}; arms (tasks {subsets}, in training order): {arms}"
             + ("; the control arm spends the budget on the target task itself" if design.control else "")
@@ -89,11 +103,39 @@ def design_in_words(design: StudyDesign) -> str:
             "initialisation), so seeds pair.")
 
 
+def conclusion(design: StudyDesign) -> str:
+    """What the design's scale allows one to conclude, and where the other scale runs."""
+    if design.name == HUB_NAME:
+        return (f"These arms train {design.encoder} on the hub's English training sets "
+                f"({design.intermediate_steps:,} intermediate steps of batch {design.batch_size} per arm, every "
+                f"target's whole training set), with {len(design.seeds)} seeds: an effect smaller than the interval "
+                "over seeds stays inconclusive. On the hub XNLI's English training set is 90% of XTREME's English "
+                "XNLI validation set (2,241 pairs), so an arm with MNLI trains on far more English NLI than the XNLI "
+                "target stage itself; XQuAD's is SQuAD v1.1, which is no intermediate task here. The CPU version "
+                f"on this project's data: `{RUN_COMMAND}`.")
+    return (f"These arms train {design.encoder} on a few thousand English examples per task for "
+            f"{design.intermediate_steps:,} steps on a 2-core CPU, with {len(design.seeds)} seeds: an interval "
+            "over so few seeds is wide, and an effect smaller than it stays inconclusive. The study at hub scale "
+            "(Phang et al.'s tasks from the Hugging Face hub, whole training sets, XQuAD as a third target) runs on "
+            f"a GPU with `{HUB_COMMAND}`; the Intermediate tasks page designs and launches a study with any "
+            "budget, arms and seeds.")
+
+
+def write_study_report(out_root: str | Path, path: str | Path) -> Path:
+    """The study's section alone, written to `path` from the design and results under `out_root` (the hub-scale
+    study's report)."""
+    document = StudySections(Path(out_root), Path(path))
+    document.study_section("# English intermediate tasks at hub scale: does their number change zero-shot transfer?")
+    write_text(path, "\n".join(document.lines).rstrip() + "\n")
+    return Path(path)
+
+
 class StudySections(ReportDocument):
     """Section 3: the intermediate-task study."""
 
-    def study_section(self) -> None:
-        self.add("## 3. English intermediate tasks: does their number change zero-shot transfer?", "")
+    def study_section(self, heading: str = "## 3. English intermediate tasks: does their number change zero-shot "
+                                           "transfer?") -> None:
+        self.add(heading, "")
         data = read_json(self.out_root / DESIGN_FILE)
         if data is None:
             older = sorted(p.parent.name for p in self.out_root.glob(f"{PREFIX}*/{RESULTS_FILE}"))
@@ -112,12 +154,7 @@ class StudySections(ReportDocument):
             for aggregation in study_aggregations(results, target):
                 self.arms_section(target, aggregation, arm_table(results, target, aggregation))
         self.retrieval_section(results)
-        self.add("**What this can conclude.** These arms train e5-small on a few thousand English examples per task "
-                 f"for {design.intermediate_steps:,} steps on a 2-core CPU, with {len(design.seeds)} seeds: an "
-                 "interval over so few seeds is wide, and an effect smaller than it stays inconclusive. The same "
-                 f"study runs on a GPU with `{GPU_COMMAND}`; a full-scale version (Phang et al.'s budgets, more seeds) "
-                 "is designed and launched on the Intermediate tasks page, which takes any budget, arms and seeds.",
-                 "")
+        self.add(f"**What this can conclude.** {conclusion(design)}", "")
 
     def _keys(self) -> list[str]:
         return sorted(path.parent.relative_to(self.out_root).as_posix()
@@ -136,10 +173,11 @@ class StudySections(ReportDocument):
             self.add(f"Did not learn in at least one run: {', '.join(flagged)}.", "")
 
     def arms_section(self, target: str, aggregation: str, rows: list[ArmRow]) -> None:
-        title = TASK_TITLES.get(target, target)
+        title = TITLES.get(target, target)
         self.add(f"### {title}, {aggregation}", "",
                  "Mean over seeds [95% interval]; changes are paired over the seeds both arms have (healthy runs "
-                 "only). Gap = English dev − target mean; ratio = target mean / English dev.", "")
+                 f"only). Gap = English dev − target mean; ratio = target mean / English dev. {scores_note(rows)}"
+                 .rstrip(), "")
         self.add(cells_table(arm_cells(rows)), "")
         note = excluded_note(rows)
         if note:

@@ -3,13 +3,14 @@ jobs' results, keyed as the design keys them (`study/arm-3`, `study/udpos-arm-3`
 `study/tatoeba-arm-3`).
 
 Per target task and aggregation (the last-layer baseline and DLFA separately), per arm: English dev, the target
-mean (over the target languages), the transfer gap (English − target mean) and the ratio (target / English), the
-mean over seeds with a 95% Student-t interval, and each arm's change against the 0-task arm and against the
-control arm, paired over the seeds both have (`mean_interval` of the per-seed differences). A run whose English dev
-is not more than MIN_ABOVE_MAJORITY (1 point) above its English dev majority-class score (`dev_majority`) did not learn
-the target task: it is named and left out of every mean and pair. Beside them: every intermediate task's English
-dev score next to its majority class (did it learn?), the intermediate budget each arm actually spent, and
-each arm encoder's Tatoeba retrieval. An interval that contains 0 is "inconclusive", whatever the sign.
+mean (over the target languages), the transfer gap (English − target mean) and the ratio (target / English), for
+question answering (scored by F1) also the target mean of exact match, the mean over seeds with a 95% Student-t
+interval, and each arm's change against the 0-task arm and against the control arm, paired over the seeds both
+have (`mean_interval` of the per-seed differences). A run whose English dev is not more than MIN_ABOVE_MAJORITY
+(1 point) above its English dev majority-class score (`dev_majority`; question answering has none: above 0 F1)
+did not learn the target task: it is named and left out of every mean and pair. Beside them: every intermediate
+task's English dev score next to its majority class (did it learn?), the intermediate budget each arm actually
+spent, and each arm encoder's Tatoeba retrieval. An interval that contains 0 is "inconclusive", whatever the sign.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlfa.data.registry import get_task
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK
@@ -25,7 +27,8 @@ from dlfa.results import JobResult, RunResult
 
 CONTROL = "control"
 REFERENCES = ("arm-0", CONTROL)  # every arm is compared with these two
-MEASURES = {"english": "English dev", "target": "target mean", "gap": "transfer gap", "ratio": "ratio"}
+MEASURES = {"english": "English dev", "target": "target mean", "gap": "transfer gap", "ratio": "ratio",
+            "exact_match": "target exact match"}  # exact match: question answering only (its runs' extra)
 _TARGET_KEY = re.compile(r"^(?P<target>.+)-(?P<arm>arm-\d+|control)$")
 _NAMED_KEY = re.compile(r"^(?P<study>.+): (?P<key>study/\S+)$")
 
@@ -68,27 +71,37 @@ def run_name(key: str, run: RunResult) -> str:
 
 @dataclass(frozen=True)
 class RunMeasures:
-    """One target run: English dev, target mean, gap and ratio (points), and whether it learned the task."""
+    """One target run: English dev, target mean, gap and ratio (points), a QA run's target mean of exact match,
+    and whether it learned the task."""
 
     name: str
     seed: int
     english: float | None
     target: float
     dev_majority: float | None
+    exact_match: float | None = None
 
     @property
     def healthy(self) -> bool:
         return self.english is not None and (self.dev_majority is None
                                              or not at_majority(self.english, self.dev_majority))
 
-    def value(self, measure: str) -> float:
+    def value(self, measure: str) -> float | None:
+        """The run's value of `measure` (None: exact match of a task that has none)."""
         return {"english": self.english, "target": self.target, "gap": self.english - self.target,
-                "ratio": self.target / self.english if self.english else float("nan")}[measure]
+                "ratio": self.target / self.english if self.english else float("nan"),
+                "exact_match": self.exact_match}[measure]
 
 
 def run_measures(key: str, run: RunResult) -> RunMeasures:
+    """A completed target run's measures; a question answering run (metrics: F1 per language) has no majority
+    class, so it learned when its English dev F1 is more than MIN_ABOVE_MAJORITY above 0."""
+    exact_match = run.extra.get("exact_match")  # language -> LanguageMetric as a dict (QA runs only)
+    qa = get_task(run.task).kind == "qa"
     return RunMeasures(run_name(key, run), run.seed, run.dev_score,
-                       float(np.mean([metric.value for metric in run.metrics.values()])), run.dev_majority)
+                       float(np.mean([metric.value for metric in run.metrics.values()])),
+                       0.0 if qa and run.dev_majority is None else run.dev_majority,
+                       float(np.mean([m["value"] for m in exact_match.values()])) if exact_match else None)
 
 
 @dataclass(frozen=True)
@@ -147,8 +160,8 @@ def arm_tasks(results: dict[str, JobResult], arm: str) -> tuple[str, ...]:
 
 
 def _paired(arm: list[RunMeasures], reference: list[RunMeasures], measure: str, against: str) -> Change | None:
-    mine = {r.seed: r.value(measure) for r in arm if r.healthy}
-    theirs = {r.seed: r.value(measure) for r in reference if r.healthy}
+    mine = {r.seed: r.value(measure) for r in arm if r.healthy and r.value(measure) is not None}
+    theirs = {r.seed: r.value(measure) for r in reference if r.healthy and r.value(measure) is not None}
     shared = sorted(set(mine) & set(theirs))
     if not shared:
         return None
@@ -164,8 +177,9 @@ def arm_table(results: dict[str, JobResult], target: str, aggregation: str) -> l
         healthy = [r for r in runs if r.healthy]
         row = ArmRow(arm, tasks, runs, [r.name for r in runs if not r.healthy])
         for measure in MEASURES:
-            if healthy:
-                row.means[measure] = mean_interval([r.value(measure) for r in healthy])
+            values = [r.value(measure) for r in healthy]
+            if values and None not in values:
+                row.means[measure] = mean_interval(values)
         for reference in REFERENCES:
             if reference == arm or reference not in arms:
                 continue
@@ -308,8 +322,10 @@ def excluded_note(rows: list[ArmRow]) -> str:
     names = [name for row in rows for name in row.excluded]
     if not names:
         return ""
+    qa = any(run.exact_match is not None for row in rows for run in row.runs)
+    floor = "0 F1 (question answering has no majority class)" if qa else "the majority class"
     return (f"Left out of every mean and pair: {', '.join(names)} (English dev not more than "
-            f"{MIN_ABOVE_MAJORITY:.0f} point above the majority class: the target task was not learned).")
+            f"{MIN_ABOVE_MAJORITY:.0f} point above {floor}: the target task was not learned).")
 
 
 def find_studies(jobs: list) -> dict[str, dict[str, object]]:

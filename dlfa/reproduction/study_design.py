@@ -26,6 +26,10 @@ UD-POS (4,000 sentences) and XNLI (6,000 pairs) for 2 epochs each: 30 target run
 XNLI 30 × 381 s), the controls' 6 runs × 1,000 extra steps per target (UD-POS 1.7 h, XNLI 4.5 h in all);
 3 arms × 3 seeds × 1,000 steps × 1.45 s = 3.6 h; 10 Tatoeba runs (5 languages × 500 pairs) 0.9 h:
 10.8 h in all, within the 12 h budget. So DEFAULT_INTERMEDIATE_STEPS = 1,000 (32,000 examples at batch 32).
+
+A target may be a question answering task (`target_for`: 256-token windows, no pooling; scored by F1 with exact
+match beside it in dlfa.reproduction.study). The hub-scale study (`hub_design`, `python -m dlfa reproduce
+hub-study`, sized in README "The intermediate-task study") is at the end of this module.
 """
 from __future__ import annotations
 
@@ -49,13 +53,20 @@ MIN_SEEDS = 3  # paired intervals over seeds need at least 3
 DEFAULT_INTERMEDIATE_STEPS = 1000
 DEFAULT_COUNTS = (0, 1, 3, 9)
 DEFAULT_RETRIEVAL_LANGUAGES = ("de", "fr", "ru", "zh", "sw")
+QA_MAX_LENGTH = 256  # a question answering target's windows: the Launch form's default for QA (KIND_DEFAULTS)
 
-# Ordered by preference: Phang et al.'s most helpful kinds first (NLI, QA, paraphrase, sentiment), then analogues
-# of their other tasks (CommonsenseQA, Cosmos QA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER), CoLA.
-PREFERENCE = (
+# Ordered by preference. Phang et al.'s most helpful tasks come first whenever a source has them: MNLI and
+# HellaSwag (with SQuAD, the best overall in their abstract), then QQP, their other task from GLUE; these three are on
+# the hub only, so a data root like ../shared/data keeps LOCAL_PREFERENCE's order and subsets. SQuAD is no
+# intermediate task (README "The intermediate-task study": on the hub the QA targets train on it). LOCAL_PREFERENCE:
+# Phang et al.'s kinds first (NLI, QA, paraphrase, sentiment), then analogues of their other tasks (CommonsenseQA,
+# Cosmos QA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER), CoLA.
+HUB_FIRST = ("mnli", "hellaswag", "qqp")
+LOCAL_PREFERENCE = (
     "qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola",
     "cosmosqa", "wic", "cb", "sentiment-classroom", "pos-classroom",
 )  # fmt: skip
+PREFERENCE = HUB_FIRST + LOCAL_PREFERENCE
 
 
 def _source(source):
@@ -81,7 +92,8 @@ def available_intermediate_tasks(source=None, exclude: tuple[str, ...] = ()) -> 
     return found
 
 
-INTERMEDIATE_PRESETS: dict[int, tuple[str, ...]] = {0: (), 3: PREFERENCE[:3], 9: PREFERENCE[:9]}  # the Launch form's
+# The Launch form's presets with the project's data root (preset_for gives any source's)
+INTERMEDIATE_PRESETS: dict[int, tuple[str, ...]] = {0: (), 3: LOCAL_PREFERENCE[:3], 9: LOCAL_PREFERENCE[:9]}
 
 
 def preset_for(count: int, source=None, exclude: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -134,6 +146,17 @@ class StudyTarget:
     learning_rate: float = 1e-4
     patience: int | None = None  # early stopping instead (then steps may differ between arms)
     max_epochs: float | None = None
+    max_length: int = 128  # tokens per input (question answering: per window of question + context)
+
+
+def target_for(task: str, eval_languages: tuple[str, ...], **fields) -> StudyTarget:
+    """A StudyTarget with its task kind's input settings: a question answering target (xquad, mlqa) reads
+    windows of QA_MAX_LENGTH tokens and has no pooling (its span head reads every position)."""
+    from dlfa.data.registry import get_task
+
+    if get_task(task).kind == "qa":
+        fields = {**fields, "pooling": None, "max_length": QA_MAX_LENGTH}
+    return StudyTarget(task, tuple(eval_languages), **fields)
 
 
 @dataclass(frozen=True)
@@ -226,7 +249,7 @@ class StudyDesign:
                   "fusion_layers": [target.fusion_layer] if "dlfa" in self.aggregations else [],
                   "max_train_examples": target.max_train_examples, "max_eval_examples": target.max_eval_examples,
                   "epochs": target.epochs, "learning_rate": target.learning_rate, "patience": target.patience,
-                  "max_epochs": target.max_epochs}
+                  "max_epochs": target.max_epochs, "max_length": target.max_length}
         if target.pooling:
             fields["pooling"] = target.pooling
         return fields
@@ -297,3 +320,53 @@ class StudyDesign:
 
 def arm_key(count: int) -> str:
     return f"{PREFIX}arm-{count}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# The hub-scale study (`python -m dlfa reproduce hub-study`): Phang et al.'s set-up as far as the hub serves it
+
+HUB_NAME = "hub-scale study"
+HUB_ENCODER = "xlm-roberta-base"  # Phang et al.'s XLM-R, in its base size (they used large: --encoder)
+HUB_TARGETS = ("udpos", "xnli", "xquad")
+HUB_INTERMEDIATE_STEPS = 5000  # 160,000 examples at batch 32: about 40% of MNLI's training set
+HUB_LEARNING_RATE = 2e-5  # XTREME's fine-tuning recipe
+
+
+def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto") -> StudyDesign:
+    """The study at hub scale: arms of 0, 1, 3 and 9 of the hub's intermediate tasks (Phang et al.'s most
+    helpful first, PREFERENCE), HUB_INTERMEDIATE_STEPS each and the control; UD-POS, XNLI and XQuAD on every
+    target language the hub has, all their English training data for 2 epochs (XQuAD: SQuAD, 256-token
+    windows), every test example, DLFA at the middle layer; Tatoeba on all of XTREME's languages; 3 seeds.
+    `source` (default: the hub, dlfa.data.sources.HUB_ROOT) is scanned for the intermediate tasks; the jobs read
+    the hub whatever data root or classroom pack the machine has."""
+    from dlfa.data.hub_layouts import HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES, HUB_XQUAD_LANGUAGES
+    from dlfa.data.sources import HUB_ROOT
+    from dlfa.data.tatoeba import available_tatoeba_languages
+    from dlfa.model.encoders import encoder_info
+
+    source = _source(source or HUB_ROOT)
+    languages = {"udpos": tuple(HUB_UDPOS_CONFIGS), "xnli": HUB_XNLI_LANGUAGES, "xquad": HUB_XQUAD_LANGUAGES}
+    layer = encoder_info(encoder).num_layers // 2
+    targets = tuple(target_for(task, tuple(lang for lang in languages[task] if lang != "en"), fusion_layer=layer,
+                               pooling="cls" if task == "xnli" else None, max_train_examples=None,
+                               max_eval_examples=None, learning_rate=HUB_LEARNING_RATE)
+                    for task in HUB_TARGETS)
+    pool = available_intermediate_tasks(source, exclude=HUB_TARGETS)
+    return StudyDesign(targets, named_subsets(DEFAULT_COUNTS, pool), intermediate_steps=HUB_INTERMEDIATE_STEPS,
+                       intermediate_learning_rate=HUB_LEARNING_RATE, encoder=encoder, data_root=HUB_ROOT,
+                       retrieval_languages=tuple(available_tatoeba_languages(source)), retrieval_sentences=None,
+                       device=device, name=HUB_NAME).check()
+
+
+def resumed_hub_design(out_root: str | Path, encoder: str = HUB_ENCODER, device: str = "auto") -> StudyDesign:
+    """The hub-scale study under `out_root`: the design its first sitting saved there (DESIGN_FILE), so a later
+    sitting neither reads the hub again to plan nor changes its arms when a dataset is briefly unreachable; a new
+    hub_design when there is none. Another study's design, or another encoder's, is refused."""
+    path = Path(out_root) / DESIGN_FILE
+    if not path.is_file():
+        return hub_design(encoder=encoder, device=device)
+    saved = StudyDesign.from_dict(json.loads(path.read_text()))
+    if saved.name != HUB_NAME or saved.encoder != encoder:
+        raise ConfigError(f"{out_root} holds another study ({saved.name}, encoder {saved.encoder}): give the "
+                          f"hub-scale study of {encoder} a folder of its own (--out)")
+    return dataclasses.replace(saved, device=device)
