@@ -8,6 +8,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_hub_intermediate import squad_rows
 from test_registry import HUB_ROWS
 
 from dlfa.cli.main import main
@@ -29,22 +30,27 @@ from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult, read_j
 # study's arms (1, 3, 9 tasks) are the first 1, 3 and 9 of these
 LOCAL_ORDER = ["qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola", "cosmosqa", "wic",
                "cb"]
-HUB_NINE = ("mnli", "hellaswag", "qqp", "qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa")
+HUB_NINE = ("mnli", "squad", "hellaswag", "qqp", "qnli", "boolq", "mrpc", "sst2", "commonsenseqa")
 
 
 @pytest.fixture
 def hub(tmp_path, monkeypatch):
     """(a hub source, the (config, split) pairs its loader was asked for): every intermediate task's hub dataset
     as local parquet files of its columns (test_registry.HUB_ROWS, 6 distinct training rows and 2 validation
-    rows each), read with pyarrow; no classroom pack (a cache folder of its own)."""
+    rows each; SQuAD 10 training paragraphs, so that its 90/10 cut has a dev part), read with pyarrow; no classroom
+    pack (a cache folder of its own)."""
     monkeypatch.setenv("DLFA_CACHE_DIR", str(tmp_path / "cache"))
     folder = tmp_path / "hub"
+    files = {}
     for config, row, _ in HUB_ROWS.values():
         test_split = "validation_matched" if config.endswith("mnli") else "validation"
         for split, count in (("train", 6), (test_split, 2)):
-            rows = [{**row, "idx": i, **({"id": f"q{i}"} if "id" in row else {})} for i in range(count)]
-            (folder / config).mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(rows), folder / config / f"{split}.parquet")
+            files[config, split] = [{**row, "idx": i, **({"id": f"q{i}"} if "id" in row else {})} for i in range(count)]
+    files.update({("rajpurkar/squad:", split): squad_rows(count, split) for split, count in (("train", 10),
+                                                                                              ("validation", 2))})
+    for (config, split), rows in files.items():
+        (folder / config).mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows), folder / config / f"{split}.parquet")
     asked = []
 
     def loader(config, split):
@@ -72,7 +78,7 @@ def test_the_local_order_of_preference_is_unchanged(fixture_root):
 
 def test_todays_local_subsets_are_pinned(data_root):
     found = available_intermediate_tasks(data_root)  # no hub-only task, the same order (then the classroom tasks)
-    assert found[:len(LOCAL_ORDER)] == LOCAL_ORDER and not set(found) & {"mnli", "hellaswag", "qqp"}
+    assert found[:len(LOCAL_ORDER)] == LOCAL_ORDER and not set(found) & {"mnli", "squad", "hellaswag", "qqp"}
     assert preset_for(9, data_root) == tuple(LOCAL_ORDER[:9]) and preset_for(3, data_root) == ("qnli", "boolq", "mrpc")
     assert named_subsets((0, 1, 3, 9), found)[3] == tuple(LOCAL_ORDER[:9])
 
@@ -80,10 +86,10 @@ def test_todays_local_subsets_are_pinned(data_root):
 def test_on_the_hub_phangs_most_helpful_tasks_come_first(hub):
     source, asked = hub
     found = available_intermediate_tasks(source)
-    assert tuple(found[:9]) == HUB_NINE  # MNLI and HellaSwag first, then QQP, then the local order
-    assert found[9:] == ["rte", "cola", "cosmosqa", "wic", "cb"]  # conll-ner has no hub source
-    assert preset_for(3, source) == ("mnli", "hellaswag", "qqp")
-    assert ("nyu-mll/glue:mnli", "train") in asked and ("Rowan/hellaswag:", "train") in asked
+    assert tuple(found[:9]) == HUB_NINE  # MNLI, SQuAD and HellaSwag first, then QQP, then the local order
+    assert found[9:] == ["xcopa", "rte", "cola", "cosmosqa", "wic", "cb"]  # conll-ner has no hub source
+    assert preset_for(3, source) == ("mnli", "squad", "hellaswag")
+    assert {("nyu-mll/glue:mnli", "train"), ("rajpurkar/squad:", "train"), ("Rowan/hellaswag:", "train")} <= set(asked)
 
 
 def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_encoder):
@@ -104,7 +110,9 @@ def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_enco
                 target.learning_rate) == (None, None, 2.0, 2, 2e-5)
     assert (targets["xnli"].pooling, targets["udpos"].pooling, targets["xquad"].pooling) == ("cls", None, None)
     assert (targets["xquad"].max_length, targets["xnli"].max_length) == (256, 128)
-    assert not [c for c, _ in asked if c.startswith(("google/xtreme", "rajpurkar"))]  # targets are not read to plan
+    # targets are not read to plan; rajpurkar/squad is, as the intermediate task squad
+    assert not [c for c, _ in asked if c.startswith("google/xtreme")]
+    assert {s for c, s in asked if c.startswith("rajpurkar")} == {"train", "validation"}
 
     jobs = dict(design.job_fields("/out"))
     assert len(jobs) == 3 + 3 * 5 + 1 + 3 * 3  # arms; per target its control and 4 arms; Tatoeba per encoder
@@ -139,7 +147,7 @@ def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encod
                  "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("Every arm spends the same intermediate budget of 5,000 optimizer steps (batch 32)")
-    assert "9: mnli, hellaswag, qqp, qnli, boolq, mrpc, sst2, commonsenseqa, xcopa" in printed[0]
+    assert "9: mnli, squad, hellaswag, qqp, qnli, boolq, mrpc, sst2, commonsenseqa" in printed[0]
     assert "xquad (DLFA layer 2, 2 epochs of all training examples, learning rate 2e-05, 256 tokens, 10 target " \
            "languages)" in printed[0]
     assert printed[1] == "study/arm-1: intermediate, 3 seed(s), intermediate mnli"

@@ -5,7 +5,8 @@
   and dev, and each language's labeled test is its test.
 - The QA tasks (`HubQaRows`, `hub_qa`): English train and dev from `rajpurkar/squad` (its train split cut 90/10 by
   paragraph: no dev paragraph is trained on; XQuAD's English paragraphs come from SQuAD's validation split, which
-  is never read), each language's test from google/xtreme: `XQuAD.<lang>` (split validation, the only one),
+  only the intermediate task `squad` reads, as its test), each language's test from google/xtreme:
+  `XQuAD.<lang>` (split validation, the only one),
   `MLQA.<lang>.<lang>` (split test) and `tydiqa` (TyDiQA-GoldP, split validation; a row's language is its id's
   prefix, e.g. `arabic-…`). Rows have SQuAD's columns id, title, context, question, answers {text, answer_start}
   (dlfa.data.qa.read_squad_rows).
@@ -240,10 +241,13 @@ class HubQaRows:
 
 
 def hub_qa(task: str):
-    """A hub layout for a QA task ("xquad", "mlqa" or "tydiqa"): English train and dev from SQuAD, each language's
-    test from google/xtreme (see the module docstring)."""
+    """A hub layout for a QA task ("squad", "xquad", "mlqa" or "tydiqa"): English train and dev from SQuAD's train
+    split; test: SQuAD's validation split for "squad" (English only), each language's from google/xtreme for the
+    others (see the module docstring)."""
 
     def test_rows(loader: Callable[[str, str], Any], language: str) -> HubQaRows:
+        if task == "squad":
+            return HubQaRows(loader, HUB_SQUAD, None, "validation", language)
         if task == "xquad":
             return HubQaRows(loader, HUB_DATASET, f"XQuAD.{language}", "validation", language)
         if task == "mlqa":
@@ -251,7 +255,8 @@ def hub_qa(task: str):
         return HubQaRows(loader, HUB_DATASET, "tydiqa", "validation", language,
                          id_prefix=HUB_TYDIQA_LANGUAGES[language])
 
-    languages = {"xquad": HUB_XQUAD_LANGUAGES, "mlqa": HUB_MLQA_LANGUAGES, "tydiqa": tuple(HUB_TYDIQA_LANGUAGES)}[task]
+    languages = {"squad": ("en",), "xquad": HUB_XQUAD_LANGUAGES, "mlqa": HUB_MLQA_LANGUAGES,
+                 "tydiqa": tuple(HUB_TYDIQA_LANGUAGES)}[task]
 
     def layout(loader: Callable[[str, str], Any]) -> Layout:
         result: Layout = {language: {"test": test_rows(loader, language)} for language in languages}

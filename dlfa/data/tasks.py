@@ -1,11 +1,12 @@
 """The tasks: each task's TaskInfo with where its data lives, under a data root (or the classroom pack) and on the
-hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa, tydiqa; on the hub trained on SQuAD),
-sentence retrieval (tatoeba, nothing trained), the English intermediate tasks
-and the classroom tasks.
+hub. The table holds the paper's four XTREME targets (udpos, panx, xnli, pawsx), the QA targets (xquad, mlqa,
+tydiqa; on the hub trained on SQuAD), sentence retrieval (tatoeba, nothing trained), the English intermediate
+tasks and the classroom tasks.
 
 Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
-conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch) and the multiple-choice tasks commonsenseqa,
-xcopa (COPA, also zero-shot on XCOPA), cosmosqa and hellaswag; qqp, mnli and hellaswag have no local files.
+conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch), the multiple-choice tasks commonsenseqa,
+xcopa (COPA, also zero-shot on XCOPA), cosmosqa and hellaswag, and squad (SQuAD v1.1 question answering); qqp,
+mnli, hellaswag and squad have no local files.
 Classroom tasks read the offline pack (dlfa.data.classroom), whatever the source.
 """
 
@@ -143,6 +144,11 @@ TASKS = [
                       "Sentence completion, 4 endings: HellaSwag (hub only: train cut 90/10, validation as test)",
                       intermediate=True),
              no_local_files, hub=hub_english("Rowan/hellaswag", None, "hellaswag")),
+    TaskSpec(TaskInfo("squad", "qa", (), "span_f1",
+                      "Question answering: SQuAD v1.1 (hub only: train cut 90/10 by paragraph, validation as test; "
+                      "XQuAD's English is drawn from that validation set, so a study whose target is xquad must not "
+                      "also use squad's test)", intermediate=True),
+             no_local_files, hub=hub_qa("squad")),
     TaskSpec(TaskInfo("conll-ner", "token", CONLL_NER_TAGS, "entity_f1",
                       "Named entities: CoNLL-2003 English; CoNLL-2002/2003 German, Spanish, Dutch as test",
                       intermediate=True),

@@ -17,7 +17,8 @@ from dlfa.data.registry import DataSource, available_languages, get_task, load_e
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 
-QA_NORMALIZATIONS = {"xquad": "squad", "mlqa": "mlqa", "tydiqa": "squad"}  # the official evaluation script of each QA task
+# the official evaluation script of each QA task
+QA_NORMALIZATIONS = {"squad": "squad", "xquad": "squad", "mlqa": "mlqa", "tydiqa": "squad"}
 
 
 class EncodedDataset:

@@ -55,13 +55,12 @@ DEFAULT_COUNTS = (0, 1, 3, 9)
 DEFAULT_RETRIEVAL_LANGUAGES = ("de", "fr", "ru", "zh", "sw")
 QA_MAX_LENGTH = 256  # a question answering target's windows: the Launch form's default for QA (KIND_DEFAULTS)
 
-# Ordered by preference. Phang et al.'s most helpful tasks come first whenever a source has them: MNLI and
-# HellaSwag (with SQuAD, the best overall in their abstract), then QQP, their other task from GLUE; these three are on
-# the hub only, so a data root like ../shared/data keeps LOCAL_PREFERENCE's order and subsets. SQuAD is no
-# intermediate task (README "The intermediate-task study": on the hub the QA targets train on it). LOCAL_PREFERENCE:
-# Phang et al.'s kinds first (NLI, QA, paraphrase, sentiment), then analogues of their other tasks (CommonsenseQA,
-# Cosmos QA, HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER), CoLA.
-HUB_FIRST = ("mnli", "hellaswag", "qqp")
+# Ordered by preference. Phang et al.'s most helpful tasks come first whenever a source has them: MNLI, SQuAD and
+# HellaSwag (the best overall in their abstract), then QQP, their other task from GLUE; these four are on the hub
+# only, so a data root like ../shared/data keeps LOCAL_PREFERENCE's order and subsets. LOCAL_PREFERENCE: Phang et
+# al.'s kinds first (NLI, QA, paraphrase, sentiment), then analogues of their other tasks (CommonsenseQA, Cosmos QA,
+# HellaSwag -> COPA, ANLI -> RTE, CCG tagging -> CoNLL NER), CoLA.
+HUB_FIRST = ("mnli", "squad", "hellaswag", "qqp")
 LOCAL_PREFERENCE = (
     "qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola",
     "cosmosqa", "wic", "cb", "sentiment-classroom", "pos-classroom",
