@@ -119,6 +119,12 @@ def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_enco
     arm = jobs["study/arm-9"]
     assert arm["intermediate_tasks"] == list(HUB_NINE) and arm["data_root"] == "hub" and arm["device"] == "cuda"
     assert arm["intermediate_steps"] == 5000 and arm["seeds"] == [1, 2, 3]
+    # squad trains in arms 3 and 9: every arm reads SQuAD's 256-token windows (the targets keep their own lengths)
+    assert design.arm_max_length == 256 and {jobs[f"study/arm-{n}"]["max_length"] for n in (1, 3, 9)} == {256}
+    assert jobs["study/xnli-arm-3"]["max_length"] == 128 and jobs["study/tatoeba-arm-3-s1"].get("max_length") is None
+    without_squad = DataSource.hub(lambda config, split: [] if config.startswith("rajpurkar") else
+                                   source.loader(config, split))
+    assert hub_design(without_squad, encoder=tiny_encoder).arm_max_length is None
     qa = jobs["study/xquad-arm-3"]
     assert qa["init_from"] == "/out/study/arm-3" and qa["max_length"] == 256 and "pooling" not in qa
     assert qa["max_train_examples"] is None and qa["aggregations"] == ["last", "dlfa"] and qa["fusion_layers"] == [2]

@@ -179,6 +179,7 @@ class StudyDesign:
     data_root: str | None = None
     batch_size: int = 32
     intermediate_learning_rate: float = 1e-4
+    arm_max_length: int | None = None  # tokens per input of the arms' jobs (None: JobSpec's default); see hub_design
     retrieval_languages: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # () : no Tatoeba jobs
     retrieval_sentences: int | None = 500
     device: str = "auto"
@@ -239,6 +240,7 @@ class StudyDesign:
                  {**self._common(), "task": INTERMEDIATE_ONLY, "eval_languages": ["en"], "aggregations": ["last"],
                   "fusion_layers": [], "intermediate_tasks": list(subset), **self._intermediate(),
                   "learning_rate": self.intermediate_learning_rate,
+                  **({"max_length": self.arm_max_length} if self.arm_max_length else {}),
                   "name": f"{self.name}: {arm_key(len(subset))}", **self.spec_overrides})
                 for subset in self.subsets if subset]
 
@@ -335,10 +337,14 @@ def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto") ->
     """The study at hub scale: arms of 0, 1, 3 and 9 of the hub's intermediate tasks (Phang et al.'s most
     helpful first, PREFERENCE), HUB_INTERMEDIATE_STEPS each and the control; UD-POS, XNLI and XQuAD on every
     target language the hub has, all their English training data for 2 epochs (XQuAD: SQuAD, 256-token
-    windows), every test example, DLFA at the middle layer; Tatoeba on all of XTREME's languages; 3 seeds.
+    windows), every test example, DLFA at the middle layer; Tatoeba on all of XTREME's languages; 3 seeds. When
+    an arm trains a QA task (squad), every arm reads QA_MAX_LENGTH tokens per input: at the default 128, more than
+    half of SQuAD's windows would hold no answer (README "The intermediate-task study"), and one length for all
+    arms keeps the other tasks' truncation the same in each.
     `source` (default: the hub, dlfa.data.sources.HUB_ROOT) is scanned for the intermediate tasks; the jobs read
     the hub whatever data root or classroom pack the machine has."""
     from dlfa.data.hub_layouts import HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES, HUB_XQUAD_LANGUAGES
+    from dlfa.data.registry import get_task
     from dlfa.data.sources import HUB_ROOT
     from dlfa.data.tatoeba import available_tatoeba_languages
     from dlfa.model.encoders import encoder_info
@@ -351,8 +357,11 @@ def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto") ->
                                max_eval_examples=None, learning_rate=HUB_LEARNING_RATE)
                     for task in HUB_TARGETS)
     pool = available_intermediate_tasks(source, exclude=HUB_TARGETS)
-    return StudyDesign(targets, named_subsets(DEFAULT_COUNTS, pool), intermediate_steps=HUB_INTERMEDIATE_STEPS,
-                       intermediate_learning_rate=HUB_LEARNING_RATE, encoder=encoder, data_root=HUB_ROOT,
+    subsets = named_subsets(DEFAULT_COUNTS, pool)
+    with_qa = any(get_task(task).kind == "qa" for subset in subsets for task in subset)
+    return StudyDesign(targets, subsets, intermediate_steps=HUB_INTERMEDIATE_STEPS,
+                       intermediate_learning_rate=HUB_LEARNING_RATE, arm_max_length=QA_MAX_LENGTH if with_qa else None,
+                       encoder=encoder, data_root=HUB_ROOT,
                        retrieval_languages=tuple(available_tatoeba_languages(source)), retrieval_sentences=None,
                        device=device, name=HUB_NAME).check()
 
