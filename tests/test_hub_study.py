@@ -135,6 +135,7 @@ def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_enco
     said = conclusion(design)  # the report's closing paragraph names the hub's caveats
     assert said.startswith(f"These arms train {tiny_encoder} on the hub's English training sets (5,000 intermediate")
     assert "an arm with MNLI trains on far more English NLI than the XNLI target stage itself" in said
+    assert "an arm with the intermediate task squad trains on before the XQuAD target stage too" in said
 
 
 def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encoder, monkeypatch, capsys, tmp_path):

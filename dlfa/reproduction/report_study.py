@@ -111,8 +111,9 @@ def conclusion(design: StudyDesign) -> str:
                 f"target's whole training set), with {len(design.seeds)} seeds: an effect smaller than the interval "
                 "over seeds stays inconclusive. On the hub XNLI's English training set is 90% of XTREME's English "
                 "XNLI validation set (2,241 pairs), so an arm with MNLI trains on far more English NLI than the XNLI "
-                "target stage itself; XQuAD's is SQuAD v1.1, which is no intermediate task here. The CPU version "
-                f"on this project's data: `{RUN_COMMAND}`.")
+                "target stage itself; XQuAD's is SQuAD v1.1's train split, which an arm with the intermediate task "
+                "squad trains on before the XQuAD target stage too, as the control arm does. The CPU version on "
+                f"this project's data: `{RUN_COMMAND}`.")
     return (f"These arms train {design.encoder} on a few thousand English examples per task for "
             f"{design.intermediate_steps:,} steps on a 2-core CPU, with {len(design.seeds)} seeds: an interval "
             "over so few seeds is wide, and an effect smaller than it stays inconclusive. The study at hub scale "
