@@ -12,7 +12,8 @@
   (dlfa.data.qa.read_squad_rows).
 - The intermediate tasks from their own datasets (`HubRows`, `hub_english`: nyu-mll/glue, aps/super_glue,
   tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag), each row converted by the local readers' converters:
-  train cut 90/10 into train and dev (the test splits carry no labels), validation as test.
+  train cut 90/10 into train and dev (the test splits carry no labels), validation as test; squad, the QA one, is
+  `hub_qa("squad")` (above).
 A layout function takes the loader (`loader(config, split)` -> rows, see dlfa.data.sources.DataSource), so tests
 inject one that reads local files written with the hub's schema.
 """
