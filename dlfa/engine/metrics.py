@@ -128,6 +128,18 @@ def at_majority(value: float, majority: float) -> bool:
     return value - majority < MIN_ABOVE_MAJORITY
 
 
+def side_of_zero(low: float | None, high: float | None) -> str | None:
+    """Where an interval lies against 0: "above", "below" or "includes" (inconclusive, whatever the sign of the
+    estimate); None without an interval. The one rule the report and the study read their verdicts from."""
+    if low is None:
+        return None
+    if low > 0:
+        return "above"
+    if high < 0:
+        return "below"
+    return "includes"
+
+
 def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
     """(mean, low, high): a Student-t interval of the mean over runs (seeds); (mean, None, None) for one run."""
     from scipy import stats

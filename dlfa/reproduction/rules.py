@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlfa.engine.metrics import mean_interval
+from dlfa.engine.metrics import mean_interval, side_of_zero
 from dlfa.reproduction.choices import dlfa_dev_scores
 from dlfa.results import JobResult, RunResult
 
@@ -57,13 +57,9 @@ def gain_verdict(source: str, gain: Cell | None) -> str:
         return "not decided: probe only (a frozen encoder), fine-tuning not run"
     if gain is None:
         return "not decided: no seed where both DLFA and last learned more than the majority class"
-    if gain.low is None:
-        return "not decided: one seed, no interval over seeds"
-    if gain.low > 0:
-        return "agrees: a gain, interval above 0"
-    if gain.high < 0:
-        return "does not agree: DLFA is worse, interval below 0"
-    return "inconclusive: the interval includes 0"
+    return {None: "not decided: one seed, no interval over seeds", "above": "agrees: a gain, interval above 0",
+            "below": "does not agree: DLFA is worse, interval below 0",
+            "includes": "inconclusive: the interval includes 0"}[side_of_zero(gain.low, gain.high)]
 
 
 def paper_in_interval(gain: Cell | None, paper: float) -> str:

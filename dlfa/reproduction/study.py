@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlfa.data.registry import get_task
-from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval
+from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval, side_of_zero
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK
 from dlfa.results import JobResult, RunResult
@@ -115,13 +115,8 @@ class Change:
     pairs: int
 
     def verdict(self) -> str:
-        if self.low is None:
-            return "no interval (fewer than 2 paired seeds)"
-        if self.low > 0:
-            return "above 0"
-        if self.high < 0:
-            return "below 0"
-        return "inconclusive"
+        return {None: "no interval (fewer than 2 paired seeds)", "above": "above 0", "below": "below 0",
+                "includes": "inconclusive"}[side_of_zero(self.low, self.high)]
 
     def text(self, digits: int = 1) -> str:
         interval = "" if self.low is None else f" [{self.low:+.{digits}f}, {self.high:+.{digits}f}]"
