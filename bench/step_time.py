@@ -1,11 +1,13 @@
-"""DLFA training step ÷ `last` training step on identical batches (target ≤ 1.05).
+"""DLFA training step ÷ `last` training step on identical batches (target ≤ 1.05), and on the CPU what the
+engine's dropout (dlfa.engine.cpu_dropout) saves: `last` with torch's stock dropout ÷ `last` with ours.
 
-Both models share one encoder and draw the same length-grouped batches through the trainer's own
-`train_step`; the steps alternate (dlfa, last, dlfa, …) so machine noise hits both sides alike, and the
-ratio is of median step times.
+The models share one encoder (the stock side a copy) and draw the same length-grouped batches through the
+trainer's own `train_step`; the steps alternate (dlfa, last, last stock, dlfa, …) so machine noise hits every
+side alike, and each ratio is of median step times.
 
     python bench/step_time.py [--steps 12] [--precision auto|fp32|bf16]
 """
+import copy
 import statistics
 import tempfile
 import time
@@ -14,6 +16,7 @@ import torch
 from common import parser, train_split
 
 from dlfa.engine.callbacks import CallbackList
+from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
 from dlfa.model.encoders import load_encoder
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
@@ -35,32 +38,43 @@ def main() -> None:
     data = train_split(args, loaded.tokenizer)
     task = get_task("udpos")
     head = {"udpos": HeadConfig(task.kind, list(task.labels))}
+    on_cpu = not torch.cuda.is_available()
+    encoders = {"dlfa": loaded.model, "last": loaded.model}
+    if on_cpu:
+        encoders["last, stock dropout"] = copy.deepcopy(loaded.model)
     sides = {}
-    for aggregation in ("dlfa", "last"):
+    for name, encoder in encoders.items():
+        aggregation = name.split(",")[0]
         spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
                        fusion_layers=(args.fusion_layer,) if aggregation == "dlfa" else (),
                        batch_size=args.batch_size, max_steps=args.steps + 2, precision=args.precision)
         runtime = setup_runtime(spec)
         torch.manual_seed(0)
         model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, spec.fusion_layers[0] if spec.fusion_layers
-                                     else None), loaded.model)
+                                     else None), encoder)
+        if on_cpu and name != "last, stock dropout":
+            use_fast_cpu_dropout(model)
         unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority=0)
         trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
         stream = {"udpos": BatchStream(data.lengths, args.batch_size, [1, 0, 0])}  # the same batches on both sides
         optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)
         params = [q for q in model.parameters() if q.requires_grad]
-        sides[aggregation] = (trainer, stream, optimizer, params, [])
+        sides[name] = (trainer, stream, optimizer, params, [])
     for step in range(args.steps + 2):
-        for aggregation, (trainer, stream, optimizer, params, times) in sides.items():
+        for trainer, stream, optimizer, params, times in sides.values():
             started = time.perf_counter()
             trainer.train_step(0, trainer.stages[0], stream, step, optimizer, params)
             if step >= 2:  # the first two steps warm up allocators and kernels
                 times.append(time.perf_counter() - started)
-    dlfa, last = (statistics.median(sides[a][4]) for a in ("dlfa", "last"))
+    dlfa, last = (statistics.median(sides[name][4]) for name in ("dlfa", "last"))
     print(f"encoder {args.encoder}, batch {args.batch_size}, {args.steps} steps each, "
           f"{sides['dlfa'][0].runtime.precision}, {torch.get_num_threads()} threads")
     print(f"median step: dlfa (layer {args.fusion_layer}) {dlfa * 1000:.0f} ms, last {last * 1000:.0f} ms")
     print(f"RATIO dlfa / last step time = {dlfa / last:.3f}  (target <= 1.05)")
+    if on_cpu:
+        stock = statistics.median(sides["last, stock dropout"][4])
+        print(f"median step of last with torch's stock dropout: {stock * 1000:.0f} ms")
+        print(f"RATIO last step with stock dropout / with the engine's CPU dropout = {stock / last:.3f}")
 
 
 if __name__ == "__main__":

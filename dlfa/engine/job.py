@@ -27,6 +27,7 @@ from torch import nn
 from dlfa.code_version import code_version
 from dlfa.engine.callbacks import Callback, CallbackList, TensorBoardCallback
 from dlfa.engine.datasets import UnitData, load_job_data
+from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
 from dlfa.engine.metrics import mean_interval
 from dlfa.engine.probe import FeatureNet, fit_standardization, hidden_state_dataset
 from dlfa.engine.runtime import Runtime, advise_random_access, name_seed, release_memory, set_seed, setup_runtime
@@ -149,6 +150,8 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs,
             torch.manual_seed(name_seed(spec.seeds[0], task))
             head.reset_parameters()
     model.to(runtime.device)
+    if runtime.device.type == "cpu":
+        use_fast_cpu_dropout(model)
     set_seed(spec.seeds[0])  # dropout masks: the same stream for every aggregation
     if spec.probe:
         model.encoder.requires_grad_(False)
