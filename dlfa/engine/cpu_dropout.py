@@ -42,10 +42,11 @@ def fast_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 class CpuDropout(nn.Dropout):
-    """nn.Dropout with the cheaper mask of `fast_dropout` (training only; the same p)."""
+    """nn.Dropout with the cheaper mask of `fast_dropout` on CPU tensors in training (the same p); torch's
+    dropout elsewhere."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fast_dropout(x, self.p) if self.training and x.device.type == "cpu" else x
+        return fast_dropout(x, self.p) if self.training and x.device.type == "cpu" else super().forward(x)
 
 
 def cpu_dropout_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -70,7 +71,8 @@ AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the masks SDPA gets
 
 def use_fast_cpu_dropout(model: nn.Module) -> None:
     """Swap, in place, every nn.Dropout of `model` for CpuDropout and SDPA attention for
-    cpu_dropout_attention (encoders loaded with another attention, e.g. eager for attention maps, keep it)."""
+    cpu_dropout_attention (encoders loaded with another attention, e.g. eager for attention maps, and
+    architectures without transformers' attention interface keep theirs)."""
     for parent in model.modules():
         for name, child in parent.named_children():
             if type(child) is nn.Dropout:
@@ -78,4 +80,7 @@ def use_fast_cpu_dropout(model: nn.Module) -> None:
     for module in model.modules():
         config = getattr(module, "config", None)
         if getattr(config, "_attn_implementation", None) == "sdpa" and hasattr(module, "set_attn_implementation"):
-            module.set_attn_implementation(ATTENTION)
+            try:
+                module.set_attn_implementation(ATTENTION)
+            except ValueError:  # an architecture without transformers' attention interface: it keeps SDPA
+                pass
