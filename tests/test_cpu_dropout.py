@@ -119,3 +119,17 @@ def test_a_sliced_dlfa_backward_replays_the_dropout_masks_of_its_first_pass():
     assert sliced_loss == pytest.approx(loss.item(), abs=1e-6)
     for name, grad in sliced.items():
         assert torch.allclose(grad, model.get_parameter(name).grad, atol=1e-6), name
+
+
+def test_training_under_cpu_bf16_autocast_drops_and_back_propagates():
+    ids, mask = _padded_batch()
+    encoder = _tiny_bert(0.1).train()
+    use_fast_cpu_dropout(encoder)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden.float().pow(2).mean().backward()
+    grads = [p.grad for p in encoder.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        again = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert not torch.equal(hidden, again)  # other masks: dropout is on
