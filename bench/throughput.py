@@ -28,8 +28,8 @@ left out, as is padding (computed, but not useful work). The machine's rate is t
 
 Where the rest goes (torch.profiler, `last`, fp32, 6 steps of 32 UD-POS sentences unsliced, this 2-core CPU):
 the linear layers' matmuls (mm, addmm) take 67% of the CPU time at about 70% of the large-matmul rate; dropout's
-mask generation (bernoulli_, on one thread) 10%, which our side now
-draws more cheaply (dlfa.engine.cpu_dropout; the Trainer sides keep torch's stock dropout); attention's batched matmuls over short rows 5%; copies 3%; GELU
+mask generation (bernoulli_, on one thread) 10%, which our side now draws more cheaply (dlfa.engine.cpu_dropout;
+the Trainer sides keep torch's stock dropout); attention's batched matmuls over short rows 5%; copies 3%; GELU
 and its backward 2.5%; AdamW's step 2.7%; layer norms, softmax and the rest are small. Padding is computed but not
 counted. Every slice but the first of a sliced DLFA batch runs through the encoder a second time
 (backward_whole_batch), so DLFA's FLOP rate is lower than `last`'s by about that pass.
