@@ -12,6 +12,7 @@ import math
 from typing import Callable, Iterable, Mapping, Sequence
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 FUSION_COLORSCALE = "RdBu"  # W: 1 = all on the last layer (blue), 0 = all on the lower layer (red)
 VALUE_COLORSCALE = "Viridis"
@@ -452,4 +453,32 @@ def retrieval_heatmap(rows: Sequence[str], languages: Sequence[str], values: Seq
     fig.update_xaxes(type="category", title="language (paired with English)")
     fig.update_layout(title=title or None, height=max(280, 32 * len(rows) + 140),
                       margin=dict(t=50 if title else 20, b=60, l=10, r=10))
+    return fig
+
+
+def training_curves(rows: Sequence[Mapping], dev_metric: str = "score") -> go.Figure:
+    """A job's training: the loss (left; one line per unit and stage, by step within the stage) and the English
+    dev score (right; one line per unit, its best point starred). rows: dlfa.curves rows {"unit", "kind",
+    "stage", "step", "value"}; one colour per unit in both panels."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss", f"English dev {dev_metric}"))
+    units = list(dict.fromkeys(row["unit"] for row in rows))
+    for index, unit in enumerate(units):
+        color = PALETTE[index % len(PALETTE)]
+        losses = [row for row in rows if row["unit"] == unit and row["kind"] == "loss"]
+        stages = list(dict.fromkeys(row["stage"] for row in losses))
+        for position, stage in enumerate(stages):
+            points = [row for row in losses if row["stage"] == stage]
+            fig.add_scatter(x=[p["step"] for p in points], y=[p["value"] for p in points], mode="lines", row=1, col=1,
+                            name=unit if len(stages) == 1 else f"{unit} · {stage}", legendgroup=unit,
+                            line=dict(color=color, dash=("solid", "dot", "dash", "dashdot")[position % 4]))
+        dev = [row for row in rows if row["unit"] == unit and row["kind"] == "dev"]
+        if dev:
+            fig.add_scatter(x=[p["step"] for p in dev], y=[p["value"] for p in dev], mode="lines+markers", row=1,
+                            col=2, name=f"{unit} dev", legendgroup=unit, line=dict(color=color))
+            best = max(dev, key=lambda p: p["value"])
+            fig.add_scatter(x=[best["step"]], y=[best["value"]], mode="markers", row=1, col=2, showlegend=False,
+                            legendgroup=unit, marker=dict(symbol="star", size=13, color=color),
+                            hovertemplate=f"{unit}: best dev %{{y:.2f}} at step %{{x}}<extra></extra>")
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(height=320, margin=dict(t=40, b=40, l=50, r=10))
     return fig

@@ -1,7 +1,9 @@
-"""Jobs: the queue with live progress (a fragment refreshes every 2 s), log tails, cancel, resume, delete."""
+"""Jobs: the queue with live progress and training curves (a fragment refreshes every 2 s), log tails, cancel,
+resume, delete."""
 import streamlit as st
 
-from dlfa.app import background, guard, runs, session, widgets
+from dlfa import charts
+from dlfa.app import background, catalog, guard, runs, session, widgets
 from dlfa.errors import DlfaError
 
 STATUS_ICONS = {"queued": ":material/schedule:", "running": ":material/autorenew:",
@@ -130,6 +132,14 @@ def job_card(job) -> None:
         with st.expander("log (last 30 lines)", expanded=job.status == "running"):
             tail = background.log_tail(job)
             st.code(tail or "(no log yet)", language=None)
+        curves = runs.training_curves(job)
+        if curves:
+            with st.expander("training curves", expanded=job.status == "running"):
+                st.plotly_chart(charts.training_curves(curves, catalog.task_metric(spec.task)),
+                                key=f"curves_{job.id}")
+                st.caption("Loss: the mean over the steps since the previous point, per stage (an intermediate "
+                           "task, then the target). English dev: each evaluation; ★ the best, whose state is "
+                           "evaluated zero-shot.")
 
 
 guard.run_page(main)

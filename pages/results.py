@@ -1,5 +1,5 @@
 """Results: per-language tables (value, CI, n) and bar charts with CI error bars grouped by language family,
-several finished jobs side by side, downloads (CSV, JSON, HTML, PNG)."""
+several finished jobs side by side, each job's training curves and convergence, downloads (CSV, JSON, HTML, PNG)."""
 import json
 
 import pandas as pd
@@ -62,6 +62,8 @@ def main() -> None:
     for job_id in chosen:
         show_retrieval(by_id[job_id], read[job_id])
     for job_id in chosen:
+        show_training(by_id[job_id], read[job_id])
+    for job_id in chosen:
         grid = read[job_id].grid
         if grid:
             st.subheader(f"Sweep grid of {by_id[job_id].name or job_id}")
@@ -90,6 +92,20 @@ def main() -> None:
             st.download_button("Chart (PNG)", png, "dlfa-results.png", "image/png", key="dl_png")
         elif why:
             st.info(why)
+
+
+def show_training(job, results) -> None:
+    """How each run of a job trained: loss and English dev curves, and where each run's dev score peaked."""
+    curves = runs.training_curves(job, results)
+    if not curves:
+        return
+    st.subheader(f"Training of {job.name or job.id}")
+    st.plotly_chart(charts.training_curves(curves, catalog.task_metric(job.spec.task)), key=f"curves_{job.id}")
+    st.dataframe(runs.convergence_frame(runs.job_units(job, results)), hide_index=True, key=f"convergence_{job.id}",
+                 column_config={"English dev": st.column_config.NumberColumn(format="%.2f")})
+    st.caption("A run trained with patience stops once English dev has not improved for that many evaluations; one "
+               "that ends at its epoch cap while still improving may not have converged. The zero-shot results "
+               "above are those of each run's best-dev state (★).")
 
 
 def show_retrieval(job, results) -> None:

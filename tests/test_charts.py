@@ -4,6 +4,7 @@ import json
 import pytest
 
 from dlfa import charts
+from dlfa.curves import run_history_rows
 
 FAMILIES = {"en": "Germanic", "de": "Germanic", "nl": "Germanic", "es": "Romance", "fr": "Romance", "zh": "Sino-Tibetan"}
 METRICS = {
@@ -97,3 +98,18 @@ def test_layer_curves_and_attribution_bars():
     assert [t.name for t in fig.data] == ["de", "zh"] and list(fig.data[0].x) == [0, 1, 2]
     bars = charts.attribution_bars(["a", "b"], [0.5, -0.2])
     assert bars.data[0].marker.color[0] != bars.data[0].marker.color[1]
+
+
+def test_training_curves_draw_each_units_loss_per_stage_and_its_dev_with_the_best_point_starred():
+    rows = [*run_history_rows("last-s1", {"loss": [["sst2", 10, 0.9], ["udpos", 10, 2.0], ["udpos", 20, 1.5]],
+                                          "dev": [[10, 50.0], [20, 61.0]]}),
+            *run_history_rows("dlfa-L2-s1", {"loss": [["udpos", 10, 2.5]], "dev": [[10, 55.0], [20, 52.0]]})]
+    fig = charts.training_curves(rows, dev_metric="accuracy")
+    traces = {trace.name: trace for trace in fig.data if trace.name}
+    assert set(traces) == {"last-s1 · sst2", "last-s1 · udpos", "last-s1 dev", "dlfa-L2-s1", "dlfa-L2-s1 dev"}
+    assert list(traces["last-s1 · udpos"].y) == [2.0, 1.5] and traces["last-s1 · udpos"].xaxis == "x"
+    assert list(traces["dlfa-L2-s1 dev"].y) == [55.0, 52.0] and traces["dlfa-L2-s1 dev"].xaxis == "x2"
+    stars = [(tuple(t.x), tuple(t.y)) for t in fig.data if t.marker.symbol == "star"]
+    assert stars == [((20,), (61.0,)), ((10,), (55.0,))]  # each unit's best dev
+    assert traces["last-s1 dev"].line.color == traces["last-s1 · udpos"].line.color != traces["dlfa-L2-s1"].line.color
+    assert fig.layout.annotations[1].text == "English dev accuracy"

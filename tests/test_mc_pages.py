@@ -57,6 +57,7 @@ def test_results_shows_a_multiple_choice_run_with_accuracy_per_language(finished
         assert (row.value, row.ci_low, row.ci_high) == pytest.approx(
             (recorded["value"], recorded["ci_low"], recorded["ci_high"]))
         assert row.ci_low <= row.value <= row.ci_high and 0 <= row.value <= 100
-    (chart,) = plotly_specs(at)
+    chart, training = plotly_specs(at)  # the languages' bars, then the run's training curves
     assert x_categories(chart) == {"Estonian (et)", "Turkish (tr)"}
+    assert any(trace.get("name", "").endswith(" dev") for trace in training["data"])
     assert "accuracy" in json.dumps(chart["layout"])

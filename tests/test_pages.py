@@ -181,6 +181,34 @@ def test_jobs_lists_the_run_with_its_controls(run_cache):
 
 
 @pytest.mark.integration
+def test_jobs_and_results_draw_each_runs_loss_and_english_dev_curves(run_cache):
+    names = {"last-s1", "dlfa-L1-s1", "dlfa-L2-s1"}
+
+    at = page("jobs.py").run()
+    no_errors(at)
+    assert any(e.label == "training curves" for e in at.expander)
+    curves = next(c for c in plotly_specs(at) if any(t.get("name") == "last-s1 dev" for t in c["data"]))
+    traces = {t["name"]: t for t in curves["data"] if t.get("name")}
+    assert set(traces) >= names | {f"{name} dev" for name in names}
+    for run in run_cache["results"]["runs"]:
+        name = ("last-s1" if run["spec"]["aggregations"] == ["last"]
+                else f"dlfa-L{run['spec']['fusion_layers'][0]}-s1")
+        assert traces[name]["y"] == pytest.approx([loss for _, _, loss in run["history"]["loss"]])
+        assert traces[f"{name} dev"]["y"] == pytest.approx([score for _, score in run["history"]["dev"]])
+    assert "English dev accuracy" in json.dumps(curves["layout"])
+
+    at = page("results.py", dlfa_selected_jobs=[run_cache["job_id"]]).run()
+    no_errors(at)
+    assert "Training of tiny sweep" in [s.value for s in at.subheader]
+    table = next(d.value for d in at.dataframe if "training" in d.value.columns)
+    assert set(table["run"]) == names
+    assert set(table["training"]) == {"best dev at step 5 of 5"}  # a fixed budget: no patience, no cap to reach
+    dev = dict(zip(table["run"], table["English dev"]))
+    assert dev["last-s1"] == pytest.approx(next(r["dev_score"] for r in run_cache["results"]["runs"]
+                                                 if r["spec"]["aggregations"] == ["last"]))
+
+
+@pytest.mark.integration
 def test_launch_bad_fusion_layer_shows_message_next_to_field_and_submits_nothing(run_cache):
     from dlfa.jobs.store import JobStore
 

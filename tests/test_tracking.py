@@ -56,3 +56,18 @@ def test_cli_flag_sets_the_spec_field(fixture_root, tmp_path):
     common = ["train", "--task", "udpos", "--eval-langs", "de", "--out", str(tmp_path), "--data-root", str(fixture_root)]
     assert spec_from_args(build_parser().parse_args([*common, "--tensorboard"])).tensorboard is True
     assert spec_from_args(build_parser().parse_args(common)).tensorboard is False
+
+
+@pytest.mark.integration
+def test_the_live_curves_file_holds_each_units_history_as_its_results_json(tiny_encoder, fixture_root, tmp_path):
+    from dlfa.curves import read_curves, run_history_rows
+
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
+                   aggregations=("last", "dlfa"), fusion_layers=(2,), max_train_examples=64, max_eval_examples=8,
+                   batch_size=8, max_steps=20, eval_every=10, learning_rate=1e-3, bootstrap_samples=0)
+    results = run_job(spec, tmp_path / "job")
+    expected = [row for run in results["runs"] for row in run_history_rows(JobSpec.from_dict(run["spec"]).unit_name(),
+                                                                            run["history"])]
+    assert read_curves(tmp_path / "job") == expected
+    assert {(row["unit"], row["kind"], row["step"]) for row in expected} == {
+        (unit, kind, step) for unit in ("last-s1", "dlfa-L2-s1") for kind in ("loss", "dev") for step in (10, 20)}

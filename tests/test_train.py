@@ -188,7 +188,8 @@ def test_a_sweep_reports_a_layer_by_language_grid(tiny_encoder, fixture_root, tm
                               max_steps=3), tmp_path)
     assert [r["config"] for r in sweep["grid"]["rows"]] == ["dlfa-L1", "dlfa-L3", "last"]
     assert sweep["grid"]["languages"] == ["de", "zh"] and "metrics" not in sweep
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dlfa-L1-s1", "dlfa-L3-s1", "last-s1", "results.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.jsonl", "dlfa-L1-s1", "dlfa-L3-s1", "last-s1",
+                                                         "results.json"]
     row, run = sweep["grid"]["rows"][1], sweep["runs"][1]
     assert row["values"] == {lang: m["value"] for lang, m in run["metrics"].items()} and row["dev"] == run["dev_score"]
 

@@ -19,6 +19,13 @@ def task_kind(task: str) -> str:
     return get_task(task).kind
 
 
+def task_metric(task: str) -> str:
+    """The task's metric ("accuracy", "f1", ...), as its English dev score is measured."""
+    from dlfa.data.registry import get_task
+
+    return get_task(task).metric
+
+
 def task_languages_now(task: str, data_root: str | None) -> dict[str, dict[str, int]]:
     """language -> split -> count of the languages whose files read."""
     return cache.language_scan(task, source_key(data_root)).available

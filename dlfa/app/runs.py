@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlfa.app import cache
 from dlfa.app.catalog import family_of, short_label, sort_by_family
+from dlfa.curves import convergence_text, read_curves, run_history_rows
 from dlfa.errors import DlfaError
 from dlfa.paths import cache_dir
 from dlfa.results import JobResult, RunResult, metrics_to_dict, read_job_results
@@ -100,6 +101,22 @@ def job_units(job, results: JobResult | None = None) -> list[Unit]:
         name = JobSpec.from_dict(run.spec).unit_name()
         units.append(Unit(job.id, name, job.out_dir / name, run))
     return units
+
+
+def training_curves(job, results: JobResult | None = None) -> list[dict]:
+    """A job's loss and English dev points (dlfa.curves rows): live from its curves file while it trains, else
+    from its finished runs' histories (a job recorded before the file existed, or read in place)."""
+    rows = read_curves(job.out_dir)
+    if rows or results is None:
+        return rows
+    return [row for unit in job_units(job, results) for row in run_history_rows(unit.name, unit.result.extra.get(
+        "history") or {})]
+
+
+def convergence_frame(units: list[Unit]) -> pd.DataFrame:
+    """Per completed run: its best English dev score and how its training ended (dlfa.curves.convergence_text)."""
+    return pd.DataFrame([{"run": unit.name, "English dev": unit.result.dev_score,
+                          "training": convergence_text(unit.result.extra)} for unit in units])
 
 
 def finished_jobs(with_units: bool = True) -> list:

@@ -2,8 +2,12 @@
 (a progress bar in the CLI, the job store for the app, a test's list)."""
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+
+from dlfa.curves import CURVES_FILE
 
 
 @dataclass
@@ -30,6 +34,10 @@ class Callback:
     def on_log(self, message: str) -> None:
         pass
 
+    def on_history(self, unit_name: str, kind: str, point: list) -> None:
+        """A point added to the unit's training history: kind "loss" with [stage, step, mean loss since the
+        previous point], or "dev" with [step, English dev score] (dlfa.curves)."""
+
     def on_unit_end(self, unit_name: str, results: dict) -> None:
         """`results` is the unit's results.json content."""
 
@@ -55,6 +63,10 @@ class CallbackList(Callback):
         for callback in self.callbacks:
             callback.on_log(message)
 
+    def on_history(self, unit_name: str, kind: str, point: list) -> None:
+        for callback in self.callbacks:
+            callback.on_history(unit_name, kind, point)
+
     def on_unit_end(self, unit_name: str, results: dict) -> None:
         for callback in self.callbacks:
             callback.on_unit_end(unit_name, results)
@@ -65,6 +77,18 @@ class CallbackList(Callback):
 
     def should_stop(self) -> bool:
         return any(callback.should_stop() for callback in self.callbacks)
+
+
+class CurvesCallback(Callback):
+    """Appends every history point to `<job folder>/curves.jsonl` as it is logged (dlfa.curves reads it), so the
+    app draws a running job's loss and English dev curves live."""
+
+    def __init__(self, job_dir):
+        self.path = Path(job_dir) / CURVES_FILE
+
+    def on_history(self, unit_name: str, kind: str, point: list) -> None:
+        with open(self.path, "a", encoding="utf-8") as curves:
+            curves.write(json.dumps({"unit": unit_name, "kind": kind, "point": point}) + "\n")
 
 
 TENSORBOARD_DIR = "tensorboard"
@@ -78,8 +102,6 @@ class TensorBoardCallback(Callback):
     and `test/mean` (at the target stage's last step)."""
 
     def __init__(self, job_dir):
-        from pathlib import Path
-
         self.root = Path(job_dir) / TENSORBOARD_DIR
         self.writers: dict = {}
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from dlfa.code_version import code_version
-from dlfa.engine.callbacks import Callback, CallbackList, TensorBoardCallback
+from dlfa.engine.callbacks import Callback, CallbackList, CurvesCallback, TensorBoardCallback
 from dlfa.engine.datasets import UnitData, load_job_data
 from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
 from dlfa.engine.metrics import mean_interval
@@ -258,7 +258,8 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
     full results."""
     spec.validate(check_data=False, check_encoder=False)  # a bad field fails here, before anything is written
     out_dir = Path(out_dir)
-    callbacks = CallbackList([*callbacks, *([TensorBoardCallback(out_dir)] if spec.tensorboard else [])])
+    callbacks = CallbackList([*callbacks, CurvesCallback(out_dir),
+                              *([TensorBoardCallback(out_dir)] if spec.tensorboard else [])])
     runtime = setup_runtime(spec)
     units = spec.units()
     runs: list[RunResult] = []

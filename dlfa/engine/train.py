@@ -140,7 +140,7 @@ class UnitTrainer:
                 state.window.append(loss)
                 if (step + 1) % LOG_EVERY == 0 or step + 1 == stage.steps:
                     mean = sum(state.window) / len(state.window)
-                    state.history["loss"].append([stage.name, step + 1, mean])
+                    self.add_history("loss", [stage.name, step + 1, mean])
                     self.log(f"{stage.name} step {step + 1}/{stage.steps} loss {mean:.4f} "
                              f"lr {optimizer.param_groups[0]['lr']:.2e}")
                     state.window = []
@@ -260,7 +260,7 @@ class UnitTrainer:
         value, prior = self.dev_score(self.spec.task, self.data.dev, prior=state.dev_majority is None)
         state.dev_majority = state.dev_majority if prior is None else prior
         self.release_cpu_memory()
-        state.history["dev"].append([step, value])
+        self.add_history("dev", [step, value])
         if state.best_score is None or value > state.best_score:
             state.best_score, self.best = value, trainable_state(self.model)
             state.best_step, state.evals_since_best = step, 0
@@ -279,6 +279,12 @@ class UnitTrainer:
     def log(self, message: str) -> None:
         if self.runtime.is_main:
             self.callbacks.on_log(f"[{self.name}] {message}")
+
+    def add_history(self, kind: str, point: list) -> None:
+        """Keep a loss or dev point in the state (results.json's "history") and report it (the live curves)."""
+        self.state.history[kind].append(point)
+        if self.runtime.is_main:
+            self.callbacks.on_history(self.name, kind, point)
 
     def progress(self, stage: str, step: int, total: int, loss: float | None, fraction_of_unit: float) -> None:
         if self.runtime.is_main:

@@ -2,6 +2,7 @@
 budget in words."""
 from __future__ import annotations
 
+from dlfa.curves import convergence_text
 from dlfa.engine.spec import JobSpec
 from dlfa.results import COMPLETED, RunResult
 
@@ -24,31 +25,9 @@ def run_name(run: RunResult) -> str:
 
 
 def convergence(run: RunResult) -> str:
-    """'best dev at step 120 of 180' from the run's record (older runs hold the two at their top), or 'not
-    recorded'; for a run trained with patience, how it ended: 'stopped by patience', or 'at its 3-epoch cap
-    (+0.4 dev over its last epoch)' when patience never stopped it (then it may not have converged)."""
-    recorded = {**run.extra, **(run.extra.get("convergence") or {})}
-    best, trained = recorded.get("best_step"), recorded.get("steps_trained")
-    if best is None or trained is None:
-        return "not recorded"
-    point = f"best dev at step {best} of {trained}"
-    if not recorded.get("patience") or "stopped_early" not in recorded:
-        return point
-    if recorded["stopped_early"]:
-        return f"{point}, stopped by patience"
-    gain = last_epoch_gain(recorded.get("dev_curve") or [], trained, recorded.get("epochs_trained"))
-    rise = "" if gain is None else f" ({gain:+.1f} dev over its last epoch)"
-    return f"{point}, at its {recorded['epochs_trained']:g}-epoch cap{rise}"
-
-
-def last_epoch_gain(dev_curve: list[list[float]], trained: int, epochs: float | None) -> float | None:
-    """How much the best English dev score rose during the last epoch of training. dev_curve: [step, score]
-    pairs in step order; None when no evaluation precedes the last epoch."""
-    if not epochs:
-        return None
-    last_epoch_start = trained - trained / epochs
-    before = [score for step, score in dev_curve if step <= last_epoch_start]
-    return max(score for _, score in dev_curve) - max(before) if before else None
+    """How the run's training ended (dlfa.curves.convergence_text), e.g. 'best dev at step 120 of 180, stopped by
+    patience'."""
+    return convergence_text(run.extra)
 
 
 def budget(spec: dict, sizes: dict | None) -> str:
