@@ -14,14 +14,16 @@ MAJORITY = 33.3
 
 
 def run(aggregation: str, seed: int, values: tuple[float, float], layer: int | None = None, dev: float = 70.0,
-        version: str | None = "v1", convergence: dict | None = None, commit: str | None = None) -> dict:
+        version: str | None = "v1", convergence: dict | None = None, commit: str | None = None,
+        precision: str = "fp32") -> dict:
     spec = {"task": "xnli", "eval_languages": LANGUAGES, "aggregations": [aggregation],
             "fusion_layers": [] if layer is None else [layer], "seeds": [seed], "learning_rate": 5e-5,
             "max_train_examples": None, "max_eval_examples": None, "epochs": 3, "max_steps": None, "batch_size": 32,
             "probe": False}
     metrics = {lang: {"metric": "accuracy", "value": v, "ci_low": v - 2, "ci_high": v + 2, "n": 900,
                       "majority": MAJORITY} for lang, v in zip(LANGUAGES, values)}
-    out = {"spec": spec, "status": "complete", "metrics": metrics, "dev_score": dev, "runs": None}
+    out = {"spec": spec, "status": "complete", "metrics": metrics, "dev_score": dev, "runs": None,
+           "precision": precision}
     if version:
         out["code_version"] = {"sources_sha256": version * 8, "git_commit": commit, "git_dirty": None if commit is None
                                else False}
@@ -126,6 +128,16 @@ def test_the_study_may_have_a_code_version_of_its_own_but_not_two(tmp_path):
     write_job(root, "study/xnli-arm-3", [run("last", 1, (60.0, 50.0), version="c")])
     with pytest.raises(ConfigError, match=r"mixes runs of 2 code versions in the study \(bbbbbbbb: study/xnli-arm-0; "
                                           r"cccccccc: study/xnli-arm-3\)"):
+        report(root, tmp_path)
+
+
+def test_a_record_of_one_precision_says_it_and_one_that_mixes_two_is_refused_naming_the_jobs(tmp_path):
+    root = tmp_path / "record"
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})
+    assert "Precision: `fp32` (sections 1 and 2), no runs yet (the study)." in report(root, tmp_path)
+    write_job(root, "finetune/pawsx-cls-last", [run("last", 1, (60.0, 50.0), precision="bf16")])
+    with pytest.raises(ConfigError, match=r"mixes runs of 2 precisions \(bf16: finetune/pawsx-cls-last; fp32: "
+                                          r"finetune/xnli-cls-dlfa, finetune/xnli-cls-last, "):
         report(root, tmp_path)
 
 

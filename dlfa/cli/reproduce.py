@@ -13,13 +13,13 @@ from dlfa.data.sources import HUB_ROOT
 from dlfa.engine.callbacks import TqdmCallback
 from dlfa.engine.spec import split_list
 from dlfa.errors import ConfigError
-from dlfa.reproduction.plan import (DEFAULT_DOC, DEFAULT_PARTS, PARTS, STUDY_TASKS, TASK_PLANS, Reproduction,
-                                    record_root)
-from dlfa.reproduction.record import refuse_mixed_code_versions, restore_record, save_record
+from dlfa.reproduction.plan import (DEFAULT_DOC, DEFAULT_PARTS, PARTS, PRECISION, STUDY_TASKS, TASK_PLANS,
+                                    Reproduction, record_root)
+from dlfa.reproduction.record import refuse_mixed_runs, restore_record, save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.report_study import design_in_words, write_study_report
 from dlfa.reproduction.runner import run_plan
-from dlfa.reproduction.study_design import HUB_ENCODER
+from dlfa.reproduction.study_design import HUB_ENCODER, HUB_PRECISION
 from dlfa.results import COMPLETED
 
 DEFAULT_OUT = "cache/reproduction"
@@ -39,6 +39,9 @@ def register(subparsers) -> None:
                      help=f"which parts, in order: {','.join(PARTS)} (default: all but the study)")
     run.add_argument("--tasks", default=",".join(TASK_PLANS), help="which of the four tasks")
     run.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    run.add_argument("--precision", default=PRECISION, choices=("fp32", "bf16"),
+                     help=f"one for the whole record (default {PRECISION}: the same pace on any CPU; bf16 is "
+                          "faster only on a GPU or a CPU that computes it natively)")
     run.set_defaults(func=run_cli)
     report = commands.add_parser("report", help="write the report from the record (after recording --out's results)")
     report.set_defaults(func=report_cli)
@@ -49,6 +52,8 @@ def register(subparsers) -> None:
                                                 "a network), then write its report in its folder")
     hub.add_argument("--encoder", default=HUB_ENCODER)
     hub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    hub.add_argument("--precision", choices=("fp32", "bf16"),
+                     help=f"a new study's precision (default {HUB_PRECISION}); a resumed one keeps its own")
     hub.add_argument("--out", default=HUB_STUDY_OUT, metavar="DIR",
                      help=f"the study's jobs, design and report {HUB_STUDY_REPORT} (default {HUB_STUDY_OUT})")
     hub.add_argument("--dry-run", action="store_true", help="print the design and its jobs; run nothing")
@@ -61,9 +66,9 @@ def run_cli(args) -> int:
     if unknown:
         raise ConfigError(f"unknown task(s) {', '.join(unknown)}: the reproduction covers {', '.join(TASK_PLANS)}")
     config = Reproduction(data_root=str(Path(args.data_root).resolve()), encoder=args.encoder, tasks=tasks,
-                          device=args.device)
+                          device=args.device, precision=args.precision)
     restore_record(record_root(args.doc), Path(args.out))
-    refuse_mixed_code_versions(Path(args.out))
+    refuse_mixed_runs(Path(args.out))
     try:
         status = run_interruptibly(config, Path(args.out), split_list(args.parts))
     finally:
@@ -111,7 +116,7 @@ def hub_study_cli(args) -> int:
                           "where there is a network, or with HF_HUB_OFFLINE=1 once its datasets and encoder are in "
                           "the Hugging Face cache")
     config = Reproduction(data_root=HUB_ROOT, encoder=args.encoder, tasks=STUDY_TASKS, device=args.device,
-                          study_preset="hub")
+                          precision=args.precision, study_preset="hub")
     out = Path(args.out)
     if args.dry_run:
         design = config.study_design(out)
@@ -122,7 +127,7 @@ def hub_study_cli(args) -> int:
                      else "")
                   + (f", from {fields['init_from']}" if fields.get("init_from") else ""))
         return 0
-    refuse_mixed_code_versions(out)
+    refuse_mixed_runs(out)
     status = run_interruptibly(config, out, ("study",))
     print(f"report written to {write_study_report(out, out / HUB_STUDY_REPORT)}")
     return stopped_or_done(status)

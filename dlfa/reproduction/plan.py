@@ -27,11 +27,14 @@ Choices are made on seed 1 and on English dev only (never on test languages); ti
 rate, then the lower layer; runs whose target mean stays at the majority class are not chosen while another is.
 
 Compute (`estimated_hours`): the seconds per training step and per evaluation of every target language that
-the previous record measured on this 2-core CPU (STEP_SECONDS, TEST_SECONDS, PROBE_SECONDS), times the steps of
-each run if it trains to its max_epochs cap (an upper bound: early stopping ends most runs sooner), per setting
-3 × 3 grid runs + 2 layer runs + 3 aggregations × 5 seeds = 26 runs: 15.3 hours at most for the six settings,
-probes and the 30 fine-tuned encoders' layer analyses included (udpos 1.3 h, panx 1.5 h, xnli 2 × 3.9 h, pawsx
-2 × 2.1 h), to run in several sittings. The BatchNorm fix and the larger XNLI dev set add a little per run.
+the previous record measured in bf16 on a 2-core CPU that computes bf16 natively (STEP_SECONDS, TEST_SECONDS,
+PROBE_SECONDS), times the steps of each run if it trains to its max_epochs cap (an upper bound: early stopping
+ends most runs sooner), per setting 3 × 3 grid runs + 2 layer runs + 3 aggregations × 5 seeds = 26 runs: 15.3
+hours at most for the six settings, probes and the 30 fine-tuned encoders' layer analyses included (udpos 1.3 h,
+panx 1.5 h, xnli 2 × 3.9 h, pawsx 2 × 2.1 h). The record is computed in one PRECISION, fp32 by default, and a
+2-core CPU without native bf16 is slower per step: there (AMD EPYC, fp32, 24-step runs of last and DLFA,
+2026-12-02) udpos 1.4-1.8 s, panx 0.66, xnli 1.8-2.2, pawsx 2.5-3.2 s, a UD-POS fine-tuning run about 10 min
+with its evaluation and the six probe sweeps 5.8 h: about 40 hours for the plan, to run in many sittings.
 
 Running the plan again skips finished units and resumes interrupted ones from their checkpoints, so a plan
 too long for one sitting is run in several; `timings.json` adds up the time each job took over all sittings.
@@ -111,6 +114,8 @@ STUDY_SEEDS = 3
 STUDY_EPOCHS = 2.0  # each target stage of the study: fixed, the same in every arm
 STUDY_PRESETS = ("plan", "hub")
 SEEDS = (1, 2, 3, 4, 5)
+PRECISION = "fp32"  # one for the whole record ("auto" would follow each sitting's hardware), and the same speed on
+# every CPU: bf16 is faster only where the CPU computes it natively (--precision bf16 there, or on a GPU)
 SELECTION_SEED = 1
 
 
@@ -129,6 +134,7 @@ class Reproduction:
     seeds: tuple[int, ...] = SEEDS
     learning_rates: tuple[float, ...] = LEARNING_RATES
     device: str = "auto"
+    precision: str | None = None  # None: PRECISION (the hub-scale study: its saved one, or HUB_PRECISION)
     layer_pairs: int = 200
     study_counts: tuple[int, ...] = STUDY_COUNTS
     study_steps: int = DEFAULT_INTERMEDIATE_STEPS  # the study's one intermediate budget (study_design's sizing)
@@ -147,7 +153,7 @@ class Reproduction:
         plan = TASK_PLANS[task]
         fields = {"task": task, "eval_languages": list(plan.eval_languages), "encoder": self.encoder,
                   "data_root": self.data_root, "max_train_examples": plan.max_train_examples,
-                  "max_eval_examples": plan.max_eval_examples, "device": self.device,
+                  "max_eval_examples": plan.max_eval_examples, "device": self.device, "precision": self.precision or PRECISION,
                   "patience": PATIENCE, "max_epochs": plan.max_epochs, "eval_every": self.eval_every(task)}
         if pooling is not None:
             fields["pooling"] = pooling
@@ -199,7 +205,7 @@ class Reproduction:
         if self.study_preset not in STUDY_PRESETS:
             raise ConfigError(f"unknown study preset {self.study_preset!r}: choose from {', '.join(STUDY_PRESETS)}")
         if self.study_preset == "hub":
-            return resumed_hub_design(out_root, self.encoder, self.device)
+            return resumed_hub_design(out_root, self.encoder, self.device, self.precision)
         source = DataSource.resolve(self.data_root)
         targets = []
         for task in (t for t in STUDY_TASKS if t in self.tasks):
@@ -215,7 +221,7 @@ class Reproduction:
         return StudyDesign(tuple(targets), named_subsets(self.study_counts, available_intermediate_tasks(source)),
                            intermediate_steps=self.study_steps, seeds=self.seeds[:STUDY_SEEDS],
                            encoder=self.encoder, data_root=self.data_root,
-                           device=self.device, name="reproduction: study",
+                           device=self.device, precision=self.precision or PRECISION, name="reproduction: study",
                            retrieval_languages=tuple(lang for lang in self.study_retrieval if lang in tatoeba),
                            spec_overrides={k: v for k, v in self.spec_overrides.items() if k not in per_target})
 
@@ -291,7 +297,8 @@ def finished(out_root: Path, job: str, needed_by: str) -> JobResult:
 # ----------------------------------------------------------------------------------------------------
 # The compute estimate
 
-# Measured by the previous record on this 2-core CPU (bf16, batch 32; docs/reproduction before issue 13): seconds
+# Measured by the previous record on a 2-core CPU with native bf16 (bf16, batch 32; docs/reproduction before issue
+# 13; fp32 on a CPU without it: 1.5-3.5 times as long, see the module's docstring): seconds
 # per training step, English dev evaluations included, and seconds to evaluate every target language once.
 # XQuAD (a study target only; README "Question answering": a 30-step smoke run at 256 tokens, batch 16, took 6.5 min
 # of training and 2.2 min to evaluate 828 questions): 26 s per step of 32 windows, 0.16 s per question, 9 × 354.

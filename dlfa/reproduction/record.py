@@ -1,7 +1,7 @@
 """The record of the reproduction: the small files of the plan's output root (every job's results.json, the
 layer analyses, the sizes, timings.json), kept in `reproduction/` beside the report so that the report regenerates
-on a fresh clone and a sitting there continues where the last one stopped; and the code versions of its runs,
-which are never mixed."""
+on a fresh clone and a sitting there continues where the last one stopped; and the code versions and precisions
+of its runs, which are never mixed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,13 +70,28 @@ def _complete_runs_by_job(root: Path, study: bool):
             yield path.parent.relative_to(root).as_posix(), read_results(path).completed_runs
 
 
+def precision_key(run: RunResult) -> str:
+    """The precision a run computed in ("fp32", "bf16"), or "not recorded"."""
+    return str(run.extra.get("precision") or "not recorded")
+
+
+def _jobs_by(root: Path, study: bool, key) -> dict[str, list[str]]:
+    """key(run) -> the jobs under root that hold complete runs with it (the comparison parts, or the study)."""
+    found: dict[str, list[str]] = {}
+    for job, runs in _complete_runs_by_job(root, study):
+        for value in sorted({key(run) for run in runs}):
+            found.setdefault(value, []).append(job)
+    return found
+
+
 def code_versions(root: Path, study: bool = False) -> dict[str, list[str]]:
     """code version -> the jobs under root that hold complete runs of it (the comparison parts, or the study)."""
-    versions: dict[str, list[str]] = {}
-    for job, runs in _complete_runs_by_job(root, study):
-        for key in sorted({code_version_key(run) for run in runs}):
-            versions.setdefault(key, []).append(job)
-    return versions
+    return _jobs_by(root, study, code_version_key)
+
+
+def precisions(root: Path, study: bool = False) -> dict[str, list[str]]:
+    """precision -> the jobs under root that hold complete runs computed in it."""
+    return _jobs_by(root, study, precision_key)
 
 
 def git_commits(root: Path, study: bool = False) -> list[str]:
@@ -90,17 +105,23 @@ def git_commits(root: Path, study: bool = False) -> list[str]:
     return sorted(commits)
 
 
-def refuse_mixed_code_versions(root: Path) -> None:
+def refuse_mixed_runs(root: Path) -> None:
     """ConfigError when the runs of the plan's comparison parts under root come from more than one code
-    version, or those of the study do: their numbers must not be compared (an older record is removed before
-    the plan is rerun with new code). The study is one experiment of its own and may have a version of its own."""
+    version or precision, or those of the study do: their numbers must not be compared (an older record is
+    removed before the plan is rerun with new code; a sitting keeps the record's precision). The study is one
+    experiment of its own and may have a version and a precision of its own."""
     for study in (False, True):
-        versions = code_versions(root, study)
+        where = " in the study" if study else ""
+        versions, computed_in = code_versions(root, study), precisions(root, study)
         if len(versions) > 1:
             listed = "; ".join(f"{key}: {', '.join(jobs)}" for key, jobs in versions.items())
-            raise ConfigError(f"{root} mixes runs of {len(versions)} code versions{' in the study' if study else ''} "
-                              f"({listed}): keep the runs of one version only (move the older record away, e.g. "
-                              "`git rm -r` it, and rerun its jobs)")
+            raise ConfigError(f"{root} mixes runs of {len(versions)} code versions{where} ({listed}): keep the runs "
+                              "of one version only (move the older record away, e.g. `git rm -r` it, and rerun its "
+                              "jobs)")
+        if len(computed_in) > 1:
+            listed = "; ".join(f"{key}: {', '.join(jobs)}" for key, jobs in computed_in.items())
+            raise ConfigError(f"{root} mixes runs of {len(computed_in)} precisions{where} ({listed}): rerun the "
+                              "jobs of the other precision with the record's `--precision`")
 
 
 class Timings:

@@ -17,7 +17,7 @@ import numpy as np
 from dlfa.errors import DlfaError
 from dlfa.io import write_text
 from dlfa.reproduction.plan import TASK_PLANS, read_results
-from dlfa.reproduction.record import code_versions, git_commits, refuse_mixed_code_versions
+from dlfa.reproduction.record import code_versions, git_commits, precisions, refuse_mixed_runs
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.report_study import StudySections
@@ -116,6 +116,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         made_from = f" (the hash of dlfa/'s sources that can change a number; git {', '.join(commits)})" if commits else ""
         return (", ".join(f"`{v}`" for v in versions) + made_from) if versions else "no runs yet"
 
+    def precision(self, study: bool = False) -> str:
+        return ", ".join(f"`{p}`" for p in precisions(self.out_root, study)) or "no runs yet"
+
     # ------------------------------------------------------------------------------------------------
     def build(self, command: str) -> str:
         self.add("# Reproducing DLFA with DLFA Explorer", "",
@@ -131,8 +134,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                  "majority-class column always predicts the most frequent label of the English training data (for "
                  "NER that is `O`, entity F1 0): a score near it means little was learned that transfers.", "",
                  f"Code version of every run of sections 1 and 2: {self.code_version()}; of the study (section 3, "
-                 f"an experiment of its own): {self.code_version(study=True)}. A record that mixes code versions "
-                 "within either is refused, so no comparison below mixes them.", "",
+                 f"an experiment of its own): {self.code_version(study=True)}. Precision: {self.precision()} "
+                 f"(sections 1 and 2), {self.precision(study=True)} (the study). A record that mixes code versions "
+                 "or precisions within either is refused, so no comparison below mixes them.", "",
                  "## 1. Baseline vs DLFA per task", "")
         for task in TASK_PLANS:
             self.task_section(task)
@@ -148,7 +152,7 @@ def write_report(out_root: str | Path, doc_path: str | Path, command: str) -> Pa
     out_root, doc_path = Path(out_root), Path(doc_path)
     if not out_root.is_dir():
         raise DlfaError(f"no reproduction results in {out_root}: run `python -m dlfa reproduce run` first")
-    refuse_mixed_code_versions(out_root)
+    refuse_mixed_runs(out_root)
     doc_path.parent.mkdir(parents=True, exist_ok=True)
     text = Report(out_root, doc_path).build(command)
     write_text(doc_path, text)

@@ -4,7 +4,7 @@
 - a run whose target mean stays within MIN_ABOVE_MAJORITY of the majority class is listed by name and left out
   of the means (the gain pairs the seeds left to both), and no claim is decided on it;
 - layer ties on English dev go, by rule, to the lowest layer, are shown, and decide no claim.
-(Runs of different code versions are never compared: `record.refuse_mixed_code_versions`.)
+(Runs of different code versions or precisions are never compared: `record.refuse_mixed_runs`.)
 """
 from __future__ import annotations
 

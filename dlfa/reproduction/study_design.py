@@ -18,7 +18,8 @@ Keys (job folders under an output root, and the names of launched jobs):
     study/<target>-arm-<n>     the target stage (last and DLFA) from arm n's encoder (arm 0: the base encoder)
     study/tatoeba-arm-<n>-s<s> zero-shot Tatoeba retrieval of arm n's encoder of seed s (no training)
 
-Sizing (the reproduction plan's study, `plan.study_hours`, from the plan's timing model of this 2-core CPU):
+Sizing (the reproduction plan's study, `plan.study_hours`, from the plan's timing model of a 2-core CPU with native
+bf16, in bf16; fp32 on a CPU without it takes 2-3 times as long):
 STEP_SECONDS per target step (UD-POS 0.43 s, XNLI 0.81 s) and TEST_SECONDS per evaluation of every target
 language; INTERMEDIATE_STEP_SECONDS = 1.45 s per intermediate step (the previous record's chains, dev
 evaluations included); 0.067 s per Tatoeba sentence. With arms 0/1/3/9 + control, 3 seeds, last and DLFA,
@@ -183,6 +184,7 @@ class StudyDesign:
     retrieval_languages: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # () : no Tatoeba jobs
     retrieval_sentences: int | None = 500
     device: str = "auto"
+    precision: str = "auto"  # the plan's and the hub-scale study pin one, so no sitting on other hardware mixes two
     name: str = "study"  # the launched jobs' names start with it
     spec_overrides: dict = field(default_factory=dict)  # replaces spec fields of every job (the tests' tiny budgets)
 
@@ -227,7 +229,7 @@ class StudyDesign:
 
     def _common(self) -> dict:
         return {"encoder": self.encoder, "data_root": self.data_root, "seeds": list(self.seeds),
-                "batch_size": self.batch_size, "device": self.device}
+                "batch_size": self.batch_size, "device": self.device, "precision": self.precision}
 
     def _intermediate(self) -> dict:
         """The budget fields every job with intermediate stages shares."""
@@ -331,9 +333,11 @@ HUB_ENCODER = "xlm-roberta-base"  # Phang et al.'s XLM-R, in its base size (they
 HUB_TARGETS = ("udpos", "xnli", "xquad")
 HUB_INTERMEDIATE_STEPS = 5000  # 160,000 examples at batch 32: about 40% of MNLI's training set
 HUB_LEARNING_RATE = 2e-5  # XTREME's fine-tuning recipe
+HUB_PRECISION = "bf16"  # the hub-scale study is meant for GPUs, which compute bf16 natively
 
 
-def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto") -> StudyDesign:
+def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto",
+               precision: str = HUB_PRECISION) -> StudyDesign:
     """The study at hub scale: arms of 0, 1, 3 and 9 of the hub's intermediate tasks (Phang et al.'s most
     helpful first, PREFERENCE), HUB_INTERMEDIATE_STEPS each and the control; UD-POS, XNLI and XQuAD on every
     target language the hub has, all their English training data for 2 epochs (XQuAD: SQuAD, 256-token
@@ -363,18 +367,23 @@ def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto") ->
                        intermediate_learning_rate=HUB_LEARNING_RATE, arm_max_length=QA_MAX_LENGTH if with_qa else None,
                        encoder=encoder, data_root=HUB_ROOT,
                        retrieval_languages=tuple(available_tatoeba_languages(source)), retrieval_sentences=None,
-                       device=device, name=HUB_NAME).check()
+                       device=device, precision=precision, name=HUB_NAME).check()
 
 
-def resumed_hub_design(out_root: str | Path, encoder: str = HUB_ENCODER, device: str = "auto") -> StudyDesign:
+def resumed_hub_design(out_root: str | Path, encoder: str = HUB_ENCODER, device: str = "auto",
+                       precision: str | None = None) -> StudyDesign:
     """The hub-scale study under `out_root`: the design its first sitting saved there (DESIGN_FILE), so a later
     sitting neither reads the hub again to plan nor changes its arms when a dataset is briefly unreachable; a new
-    hub_design when there is none. Another study's design, or another encoder's, is refused."""
+    hub_design (in `precision`, HUB_PRECISION when None) when there is none. Another study's design, another
+    encoder's, or another precision than the saved one is refused."""
     path = Path(out_root) / DESIGN_FILE
     if not path.is_file():
-        return hub_design(encoder=encoder, device=device)
+        return hub_design(encoder=encoder, device=device, precision=precision or HUB_PRECISION)
     saved = StudyDesign.from_dict(json.loads(path.read_text()))
     if saved.name != HUB_NAME or saved.encoder != encoder:
         raise ConfigError(f"{out_root} holds another study ({saved.name}, encoder {saved.encoder}): give the "
                           f"hub-scale study of {encoder} a folder of its own (--out)")
+    if precision not in (None, saved.precision):
+        raise ConfigError(f"{out_root} holds a study computed in {saved.precision}: resume it in {saved.precision} "
+                          f"(leave out --precision), or give a study in {precision} a folder of its own (--out)")
     return dataclasses.replace(saved, device=device)
