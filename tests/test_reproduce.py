@@ -276,3 +276,30 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
 def test_report_without_results_is_a_clear_error(tmp_path, capsys):
     assert main(["reproduce", "report", "--out", str(tmp_path / "none"), "--doc", str(tmp_path / "r.md")]) == 2
     assert "no reproduction results" in capsys.readouterr().err
+
+
+def test_the_status_counts_each_steps_runs_and_prices_the_rest_at_the_measured_pace(data_root, tmp_path):
+    from dlfa.io import write_json
+    from dlfa.reproduction.plan import model_run_seconds
+    from dlfa.reproduction.status import plan_status, status_text
+
+    def run(seconds: float) -> RunResult:
+        return RunResult({"task": "udpos"}, COMPLETED, extra={"train_seconds": seconds - 100, "eval_seconds": 100})
+
+    write_results(tmp_path / "select/udpos", JobResult({"task": "udpos"}, COMPLETED, (run(500.0), run(700.0))))
+    write_results(tmp_path / "probe/udpos", JobResult({"task": "udpos"}, COMPLETED, tuple(run(60.0) for _ in range(14))))
+    write_json(tmp_path / "timings.json", {"probe/udpos": {"seconds": 3600.0, "sittings": 1, "complete": True},
+                                           "select/udpos": {"seconds": 1200.0, "sittings": 1, "complete": False}})
+    config = Reproduction(str(data_root), tasks=("udpos", "xnli"))
+    sizes = {"udpos": 12543, "xnli": 6000}
+    udpos, xnli_cls, xnli_mean = plan_status(config, tmp_path, sizes, num_layers=12)
+    assert (udpos.done, udpos.planned) == ({"probe": 14, "select": 2, "finetune": 0},
+                                           {"probe": 14, "select": 11, "finetune": 15})
+    assert udpos.measured and udpos.run_seconds == 600.0 and udpos.seconds_left == (9 + 15) * 600.0
+    assert not xnli_cls.measured and xnli_cls.run_seconds == model_run_seconds("xnli", 6000)
+    assert xnli_cls.seconds_left == 26 * xnli_cls.run_seconds + 3600.0  # its probe sweep at the measured one's pace
+    text = status_text([udpos, xnli_cls, xnli_mean], tmp_path)
+    assert "| udpos | 14/14 | 2/11 | 0/15 | 10.0 | 4.0 |" in text and "| xnli-cls | 0/14 | 0/11 | 0/15 |" in text
+    hours = (udpos.seconds_left + 2 * xnli_cls.seconds_left) / 3600
+    assert f"104 of 120 runs left, about {hours:.1f} h (the layer analyses add minutes); 1.3 h spent so far" in text
+    assert "* no fine-tuning run of the task has finished here yet: the timing model's minutes" in text

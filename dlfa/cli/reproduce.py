@@ -1,5 +1,6 @@
-"""`python -m dlfa reproduce run|report|hub-study`: run (or resume) the DLFA reproduction plan in the foreground,
-keep its record beside the report, and write the report (dlfa.reproduction); or run the intermediate-task study
+"""`python -m dlfa reproduce run|report|status|hub-study`: run (or resume) the DLFA reproduction plan in the
+foreground, keep its record beside the report, write the report (dlfa.reproduction), say how far it is and how
+long the rest will take; or run the intermediate-task study
 at hub scale (dlfa.reproduction.study_design.hub_design) into its own folder, with its own report."""
 from __future__ import annotations
 
@@ -45,7 +46,12 @@ def register(subparsers) -> None:
     run.set_defaults(func=run_cli)
     report = commands.add_parser("report", help="write the report from the record (after recording --out's results)")
     report.set_defaults(func=report_cli)
-    for command in (run, report):
+    status = commands.add_parser("status", help="the runs finished and left per setting, and the hours left at the "
+                                                "pace measured so far")
+    status.add_argument("--data-root", required=True, metavar="DIR", help="the data root the plan runs on")
+    status.add_argument("--encoder", default="embedded:e5-small")
+    status.set_defaults(func=status_cli)
+    for command in (run, report, status):
         command.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"results root (default {DEFAULT_OUT})")
         command.add_argument("--doc", default=DEFAULT_DOC, metavar="FILE", help=f"the report (default {DEFAULT_DOC})")
     hub = commands.add_parser("hub-study", help="run or resume the intermediate-task study at hub scale (a GPU and "
@@ -105,6 +111,20 @@ def report_cli(args) -> int:
     if Path(args.out).is_dir():
         save_record(Path(args.out), record_root(args.doc))
     print(f"report written to {write_report(record_root(args.doc), args.doc, REPORT_COMMAND)}")
+    return 0
+
+
+def status_cli(args) -> int:
+    """The plan's progress in --out (or, without it, in the record beside the report)."""
+    from dlfa.data.registry import DataSource, english_sizes
+    from dlfa.model.encoders import encoder_info
+    from dlfa.reproduction.status import plan_status, status_text
+
+    out = Path(args.out) if Path(args.out).is_dir() else record_root(args.doc)
+    config = Reproduction(data_root=str(Path(args.data_root).resolve()), encoder=args.encoder)
+    source = DataSource.resolve(config.data_root)
+    sizes = {task: english_sizes(task, source)["train"] for task in config.tasks}
+    print(status_text(plan_status(config, out, sizes, encoder_info(args.encoder).num_layers), out))
     return 0
 
 

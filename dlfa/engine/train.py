@@ -19,10 +19,9 @@ to bottom in `UnitTrainer.train`:
       results' extra["exact_match"], language -> metric; dev selects on span F1)
 
 Fine-tuning feeds token ids through the encoder; probing (spec.probe, dlfa.engine.probe) feeds cached hidden
-states to the aggregation + head. Both run through the same loop: a dataset gives batches, `net(**batch)`
-gives a DlfaOutput. Under torchrun (WORLD_SIZE > 1) each global batch is split across ranks,
-DistributedDataParallel averages the gradients, and rank 0 evaluates and writes every file. The job level
-(every unit of a spec, results.json of the job) is dlfa.engine.job.
+states to the aggregation + head. Both run through the same loop: a dataset gives batches, `net(**batch)` gives a
+DlfaOutput. Under torchrun (WORLD_SIZE > 1) each global batch is split across ranks, DistributedDataParallel
+averages the gradients, and rank 0 evaluates and writes every file. The job level is dlfa.engine.job.
 """
 from __future__ import annotations
 
@@ -337,14 +336,11 @@ class UnitTrainer:
                       else f"majority {m['majority']:.2f}")
             self.log(f"test {language}: {m['metric']} {m['value']:.2f}{interval} (n={m['n']}, {beside})")
             self.progress("eval", i + 1, len(self.data.test), None, 0.9 + 0.1 * (i + 1) / len(self.data.test))
+        fusion_stats = {"aggregation": aggregation}
         if aggregation == "dlfa":
-            fusion_stats = {"aggregation": aggregation, "fusion_layer": self.model.config.fusion_layer,
-                            "languages": per_language}
+            fusion_stats.update(fusion_layer=self.model.config.fusion_layer, languages=per_language)
         elif aggregation == "scalar-mix":
-            fusion_stats = {"aggregation": aggregation,
-                            "layer_weights": torch.softmax(self.model.aggregation.scalars.detach().float(), 0).tolist()}
-        else:
-            fusion_stats = {"aggregation": aggregation}
+            fusion_stats["layer_weights"] = torch.softmax(self.model.aggregation.scalars.detach().float(), 0).tolist()
         return metrics, fusion_stats, exact_match
 
     def steps_trained(self) -> int:

@@ -308,6 +308,14 @@ PROBE_SECONDS = {"udpos": 130, "panx": 228, "xnli": 140, "pawsx": 109}  # one pr
 LAYER_ANALYSIS_SECONDS = 56  # one encoder (450 s for 8)
 
 
+def model_run_seconds(task: str, train_size: int) -> float:
+    """Seconds one fine-tuning run of the plan takes in the timing model if it trains to its max_epochs cap and
+    is evaluated on every target language. train_size: the English training examples available."""
+    plan = TASK_PLANS[task]
+    steps = math.ceil(min(train_size, plan.max_train_examples or train_size) / JobSpec.batch_size) * plan.max_epochs
+    return steps * STEP_SECONDS[task] + TEST_SECONDS[task]
+
+
 def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[str, float]:
     """Hours each setting takes at most, and "total" (the layer analyses included), if every run trains to its
     max_epochs cap. train_sizes: task -> English training examples available (english_sizes)."""
@@ -315,11 +323,8 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
     runs_per_setting = (len(AGGREGATIONS) * len(config.learning_rates) + 2  # the grid, two more layers
                         + len(AGGREGATIONS) * len(config.seeds))
     for task, pooling in config.settings():
-        plan = TASK_PLANS[task]
-        train = min(train_sizes[task], plan.max_train_examples or train_sizes[task])
-        steps = math.ceil(train / JobSpec.batch_size) * plan.max_epochs
-        run_seconds = steps * STEP_SECONDS[task] + TEST_SECONDS[task]
-        hours[setting_name(task, pooling)] = (runs_per_setting * run_seconds + PROBE_SECONDS[task]) / 3600
+        hours[setting_name(task, pooling)] = (runs_per_setting * model_run_seconds(task, train_sizes[task])
+                                              + PROBE_SECONDS[task]) / 3600
     tuned = sum(len(AGGREGATIONS) * len(config.seeds) for task in STUDY_TASKS if task in config.tasks)
     hours["total"] = sum(hours.values()) + (tuned + 1) * LAYER_ANALYSIS_SECONDS / 3600
     return hours

@@ -1,0 +1,96 @@
+"""Where a reproduction stands (`python -m dlfa reproduce status`): per setting, how many of the runs each step
+of the plan holds have finished, and how long the rest will take at the pace this output root measured.
+
+The pace of a setting's fine-tuning runs (select and finetune) is the mean seconds (training and evaluation) of
+the finished fine-tuning runs of its task in this output root, whatever their pooling: it is the hardware and
+precision that will run the rest. A task with no such run yet takes the timing model's (plan.model_run_seconds,
+bf16 on a CPU that computes it natively), and the table says so. Probe sweeps and the layer analyses are short
+beside fine-tuning: a probe sweep not yet run takes the mean of those that did (timings.json), else the model's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dlfa.engine.spec import JobSpec
+from dlfa.reproduction.choices import finetune_layers
+from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, TIMINGS_FILE, Reproduction, model_run_seconds,
+                                    read_json, read_results, setting_name)
+from dlfa.reproduction.tables import table
+from dlfa.results import RESULTS_FILE, RunResult
+
+STEPS = ("probe", "select", "finetune")
+
+
+@dataclass(frozen=True)
+class SettingStatus:
+    """One setting's finished and planned runs per step (probe, select, finetune), and the seconds a fine-tuning
+    run takes (`measured`: from this output root, else the timing model's)."""
+
+    setting: str
+    done: dict[str, int]
+    planned: dict[str, int]
+    run_seconds: float
+    measured: bool
+    probe_seconds: float
+
+    @property
+    def seconds_left(self) -> float:
+        tuning = sum(self.planned[step] - self.done[step] for step in ("select", "finetune"))
+        probe = self.probe_seconds if self.done["probe"] < self.planned["probe"] else 0.0
+        return tuning * self.run_seconds + probe
+
+
+def finished_runs(out_root: Path, job: str) -> list[RunResult]:
+    results = read_results(out_root / job / RESULTS_FILE)
+    return list(results.completed_runs) if results else []
+
+
+def seconds_of(run: RunResult) -> float:
+    return float(run.extra.get("train_seconds") or 0.0) + float(run.extra.get("eval_seconds") or 0.0)
+
+
+def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int],
+                num_layers: int) -> list[SettingStatus]:
+    """Every setting of the plan with its finished and planned runs. train_sizes: task -> English training
+    examples available; num_layers: the encoder's."""
+    def jobs(setting: str) -> dict[str, list[str]]:
+        return {"probe": [f"probe/{setting}"], "select": [f"select/{setting}", f"select/{setting}-layers"],
+                "finetune": [f"finetune/{setting}-{aggregation}" for aggregation in AGGREGATIONS]}
+
+    tuning: dict[str, list[float]] = {}  # task -> seconds of each of its finished fine-tuning runs
+    for task, pooling in config.settings():
+        by_step = jobs(setting_name(task, pooling))
+        for job in by_step["select"] + by_step["finetune"]:
+            tuning.setdefault(task, []).extend(s for s in map(seconds_of, finished_runs(out_root, job)) if s > 0)
+    timings = read_json(out_root / TIMINGS_FILE) or {}
+    probes = [entry["seconds"] for job, entry in timings.items() if job.startswith("probe/") and entry.get("complete")]
+    statuses = []
+    for task, pooling in config.settings():
+        setting = setting_name(task, pooling)
+        planned = {"probe": len(JobSpec.from_dict(config.probe_fields(task, pooling, num_layers)).units()),
+                   "select": len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1,
+                   "finetune": len(AGGREGATIONS) * len(config.seeds)}
+        done = {step: sum(len(finished_runs(out_root, job)) for job in jobs(setting)[step]) for step in STEPS}
+        measured = tuning[task]
+        pace = sum(measured) / len(measured) if measured else model_run_seconds(task, train_sizes[task])
+        probe = sum(probes) / len(probes) if probes else PROBE_SECONDS[task]
+        statuses.append(SettingStatus(setting, done, planned, pace, bool(measured), probe))
+    return statuses
+
+
+def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
+    """The table and a closing line: runs left, hours left, hours spent (timings.json)."""
+    rows = [[s.setting, *(f"{s.done[step]}/{s.planned[step]}" for step in STEPS),
+             f"{s.run_seconds / 60:.1f}{'' if s.measured else ' *'}", f"{s.seconds_left / 3600:.1f}"] for s in statuses]
+    left = sum(s.planned[step] - s.done[step] for s in statuses for step in STEPS)
+    total = sum(s.planned[step] for s in statuses for step in STEPS)
+    spent = sum(entry["seconds"] for entry in (read_json(out_root / TIMINGS_FILE) or {}).values())
+    hours = sum(s.seconds_left for s in statuses) / 3600
+    lines = [table(["setting", "probe", "select", "finetune", "min per fine-tuning run", "hours left"], rows), "",
+             f"{left} of {total} runs left, about {hours:.1f} h (the layer analyses add minutes); {spent / 3600:.1f} h "
+             f"spent so far ({out_root / TIMINGS_FILE})."]
+    if not all(s.measured for s in statuses):
+        lines.append("* no fine-tuning run of the task has finished here yet: the timing model's minutes (bf16 on a "
+                     "2-core CPU that computes it natively; fp32 on a CPU without it takes 1.5-3.5 times as long)")
+    return "\n".join(lines)
