@@ -60,6 +60,8 @@ def test_cli_flag_sets_the_spec_field(fixture_root, tmp_path):
 
 @pytest.mark.integration
 def test_the_live_curves_file_holds_each_units_history_as_its_results_json(tiny_encoder, fixture_root, tmp_path):
+    from dataclasses import replace
+
     from dlfa.curves import read_curves, run_history_rows
 
     spec = JobSpec(task="udpos", eval_languages=("de",), encoder=tiny_encoder, data_root=str(fixture_root),
@@ -71,3 +73,7 @@ def test_the_live_curves_file_holds_each_units_history_as_its_results_json(tiny_
     assert read_curves(tmp_path / "job") == expected
     assert {(row["unit"], row["kind"], row["step"]) for row in expected} == {
         (unit, kind, step) for unit in ("last-s1", "dlfa-L2-s1") for kind in ("loss", "dev") for step in (10, 20)}
+
+    rerun = run_job(replace(spec, aggregations=("last",), max_steps=10), tmp_path / "job", resume=False)  # anew
+    assert read_curves(tmp_path / "job") == run_history_rows("last-s1", rerun["runs"][0]["history"])
+    assert {row["step"] for row in read_curves(tmp_path / "job")} == {10}  # nothing left of the first run

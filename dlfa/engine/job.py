@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from dlfa.code_version import code_version
+from dlfa.curves import CURVES_FILE
 from dlfa.engine.callbacks import Callback, CallbackList, CurvesCallback, TensorBoardCallback
 from dlfa.engine.datasets import UnitData, load_job_data
 from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
@@ -261,6 +262,8 @@ def run_job(spec: JobSpec, out_dir: str | Path, callbacks: tuple[Callback, ...] 
     callbacks = CallbackList([*callbacks, CurvesCallback(out_dir),
                               *([TensorBoardCallback(out_dir)] if spec.tensorboard else [])])
     runtime = setup_runtime(spec)
+    if not resume and runtime.is_main:
+        (out_dir / CURVES_FILE).unlink(missing_ok=True)  # every unit starts over, and so do the curves
     units = spec.units()
     runs: list[RunResult] = []
     inputs: JobInputs | None = None
