@@ -468,7 +468,8 @@ def training_curves(rows: Sequence[Mapping], dev_metric: str = "score") -> go.Fi
         stages = list(dict.fromkeys(row["stage"] for row in losses))
         for position, stage in enumerate(stages):
             points = [row for row in losses if row["stage"] == stage]
-            fig.add_scatter(x=[p["step"] for p in points], y=[p["value"] for p in points], mode="lines", row=1, col=1,
+            mode = "lines+markers" if len(points) <= 20 else "lines"  # a short run's few points stay visible
+            fig.add_scatter(x=[p["step"] for p in points], y=[p["value"] for p in points], mode=mode, row=1, col=1,
                             name=unit if len(stages) == 1 else f"{unit} · {stage}", legendgroup=unit,
                             line=dict(color=color, dash=("solid", "dot", "dash", "dashdot")[position % 4]))
         dev = [row for row in rows if row["unit"] == unit and row["kind"] == "dev"]

@@ -163,6 +163,13 @@ def test_classroom_demo_end_to_end(server, browser_page):
     assert any(len(langs) >= 2 for langs in charts), charts
     shot(page, "04-results")
 
+    page.goto(f"{url}/jobs")  # the demo job's loss and English dev curves, as they were drawn while it ran
+    page.get_by_text("training curves").first.click()
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    settle(page)
+    assert page.get_by_text("training loss").first.is_visible() and page.get_by_text("English dev").first.is_visible()
+    shot(page, "04b-jobs-training-curves")
+
 
 def test_every_page_renders(server, browser_page):
     page, url = browser_page, server["url"]

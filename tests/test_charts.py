@@ -108,6 +108,7 @@ def test_training_curves_draw_each_units_loss_per_stage_and_its_dev_with_the_bes
     traces = {trace.name: trace for trace in fig.data if trace.name}
     assert set(traces) == {"last-s1 · sst2", "last-s1 · udpos", "last-s1 dev", "dlfa-L2-s1", "dlfa-L2-s1 dev"}
     assert list(traces["last-s1 · udpos"].y) == [2.0, 1.5] and traces["last-s1 · udpos"].xaxis == "x"
+    assert traces["dlfa-L2-s1"].mode == "lines+markers"  # one point: a line alone would not show it
     assert list(traces["dlfa-L2-s1 dev"].y) == [55.0, 52.0] and traces["dlfa-L2-s1 dev"].xaxis == "x2"
     stars = [(tuple(t.x), tuple(t.y)) for t in fig.data if t.marker.symbol == "star"]
     assert stars == [((20,), (61.0,)), ((10,), (55.0,))]  # each unit's best dev

@@ -287,7 +287,8 @@ def test_the_status_counts_each_steps_runs_and_prices_the_rest_at_the_measured_p
         return RunResult({"task": "udpos"}, COMPLETED, extra={"train_seconds": seconds - 100, "eval_seconds": 100})
 
     write_results(tmp_path / "select/udpos", JobResult({"task": "udpos"}, COMPLETED, (run(500.0), run(700.0))))
-    write_results(tmp_path / "probe/udpos", JobResult({"task": "udpos"}, COMPLETED, tuple(run(60.0) for _ in range(14))))
+    probe_runs = tuple(run(60.0) for _ in range(14))
+    write_results(tmp_path / "probe/udpos", JobResult({"task": "udpos"}, COMPLETED, probe_runs))
     write_json(tmp_path / "timings.json", {"probe/udpos": {"seconds": 3600.0, "sittings": 1, "complete": True},
                                            "select/udpos": {"seconds": 1200.0, "sittings": 1, "complete": False}})
     config = Reproduction(str(data_root), tasks=("udpos", "xnli"))

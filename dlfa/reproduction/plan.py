@@ -153,8 +153,9 @@ class Reproduction:
         plan = TASK_PLANS[task]
         fields = {"task": task, "eval_languages": list(plan.eval_languages), "encoder": self.encoder,
                   "data_root": self.data_root, "max_train_examples": plan.max_train_examples,
-                  "max_eval_examples": plan.max_eval_examples, "device": self.device, "precision": self.precision or PRECISION,
-                  "patience": PATIENCE, "max_epochs": plan.max_epochs, "eval_every": self.eval_every(task)}
+                  "max_eval_examples": plan.max_eval_examples, "device": self.device,
+                  "precision": self.precision or PRECISION, "patience": PATIENCE, "max_epochs": plan.max_epochs,
+                  "eval_every": self.eval_every(task)}
         if pooling is not None:
             fields["pooling"] = pooling
         return {**fields, **self.spec_overrides}

@@ -4,8 +4,8 @@ of the plan holds have finished, and how long the rest will take at the pace thi
 The pace of a setting's fine-tuning runs (select and finetune) is the mean seconds (training and evaluation) of
 the finished fine-tuning runs of its task in this output root, whatever their pooling: it is the hardware and
 precision that will run the rest. A task with no such run yet takes the timing model's (plan.model_run_seconds,
-bf16 on a CPU that computes it natively), and the table says so. Probe sweeps and the layer analyses are short
-beside fine-tuning: a probe sweep not yet run takes the mean of those that did (timings.json), else the model's.
+bf16 on a CPU that computes it natively), and the table says so. A probe sweep not yet finished takes the mean
+of those that did (timings.json), else the model's; the layer analyses, minutes, are left out.
 """
 from __future__ import annotations
 
