@@ -16,6 +16,7 @@ from pathlib import Path
 
 CURVES_FILE = "curves.jsonl"
 KINDS = ("loss", "dev")
+RISING = 0.5  # points of English dev gained over a capped run's last epoch above which it may not have converged
 
 
 def history_row(unit: str, kind: str, point: list) -> dict:
@@ -70,9 +71,25 @@ def convergence_text(recorded: dict) -> str:
         return point
     if recorded["stopped_early"]:
         return f"{point}, stopped by patience"
-    gain = last_epoch_gain(recorded.get("dev_curve") or [], trained, recorded.get("epochs_trained"))
+    gain = cap_gain(recorded)
     rise = "" if gain is None else f" ({gain:+.1f} dev over its last epoch)"
     return f"{point}, at its {recorded['epochs_trained']:g}-epoch cap{rise}"
+
+
+def still_rising(recorded: dict) -> bool:
+    """Whether a run trained with patience ended at its epoch cap with its English dev score up by more than
+    RISING points over its last epoch: it may not have converged."""
+    gain = cap_gain({**recorded, **(recorded.get("convergence") or {})})
+    return gain is not None and gain > RISING
+
+
+def cap_gain(convergence: dict) -> float | None:
+    """The last epoch's dev rise of a run that patience never stopped (None for one it stopped, one trained
+    without patience, or one that recorded no curve)."""
+    if not convergence.get("patience") or convergence.get("stopped_early") is not False:
+        return None
+    return last_epoch_gain(convergence.get("dev_curve") or [], convergence.get("steps_trained") or 0,
+                           convergence.get("epochs_trained"))
 
 
 def last_epoch_gain(dev_curve: list[list[float]], trained: int, epochs: float | None) -> float | None:

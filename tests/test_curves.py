@@ -3,7 +3,7 @@ a resumed run's repeated points replace the earlier ones, a half-written line is
 training ended, in words."""
 import json
 
-from dlfa.curves import CURVES_FILE, convergence_text, read_curves, run_history_rows
+from dlfa.curves import CURVES_FILE, convergence_text, read_curves, run_history_rows, still_rising
 from dlfa.engine.callbacks import CurvesCallback
 
 
@@ -41,6 +41,10 @@ def test_convergence_says_how_training_ended():
                                                          "(+2.5 dev over its last epoch)")
     stopped = {**capped, "best_step": 120, "stopped_early": True}
     assert convergence_text({"convergence": stopped}) == "best dev at step 120 of 180, stopped by patience"
+    assert still_rising({"convergence": capped}) and not still_rising({"convergence": stopped})
+    flat = {**capped, "dev_curve": [[60, 50.0], [120, 57.3], [180, 57.5]]}  # +0.2 over the last epoch
+    assert not still_rising({"convergence": flat})
+    assert convergence_text({"convergence": flat}).endswith("(+0.2 dev over its last epoch)")
     fixed_budget = {**capped, "patience": None}
     assert convergence_text({"convergence": fixed_budget}) == "best dev at step 180 of 180"
     assert convergence_text({"best_step": 5, "steps_trained": 9}) == "best dev at step 5 of 9"  # an older run

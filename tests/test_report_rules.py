@@ -152,7 +152,7 @@ def test_each_runs_convergence_point_is_shown_or_said_not_recorded(tmp_path):
     assert "Convergence: not recorded for these runs (they predate it)." in report(plain, tmp_path)
 
 
-def test_a_run_that_patience_never_stopped_is_said_to_end_at_its_cap_with_its_last_epochs_rise(tmp_path):
+def test_runs_that_patience_never_stopped_are_said_to_end_at_their_cap_and_counted_when_still_rising(tmp_path):
     capped = {"best_step": 180, "steps_trained": 180, "epochs_trained": 3.0, "step_cap": 180, "stopped_early": False,
               "patience": 2, "dev_curve": [[60, 50.0], [120, 55.0], [180, 57.5]]}
     stopped = {"best_step": 120, "steps_trained": 180, "epochs_trained": 3.0, "step_cap": 240, "stopped_early": True,
@@ -160,9 +160,12 @@ def test_a_run_that_patience_never_stopped_is_said_to_end_at_its_cap_with_its_la
     for name, convergence in (("capped", capped), ("stopped", stopped)):
         fine_tuned(tmp_path / name, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)},
                    convergence={"convergence": convergence})
-    assert "`last-s1` best dev at step 180 of 180, at its 3-epoch cap (+2.5 dev over its last epoch);" in report(
-        tmp_path / "capped", tmp_path)
-    assert "`last-s1` best dev at step 120 of 180, stopped by patience;" in report(tmp_path / "stopped", tmp_path)
+    text = report(tmp_path / "capped", tmp_path)
+    assert "`last-s1` best dev at step 180 of 180, at its 3-epoch cap (+2.5 dev over its last epoch);" in text
+    assert ("6 of 6 runs ended at their epoch cap with English dev still up by more than 0.5 point over their last "
+            "epoch: they may not have converged") in text
+    text = report(tmp_path / "stopped", tmp_path)
+    assert "`last-s1` best dev at step 120 of 180, stopped by patience;" in text and "may not have converged" not in text
 
 
 def test_english_sizes_are_stated_from_the_record(tmp_path):

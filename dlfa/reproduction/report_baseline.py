@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlfa import charts
+from dlfa.curves import RISING, still_rising
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import DlfaError
@@ -137,9 +138,13 @@ class BaselineSections(ReportDocument):
         self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "fine-tuning":
             points = {run_name(r): convergence(r) for r in runs}
+            rising = [r for r in runs if still_rising(r.extra)]
             self.add("Convergence: " + ("not recorded for these runs (they predate it)."
                                         if set(points.values()) == {"not recorded"} else
-                                        "; ".join(f"`{name}` {point}" for name, point in points.items()) + "."), "")
+                                        "; ".join(f"`{name}` {point}" for name, point in points.items()) + ".")
+                     + (f" {len(rising)} of {len(runs)} runs ended at their epoch cap with English dev still up by "
+                        f"more than {RISING:g} point over their last epoch: they may not have converged, and the "
+                        "comparison above rests on them." if rising else ""), "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
                      "the English training statistics, and only the aggregation and the head train, for a fixed "
