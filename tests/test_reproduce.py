@@ -304,3 +304,13 @@ def test_the_status_counts_each_steps_runs_and_prices_the_rest_at_the_measured_p
     hours = (udpos.seconds_left + 2 * xnli_cls.seconds_left) / 3600
     assert f"104 of 120 runs left, about {hours:.1f} h (the layer analyses add minutes); 1.3 h spent so far" in text
     assert "* no fine-tuning run of the task has finished here yet: the timing model's minutes" in text
+
+
+def test_the_status_command_prints_the_table_of_an_output_root(data_root, tiny_encoder, tmp_path, capsys):
+    write_results(tmp_path / "select/udpos", JobResult({"task": "udpos"}, COMPLETED, (
+        RunResult({"task": "udpos"}, COMPLETED, extra={"train_seconds": 540.0, "eval_seconds": 60.0}),)))
+    assert main(["reproduce", "status", "--data-root", str(data_root), "--encoder", tiny_encoder,
+                 "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| udpos | 0/6 | 1/11 | 0/15 | 10.0 |" in printed  # the tiny encoder's 4 layers: 6 probe runs
+    assert "| xnli-cls | 0/6 | 0/11 | 0/15 |" in printed and "runs left, about" in printed

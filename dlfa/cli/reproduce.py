@@ -1,7 +1,7 @@
 """`python -m dlfa reproduce run|report|status|hub-study`: run (or resume) the DLFA reproduction plan in the
 foreground, keep its record beside the report, write the report (dlfa.reproduction), say how far it is and how
-long the rest will take; or run the intermediate-task study
-at hub scale (dlfa.reproduction.study_design.hub_design) into its own folder, with its own report."""
+long the rest will take; or run the intermediate-task study at hub scale (dlfa.reproduction.study_design.
+hub_design) into its own folder, with its own report."""
 from __future__ import annotations
 
 import os
