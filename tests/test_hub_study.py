@@ -15,6 +15,7 @@ from dlfa.cli.main import main
 from dlfa.data.hub_layouts import HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES, HUB_XQUAD_LANGUAGES
 from dlfa.data.sources import HUB_ROOT, DataSource
 from dlfa.data.tatoeba import TATOEBA_LASER_CODES
+from dlfa.engine.runtime import native_precision
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.io import write_json
@@ -118,7 +119,9 @@ def test_the_hub_scale_design_from_local_files_of_the_hubs_format(hub, tiny_enco
     assert len(jobs) == 3 + 3 * 5 + 1 + 3 * 3  # arms; per target its control and 4 arms; Tatoeba per encoder
     arm = jobs["study/arm-9"]
     assert arm["intermediate_tasks"] == list(HUB_NINE) and arm["data_root"] == "hub" and arm["device"] == "cuda"
-    assert {fields["precision"] for fields in jobs.values()} == {"bf16"}  # HUB_PRECISION, pinned for every sitting
+    assert design.precision == native_precision("cuda")  # what "auto" would compute in there, pinned in every job
+    assert {fields["precision"] for fields in jobs.values()} == {design.precision}
+    assert hub_design(source, encoder=tiny_encoder, precision="bf16").precision == "bf16"
     assert arm["intermediate_steps"] == 5000 and arm["seeds"] == [1, 2, 3]
     # squad trains in arms 3 and 9: every arm reads SQuAD's 256-token windows (the targets keep their own lengths)
     assert design.arm_max_length == 256 and {jobs[f"study/arm-{n}"]["max_length"] for n in (1, 3, 9)} == {256}
@@ -174,10 +177,11 @@ def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encod
     monkeypatch.setattr("dlfa.data.sources.load_hub_split", lambda config, split: [])  # every dataset "gone"
     again = Reproduction(HUB_ROOT, tiny_encoder, device="cuda", study_preset="hub").study_design(out)
     assert again.subsets == design.subsets and again.device == "cuda" and asked == []
-    assert again.precision == "bf16"  # the saved one, on any hardware
-    with pytest.raises(ConfigError, match=r"holds a study computed in bf16: resume it in bf16 \(leave out "
-                                          r"--precision\), or give a study in fp32 a folder of its own \(--out\)"):
-        Reproduction(HUB_ROOT, tiny_encoder, precision="fp32", study_preset="hub").study_design(out)
+    saved, other = design.precision, "bf16" if design.precision == "fp32" else "fp32"
+    assert again.precision == saved  # on any hardware
+    with pytest.raises(ConfigError, match=rf"holds a study computed in {saved}: resume it in {saved} \(leave out "
+                                          rf"--precision\), or give a study in {other} a folder of its own \(--out\)"):
+        Reproduction(HUB_ROOT, tiny_encoder, precision=other, study_preset="hub").study_design(out)
     with pytest.raises(ConfigError, match=r"holds another study \(hub-scale study, encoder .*\): give the "
                                           r"hub-scale study of xlm-roberta-base a folder of its own \(--out\)"):
         Reproduction(HUB_ROOT, "xlm-roberta-base", study_preset="hub").study_design(out)

@@ -20,7 +20,7 @@ from dlfa.reproduction.record import refuse_mixed_runs, restore_record, save_rec
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.report_study import design_in_words, write_study_report
 from dlfa.reproduction.runner import run_plan
-from dlfa.reproduction.study_design import HUB_ENCODER, HUB_PRECISION
+from dlfa.reproduction.study_design import HUB_ENCODER
 from dlfa.results import COMPLETED
 
 DEFAULT_OUT = "cache/reproduction"
@@ -59,7 +59,8 @@ def register(subparsers) -> None:
     hub.add_argument("--encoder", default=HUB_ENCODER)
     hub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     hub.add_argument("--precision", choices=("fp32", "bf16"),
-                     help=f"a new study's precision (default {HUB_PRECISION}); a resumed one keeps its own")
+                     help="a new study's precision (default: bf16 where the GPU or CPU computes it natively, else "
+                          "fp32); a resumed study keeps its own")
     hub.add_argument("--out", default=HUB_STUDY_OUT, metavar="DIR",
                      help=f"the study's jobs, design and report {HUB_STUDY_REPORT} (default {HUB_STUDY_OUT})")
     hub.add_argument("--dry-run", action="store_true", help="print the design and its jobs; run nothing")

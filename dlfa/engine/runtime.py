@@ -67,6 +67,14 @@ def hardware_name(device: torch.device) -> str:
     return f"{name}, torch {torch.__version__}"
 
 
+def native_precision(device: str = "auto") -> str:
+    """What precision "auto" computes in on `device` ("auto", "cpu", "cuda") here: "bf16" where it is native (a
+    GPU that supports it, a CPU with AVX512-BF16 or AMX), else "fp32"."""
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
 def setup_runtime(spec: JobSpec) -> Runtime:
     """Pick the device and precision; join the process group when torchrun started several processes."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -86,8 +94,7 @@ def setup_runtime(spec: JobSpec) -> Runtime:
     joins = world > 1 and not torch.distributed.is_initialized()
     if joins:
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
-    native_bf16 = torch.cuda.is_bf16_supported() if use_cuda else cpu_has_bf16()
-    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and native_bf16)
+    bf16 = spec.precision == "bf16" or (spec.precision == "auto" and native_precision(spec.device) == "bf16")
     return Runtime(device, torch.bfloat16 if bf16 else None, rank, world, joins)
 
 

@@ -134,7 +134,7 @@ class Reproduction:
     seeds: tuple[int, ...] = SEEDS
     learning_rates: tuple[float, ...] = LEARNING_RATES
     device: str = "auto"
-    precision: str | None = None  # None: PRECISION (the hub-scale study: its saved one, or HUB_PRECISION)
+    precision: str | None = None  # None: PRECISION (the hub-scale study: its saved one, or the native one)
     layer_pairs: int = 200
     study_counts: tuple[int, ...] = STUDY_COUNTS
     study_steps: int = DEFAULT_INTERMEDIATE_STEPS  # the study's one intermediate budget (study_design's sizing)

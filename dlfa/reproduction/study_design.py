@@ -184,7 +184,7 @@ class StudyDesign:
     retrieval_languages: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # () : no Tatoeba jobs
     retrieval_sentences: int | None = 500
     device: str = "auto"
-    precision: str = "auto"  # the plan's and the hub-scale study pin one, so no sitting on other hardware mixes two
+    precision: str = "auto"  # the plan and the hub-scale study pin one: no sitting on other hardware mixes two
     name: str = "study"  # the launched jobs' names start with it
     spec_overrides: dict = field(default_factory=dict)  # replaces spec fields of every job (the tests' tiny budgets)
 
@@ -333,11 +333,10 @@ HUB_ENCODER = "xlm-roberta-base"  # Phang et al.'s XLM-R, in its base size (they
 HUB_TARGETS = ("udpos", "xnli", "xquad")
 HUB_INTERMEDIATE_STEPS = 5000  # 160,000 examples at batch 32: about 40% of MNLI's training set
 HUB_LEARNING_RATE = 2e-5  # XTREME's fine-tuning recipe
-HUB_PRECISION = "bf16"  # the hub-scale study is meant for GPUs, which compute bf16 natively
 
 
 def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto",
-               precision: str = HUB_PRECISION) -> StudyDesign:
+               precision: str | None = None) -> StudyDesign:
     """The study at hub scale: arms of 0, 1, 3 and 9 of the hub's intermediate tasks (Phang et al.'s most
     helpful first, PREFERENCE), HUB_INTERMEDIATE_STEPS each and the control; UD-POS, XNLI and XQuAD on every
     target language the hub has, all their English training data for 2 epochs (XQuAD: SQuAD, 256-token
@@ -346,11 +345,13 @@ def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto",
     half of SQuAD's windows would hold no answer (README "The intermediate-task study"), and one length for all
     arms keeps the other tasks' truncation the same in each.
     `source` (default: the hub, dlfa.data.sources.HUB_ROOT) is scanned for the intermediate tasks; the jobs read
-    the hub whatever data root or classroom pack the machine has."""
+    the hub whatever data root or classroom pack the machine has. `precision` (default: what "auto" computes in on
+    `device` here) is pinned in the design, so a later sitting on other hardware computes in it too."""
     from dlfa.data.hub_layouts import HUB_UDPOS_CONFIGS, HUB_XNLI_LANGUAGES, HUB_XQUAD_LANGUAGES
     from dlfa.data.registry import get_task
     from dlfa.data.sources import HUB_ROOT
     from dlfa.data.tatoeba import available_tatoeba_languages
+    from dlfa.engine.runtime import native_precision
     from dlfa.model.encoders import encoder_info
 
     source = _source(source or HUB_ROOT)
@@ -367,18 +368,18 @@ def hub_design(source=None, encoder: str = HUB_ENCODER, device: str = "auto",
                        intermediate_learning_rate=HUB_LEARNING_RATE, arm_max_length=QA_MAX_LENGTH if with_qa else None,
                        encoder=encoder, data_root=HUB_ROOT,
                        retrieval_languages=tuple(available_tatoeba_languages(source)), retrieval_sentences=None,
-                       device=device, precision=precision, name=HUB_NAME).check()
+                       device=device, precision=precision or native_precision(device), name=HUB_NAME).check()
 
 
 def resumed_hub_design(out_root: str | Path, encoder: str = HUB_ENCODER, device: str = "auto",
                        precision: str | None = None) -> StudyDesign:
     """The hub-scale study under `out_root`: the design its first sitting saved there (DESIGN_FILE), so a later
     sitting neither reads the hub again to plan nor changes its arms when a dataset is briefly unreachable; a new
-    hub_design (in `precision`, HUB_PRECISION when None) when there is none. Another study's design, another
-    encoder's, or another precision than the saved one is refused."""
+    hub_design when there is none. Another study's design, another encoder's, or another precision than the saved
+    one is refused."""
     path = Path(out_root) / DESIGN_FILE
     if not path.is_file():
-        return hub_design(encoder=encoder, device=device, precision=precision or HUB_PRECISION)
+        return hub_design(encoder=encoder, device=device, precision=precision)
     saved = StudyDesign.from_dict(json.loads(path.read_text()))
     if saved.name != HUB_NAME or saved.encoder != encoder:
         raise ConfigError(f"{out_root} holds another study ({saved.name}, encoder {saved.encoder}): give the "

@@ -1,0 +1,36 @@
+"""Which precision a job computes in (dlfa.engine.runtime): "auto" is bf16 only where the device computes it
+natively, so a job never runs emulated bf16; an explicit precision is kept."""
+import pytest
+import torch
+
+from dlfa.engine import runtime
+from dlfa.engine.spec import JobSpec
+
+
+@pytest.fixture
+def machine(monkeypatch):
+    """Sets what this process sees: a GPU (with or without bf16) and whether the CPU has native bf16."""
+    def set_machine(gpu: bool, gpu_bf16: bool, cpu_bf16: bool) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: gpu_bf16)
+        monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: cpu_bf16)
+    return set_machine
+
+
+def test_auto_is_bf16_only_where_the_device_computes_it_natively(machine):
+    machine(gpu=False, gpu_bf16=False, cpu_bf16=True)
+    assert [runtime.native_precision(d) for d in ("auto", "cpu", "cuda")] == ["bf16", "bf16", "fp32"]
+    machine(gpu=False, gpu_bf16=False, cpu_bf16=False)
+    assert [runtime.native_precision(d) for d in ("auto", "cpu")] == ["fp32", "fp32"]
+    machine(gpu=True, gpu_bf16=True, cpu_bf16=False)
+    assert [runtime.native_precision(d) for d in ("auto", "cpu", "cuda")] == ["bf16", "fp32", "bf16"]
+    machine(gpu=True, gpu_bf16=False, cpu_bf16=True)
+    assert runtime.native_precision("auto") == "fp32"  # an old GPU: fp32 on it, whatever the CPU does
+
+
+@pytest.mark.parametrize("precision, cpu_bf16, expected", [
+    ("auto", True, "bf16"), ("auto", False, "fp32"), ("fp32", True, "fp32"), ("bf16", False, "bf16")])
+def test_a_cpu_job_computes_in_its_specs_precision_or_the_native_one(machine, precision, cpu_bf16, expected):
+    machine(gpu=False, gpu_bf16=False, cpu_bf16=cpu_bf16)
+    spec = JobSpec(task="udpos", eval_languages=("de",), device="cpu", precision=precision)
+    assert runtime.setup_runtime(spec).precision == expected
