@@ -57,12 +57,18 @@ def run_history_rows(unit: str, history: dict) -> list[dict]:
     return [history_row(unit, kind, point) for kind in KINDS for point in history.get(kind) or []]
 
 
+def run_convergence(recorded: dict) -> dict:
+    """A run's results.json fields with its "convergence" record merged in (older runs hold best_step and
+    steps_trained at their top)."""
+    return {**recorded, **(recorded.get("convergence") or {})}
+
+
 def convergence_text(recorded: dict) -> str:
     """How a run's training ended, from its results.json "convergence" (older runs hold best_step and
     steps_trained at their top): 'best dev at step 120 of 180', and for a run trained with patience 'stopped
     by patience' or 'at its 3-epoch cap (+0.4 dev over its last epoch)' (then it may not have converged);
     'not recorded' for runs that predate it."""
-    recorded = {**recorded, **(recorded.get("convergence") or {})}
+    recorded = run_convergence(recorded)
     best, trained = recorded.get("best_step"), recorded.get("steps_trained")
     if best is None or trained is None:
         return "not recorded"
@@ -79,7 +85,7 @@ def convergence_text(recorded: dict) -> str:
 def still_rising(recorded: dict) -> bool:
     """Whether a run trained with patience ended at its epoch cap with its English dev score up by more than
     RISING points over its last epoch: it may not have converged."""
-    gain = cap_gain({**recorded, **(recorded.get("convergence") or {})})
+    gain = cap_gain(run_convergence(recorded))
     return gain is not None and gain > RISING
 
 

@@ -54,15 +54,16 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
                 num_layers: int) -> list[SettingStatus]:
     """Every setting of the plan with its finished and planned runs. train_sizes: task -> English training
     examples available; num_layers: the encoder's."""
-    def jobs(setting: str) -> dict[str, list[str]]:
-        return {"probe": [f"probe/{setting}"], "select": [f"select/{setting}", f"select/{setting}-layers"],
+    runs = {}  # setting -> step -> its jobs' finished runs, each results.json read once
+    for task, pooling in config.settings():
+        setting = setting_name(task, pooling)
+        jobs = {"probe": [f"probe/{setting}"], "select": [f"select/{setting}", f"select/{setting}-layers"],
                 "finetune": [f"finetune/{setting}-{aggregation}" for aggregation in AGGREGATIONS]}
-
+        runs[setting] = {step: [run for job in jobs[step] for run in finished_runs(out_root, job)] for step in STEPS}
     tuning: dict[str, list[float]] = {}  # task -> seconds of each of its finished fine-tuning runs
     for task, pooling in config.settings():
-        by_step = jobs(setting_name(task, pooling))
-        for job in by_step["select"] + by_step["finetune"]:
-            tuning.setdefault(task, []).extend(s for s in map(seconds_of, finished_runs(out_root, job)) if s > 0)
+        by_step = runs[setting_name(task, pooling)]
+        tuning.setdefault(task, []).extend(s for s in map(seconds_of, by_step["select"] + by_step["finetune"]) if s > 0)
     timings = read_json(out_root / TIMINGS_FILE) or {}
     probes = [entry["seconds"] for job, entry in timings.items() if job.startswith("probe/") and entry.get("complete")]
     statuses = []
@@ -71,7 +72,7 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
         planned = {"probe": len(JobSpec.from_dict(config.probe_fields(task, pooling, num_layers)).units()),
                    "select": len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1,
                    "finetune": len(AGGREGATIONS) * len(config.seeds)}
-        done = {step: sum(len(finished_runs(out_root, job)) for job in jobs(setting)[step]) for step in STEPS}
+        done = {step: len(runs[setting][step]) for step in STEPS}
         measured = tuning[task]
         pace = sum(measured) / len(measured) if measured else model_run_seconds(task, train_sizes[task])
         probe = sum(probes) / len(probes) if probes else PROBE_SECONDS[task]
