@@ -104,8 +104,8 @@ def preview(design: StudyDesign, data_root: str | None) -> None:
     if all(t.task in STEP_SECONDS for t in design.targets):
         sizes = {t.task: catalog.task_languages_now(t.task, data_root)["en"]["train"] for t in design.targets}
         hours = study_hours(design, sizes)["total"]
-        estimate = (f"; about {hours:.1f} h in bf16 on a 2-core CPU that computes it natively, 2-3 times that in "
-                    "fp32 on one that does not (the reproduction's timing model)")
+        estimate = (f"; about {hours:.1f} h in fp32 on a 2-core CPU (the reproduction's timing model), minutes per "
+                    "run on a GPU")
     st.caption(f"{len(jobs)} jobs: {arms} arm job(s) first, then the jobs that start from their encoders{estimate}.")
 
 

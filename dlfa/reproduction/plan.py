@@ -26,15 +26,14 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
 Choices are made on seed 1 and on English dev only (never on test languages); ties go to the smaller learning
 rate, then the lower layer; runs whose target mean stays at the majority class are not chosen while another is.
 
-Compute (`estimated_hours`): the seconds per training step and per evaluation of every target language that
-the previous record measured in bf16 on a 2-core CPU that computes bf16 natively (STEP_SECONDS, TEST_SECONDS,
-PROBE_SECONDS), times the steps of each run if it trains to its max_epochs cap (an upper bound: early stopping
-ends most runs sooner), per setting 3 × 3 grid runs + 2 layer runs + 3 aggregations × 5 seeds = 26 runs: 15.3
-hours at most for the six settings, probes and the 30 fine-tuned encoders' layer analyses included (udpos 1.3 h,
-panx 1.5 h, xnli 2 × 3.9 h, pawsx 2 × 2.1 h). The record is computed in one PRECISION, fp32 by default, and a
-2-core CPU without native bf16 is slower per step: there (AMD EPYC, fp32, 24-step runs of last and DLFA,
-2026-12-02) udpos 1.4-1.8 s, panx 0.66, xnli 1.8-2.2, pawsx 2.5-3.2 s, a UD-POS fine-tuning run about 10 min
-with its evaluation and the six probe sweeps 5.8 h: about 40 hours for the plan, to run in many sittings.
+Compute (`estimated_hours`): the seconds per training step and per test item measured in the record's precision
+(fp32) on a 2-core CPU without native bf16 (AMD EPYC; STEP_SECONDS, TEST_ITEM_SECONDS, PROBE_SECONDS), times the
+steps of each run if it trains to its max_epochs cap (an upper bound: early stopping ends most runs sooner), per
+setting 3 × 3 grid runs + 2 layer runs + 3 aggregations × 5 seeds = 26 runs: 40.5 hours at most for the six
+settings, probes and the 30 fine-tuned encoders' layer analyses included (udpos 5.9 h, panx 2.7 h, xnli 2 × 11.2 h,
+pawsx 2 × 4.4 h), to run in many sittings. XNLI dominates: a run trains up to 564 steps of about 2 s and evaluates
+14 × 900 pairs. Where bf16 is native (and `--precision bf16` chosen) the previous record ran 2-3.5 times faster
+per step.
 
 Running the plan again skips finished units and resumes interrupted ones from their checkpoints, so a plan
 too long for one sitting is run in several; `timings.json` adds up the time each job took over all sittings.
@@ -112,6 +111,8 @@ STUDY_TASKS = ("udpos", "xnli")  # the intermediate-task study, and the fine-tun
 STUDY_COUNTS = (0, 1, 3, 9)
 STUDY_SEEDS = 3
 STUDY_EPOCHS = 2.0  # each target stage of the study: fixed, the same in every arm
+# The study's caps per target (training examples, test items per language), sized in dlfa.reproduction.study_design
+STUDY_CAPS = {"udpos": (2000, 500), "xnli": (3000, 300)}
 STUDY_PRESETS = ("plan", "hub")
 SEEDS = (1, 2, 3, 4, 5)
 PRECISION = "fp32"  # one for the whole record ("auto" would follow each sitting's hardware), and the same speed on
@@ -215,8 +216,7 @@ class Reproduction:
             plan = TASK_PLANS[task]
             targets.append(StudyTarget(task, tuple(self.spec_overrides.get("eval_languages", plan.eval_languages)),
                                        dlfa["fusion_layers"][0], dlfa.get("pooling") if plan.poolings[0] else None,
-                                       plan.max_train_examples, plan.max_eval_examples, STUDY_EPOCHS,
-                                       dlfa["learning_rate"]))
+                                       *STUDY_CAPS[task], STUDY_EPOCHS, dlfa["learning_rate"]))
         per_target = ("eval_languages", "patience", "max_epochs", "eval_every")
         tatoeba = set(available_tatoeba_languages(source))
         return StudyDesign(tuple(targets), named_subsets(self.study_counts, available_intermediate_tasks(source)),
@@ -298,15 +298,24 @@ def finished(out_root: Path, job: str, needed_by: str) -> JobResult:
 # ----------------------------------------------------------------------------------------------------
 # The compute estimate
 
-# Measured by the previous record on a 2-core CPU with native bf16 (bf16, batch 32; docs/reproduction before issue
-# 13; fp32 on a CPU without it: 1.5-3.5 times as long, see the module's docstring): seconds
-# per training step, English dev evaluations included, and seconds to evaluate every target language once.
+# Measured in fp32 on a 2-core CPU without native bf16 (AMD EPYC, 2026-12-02: the record's select runs for UD-POS
+# and PAN-X, 24-step runs of last and DLFA for XNLI and PAWS-X, one-step runs for the evaluations): seconds per
+# training step of 32, English dev evaluations included, and seconds per test item (the plan's evaluation of every
+# target language: UD-POS 65 s for 8 × 500 sentences, PAN-X 30 s for 8 × 500, XNLI 196 s for 14 × 900 pairs,
+# PAWS-X 93 s for 6 × 666). PROBE_SECONDS: one probe sweep, its features included (the record's timings).
 # XQuAD (a study target only; README "Question answering": a 30-step smoke run at 256 tokens, batch 16, took 6.5 min
-# of training and 2.2 min to evaluate 828 questions): 26 s per step of 32 windows, 0.16 s per question, 9 × 354.
-STEP_SECONDS = {"udpos": 0.43, "panx": 0.47, "xnli": 0.81, "pawsx": 1.65, "xquad": 26.0}
-TEST_SECONDS = {"udpos": 15, "panx": 28, "xnli": 77, "pawsx": 35, "xquad": 510}  # xnli: 71 s for 830 items, now 900
-PROBE_SECONDS = {"udpos": 130, "panx": 228, "xnli": 140, "pawsx": 109}  # one probe sweep
-LAYER_ANALYSIS_SECONDS = 56  # one encoder (450 s for 8)
+# of training and 2.2 min to evaluate 828 questions): 26 s per step of 32 windows, 0.16 s per question.
+STEP_SECONDS = {"udpos": 1.55, "panx": 0.69, "xnli": 2.05, "pawsx": 2.9, "xquad": 26.0}
+TEST_ITEM_SECONDS = {"udpos": 0.016, "panx": 0.0075, "xnli": 0.0156, "pawsx": 0.023, "xquad": 0.16}
+TEST_ITEMS = {"udpos": 500, "panx": 500, "xnli": 900, "pawsx": 666, "xquad": 354}  # per language: the plan's cap,
+# else the test set's size in ../shared/data
+PROBE_SECONDS = {"udpos": 4630, "panx": 2170, "xnli": 5200, "pawsx": 1810}
+LAYER_ANALYSIS_SECONDS = 80  # one encoder, 16 languages × 200 pairs
+
+
+def evaluation_seconds(task: str, languages: int, max_eval_examples: int | None) -> float:
+    """Seconds to evaluate `languages` target languages of `task` once, at most max_eval_examples items each."""
+    return languages * min(max_eval_examples or TEST_ITEMS[task], TEST_ITEMS[task]) * TEST_ITEM_SECONDS[task]
 
 
 def model_run_seconds(task: str, train_size: int) -> float:
@@ -314,7 +323,7 @@ def model_run_seconds(task: str, train_size: int) -> float:
     is evaluated on every target language. train_size: the English training examples available."""
     plan = TASK_PLANS[task]
     steps = math.ceil(min(train_size, plan.max_train_examples or train_size) / JobSpec.batch_size) * plan.max_epochs
-    return steps * STEP_SECONDS[task] + TEST_SECONDS[task]
+    return steps * STEP_SECONDS[task] + evaluation_seconds(task, len(plan.eval_languages), plan.max_eval_examples)
 
 
 def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[str, float]:
@@ -331,11 +340,12 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
     return hours
 
 
-# The study's (docs in dlfa.reproduction.study_design): the previous record's chains spent (5,143 − 209) s on
-# 9 stages × 125 steps × 3 seeds (UD-POS) and (6,087 − 517) s on 9 × 141 × 3 (XNLI): 1.46 s per intermediate step,
-# dev evaluations included; Tatoeba: 586 s wall for 8,780 sentences (README, every layer).
-INTERMEDIATE_STEP_SECONDS = 1.45
-RETRIEVAL_SECONDS_PER_SENTENCE = 0.067
+# The study's (docs in dlfa.reproduction.study_design), in fp32 on the same CPU: a 9-task mixture arm trained 40
+# steps in 47 s and evaluated its 9 tasks' English dev sets in about 120 s; Tatoeba, 5 languages × 100 pairs,
+# 16 s in all, the encoder's loading included.
+INTERMEDIATE_STEP_SECONDS = 1.2
+INTERMEDIATE_DEV_SECONDS = 15  # one intermediate task's English dev evaluation at the end of an arm job
+RETRIEVAL_SECONDS_PER_SENTENCE = 0.016
 
 
 def study_hours(design: StudyDesign, train_sizes: dict[str, int]) -> dict[str, float]:
@@ -343,11 +353,14 @@ def study_hours(design: StudyDesign, train_sizes: dict[str, int]) -> dict[str, f
     target jobs, "tatoeba" and "total". train_sizes: task -> English training examples available."""
     seeds, runs_per_arm = len(design.seeds), len(design.aggregations) * len(design.seeds)
     arms = [subset for subset in design.subsets if subset]
-    hours = {"arms": len(arms) * seeds * design.intermediate_steps * INTERMEDIATE_STEP_SECONDS / 3600}
+    arm_seconds = sum(design.intermediate_steps * INTERMEDIATE_STEP_SECONDS + len(arm) * INTERMEDIATE_DEV_SECONDS
+                      for arm in arms)
+    hours = {"arms": seeds * arm_seconds / 3600}
     for target in design.targets:
         train = min(train_sizes[target.task], target.max_train_examples or train_sizes[target.task])
         steps = math.ceil(train / design.batch_size) * (target.max_epochs or target.epochs)
-        run_seconds = steps * STEP_SECONDS[target.task] + TEST_SECONDS[target.task]
+        run_seconds = (steps * STEP_SECONDS[target.task]
+                       + evaluation_seconds(target.task, len(target.eval_languages), target.max_eval_examples))
         control = design.control * runs_per_arm * design.intermediate_steps * STEP_SECONDS[target.task]
         hours[target.task] = ((len(design.subsets) + design.control) * runs_per_arm * run_seconds + control) / 3600
     encoders = sum(seeds if subset else 1 for subset in design.subsets)

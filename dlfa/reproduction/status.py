@@ -1,14 +1,17 @@
 """Where a reproduction stands (`python -m dlfa reproduce status`): per setting, how many of the runs each step
 of the plan holds have finished, and how long the rest will take at the pace this output root measured.
 
-The pace of a setting's fine-tuning runs (select and finetune) is the mean seconds (training and evaluation) of
+The pace of a setting's fine-tuning runs (select and finetune) is the median seconds (training and evaluation) of
 the finished fine-tuning runs of its task in this output root, whatever their pooling: it is the hardware and
-precision that will run the rest. A task with no such run yet takes the timing model's (plan.model_run_seconds,
-bf16 on a CPU that computes it natively), and the table says so. A probe sweep not yet finished takes the mean
-of those that did (timings.json), else the model's; the layer analyses, minutes, are left out.
+precision that will run the rest. The median, because a run's seconds are wall time: one that was paused, or whose
+sitting ended and resumed it later, counts the gap. A task with no such run yet takes the timing model's
+(plan.model_run_seconds: fp32 on a 2-core CPU without native bf16), and the table says so. A probe sweep not yet
+finished takes the mean of those that did (timings.json), else the model's; the layer analyses, minutes, are left
+out.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +77,7 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
                    "finetune": len(AGGREGATIONS) * len(config.seeds)}
         done = {step: len(runs[setting][step]) for step in STEPS}
         measured = tuning[task]
-        pace = sum(measured) / len(measured) if measured else model_run_seconds(task, train_sizes[task])
+        pace = statistics.median(measured) if measured else model_run_seconds(task, train_sizes[task])
         probe = sum(probes) / len(probes) if probes else PROBE_SECONDS[task]
         statuses.append(SettingStatus(setting, done, planned, pace, bool(measured), probe))
     return statuses
@@ -92,6 +95,6 @@ def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
              f"{left} of {total} runs left, about {hours:.1f} h (the layer analyses add minutes); {spent / 3600:.1f} h "
              f"spent so far ({out_root / TIMINGS_FILE})."]
     if not all(s.measured for s in statuses):
-        lines.append("* no fine-tuning run of the task has finished here yet: the timing model's minutes (bf16 on a "
-                     "2-core CPU that computes it natively; fp32 on a CPU without it takes 1.5-3.5 times as long)")
+        lines.append("* no fine-tuning run of the task has finished here yet: the timing model's minutes (fp32 on a "
+                     "2-core CPU without native bf16; bf16 where it is native runs 2-3.5 times as fast)")
     return "\n".join(lines)

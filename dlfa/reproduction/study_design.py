@@ -18,15 +18,17 @@ Keys (job folders under an output root, and the names of launched jobs):
     study/<target>-arm-<n>     the target stage (last and DLFA) from arm n's encoder (arm 0: the base encoder)
     study/tatoeba-arm-<n>-s<s> zero-shot Tatoeba retrieval of arm n's encoder of seed s (no training)
 
-Sizing (the reproduction plan's study, `plan.study_hours`, from the plan's timing model of a 2-core CPU with native
-bf16, in bf16; fp32 on a CPU without it takes 2-3 times as long):
-STEP_SECONDS per target step (UD-POS 0.43 s, XNLI 0.81 s) and TEST_SECONDS per evaluation of every target
-language; INTERMEDIATE_STEP_SECONDS = 1.45 s per intermediate step (the previous record's chains, dev
-evaluations included); 0.067 s per Tatoeba sentence. With arms 0/1/3/9 + control, 3 seeds, last and DLFA,
-UD-POS (4,000 sentences) and XNLI (6,000 pairs) for 2 epochs each: 30 target runs per target (UD-POS 30 × 122 s,
-XNLI 30 × 381 s), the controls' 6 runs × 1,000 extra steps per target (UD-POS 1.7 h, XNLI 4.5 h in all);
-3 arms × 3 seeds × 1,000 steps × 1.45 s = 3.6 h; 10 Tatoeba runs (5 languages × 500 pairs) 0.9 h:
-10.8 h in all, within the 12 h budget. So DEFAULT_INTERMEDIATE_STEPS = 1,000 (32,000 examples at batch 32).
+Sizing (the reproduction plan's study, `plan.study_hours`, from the plan's timing model: fp32 on a 2-core CPU
+without native bf16, the record's precision): STEP_SECONDS per target step (UD-POS 1.55 s, XNLI 2.05 s) and
+TEST_ITEM_SECONDS per test item; INTERMEDIATE_STEP_SECONDS = 1.2 s per step of an arm's mixture and 15 s per
+task for its English dev evaluations; 0.016 s per Tatoeba sentence. With arms 0/1/3/9 + control, 3 seeds, last and
+DLFA, 2 epochs of UD-POS (2,000 sentences; 8 languages × 500 test sentences) and of XNLI (3,000 pairs; 14 × 300
+test pairs) (plan.STUDY_CAPS): 30 target runs per target (UD-POS 30 × 260 s, XNLI 30 × 451 s), the controls' 6 runs
+× 600 extra steps per target (UD-POS 3.7 h, XNLI 5.8 h in all); 3 arms × 3 seeds × 600 steps, 2.0 h; 10 Tatoeba
+runs (5 languages × 500 pairs), 0.2 h: 11.7 h in all, within the 12 h budget. So DEFAULT_INTERMEDIATE_STEPS = 600
+(19,200 examples at batch 32: 67 steps a task in the 9-task arm, more for the small tasks under temperature 2).
+The previous sizing (1,000 steps, 4,000 sentences and 6,000 pairs, every test item) took 10.8 h in the bf16 timing
+model of a CPU that computes bf16 natively, and about 20 h in this one.
 
 A target may be a question answering task (`target_for`: 256-token windows, no pooling; scored by F1 with exact
 match beside it in dlfa.reproduction.study). The hub-scale study (`hub_design`, `python -m dlfa reproduce
@@ -51,7 +53,7 @@ ARM_UNIT = "last-s{seed}"  # the unit folder of an arm job's seed (JobSpec.unit_
 MODES = ("mixture", "sequential")
 SAMPLINGS = ("proportional", "temperature")
 MIN_SEEDS = 3  # paired intervals over seeds need at least 3
-DEFAULT_INTERMEDIATE_STEPS = 1000
+DEFAULT_INTERMEDIATE_STEPS = 600
 DEFAULT_COUNTS = (0, 1, 3, 9)
 DEFAULT_RETRIEVAL_LANGUAGES = ("de", "fr", "ru", "zh", "sw")
 QA_MAX_LENGTH = 256  # a question answering target's windows: the Launch form's default for QA (KIND_DEFAULTS)
