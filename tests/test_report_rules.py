@@ -219,3 +219,16 @@ def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tm
     assert "| dlfa-L8-s1 | 5e-05 | 74.0 | not recorded | tied |" in text
     assert "| dlfa-L2-s1 (majority class) | 5e-05 | 74.0 | not recorded |  |" in text
     assert "not decided: the layer of xnli-cls rests on a tie" in text
+
+
+def test_the_budget_names_the_pooling_only_of_a_task_that_pools_its_tokens_into_one_vector():
+    from dlfa.engine.spec import JobSpec
+    from dlfa.reproduction.tables import budget
+
+    sizes = {"train": 6000}
+    xnli = JobSpec(task="xnli", eval_languages=("de",), pooling="mean").to_dict()
+    udpos = JobSpec(task="udpos", eval_languages=("de",), max_train_examples=4000).to_dict()  # pooling "cls" by default
+    assert budget(xnli, sizes) == ("all 6,000 English training examples, 1 epoch(s), batch 32, learning rate 0.0001, "
+                                   "mean pooling, all test examples per language")
+    assert budget(udpos, {"train": 12544}) == ("4,000 of 12,544 English training examples, 1 epoch(s), batch 32, "
+                                               "learning rate 0.0001, all test examples per language")

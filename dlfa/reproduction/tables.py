@@ -3,6 +3,7 @@ budget in words."""
 from __future__ import annotations
 
 from dlfa.curves import convergence_text
+from dlfa.data.registry import get_task
 from dlfa.engine.spec import JobSpec
 from dlfa.results import COMPLETED, RunResult
 
@@ -42,7 +43,8 @@ def budget(spec: dict, sizes: dict | None) -> str:
     else:
         steps = f"{spec['max_steps']} steps" if spec["max_steps"] else f"{spec['epochs']:g} epoch(s)"
     rate = f", learning rate {spec['learning_rate']:g}" if not spec.get("probe") else ""
-    pooling = f", {spec['pooling']} pooling" if spec.get("pooling") else ""
+    pools = spec.get("pooling") and get_task(spec["task"]).kind not in ("token", "qa")  # one vector per example
+    pooling = f", {spec['pooling']} pooling" if pools else ""
     evaluate = f"at most {spec['max_eval_examples']}" if spec["max_eval_examples"] else "all"
     return f"{train}, {steps}, batch {spec['batch_size']}{rate}{pooling}, {evaluate} test examples per language"
 
