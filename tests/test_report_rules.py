@@ -221,6 +221,19 @@ def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tm
     assert "not decided: the layer of xnli-cls rests on a tie" in text
 
 
+def test_a_choice_whose_runs_have_not_all_finished_marks_the_best_so_far_not_a_choice(tmp_path):
+    root = tmp_path / "record"
+    write_job(root, "select/xnli-cls", [run("last", 1, (60.0, 50.0), dev=72.0),
+                                        run("dlfa", 1, (62.0, 51.0), 4, dev=74.0)])
+    results = json.loads((root / "select/xnli-cls/results.json").read_text())
+    (root / "select/xnli-cls/results.json").write_text(json.dumps({**results, "status": "running"}))  # mid-grid
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=4)
+    fine_tuned(root, "pawsx-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=5)
+    text = report(root, tmp_path)
+    assert "| last-s1 | 5e-05 | 72.0 | not recorded | best so far |" in text and "**chosen**" not in text
+    assert "Not every run of the choice has finished yet: the best so far is marked" in text
+
+
 def test_the_budget_names_the_pooling_only_of_a_task_that_pools_its_tokens_into_one_vector():
     from dlfa.engine.spec import JobSpec
     from dlfa.reproduction.tables import budget

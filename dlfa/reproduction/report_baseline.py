@@ -15,7 +15,7 @@ from dlfa.reproduction.document import ReportDocument
 from dlfa.reproduction.plan import AGGREGATIONS, SIZES_FILE, TASK_PLANS, setting_name
 from dlfa.reproduction.rules import cell, mean_gain, runs_of, tied_layers
 from dlfa.reproduction.tables import SIZE_NOTES, TASK_TITLES, budget, convergence, fmt, fmt_score, run_name, table
-from dlfa.results import JobResult, RunResult
+from dlfa.results import COMPLETED, JobResult, RunResult
 
 
 class BaselineSections(ReportDocument):
@@ -67,10 +67,12 @@ class BaselineSections(ReportDocument):
     def selection(self, setting: str) -> bool:
         """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran;
         whether DLFA's layer was chosen on a tie."""
-        runs = [run for job in (f"select/{setting}", f"select/{setting}-layers") if self.job(job) is not None
-                for run in runs_of(self.job(job).runs, None)]
+        jobs = [self.job(job) for job in (f"select/{setting}", f"select/{setting}-layers")]
+        runs = [run for job in jobs if job is not None for run in runs_of(job.runs, None)]
         if not runs:
             return False
+        finished = all(job is not None and job.status == COMPLETED for job in jobs)
+        mark = "**chosen**" if finished else "best so far"
         rows, tied = [], False
         for aggregation in AGGREGATIONS:
             try:
@@ -83,11 +85,13 @@ class BaselineSections(ReportDocument):
                 other_layer = run.fusion_layer != chosen.fusion_layer
                 tied = tied or (tie and aggregation == "dlfa" and other_layer)
                 rows.append([run_name(run) + flag, f"{run.spec['learning_rate']:g}", fmt_score(run.dev_score),
-                             convergence(run), "**chosen**" if run is chosen else "tied" if tie else ""])
+                             convergence(run), mark if run is chosen else "tied" if tie else ""])
+        pending = "" if finished else (" Not every run of the choice has finished yet: the best so far is marked, "
+                                       "and the choice is made when all have.")
         self.add(f"Choices on seed 1 and English dev (`select/{setting}`, `select/{setting}-layers`): the best "
                  "dev score per aggregation; ties go to the smaller learning rate, then the lower layer, and a tie "
                  "between layers decides no claim; runs at the majority class are not chosen while another "
-                 "learned.", "", table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
+                 f"learned.{pending}", "", table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
         return tied
 
     def comparison(self, task: str, setting: str, source: str, jobs: list[str], runs: list[RunResult],
