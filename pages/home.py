@@ -3,6 +3,7 @@ the recorded reproduction of the paper opened in the app."""
 import streamlit as st
 
 from dlfa.app import background, demo, guard, runs, session, widgets
+from dlfa.reproduction.record import PROVISIONAL
 
 
 def main() -> None:
@@ -95,9 +96,12 @@ def reproduction_panel() -> None:
     st.subheader("The recorded reproduction")
     st.markdown(
         "The repository holds the results of our reproduction of DLFA on real data with the embedded encoder "
-        "(layer sweeps, fine-tuning over 3 seeds, 0 vs. 3 vs. 9 intermediate tasks), written up in "
+        "(layer sweeps, fine-tuning compared over seeds, the English intermediate-task study), written up in "
         "`docs/REPRODUCTION.md`. Open its jobs to explore them on the pages here; the app reads them in place "
         f"from `{record}`.")
+    if runs.record_is_provisional():
+        st.warning(f"Provisional: {PROVISIONAL}. `python -m dlfa reproduce status --data-root DIR` shows how far "
+                   "a rerun has come.", icon=":material/warning:")
     if st.button("Open the recorded jobs", icon=":material/folder_open:", key="open_record"):
         added, present = runs.store().add_finished_under(record)
         st.session_state["dlfa_record_opened"] = (len(added), len(present))

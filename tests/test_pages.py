@@ -332,6 +332,23 @@ def test_byol_saves_a_file_and_evaluates_the_run_on_it(run_cache, data_root, tmp
 # (c) the repository's record of the reproduction, opened from Home
 
 
+@pytest.mark.parametrize("version", [None, {"sources_sha256": "ab" * 32, "git_commit": None, "git_dirty": None}])
+def test_home_warns_that_a_record_whose_runs_predate_code_versions_is_provisional(version, empty_cache, monkeypatch,
+                                                                                  tmp_path):
+    run = {"spec": {"task": "xnli", "eval_languages": ["de"], "aggregations": ["last"], "seeds": [1]},
+           "status": "completed", "metrics": {"de": {"metric": "accuracy", "value": 60.0}},
+           **({"code_version": version} if version else {})}
+    job = tmp_path / "record/finetune/xnli-cls-last"
+    job.mkdir(parents=True)
+    (job / "results.json").write_text(json.dumps({"spec": run["spec"], "status": "completed", "runs": [run]}))
+    monkeypatch.setattr(runs, "reproduction_record", lambda: tmp_path / "record")
+    at = page("home.py").run()
+    no_errors(at)
+    assert any(s.value == "The recorded reproduction" for s in at.subheader)
+    warned = [w.value for w in at.warning if w.value.startswith("Provisional: these runs predate code versions")]
+    assert len(warned) == (0 if version else 1)
+
+
 def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     from dlfa.jobs.recorded import job_folders
     from dlfa.jobs.store import JobStore

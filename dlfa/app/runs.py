@@ -232,6 +232,13 @@ def reproduction_record() -> Path:
     return record_root(REPO_ROOT / DEFAULT_DOC)
 
 
+def record_is_provisional() -> bool:
+    """Whether the repository's record predates code versions (dlfa.reproduction.record.PROVISIONAL)."""
+    from dlfa.reproduction.record import provisional
+
+    return provisional(reproduction_record())
+
+
 def recorded_layer_analyses() -> dict[str, dict]:
     """The reproduction's layer analyses (retrieval and CKA per layer): RECORDED_BASE, the base encoder's, then
     each analysed study run's fine-tuned encoder by its run (`study/<task>-<count>/<unit>`); {} without a record."""

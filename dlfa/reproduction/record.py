@@ -60,6 +60,10 @@ def code_version_key(run: RunResult) -> str:
 
 
 STUDY_PART = "study"  # the intermediate-task study: an experiment of its own, which may run on later code
+PROVISIONAL = ("these runs predate code versions in results.json, and they were made before DLFA's batch norm saw "
+               "the whole batch on the CPU, where it saw slices of a few rows, which biased DLFA alone, and before "
+               "fine-tuning trained to convergence: read them as provisional until a rerun of the plan under the "
+               "current code replaces them")  # what a record without code versions is, in the report and the app
 
 
 def _complete_runs_by_job(root: Path, study: bool):
@@ -92,6 +96,11 @@ def code_versions(root: Path, study: bool = False) -> dict[str, list[str]]:
 def precisions(root: Path, study: bool = False) -> dict[str, list[str]]:
     """precision -> the jobs under root that hold complete runs computed in it."""
     return _jobs_by(root, study, precision_key)
+
+
+def provisional(root: Path) -> bool:
+    """Whether the comparison runs under root predate code versions (PROVISIONAL says what that means)."""
+    return list(code_versions(root)) == ["not recorded"]
 
 
 def git_commits(root: Path, study: bool = False) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 from dlfa.errors import DlfaError
 from dlfa.io import write_text
 from dlfa.reproduction.plan import TASK_PLANS, read_results
-from dlfa.reproduction.record import code_versions, git_commits, precisions, refuse_mixed_runs
+from dlfa.reproduction.record import PROVISIONAL, code_versions, git_commits, precisions, refuse_mixed_runs
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.report_study import StudySections
@@ -108,10 +108,7 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         if versions == ["not recorded"] and study:
             return "not recorded either"
         if versions == ["not recorded"]:
-            return ("not recorded (these runs predate code versions in results.json, and they were made before "
-                    "DLFA's batch norm saw the whole batch on the CPU, where it saw slices of a few rows, which "
-                    "biased DLFA alone, and before fine-tuning trained to convergence: read them as provisional "
-                    "until a rerun of the plan under the current code replaces them)")
+            return f"not recorded ({PROVISIONAL})"
         commits = git_commits(self.out_root, study)
         made_from = f" (the hash of dlfa/'s sources that can change a number; git {', '.join(commits)})" if commits else ""
         return (", ".join(f"`{v}`" for v in versions) + made_from) if versions else "no runs yet"
