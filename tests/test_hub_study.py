@@ -88,7 +88,8 @@ def test_on_the_hub_phangs_most_helpful_tasks_come_first(hub):
     source, asked = hub
     found = available_intermediate_tasks(source)
     assert tuple(found[:9]) == HUB_NINE  # MNLI, SQuAD and HellaSwag first, then QQP, then the local order
-    assert found[9:] == ["xcopa", "rte", "cola", "cosmosqa", "wic", "cb"]  # conll-ner has no hub source
+    assert found[9:] == ["xcopa", "rte", "cola", "cosmosqa", "wic", "cb", "siqa"]  # conll-ner: no hub source; siqa,
+    # not one of the ordered tasks, comes last
     assert preset_for(3, source) == ("mnli", "squad", "hellaswag")
     assert {("nyu-mll/glue:mnli", "train"), ("rajpurkar/squad:", "train"), ("Rowan/hellaswag:", "train")} <= set(asked)
 

@@ -50,7 +50,7 @@ def test_malformed_copa_and_xcopa_rows_name_file_and_line(tmp_path):
                    _write(tmp_path / "val-en.jsonl", [_copa(0), _copa(1, question="why")]))
 
 
-def test_malformed_commonsenseqa_cosmosqa_and_hellaswag_rows_name_file_and_line(tmp_path):
+def test_malformed_commonsenseqa_cosmosqa_hellaswag_and_siqa_rows_name_file_and_line(tmp_path):
     def csqa(letters):
         return {"id": "q", "answerKey": "A", "question": {"stem": "Where?", "choices": [
             {"label": letter, "text": f"place {letter}"} for letter in letters]}}
@@ -68,6 +68,11 @@ def test_malformed_commonsenseqa_cosmosqa_and_hellaswag_rows_name_file_and_line(
         read_csv(_write(tmp_path / "h.csv", [header.replace("answer3", "answer4"), "a,ctx,q,a,b,c,d,1"]), "cosmosqa")
     with pytest.raises(DataError, match=r"e\.jsonl:1: unexpected value: field 'endings' should be a list of strings"):
         read_jsonl(_write(tmp_path / "e.jsonl", [{"ctx": "He cooks.", "endings": "a b", "label": "0"}]), "hellaswag")
+    siqa = {"context": "Jan cooked.", "question": "Why?", "answerA": "a", "answerB": "b", "answerC": "c", "label": "2"}
+    with pytest.raises(DataError, match=r"i\.jsonl:2: unexpected value: label should be '1', '2' or '3', not '0'"):
+        read_jsonl(_write(tmp_path / "i.jsonl", [siqa, {**siqa, "label": "0"}]), "siqa")
+    with pytest.raises(DataError, match=r"j\.jsonl:1: missing field 'answerC'"):
+        read_jsonl(_write(tmp_path / "j.jsonl", [{k: v for k, v in siqa.items() if k != "answerC"}]), "siqa")
 
 
 def test_real_xcopa_items_carry_the_english_items_question_and_label(data_root):

@@ -168,7 +168,7 @@ def test_refusals_list_what_exists(source):
 
 
 def test_intermediate_tasks_have_english_training_data(source):
-    hub_only = {"mnli", "qqp", "hellaswag", "squad"}  # their files are 4 MiB and more: not on this machine
+    hub_only = {"mnli", "qqp", "hellaswag", "siqa", "squad"}  # their files are 4 MiB and more: not on this machine
     intermediate = [t for t in list_tasks() if t.intermediate and "classroom" not in t.name and t.name not in hub_only]
     assert len(intermediate) >= 12
     for task in intermediate:
@@ -352,6 +352,27 @@ def test_the_hub_unreachable_is_a_clear_data_error_not_retries(monkeypatch):
         registry.load_hub_split("udpos.German", "test")
 
 
+def test_a_hub_dataset_still_served_by_a_loading_script_is_read_from_the_hubs_parquet_export(monkeypatch):
+    calls = []
+
+    def load_dataset(path, name=None, split=None, revision=None):
+        calls.append((path, name, split, revision))
+        if path == "allenai/social_i_qa" and revision is None:
+            raise RuntimeError("Dataset scripts are no longer supported, but found social_i_qa.py")
+        if path == "broken/dataset":
+            raise RuntimeError("something else went wrong")
+        return [{"revision": revision}]
+
+    monkeypatch.setattr("dlfa.hub.hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr("datasets.load_dataset", load_dataset)
+    assert registry.load_hub_split("allenai/social_i_qa:", "train") == [{"revision": "refs/convert/parquet"}]
+    assert calls == [("allenai/social_i_qa", None, "train", None),
+                     ("allenai/social_i_qa", None, "train", "refs/convert/parquet")]
+    assert registry.load_hub_split("nyu-mll/glue:rte", "validation") == [{"revision": None}]  # no script: main
+    with pytest.raises(RuntimeError, match="something else went wrong"):  # only the script error falls back
+        registry.load_hub_split("broken/dataset:", "train")
+
+
 # One labeled row per intermediate task in its hub dataset's schema (the dataset cards' column names; integer
 # labels index the ClassLabel names) and the example it must become: (text, text_pair, choices, label)
 HUB_ROWS = {
@@ -390,6 +411,10 @@ HUB_ROWS = {
                                        "ctx": "He cooks. he", "endings": ["eats.", "runs.", "sits.", "naps."],
                                        "source_id": "s", "split": "val", "split_type": "indomain", "label": "2"},
                   ("He cooks. he", None, ("eats.", "runs.", "sits.", "naps."), "2")),
+    "siqa": ("allenai/social_i_qa:", {"context": "Jan cooked for friends.", "question": "Why did Jan do this?",
+                                      "answerA": "to be kind", "answerB": "to sleep", "answerC": "to leave",
+                                      "label": "1"},
+             ("Jan cooked for friends.", "Why did Jan do this?", ("to be kind", "to sleep", "to leave"), "A")),
 }
 
 

@@ -11,9 +11,9 @@
   prefix, e.g. `arabic-…`). Rows have SQuAD's columns id, title, context, question, answers {text, answer_start}
   (dlfa.data.qa.read_squad_rows).
 - The intermediate tasks from their own datasets (`HubRows`, `hub_english`: nyu-mll/glue, aps/super_glue,
-  tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag), each row converted by the local readers' converters:
-  train cut 90/10 into train and dev (the test splits carry no labels), validation as test; squad, the QA one, is
-  `hub_qa("squad")` (above).
+  tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag, allenai/social_i_qa), each row converted by the local
+  readers' converters: train cut 90/10 into train and dev (the test splits carry no labels), validation as test;
+  squad, the QA one, is `hub_qa("squad")` (above).
 A layout function takes the loader (`loader(config, split)` -> rows, see dlfa.data.sources.DataSource), so tests
 inject one that reads local files written with the hub's schema.
 """
@@ -110,7 +110,8 @@ class HubSplit:
 
 
 # Hub rows of the intermediate tasks, converted by the local readers' converters (dataset cards: nyu-mll/glue,
-# aps/super_glue, tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag; integer labels in ClassLabel order)
+# aps/super_glue, tau/commonsense_qa, allenai/cosmos_qa, Rowan/hellaswag, allenai/social_i_qa; integer labels in
+# ClassLabel order)
 _GLUE_NLI3 = ("entailment", "neutral", "contradiction")
 HUB_CONVERTERS: dict[str, readers.JsonConverter] = {
     "sst2": readers.hub_labels(readers.json_pair("sentence", None), ("negative", "positive")),
@@ -127,6 +128,7 @@ HUB_CONVERTERS: dict[str, readers.JsonConverter] = {
     "commonsenseqa": readers.JSONL_FORMATS["commonsenseqa"],
     "cosmosqa": readers.JSONL_FORMATS["cosmosqa"],
     "hellaswag": readers.JSONL_FORMATS["hellaswag"],
+    "siqa": readers.JSONL_FORMATS["siqa"],
 }
 
 

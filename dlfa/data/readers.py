@@ -406,6 +406,16 @@ def _hellaswag(row: dict) -> dict:
     return {"text": _string(row, "ctx"), "choices": tuple(endings), "label": _index_label(row["label"], len(endings))}
 
 
+def _siqa(row: dict) -> dict:
+    """Social IQa (hub schema): a context, a question and three answers (answerA ... answerC); the label is the
+    gold answer's number, "1" to "3", named here by its letter."""
+    label = row["label"]
+    if label not in ("1", "2", "3"):
+        raise ValueError(f"label should be '1', '2' or '3', not {label!r} (an unlabeled row?)")
+    return {"text": _string(row, "context"), "text_pair": _string(row, "question"),
+            "choices": _choice_texts(row, ["answerA", "answerB", "answerC"]), "label": "ABC"[int(label) - 1]}
+
+
 def _index_label(value: object, choices: int) -> str:
     """A gold choice index (an integer, or its digits as in CSV files and the hub's HellaSwag) as a label name."""
     index = int(value) if isinstance(value, str) and value.strip().isdigit() else value
@@ -447,6 +457,7 @@ JSONL_FORMATS: dict[str, JsonConverter] = {
     "commonsenseqa": _commonsenseqa,
     "cosmosqa": _cosmosqa,
     "hellaswag": _hellaswag,
+    "siqa": _siqa,
     "choices": _choices,
 }
 

@@ -19,6 +19,7 @@ from dlfa.paths import cache_dir
 
 HUB_DATASET = "google/xtreme"
 HUB_ROOT = "hub"  # the data root that names the hub itself, whatever DLFA_DATA_DIR or classroom pack is set
+PARQUET_EXPORT = "refs/convert/parquet"  # the hub's own Parquet copy of a dataset still served by a loading script
 
 
 def pack_dir() -> Path:
@@ -49,7 +50,12 @@ def load_hub_split(config: str, split: str):
                         "run `python -m dlfa prepare` for the classroom pack, or pass --data-root "
                         "(DLFA_DATA_DIR) a folder laid out like the project's data", HUB_DATASET)
     dataset, _, name = config.rpartition(":") if ":" in config else (HUB_DATASET, "", config)
-    return load_dataset(dataset, name or None, split=split)
+    try:
+        return load_dataset(dataset, name or None, split=split)
+    except RuntimeError as error:  # datasets 4+ runs no loading script; the hub keeps a Parquet export of such data
+        if "Dataset scripts are no longer supported" not in str(error):
+            raise
+        return load_dataset(dataset, name or None, split=split, revision=PARQUET_EXPORT)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ tasks and the classroom tasks.
 
 Intermediate tasks (English, `intermediate=True`): sst2, cola, mrpc, qqp, qnli, rte, mnli, boolq, cb, wic,
 conll-ner (CoNLL-2003 English, zero-shot on German, Spanish, Dutch), the multiple-choice tasks commonsenseqa,
-xcopa (COPA, also zero-shot on XCOPA), cosmosqa and hellaswag, and squad (SQuAD v1.1 question answering); qqp,
-mnli, hellaswag and squad have no local files.
+xcopa (COPA, also zero-shot on XCOPA), cosmosqa, hellaswag and siqa (Social IQa, which the XCOPA paper trains before
+COPA), and squad (SQuAD v1.1 question answering); qqp, mnli, hellaswag, siqa and squad have no local files.
 Classroom tasks read the offline pack (dlfa.data.classroom), whatever the source.
 """
 
@@ -144,6 +144,10 @@ TASKS = [
                       "Sentence completion, 4 endings: HellaSwag (hub only: train cut 90/10, validation as test)",
                       intermediate=True),
              no_local_files, hub=hub_english("Rowan/hellaswag", None, "hellaswag")),
+    TaskSpec(TaskInfo("siqa", "multiple_choice", ("A", "B", "C"), "accuracy",
+                      "Social commonsense, 3 answers: Social IQa (hub only: train cut 90/10, validation as test); the "
+                      "XCOPA paper's intermediate task before COPA", intermediate=True),
+             no_local_files, hub=hub_english("allenai/social_i_qa", None, "siqa")),
     TaskSpec(TaskInfo("squad", "qa", (), "span_f1",
                       "Question answering: SQuAD v1.1 (hub only: train cut 90/10 by paragraph, validation as test; "
                       "XQuAD's English is drawn from that validation set, so a study whose target is xquad must not "
