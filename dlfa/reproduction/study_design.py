@@ -26,9 +26,10 @@ DLFA, 2 epochs of UD-POS (2,000 sentences; 8 languages × 500 test sentences) an
 test pairs) (plan.STUDY_CAPS): 30 target runs per target (UD-POS 30 × 260 s, XNLI 30 × 451 s), the controls' 6 runs
 × 600 extra steps per target (UD-POS 3.7 h, XNLI 5.8 h in all); 3 arms × 3 seeds × 600 steps, 2.0 h; 10 Tatoeba
 runs (5 languages × 500 pairs), 0.2 h: 11.7 h in all, within the 12 h budget. So DEFAULT_INTERMEDIATE_STEPS = 600
-(19,200 examples at batch 32: 67 steps a task in the 9-task arm, more for the small tasks under temperature 2).
-The previous sizing (1,000 steps, 4,000 sentences and 6,000 pairs, every test item) took 10.8 h in the bf16 timing
-model of a CPU that computes bf16 natively, and about 20 h in this one.
+(19,200 examples at batch 32: 67 steps a task on average in the 9-task arm; temperature 2 gives the large tasks
+more than that and the small ones less, less unevenly than proportional sampling). The previous sizing (1,000
+steps, 4,000 sentences and 6,000 pairs, every test item) took 10.8 h in the bf16 timing model of a CPU that
+computes bf16 natively, and 21.2 h in this one.
 
 A target may be a question answering task (`target_for`: 256-token windows, no pooling; scored by F1 with exact
 match beside it in dlfa.reproduction.study). The hub-scale study (`hub_design`, `python -m dlfa reproduce
