@@ -141,11 +141,13 @@ def test_the_compute_estimate_adds_up_about_40_hours_of_fp32_on_a_2_core_cpu(dat
 
 def test_the_study_part_plans_the_design_at_the_chosen_settings_and_fits_12_hours(data_root, tmp_path):
     config = Reproduction(str(data_root), tasks=("udpos", "xnli"))
-    with pytest.raises(ConfigError, match="the intermediate-task study takes its choices from finetune/udpos-dlfa"):
+    with pytest.raises(ConfigError, match="the intermediate-task study takes its choices from select/udpos, which"):
         list(plan_jobs(config, tmp_path, ("study",)))
-    for setting, layer, rate in (("udpos", 4, 5e-5), ("xnli-cls", 0, 2e-5)):
-        spec = {"task": setting.split("-")[0], "fusion_layers": [layer], "learning_rate": rate, "pooling": "cls"}
-        write_results(tmp_path / f"finetune/{setting}-dlfa", JobResult(spec, COMPLETED, ()))
+    for setting, layer, rate in (("udpos", 4, 5e-5), ("xnli-cls", 0, 2e-5)):  # the choices, not fine-tuning itself
+        chosen = RunResult({"task": setting.split("-")[0], "aggregations": ["dlfa"], "fusion_layers": [layer],
+                            "learning_rate": rate, "pooling": "cls"}, COMPLETED, dev_score=75.0)
+        write_job(tmp_path, f"select/{setting}", [selection_run("dlfa", 1e-4, 70.0, 6), chosen])
+        write_job(tmp_path, f"select/{setting}-layers", [selection_run("dlfa", rate, 75.0, 9)])  # a tie: lower layer
     jobs = dict(plan_jobs(config, tmp_path, ("study",)))
     assert list(jobs)[:4] == ["study/arm-1", "study/arm-3", "study/arm-9", "study/udpos-control"]
     assert jobs["study/arm-9"]["intermediate_tasks"] == list(INTERMEDIATE_PRESETS[9])  # named, in order of preference

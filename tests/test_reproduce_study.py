@@ -8,7 +8,7 @@ from dlfa.reproduction.record import save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.runner import run_plan
 from dlfa.reproduction.study_design import DESIGN_FILE
-from dlfa.results import COMPLETED, JobResult, read_job_results, write_results
+from dlfa.results import COMPLETED, JobResult, RunResult, read_job_results, write_results
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50, "eval_languages": ("de", "zh")}
@@ -18,8 +18,10 @@ def test_the_study_part_runs_resumes_and_reports(tiny_encoder, data_root, tmp_pa
     out, doc = tmp_path / "reproduction", tmp_path / "docs" / "REPRODUCTION.md"
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos",), seeds=(1, 2, 3), study_counts=(0, 1, 3),
                           study_steps=6, study_retrieval=(), spec_overrides=TINY)
-    write_results(out / "finetune/udpos-dlfa", JobResult({"task": "udpos", "fusion_layers": [2],
-                                                          "learning_rate": 1e-3}, COMPLETED, ()))
+    chosen = RunResult({"task": "udpos", "aggregations": ["dlfa"], "fusion_layers": [2], "learning_rate": 1e-3},
+                       COMPLETED, dev_score=80.0)
+    write_results(out / "select/udpos", JobResult({"task": "udpos"}, COMPLETED, (chosen,)))  # the plan's choice
+    write_results(out / "select/udpos-layers", JobResult({"task": "udpos"}, COMPLETED, ()))
     ran = []
     assert run_plan(config, out, ("study",), log=ran.append) == COMPLETED
     assert [line.split(":")[0] for line in ran] == ["study/arm-1", "study/arm-3", "study/udpos-control",

@@ -140,7 +140,7 @@ class Reproduction:
     study_counts: tuple[int, ...] = STUDY_COUNTS
     study_steps: int = DEFAULT_INTERMEDIATE_STEPS  # the study's one intermediate budget (study_design's sizing)
     study_retrieval: tuple[str, ...] = DEFAULT_RETRIEVAL_LANGUAGES  # Tatoeba, those the data root has; (): none
-    study_preset: str = "plan"  # "plan": from this plan's fine-tuning; "hub": study_design.hub_design
+    study_preset: str = "plan"  # "plan": at this plan's choices; "hub": study_design.hub_design
     spec_overrides: dict = field(default_factory=dict)
 
     def settings(self) -> Iterator[tuple[str, str | None]]:
@@ -197,7 +197,7 @@ class Reproduction:
 
     def study_design(self, out_root: Path) -> StudyDesign:
         """The intermediate-task study on the STUDY_TASKS at the chosen settings (DLFA's fusion layer, each target's
-        dlfa learning rate and pooling from fine-tuning), arms of study_counts named tasks in order of preference,
+        dlfa learning rate and pooling: the choices fine-tuning uses, so the study can run once they are made), arms of study_counts named tasks in order of preference,
         3 seeds, study_steps, the Tatoeba languages of the data root among study_retrieval. `spec_overrides` apply
         to every job, but the target languages (and early stopping, which the study does not use) only to targets.
         With study_preset "hub", the hub-scale study instead (study_design.resumed_hub_design: no choices from this
@@ -212,7 +212,7 @@ class Reproduction:
         targets = []
         for task in (t for t in STUDY_TASKS if t in self.tasks):
             setting = setting_name(task, TASK_PLANS[task].poolings[0])
-            dlfa = finished(out_root, f"finetune/{setting}-dlfa", "the intermediate-task study").spec
+            dlfa = choose(selection_runs(out_root, setting, "the intermediate-task study"), "dlfa").spec
             plan = TASK_PLANS[task]
             targets.append(StudyTarget(task, tuple(self.spec_overrides.get("eval_languages", plan.eval_languages)),
                                        dlfa["fusion_layers"][0], dlfa.get("pooling") if plan.poolings[0] else None,
@@ -279,10 +279,15 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
         yield from design.job_fields(out_root)
 
 
+def selection_runs(out_root: Path, setting: str, needed_by: str) -> list[RunResult]:
+    """The seed-1 runs a setting's choices are made among: select/<setting> and select/<setting>-layers."""
+    return [*finished(out_root, f"select/{setting}", needed_by).runs,
+            *finished(out_root, f"select/{setting}-layers", needed_by).runs]
+
+
 def chosen_settings(out_root: Path, setting: str) -> dict[str, RunResult]:
     """aggregation -> the seed-1 run whose learning rate (and, for dlfa, fusion layer) fine-tuning uses."""
-    runs = finished(out_root, f"select/{setting}", "fine-tuning").runs
-    runs = runs + finished(out_root, f"select/{setting}-layers", "fine-tuning").runs
+    runs = selection_runs(out_root, setting, "fine-tuning")
     return {aggregation: choose(runs, aggregation) for aggregation in AGGREGATIONS}
 
 

@@ -141,7 +141,7 @@ class StudyTarget:
 
     task: str
     eval_languages: tuple[str, ...]
-    fusion_layer: int = 6  # DLFA's lower layer (the plan takes the fine-tuning's chosen one)
+    fusion_layer: int = 6  # DLFA's lower layer (the plan takes the one its selection step chose)
     pooling: str | None = None  # sentence / pair tasks: cls or mean; None for token tasks
     max_train_examples: int | None = 4000
     max_eval_examples: int | None = 500
