@@ -199,10 +199,9 @@ class Reproduction:
         """The intermediate-task study on the STUDY_TASKS at the chosen settings (DLFA's fusion layer, each target's
         dlfa learning rate and pooling: the choices fine-tuning uses, so the study can run once they are made), arms
         of study_counts named tasks in order of preference, 3 seeds, study_steps, the Tatoeba languages of the data
-        root among study_retrieval. `spec_overrides` apply
-        to every job, but the target languages (and early stopping, which the study does not use) only to targets.
-        With study_preset "hub", the hub-scale study instead (study_design.resumed_hub_design: no choices from this
-        plan)."""
+        root among study_retrieval. `spec_overrides` apply to every job, but the target languages (and early
+        stopping, which the study does not use) only to targets. With study_preset "hub", the hub-scale study instead
+        (study_design.resumed_hub_design: no choices from this plan)."""
         from dlfa.data.tatoeba import available_tatoeba_languages
 
         if self.study_preset not in STUDY_PRESETS:
