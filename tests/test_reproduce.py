@@ -10,9 +10,9 @@ from dlfa.cli.main import main
 from dlfa.cli.reproduce import REPORT_COMMAND
 from dlfa.errors import ConfigError
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, SMALL_FILES, TASK_PLANS, Reproduction,
-                                    estimated_hours, plan_jobs, record_root, study_hours)
-from dlfa.reproduction.study_design import DESIGN_FILE, INTERMEDIATE_PRESETS, StudyDesign
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LEARNING_RATES, SEEDS, SMALL_FILES, STUDY_CAPS, TASK_PLANS,
+                                    Reproduction, estimated_hours, plan_jobs, record_root, study_hours)
+from dlfa.reproduction.study_design import DESIGN_FILE, INTERMEDIATE_PRESETS, StudyDesign, StudyTarget, named_subsets
 from dlfa.reproduction.record import restore_record, save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.rules import lower_layers_retrieve_better, tied_layers
@@ -320,3 +320,15 @@ def test_the_status_command_prints_the_table_of_an_output_root(data_root, tiny_e
     printed = capsys.readouterr().out
     assert "| udpos | 0/6 | 1/11 | 0/15 | 10.0 |" in printed  # the tiny encoder's 4 layers: 6 probe runs
     assert "| xnli-cls | 0/6 | 0/11 | 0/15 |" in printed and "runs left, about" in printed
+    assert "Study" not in printed  # none in this output root
+
+    design = StudyDesign((StudyTarget("udpos", ("de",), 2, None, *STUDY_CAPS["udpos"], 2.0),),
+                         named_subsets((0, 1), ["sst2"]), retrieval_languages=())
+    write_results(tmp_path / "study/arm-1", JobResult({"task": "intermediate"}, COMPLETED, ()))
+    (tmp_path / DESIGN_FILE).write_text(json.dumps(design.to_dict()))
+    assert main(["reproduce", "status", "--data-root", str(data_root), "--encoder", tiny_encoder,
+                 "--out", str(tmp_path)]) == 0
+    hours = study_hours(design, {"udpos": english_sizes("udpos", DataSource.resolve(data_root))["train"]})["total"]
+    printed = capsys.readouterr().out  # 4 jobs: arm-1, the control, the targets from arms 0 and 1
+    assert (f"Study (`study/design.json`): 1 of 4 jobs finished; the timing model puts the whole study at {hours:.1f} h"
+            in printed)

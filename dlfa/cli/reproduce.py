@@ -116,16 +116,19 @@ def report_cli(args) -> int:
 
 
 def status_cli(args) -> int:
-    """The plan's progress in --out (or, without it, in the record beside the report)."""
+    """The plan's progress in --out (or, without it, in the record beside the report), and the study's there."""
     from dlfa.data.registry import DataSource, english_sizes
     from dlfa.model.encoders import encoder_info
-    from dlfa.reproduction.status import plan_status, status_text
+    from dlfa.reproduction.status import plan_status, status_text, study_status_text
 
     out = Path(args.out) if Path(args.out).is_dir() else record_root(args.doc)
     config = Reproduction(data_root=str(Path(args.data_root).resolve()), encoder=args.encoder)
     source = DataSource.resolve(config.data_root)
     sizes = {task: english_sizes(task, source)["train"] for task in config.tasks}
     print(status_text(plan_status(config, out, sizes, encoder_info(args.encoder).num_layers), out))
+    study = study_status_text(out, sizes)
+    if study:
+        print("\n" + study)
     return 0
 
 

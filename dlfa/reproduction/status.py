@@ -7,7 +7,8 @@ precision that will run the rest. The median, because a run's seconds are wall t
 sitting ended and resumed it later, counts the gap. A task with no such run yet takes the timing model's
 (plan.model_run_seconds: fp32 on a 2-core CPU without native bf16), and the table says so. A probe sweep not yet
 finished takes the mean of those that did (timings.json), else the model's; the layer analyses, minutes, are left
-out.
+out. An output root that holds the intermediate-task study (study/design.json) gets a line on it too: its jobs
+finished of planned, and the timing model's hours for all of it (plan.study_hours).
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from pathlib import Path
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.choices import finetune_layers
 from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, TIMINGS_FILE, Reproduction, model_run_seconds,
-                                    read_json, read_results, setting_name)
+                                    read_json, read_results, setting_name, study_hours)
+from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
-from dlfa.results import RESULTS_FILE, RunResult
+from dlfa.results import COMPLETED, RESULTS_FILE, RunResult
 
 STEPS = ("probe", "select", "finetune")
 
@@ -98,3 +100,18 @@ def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
         lines.append("* no fine-tuning run of the task has finished here yet: the timing model's minutes (fp32 on a "
                      "2-core CPU without native bf16; bf16 where it is native runs 2-3.5 times as fast)")
     return "\n".join(lines)
+
+
+def study_status_text(out_root: Path, train_sizes: dict[str, int]) -> str | None:
+    """A line on the study under out_root (None without one): jobs finished of planned, and the timing model's
+    hours for the whole study where it prices every target. train_sizes: task -> English training examples."""
+    saved = read_json(out_root / DESIGN_FILE)
+    if saved is None:
+        return None
+    design = StudyDesign.from_dict(saved)
+    jobs = [read_results(out_root / key / RESULTS_FILE) for key, _ in design.job_fields(out_root)]
+    finished = sum(1 for done in jobs if done is not None and done.status == COMPLETED)
+    priced = all(target.task in train_sizes for target in design.targets)
+    hours = study_hours(design, train_sizes)["total"] if priced else None
+    whole = f"; the timing model puts the whole study at {hours:.1f} h" if hours is not None else ""
+    return f"Study (`{DESIGN_FILE}`): {finished} of {len(jobs)} jobs finished{whole}."
