@@ -163,12 +163,14 @@ def main() -> None:
     p.add_argument("--eval-languages", type=int, default=8, help=f"the first n of {', '.join(EVAL_LANGUAGES)}")
     p.add_argument("--eval-sentences", type=int, default=500, help="test sentences per evaluation language")
     p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"),
+                   help="default: fp32, and bf16 where the CPU computes it natively")
     args = p.parse_args()
     data = train_split(args, load_encoder(args.encoder).tokenizer)
     tokens = int(data.lengths.sum())
     rows = [{"input_ids": data.input_ids[data.offsets[i]:data.offsets[i + 1]].tolist(),
              "labels": data.labels[data.offsets[i]:data.offsets[i + 1]].tolist()} for i in range(len(data))]
-    precisions = ("fp32", "bf16") if cpu_has_bf16() else ("fp32",)
+    precisions = tuple(args.precisions or (("fp32", "bf16") if cpu_has_bf16() else ("fp32",)))
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     sides = [(aggregation, precision, side) for precision in precisions for aggregation in ("last", "dlfa")
              for side in ("ours", "Trainer defaults", "Trainer group_by_length")
@@ -179,6 +181,8 @@ def main() -> None:
 
     ours_seconds(args, "dlfa", "fp32", train_examples=2 * args.batch_size)  # warm-up: first kernels, allocator
     trainer_seconds(args, rows[:2 * args.batch_size], "dlfa", "group_by_length", bf16=False)
+    if "bf16" in precisions:
+        ours_seconds(args, "dlfa", "bf16", train_examples=2 * args.batch_size)
     rates: dict[tuple, list[float]] = {key: [] for key in sides}
     machine: dict[str, list[float]] = {precision: [] for precision in precisions}
     for repetition in range(args.repetitions):

@@ -34,3 +34,30 @@ def test_a_cpu_job_computes_in_its_specs_precision_or_the_native_one(machine, pr
     machine(gpu=False, gpu_bf16=False, cpu_bf16=cpu_bf16)
     spec = JobSpec(task="udpos", eval_languages=("de",), device="cpu", precision=precision)
     assert runtime.setup_runtime(spec).precision == expected
+
+
+class RecordingLibc:
+    """Stands in for glibc: a heap holding `free` bytes free, and the malloc_trim calls made."""
+
+    def __init__(self, free: int):
+        self.free, self.trims = free, 0
+
+    def mallinfo2(self):
+        return runtime._MallInfo2(fordblks=self.free)
+
+    def malloc_trim(self, pad: int) -> int:
+        self.trims += 1
+        return 1
+
+
+def test_a_training_step_gives_the_heap_back_only_past_the_threshold(monkeypatch):
+    libc = RecordingLibc(free=runtime.STEP_TRIM_FREE_BYTES - 1)
+    monkeypatch.setattr(runtime, "_LIBC", libc)
+    runtime.release_memory(runtime.STEP_TRIM_FREE_BYTES)
+    assert libc.trims == 0  # below the threshold: the next batch reuses the heap without faulting pages in
+    runtime.release_memory()
+    assert libc.trims == 1  # after evaluations and loading: always
+    libc.free = runtime.STEP_TRIM_FREE_BYTES
+    runtime.release_memory(runtime.STEP_TRIM_FREE_BYTES)
+    assert libc.trims == 2
+

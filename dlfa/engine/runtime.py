@@ -19,6 +19,7 @@ from dlfa.errors import ConfigError
 
 ONEDNN_CACHE_CAPACITY = 16
 MADV_RANDOM = 1  # <sys/mman.h>
+STEP_TRIM_FREE_BYTES = 384 * 2**20  # a training step gives the heap back only when it holds this much free
 
 
 @dataclass
@@ -98,10 +99,22 @@ def setup_runtime(spec: JobSpec) -> Runtime:
     return Runtime(device, torch.bfloat16 if bf16 else None, rank, world, joins)
 
 
-def release_memory() -> None:
-    """Give freed heap memory back to the OS (glibc's malloc_trim). Batches of changing shapes otherwise leave
-    the CPU process holding free, fragmented heap, which raises its peak memory."""
-    if _LIBC is not None:
+def free_heap_bytes() -> int | None:
+    """Bytes the heap holds free (glibc's mallinfo2, over all arenas); None without glibc 2.33 or later."""
+    if _LIBC is None or not hasattr(_LIBC, "mallinfo2"):
+        return None
+    return _LIBC.mallinfo2().fordblks
+
+
+def release_memory(min_free_bytes: int = 0) -> None:
+    """Give freed heap memory back to the OS (glibc's malloc_trim) when the heap holds at least min_free_bytes
+    free. Batches of changing shapes otherwise leave the CPU process holding free, fragmented heap, which raises
+    its peak memory; but each trim makes the next batch fault its pages in again, so a training step trims only
+    past a threshold (STEP_TRIM_FREE_BYTES)."""
+    if _LIBC is None:
+        return
+    free = free_heap_bytes()
+    if free is None or free >= min_free_bytes:
         _LIBC.malloc_trim(0)
 
 
@@ -117,12 +130,21 @@ def advise_random_access(tensor: torch.Tensor) -> None:
     _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(tensor.data_ptr() + tensor.nbytes - start), MADV_RANDOM)
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
 def _glibc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
     except OSError:
         return None
+    if not hasattr(libc, "malloc_trim"):
+        return None
+    if hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 _LIBC = _glibc()
