@@ -1,5 +1,6 @@
-"""Which precision a job computes in (dlfa.engine.runtime): "auto" is bf16 only where the device computes it
-natively, so a job never runs emulated bf16; an explicit precision is kept."""
+"""dlfa.engine.runtime: which precision a job computes in ("auto" is bf16 only where the device computes it
+natively, so a job never runs emulated bf16; an explicit precision is kept), and when a CPU step gives the heap
+back."""
 import pytest
 import torch
 
@@ -53,11 +54,11 @@ class RecordingLibc:
 def test_a_training_step_gives_the_heap_back_only_past_the_threshold(monkeypatch):
     libc = RecordingLibc(free=runtime.STEP_TRIM_FREE_BYTES - 1)
     monkeypatch.setattr(runtime, "_LIBC", libc)
-    runtime.release_memory(runtime.STEP_TRIM_FREE_BYTES)
+    runtime.release_memory(after_step=True)
     assert libc.trims == 0  # below the threshold: the next batch reuses the heap without faulting pages in
     runtime.release_memory()
     assert libc.trims == 1  # after evaluations and loading: always
     libc.free = runtime.STEP_TRIM_FREE_BYTES
-    runtime.release_memory(runtime.STEP_TRIM_FREE_BYTES)
+    runtime.release_memory(after_step=True)
     assert libc.trims == 2
 

@@ -106,15 +106,15 @@ def free_heap_bytes() -> int | None:
     return _LIBC.mallinfo2().fordblks
 
 
-def release_memory(min_free_bytes: int = 0) -> None:
-    """Give freed heap memory back to the OS (glibc's malloc_trim) when the heap holds at least min_free_bytes
-    free. Batches of changing shapes otherwise leave the CPU process holding free, fragmented heap, which raises
-    its peak memory; but each trim makes the next batch fault its pages in again, so a training step trims only
-    past a threshold (STEP_TRIM_FREE_BYTES)."""
+def release_memory(after_step: bool = False) -> None:
+    """Give freed heap memory back to the OS (glibc's malloc_trim). Batches of changing shapes otherwise leave
+    the CPU process holding free, fragmented heap, which raises its peak memory; but each trim makes the next
+    batch fault its pages in again, so after a training step it trims only when the heap holds at least
+    STEP_TRIM_FREE_BYTES free (after loading and evaluations: always)."""
     if _LIBC is None:
         return
     free = free_heap_bytes()
-    if free is None or free >= min_free_bytes:
+    if not after_step or free is None or free >= STEP_TRIM_FREE_BYTES:
         _LIBC.malloc_trim(0)
 
 

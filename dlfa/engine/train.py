@@ -44,8 +44,7 @@ from dlfa.engine.datasets import UnitData
 from dlfa.engine.evaluate import evaluate_dataset, predict_dataset, predictions_path, to_device
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, constant_score, score
 from dlfa.engine.qa_evaluate import evaluate_qa
-from dlfa.engine.runtime import (STEP_TRIM_FREE_BYTES, Runtime, broadcast_flag, hardware_name, name_seed,
-                                 release_memory, set_seed)
+from dlfa.engine.runtime import Runtime, broadcast_flag, hardware_name, name_seed, release_memory, set_seed
 from dlfa.engine.schedule import Stage, build_optimizer, learning_rate_at, plan_stages
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
@@ -185,7 +184,7 @@ class UnitTrainer:
             group["lr"] = learning_rate_at(step, stage.steps, warmup, self.learning_rate)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        self.release_cpu_memory(STEP_TRIM_FREE_BYTES)
+        self.release_cpu_memory(after_step=True)
         return total / accumulation
 
     def _micro_batch(self, stage_index: int, stage: Stage, streams: dict[str, BatchStream], step: int, micro: int) -> dict:
@@ -295,9 +294,9 @@ class UnitTrainer:
         """Rank 0 asks the callbacks; under DDP every rank gets its answer."""
         return broadcast_flag(self.runtime.is_main and self.callbacks.should_stop(), self.runtime)
 
-    def release_cpu_memory(self, min_free_bytes: int = 0) -> None:
+    def release_cpu_memory(self, after_step: bool = False) -> None:
         if self.runtime.device.type == "cpu":
-            release_memory(min_free_bytes)
+            release_memory(after_step)
 
     # -- evaluation ----------------------------------------------------------------------------------
     def qa_scores(self, dataset, bootstrap_samples: int, head: str | None = None,
