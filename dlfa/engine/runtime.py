@@ -113,9 +113,11 @@ def release_memory(after_step: bool = False) -> None:
     STEP_TRIM_FREE_BYTES free (after loading and evaluations: always)."""
     if _LIBC is None:
         return
-    free = free_heap_bytes()
-    if not after_step or free is None or free >= STEP_TRIM_FREE_BYTES:
-        _LIBC.malloc_trim(0)
+    if after_step:
+        free = free_heap_bytes()
+        if free is not None and free < STEP_TRIM_FREE_BYTES:
+            return
+    _LIBC.malloc_trim(0)
 
 
 def advise_random_access(tensor: torch.Tensor) -> None:

@@ -111,7 +111,7 @@ def study_status_text(out_root: Path, train_sizes: dict[str, int]) -> str | None
     design = StudyDesign.from_dict(saved)
     jobs = [read_results(out_root / key / RESULTS_FILE) for key, _ in design.job_fields(out_root)]
     finished = sum(1 for done in jobs if done is not None and done.status == COMPLETED)
-    priced = all(target.task in train_sizes for target in design.targets)
-    hours = study_hours(design, train_sizes)["total"] if priced else None
-    whole = f"; the timing model puts the whole study at {hours:.1f} h" if hours is not None else ""
+    whole = ""
+    if all(target.task in train_sizes for target in design.targets):
+        whole = f"; the timing model puts the whole study at {study_hours(design, train_sizes)['total']:.1f} h"
     return f"Study (`{DESIGN_FILE}`): {finished} of {len(jobs)} jobs finished{whole}."
