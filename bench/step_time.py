@@ -1,11 +1,12 @@
 """DLFA training step ÷ `last` training step on identical batches (target ≤ 1.05), and on the CPU what the
-engine's dropout (dlfa.engine.cpu_dropout) saves: `last` with torch's stock dropout ÷ `last` with ours.
+engine's dropout (dlfa.engine.cpu_dropout) saves (`last` with torch's stock dropout ÷ `last` with ours) and what
+slicing batches for memory costs (`last` in slices of --cpu-slice-tokens ÷ `last` never sliced).
 
-The models share one encoder (the stock side a copy) and draw the same length-grouped batches through the
-trainer's own `train_step`; the steps alternate (dlfa, last, last stock, dlfa, …) so machine noise hits every
-side alike, and each ratio is of median step times.
+`dlfa` and `last` share one encoder (the stock-dropout and unsliced sides a copy each) and draw the same
+length-grouped batches through the trainer's own `train_step`; the steps alternate (dlfa, last, last stock,
+last unsliced, dlfa, …) so machine noise hits every side alike, and each ratio is of median step times.
 
-    python bench/step_time.py [--steps 12] [--precision auto|fp32|bf16]
+    python bench/step_time.py [--steps 12] [--precision auto|fp32|bf16] [--cpu-slice-tokens 512]
 """
 import copy
 import statistics
@@ -33,6 +34,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--fusion-layer", type=int, default=6)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--cpu-slice-tokens", type=int, default=JobSpec.cpu_tokens_per_slice,
+                   help="the spec's cpu_tokens_per_slice (0: never slice)")
     args = p.parse_args()
     loaded = load_encoder(args.encoder)
     data = train_split(args, loaded.tokenizer)
@@ -42,12 +45,14 @@ def main() -> None:
     encoders = {"dlfa": loaded.model, "last": loaded.model}
     if on_cpu:
         encoders["last, stock dropout"] = copy.deepcopy(loaded.model)
+        encoders["last, unsliced"] = copy.deepcopy(loaded.model)
     sides = {}
     for name, encoder in encoders.items():
         aggregation = name.split(",")[0]
         spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
                        fusion_layers=(args.fusion_layer,) if aggregation == "dlfa" else (),
-                       batch_size=args.batch_size, max_steps=args.steps + 2, precision=args.precision)
+                       batch_size=args.batch_size, max_steps=args.steps + 2, precision=args.precision,
+                       cpu_tokens_per_slice=0 if name == "last, unsliced" else args.cpu_slice_tokens)
         runtime = setup_runtime(spec)
         torch.manual_seed(0)
         model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, spec.fusion_layers[0] if spec.fusion_layers
@@ -68,13 +73,17 @@ def main() -> None:
                 times.append(time.perf_counter() - started)
     dlfa, last = (statistics.median(sides[name][4]) for name in ("dlfa", "last"))
     print(f"encoder {args.encoder}, batch {args.batch_size}, {args.steps} steps each, "
-          f"{sides['dlfa'][0].runtime.precision}, {torch.get_num_threads()} threads")
+          f"{sides['dlfa'][0].runtime.precision}, {torch.get_num_threads()} threads, "
+          f"cpu_tokens_per_slice {args.cpu_slice_tokens}")
     print(f"median step: dlfa (layer {args.fusion_layer}) {dlfa * 1000:.0f} ms, last {last * 1000:.0f} ms")
     print(f"RATIO dlfa / last step time = {dlfa / last:.3f}  (target <= 1.05)")
     if on_cpu:
         stock = statistics.median(sides["last, stock dropout"][4])
         print(f"median step of last with torch's stock dropout: {stock * 1000:.0f} ms")
         print(f"RATIO last step with stock dropout / with the engine's CPU dropout = {stock / last:.3f}")
+        unsliced = statistics.median(sides["last, unsliced"][4])
+        print(f"median step of last with its batches never sliced: {unsliced * 1000:.0f} ms")
+        print(f"RATIO last step in slices of {args.cpu_slice_tokens} tokens / never sliced = {last / unsliced:.3f}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlfa.errors import ConfigError
-from dlfa.model.fusion import AGGREGATIONS, AIFFusion, build_aggregation, check_fusion_layer
+from dlfa.model.fusion import AGGREGATIONS, AIFFusion, build_aggregation, check_fusion_layer, needed_layers
 
 B, T, E, L = 3, 7, 32, 4
 
@@ -121,3 +121,8 @@ def test_aif_run_per_slice_sees_other_batch_statistics_than_the_whole_batch():
     module.eval()  # running statistics: each row on its own
     assert not uses_batch_statistics(module)
     assert torch.allclose(module(states, mask).fusion_weights[:4], module(tuple(h[:4] for h in states), mask[:4]).fusion_weights)
+
+
+def test_needed_layers_are_the_hidden_states_an_aggregation_reads():
+    assert needed_layers("dlfa", 3, 12) == [3, 12] and needed_layers("last", None, 12) == [12]
+    assert needed_layers("scalar-mix", None, 4) == [0, 1, 2, 3, 4]

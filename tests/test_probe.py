@@ -11,7 +11,7 @@ from dlfa.engine import probe
 from dlfa.model.encoders import load_tokenizer
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import WEIGHTS_FILE, DlfaConfig, DlfaModel, HeadConfig
-from dlfa.engine.probe import (FeatureNet, HiddenStateDataset, fit_standardization, hidden_state_dataset, needed_layers,
+from dlfa.engine.probe import (FeatureNet, HiddenStateDataset, fit_standardization, hidden_state_dataset,
                         write_hidden_states)
 from dlfa.data.base import Example, TaskInfo, encode_examples
 from dlfa.engine.datasets import EncodedDataset
@@ -37,11 +37,6 @@ def tiny(tiny_encoder):
     model = DlfaModel.from_encoder_spec(DlfaConfig(tiny_encoder, {"udpos": HeadConfig("token", list(POS.labels))},
                                                    "dlfa", fusion_layer=1)).eval()
     return model, encoded
-
-
-def test_needed_layers():
-    assert needed_layers("dlfa", 3, 12) == [3, 12] and needed_layers("last", None, 12) == [12]
-    assert needed_layers("scalar-mix", None, 4) == [0, 1, 2, 3, 4]
 
 
 def test_cached_hidden_states_equal_the_encoder_output(tiny, tmp_path, monkeypatch):

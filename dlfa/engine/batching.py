@@ -13,7 +13,7 @@ from dlfa.data.base import IGNORE_INDEX
 from dlfa.engine.evaluate import autocast
 from dlfa.engine.runtime import Runtime
 from dlfa.errors import ConfigError
-from dlfa.model.fusion import uses_batch_statistics
+from dlfa.model.fusion import needed_layers, uses_batch_statistics
 from dlfa.model.modeling import DlfaModel
 
 MEGA_BATCH = 50  # length grouping: sort within windows of 50 batches
@@ -119,9 +119,10 @@ def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: 
     aggregation run per slice computes other outputs and gradients than for the batch it was given (and only
     DLFA is affected). Gathering the statistics in a first pass and normalizing the slices with them would
     still leave out the gradient that flows through the statistics. So the slicing stops at the encoder:
-      1. each slice runs through the encoder, the first with its graph kept and the others without one; their
-         hidden states (L + 1 × rows × width × E) fill the whole batch's L + 1 × B × T × E (positions past a
-         slice's width are padding: zeros, masked everywhere downstream);
+      1. each slice runs through the encoder, the first with its graph kept and the others without one; the
+         hidden states the aggregation reads (fusion.needed_layers: layer k and the last, rows × width × E each)
+         fill the whole batch's B × T × E (positions past a slice's width are padding: zeros, masked everywhere
+         downstream); the others are not kept;
       2. aggregation + head run on the whole batch; backward gives the loss's gradient w.r.t. the hidden states
          and the aggregation's and head's parameters; the batch norm's running statistics are updated once;
       3. each slice back-propagates its rows of those gradients: the first through its kept graph, the others
@@ -137,6 +138,7 @@ def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: 
         with autocast(runtime.device, runtime.amp_dtype):
             return model.encode(part["input_ids"], part["attention_mask"], part.get("token_type_ids"))
 
+    read = needed_layers(model.config.aggregation, model.config.fusion_layer, model.num_layers)
     rng_states, layers = [], []
     for index, (start, end, width) in enumerate(bounds):
         rng_states.append(torch.get_rng_state())
@@ -144,15 +146,15 @@ def backward_whole_batch(model: DlfaModel, batch: dict, max_tokens: int, scale: 
             hidden = encode(start, end, width)
         if index == 0:
             first_slice = hidden
-        layers = layers or [h.new_zeros(rows, length, h.shape[-1]) for h in hidden]
-        for whole, part in zip(layers, hidden):
-            whole[start:end, :width] = part.detach()
-    layers = [h.requires_grad_() for h in layers]
+        layers = layers or [h.new_zeros(rows, length, h.shape[-1]) if i in read else None for i, h in enumerate(hidden)]
+        for i in read:
+            layers[i][start:end, :width] = hidden[i].detach()
+    layers = [h.requires_grad_() if h is not None else None for h in layers]
     with autocast(runtime.device, runtime.amp_dtype):
         loss = model.classify(tuple(layers), batch["attention_mask"], batch["task"], batch.get("labels"),
                               batch.get("start_positions"), batch.get("end_positions")).loss
     (loss * scale).backward()
-    used = [i for i, h in enumerate(layers) if h.grad is not None]
+    used = [i for i in read if layers[i].grad is not None]
     for index, ((start, end, width), rng) in enumerate(zip(bounds, rng_states)):
         if index == 0:
             hidden = first_slice

@@ -28,7 +28,7 @@ from torch import nn
 from dlfa.io import atomic_folder
 from dlfa.engine.datasets import MultipleChoiceDataset
 from dlfa.engine.evaluate import EVAL_BATCH_SIZE, autocast, sorted_batches, to_device
-from dlfa.model.fusion import NEEDS_FUSION_LAYER
+from dlfa.model.fusion import needed_layers
 from dlfa.engine.spec import JobSpec
 from dlfa.model.modeling import DlfaModel, DlfaOutput
 from dlfa.paths import cache_subdir
@@ -38,15 +38,6 @@ SHARD_EXAMPLES = 256
 
 def features_dir() -> Path:
     return cache_subdir("features", "hidden")
-
-
-def needed_layers(aggregation: str, fusion_layer: int | None, num_layers: int) -> list[int]:
-    """The hidden-state indices (0 = embeddings … L = last layer) an aggregation reads."""
-    if aggregation == "scalar-mix":
-        return list(range(num_layers + 1))
-    if aggregation in NEEDS_FUSION_LAYER:
-        return [fusion_layer, num_layers]
-    return [num_layers]
 
 
 def cache_key(spec: JobSpec, encoded, precision: str) -> str:

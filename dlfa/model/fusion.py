@@ -53,6 +53,15 @@ def check_fusion_layer(aggregation: str, fusion_layer: int | None, num_layers: i
         )
 
 
+def needed_layers(aggregation: str, fusion_layer: int | None, num_layers: int) -> list[int]:
+    """The hidden-state indices (0 = embeddings … L = last layer) an aggregation reads."""
+    if aggregation == "scalar-mix":
+        return list(range(num_layers + 1))
+    if aggregation in NEEDS_FUSION_LAYER:
+        return [fusion_layer, num_layers]
+    return [num_layers]
+
+
 def uses_batch_statistics(module: nn.Module) -> bool:
     """Whether `module`'s output for one example depends on the other examples of its batch (batch norm in
     training mode): such a module must see the whole batch at once (see dlfa.engine.batching.backward_whole_batch)."""
