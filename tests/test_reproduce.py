@@ -178,6 +178,21 @@ def test_the_record_keeps_a_finished_retrieval_job_which_has_no_runs(tmp_path):
     assert (tmp_path / "fresh/study/tatoeba-arm-0-s1/results.json").is_file()
 
 
+def test_a_record_is_provisional_per_experiment_when_its_runs_predate_code_versions(tmp_path):
+    from dlfa.reproduction.record import provisional
+
+    def job(code_version):
+        run = RunResult({"task": "xnli", "seeds": [1]}, COMPLETED, {"de": LanguageMetric("accuracy", 60.0)},
+                        code_version=code_version)
+        return JobResult({"task": "xnli"}, COMPLETED, (run,))
+
+    write_results(tmp_path / "finetune/xnli-cls", job(None))
+    write_results(tmp_path / "study/xnli-arm-0-s1", job({"sources_sha256": "ab" * 32}))
+    assert provisional(tmp_path) and not provisional(tmp_path, study=True)
+    write_results(tmp_path / "finetune/xnli-cls", job({"sources_sha256": "cd" * 32}))
+    assert not provisional(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def committed_report(tmp_path_factory) -> Path:
     """The report regenerated from the committed record as `python -m dlfa reproduce report` writes it, into a

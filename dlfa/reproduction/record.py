@@ -98,9 +98,10 @@ def precisions(root: Path, study: bool = False) -> dict[str, list[str]]:
     return _jobs_by(root, study, precision_key)
 
 
-def provisional(root: Path) -> bool:
-    """Whether the comparison runs under root predate code versions (PROVISIONAL says what that means)."""
-    return list(code_versions(root)) == ["not recorded"]
+def provisional(root: Path, study: bool = False) -> bool:
+    """Whether the comparison runs (or the study's) under root predate code versions (PROVISIONAL says what that
+    means)."""
+    return list(code_versions(root, study)) == ["not recorded"]
 
 
 def git_commits(root: Path, study: bool = False) -> list[str]:

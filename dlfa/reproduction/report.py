@@ -17,7 +17,8 @@ import numpy as np
 from dlfa.errors import DlfaError
 from dlfa.io import write_text
 from dlfa.reproduction.plan import TASK_PLANS, read_results
-from dlfa.reproduction.record import PROVISIONAL, code_versions, git_commits, precisions, refuse_mixed_runs
+from dlfa.reproduction.record import (PROVISIONAL, code_versions, git_commits, precisions, provisional,
+                                      refuse_mixed_runs)
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.report_study import StudySections
@@ -104,11 +105,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                      json.dumps(results.spec, indent=1), "```", "</details>", "")
 
     def code_version(self, study: bool = False) -> str:
+        if provisional(self.out_root, study):
+            return "not recorded either" if study else f"not recorded ({PROVISIONAL})"
         versions = list(code_versions(self.out_root, study))
-        if versions == ["not recorded"] and study:
-            return "not recorded either"
-        if versions == ["not recorded"]:
-            return f"not recorded ({PROVISIONAL})"
         commits = git_commits(self.out_root, study)
         made_from = f" (the hash of dlfa/'s sources that can change a number; git {', '.join(commits)})" if commits else ""
         return (", ".join(f"`{v}`" for v in versions) + made_from) if versions else "no runs yet"
