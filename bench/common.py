@@ -28,3 +28,42 @@ def train_split(args, tokenizer):
     split = load_encoded("udpos", "en", "train", DataSource.resolve(args.data_root), tokenizer, 128,
                          max_examples=args.train_examples)
     return EncodedDataset(split, tokenizer.pad_token_id)
+
+
+def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_tokens: int, steps: int,
+               fast_dropout: bool = True):
+    """One side of a step benchmark: the engine's UnitTrainer fine-tuning `encoder` with `aggregation` on the UD-POS
+    split `data` (fusion layer --fusion-layer for DLFA), its length-grouped batch stream (the same batches on every
+    side), AdamW and the trained parameters: (trainer, streams, optimizer, params). Run a step with
+    `trainer.train_step(0, trainer.stages[0], streams, step, optimizer, params)`."""
+    import tempfile
+
+    import torch
+
+    from dlfa.data.registry import get_task
+    from dlfa.engine.batching import BatchStream
+    from dlfa.engine.callbacks import CallbackList
+    from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
+    from dlfa.engine.datasets import UnitData
+    from dlfa.engine.runtime import setup_runtime
+    from dlfa.engine.schedule import build_optimizer
+    from dlfa.engine.spec import JobSpec
+    from dlfa.engine.train import UnitTrainer
+    from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
+
+    task = get_task("udpos")
+    fusion_layer = args.fusion_layer if aggregation == "dlfa" else None
+    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
+                   fusion_layers=(fusion_layer,) if fusion_layer is not None else (), batch_size=args.batch_size,
+                   max_steps=steps, precision=precision, cpu_tokens_per_slice=slice_tokens)
+    runtime = setup_runtime(spec)
+    torch.manual_seed(0)
+    head = {"udpos": HeadConfig(task.kind, list(task.labels))}
+    model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, fusion_layer), encoder)
+    if fast_dropout and runtime.device.type == "cpu":
+        use_fast_cpu_dropout(model)
+    unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority=0)
+    trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
+    streams = {"udpos": BatchStream(data.lengths, args.batch_size, [1, 0, 0])}
+    optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)
+    return trainer, streams, optimizer, [q for q in model.parameters() if q.requires_grad]

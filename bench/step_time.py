@@ -10,24 +10,13 @@ last unsliced, dlfa, …) so machine noise hits every side alike, and each ratio
 """
 import copy
 import statistics
-import tempfile
 import time
 
 import torch
-from common import parser, train_split
+from common import parser, train_split, udpos_side
 
-from dlfa.engine.callbacks import CallbackList
-from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
-from dlfa.model.encoders import load_encoder
 from dlfa.engine.spec import JobSpec
-from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
-from dlfa.data.registry import get_task
-from dlfa.engine.batching import BatchStream
-from dlfa.engine.datasets import UnitData
-from dlfa.engine.runtime import setup_runtime
-from dlfa.engine.schedule import build_optimizer
-from dlfa.engine.train import UnitTrainer
-
+from dlfa.model.encoders import load_encoder
 
 def main() -> None:
     p = parser(__doc__)
@@ -39,8 +28,6 @@ def main() -> None:
     args = p.parse_args()
     loaded = load_encoder(args.encoder)
     data = train_split(args, loaded.tokenizer)
-    task = get_task("udpos")
-    head = {"udpos": HeadConfig(task.kind, list(task.labels))}
     on_cpu = not torch.cuda.is_available()
     encoders = {"dlfa": loaded.model, "last": loaded.model}
     if on_cpu:
@@ -48,22 +35,10 @@ def main() -> None:
         encoders["last, unsliced"] = copy.deepcopy(loaded.model)
     sides = {}
     for name, encoder in encoders.items():
-        aggregation = name.split(",")[0]
-        spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
-                       fusion_layers=(args.fusion_layer,) if aggregation == "dlfa" else (),
-                       batch_size=args.batch_size, max_steps=args.steps + 2, precision=args.precision,
-                       cpu_tokens_per_slice=0 if name == "last, unsliced" else args.cpu_slice_tokens)
-        runtime = setup_runtime(spec)
-        torch.manual_seed(0)
-        model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, spec.fusion_layers[0] if spec.fusion_layers
-                                     else None), encoder)
-        if on_cpu and name != "last, stock dropout":
-            use_fast_cpu_dropout(model)
-        unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority=0)
-        trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
-        stream = {"udpos": BatchStream(data.lengths, args.batch_size, [1, 0, 0])}  # the same batches on both sides
-        optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)
-        params = [q for q in model.parameters() if q.requires_grad]
+        trainer, stream, optimizer, params = udpos_side(
+            args, encoder, data, name.split(",")[0], args.precision,
+            0 if name == "last, unsliced" else args.cpu_slice_tokens, args.steps + 2,
+            fast_dropout=name != "last, stock dropout")
         sides[name] = (trainer, stream, optimizer, params, [])
     for step in range(args.steps + 2):
         for trainer, stream, optimizer, params, times in sides.values():

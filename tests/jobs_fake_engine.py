@@ -4,7 +4,7 @@
 Each unit counts `max_steps` steps of DLFA_FAKE_STEP_S seconds, checkpoints (JSON) every
 `checkpoint_every` steps and when stopped, resumes from its checkpoint, appends the step it started from
 to `<unit>/starts.txt`, and writes results.json files like the engine. Under torchrun it joins a gloo
-process group and all-reduces the ranks, recording the world size. Tasks named `fail` and `crash` raise
+process group and all-reduces the ranks, recording the world size (and each run its OMP_NUM_THREADS). Tasks named `fail` and `crash` raise
 a DlfaError and a RuntimeError; a task named `hang` hangs after its second step (until killed) while the
 worker's heartbeat thread lives on.
 """
@@ -79,7 +79,8 @@ def run_job(spec, out_dir, callbacks=(), resume=True) -> dict:
         if status == STOPPED:
             break
         metrics = {lang: LanguageMetric("accuracy", 50.0 + index, 40.0, 60.0, 100) for lang in spec.eval_languages}
-        results = RunResult(unit.to_dict(), COMPLETED, metrics, extra={"world_size": world})
+        extra = {"world_size": world, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+        results = RunResult(unit.to_dict(), COMPLETED, metrics, extra=extra)
         runs.append(results)
         if rank == 0:
             write_results(folder, results)

@@ -18,6 +18,7 @@ from dlfa.jobs.records import pid_alive
 from dlfa.jobs.store import STALE_MESSAGE, JobStore
 from dlfa.jobs.worker import run_worker
 from dlfa.paths import REPO_ROOT
+from dlfa.results import read_job_results
 
 TESTS = Path(__file__).resolve().parent
 SPEC = JobSpec(task="pos", eval_languages=("de", "fr"), aggregations=("last",), max_steps=10, checkpoint_every=5)
@@ -113,6 +114,36 @@ def test_queue_with_limit_one_runs_jobs_in_order(store):
     done = [store.get(j.id) for j in jobs]  # the finishing workers drained the queue by themselves
     assert [j.status for j in done] == ["completed"] * 3 and most_active == 1
     assert done[0].finished_at <= done[1].started_at and done[1].finished_at <= done[2].started_at
+
+
+def test_local_cpu_jobs_get_their_share_of_the_cores_only_when_several_run_at_once(store, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(launch.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    cpu, gpu = store.submit(replace(SPEC, device="cpu")), store.submit(replace(SPEC, device="cuda"))
+    torchrun = store.submit(replace(SPEC, device="cpu", backend="torchrun", num_processes=2))
+    assert "OMP_NUM_THREADS" not in launch.worker_env(cpu)  # one slot: torch takes every core
+    monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "2")
+    assert launch.worker_env(cpu)["OMP_NUM_THREADS"] == "2"
+    assert "OMP_NUM_THREADS" not in launch.worker_env(gpu) and "OMP_NUM_THREADS" not in launch.worker_env(torchrun)
+    monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "8")
+    assert launch.worker_env(cpu)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice wins
+    assert launch.worker_env(cpu)["OMP_NUM_THREADS"] == "3"
+
+
+@pytest.mark.integration
+def test_two_cpu_jobs_at_once_split_the_cores_between_their_workers(store, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "2")
+    monkeypatch.setenv("DLFA_FAKE_STEP_S", "0.1")
+    jobs = [launch.submit(replace(SPEC, name=f"job{i}", device="cpu"), store) for i in range(2)]
+    assert all(j.launched_at for j in jobs)  # two slots: both start at once
+    for job in jobs:
+        wait_for(store, job.id, lambda j: j.status == "completed")
+    share = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    for job in jobs:
+        runs = read_job_results(store.get(job.id).out_dir).runs
+        assert [run.extra["omp_num_threads"] for run in runs] == [share] * len(runs)
 
 
 def test_sigterm_stops_a_job_cleanly_as_resumable(store, monkeypatch):

@@ -68,10 +68,15 @@ def hardware_name(device: torch.device) -> str:
     return f"{name}, torch {torch.__version__}"
 
 
+def uses_cuda(device: str) -> bool:
+    """Whether a spec's device ("auto", "cpu", "cuda") trains on a GPU here."""
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
 def native_precision(device: str = "auto") -> str:
     """What precision "auto" computes in on `device` ("auto", "cpu", "cuda") here: "bf16" where it is native (a
     GPU that supports it, a CPU with AVX512-BF16 or AMX), else "fp32"."""
-    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+    if uses_cuda(device):
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_bf16() else "fp32"
 
@@ -80,7 +85,7 @@ def setup_runtime(spec: JobSpec) -> Runtime:
     """Pick the device and precision; join the process group when torchrun started several processes."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available())
+    use_cuda = uses_cuda(spec.device)
     if use_cuda and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but torch sees no GPU; use --device cpu or auto")
     device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
