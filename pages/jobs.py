@@ -60,7 +60,10 @@ def delete(job_id: str) -> None:
 
 def main() -> None:
     st.title("Jobs")
-    st.caption("Jobs run in their own processes and outlive this page; this view refreshes every 2 seconds.")
+    from dlfa.jobs.launch import concurrency_summary
+
+    st.caption("Jobs run in their own processes and outlive this page; this view refreshes every 2 seconds. "
+               + concurrency_summary())
     if session.shared():
         st.caption("Shared server: you can cancel, resume and delete the jobs this browser session submitted.")
         widgets.operator_login()

@@ -135,6 +135,17 @@ def test_page_renders_with_an_empty_store(name, empty_cache):
         assert any(i.value.startswith(empty) for i in at.info), [i.value for i in at.info]
 
 
+def test_jobs_says_how_many_jobs_run_at_once_and_their_share_of_the_cores(empty_cache, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "1")
+    assert any("One job runs at a time" in c.value for c in page("jobs.py").run().caption)
+    monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "2")
+    cores = len(os.sched_getaffinity(0))
+    expected = f"2 jobs run at once (DLFA_MAX_CONCURRENT_JOBS); the others wait queued and start by themselves; " \
+               f"a CPU job uses {max(1, cores // 2)} of this machine's {cores} cores."
+    assert any(c.value.endswith(expected) for c in page("jobs.py").run().caption)
+
+
 def test_app_entry_renders_sidebar_and_home(empty_cache):
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]

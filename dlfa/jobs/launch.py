@@ -63,6 +63,18 @@ def cpu_threads_per_job() -> int | None:
     return max(1, len(os.sched_getaffinity(0)) // slots)
 
 
+def concurrency_summary() -> str:
+    """One line for the Jobs page: how many jobs run at once and, on a CPU with several slots, each one's threads."""
+    slots, threads = max_concurrent_jobs(), cpu_threads_per_job()
+    if slots == 1:
+        return ("One job runs at a time; the others wait queued and start by themselves "
+                "(DLFA_MAX_CONCURRENT_JOBS raises the limit).")
+    line = f"{slots} jobs run at once (DLFA_MAX_CONCURRENT_JOBS); the others wait queued and start by themselves"
+    if os.environ.get("OMP_NUM_THREADS"):
+        return f"{line}; each uses OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} threads on a CPU."
+    return f"{line}; a CPU job uses {threads} of this machine's {len(os.sched_getaffinity(0))} cores."
+
+
 def submit(spec: JobSpec, store: JobStore | None = None, out_dir=None, options: dict | None = None) -> Job:
     """Record a job and start it if a slot is free (otherwise it waits in the queue)."""
     store = store or JobStore()
