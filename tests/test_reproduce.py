@@ -238,6 +238,16 @@ def test_the_committed_record_still_reports_under_the_new_rules(committed_report
     assert "over languages" not in claims  # no spread over languages passed off as an interval
 
 
+def test_a_run_of_some_tasks_keeps_the_sizes_recorded_for_the_others(fixture_root, tmp_path):
+    from dlfa.reproduction.runner import record_sizes
+
+    record_sizes(Reproduction(str(fixture_root), tasks=("udpos", "pawsx")), tmp_path)
+    record_sizes(Reproduction(str(fixture_root), tasks=("pawsx",)), tmp_path)  # e.g. reproduce run --tasks pawsx
+    source = DataSource.resolve(str(fixture_root))
+    assert json.loads((tmp_path / "data/sizes.json").read_text()) == {
+        "udpos": english_sizes("udpos", source), "pawsx": english_sizes("pawsx", source)}
+
+
 def test_finetuning_before_its_choices_is_refused(tiny_encoder, fixture_root, tmp_path):
     config = Reproduction(str(fixture_root), tiny_encoder, tasks=("pawsx",))
     with pytest.raises(ConfigError, match="fine-tuning takes its choices from select/pawsx-cls, which has not finished"):

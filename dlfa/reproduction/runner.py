@@ -3,6 +3,7 @@ each skipped when finished and resumed from its checkpoints when interrupted, an
 and of the fine-tuned encoders; the time each job took is added up over sittings in timings.json."""
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -73,9 +74,12 @@ def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable
 
 
 def record_sizes(config: Reproduction, out_root: Path) -> None:
-    """Each task's English train / dev / test sizes in the data root, with what they mean (SIZES_FILE)."""
+    """The English train / dev / test sizes in the data root of each task this run covers (SIZES_FILE); the
+    sizes recorded by runs of other tasks (`reproduce run --tasks ...`) stay."""
     source = DataSource.resolve(config.data_root)
-    write_json(out_root / SIZES_FILE, {task: english_sizes(task, source) for task in config.tasks})
+    path = out_root / SIZES_FILE
+    recorded = json.loads(path.read_text()) if path.is_file() else {}
+    write_json(path, {**recorded, **{task: english_sizes(task, source) for task in config.tasks}})
 
 
 ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analysis}
