@@ -55,8 +55,8 @@ def max_concurrent_jobs() -> int:
 def cpu_threads_per_job() -> int | None:
     """Threads for each local CPU job's torch when several may run at once: the cores shared out evenly (None
     with one slot: torch takes every core). Without it each job would start a thread per core and they would
-    fight over them; shared out, two one-thread jobs on two cores train about 1.35 times the steps per second
-    of one two-thread job (README "Benchmarks", bench/parallel_jobs.py)."""
+    fight over them; shared out, two one-thread jobs on two cores train more steps per second together than one
+    two-thread job (README "Benchmarks", bench/parallel_jobs.py)."""
     slots = max_concurrent_jobs()
     if slots == 1:
         return None
