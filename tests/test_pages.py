@@ -146,7 +146,8 @@ def test_jobs_says_how_many_jobs_run_at_once_and_their_share_of_the_cores(empty_
     assert any(c.value.endswith(expected) for c in page("jobs.py").run().caption)
     monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "two")
     at = page("jobs.py").run()
-    assert not at.exception and [e.value for e in at.error] == ["DLFA_MAX_CONCURRENT_JOBS must be a whole number, got 'two'"]
+    assert not at.exception
+    assert [e.value for e in at.error] == ["DLFA_MAX_CONCURRENT_JOBS must be a whole number, got 'two'"]
 
 
 def test_app_entry_renders_sidebar_and_home(empty_cache):
