@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from test_browser import REPO, browser_page, serving_app, settle, shot  # noqa: F401 (browser_page: a fixture)
+from test_pages import recorded_finetuning
 
 from dlfa.testing import link_built
 
@@ -34,7 +35,9 @@ def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
         run_job(spec, job.out_dir)
         assert store.mark_completed(job.id)
         recorded, _ = store.add_finished_under(runs.reproduction_record())
-    return {"job": job.id, "recorded_xnli": next(j.id for j in recorded if j.out_dir.as_posix().endswith("finetune/xnli"))}
+    xnli = recorded_finetuning(recorded, "xnli", "dlfa")
+    return {"job": job.id, "recorded_xnli": xnli.id,
+            "recorded_xnli_spec": (xnli.out_dir / "results.json").relative_to(REPO).as_posix()}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def test_examples_browse_compare_and_recorded_run(server, browser_page):
 
     open_page(page, f"{url}/examples?job={server['recorded_xnli']}", "Examples")
     page.get_by_text("To get its per-example predictions").wait_for(timeout=60_000)
-    assert page.get_by_text("python -m dlfa train --spec docs/reproduction/finetune/xnli/results.json").count() == 1
+    assert page.get_by_text(f"python -m dlfa train --spec {server['recorded_xnli_spec']}").count() == 1
     shot(page, "views-03-examples-recorded")
 
 

@@ -81,6 +81,13 @@ def page(name: str, timeout: float = TIMEOUT, **state) -> AppTest:
     return at
 
 
+def recorded_finetuning(jobs, task: str, aggregation: str):
+    """The recorded reproduction's fine-tuning job of `task` with `aggregation` runs, among the imported `jobs`:
+    finetune/<task> (one job, every aggregation) or finetune/<setting>-<aggregation> (a job per aggregation)."""
+    return next(j for j in sorted(jobs, key=lambda j: j.out_dir.as_posix())
+                if j.out_dir.parent.name == "finetune" and j.spec.task == task and aggregation in j.spec.aggregations)
+
+
 def no_errors(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -381,14 +388,15 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     no_errors(at)
     assert sum("read in place" in c.value for c in at.caption) == len(folders)
 
-    at = page("results.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
+    xnli = recorded_finetuning(jobs.values(), "xnli", "dlfa")
+    at = page("results.py", dlfa_selected_jobs=[xnli.id]).run()
     no_errors(at)
     assert any("Sweep grid" in s.value for s in at.subheader)
     bars = plotly_specs(at)[0]
     assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
-    assert len(bars["data"]) == len(runs.job_results(jobs["finetune/xnli"]).runs)  # one series per recorded run
+    assert len(bars["data"]) == len(runs.job_results(xnli).runs)  # one series per recorded run
 
-    at = page("fusion_weights.py", dlfa_selected_jobs=[jobs["finetune/xnli"].id]).run()
+    at = page("fusion_weights.py", dlfa_selected_jobs=[xnli.id]).run()
     no_errors(at)
     assert any("not on this machine" in i.value for i in at.info)
     by_language = plotly_specs(at)[0]
