@@ -1,8 +1,10 @@
 """Writing files so that a reader never sees half of one: everything is written beside its target and then
 renamed over it (os.replace is atomic within a file system), so a killed process or a full disk leaves either the
-old file or the new one, never a torn one. The one place in the library that does this."""
+old file or the new one, never a torn one. The one place in the library that does this; and `locked`, which
+serializes the processes that build or update one path."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -10,6 +12,17 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+@contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock (fcntl.flock on `.<name>.lock` beside `path`) for the block: processes that build
+    or update `path` this way take turns (a second one waits)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _staging_name(path: Path) -> Path:

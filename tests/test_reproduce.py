@@ -248,6 +248,18 @@ def test_a_run_of_some_tasks_keeps_the_sizes_recorded_for_the_others(fixture_roo
         "udpos": english_sizes("udpos", source), "pawsx": english_sizes("pawsx", source)}
 
 
+def test_two_processes_adding_timings_to_one_record_lose_nothing(tmp_path):
+    from dlfa.reproduction.record import Timings
+
+    first, second = Timings(tmp_path), Timings(tmp_path)  # e.g. reproduce run --tasks xnli beside --tasks pawsx
+    first.add("select/xnli-cls", 10.0, False)
+    second.add("select/pawsx-cls", 5.0, True)
+    first.add("select/xnli-cls", 1.5, True)
+    assert json.loads((tmp_path / "timings.json").read_text()) == {
+        "select/xnli-cls": {"seconds": 11.5, "sittings": 2, "complete": True},
+        "select/pawsx-cls": {"seconds": 5.0, "sittings": 1, "complete": True}}
+
+
 def test_finetuning_before_its_choices_is_refused(tiny_encoder, fixture_root, tmp_path):
     config = Reproduction(str(fixture_root), tiny_encoder, tasks=("pawsx",))
     with pytest.raises(ConfigError, match="fine-tuning takes its choices from select/pawsx-cls, which has not finished"):

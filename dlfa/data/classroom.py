@@ -19,7 +19,6 @@ The build is idempotent (a built pack is kept) and atomic (a staging folder rena
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import io
 import json
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlfa.errors import DataError
-from dlfa.io import atomic_file, atomic_folder
+from dlfa.io import atomic_file, atomic_folder, locked
 from dlfa.paths import cache_subdir
 from dlfa.data.classroom_formats import (Sentence, align_chatterbot, parse_polarity_csv, parse_slash_tagged,
                                          parse_turkish_conllu, parse_vader, parole_to_upos, penn_to_upos,
@@ -221,9 +220,7 @@ def build_pack(out_dir: Path | None = None, downloads: Path | None = None, force
     """
     out_dir = Path(out_dir or pack_dir())
     downloads = Path(downloads or cache_subdir("downloads"))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out_dir):
         if pack_built(out_dir) and not force:
             return json.loads((out_dir / "MANIFEST.json").read_text(encoding="utf-8"))
         started = time.perf_counter()

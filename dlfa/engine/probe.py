@@ -15,7 +15,6 @@ evaluator the same `net(**batch) -> DlfaOutput` interface as the full model.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 from collections.abc import Iterable
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlfa.io import atomic_folder
+from dlfa.io import atomic_folder, locked
 from dlfa.engine.datasets import MultipleChoiceDataset
 from dlfa.engine.evaluate import EVAL_BATCH_SIZE, autocast, sorted_batches, to_device
 from dlfa.model.fusion import needed_layers
@@ -59,9 +58,7 @@ def write_hidden_states(model: DlfaModel, encoded, directory: Path, device: torc
     (a file lock serializes concurrent writers, e.g. DDP ranks)."""
     from safetensors.torch import save_file
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(directory):
         if (directory / "meta.json").is_file():
             return directory
         with atomic_folder(directory) as staging:

@@ -6,7 +6,6 @@ use it is dequantized into a normal Hugging Face folder under `cache/models/`, a
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -20,7 +19,7 @@ import numpy as np
 
 from dlfa.errors import EncoderError
 from dlfa.hub import hub_reachable
-from dlfa.io import atomic_folder
+from dlfa.io import atomic_folder, locked
 from dlfa.paths import cache_subdir
 
 EMBEDDED_PREFIX = "embedded:"
@@ -222,9 +221,7 @@ def build_embedded_folder(weights_path: Path, tokenizer_path: Path, out_dir: Pat
     """
     from safetensors.numpy import save_file
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_dir.parent / f".{out_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(out_dir):
         if (out_dir / "config.json").is_file():
             return out_dir
         header, tensors = read_e5s1(weights_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
-from dlfa.io import write_bytes, write_json
+from dlfa.io import locked, write_bytes, write_json
 from dlfa.reproduction.plan import SMALL_FILES, TIMINGS_FILE, read_json, read_results
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, write_results
 
@@ -135,15 +135,19 @@ def refuse_mixed_runs(root: Path) -> None:
 
 
 class Timings:
-    """Seconds each job of the plan took, added up over sittings, in out_root/timings.json."""
+    """Seconds each job of the plan took, added up over sittings, in out_root/timings.json. Several processes
+    may share one record (`reproduce run --tasks ...` twice at once): each addition is made to the file as it is
+    then, under a lock, so none is lost."""
 
     def __init__(self, out_root: Path):
         self.path = out_root / TIMINGS_FILE
         self.data: dict[str, dict] = read_json(self.path) or {}
 
     def add(self, job: str, seconds: float, complete: bool) -> None:
-        entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
-        entry["seconds"] += seconds
-        entry["sittings"] += 1
-        entry["complete"] = complete
-        write_json(self.path, self.data)
+        with locked(self.path):
+            self.data = read_json(self.path) or {}
+            entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
+            entry["seconds"] += seconds
+            entry["sittings"] += 1
+            entry["complete"] = complete
+            write_json(self.path, self.data)

@@ -14,7 +14,7 @@ from dlfa.engine.callbacks import Callback
 from dlfa.engine.spec import JobSpec
 from dlfa.jobs.runner import spec_runner
 from dlfa.errors import ConfigError
-from dlfa.io import write_json
+from dlfa.io import locked, write_json
 from dlfa.model.encoders import load_encoder
 from dlfa.model.modeling import CONFIG_FILE
 from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SIZES_FILE, STUDY_TASKS, TASK_PLANS,
@@ -77,9 +77,11 @@ def record_sizes(config: Reproduction, out_root: Path) -> None:
     """The English train / dev / test sizes in the data root of each task this run covers (SIZES_FILE); the
     sizes recorded by runs of other tasks (`reproduce run --tasks ...`) stay."""
     source = DataSource.resolve(config.data_root)
+    sizes = {task: english_sizes(task, source) for task in config.tasks}
     path = out_root / SIZES_FILE
-    recorded = json.loads(path.read_text()) if path.is_file() else {}
-    write_json(path, {**recorded, **{task: english_sizes(task, source) for task in config.tasks}})
+    with locked(path):
+        recorded = json.loads(path.read_text()) if path.is_file() else {}
+        write_json(path, {**recorded, **sizes})
 
 
 ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analysis}
