@@ -19,6 +19,8 @@ import time
 
 from common import parser, train_split, udpos_side
 
+from dlfa.jobs.launch import available_cores
+
 
 def worker(args) -> None:
     """Train --steps steps (after two warm-up steps) and print the median step time as JSON."""
@@ -63,7 +65,7 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         return worker(args)
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     if cores < args.jobs:
         raise SystemExit(f"{args.jobs} jobs need at least {args.jobs} cores; this machine gives {cores}")
     ratios = []

@@ -147,7 +147,9 @@ def test_jobs_says_how_many_jobs_run_at_once_and_their_share_of_the_cores(empty_
     monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "1")
     assert any("One job runs at a time" in c.value for c in page("jobs.py").run().caption)
     monkeypatch.setenv("DLFA_MAX_CONCURRENT_JOBS", "2")
-    cores = len(os.sched_getaffinity(0))
+    from dlfa.jobs.launch import available_cores
+
+    cores = available_cores()
     expected = f"2 jobs run at once (DLFA_MAX_CONCURRENT_JOBS); the others wait queued and start by themselves; " \
                f"a CPU job uses {max(1, cores // 2)} of this machine's {cores} cores."
     assert any(c.value.endswith(expected) for c in page("jobs.py").run().caption)

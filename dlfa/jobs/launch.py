@@ -52,6 +52,13 @@ def max_concurrent_jobs() -> int:
     return max(1, torch.cuda.device_count())
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells it, else the machine's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def cpu_threads_per_job() -> int | None:
     """Threads for each local CPU job's torch when several may run at once: the cores shared out evenly (None
     with one slot: torch takes every core). Without it each job would start a thread per core and they would
@@ -60,7 +67,7 @@ def cpu_threads_per_job() -> int | None:
     slots = max_concurrent_jobs()
     if slots == 1:
         return None
-    return max(1, len(os.sched_getaffinity(0)) // slots)
+    return max(1, available_cores() // slots)
 
 
 def concurrency_summary() -> str:
@@ -72,7 +79,7 @@ def concurrency_summary() -> str:
     line = f"{slots} jobs run at once (DLFA_MAX_CONCURRENT_JOBS); the others wait queued and start by themselves"
     if os.environ.get("OMP_NUM_THREADS"):
         return f"{line}; each uses OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} threads on a CPU."
-    return f"{line}; a CPU job uses {threads} of this machine's {len(os.sched_getaffinity(0))} cores."
+    return f"{line}; a CPU job uses {threads} of this machine's {available_cores()} cores."
 
 
 def submit(spec: JobSpec, store: JobStore | None = None, out_dir=None, options: dict | None = None) -> Job:
