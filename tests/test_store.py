@@ -2,7 +2,6 @@
 elsewhere (the reproduction record) added in place."""
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -255,24 +254,38 @@ def test_an_active_job_cannot_be_deleted(store):
 # Jobs recorded elsewhere
 
 
+def write_first_record_job(folder: Path, task: str, intermediate: tuple[str, ...], finished_runs: int = 3) -> None:
+    """A study job as the first reproduction record wrote it (no schema_version, status "complete"): 3 seeds, the
+    first `finished_runs` of them recorded (fewer: the job was cut, "stopped")."""
+    spec = {"task": task, "eval_languages": ["de"], "aggregations": ["dlfa"], "fusion_layers": [0], "seeds": [1, 2, 3],
+            "intermediate_tasks": list(intermediate), "name": f"reproduction: study: {task} +{len(intermediate)}"}
+    runs = [{"spec": {**spec, "seeds": [seed]}, "status": "complete",
+             "metrics": {"de": {"metric": "accuracy", "value": 50.0 + seed, "ci_low": 45.0, "ci_high": 55.0, "n": 90}}}
+            for seed in spec["seeds"][:finished_runs]]
+    folder.mkdir(parents=True)
+    status = "complete" if finished_runs == len(spec["seeds"]) else "stopped"
+    (folder / "results.json").write_text(json.dumps({"spec": spec, "status": status, "runs": runs}))
+
+
 @pytest.fixture
 def recorded(tmp_path) -> Path:
-    """A copy of the reproduction record's study jobs, with one of them cut to its first finished run."""
+    """Study jobs in the first record's format, one of them cut to its first finished run."""
     root = tmp_path / "record"
-    shutil.copytree(REPO_ROOT / "docs" / "reproduction" / "study", root)
-    partial = root / "xnli-9" / "results.json"
-    results = json.loads(partial.read_text())
-    results["runs"], results["status"] = results["runs"][:1], "stopped"
-    partial.write_text(json.dumps(results))
+    write_first_record_job(root / "udpos-0", "udpos", ())
+    write_first_record_job(root / "udpos-3", "udpos", ("qnli", "boolq", "mrpc"))
+    write_first_record_job(root / "xnli-3", "xnli", ("qnli", "boolq", "mrpc"))
+    nine = ("qnli", "boolq", "mrpc", "rte", "sst2", "cola", "wic", "cb", "copa")
+    write_first_record_job(root / "xnli-9", "xnli", nine, finished_runs=1)
     (root / "xnli-9" / "dlfa-L0-s1").mkdir()  # a unit folder with its own results.json is part of the job
-    (root / "xnli-9" / "dlfa-L0-s1" / "results.json").write_text(json.dumps(results["runs"][0]))
+    first_run = json.loads((root / "xnli-9" / "results.json").read_text())["runs"][0]
+    (root / "xnli-9" / "dlfa-L0-s1" / "results.json").write_text(json.dumps(first_run))
     return root
 
 
 def test_recorded_jobs_are_added_in_place_once(store, recorded):
-    assert [f.name for f in job_folders(recorded)] == ["udpos-0", "udpos-3", "udpos-9", "xnli-0", "xnli-3", "xnli-9"]
+    assert [f.name for f in job_folders(recorded)] == ["udpos-0", "udpos-3", "xnli-3", "xnli-9"]
     added, present = store.add_finished_under(recorded)
-    assert len(added) == 6 and present == []
+    assert len(added) == 4 and present == []
     by_folder = {job.out_dir.name: job for job in added}
     full = by_folder["xnli-3"]
     assert full.status == "completed" and full.progress == 1 and full.name == "reproduction: study: xnli +3"
