@@ -2,10 +2,12 @@
 of `last` on the same English UD-POS batches (the engine's own train_step), in fresh processes.
 
 The job queue runs DLFA_MAX_CONCURRENT_JOBS jobs at once and gives each CPU job its share of the cores
-(dlfa.jobs.launch.cpu_threads_per_job); this measures what that buys a queue of independent runs (a sweep, a
-study, the reproduction). Each repetition runs one worker with every core, then --jobs workers together with
-cores // jobs threads each; every worker trains --steps steps after two warm-up steps and reports its median
-step time. Throughput: 1 / median for the lone worker, the sum over the workers run together.
+(dlfa.jobs.launch.cpu_threads_per_job); this measures what that buys a queue of independent runs (a study's
+arms, the reproduction's sittings), and what it avoids. Each repetition runs one worker with every core, then
+--jobs workers together with cores // jobs threads each, then --jobs workers together with every core each (what
+the workers did before they were given their share); every worker trains --steps steps after two warm-up steps
+and reports its median step time. Throughput: 1 / median for the lone worker, the sum over the workers run
+together.
 
     python bench/parallel_jobs.py [--jobs 2] [--steps 12] [--repetitions 3] [--precision fp32]
 """
@@ -53,6 +55,10 @@ def run_workers(count: int, threads: int) -> list[dict]:
     return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
 
 
+def milliseconds(reports: list[dict]) -> str:
+    return ", ".join(f"{report['median_s'] * 1000:.0f}" for report in reports)
+
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--jobs", type=int, default=2, help="workers run together")
@@ -68,20 +74,22 @@ def main() -> None:
     cores = available_cores()
     if cores < args.jobs:
         raise SystemExit(f"{args.jobs} jobs need at least {args.jobs} cores; this machine gives {cores}")
-    ratios = []
+    share = cores // args.jobs
+    shared_ratios, crowded_ratios = [], []
     for repetition in range(args.repetitions):
         alone = run_workers(1, cores)[0]
-        together = run_workers(args.jobs, cores // args.jobs)
+        shared = run_workers(args.jobs, share)
+        crowded = run_workers(args.jobs, cores)
         rate_alone = 1 / alone["median_s"]
-        rate_together = sum(1 / w["median_s"] for w in together)
-        ratios.append(rate_together / rate_alone)
-        each = ", ".join(f"{w['median_s'] * 1000:.0f}" for w in together)
-        print(f"repetition {repetition + 1}: 1 job x {cores} threads {alone['median_s'] * 1000:.0f} ms per step; "
-              f"{args.jobs} jobs x {cores // args.jobs} thread(s) {each} ms per step "
-              f"({alone['precision']}, UD-POS batches of {args.batch_size})", flush=True)
-    print(f"RATIO steps per second, {args.jobs} jobs x {cores // args.jobs} thread(s) / 1 job x {cores} threads = "
-          f"{statistics.median(ratios):.2f}  (min {min(ratios):.2f}, max {max(ratios):.2f}; "
-          f"{args.repetitions} repetitions)")
+        shared_ratios.append(sum(1 / w["median_s"] for w in shared) / rate_alone)
+        crowded_ratios.append(sum(1 / w["median_s"] for w in crowded) / rate_alone)
+        print(f"repetition {repetition + 1} ({alone['precision']}, UD-POS batches of {args.batch_size}), ms per step: "
+              f"1 job x {cores} threads {milliseconds([alone])}; {args.jobs} jobs x {share} thread(s) "
+              f"{milliseconds(shared)}; {args.jobs} jobs x {cores} threads {milliseconds(crowded)}", flush=True)
+    for ratios, what in ((shared_ratios, f"{share} thread(s)"), (crowded_ratios, f"{cores} threads")):
+        print(f"RATIO steps per second, {args.jobs} jobs x {what} / 1 job x {cores} threads = "
+              f"{statistics.median(ratios):.2f}  (min {min(ratios):.2f}, max {max(ratios):.2f}; "
+              f"{args.repetitions} repetitions)")
 
 
 if __name__ == "__main__":
