@@ -372,6 +372,7 @@ def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, fixt
     shown = json.loads(out)
     assert shown["job"]["status"] == "completed" and len(shown["metrics"]) == 2
     assert shown["results"]["status"] == "completed"
+    wait_for(store, job_id, lambda j: "worker finished" in j.log_path.read_text())  # just after "completed"
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "logs", job_id)
     assert "worker finished: completed" in out
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "delete", job_id)
