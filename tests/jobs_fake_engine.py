@@ -3,10 +3,10 @@
 
 Each unit counts `max_steps` steps of DLFA_FAKE_STEP_S seconds, checkpoints (JSON) every
 `checkpoint_every` steps and when stopped, resumes from its checkpoint, appends the step it started from
-to `<unit>/starts.txt`, and writes results.json files like the engine. Under torchrun it joins a gloo
-process group and all-reduces the ranks, recording the world size (and each run its OMP_NUM_THREADS). Tasks named `fail` and `crash` raise
-a DlfaError and a RuntimeError; a task named `hang` hangs after its second step (until killed) while the
-worker's heartbeat thread lives on.
+to `<unit>/starts.txt`, and writes results.json files like the engine (each run also records the
+OMP_NUM_THREADS it ran with). Under torchrun it joins a gloo process group and all-reduces the ranks, recording
+the world size. Tasks named `fail` and `crash` raise a DlfaError and a RuntimeError; a task named `hang` hangs
+after its second step (until killed) while the worker's heartbeat thread lives on.
 """
 from __future__ import annotations
 
