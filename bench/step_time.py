@@ -18,6 +18,7 @@ from common import parser, train_split, udpos_side
 from dlfa.engine.spec import JobSpec
 from dlfa.model.encoders import load_encoder
 
+
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--steps", type=int, default=12)

@@ -72,14 +72,14 @@ def cpu_threads_per_job() -> int | None:
 
 def concurrency_summary() -> str:
     """One line for the Jobs page: how many jobs run at once and, on a CPU with several slots, each one's threads."""
-    slots, threads = max_concurrent_jobs(), cpu_threads_per_job()
+    slots = max_concurrent_jobs()
     if slots == 1:
         return ("One job runs at a time; the others wait queued and start by themselves "
                 "(DLFA_MAX_CONCURRENT_JOBS raises the limit).")
     line = f"{slots} jobs run at once (DLFA_MAX_CONCURRENT_JOBS); the others wait queued and start by themselves"
-    if os.environ.get("OMP_NUM_THREADS"):
+    if "OMP_NUM_THREADS" in os.environ:  # as worker_env: the user's setting is passed on unchanged
         return f"{line}; each uses OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} threads on a CPU."
-    return f"{line}; a CPU job uses {threads} of this machine's {available_cores()} cores."
+    return f"{line}; a CPU job uses {cpu_threads_per_job()} of this machine's {available_cores()} cores."
 
 
 def submit(spec: JobSpec, store: JobStore | None = None, out_dir=None, options: dict | None = None) -> Job:

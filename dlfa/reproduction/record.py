@@ -141,13 +141,12 @@ class Timings:
 
     def __init__(self, out_root: Path):
         self.path = out_root / TIMINGS_FILE
-        self.data: dict[str, dict] = read_json(self.path) or {}
 
     def add(self, job: str, seconds: float, complete: bool) -> None:
         with locked(self.path):
-            self.data = read_json(self.path) or {}
-            entry = self.data.setdefault(job, {"seconds": 0.0, "sittings": 0})
+            timings = read_json(self.path) or {}
+            entry = timings.setdefault(job, {"seconds": 0.0, "sittings": 0})
             entry["seconds"] += seconds
             entry["sittings"] += 1
             entry["complete"] = complete
-            write_json(self.path, self.data)
+            write_json(self.path, timings)

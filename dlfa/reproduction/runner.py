@@ -3,7 +3,6 @@ each skipped when finished and resumed from its checkpoints when interrupted, an
 and of the fine-tuned encoders; the time each job took is added up over sittings in timings.json."""
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +79,7 @@ def record_sizes(config: Reproduction, out_root: Path) -> None:
     sizes = {task: english_sizes(task, source) for task in config.tasks}
     path = out_root / SIZES_FILE
     with locked(path):
-        recorded = json.loads(path.read_text()) if path.is_file() else {}
-        write_json(path, {**recorded, **sizes})
+        write_json(path, {**(read_json(path) or {}), **sizes})
 
 
 ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analysis}
