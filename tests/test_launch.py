@@ -75,9 +75,8 @@ def test_local_job_outlives_the_process_that_launched_it(store):
     assert job.status == "completed" and job.progress == 1.0 and job.error is None
     assert {row["language"] for row in store.metrics(job_id)} == {"de", "fr"}
     assert store.results(job_id).status == "completed"
-    # the worker logs its last line just after it marks the job completed
-    job = wait_for(store, job_id, lambda j: "worker finished: completed" in j.log_path.read_text())
-    assert "starting at step 0" in job.log_path.read_text()
+    log = job.log_path.read_text()
+    assert "starting at step 0" in log and log.rstrip().endswith("worker finished: completed")
 
 
 @pytest.mark.integration
@@ -221,6 +220,24 @@ def test_worker_reports_engine_errors(store, task, error):
     failed = store.get(job.id)
     assert (failed.status, failed.error, failed.resumable) == ("failed", error, False)
     assert ("Traceback" in failed.log_path.read_text()) == (task == "crash")
+
+
+@pytest.mark.parametrize("task, outcome", [("pos", "completed"), ("fail", "failed")])
+def test_the_worker_writes_its_last_log_line_before_it_marks_the_job_ended(store, monkeypatch, task, outcome):
+    """Whoever sees the job end (jobs logs --follow stops there) must find the whole log written."""
+    log_when_marked = []
+    for mark in ("mark_completed", "mark_failed"):
+        original = getattr(store, mark)
+
+        def remember_log_then_mark(job_id, *args, original=original):
+            log_when_marked.append(store.get(job_id).log_path.read_text())
+            return original(job_id, *args)
+
+        monkeypatch.setattr(store, mark, remember_log_then_mark)
+    job = store.submit(replace(SPEC, task=task))
+    run_worker(job.id, store)
+    assert store.get(job.id).status == outcome
+    assert len(log_when_marked) == 1 and log_when_marked[0].rstrip().endswith(f"worker finished: {outcome}")
 
 
 @pytest.mark.integration
@@ -372,7 +389,6 @@ def test_cli_submit_wait_list_show_logs_delete(store, capsys, tiny_encoder, fixt
     shown = json.loads(out)
     assert shown["job"]["status"] == "completed" and len(shown["metrics"]) == 2
     assert shown["results"]["status"] == "completed"
-    wait_for(store, job_id, lambda j: "worker finished" in j.log_path.read_text())  # just after "completed"
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "logs", job_id)
     assert "worker finished: completed" in out
     code, out, _ = cli(capsys, "jobs", "--store", str(store.path), "delete", job_id)

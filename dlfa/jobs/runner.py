@@ -23,7 +23,7 @@ from pathlib import Path
 from dlfa.engine.callbacks import Callback, Progress
 from dlfa.errors import DlfaError
 from dlfa.jobs.store import JobStore
-from dlfa.results import QUEUED, STOPPED
+from dlfa.results import CANCELLED, COMPLETED, FAILED, QUEUED, STOPPED
 
 HEARTBEAT_S = 5.0
 CANCEL_POLL_S = 1.0
@@ -172,29 +172,32 @@ def run_stored_job(job_id: str, store: JobStore) -> int:
     stop = threading.Event()
     callback = StoreCallback(store, job_id, job.log_path, stop)
     callback.log(f"worker {os.getpid()} started job {job_id} (attempt {job.attempts}) in {job.out_dir}")
-    exit_code = 0
+    error = None
     with Heartbeat(store, job_id), StopOnSignals(stop):
         try:
             results = load_runner(job)(job.spec, job.out_dir, callbacks=(callback,), resume=True)
         except DlfaError as exc:
             callback.log(f"failed: {exc}")
-            store.mark_failed(job_id, str(exc))
-            exit_code = 1
+            outcome, error = FAILED, str(exc)
         except Exception as exc:  # noqa: BLE001  (any crash must reach the store)
             callback.log("failed with a traceback:\n" + traceback.format_exc())
-            store.mark_failed(job_id, f"{type(exc).__name__}: {exc}")
-            exit_code = 1
-        else:
-            if results.get("status") != STOPPED:  # run_job's results.json content
-                store.mark_completed(job_id)
-            elif store.cancel_requested(job_id):
-                store.mark_cancelled(job_id)
-            else:
-                store.mark_stopped(job_id)
+            outcome, error = FAILED, f"{type(exc).__name__}: {exc}"
+        else:  # run_job's results.json status
+            outcome = (COMPLETED if results.get("status") != STOPPED
+                       else CANCELLED if store.cancel_requested(job_id) else STOPPED)
         finally:
             _leave_process_group()
-    callback.log(f"worker finished: {store.get(job_id).status}")
-    return exit_code
+        # the log's last line comes before the store's mark: whoever sees the job end can read its whole log
+        callback.log(f"worker finished: {outcome}")
+        if outcome == FAILED:
+            store.mark_failed(job_id, error)
+        elif outcome == COMPLETED:
+            store.mark_completed(job_id)
+        elif outcome == CANCELLED:
+            store.mark_cancelled(job_id)
+        else:
+            store.mark_stopped(job_id)
+    return 1 if outcome == FAILED else 0
 
 
 def run_submitted(job_id: str, store_path: str) -> int:
