@@ -79,7 +79,8 @@ def convergence_text(recorded: dict) -> str:
         return f"{point}, stopped by patience"
     gain = cap_gain(recorded)
     rise = "" if gain is None else f" ({gain:+.1f} dev over its last epoch)"
-    return f"{point}, at its {recorded['epochs_trained']:g}-epoch cap{rise}"
+    epochs = round(recorded["epochs_trained"], 1)  # 563 steps of 188 per epoch read as a 3-epoch cap
+    return f"{point}, at its {epochs:g}-epoch cap{rise}"
 
 
 def still_rising(recorded: dict) -> bool:

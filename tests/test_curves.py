@@ -39,6 +39,8 @@ def test_convergence_says_how_training_ended():
               "dev_curve": curve}
     assert convergence_text({"convergence": capped}) == ("best dev at step 180 of 180, at its 3-epoch cap "
                                                          "(+2.5 dev over its last epoch)")
+    uneven = {**capped, "epochs_trained": 563 / 188}  # a cap of 3 epochs of 187.5 steps, in whole steps
+    assert "at its 3-epoch cap" in convergence_text({"convergence": uneven})
     stopped = {**capped, "best_step": 120, "stopped_early": True}
     assert convergence_text({"convergence": stopped}) == "best dev at step 120 of 180, stopped by patience"
     assert still_rising({"convergence": capped}) and not still_rising({"convergence": stopped})
