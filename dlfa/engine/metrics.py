@@ -124,7 +124,8 @@ MIN_ABOVE_MAJORITY = 1.0
 
 
 def at_majority(value: float, majority: float) -> bool:
-    """Whether a score (points) stays within MIN_ABOVE_MAJORITY of the majority-class score on the same data."""
+    """Whether a score (points) is less than MIN_ABOVE_MAJORITY above the majority-class score on the same data
+    (below it counts too)."""
     return value - majority < MIN_ABOVE_MAJORITY
 
 

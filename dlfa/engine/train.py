@@ -248,7 +248,7 @@ class UnitTrainer:
             self.state.intermediate_dev[task] = {"metric": self.data.tasks[head].metric, "value": value,
                                                  "majority": prior or 0.0, "learned": learned, "n": len(dataset)}
             self.log(f"intermediate {task}: dev {value:.2f}, majority class (best constant) {prior or 0.0:.2f}"
-                     + ("" if learned else ": LEARNED NOTHING (within 1 point of it)"))
+                     + ("" if learned else ": LEARNED NOTHING (not more than 1 point above it)"))
         self.release_cpu_memory()
 
     def select(self, step: int) -> None:

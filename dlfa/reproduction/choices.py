@@ -33,7 +33,7 @@ def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:
 
 
 def run_at_majority(run: RunResult) -> bool:
-    """Whether a run's target mean stays within MIN_ABOVE_MAJORITY of the majority class's mean (over the same
+    """Whether a run's target mean is less than MIN_ABOVE_MAJORITY above the majority class's mean (over the same
     languages): it learned nothing that transfers. False when the majority score was not recorded."""
     metrics = list(run.metrics.values())
     if not metrics or any(m.majority is None for m in metrics):

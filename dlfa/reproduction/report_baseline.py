@@ -120,8 +120,9 @@ class BaselineSections(ReportDocument):
                  f"seeds kept: last {len(last)}, DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval "
                  f"{spread}{chosen}):", "")
         if flagged:
-            self.add(f"Runs at the majority class (target mean within {MIN_ABOVE_MAJORITY:.0f} point of it), left out "
-                     "of the means and of every claim: " + ", ".join(f"`{run_name(r)}`" for r in flagged) + ".", "")
+            self.add(f"Runs at the majority class (target mean less than {MIN_ABOVE_MAJORITY:.0f} point above it, or "
+                     "below it), left out of the means and of every claim: "
+                     + ", ".join(f"`{run_name(r)}`" for r in flagged) + ".", "")
         majority = {lang: runs[0].metrics[lang].majority for lang in languages}  # the same test sets
         rows = []
         for lang in languages:

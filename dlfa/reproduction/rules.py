@@ -1,8 +1,8 @@
 """The report's verdict rules, stated in the report too:
 - a gain whose 95% interval over seeds contains 0 is "inconclusive", whatever its sign; with one seed there is
   no interval and nothing is decided; the table says whether the paper's value lies inside our interval;
-- a run whose target mean stays within MIN_ABOVE_MAJORITY of the majority class is listed by name and left out
-  of the means (the gain pairs the seeds left to both), and no claim is decided on it;
+- a run whose target mean is less than MIN_ABOVE_MAJORITY above the majority class (or below it) is listed by
+  name and left out of the means (the gain pairs the seeds left to both), and no claim is decided on it;
 - layer ties on English dev go, by rule, to the lowest layer, are shown, and decide no claim.
 (Runs of different code versions or precisions are never compared: `record.refuse_mixed_runs`.)
 """
