@@ -187,9 +187,8 @@ class UnitTrainer:
         self.release_cpu_memory(after_step=True)
         return total / accumulation
 
-    def _micro_batch(self, stage_index: int, stage: Stage, streams: dict[str, BatchStream], step: int,
-                     micro: int) -> dict:
-        """This rank's share of the next batch of the stage (a mixture draws its task), on the device."""
+    def _micro_batch(self, stage_index: int, stage: Stage, streams: dict[str, BatchStream], step: int, micro: int):
+        """This rank's share of the stage's next batch (a mixture draws its task), collated, on the device."""
         task = stage.tasks[0]
         if len(stage.tasks) > 1:  # the mixture's draw is a pure function of (seed, stage, step, micro-batch)
             rng = np.random.default_rng([self.spec.seeds[0], stage_index, step, micro])
