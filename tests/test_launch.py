@@ -240,6 +240,21 @@ def test_the_worker_writes_its_last_log_line_before_it_marks_the_job_ended(store
     assert len(log_when_marked) == 1 and log_when_marked[0].rstrip().endswith(f"worker finished: {outcome}")
 
 
+def test_a_job_whose_last_log_line_cannot_be_written_is_still_marked_completed(store, monkeypatch):
+    from dlfa.jobs.runner import StoreCallback
+
+    write = StoreCallback.log
+
+    def disk_full_at_the_end(callback, message):
+        if message.startswith("worker finished"):
+            raise OSError(28, "No space left on device")
+        write(callback, message)
+
+    monkeypatch.setattr(StoreCallback, "log", disk_full_at_the_end)
+    job = store.submit(SPEC)
+    assert run_worker(job.id, store) == 0 and store.get(job.id).status == "completed"
+
+
 @pytest.mark.integration
 def test_a_hung_worker_whose_heartbeat_lives_is_shown_stalled_and_can_be_cancelled(store, monkeypatch, capsys):
     monkeypatch.setenv("DLFA_STALL_AFTER_S", "1.5")

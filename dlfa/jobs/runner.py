@@ -11,6 +11,7 @@ engine; the tests use it to run a fast stand-in.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -188,7 +189,8 @@ def run_stored_job(job_id: str, store: JobStore) -> int:
         finally:
             _leave_process_group()
         # the log's last line comes before the store's mark: whoever sees the job end can read its whole log
-        callback.log(f"worker finished: {outcome}")
+        with contextlib.suppress(OSError):  # but a full disk must not keep the job from being marked
+            callback.log(f"worker finished: {outcome}")
         if outcome == FAILED:
             store.mark_failed(job_id, error)
         elif outcome == COMPLETED:
