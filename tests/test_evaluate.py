@@ -7,7 +7,9 @@ from seqeval.metrics import f1_score
 from dlfa.model.encoders import load_tokenizer
 from dlfa.errors import ConfigError
 from dlfa.engine.evaluate import FusionStatistics, fusion_weights_for_text, predict, predict_dataset
-from dlfa.engine.metrics import bootstrap_interval, example_statistics, mean_interval, score, score_with_interval
+from dlfa.engine.metrics import (
+    at_majority, bootstrap_interval, example_statistics, mean_interval, score, score_with_interval,
+)
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.base import IGNORE_INDEX, Example, TaskInfo, encode_examples
 from dlfa.engine.datasets import EncodedDataset
@@ -58,6 +60,12 @@ def test_mean_interval_over_seeds():
     mean, low, high = mean_interval([80.0, 82.0, 84.0])
     assert mean == pytest.approx(82.0) and low < 80.0 and high > 84.0  # t(0.975, 2) · 2 / √3 ≈ 4.97
     assert mean_interval([70.0]) == (70.0, None, None)
+
+
+def test_a_score_at_least_one_point_above_the_majority_class_counts_as_learned():
+    """The one rule every "learned nothing" verdict reads (runs, intermediate tasks, the report, the study)."""
+    assert at_majority(50.99, 50.0) and at_majority(33.0, 40.0)  # less than 1 point above, or below
+    assert not at_majority(51.0, 50.0) and not at_majority(71.0, 50.0)
 
 
 def test_fusion_statistics_average_real_tokens_per_position_and_tag():

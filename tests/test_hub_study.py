@@ -275,7 +275,7 @@ def test_the_analysis_of_qa_results_gives_the_per_arm_table_with_f1_and_exact_ma
     assert rows["arm-1"].changes["arm-0"]["exact_match"].value == pytest.approx(2.0)
     assert rows["control"].excluded == ["study/xquad-control/last-s1"]  # English dev F1 0.5: learned nothing
     assert excluded_note(list(rows.values())) == (
-        "Left out of every mean and pair: study/xquad-control/last-s1 (English dev not more than 1 point above 0 F1 "
+        "Left out of every mean and pair: study/xquad-control/last-s1 (English dev less than 1 point above 0 F1 "
         "(question answering has no majority class): the target task was not learned).")
     cells = {row["arm"]: row for row in arm_cells(list(rows.values()))}
     assert cells["1 task"]["target mean"] == "41.0 [37.3, 44.7]" and cells["1 task"]["target exact match"].startswith(

@@ -203,7 +203,7 @@ def test_arm_table_pairs_over_healthy_seeds_and_leaves_out_runs_at_the_majority_
     assert three.tasks == ("qnli", "boolq", "mrpc") and control.tasks == ("xnli",)
     assert three.excluded == ["study/xnli-arm-3/dlfa-L0-s2"] and zero.excluded == []
     assert excluded_note([zero, three]).startswith("Left out of every mean and pair: study/xnli-arm-3/dlfa-L0-s2 "
-                                                   "(English dev not more than 1 point above the majority class")
+                                                   "(English dev less than 1 point above the majority class")
     # arm-3's healthy seeds 1 and 3: English 71, 73; target 61, 60; gaps 10, 13; ratios 61/71, 60/73
     mean, low, high = three.means["english"]
     half = stats.t.ppf(0.975, 1) * math.sqrt(2) / math.sqrt(2)  # sd of (71, 73) is √2

@@ -307,7 +307,7 @@ def test_an_intermediate_only_job_records_what_each_task_learned_and_saves_its_m
     assert set(run.intermediate_dev) == {"sst2", "rte"}
     for task, entry in run.intermediate_dev.items():
         assert entry["metric"] == "accuracy" and 0 <= entry["majority"] <= 100 and entry["n"] > 0
-        assert entry["learned"] == (entry["value"] - entry["majority"] > 1.0)
+        assert entry["learned"] == (entry["value"] - entry["majority"] >= 1.0)
     model = DlfaModel.from_pretrained(out / "last-s1" / "model")
     assert set(model.heads) == {"sst2", "rte"}
     assert read_job_results(out).runs[0] == run

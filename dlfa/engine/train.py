@@ -42,7 +42,7 @@ from dlfa.engine.checkpoint import (check_loss_finite, latest_checkpoint, load_c
                                     save_checkpoint, set_rng_state, trainable_state)
 from dlfa.engine.datasets import UnitData
 from dlfa.engine.evaluate import evaluate_dataset, predict_dataset, predictions_path, to_device
-from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, constant_score, score
+from dlfa.engine.metrics import at_majority, constant_score, score
 from dlfa.engine.qa_evaluate import evaluate_qa
 from dlfa.engine.runtime import Runtime, broadcast_flag, hardware_name, name_seed, release_memory, set_seed
 from dlfa.engine.schedule import Stage, build_optimizer, learning_rate_at, plan_stages
@@ -235,7 +235,7 @@ class UnitTrainer:
 
     def score_intermediate(self, stage: Stage) -> None:
         """After an intermediate stage (rank 0): each of its tasks' English dev score, the best constant prediction's
-        (the majority class's for accuracy) and whether it learned (more than MIN_ABOVE_MAJORITY points above)."""
+        (the majority class's for accuracy) and whether it learned (dlfa.engine.metrics.at_majority)."""
         if not self.runtime.is_main:
             return
         for head in stage.tasks:
@@ -244,11 +244,11 @@ class UnitTrainer:
                 self.log(f"{task} has no English dev set: whether it learned is not measured")
                 continue
             value, prior = self.dev_score(head, dataset)
-            learned = value - (prior or 0.0) > MIN_ABOVE_MAJORITY
+            learned = not at_majority(value, prior or 0.0)
             self.state.intermediate_dev[task] = {"metric": self.data.tasks[head].metric, "value": value,
                                                  "majority": prior or 0.0, "learned": learned, "n": len(dataset)}
             self.log(f"intermediate {task}: dev {value:.2f}, majority class (best constant) {prior or 0.0:.2f}"
-                     + ("" if learned else ": LEARNED NOTHING (not more than 1 point above it)"))
+                     + ("" if learned else ": LEARNED NOTHING (less than 1 point above it)"))
         self.release_cpu_memory()
 
     def select(self, step: int) -> None:

@@ -6,7 +6,7 @@ Per target task and aggregation (the last-layer baseline and DLFA separately), p
 mean (over the target languages), the transfer gap (English − target mean) and the ratio (target / English), for
 question answering (scored by F1) also the target mean of exact match, the mean over seeds with a 95% Student-t
 interval, and each arm's change against the 0-task arm and against the control arm, paired over the seeds both
-have (`mean_interval` of the per-seed differences). A run whose English dev is not more than MIN_ABOVE_MAJORITY
+have (`mean_interval` of the per-seed differences). A run whose English dev is less than MIN_ABOVE_MAJORITY
 (1 point) above its English dev majority-class score (`dev_majority`; question answering has none: above 0 F1)
 did not learn the target task: it is named and left out of every mean and pair. Beside them: every intermediate
 task's English dev score next to its majority class (did it learn?), the intermediate budget each arm actually
@@ -95,7 +95,7 @@ class RunMeasures:
 
 def run_measures(key: str, run: RunResult) -> RunMeasures:
     """A completed target run's measures; a question answering run (metrics: F1 per language) has no majority
-    class, so it learned when its English dev F1 is more than MIN_ABOVE_MAJORITY above 0."""
+    class, so it learned when its English dev F1 is at least MIN_ABOVE_MAJORITY above 0."""
     exact_match = run.extra.get("exact_match")  # language -> LanguageMetric as a dict (QA runs only)
     qa = get_task(run.task).kind == "qa"
     return RunMeasures(run_name(key, run), run.seed, run.dev_score,
@@ -214,7 +214,7 @@ def _intermediate_sources(results: dict[str, JobResult]) -> list[tuple[str, str,
 
 def learning_table(results: dict[str, JobResult]) -> list[dict]:
     """Per arm and intermediate task: metric, mean English dev score over its runs, majority-class (prior) score,
-    runs that learned (more than MIN_ABOVE_MAJORITY above it) of all, and `learned` (every run did)."""
+    runs that learned (at least MIN_ABOVE_MAJORITY above it) of all, and `learned` (every run did)."""
     rows = []
     for arm, _, job in _intermediate_sources(results):
         per_task: dict[str, list[dict]] = {}
@@ -319,7 +319,7 @@ def excluded_note(rows: list[ArmRow]) -> str:
         return ""
     qa = any(run.exact_match is not None for row in rows for run in row.runs)
     floor = "0 F1 (question answering has no majority class)" if qa else "the majority class"
-    return (f"Left out of every mean and pair: {', '.join(names)} (English dev not more than "
+    return (f"Left out of every mean and pair: {', '.join(names)} (English dev less than "
             f"{MIN_ABOVE_MAJORITY:.0f} point above {floor}: the target task was not learned).")
 
 
