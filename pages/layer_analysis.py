@@ -70,8 +70,8 @@ def main() -> None:
             r1, r2 = st.columns([3, 2])
             which = r1.selectbox("Recorded by the reproduction", list(recorded), key="la_recorded_which",
                                  label_visibility="collapsed",
-                                 help="docs/REPRODUCTION.md: the base encoder (section 2) and the fine-tuned "
-                                      "encoders of the intermediate-task study (section 3), all Parallel UD languages")
+                                 help="docs/REPRODUCTION.md, section 2: the base encoder and the fine-tuned encoders "
+                                      "the plan analyses, all Parallel UD languages")
             if r2.button("Show the reproduction's analysis", icon=":material/history:", key="la_recorded"):
                 st.session_state["la_result"] = recorded[which]
                 st.session_state["la_base"] = None if which == runs.RECORDED_BASE else recorded[runs.RECORDED_BASE]

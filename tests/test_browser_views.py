@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from test_browser import REPO, browser_page, serving_app, settle, shot  # noqa: F401 (browser_page: a fixture)
-from test_pages import recorded_finetuning
+from test_pages import recorded_job
 
 from dlfa.testing import link_built
 
@@ -35,7 +35,7 @@ def prepared_cache(cache: Path, data_root: Path, encoder_dir: Path) -> dict:
         run_job(spec, job.out_dir)
         assert store.mark_completed(job.id)
         recorded, _ = store.add_finished_under(runs.reproduction_record())
-    xnli = recorded_finetuning(recorded, "xnli", "dlfa")
+    xnli = recorded_job(recorded, "select/xnli-cls")
     return {"job": job.id, "recorded_xnli": xnli.id,
             "recorded_xnli_spec": (xnli.out_dir / "results.json").relative_to(REPO).as_posix()}
 

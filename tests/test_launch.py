@@ -432,8 +432,8 @@ def test_cli_import_records_the_reproduction_in_place(store, capsys):
     from dlfa.jobs.recorded import job_folders
 
     record = REPO_ROOT / "docs" / "reproduction"
-    folders = job_folders(record / "finetune")  # one per task (and pooling, aggregation) of the record
-    code, out, err = cli(capsys, "jobs", "--store", str(store.path), "import", str(record / "finetune"))
+    folders = job_folders(record / "select")  # the record's learning-rate and layer selections
+    code, out, err = cli(capsys, "jobs", "--store", str(store.path), "import", str(record / "select"))
     assert code == 0 and len(out.splitlines()) == len(folders) >= 4 and f"imported {len(folders)} job(s)" in err
     assert {job.out_dir for job in store.list()} == set(folders)
     code, out, err = cli(capsys, "jobs", "--store", str(store.path), "import", str(folders[0]))

@@ -19,6 +19,7 @@ from dlfa.app import catalog, runs, session
 from dlfa.testing import link_built
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
 PAGES = sorted(p.name for p in (REPO / "pages").glob("*.py"))
 TIMEOUT = 60
 
@@ -81,11 +82,12 @@ def page(name: str, timeout: float = TIMEOUT, **state) -> AppTest:
     return at
 
 
-def recorded_finetuning(jobs, task: str, aggregation: str):
-    """The recorded reproduction's fine-tuning job of `task` with `aggregation` runs, among the imported `jobs`:
-    finetune/<task> (one job, every aggregation) or finetune/<setting>-<aggregation> (a job per aggregation)."""
-    return next(j for j in sorted(jobs, key=lambda j: j.out_dir.as_posix())
-                if j.out_dir.parent.name == "finetune" and j.spec.task == task and aggregation in j.spec.aggregations)
+
+
+def recorded_job(jobs, name: str):
+    """The recorded reproduction's job `name` (its folder under docs/reproduction, e.g. `select/xnli-cls`) among
+    the imported `jobs`."""
+    return next(j for j in jobs if j.out_dir.relative_to(runs.reproduction_record()).as_posix() == name)
 
 
 def no_errors(at: AppTest) -> None:
@@ -390,13 +392,14 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     no_errors(at)
     assert sum("read in place" in c.value for c in at.caption) == len(folders)
 
-    xnli = recorded_finetuning(jobs.values(), "xnli", "dlfa")
+    xnli = recorded_job(jobs.values(), "select/xnli-cls")  # last, DLFA, scalar-mix at 3 rates each
     at = page("results.py", dlfa_selected_jobs=[xnli.id]).run()
     no_errors(at)
     assert any("Sweep grid" in s.value for s in at.subheader)
     bars = plotly_specs(at)[0]
     assert len(x_categories(bars)) == 14 and {"German (de)", "Swahili (sw)"} <= x_categories(bars)
-    assert len(bars["data"]) == len(runs.job_results(xnli).runs)  # one series per recorded run
+    assert len(bars["data"]) == len(runs.job_results(xnli).runs) == 9  # one series per run, rates told apart
+    assert any(trace["name"].endswith("scalar-mix lr 5e-05 (seed 1)") for trace in bars["data"])
 
     at = page("fusion_weights.py", dlfa_selected_jobs=[xnli.id]).run()
     no_errors(at)
@@ -410,11 +413,24 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
     specs = plotly_specs(at)
     assert len(specs) == 2 and all(len(s["data"]) == 14 for s in specs)
     assert any("Recorded by the reproduction (docs/REPRODUCTION.md): embedded:e5-small" in c.value for c in at.caption)
-    tuned = next(o for o in at.selectbox(key="la_recorded_which").options if o != runs.RECORDED_BASE)  # a run's
-    at.selectbox(key="la_recorded_which").set_value(tuned).run()
+
+
+def test_layer_analysis_shows_a_recorded_fine_tuned_encoder_against_the_base(empty_cache, monkeypatch):
+    """A record's analysis of a fine-tuned encoder (layers/tuned.json; here one run of the earlier record's study)
+    is drawn beside the base encoder's, with what fine-tuning changed per layer."""
+    record = FIXTURES / "recorded_layers"
+    monkeypatch.setattr(runs, "reproduction_record", lambda: record)
+    tuned = json.loads((record / "layers" / "tuned.json").read_text())["runs"]["study/xnli-3/dlfa-L0-s1"]
+    at = page("layer_analysis.py").run()
+    assert at.selectbox(key="la_recorded_which").options == [runs.RECORDED_BASE, "study/xnli-3/dlfa-L0-s1"]
+    at.selectbox(key="la_recorded_which").set_value("study/xnli-3/dlfa-L0-s1").run()
     at.button(key="la_recorded").click().run()
     no_errors(at)
-    assert len(plotly_specs(at)) == 4 and any(s.value == "What fine-tuning changed" for s in at.subheader)
+    assert any(s.value == "What fine-tuning changed" for s in at.subheader)
+    per_language, _, retrieval_change, _ = plotly_specs(at)
+    german = next(t for t in per_language["data"] if t["name"] == "German (de)")
+    assert list(german["y"]) == pytest.approx(tuned["retrieval"]["de"])  # the tuned encoder's curve, not the base's
+    assert len(retrieval_change["data"]) == 2  # base and fine-tuned side by side
 
 
 def test_every_cached_function_is_in_one_module_and_keys_all_its_parameters():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 
 import pytest
-from test_pages import REPO, no_errors, plotly_specs, recorded_finetuning
+from test_pages import REPO, no_errors, plotly_specs, recorded_job
 from test_pages import page as pages_page
 
 from dlfa.app import runs, session
@@ -129,7 +129,7 @@ def test_examples_of_a_recorded_run_say_how_to_get_predictions(tmp_path, monkeyp
     monkeypatch.setenv("DLFA_CACHE_DIR", str(link_built(tmp_path / "cache")))
     monkeypatch.setenv("DLFA_DATA_DIR", str(fixture_root))
     JobStore().add_finished_under(runs.reproduction_record())
-    job = recorded_finetuning(JobStore().list(), "xnli", "dlfa")
+    job = recorded_job(JobStore().list(), "select/xnli-cls")
     unit = runs.job_units(job)[0]
     at = page("examples.py", ex_unit=unit_id(job, unit.name)).run()
     no_errors(at)

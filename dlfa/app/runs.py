@@ -79,8 +79,11 @@ class Unit:
 
     @property
     def label(self) -> str:
+        """e.g. `dlfa L6 (seed 1)`, or `last lr 5e-05 (seed 1)` for a run of a learning-rate grid."""
         layer = f" L{self.fusion_layer}" if self.fusion_layer is not None else ""
-        return f"{self.aggregation}{layer} (seed {self.result.seed})"
+        rates = self.result.spec.get("learning_rates")
+        rate = f" lr {rates[0]:g}" if rates else ""
+        return f"{self.aggregation}{layer}{rate} (seed {self.result.seed})"
 
 
 def job_results(job) -> JobResult | None:
@@ -241,7 +244,7 @@ def record_is_provisional() -> bool:
 
 def recorded_layer_analyses() -> dict[str, dict]:
     """The reproduction's layer analyses (retrieval and CKA per layer): RECORDED_BASE, the base encoder's, then
-    each analysed study run's fine-tuned encoder by its run (`study/<task>-<count>/<unit>`); {} without a record."""
+    each analysed fine-tuned encoder by its run (`<part>/<job>/<unit>`); {} without a record."""
     from dlfa.reproduction.plan import LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE
 
     found = {}
