@@ -306,7 +306,11 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     run_plan(config, fresh, DEFAULT_PARTS, log=again.append)
     assert again == []  # the record's finished runs (and their analyses) are not run again
 
+    stale = doc.parent / "figures" / "grid-xnli.png"  # drawn by a record of another plan
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\x89PNG")
     write_report(record, doc, "python -m dlfa reproduce run --data-root DATA")
+    assert not stale.exists()
     text = doc.read_text()
     assert "Baseline vs DLFA (fine-tuning, `finetune/pawsx-mean-last`" in text and "#### pawsx-mean" in text
     assert "English data: train 1,201, dev 133, test 666 examples; only the English dev set" in text

@@ -26,6 +26,7 @@ class ReportDocument:
         self.gains: dict[str, dict] = {}  # setting -> task, source, gain, layer, tied, dlfa_at_majority
         # "layers" -> text; "plain_tuned" -> {key: retrieval per layer} of the plain fine-tuned encoders
         self.findings: dict = {}
+        self.figure_names: list[str] = []  # the figures this report shows
 
     def add(self, *blocks: str) -> None:
         self.lines.extend(blocks)
@@ -35,7 +36,15 @@ class ReportDocument:
         if png is None:
             raise DlfaError(f"cannot write the figure {name}: {why}")
         write_bytes(self.figures_dir / name, png)
+        self.figure_names.append(name)
         self.add(f"![{alt}]({FIGURES}/{name})", "")
+
+    def drop_other_figures(self) -> None:
+        """Remove the figures in `figures/` that this report does not show (a record of another plan drew them):
+        the folder belongs to the report."""
+        for path in self.figures_dir.glob("*.png"):
+            if path.name not in self.figure_names:
+                path.unlink()
 
     def took(self, job: str) -> str:
         entry = self.timings.get(job)

@@ -144,12 +144,14 @@ class Report(BaselineSections, AnalysisSections, StudySections):
 
 
 def write_report(out_root: str | Path, doc_path: str | Path, command: str) -> Path:
-    """Write the report (and its figures next to it, in `figures/`) from the results under `out_root`."""
+    """Write the report (and its figures next to it, in `figures/`, which it owns) from the results under
+    `out_root`."""
     out_root, doc_path = Path(out_root), Path(doc_path)
     if not out_root.is_dir():
         raise DlfaError(f"no reproduction results in {out_root}: run `python -m dlfa reproduce run` first")
     refuse_mixed_runs(out_root)
     doc_path.parent.mkdir(parents=True, exist_ok=True)
-    text = Report(out_root, doc_path).build(command)
-    write_text(doc_path, text)
+    report = Report(out_root, doc_path)
+    write_text(doc_path, report.build(command))
+    report.drop_other_figures()
     return doc_path
