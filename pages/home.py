@@ -95,10 +95,9 @@ def reproduction_panel() -> None:
         return
     st.subheader("The recorded reproduction")
     st.markdown(
-        "The repository holds the results of our reproduction of DLFA on real data with the embedded encoder "
-        "(layer sweeps, fine-tuning compared over seeds, the English intermediate-task study), written up in "
-        "`docs/REPRODUCTION.md`. Open its jobs to explore them on the pages here; the app reads them in place "
-        f"from `{record}`.")
+        "The repository holds the results of our reproduction of DLFA on real data with the embedded encoder, "
+        f"written up in `docs/REPRODUCTION.md`. So far: {runs.record_contents()}. Open its jobs to explore them "
+        f"on the pages here; the app reads them in place from `{record}`.")
     if runs.record_is_provisional():
         st.warning(f"Provisional: {PROVISIONAL}. `python -m dlfa reproduce status --data-root DIR` shows how far "
                    "a rerun has come.", icon=":material/warning:")

@@ -371,6 +371,8 @@ def test_home_warns_that_a_record_whose_runs_predate_code_versions_is_provisiona
     at = page("home.py").run()
     no_errors(at)
     assert any(s.value == "The recorded reproduction" for s in at.subheader)
+    assert any("So far: layer sweeps (probe): not run yet; learning-rate and layer choices: not run yet; fine-tuning "
+               "over seeds: 1 run; the English intermediate-task study: not run yet." in m.value for m in at.markdown)
     warned = [w.value for w in at.warning if w.value.startswith("Provisional: these runs predate code versions")]
     assert len(warned) == (0 if version else 1)
 
@@ -381,6 +383,7 @@ def test_home_opens_the_recorded_reproduction_for_the_other_pages(empty_cache):
 
     at = page("home.py").run()
     no_errors(at)
+    assert any("So far: layer sweeps (probe): 84 runs;" in m.value for m in at.markdown)  # 6 settings x 14
     at.button(key="open_record").click().run()
     no_errors(at)
     folders = job_folders(runs.reproduction_record())

@@ -242,6 +242,15 @@ def record_is_provisional() -> bool:
     return provisional(reproduction_record())
 
 
+def record_contents() -> str:
+    """What the repository's record holds, part by part, e.g. "fine-tuning over seeds: 45 runs" or ": not run yet"."""
+    from dlfa.reproduction.record import RECORD_PARTS, record_contents
+
+    counts = record_contents(reproduction_record())
+    return "; ".join(f"{RECORD_PARTS[part]}: " + (f"{n} run{'s' * (n != 1)}" if n else "not run yet")
+                     for part, n in counts.items())
+
+
 def recorded_layer_analyses() -> dict[str, dict]:
     """The reproduction's layer analyses (retrieval and CKA per layer): RECORDED_BASE, the base encoder's, then
     each analysed fine-tuned encoder by its run (`<part>/<job>/<unit>`); {} without a record."""

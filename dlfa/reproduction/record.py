@@ -66,6 +66,19 @@ PROVISIONAL = ("these runs predate code versions in results.json, and they were 
                "current code replaces them")  # what a record without code versions is, in the report and the app
 
 
+RECORD_PARTS = {"probe": "layer sweeps (probe)", "select": "learning-rate and layer choices",
+                "finetune": "fine-tuning over seeds", STUDY_PART: "the English intermediate-task study"}
+
+
+def record_contents(root: Path) -> dict[str, int]:
+    """part -> the complete runs the record under root holds, for each part of RECORD_PARTS (0: not run yet)."""
+    counts = dict.fromkeys(RECORD_PARTS, 0)
+    for path in root.glob(f"*/*/{RESULTS_FILE}"):
+        if path.parent.parent.name in counts:
+            counts[path.parent.parent.name] += complete_runs(read_results(path))
+    return counts
+
+
 def _complete_runs_by_job(root: Path, study: bool):
     """(job `<part>/<job>`, its complete runs) under root: the plan's comparison parts, or (study) the
     intermediate-task study's jobs."""
