@@ -219,7 +219,7 @@ class RunResult(_SpecFields):
     set), to flag a run whose dev score stays at it (dlfa.engine.metrics.at_majority);
     intermediate_dev: task -> {"metric", "value", "majority", "learned", "n"}: each intermediate task's English
     dev score after its intermediate stage, the majority-class (prior) score on the same examples (as
-    dev_majority: 0 for MCC; for F1 the always-positive score when higher), whether it is more than 1 point
+    dev_majority: 0 for MCC; for F1 the always-positive score when higher), whether it is at least 1 point
     above it, and the number of dev examples; intermediate_budget: {"steps": intermediate optimizer steps,
     "examples": {task: training examples drawn}}, the budget spent; init_from: the unit folder whose trained
     encoder the run started from."""

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from dlfa.engine.spec import INTERMEDIATE_ONLY
 from dlfa.errors import DataError
 from dlfa.results import (COMPLETED, RESULTS_FILE, SCHEMA_VERSION, STOPPED, JobResult, LanguageMetric, RunResult,
                           read_job_results, read_results, read_run_results, write_results)
@@ -76,10 +77,13 @@ def test_every_results_file_of_the_record_reads(path, tmp_path):
     assert job.status == STOPPED or all(run.status == COMPLETED for run in job.runs)  # may hold stopped jobs
     first, raw_first = job.runs[0], raw["runs"][0]
     assert first.spec == raw_first["spec"] and first.dev_score == raw_first["dev_score"]
-    language = sorted(raw_first["metrics"])[0]
-    metric = first.metrics[language]
-    assert (metric.value, metric.ci_low, metric.ci_high, metric.n, metric.majority) == tuple(
-        raw_first["metrics"][language][key] for key in ("value", "ci_low", "ci_high", "n", "majority"))
+    if raw_first["metrics"]:
+        language = sorted(raw_first["metrics"])[0]
+        metric = first.metrics[language]
+        assert (metric.value, metric.ci_low, metric.ci_high, metric.n, metric.majority) == tuple(
+            raw_first["metrics"][language][key] for key in ("value", "ci_low", "ci_high", "n", "majority"))
+    else:  # an intermediate-only job (a study arm) tests no language: it measures its intermediate tasks' dev
+        assert job.spec["task"] == INTERMEDIATE_ONLY and first.intermediate_dev == raw_first["intermediate_dev"] != {}
     assert first.extra["history"] == raw_first["history"] and first.extra["fusion_stats"] == raw_first["fusion_stats"]
     write_results(tmp_path, job)
     assert read_results(tmp_path) == job

@@ -167,7 +167,7 @@ class StudySections(ReportDocument):
             return
         flagged = sorted({row["task"] for row in rows if row["learned"] is False})
         self.add("**Did each intermediate task learn?** English dev after the intermediate training against the "
-                 "majority class (the prior; 0 for MCC), per arm; a task learned when every run is more than 1 "
+                 "majority class (the prior; 0 for MCC), per arm; a task learned when every run is at least 1 "
                  "point above it.", "",
                  cells_table(learning_cells(rows)), "")
         if flagged:
