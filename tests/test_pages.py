@@ -82,8 +82,6 @@ def page(name: str, timeout: float = TIMEOUT, **state) -> AppTest:
     return at
 
 
-
-
 def recorded_job(jobs, name: str):
     """The recorded reproduction's job `name` (its folder under docs/reproduction, e.g. `select/xnli-cls`) among
     the imported `jobs`."""
