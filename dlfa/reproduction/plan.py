@@ -12,7 +12,9 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
                                  probe's best layer; each aggregation's rate is chosen on English dev
     select/<setting>-layers      seed 1, dlfa at two other layers (a lower and an upper one) at dlfa's rate;
                                  the fusion layer is chosen on English dev among the three
-    finetune/<setting>-<agg>     SEEDS (5) of last, dlfa at the chosen layer, scalar-mix, each at its rate
+    finetune/<setting>-<agg>     SEEDS (5) of last, dlfa at the chosen layer, scalar-mix, each at its rate; seed 1
+                                 is the selection run of the same settings, taken over rather than trained twice
+                                 (`runner.take_selection_run`)
     layers/tuned.json            the layer analysis of every plain fine-tuned encoder (0 intermediate tasks, every
                                  aggregation) of finetune/udpos-* and finetune/xnli-cls-*
     study/...                    (optional part, its own estimate `study_hours`) the intermediate-task study
@@ -29,11 +31,11 @@ rate, then the lower layer; runs whose target mean stays at the majority class a
 Compute (`estimated_hours`): the seconds per training step and per test item measured in the record's precision
 (fp32) on a 2-core CPU without native bf16 (AMD EPYC; STEP_SECONDS, TEST_ITEM_SECONDS, PROBE_SECONDS), times the
 steps of each run if it trains to its max_epochs cap (an upper bound: early stopping ends most runs sooner), per
-setting 3 × 3 grid runs + 2 layer runs + 3 aggregations × 5 seeds = 26 runs: 40.5 hours at most for the six
-settings, probes and the 30 fine-tuned encoders' layer analyses included (udpos 5.9 h, panx 2.7 h, xnli 2 × 11.2 h,
-pawsx 2 × 4.4 h), to run in many sittings. XNLI dominates: a run trains up to 564 steps of about 2 s and evaluates
-14 × 900 pairs. Where bf16 is native (and `--precision bf16` chosen) the previous record ran 2-3.5 times faster
-per step.
+setting 3 × 3 grid runs + 2 layer runs + 3 aggregations × 4 seeds besides seed 1 = 23 runs trained: 36.5 hours at
+most for the six settings, probes and the 30 fine-tuned encoders' layer analyses included (udpos 5.4 h, panx
+2.4 h, xnli 2 × 10.1 h, pawsx 2 × 3.9 h), to run in many sittings. XNLI dominates: a run trains up to 564 steps
+of about 2 s and evaluates 14 × 900 pairs. Where bf16 is native (and `--precision bf16` chosen) the previous record
+ran 2-3.5 times faster per step.
 
 Running the plan again skips finished units and resumes interrupted ones from their checkpoints, so a plan
 too long for one sitting is run in several; `timings.json` adds up the time each job took over all sittings.
@@ -335,8 +337,9 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
     """Hours each setting takes at most, and "total" (the layer analyses included), if every run trains to its
     max_epochs cap. train_sizes: task -> English training examples available (english_sizes)."""
     hours = {}
+    trained_seeds = [seed for seed in config.seeds if seed != SELECTION_SEED]  # seed 1 is the selection run
     runs_per_setting = (len(AGGREGATIONS) * len(config.learning_rates) + 2  # the grid, two more layers
-                        + len(AGGREGATIONS) * len(config.seeds))
+                        + len(AGGREGATIONS) * len(trained_seeds))
     for task, pooling in config.settings():
         hours[setting_name(task, pooling)] = (runs_per_setting * model_run_seconds(task, train_sizes[task])
                                               + PROBE_SECONDS[task]) / 3600

@@ -150,6 +150,11 @@ class BaselineSections(ReportDocument):
                      + (f" {len(rising)} of {len(runs)} runs ended at their epoch cap with English dev still up by "
                         f"more than {RISING:g} point over their last epoch: they may not have converged, and the "
                         "comparison above rests on them." if rising else ""), "")
+            taken = [run_name(run) for job in jobs for run in runs_of(self.job(job).runs, None)
+                     if run.spec.get("name") != self.job(job).spec.get("name")]
+            if taken:
+                self.add("Seed 1 is the selection run of the same settings (the choices above), taken over rather "
+                         "than trained twice: " + ", ".join(f"`{name}`" for name in taken) + ".", "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
                      "the English training statistics, and only the aggregation and the head train, for a fixed "

@@ -1,25 +1,31 @@
 """Running the reproduction plan: its jobs through the engine (`run_job`; a Tatoeba job through its measurement),
 each skipped when finished and resumed from its checkpoints when interrupted, and the layer analyses of the base
-and of the fine-tuned encoders; the time each job took is added up over sittings in timings.json."""
+and of the fine-tuned encoders; the time each job took is added up over sittings in timings.json. Seed 1 of a
+fine-tuning job is not trained twice: it is the selection run of the same settings, taken over."""
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from dlfa.analysis.layers import available_parallel_languages, fine_tuned_encoder, layer_analysis, parallel_pairs
 from dlfa.data.registry import DataSource, english_sizes
+from dlfa.code_version import sources_hash
 from dlfa.engine.callbacks import Callback
+from dlfa.engine.job import UNIT_SPEC_FILE
 from dlfa.engine.spec import JobSpec
 from dlfa.jobs.runner import spec_runner
-from dlfa.errors import ConfigError
-from dlfa.io import locked, write_json
+from dlfa.errors import ConfigError, DlfaError
+from dlfa.io import atomic_folder, locked, write_json
 from dlfa.model.encoders import load_encoder
 from dlfa.model.modeling import CONFIG_FILE
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SIZES_FILE, STUDY_TASKS, TASK_PLANS,
-                                    TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json, read_results, setting_name)
+from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED, SIZES_FILE,
+                                    STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json,
+                                    read_results, setting_name)
 from dlfa.reproduction.record import Timings
-from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED
+from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, read_run_results, write_results
 
 
 def layer_pairs(config: Reproduction) -> dict:
@@ -82,6 +88,37 @@ def record_sizes(config: Reproduction, out_root: Path) -> None:
         write_json(path, {**(read_json(path) or {}), **sizes})
 
 
+def take_selection_run(out_root: Path, job: str, spec: JobSpec) -> str | None:
+    """Seed 1 of a fine-tuning job (finetune/<setting>-<aggregation>) is the selection run of the same settings:
+    copy that run's folder (select/<setting>[-layers], checkpoints left out) instead of training it again. Its
+    spec may differ only in `learning_rates`, which names a grid's units and changes nothing a run computes, and
+    in `name`, which is kept to say where the run came from; it must come from this code version. A run of a
+    study task is taken only with its saved model, which the fine-tuned layer analysis reads. The unit's name
+    when one was taken."""
+    unit = spec.units()[0]
+    unit_dir = out_root / job / unit.unit_name()
+    if not job.startswith("finetune/") or unit.seeds != (SELECTION_SEED,) or unit_dir.exists():
+        return None
+    setting = job.removeprefix("finetune/").removesuffix(f"-{unit.aggregations[0]}")
+    for path in sorted(p for select in (f"select/{setting}", f"select/{setting}-layers")
+                       for p in (out_root / select).glob(f"*-s{SELECTION_SEED}/{RESULTS_FILE}")):
+        try:
+            run = read_run_results(path)
+        except DlfaError:
+            continue
+        taken = dataclasses.replace(run, spec={**run.spec, "learning_rates": []})
+        same = (run.completed and unit.changed_settings(taken.spec) == []
+                and (run.code_version or {}).get("sources_sha256") == sources_hash())
+        saved_model = (path.parent / (run.model_dir or "model") / CONFIG_FILE).is_file()
+        if same and (unit.task not in STUDY_TASKS or saved_model):
+            with atomic_folder(unit_dir) as staging:
+                shutil.copytree(path.parent, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
+                write_json(staging / UNIT_SPEC_FILE, taken.spec)
+                write_results(staging, taken)
+            return unit.unit_name()
+    return None
+
+
 ANALYSES = {"layers": run_layer_analysis, "tuned-layers": run_tuned_layer_analysis}
 
 
@@ -106,6 +143,9 @@ def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] 
         if done is not None and done.status == COMPLETED and not spec.changed_settings(done.spec):
             continue
         log(f"{job}: {len(spec.units())} runs")
+        taken = take_selection_run(out_root, job, spec)
+        if taken:
+            log(f"{job}/{taken}: the selection run of the same settings, taken over")
         spec_runner(spec)(spec.validate(), out_root / job, callbacks)  # a Tatoeba job measures, the rest train
         completed = read_results(out_root / job / RESULTS_FILE).status == COMPLETED
         timings.add(job, time.perf_counter() - started, completed)

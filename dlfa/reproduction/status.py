@@ -18,8 +18,8 @@ from pathlib import Path
 
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.choices import finetune_layers
-from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, TIMINGS_FILE, Reproduction, model_run_seconds,
-                                    read_json, read_results, setting_name, study_hours)
+from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, TIMINGS_FILE, Reproduction,
+                                    model_run_seconds, read_json, read_results, setting_name, study_hours)
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
 from dlfa.results import COMPLETED, RESULTS_FILE, RunResult
@@ -38,10 +38,11 @@ class SettingStatus:
     run_seconds: float
     measured: bool
     probe_seconds: float
+    taken_over: int = 0  # fine-tuning runs left that are seed 1's selection runs, copied rather than trained
 
     @property
     def seconds_left(self) -> float:
-        tuning = sum(self.planned[step] - self.done[step] for step in ("select", "finetune"))
+        tuning = sum(self.planned[step] - self.done[step] for step in ("select", "finetune")) - self.taken_over
         probe = self.probe_seconds if self.done["probe"] < self.planned["probe"] else 0.0
         return tuning * self.run_seconds + probe
 
@@ -78,10 +79,13 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
                    "select": len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1,
                    "finetune": len(AGGREGATIONS) * len(config.seeds)}
         done = {step: len(runs[setting][step]) for step in STEPS}
+        seed_one_left = SELECTION_SEED in config.seeds and not any(
+            run.seed == SELECTION_SEED for run in runs[setting]["finetune"])
         measured = tuning[task]
         pace = statistics.median(measured) if measured else model_run_seconds(task, train_sizes[task])
         probe = sum(probes) / len(probes) if probes else PROBE_SECONDS[task]
-        statuses.append(SettingStatus(setting, done, planned, pace, bool(measured), probe))
+        statuses.append(SettingStatus(setting, done, planned, pace, bool(measured), probe,
+                                      len(AGGREGATIONS) if seed_one_left else 0))
     return statuses
 
 
@@ -93,9 +97,11 @@ def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
     total = sum(s.planned[step] for s in statuses for step in STEPS)
     spent = sum(entry["seconds"] for entry in (read_json(out_root / TIMINGS_FILE) or {}).values())
     hours = sum(s.seconds_left for s in statuses) / 3600
+    taken = sum(s.taken_over for s in statuses)
     lines = [table(["setting", "probe", "select", "finetune", "min per fine-tuning run", "hours left"], rows), "",
-             f"{left} of {total} runs left, about {hours:.1f} h (the layer analyses add minutes); {spent / 3600:.1f} h "
-             f"spent so far ({out_root / TIMINGS_FILE})."]
+             f"{left} of {total} runs left ({taken} of them seed 1 of fine-tuning, taken over from the selection), "
+             f"about {hours:.1f} h (the layer analyses add minutes); {spent / 3600:.1f} h spent so far "
+             f"({out_root / TIMINGS_FILE})."]
     if not all(s.measured for s in statuses):
         lines.append("* no fine-tuning run of the task has finished here yet: the timing model's minutes (fp32 on a "
                      "2-core CPU without native bf16; bf16 where it is native runs 2-3.5 times as fast)")
