@@ -67,6 +67,11 @@ def test_an_interval_containing_zero_is_inconclusive_whatever_the_sign(gain, ver
     assert gain_verdict("probe", Cell(5.0, 4.0, 6.0, 1)).startswith("not decided: probe only")
 
 
+def test_a_comparison_whose_dlfa_runs_have_not_finished_reads_not_run_yet_not_at_the_majority_class():
+    assert gain_verdict("fine-tuning", None, ("dlfa",)) == "not decided: fine-tuning of dlfa not run yet"
+    assert gain_verdict("fine-tuning", None) != gain_verdict("fine-tuning", None, ("dlfa",))
+
+
 def test_the_table_says_whether_the_papers_value_lies_inside_our_interval():
     assert paper_in_interval(Cell(-2.14, -8.23, 3.95, 3), 1.5) == "yes"
     assert paper_in_interval(Cell(-1.58, -5.31, 1.0, 3), 1.2) == "no"

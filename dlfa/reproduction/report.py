@@ -51,7 +51,8 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                     f"{gain.value:+.2f}{gain.interval()} (DLFA L{g['layer']}, {g['source']}, "
                     + (f"{gain.n} seeds)" if gain.n > 1 else "1 seed: no interval)"))
                 rows.append([f"{TASK_TITLES[task]}: DLFA > last" + (f" ({setting})" if setting != task else ""),
-                             f"+{paper}", ours, paper_in_interval(gain, paper), gain_verdict(g["source"], gain)])
+                             f"+{paper}", ours, paper_in_interval(gain, paper),
+                             gain_verdict(g["source"], gain, g["not_run"])])
         rows += self.layer_claim_rows()
         self.add(table(["claim", "paper (mBERT)", "ours (e5-small)", "paper's value inside our interval", "verdict"],
                        rows), "")
@@ -60,10 +61,10 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         rows = []
         fine_tuned = {s: g for s, g in self.gains.items() if g["source"] == "fine-tuning"}
         if len(fine_tuned) >= 2:
-            undecided = [s for s, g in fine_tuned.items() if g["tied"] or g["dlfa_at_majority"]]
+            undecided = [s for s, g in fine_tuned.items() if g["tied"] or g["dlfa_at_majority"] or g["not_run"]]
             differ = len({g["layer"] for g in fine_tuned.values()}) > 1
-            verdict = ("not decided: the layer of " + ", ".join(undecided) + " rests on a tie or on runs at the "
-                       "majority class") if undecided else ("agrees" if differ else
+            verdict = ("not decided: the layer of " + ", ".join(undecided) + " rests on a tie, on runs at the "
+                       "majority class or on runs not finished yet") if undecided else ("agrees" if differ else
                                                             "does not agree: the same layer everywhere")
             rows.append(["best fusion layer differs per task", "yes",
                          ", ".join(f"{s} L{g['layer']}" for s, g in fine_tuned.items()), "–", verdict])

@@ -140,7 +140,8 @@ class BaselineSections(ReportDocument):
             if gain else "–"
         rows.append(["**mean**", fmt_score(mean_of(last)), fmt_score(mean_of(dlfa)), shown, fmt_score(mean_of(mix)),
                      fmt_score(majority_mean)])
-        self.add(table(["language", "last", f"DLFA L{layer}", "Δ", "scalar-mix", "majority class"], rows), "")
+        dlfa_title = "DLFA" if layer is None else f"DLFA L{layer}"  # None: no DLFA run has finished yet
+        self.add(table(["language", "last", dlfa_title, "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "fine-tuning":
             points = {run_name(r): convergence(r) for r in runs}
             rising = [r for r in runs if still_rising(r.extra)]
@@ -161,7 +162,8 @@ class BaselineSections(ReportDocument):
                      "budget: a gap here measures how usable each layer's features are to a small head in that "
                      "budget, not what fine-tuning reaches.", "")
         self.gains.setdefault(setting, {"task": task, "source": source, "gain": gain, "layer": layer, "tied": tied,
-                                        "dlfa_at_majority": len(all_dlfa) > len(dlfa)})
+                                        "dlfa_at_majority": len(all_dlfa) > len(dlfa),
+                                        "not_run": tuple(a for a in ("last", "dlfa") if not runs_of(runs, a))})
 
     def probe_grid(self, setting: str, probe: JobResult, languages: list[str]) -> None:
         grid = probe.grid

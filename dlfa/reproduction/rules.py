@@ -51,10 +51,13 @@ class Cell:
         return "" if self.low is None else f" [{self.low:+.2f}, {self.high:+.2f}]"
 
 
-def gain_verdict(source: str, gain: Cell | None) -> str:
-    """Whether a measured DLFA − last gain (over seeds) agrees with the paper's claim of a gain."""
+def gain_verdict(source: str, gain: Cell | None, not_run: tuple[str, ...] = ()) -> str:
+    """Whether a measured DLFA − last gain (over seeds) agrees with the paper's claim of a gain. not_run: the
+    aggregations of the two (last, dlfa) without a finished run yet."""
     if source == "probe":  # the paper's claim is about fine-tuning; a frozen-encoder probe cannot decide it
         return "not decided: probe only (a frozen encoder), fine-tuning not run"
+    if not_run:
+        return f"not decided: fine-tuning of {' and '.join(not_run)} not run yet"
     if gain is None:
         return "not decided: no seed where both DLFA and last learned more than the majority class"
     return {None: "not decided: one seed, no interval over seeds", "above": "agrees: a gain, interval above 0",
