@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dlfa.analysis.layers import available_parallel_languages, fine_tuned_encoder, layer_analysis, parallel_pairs
 from dlfa.data.registry import DataSource, english_sizes
-from dlfa.code_version import sources_hash
+from dlfa.code_version import code_version
 from dlfa.engine.callbacks import Callback
 from dlfa.engine.job import UNIT_SPEC_FILE
 from dlfa.engine.spec import JobSpec
@@ -108,7 +108,7 @@ def take_selection_run(out_root: Path, job: str, spec: JobSpec) -> str | None:
             continue
         taken = dataclasses.replace(run, spec={**run.spec, "learning_rates": []})
         same = (run.completed and unit.changed_settings(taken.spec) == []
-                and (run.code_version or {}).get("sources_sha256") == sources_hash())
+                and (run.code_version or {}).get("sources_sha256") == code_version()["sources_sha256"])
         saved_model = (path.parent / (run.model_dir or "model") / CONFIG_FILE).is_file()
         if same and (unit.task not in STUDY_TASKS or saved_model):
             with atomic_folder(unit_dir) as staging:
