@@ -109,33 +109,36 @@ def test_plan_chooses_rates_and_layer_on_seed_1_then_runs_5_seeds_of_each_aggreg
     assert grid_job["seeds"] == [1] and grid_job["patience"] == 3 and grid_job["max_epochs"] == 3
     assert grid_job["max_train_examples"] == 4000  # today's cap on token-task training sentences
     assert grid_job["eval_every"] == 4000 // 32 // 2  # English dev twice per epoch
-    for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
+    for setting in ("udpos", "pawsx-cls"):
         write_job(tmp_path, f"select/{setting}", [
             *(selection_run("last", rate, dev) for rate, dev in ((2e-5, 70), (5e-5, 74), (1e-4, 72))),
             *(selection_run("dlfa", rate, dev, 2) for rate, dev in ((2e-5, 71), (5e-5, 73), (1e-4, 76))),
             *(selection_run("scalar-mix", rate, 70) for rate in LEARNING_RATES)])
-    layers = dict(plan_jobs(config, tmp_path, ("select",)))["select/pawsx-cls-layers"]
+    select_jobs = dict(plan_jobs(config, tmp_path, ("select",)))  # pawsx-mean takes pawsx-cls's choices
+    assert list(select_jobs) == ["select/udpos", "select/udpos-layers", "select/pawsx-cls", "select/pawsx-cls-layers"]
+    layers = select_jobs["select/pawsx-cls-layers"]
     assert layers["aggregations"] == ["dlfa"] and layers["fusion_layers"] == [1, 3] and layers["learning_rate"] == 1e-4
     assert layers["pooling"] == "cls" and layers["eval_every"] == 19 and layers["max_epochs"] == 4  # 38 steps an epoch
-    for setting in ("udpos", "pawsx-cls", "pawsx-mean"):
+    for setting in ("udpos", "pawsx-cls"):
         write_job(tmp_path, f"select/{setting}-layers", [selection_run("dlfa", 1e-4, 78, 3),
                                                          selection_run("dlfa", 1e-4, 60, 1)])
     finetune = dict(plan_jobs(config, tmp_path, ("finetune",)))
     assert list(finetune)[:3] == ["finetune/udpos-last", "finetune/udpos-dlfa", "finetune/udpos-scalar-mix"]
     assert len(finetune) == 9 and all(job["seeds"] == list(SEEDS) == [1, 2, 3, 4, 5] for job in finetune.values())
-    dlfa = finetune["finetune/pawsx-mean-dlfa"]
+    dlfa = finetune["finetune/pawsx-mean-dlfa"]  # at pawsx-cls's choices: only the pooling differs
     assert dlfa["fusion_layers"] == [3] and dlfa["learning_rate"] == 1e-4 and dlfa["pooling"] == "mean"
+    assert {**dlfa, "pooling": "cls", "name": ""} == {**finetune["finetune/pawsx-cls-dlfa"], "name": ""}
     assert finetune["finetune/udpos-last"]["learning_rate"] == 5e-5
     assert finetune["finetune/udpos-scalar-mix"]["learning_rate"] == 2e-5  # a tie: the smaller rate
 
 
-def test_the_compute_estimate_adds_up_about_36_hours_of_fp32_on_a_2_core_cpu(data_root):
+def test_the_compute_estimate_adds_up_about_32_hours_of_fp32_on_a_2_core_cpu(data_root):
     source = DataSource.resolve(data_root)
     hours = estimated_hours(Reproduction(str(data_root)), {t: english_sizes(t, source)["train"] for t in TASK_PLANS})
     assert list(hours) == ["udpos", "panx", "xnli-cls", "xnli-mean", "pawsx-cls", "pawsx-mean", "total"]
     assert {k: round(v, 1) for k, v in hours.items()} == {"udpos": 5.4, "panx": 2.4, "xnli-cls": 10.1,
-                                                          "xnli-mean": 10.1, "pawsx-cls": 3.9, "pawsx-mean": 3.9,
-                                                          "total": 36.5}  # the plan docstring's figures
+                                                          "xnli-mean": 7.1, "pawsx-cls": 3.9, "pawsx-mean": 2.7,
+                                                          "total": 32.3}  # the plan docstring's figures
     assert "study" not in DEFAULT_PARTS  # the optional study is outside the estimate
 
 
@@ -279,17 +282,22 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     config = Reproduction(str(data_root), tiny_encoder, tasks=("udpos", "pawsx"), seeds=(1, 2), layer_pairs=20,
                           learning_rates=(5e-5, 1e-4), study_counts=(0, 2), spec_overrides=tiny)
     assert run_plan(config, out, DEFAULT_PARTS, log=lambda _: None) == COMPLETED
-    finetune = read_job_results(out / "finetune/pawsx-mean-dlfa")
-    chosen = choose(read_job_results(out / "select/pawsx-mean").runs
-                    + read_job_results(out / "select/pawsx-mean-layers").runs, "dlfa")
+    finetune = read_job_results(out / "finetune/pawsx-cls-dlfa")
+    chosen = choose(read_job_results(out / "select/pawsx-cls").runs
+                    + read_job_results(out / "select/pawsx-cls-layers").runs, "dlfa")
     assert finetune.spec["fusion_layers"] == chosen.spec["fusion_layers"]
     assert finetune.spec["learning_rate"] == chosen.spec["learning_rate"] and finetune.spec["seeds"] == [1, 2]
-    assert finetune.spec["pooling"] == "mean" and finetune.spec["patience"] == 3 and len(finetune.runs) == 2
+    assert finetune.spec["pooling"] == "cls" and finetune.spec["patience"] == 3 and len(finetune.runs) == 2
     assert all(run.code_version for run in finetune.runs)
     taken = finetune.runs[0]  # seed 1: the selection run of the same settings, copied, not trained again
     assert taken.metrics == chosen.metrics and taken.extra["history"] == chosen.extra["history"]
     assert taken.spec["name"] == chosen.spec["name"] != finetune.spec["name"] and taken.spec["learning_rates"] == []
     assert finetune.runs[1].spec["name"] == finetune.spec["name"] and finetune.runs[1].metrics != chosen.metrics
+    mean = read_job_results(out / "finetune/pawsx-mean-dlfa")  # at pawsx-cls's choices, every seed trained
+    assert not (out / "select/pawsx-mean").exists() and mean.spec["pooling"] == "mean"
+    assert (mean.spec["learning_rate"], mean.spec["fusion_layers"]) == (chosen.spec["learning_rate"],
+                                                                        chosen.spec["fusion_layers"])
+    assert [run.spec["name"] for run in mean.runs] == [mean.spec["name"]] * 2
     sizes = json.loads((out / "data/sizes.json").read_text())
     assert sizes["pawsx"] == {"train": 1201, "dev": 133, "test": 666}
     timings = json.loads((out / "timings.json").read_text())
@@ -321,6 +329,7 @@ def test_plan_runs_resumes_and_reports(tiny_encoder, data_root, tmp_path):
     assert "Baseline vs DLFA (fine-tuning, `finetune/pawsx-mean-last`" in text and "#### pawsx-mean" in text
     assert "English data: train 1,201, dev 133, test 666 examples; only the English dev set" in text
     assert "Choices on seed 1 and English dev (`select/pawsx-cls`" in text and "**chosen**" in text
+    assert "No choices of its own: its fine-tuning takes those of `pawsx-cls`" in text.split("#### pawsx-mean")[1]
     assert "Convergence: `last-s1` best dev at step" in text
     assert re.search(r"Seed 1 is the selection run of the same settings \(the choices above\), taken over rather than "
                      r"trained twice: `last-s1`, `dlfa-L\d+-s1`, `scalar-mix-s1`\.", text)
@@ -360,11 +369,15 @@ def test_the_status_counts_each_steps_runs_and_prices_the_rest_at_the_measured_m
     assert not xnli_cls.measured and xnli_cls.run_seconds == model_run_seconds("xnli", 6000)
     assert udpos.taken_over == 3  # seed 1 of each fine-tuning job: its selection run, copied, not priced
     assert xnli_cls.seconds_left == 23 * xnli_cls.run_seconds + 3600.0  # its probe sweep at the measured one's pace
+    assert xnli_mean.planned["select"] == 0 and xnli_mean.taken_over == 0  # at xnli-cls's choices, seed 1 trained
+    assert xnli_mean.seconds_left == 15 * xnli_cls.run_seconds + 3600.0
     text = status_text([udpos, xnli_cls, xnli_mean], tmp_path)
     assert "| udpos | 14/14 | 3/11 | 0/15 | 10.0 | 3.3 |" in text and "| xnli-cls | 0/14 | 0/11 | 0/15 |" in text
-    hours = (udpos.seconds_left + 2 * xnli_cls.seconds_left) / 3600
-    assert (f"103 of 120 runs left (9 of them seed 1 of fine-tuning, taken over from the selection), about "
+    assert "| xnli-mean | 0/14 | – | 0/15 |" in text
+    hours = (udpos.seconds_left + xnli_cls.seconds_left + xnli_mean.seconds_left) / 3600
+    assert (f"92 of 109 runs left (6 of them seed 1 of fine-tuning, taken over from the selection), about "
             f"{hours:.1f} h (the layer analyses add minutes); 1.3 h spent so far") in text
+    assert "A setting with no selection (–) is fine-tuned at its task's CLS choices." in text
     assert "* no fine-tuning run of the task has finished here yet: the timing model's minutes" in text
 
 
@@ -375,7 +388,7 @@ def test_the_status_command_prints_the_table_of_an_output_root(data_root, tiny_e
                  "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
     assert "| udpos | 0/6 | 1/11 | 0/15 | 10.0 |" in printed  # the tiny encoder's 4 layers: 6 probe runs
-    assert "| xnli-cls | 0/6 | 0/11 | 0/15 |" in printed and "runs left (18 of them seed 1 of fine-tuning" in printed
+    assert "| xnli-cls | 0/6 | 0/11 | 0/15 |" in printed and "runs left (12 of them seed 1 of fine-tuning" in printed
     assert "Study" not in printed  # none in this output root
 
     design = StudyDesign((StudyTarget("udpos", ("de",), 2, None, *STUDY_CAPS["udpos"], 2.0),),

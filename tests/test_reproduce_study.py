@@ -2,6 +2,7 @@
 run first, every job finishes, a second run redoes nothing, the record keeps the design, and the report's
 section 3 shows the budget spent, the learning table and the arms' tables."""
 import json
+from pathlib import Path
 
 from dlfa.reproduction.plan import Reproduction
 from dlfa.reproduction.record import save_record
@@ -41,3 +42,14 @@ def test_the_study_part_runs_resumes_and_reports(tiny_encoder, data_root, tmp_pa
     assert "**Budget.** Every arm spent the same intermediate budget: 6 optimizer steps." in section
     assert "| arm-3 | boolq |" in section and "| control (udpos) | udpos |" in section
     assert "### POS tagging (UD-POS), last" in section and "### POS tagging (UD-POS), dlfa" in section
+
+
+def test_a_study_whose_arms_have_not_finished_reports_its_design_and_says_so(tmp_path):
+    record, doc = tmp_path / "reproduction", tmp_path / "REPRODUCTION.md"
+    (record / "study").mkdir(parents=True)  # the design only: e.g. the first arm is rerun
+    (record / DESIGN_FILE).write_text((Path(__file__).parents[1] / "docs/reproduction" / DESIGN_FILE).read_text())
+    write_report(record, doc, "python -m dlfa reproduce run --parts study")
+    section = doc.read_text().split("## 3. ")[1].split("## 4. ")[0]
+    assert "Design (`study/design.json`" in section and "600" in section
+    assert "**Budget.** No arm's intermediate training has finished yet." in section
+    assert "**What this can conclude.**" in section

@@ -9,12 +9,14 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
     layers/analysis.json         retrieval and CKA against English per layer on Parallel UD
     probe/<setting>              frozen encoder: last, dlfa at every fusion layer, scalar-mix; seed 1
     select/<setting>             seed 1, the learning-rate grid LEARNING_RATES: last, scalar-mix and dlfa at the
-                                 probe's best layer; each aggregation's rate is chosen on English dev
+                                 probe's best layer; each aggregation's rate is chosen on English dev. Only the
+                                 settings that make choices (`choices_setting`): a task's first pooling ([CLS]);
+                                 mean pooling is fine-tuned at the [CLS] setting's choices
     select/<setting>-layers      seed 1, dlfa at two other layers (a lower and an upper one) at dlfa's rate;
                                  the fusion layer is chosen on English dev among the three
     finetune/<setting>-<agg>     SEEDS (5) of last, dlfa at the chosen layer, scalar-mix, each at its rate; seed 1
                                  is the selection run of the same settings, taken over rather than trained twice
-                                 (`runner.take_selection_run`)
+                                 (`runner.take_selection_run`), where the setting made its own choices
     layers/tuned.json            the layer analysis of every plain fine-tuned encoder (0 intermediate tasks, every
                                  aggregation) of finetune/udpos-* and finetune/xnli-cls-*
     study/...                    (optional part, its own estimate `study_hours`) the intermediate-task study
@@ -27,13 +29,16 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
 
 Choices are made on seed 1 and on English dev only (never on test languages); ties go to the smaller learning
 rate, then the lower layer; runs whose target mean stays at the majority class are not chosen while another is.
+Mean pooling takes the [CLS] setting's choices rather than making its own: the two settings of a task then differ
+in the pooling only, and XNLI's plan is 11 runs (about 8 hours here) shorter.
 
 Compute (`estimated_hours`): the seconds per training step and per test item measured in the record's precision
 (fp32) on a 2-core CPU without native bf16 (AMD EPYC; STEP_SECONDS, TEST_ITEM_SECONDS, PROBE_SECONDS), times the
 steps of each run if it trains to its max_epochs cap (an upper bound: early stopping ends most runs sooner), per
-setting 3 × 3 grid runs + 2 layer runs + 3 aggregations × 4 seeds besides seed 1 = 23 runs trained: 36.5 hours at
-most for the six settings, probes and the 30 fine-tuned encoders' layer analyses included (udpos 5.4 h, panx
-2.4 h, xnli 2 × 10.1 h, pawsx 2 × 3.9 h), to run in many sittings. XNLI dominates: a run trains up to 564 steps
+setting that makes its choices 3 × 3 grid runs + 2 layer runs + 3 aggregations × 4 seeds besides seed 1 = 23 runs
+trained, per mean-pooled setting 3 aggregations × 5 seeds = 15: 32.3 hours at most for the six settings, probes and
+the 30 fine-tuned encoders' layer analyses included (udpos 5.4 h, panx 2.4 h, xnli-cls 10.1 h, xnli-mean 7.1 h,
+pawsx-cls 3.9 h, pawsx-mean 2.7 h), to run in many sittings. XNLI dominates: a run trains up to 564 steps
 of about 2 s and evaluates 14 × 900 pairs. Where bf16 is native (and `--precision bf16` chosen) the previous record
 ran 2-3.5 times faster per step.
 
@@ -126,6 +131,12 @@ def setting_name(task: str, pooling: str | None) -> str:
     return task if pooling is None else f"{task}-{pooling}"
 
 
+def choices_setting(task: str) -> str:
+    """The setting whose seed-1 selection gives a task's fine-tuning its learning rates and fusion layer: the
+    task's first pooling ([CLS], as the paper). Its other pooling (mean) is fine-tuned at those choices."""
+    return setting_name(task, TASK_PLANS[task].poolings[0])
+
+
 @dataclass(frozen=True)
 class Reproduction:
     """The settings every job of the plan shares. `spec_overrides` replaces spec fields of every job (a quick
@@ -213,8 +224,7 @@ class Reproduction:
         source = DataSource.resolve(self.data_root)
         targets = []
         for task in (t for t in STUDY_TASKS if t in self.tasks):
-            setting = setting_name(task, TASK_PLANS[task].poolings[0])
-            dlfa = choose(selection_runs(out_root, setting, "the intermediate-task study"), "dlfa").spec
+            dlfa = choose(selection_runs(out_root, choices_setting(task), "the intermediate-task study"), "dlfa").spec
             plan = TASK_PLANS[task]
             targets.append(StudyTarget(task, tuple(self.spec_overrides.get("eval_languages", plan.eval_languages)),
                                        dlfa["fusion_layers"][0], dlfa.get("pooling") if plan.poolings[0] else None,
@@ -259,7 +269,8 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
         for task, pooling in config.settings():
             yield f"probe/{setting_name(task, pooling)}", config.probe_fields(task, pooling, num_layers)
     if "select" in parts:
-        for task, pooling in config.settings():
+        for task in config.tasks:
+            pooling = TASK_PLANS[task].poolings[0]  # the setting that makes the task's choices (choices_setting)
             setting = setting_name(task, pooling)
             best = best_dev_layer(finished(out_root, f"probe/{setting}", "the learning-rate grid"))
             yield f"select/{setting}", config.select_fields(task, pooling, best)
@@ -268,7 +279,7 @@ def plan_jobs(config: Reproduction, out_root: Path, parts: tuple[str, ...]) -> I
             yield f"select/{setting}-layers", config.layer_fields(task, pooling, others, rate.spec["learning_rate"])
     if "finetune" in parts:
         for task, pooling in config.settings():
-            for aggregation, chosen in chosen_settings(out_root, setting_name(task, pooling)).items():
+            for aggregation, chosen in chosen_settings(out_root, choices_setting(task)).items():
                 yield (f"finetune/{setting_name(task, pooling)}-{aggregation}",
                        config.finetune_fields(task, pooling, aggregation, chosen.spec["learning_rate"],
                                               chosen.fusion_layer))
@@ -338,11 +349,12 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
     max_epochs cap. train_sizes: task -> English training examples available (english_sizes)."""
     hours = {}
     trained_seeds = [seed for seed in config.seeds if seed != SELECTION_SEED]  # seed 1 is the selection run
-    runs_per_setting = (len(AGGREGATIONS) * len(config.learning_rates) + 2  # the grid, two more layers
-                        + len(AGGREGATIONS) * len(trained_seeds))
+    choosing = (len(AGGREGATIONS) * len(config.learning_rates) + 2  # the grid, two more layers
+                + len(AGGREGATIONS) * len(trained_seeds))
     for task, pooling in config.settings():
-        hours[setting_name(task, pooling)] = (runs_per_setting * model_run_seconds(task, train_sizes[task])
-                                              + PROBE_SECONDS[task]) / 3600
+        setting = setting_name(task, pooling)
+        runs = choosing if setting == choices_setting(task) else len(AGGREGATIONS) * len(config.seeds)
+        hours[setting] = (runs * model_run_seconds(task, train_sizes[task]) + PROBE_SECONDS[task]) / 3600
     tuned = sum(len(AGGREGATIONS) * len(config.seeds) for task in STUDY_TASKS if task in config.tasks)
     hours["total"] = sum(hours.values()) + (tuned + 1) * LAYER_ANALYSIS_SECONDS / 3600
     return hours

@@ -12,7 +12,7 @@ from dlfa.errors import DlfaError
 from dlfa.languages import language_label
 from dlfa.reproduction.choices import best_dev_layer, choose, run_at_majority
 from dlfa.reproduction.document import ReportDocument
-from dlfa.reproduction.plan import AGGREGATIONS, SIZES_FILE, TASK_PLANS, setting_name
+from dlfa.reproduction.plan import AGGREGATIONS, SIZES_FILE, TASK_PLANS, choices_setting, setting_name
 from dlfa.reproduction.rules import cell, mean_gain, runs_of, tied_layers
 from dlfa.reproduction.tables import SIZE_NOTES, TASK_TITLES, budget, convergence, fmt, fmt_score, run_name, table
 from dlfa.results import COMPLETED, JobResult, RunResult
@@ -54,7 +54,7 @@ class BaselineSections(ReportDocument):
             self.add(f"Probe sweep `probe/{setting}`{self.took(f'probe/{setting}')} ({budget(probe.spec, size)}): "
                      f"{len(runs_of(probe.runs, None))} of {len(JobSpec.from_dict(probe.spec).units())} runs done; "
                      f"best DLFA fusion layer on the English dev set: **{best}**{tied_layers(probe, best)}.", "")
-        layer_tied = self.selection(setting)
+        layer_tied = self.selection(task, setting)
         if runs:
             self.comparison(task, setting, "fine-tuning", jobs, runs, languages)
             self.gains[setting]["tied"] |= layer_tied
@@ -64,11 +64,16 @@ class BaselineSections(ReportDocument):
             if tied_layers(probe, best_dev_layer(probe)):  # the fine-tuned candidate layers rest on the tie too
                 self.gains[setting]["tied"] = True
 
-    def selection(self, setting: str) -> bool:
-        """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran;
-        whether DLFA's layer was chosen on a tie."""
+    def selection(self, task: str, setting: str) -> bool:
+        """The seed-1 choices of learning rate and fusion layer (select/<setting>[-layers]), when they ran, or
+        the setting whose choices it takes; whether DLFA's layer was chosen on a tie."""
         jobs = [self.job(job) for job in (f"select/{setting}", f"select/{setting}-layers")]
         runs = [run for job in jobs if job is not None for run in runs_of(job.runs, None)]
+        source = choices_setting(task)
+        if not runs and source != setting:
+            self.add(f"No choices of its own: its fine-tuning takes those of `{source}` (each aggregation's "
+                     "learning rate, DLFA's fusion layer), so that the two settings differ in the pooling only.", "")
+            return self.gains.get(source, {}).get("tied", False)
         if not runs:
             return False
         finished = all(job is not None and job.status == COMPLETED for job in jobs)

@@ -149,7 +149,10 @@ class StudySections(ReportDocument):
         results = {key: job for key in self._keys() if (job := self.job(key)) is not None}
         self.add(f"Design (`{DESIGN_FILE}`, dlfa.reproduction.study_design). {design_in_words(design)}", "")
         budget = budget_table(results)
-        self.add(f"**Budget.** {budget_in_words(budget)}", "", cells_table(budget_cells(budget)), "")
+        if budget:
+            self.add(f"**Budget.** {budget_in_words(budget)}", "", cells_table(budget_cells(budget)), "")
+        else:  # e.g. a record whose first arm is rerun
+            self.add("**Budget.** No arm's intermediate training has finished yet.", "")
         self.learning_section(results)
         for target in study_targets(results):
             for aggregation in study_aggregations(results, target):

@@ -19,7 +19,8 @@ from pathlib import Path
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.choices import finetune_layers
 from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, TIMINGS_FILE, Reproduction,
-                                    model_run_seconds, read_json, read_results, setting_name, study_hours)
+                                    choices_setting, model_run_seconds, read_json, read_results, setting_name,
+                                    study_hours)
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
 from dlfa.results import COMPLETED, RESULTS_FILE, RunResult
@@ -75,11 +76,12 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
     statuses = []
     for task, pooling in config.settings():
         setting = setting_name(task, pooling)
+        chooses = setting == choices_setting(task)  # a mean-pooled setting is fine-tuned at the CLS one's choices
+        grid = len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1
         planned = {"probe": len(JobSpec.from_dict(config.probe_fields(task, pooling, num_layers)).units()),
-                   "select": len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1,
-                   "finetune": len(AGGREGATIONS) * len(config.seeds)}
+                   "select": grid if chooses else 0, "finetune": len(AGGREGATIONS) * len(config.seeds)}
         done = {step: len(runs[setting][step]) for step in STEPS}
-        seed_one_left = SELECTION_SEED in config.seeds and not any(
+        seed_one_left = chooses and SELECTION_SEED in config.seeds and not any(
             run.seed == SELECTION_SEED for run in runs[setting]["finetune"])
         measured = tuning[task]
         pace = statistics.median(measured) if measured else model_run_seconds(task, train_sizes[task])
@@ -91,7 +93,7 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
 
 def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
     """The table and a closing line: runs left, hours left, hours spent (timings.json)."""
-    rows = [[s.setting, *(f"{s.done[step]}/{s.planned[step]}" for step in STEPS),
+    rows = [[s.setting, *(f"{s.done[step]}/{s.planned[step]}" if s.planned[step] else "–" for step in STEPS),
              f"{s.run_seconds / 60:.1f}{'' if s.measured else ' *'}", f"{s.seconds_left / 3600:.1f}"] for s in statuses]
     left = sum(s.planned[step] - s.done[step] for s in statuses for step in STEPS)
     total = sum(s.planned[step] for s in statuses for step in STEPS)
@@ -101,7 +103,7 @@ def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
     lines = [table(["setting", "probe", "select", "finetune", "min per fine-tuning run", "hours left"], rows), "",
              f"{left} of {total} runs left ({taken} of them seed 1 of fine-tuning, taken over from the selection), "
              f"about {hours:.1f} h (the layer analyses add minutes); {spent / 3600:.1f} h spent so far "
-             f"({out_root / TIMINGS_FILE})."]
+             f"({out_root / TIMINGS_FILE}). A setting with no selection (–) is fine-tuned at its task's CLS choices."]
     if not all(s.measured for s in statuses):
         lines.append("* no fine-tuning run of the task has finished here yet: the timing model's minutes (fp32 on a "
                      "2-core CPU without native bf16; bf16 where it is native runs 2-3.5 times as fast)")
