@@ -292,13 +292,13 @@ def test_the_analysis_of_qa_results_gives_the_per_arm_table_with_f1_and_exact_ma
     assert "target mean +4.0 [" in text and "256 tokens" in text
 
 
-def test_the_qa_target_does_not_fit_the_cpu_studys_12_hours():
+def test_the_qa_target_more_than_triples_the_cpu_study():
     udpos = StudyTarget("udpos", ("de",) * 8, 6, None, *STUDY_CAPS["udpos"], 2.0)
     xnli = StudyTarget("xnli", ("de",) * 14, 6, "cls", *STUDY_CAPS["xnli"], 2.0)
     xquad = target_for("xquad", ("de",) * 9, fusion_layer=6, max_train_examples=4000, max_eval_examples=500)
     cpu = StudyDesign((udpos, xnli), named_subsets((0, 1, 3, 9), LOCAL_ORDER))
     sizes = {"udpos": 12543, "xnli": 6000, "xquad": 716}  # ../shared/data's English training sets
     hours = study_hours(cpu, sizes)
-    assert hours["total"] == pytest.approx(11.7, abs=0.1)  # the README's sizing
+    assert hours["total"] == pytest.approx(17.0, abs=0.1)  # the README's sizing
     with_qa = study_hours(StudyDesign((udpos, xnli, xquad), cpu.subsets), sizes)
     assert with_qa["xquad"] > 35 and with_qa["total"] > 45  # 26 s per step: the control arm alone is 26 h

@@ -360,10 +360,11 @@ def estimated_hours(config: Reproduction, train_sizes: dict[str, int]) -> dict[s
     return hours
 
 
-# The study's (docs in dlfa.reproduction.study_design), in fp32 on the same CPU: a 9-task mixture arm trained 40
-# steps in 47 s and evaluated its 9 tasks' English dev sets in about 120 s; Tatoeba, 5 languages × 100 pairs,
-# 16 s in all, the encoder's loading included.
-INTERMEDIATE_STEP_SECONDS = 1.2
+# The study's (docs in dlfa.reproduction.study_design), in fp32 on the same CPU: the record's study/arm-1 trained
+# 3 × 600 QNLI steps in 2.34 h at one thread, its English dev evaluations and a resume included (a 40-step run of
+# a 9-task mixture had given 1.2 s a step, a fourth of that); a 9-task arm evaluated its 9 tasks' English dev sets
+# in about 120 s; Tatoeba, 5 languages × 100 pairs, 16 s in all, the encoder's loading included.
+INTERMEDIATE_STEP_SECONDS = 4.7
 INTERMEDIATE_DEV_SECONDS = 15  # one intermediate task's English dev evaluation at the end of an arm job
 RETRIEVAL_SECONDS_PER_SENTENCE = 0.016
 
