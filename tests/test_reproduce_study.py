@@ -5,10 +5,11 @@ import json
 from pathlib import Path
 
 from dlfa.reproduction.plan import Reproduction
-from dlfa.reproduction.record import save_record
+from dlfa.reproduction.plan import STUDY_CAPS
+from dlfa.reproduction.record import arms_to_retrain, restore_record, save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.runner import run_plan
-from dlfa.reproduction.study_design import DESIGN_FILE
+from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign, StudyTarget, named_subsets
 from dlfa.results import COMPLETED, JobResult, RunResult, read_job_results, write_results
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
@@ -53,3 +54,22 @@ def test_a_study_whose_arms_have_not_finished_reports_its_design_and_says_so(tmp
     assert "Design (`study/design.json`" in section and "600" in section
     assert "**Budget.** No arm's intermediate training has finished yet." in section
     assert "**What this can conclude.**" in section
+
+
+def test_a_fresh_output_root_trains_again_the_arms_a_job_still_starts_from(tmp_path):
+    record, fresh = tmp_path / "record", tmp_path / "fresh"
+    design = StudyDesign((StudyTarget("udpos", ("de",), 2, None, *STUDY_CAPS["udpos"], 2.0),),
+                         named_subsets((0, 1, 3), ["sst2", "qnli", "mrpc"]), retrieval_languages=())
+    (record / "study").mkdir(parents=True)
+    (record / DESIGN_FILE).write_text(json.dumps(design.to_dict()))
+    run = RunResult({"task": "intermediate", "eval_languages": ["en"], "seeds": [1]}, COMPLETED)
+    finished = JobResult(run.spec, COMPLETED, (run,))
+    for job in ("study/arm-1", "study/arm-3", "study/udpos-arm-1"):  # arm 3's target has not run yet
+        write_results(record / job, finished)
+    assert arms_to_retrain(record) == {"study/arm-3"}  # its saved encoders are not in the record
+    restore_record(record, fresh)
+    assert (fresh / "study/arm-1/results.json").is_file() and (fresh / "study/udpos-arm-1/results.json").is_file()
+    assert not (fresh / "study/arm-3").exists()  # so the plan trains it again before its target
+
+    write_results(record / "study/udpos-arm-3", finished)
+    assert arms_to_retrain(record) == set()

@@ -10,6 +10,7 @@ from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.io import locked, write_bytes, write_json
 from dlfa.reproduction.plan import SMALL_FILES, TIMINGS_FILE, read_json, read_results
+from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, write_results
 
 
@@ -33,13 +34,32 @@ def save_record(out_root: Path, record: Path) -> None:
             write_bytes(target, path.read_bytes())
 
 
+def arms_to_retrain(record: Path) -> set[str]:
+    """The study's arm jobs (`study/arm-<n>`) whose trained encoders a job of the study's design that has not
+    finished in the record starts from. Saved models are not part of the record, so an output root restored from
+    it (another machine) must train these arms again before those jobs can run."""
+    saved = read_json(record / DESIGN_FILE)
+    if saved is None:
+        return set()
+    arms = set()
+    for key, fields in StudyDesign.from_dict(saved).job_fields(record):
+        done = read_results(record / key / RESULTS_FILE)
+        if fields.get("init_from") and (done is None or done.status != COMPLETED):
+            arms.add(Path(fields["init_from"]).relative_to(record).parts[:2])
+    return {"/".join(arm) for arm in arms}
+
+
 def restore_record(record: Path, out_root: Path) -> None:
     """Put the record's files, and each finished run's results.json in its unit folder, into an output root
-    that lacks them, so that running the plan skips what the record already holds."""
+    that lacks them, so that running the plan skips what the record already holds; but not the study's arms
+    that are still to start a job (arms_to_retrain): those train again, and their encoders are saved."""
     for name in SMALL_FILES:
         if (record / name).is_file() and not (out_root / name).is_file():
             write_bytes(out_root / name, (record / name).read_bytes())
+    retrain = arms_to_retrain(record)
     for path in record.glob(f"*/*/{RESULTS_FILE}"):
+        if path.parent.relative_to(record).as_posix() in retrain:
+            continue
         job_dir = out_root / path.parent.relative_to(record)
         results = read_results(path)
         if complete_runs(read_results(job_dir / RESULTS_FILE)) >= complete_runs(results):
