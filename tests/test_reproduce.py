@@ -62,8 +62,8 @@ def test_lower_layers_retrieve_better(retrieval, agrees):
 
 def selection_run(aggregation: str, rate: float, dev: float, layer: int | None = None,
                   target: float = 70.0) -> RunResult:
-    spec = {"task": "xnli", "aggregations": [aggregation], "fusion_layers": [] if layer is None else [layer],
-            "seeds": [1], "learning_rate": rate}
+    spec = {"task": "xnli", "eval_languages": ["de", "zh"], "aggregations": [aggregation],
+            "fusion_layers": [] if layer is None else [layer], "seeds": [1], "learning_rate": rate}
     metrics = {lang: LanguageMetric("accuracy", target, majority=56.6) for lang in ("de", "zh")}
     return RunResult(spec, COMPLETED, metrics, dev_score=dev)
 
@@ -379,6 +379,26 @@ def test_the_status_counts_each_steps_runs_and_prices_the_rest_at_the_measured_m
             f"{hours:.1f} h (the layer analyses add minutes); 1.3 h spent so far") in text
     assert "A setting with no selection (–) is fine-tuned at its task's CLS choices." in text
     assert "* no fine-tuning run of the task has finished here yet: the timing model's minutes" in text
+
+
+def test_the_status_prices_seed_1_of_a_study_task_as_trained_where_its_selection_model_is_not_here(data_root,
+                                                                                                   tmp_path):
+    from dlfa.engine.spec import JobSpec
+    from dlfa.model.modeling import CONFIG_FILE
+    from dlfa.reproduction.status import plan_status
+
+    grid = [selection_run("last", 1e-4, 80.0), selection_run("dlfa", 1e-4, 75.0, 6),
+            selection_run("scalar-mix", 1e-4, 70.0)]
+    write_job(tmp_path, "select/udpos", grid)
+    write_job(tmp_path, "select/udpos-layers")
+    config, sizes = Reproduction(str(data_root), tasks=("udpos",)), {"udpos": 12543}
+    assert plan_status(config, tmp_path, sizes, num_layers=12)[0].taken_over == 0  # e.g. restored from the record
+    saved = tmp_path / "select/udpos" / JobSpec.from_dict(grid[0].spec).unit_name() / "model" / CONFIG_FILE
+    saved.parent.mkdir(parents=True)
+    saved.write_text("{}")  # last's chosen selection run saved its model on this machine
+    assert plan_status(config, tmp_path, sizes, num_layers=12)[0].taken_over == 1
+    write_job(tmp_path, "finetune/udpos-last", [selection_run("last", 1e-4, 80.0)])  # its seed 1 is there already
+    assert plan_status(config, tmp_path, sizes, num_layers=12)[0].taken_over == 0
 
 
 def test_the_status_command_prints_the_table_of_an_output_root(data_root, tiny_encoder, tmp_path, capsys):

@@ -7,7 +7,9 @@ precision that will run the rest. The median, because a run's seconds are wall t
 sitting ended and resumed it later, counts the gap. A task with no such run yet takes the timing model's
 (plan.model_run_seconds: fp32 on a 2-core CPU without native bf16), and the table says so. A probe sweep not yet
 finished takes the mean of those that did (timings.json), else the model's; the layer analyses, minutes, are left
-out. An output root that holds the intermediate-task study (study/design.json) gets a line on it too: its jobs
+out. Seed 1 of a fine-tuning job that will be taken over from the selection costs nothing
+(`takeable_aggregations`: for UD-POS and XNLI only with the selection run's saved model in this output root). An
+output root that holds the intermediate-task study (study/design.json) gets a line on it too: its jobs
 finished of planned, and the timing model's hours for all of it (plan.study_hours).
 """
 from __future__ import annotations
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlfa.engine.spec import JobSpec
+from dlfa.errors import ConfigError
+from dlfa.model.modeling import CONFIG_FILE
 from dlfa.reproduction.choices import finetune_layers
-from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, TIMINGS_FILE, Reproduction,
-                                    choices_setting, model_run_seconds, read_json, read_results, setting_name,
-                                    study_hours)
+from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, STUDY_TASKS, TIMINGS_FILE,
+                                    Reproduction, choices_setting, chosen_settings, model_run_seconds, read_json,
+                                    read_results, setting_name, study_hours)
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
 from dlfa.results import COMPLETED, RESULTS_FILE, RunResult
@@ -57,6 +61,22 @@ def seconds_of(run: RunResult) -> float:
     return float(run.extra.get("train_seconds") or 0.0) + float(run.extra.get("eval_seconds") or 0.0)
 
 
+def takeable_aggregations(out_root: Path, task: str, setting: str) -> set[str]:
+    """The aggregations whose seed-1 fine-tuning run runner.take_selection_run can take over from the selection:
+    every one, but for a study task only those whose chosen selection run has its saved model in out_root (an
+    output root restored from the record has none: those runs train again). Every one while the choices are
+    still to be made here (the selection saves its models)."""
+    if task not in STUDY_TASKS:
+        return set(AGGREGATIONS)
+    try:
+        chosen = chosen_settings(out_root, setting)
+    except ConfigError:
+        return set(AGGREGATIONS)
+    return {aggregation for aggregation, run in chosen.items() if any(
+        (out_root / job / JobSpec.from_dict(run.spec).unit_name() / (run.model_dir or "model") / CONFIG_FILE).is_file()
+        for job in (f"select/{setting}", f"select/{setting}-layers"))}
+
+
 def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int],
                 num_layers: int) -> list[SettingStatus]:
     """Every setting of the plan with its finished and planned runs. train_sizes: task -> English training
@@ -81,13 +101,13 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
         planned = {"probe": len(JobSpec.from_dict(config.probe_fields(task, pooling, num_layers)).units()),
                    "select": grid if chooses else 0, "finetune": len(AGGREGATIONS) * len(config.seeds)}
         done = {step: len(runs[setting][step]) for step in STEPS}
-        seed_one_left = chooses and SELECTION_SEED in config.seeds and not any(
-            run.seed == SELECTION_SEED for run in runs[setting]["finetune"])
+        seed_one_done = {run.aggregation for run in runs[setting]["finetune"] if run.seed == SELECTION_SEED}
+        taken_over = len(takeable_aggregations(out_root, task, setting) - seed_one_done) \
+            if chooses and SELECTION_SEED in config.seeds else 0
         measured = tuning[task]
         pace = statistics.median(measured) if measured else model_run_seconds(task, train_sizes[task])
         probe = sum(probes) / len(probes) if probes else PROBE_SECONDS[task]
-        statuses.append(SettingStatus(setting, done, planned, pace, bool(measured), probe,
-                                      len(AGGREGATIONS) if seed_one_left else 0))
+        statuses.append(SettingStatus(setting, done, planned, pace, bool(measured), probe, taken_over))
     return statuses
 
 
