@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Stop both streams cleanly: the drivers first (so no next step starts), then SIGINT to each run (it checkpoints).
+pkill -f "bash /work/scratch/stream_"
+pkill -INT -f "reproduce run --data-root"
+for i in $(seq 1 120); do pgrep -f "reproduce run --data-root" >/dev/null || { echo stopped; exit 0; }; sleep 5; done
+echo "still running after 10 min:"; pgrep -af "reproduce run --data-root"
