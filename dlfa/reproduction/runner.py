@@ -20,10 +20,9 @@ from dlfa.jobs.runner import spec_runner
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.io import atomic_folder, locked, write_json
 from dlfa.model.encoders import load_encoder
-from dlfa.model.modeling import CONFIG_FILE
 from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED, SIZES_FILE,
                                     STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json,
-                                    read_results, setting_name)
+                                    read_results, saved_model, setting_name)
 from dlfa.reproduction.record import Timings
 from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, read_run_results, write_results
 
@@ -66,8 +65,8 @@ def run_tuned_layer_analysis(config: Reproduction, out_root: Path, log: Callable
         for run in results.completed_runs if results else []:
             unit = JobSpec.from_dict(run.spec).unit_name()
             key = f"{job_dir.relative_to(out_root).as_posix()}/{unit}"
-            model_dir = job_dir / unit / (run.model_dir or "model")
-            if key in recorded["runs"] or not (model_dir / CONFIG_FILE).is_file():
+            model_dir = saved_model(job_dir / unit, run)
+            if key in recorded["runs"] or model_dir is None:
                 continue
             log(f"layer analysis of the fine-tuned {key}")
             base, pairs = base or load_encoder(config.encoder), pairs or layer_pairs(config)
@@ -109,8 +108,7 @@ def take_selection_run(out_root: Path, job: str, spec: JobSpec) -> str | None:
         taken = dataclasses.replace(run, spec={**run.spec, "learning_rates": []})
         same = (run.completed and unit.changed_settings(taken.spec) == []
                 and (run.code_version or {}).get("sources_sha256") == code_version()["sources_sha256"])
-        saved_model = (path.parent / (run.model_dir or "model") / CONFIG_FILE).is_file()
-        if same and (unit.task not in STUDY_TASKS or saved_model):
+        if same and (unit.task not in STUDY_TASKS or saved_model(path.parent, run)):
             with atomic_folder(unit_dir) as staging:
                 shutil.copytree(path.parent, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
                 write_json(staging / UNIT_SPEC_FILE, taken.spec)

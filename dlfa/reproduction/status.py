@@ -20,11 +20,10 @@ from pathlib import Path
 
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
-from dlfa.model.modeling import CONFIG_FILE
 from dlfa.reproduction.choices import finetune_layers
 from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, STUDY_TASKS, TIMINGS_FILE,
                                     Reproduction, choices_setting, chosen_settings, model_run_seconds, read_json,
-                                    read_results, setting_name, study_hours)
+                                    read_results, saved_model, setting_name, study_hours)
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
 from dlfa.results import COMPLETED, RESULTS_FILE, RunResult
@@ -73,7 +72,7 @@ def takeable_aggregations(out_root: Path, task: str, setting: str) -> set[str]:
     except ConfigError:
         return set(AGGREGATIONS)
     return {aggregation for aggregation, run in chosen.items() if any(
-        (out_root / job / JobSpec.from_dict(run.spec).unit_name() / (run.model_dir or "model") / CONFIG_FILE).is_file()
+        saved_model(out_root / job / JobSpec.from_dict(run.spec).unit_name(), run)
         for job in (f"select/{setting}", f"select/{setting}-layers"))}
 
 
@@ -93,11 +92,11 @@ def plan_status(config: Reproduction, out_root: Path, train_sizes: dict[str, int
         tuning.setdefault(task, []).extend(s for s in map(seconds_of, by_step["select"] + by_step["finetune"]) if s > 0)
     timings = read_json(out_root / TIMINGS_FILE) or {}
     probes = [entry["seconds"] for job, entry in timings.items() if job.startswith("probe/") and entry.get("complete")]
+    grid = len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1  # select runs
     statuses = []
     for task, pooling in config.settings():
         setting = setting_name(task, pooling)
         chooses = setting == choices_setting(task)  # a mean-pooled setting is fine-tuned at the CLS one's choices
-        grid = len(AGGREGATIONS) * len(config.learning_rates) + len(finetune_layers(0, num_layers)) - 1
         planned = {"probe": len(JobSpec.from_dict(config.probe_fields(task, pooling, num_layers)).units()),
                    "select": grid if chooses else 0, "finetune": len(AGGREGATIONS) * len(config.seeds)}
         done = {step: len(runs[setting][step]) for step in STEPS}
