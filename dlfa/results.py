@@ -2,6 +2,7 @@
 
     out_dir/results.json              a JobResult: the job's spec, status, job-level metrics, every run
     out_dir/<unit_name>/results.json  a RunResult: one unit's spec, status and per-language metrics
+    out_dir/<unit_name>/model/        the unit's saved model, when it is on this machine (`saved_model`)
 
 `read_results` validates a file and raises DataError naming the file and the field; it reads every results.json
 written so far (files without `schema_version` are version 0 and call a finished run "complete"). Keys this
@@ -21,6 +22,8 @@ from dlfa.errors import DataError
 from dlfa.io import write_json
 
 RESULTS_FILE = "results.json"
+MODEL_DIR = "model"  # a run's saved model, in its unit folder (written by dlfa.model.modeling)
+CONFIG_FILE = "dlfa_config.json"  # a saved model's config: the file that marks a folder as holding one
 SCHEMA_VERSION = 1
 
 # One status vocabulary for jobs (the job store) and for results.json (jobs and runs).
@@ -310,6 +313,19 @@ class JobResult(_SpecFields):
                    metrics=_metrics(fields, "metrics"), grid=fields.get("grid", (dict,), False, True),
                    code_version=fields.get("code_version", (dict,), False, True),
                    seconds=fields.number("seconds", False, True), extra=fields.rest(_JOB_FIELDS))
+
+
+def model_folder(unit_dir: Path, run: RunResult) -> Path:
+    """Where a run's model is saved: the folder its results name (`model/` for runs that name none), in its unit
+    folder."""
+    return Path(unit_dir) / (run.model_dir or MODEL_DIR)
+
+
+def saved_model(unit_dir: Path, run: RunResult) -> Path | None:
+    """The folder of a run's saved model; None when it is not on this machine (a run restored from a record, or
+    copied without its model, has only its results)."""
+    folder = model_folder(unit_dir, run)
+    return folder if (folder / CONFIG_FILE).is_file() else None
 
 
 def _check_version(fields: _Fields) -> None:

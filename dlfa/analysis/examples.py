@@ -27,7 +27,7 @@ from dlfa.analysis.qa_examples import QA_METRICS, qa_table, question_values
 from dlfa.errors import DataError, DlfaError
 from dlfa.engine.evaluate import PREDICTIONS_DIR, predictions_path
 from dlfa.engine.metrics import _BOOTSTRAP_CHUNK, example_statistics, metric_from_statistics
-from dlfa.results import RESULTS_FILE, RunResult, read_run_results
+from dlfa.results import RESULTS_FILE, RunResult, read_run_results, saved_model
 
 UNEVALUATED = "—"  # the predicted tag of a word cut at max_length (never evaluated)
 
@@ -88,7 +88,7 @@ def missing_predictions_message(results: RunResult, folder: Path, data_root: str
     flags.append(f"--data-root {data_root or run.spec.get('data_root') or 'DATA_ROOT'}")
     unit = folder.name
     command = f"python -m dlfa train --spec {_short_path(source)} {' '.join(flags)} --out runs/{unit}-predictions"
-    has_model = (folder / (run.model_dir or "model") / "dlfa_config.json").is_file()
+    has_model = saved_model(folder, run) is not None
     why = ("was evaluated before runs kept their predictions" if has_model
            else "kept no predictions and its model is not on this machine (a recorded run keeps only its results)")
     return f"This run {why}. To get its per-example predictions, run it again: `{command}`"

@@ -13,7 +13,7 @@ from dlfa.app.catalog import family_of, short_label, sort_by_family
 from dlfa.curves import convergence_text, read_curves, run_history_rows
 from dlfa.errors import DlfaError
 from dlfa.paths import cache_dir
-from dlfa.results import JobResult, RunResult, metrics_to_dict, read_job_results
+from dlfa.results import JobResult, RunResult, metrics_to_dict, model_folder, read_job_results, saved_model
 
 RECORDED_BASE = "base encoder"
 
@@ -71,11 +71,11 @@ class Unit:
 
     @property
     def model_dir(self) -> Path:
-        return self.folder / (self.result.model_dir or "model")
+        return model_folder(self.folder, self.result)
 
     @property
     def has_model(self) -> bool:
-        return (self.model_dir / "dlfa_config.json").is_file()
+        return saved_model(self.folder, self.result) is not None
 
     @property
     def label(self) -> str:

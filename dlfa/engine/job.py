@@ -39,7 +39,7 @@ from dlfa.io import write_json
 from dlfa.model.encoders import encoder_path, load_encoder
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig, load_encoder_weights, read_saved_config
 from dlfa.results import (COMPLETED, RESULTS_FILE, RUNNING, STOPPED, JobResult, LanguageMetric, RunResult,
-                          read_job_results, read_results, read_run_results, write_results)
+                          model_folder, read_job_results, read_results, read_run_results, write_results)
 
 UNIT_SPEC_FILE = "spec.json"  # in each unit folder: the settings its checkpoints and results belong to
 
@@ -107,7 +107,7 @@ def init_unit_dir(unit: JobSpec) -> tuple[Path, Path]:
         results = runs[0]
     if not results.completed:
         raise ConfigError(f"init_from: the run in {unit_dir} is {results.status}, not finished: resume it first")
-    model_dir = unit_dir / (results.model_dir or "model")
+    model_dir = model_folder(unit_dir, results)
     try:
         saved, _ = read_saved_config(model_dir)
     except DlfaError as exc:

@@ -49,7 +49,7 @@ from dlfa.engine.schedule import Stage, build_optimizer, learning_rate_at, plan_
 from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.model.modeling import DlfaModel
-from dlfa.results import COMPLETED, STOPPED, LanguageMetric, RunResult, write_results
+from dlfa.results import COMPLETED, MODEL_DIR, STOPPED, LanguageMetric, RunResult, write_results
 
 LOG_EVERY = 10  # steps between log lines and loss-history points
 
@@ -384,7 +384,7 @@ class UnitTrainer:
         target = None if self.spec.intermediate_only else self.data.tasks[self.spec.task]
         results = RunResult(
             spec, COMPLETED, {language: LanguageMetric(**m) for language, m in metrics.items()},
-            dev_score=self.state.best_score, dev_metric=target.metric if target else None, model_dir="model",
+            dev_score=self.state.best_score, dev_metric=target.metric if target else None, model_dir=MODEL_DIR,
             code_version=version, dev_majority=self.state.dev_majority, intermediate_dev=self.state.intermediate_dev,
             intermediate_budget=self.intermediate_budget(), init_from=str(self.init_from) if self.init_from else None,
             extra={**base, "fusion_stats": fusion_stats, "train_seconds": self.state.train_seconds,
@@ -394,7 +394,7 @@ class UnitTrainer:
                    **({"exact_match": {language: LanguageMetric(**m).to_dict() for language, m in exact_match.items()}}
                       if exact_match else {})})
         if self.runtime.is_main:
-            self.model.save_pretrained(self.unit_dir / "model")
+            self.model.save_pretrained(self.unit_dir / MODEL_DIR)
             write_results(self.unit_dir, results)
             shutil.rmtree(self.unit_dir / "checkpoints", ignore_errors=True)
         return results

@@ -24,7 +24,7 @@ from pathlib import Path
 from dlfa.errors import ConfigError, DataError
 from dlfa.io import atomic_file, write_json
 from dlfa.paths import cache_subdir
-from dlfa.results import COMPLETED, read_run_results
+from dlfa.results import COMPLETED, CONFIG_FILE, MODEL_DIR, read_run_results
 from dlfa.data import readers
 from dlfa.data.base import Example, TaskInfo
 
@@ -202,16 +202,16 @@ def evaluate_upload(
     """
     from dlfa.model.encoders import load_tokenizer
     from dlfa.engine.evaluate import evaluate_dataset
-    from dlfa.model.modeling import CONFIG_FILE, DlfaModel
+    from dlfa.model.modeling import DlfaModel
     from dlfa.data.base import encode_examples
     from dlfa.data.registry import get_task
     from dlfa.engine.datasets import serve
 
     unit = Path(run_unit_dir)
-    heads = _saved_heads(unit / "model" / CONFIG_FILE)
+    heads = _saved_heads(unit / MODEL_DIR / CONFIG_FILE)
     if upload.task not in heads:
         raise ConfigError(f"this run has no head for task {upload.task} (heads: {', '.join(heads)})")
-    model = DlfaModel.from_pretrained(unit / "model")
+    model = DlfaModel.from_pretrained(unit / MODEL_DIR)
     try:
         max_length = read_run_results(unit).spec.get("max_length", 128)
     except DataError:

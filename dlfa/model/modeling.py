@@ -34,13 +34,13 @@ from torch import nn
 
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.io import atomic_file, write_json
+from dlfa.results import CONFIG_FILE
 from dlfa.model.fusion import AggregationOutput, build_aggregation
 from dlfa.model.qa_head import SpanHead
 from dlfa.data.base import IGNORE_INDEX, TaskKind
 
 POOLINGS = ("cls", "mean")
 
-CONFIG_FILE = "dlfa_config.json"
 WEIGHTS_FILE = "model.safetensors"
 
 

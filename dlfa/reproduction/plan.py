@@ -69,7 +69,6 @@ from dlfa.engine.spec import JobSpec
 from dlfa.errors import ConfigError
 from dlfa.io import write_json
 from dlfa.model.encoders import encoder_info
-from dlfa.model.modeling import CONFIG_FILE
 from dlfa.reproduction.choices import best_dev_layer, choose, finetune_layers
 from dlfa.reproduction.study_design import (DEFAULT_INTERMEDIATE_STEPS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE,
                                             StudyDesign, StudyTarget, available_intermediate_tasks, named_subsets,
@@ -247,13 +246,6 @@ class Reproduction:
 def read_results(path: Path) -> JobResult | None:
     """A job's results.json (validated by dlfa.results), None when the job has not written one yet."""
     return read_job_results(path) if path.is_file() else None
-
-
-def saved_model(unit_dir: Path, run: RunResult) -> Path | None:
-    """The folder of a run's saved model in its unit folder; None when it is not on this machine (a run restored
-    from the record has only its results)."""
-    folder = unit_dir / (run.model_dir or "model")
-    return folder if (folder / CONFIG_FILE).is_file() else None
 
 
 def read_json(path: Path) -> dict | None:

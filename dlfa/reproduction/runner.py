@@ -22,9 +22,9 @@ from dlfa.io import atomic_folder, locked, write_json
 from dlfa.model.encoders import load_encoder
 from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED, SIZES_FILE,
                                     STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json,
-                                    read_results, saved_model, setting_name)
+                                    read_results, setting_name)
 from dlfa.reproduction.record import Timings
-from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, read_run_results, write_results
+from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, read_run_results, saved_model, write_results
 
 
 def layer_pairs(config: Reproduction) -> dict:

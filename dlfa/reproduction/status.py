@@ -23,10 +23,10 @@ from dlfa.errors import ConfigError
 from dlfa.reproduction.choices import finetune_layers
 from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, STUDY_TASKS, TIMINGS_FILE,
                                     Reproduction, choices_setting, chosen_settings, model_run_seconds, read_json,
-                                    read_results, saved_model, setting_name, study_hours)
+                                    read_results, setting_name, study_hours)
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
-from dlfa.results import COMPLETED, RESULTS_FILE, RunResult
+from dlfa.results import COMPLETED, RESULTS_FILE, RunResult, saved_model
 
 STEPS = ("probe", "select", "finetune")
 
