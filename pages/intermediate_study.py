@@ -1,6 +1,7 @@
 """Intermediate tasks: does the NUMBER of English intermediate tasks change zero-shot transfer when every arm
 spends the same intermediate budget? Design a study (dlfa.reproduction.study_design) and launch it as ordinary
-jobs, the arms first; then, for a study found among the finished jobs, see the budget each arm spent, whether
+jobs, the arms first; then, for a study found among the finished jobs (or the repository's recorded study,
+opened in place), see the budget each arm spent, whether
 each intermediate task learned, per target and aggregation the arms' English dev, target mean, transfer gap and
 ratio with paired changes against 0 tasks and the control, each arm's Tatoeba retrieval, and the answer."""
 import json
@@ -18,9 +19,10 @@ from dlfa.io import write_json
 from dlfa.paths import cache_subdir
 from dlfa.reproduction import report_study, study
 from dlfa.reproduction.plan import STEP_SECONDS, study_hours
-from dlfa.reproduction.study_design import (DEFAULT_COUNTS, DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE, MODES,
-                                            RETRIEVAL_TASK, SAMPLINGS, StudyDesign, StudyTarget, drawn_subsets,
-                                            named_subsets, target_for)
+from dlfa.reproduction.study_design import (DEFAULT_COUNTS, DEFAULT_INTERMEDIATE_STEPS,
+                                            DEFAULT_RETRIEVAL_LANGUAGES, DESIGN_FILE, MODES, RETRIEVAL_TASK,
+                                            SAMPLINGS, StudyDesign, StudyTarget, drawn_subsets, named_subsets,
+                                            target_for)
 
 K = "is_"
 PLACEHOLDER = ""  # the preview's job folders: their keys, e.g. study/arm-3
@@ -73,7 +75,8 @@ def design_form() -> StudyDesign:
     targets = target_section(settings.data_root)
     subsets, rule, draw_seed = arms_section(settings.data_root, targets)
     c1, c2, c3, c4 = st.columns(4)
-    steps = c1.number_input("Intermediate budget (steps, every arm)", 1, 10_000_000, 1000, key=K + "steps")
+    steps = c1.number_input("Intermediate budget (steps, every arm)", 1, 10_000_000, DEFAULT_INTERMEDIATE_STEPS,
+                            key=K + "steps")
     mode = c2.selectbox("Mode", MODES, key=K + "mode")
     sampling = c3.selectbox("Mixture sampling", SAMPLINGS, index=1, key=K + "sampling", disabled=mode != "mixture")
     temperature = c4.number_input("Temperature T", 0.1, 100.0, 2.0, key=K + "temperature",
@@ -133,10 +136,25 @@ def launch(design: StudyDesign) -> None:
     widgets.page_link("pages/jobs.py", "Follow them on the Jobs page", icon=":material/list_alt:")
 
 
+def offer_recorded_study() -> None:
+    """With no study among the jobs here: the repository's recorded one, opened in place, when there is one."""
+    recorded = runs.recorded_study()
+    if recorded is None:
+        st.info("No finished study yet: design and launch one above; its results show here as its jobs finish.")
+        return
+    folder, finished = recorded
+    st.info(f"No finished study yet among the jobs here. The repository's reproduction holds one "
+            f"(`docs/reproduction/study`, {finished} job(s) with finished runs so far): open it to see its results, "
+            "read in place, or design and launch one above.")
+    if st.button("Open the recorded study", icon=":material/folder_open:", key=K + "open_record"):
+        runs.store().add_finished_under(folder)
+        st.rerun()
+
+
 def results_section() -> None:
     studies = study.find_studies(runs.finished_jobs())
     if not studies:
-        st.info("No finished study yet: design and launch one above; its results show here as its jobs finish.")
+        offer_recorded_study()
         return
     names = list(studies)
     if st.session_state.get(K + "launched") in names and K + "study" not in st.session_state:
@@ -160,6 +178,9 @@ def results_section() -> None:
         if flagged:
             st.warning(f"Did not learn in at least one run: {', '.join(flagged)}.")
         st.dataframe(pd.DataFrame(report_study.learning_cells(learning)), hide_index=True)
+    if not study.study_targets(results):
+        st.info("No target job of this study has a finished run yet: each arm's zero-shot transfer shows here as the "
+                "jobs that start from its encoder finish.")
     for target in study.study_targets(results):
         for aggregation in study.study_aggregations(results, target):
             rows = study.arm_table(results, target, aggregation)

@@ -4,11 +4,13 @@ study's tables and answer."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from test_pages import empty_cache, no_errors, page  # noqa: F401  (empty_cache: a fixture)
 from test_hub_study import qa_study_results
 from test_study import study_results
 
+from dlfa.app import runs
 from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import JobStore
 from dlfa.paths import cache_subdir
@@ -103,6 +105,28 @@ def test_the_page_shows_a_finished_studys_tables_and_answer(empty_cache):
     answers = [m.value for m in at.markdown if m.value.startswith("**Against")]
     assert answers[0].startswith("**Against 0 tasks: 3 tasks: target mean +1.0 [+1.0, +1.0] (above 0), transfer gap")
     assert answers[1].startswith("**Against control: 0 tasks: target mean -1.0 [")
+
+
+def test_with_no_study_here_the_page_opens_the_recorded_one_in_place(empty_cache, monkeypatch, tmp_path):
+    """The record as it stands while a study runs: an arm's encoders trained, no target job yet."""
+    record = tmp_path / "record"
+    arm = study_results()["study/arm-3"]
+    spec = {**arm.spec, "eval_languages": ["en"], "name": "reproduction: study: study/arm-3"}
+    write_results(record / "study/arm-3", replace(arm, spec=spec))
+    monkeypatch.setattr(runs, "reproduction_record", lambda: record)
+    at = page("intermediate_study.py").run()
+    no_errors(at)
+    (info,) = at.info
+    assert info.value.startswith("No finished study yet among the jobs here. The repository's reproduction holds one "
+                                 "(`docs/reproduction/study`, 1 job(s) with finished runs so far)")
+    at.button(key="is_open_record").click().run()
+    no_errors(at)
+    assert at.selectbox(key="is_study").options == ["reproduction: study"]
+    assert list(table_with(at, "intermediate steps")["arm"]) == ["arm-3"]
+    assert table_with(at, "learned (runs)").set_index("task").loc["boolq", "learned (runs)"] == "1 of 3: did not learn"
+    assert [i.value for i in at.info] == ["No target job of this study has a finished run yet: each arm's zero-shot "
+                                          "transfer shows here as the jobs that start from its encoder finish."]
+    assert [job.out_dir for job in JobStore().list()] == [record / "study/arm-3"]  # read where it is
 
 
 def test_the_page_offers_xquad_as_a_target_and_lists_its_jobs_at_256_tokens(empty_cache):

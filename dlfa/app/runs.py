@@ -235,6 +235,19 @@ def reproduction_record() -> Path:
     return record_root(REPO_ROOT / DEFAULT_DOC)
 
 
+def recorded_study() -> tuple[Path, int] | None:
+    """The repository record's intermediate-task study (its folder, and how many of its jobs hold finished runs so
+    far); None when the record holds no study."""
+    from dlfa.jobs.recorded import job_folders, read_recorded_job
+    from dlfa.reproduction.record import STUDY_PART
+
+    folder = reproduction_record() / STUDY_PART
+    if not folder.is_dir():
+        return None
+    jobs = [read_recorded_job(job) for job in job_folders(folder)]
+    return (folder, sum(job.finished > 0 for job in jobs)) if jobs else None
+
+
 def record_is_provisional() -> bool:
     """Whether the repository's record predates code versions (dlfa.reproduction.record.PROVISIONAL)."""
     from dlfa.reproduction.record import provisional
