@@ -16,7 +16,8 @@ def main() -> None:
     units = widgets.units_preselected_first(runs.all_units("dlfa", with_model=False))
     if not units:
         st.info("No finished DLFA run yet: fusion weights exist only for the dlfa aggregation. Run the classroom "
-                "demo on Home or launch a job with the dlfa aggregation.")
+                "demo on Home, launch a job with the dlfa aggregation, or open the recorded reproduction's "
+                "jobs on Home.")
         return
     unit = widgets.unit_picker("DLFA run", units, key="fw_unit")
     task = unit.task

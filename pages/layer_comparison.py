@@ -13,7 +13,7 @@ def main() -> None:
     units = widgets.units_preselected_first(runs.all_units(with_model=False))
     if not units:
         st.info("No finished runs yet. A sweep over fusion layers (e.g. the classroom demo on Home) gives a "
-                "layer × language grid here.")
+                "layer × language grid here; so do the recorded reproduction's probe sweeps (open them on Home).")
         return
     grid_section()
     side_by_side(units)

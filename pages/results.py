@@ -14,7 +14,8 @@ def main() -> None:
     st.title("Results")
     jobs = runs.finished_jobs()
     if not jobs:
-        st.info("No finished runs yet. Start the classroom demo on Home or a job on Launch.")
+        st.info("No finished runs yet. Start the classroom demo on Home or a job on Launch, or open the recorded "
+                "reproduction's jobs on Home.")
         widgets.page_link("pages/home.py", "Home", icon=":material/home:")
         return
     by_id = {job.id: job for job in jobs}
