@@ -164,7 +164,9 @@ def results_section() -> None:
     results = {key: found for key, job in jobs.items() if (found := runs.job_results(job)) is not None}
     design_path = next(iter(jobs.values())).out_dir.parent / Path(DESIGN_FILE).name
     if design_path.is_file():
-        st.caption(report_study.design_in_words(StudyDesign.from_dict(json.loads(design_path.read_text()))))
+        design = StudyDesign.from_dict(json.loads(design_path.read_text()))
+        st.caption(report_study.design_in_words(design))
+        st.markdown(f"**Progress.** {study.progress_in_words(design, results)}")
     budget = study.budget_table(results)
     if budget:
         st.subheader("Budget")
@@ -178,9 +180,6 @@ def results_section() -> None:
         if flagged:
             st.warning(f"Did not learn in at least one run: {', '.join(flagged)}.")
         st.dataframe(pd.DataFrame(report_study.learning_cells(learning)), hide_index=True)
-    if not study.study_targets(results):
-        st.info("No target job of this study has a finished run yet: each arm's zero-shot transfer shows here as the "
-                "jobs that start from its encoder finish.")
     for target in study.study_targets(results):
         for aggregation in study.study_aggregations(results, target):
             rows = study.arm_table(results, target, aggregation)

@@ -11,6 +11,7 @@ from scipy import stats
 from dlfa.data.registry import get_task
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.reproduction.study import (Change, answer, arm_table, budget_in_words, budget_table, excluded_note,
+                                     progress_in_words,
                                      find_studies, learning_table, parse_key, retrieval_table, study_aggregations,
                                      study_targets)
 from dlfa.reproduction.study_design import (INTERMEDIATE_PRESETS, StudyDesign, StudyTarget, drawn_subsets,
@@ -278,6 +279,17 @@ def test_retrieval_per_arm_against_the_base_encoder():
     assert three["change"].value == pytest.approx(-8.0) and three["change"].verdict() == "below 0"
 
 
+def test_progress_counts_the_designs_jobs_and_runs_and_says_when_the_study_is_complete():
+    small = design(subsets=((), ("qnli",)), retrieval_languages=())
+    jobs = small.jobs("")
+    done = {key: SimpleNamespace(completed_runs=spec.units()) for key, spec in jobs}
+    assert progress_in_words(small, done) == "Complete: 7 of 7 jobs complete, 39 of 39 runs."
+    arm_only = {"study/arm-1": SimpleNamespace(completed_runs=done["study/arm-1"].completed_runs[:2])}
+    assert progress_in_words(small, arm_only) == (
+        "Under way: 0 of 7 jobs complete, 2 of 39 runs (part-way: arm-1 2 of 3); no target job has a finished run "
+        "yet, so there is no answer on zero-shot transfer yet.")
+
+
 def test_find_studies_groups_launched_jobs_by_their_names():
     def job(name):
         return SimpleNamespace(spec=SimpleNamespace(name=name), id=name)
@@ -307,6 +319,8 @@ def test_the_report_section_shows_the_tables_and_the_answer_and_regenerates_byte
     assert "Every arm spends the same intermediate budget of 600 optimizer steps (batch 32), mixture (temperature, " \
            "T = 2); arms (tasks named, in order of preference, in training order): 0: none (the base encoder); " \
            "3: qnli, boolq, mrpc; the control arm" in section
+    assert "**Progress.** Under way: 1 of 11 jobs complete, 12 of 43 runs (part-way: xnli-control 3 of 6, xnli-arm-0 " \
+           "3 of 6, xnli-arm-3 3 of 6); the tables below hold the runs finished so far." in section
     assert "**Budget.** Every arm spent the same intermediate budget: 600 optimizer steps" in section
     assert "| arm-3 | boolq | accuracy | 54.2 | 50.0 | 1 of 3: did not learn |" in section
     assert "Did not learn in at least one run: boolq." in section

@@ -8,13 +8,14 @@ from dataclasses import replace
 
 from test_pages import empty_cache, no_errors, page  # noqa: F401  (empty_cache: a fixture)
 from test_hub_study import qa_study_results
-from test_study import study_results
+from test_study import design, study_results
 
 from dlfa.app import runs
 from dlfa.engine.spec import JobSpec
 from dlfa.jobs.store import JobStore
 from dlfa.paths import cache_subdir
-from dlfa.reproduction.study_design import StudyDesign
+from dlfa.io import write_json
+from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.results import write_results
 
 NAME = "study 2026-12-02 10:00:00"
@@ -113,6 +114,7 @@ def test_with_no_study_here_the_page_opens_the_recorded_one_in_place(empty_cache
     arm = study_results()["study/arm-3"]
     spec = {**arm.spec, "eval_languages": ["en"], "name": "reproduction: study: study/arm-3"}
     write_results(record / "study/arm-3", replace(arm, spec=spec))
+    write_json(record / DESIGN_FILE, design(subsets=((), ("qnli", "boolq", "mrpc"))).to_dict())
     monkeypatch.setattr(runs, "reproduction_record", lambda: record)
     at = page("intermediate_study.py").run()
     no_errors(at)
@@ -124,8 +126,8 @@ def test_with_no_study_here_the_page_opens_the_recorded_one_in_place(empty_cache
     assert at.selectbox(key="is_study").options == ["reproduction: study"]
     assert list(table_with(at, "intermediate steps")["arm"]) == ["arm-3"]
     assert table_with(at, "learned (runs)").set_index("task").loc["boolq", "learned (runs)"] == "1 of 3: did not learn"
-    assert [i.value for i in at.info] == ["No target job of this study has a finished run yet: each arm's zero-shot "
-                                          "transfer shows here as the jobs that start from its encoder finish."]
+    assert "**Progress.** Under way: 1 of 11 jobs complete, 3 of 43 runs; no target job has a finished run yet, so " \
+           "there is no answer on zero-shot transfer yet." in [m.value for m in at.markdown]
     assert [job.out_dir for job in JobStore().list()] == [record / "study/arm-3"]  # read where it is
 
 

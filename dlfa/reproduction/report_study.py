@@ -11,8 +11,8 @@ from dlfa.io import write_text
 from dlfa.reproduction.document import ReportDocument
 from dlfa.reproduction.plan import read_json
 from dlfa.reproduction.study import (MEASURES, REFERENCES, ArmRow, answer, arm_label, arm_table,
-                                     budget_in_words, budget_table, excluded_note, learning_table, retrieval_table,
-                                     study_aggregations, study_targets)
+                                     budget_in_words, budget_table, excluded_note, learning_table, progress_in_words,
+                                     retrieval_table, study_aggregations, study_targets)
 from dlfa.reproduction.study_design import DESIGN_FILE, HUB_NAME, PREFIX, StudyDesign, StudyTarget
 from dlfa.reproduction.tables import TASK_TITLES, fmt_score, table
 from dlfa.results import RESULTS_FILE, JobResult
@@ -147,7 +147,8 @@ class StudySections(ReportDocument):
             return
         design = StudyDesign.from_dict(data)
         results = {key: job for key in self._keys() if (job := self.job(key)) is not None}
-        self.add(f"Design (`{DESIGN_FILE}`, dlfa.reproduction.study_design). {design_in_words(design)}", "")
+        self.add(f"Design (`{DESIGN_FILE}`, dlfa.reproduction.study_design). {design_in_words(design)}", "",
+                 f"**Progress.** {progress_in_words(design, results)}", "")
         budget = budget_table(results)
         if budget:
             self.add(f"**Budget.** {budget_in_words(budget)}", "", cells_table(budget_cells(budget)), "")

@@ -22,7 +22,7 @@ import numpy as np
 from dlfa.data.registry import get_task
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval, side_of_zero
 from dlfa.engine.spec import JobSpec
-from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK
+from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK, StudyDesign
 from dlfa.results import JobResult, RunResult
 
 CONTROL = "control"
@@ -263,6 +263,22 @@ def budget_in_words(rows: list[dict]) -> str:
         return f"Every arm spent the same intermediate budget: {steps.pop():,} optimizer steps{note}."
     listed = "; ".join(f"{arm}: {', '.join(f'{s:,}' for s in values)}" for arm, values in spent.items())
     return f"NOT EQUAL: the arms spent different intermediate budgets ({listed}){note}: count is confounded."
+
+
+def progress_in_words(design: StudyDesign, results: dict[str, JobResult]) -> str:
+    """How far the study has come: its jobs and runs finished of the design's, and whether a target job has any
+    (before one has, there is no answer on transfer)."""
+    planned = {key: len(spec.units()) for key, spec in design.jobs("")}
+    finished = {key: len(results[key].completed_runs) if key in results else 0 for key in planned}
+    runs = f"{sum(finished.values())} of {sum(planned.values())} runs"
+    jobs = f"{sum(finished[key] == n for key, n in planned.items())} of {len(planned)} jobs complete"
+    if finished == planned:
+        return f"Complete: {jobs}, {runs}."
+    started = ", ".join(f"{key.removeprefix(PREFIX)} {n} of {planned[key]}" for key, n in finished.items()
+                        if 0 < n < planned[key])
+    return (f"Under way: {jobs}, {runs}" + (f" (part-way: {started})" if started else "")
+            + ("; no target job has a finished run yet, so there is no answer on zero-shot transfer yet."
+               if not study_targets(results) else "; the tables below hold the runs finished so far."))
 
 
 # ----------------------------------------------------------------------------------------------------
