@@ -112,6 +112,8 @@ def test_missing_or_broken_predictions_give_a_clear_message(tmp_path):
     message = examples.missing_predictions_message(results, folder, "../shared/data")
     assert "model is not on this machine" in message
     assert "--aggregation dlfa --fusion-layer 6 --seed 2 --data-root ../shared/data" in message
+    grid_unit = RunResult({**results.spec, "learning_rate": 5e-5, "learning_rates": [5e-5]}, COMPLETED)
+    assert "--fusion-layer 6 --lr 5e-05 --seed 2 " in examples.missing_predictions_message(grid_unit, folder)
     with pytest.raises(examples.DataError, match="no predictions for 'de'"):
         examples.read_prediction_rows(folder, "de")
     path = predictions_path(folder, "de")

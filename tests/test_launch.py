@@ -361,6 +361,12 @@ def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encode
     assert len(one.units()) == 1 and (one.aggregations, one.fusion_layers, one.seeds) == (("dlfa",), (2,), (2,))
     assert (one.probe, one.intermediate_tasks, one.max_eval_examples, one.max_steps) == (True, ("sst2",), 12, 10)
     longer = parsed("sweep", "--spec", str(results), "--epochs", "2", "--intermediate", "", "--eval-langs", "de")
+    grid = tmp_path / "grid.json"  # a selection job: a learning-rate grid; --lr picks one rate of it
+    grid.write_text(json.dumps({"spec": replace(recorded, learning_rates=(2e-5, 1e-4)).to_dict(), "status": "completed",
+                                "runs": []}))
+    assert len(parsed("train", "--spec", str(grid), "--aggregation", "last", "--seed", "1").units()) == 2
+    picked = parsed("train", "--spec", str(grid), "--aggregation", "last", "--seed", "1", "--lr", "1e-4")
+    assert [(unit.learning_rate, unit.learning_rates) for unit in picked.units()] == [(1e-4, ())]
     assert (longer.epochs, longer.max_steps, longer.intermediate_tasks, longer.eval_languages) == (2, None, (), ("de",))
 
     code, out, err = cli(capsys, "train", "--spec", str(results), "--out", str(tmp_path / "out"))

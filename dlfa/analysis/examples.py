@@ -84,6 +84,8 @@ def missing_predictions_message(results: RunResult, folder: Path, data_root: str
     flags = [f"--aggregation {run.aggregation}"]
     if run.fusion_layer is not None:
         flags.append(f"--fusion-layer {run.fusion_layer}")
+    if run.spec.get("learning_rates"):  # a unit of a learning-rate grid: its rate picks it
+        flags.append(f"--lr {run.spec['learning_rate']:g}")
     flags.append(f"--seed {run.seed}")
     flags.append(f"--data-root {data_root or run.spec.get('data_root') or 'DATA_ROOT'}")
     unit = folder.name

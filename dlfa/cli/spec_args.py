@@ -67,7 +67,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--batch-size", type=int, metavar="B",
                         help=f"examples per step (default {DEFAULTS.batch_size})")
     choice = parser.add_mutually_exclusive_group() if sweep else parser
-    choice.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g})")
+    choice.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g}); replaces a --spec's learning-rate grid")
     if sweep:
         choice.add_argument("--learning-rates", metavar="LIST",
                             help="a learning-rate grid, e.g. 2e-5,5e-5,1e-4: one run per rate; results.json records "
@@ -189,6 +189,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         values["fusion_layers"] = (args.fusion_layer,)
     if getattr(args, "learning_rates", None):
         values["learning_rates"] = parse_float_list(args.learning_rates, "--learning-rates")
+    elif args.lr is not None:
+        values["learning_rates"] = ()  # one rate: it replaces a learning-rate grid the --spec may hold
     if getattr(args, "seeds", None):
         values["seeds"] = parse_int_list(args.seeds, "--seeds")
     elif args.seed is not None:
