@@ -91,7 +91,8 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                  "Each job folder holds `results.json` with the full spec, every run (per-seed metrics, dev scores, "
                  "timings) and the summary; units hold their checkpoints and logs. Any job reruns from its "
                  "record with the command under its name, and one of its runs with `python -m dlfa train --spec "
-                 "… --aggregation dlfa --fusion-layer K --seed S --out DIR` (flags given replace the spec's fields).",
+                 "… --aggregation dlfa --fusion-layer K --seed S --out DIR` (flags given replace the spec's fields; a "
+                 "selection job's run also takes `--lr R`, which picks one rate of its grid).",
                  "")
         for path in sorted(self.out_root.glob("*/*/" + RESULTS_FILE)):  # <part>/<job>/results.json
             results = read_results(path)
