@@ -1,6 +1,7 @@
 """The choices the plan takes from finished jobs, on seed 1 and English dev only (never on test languages): the
 best fusion layer of a probe sweep, the two other candidate layers, and the learning rate (and layer) of each
-aggregation; runs whose target mean stays at the majority class are not chosen while another learned."""
+aggregation. Test languages decide none of them: a run whose target mean stays at the majority class is chosen
+when its English dev score is the best (the comparison then names it and leaves it out)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -43,10 +44,9 @@ def run_at_majority(run: RunResult) -> bool:
 
 
 def choose(runs: Sequence[RunResult], aggregation: str) -> RunResult:
-    """The completed run of `aggregation` with the best English dev score: runs at the majority class only when
-    no other ran; ties go to the smaller learning rate, then the lower fusion layer."""
+    """The completed run of `aggregation` with the best English dev score; ties go to the smaller learning rate,
+    then the lower fusion layer. English dev only: its target scores never enter."""
     candidates = [r for r in runs if r.completed and r.aggregation == aggregation and r.dev_score is not None]
     if not candidates:
         raise ConfigError(f"no finished {aggregation} run with an English dev score to choose from")
-    learned = [r for r in candidates if not run_at_majority(r)] or candidates
-    return min(learned, key=lambda r: (-r.dev_score, r.spec["learning_rate"], r.fusion_layer or 0))
+    return min(candidates, key=lambda r: (-r.dev_score, r.spec["learning_rate"], r.fusion_layer or 0))

@@ -28,7 +28,8 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
     data/sizes.json              each task's English train / dev / test sizes in the data root
 
 Choices are made on seed 1 and on English dev only (never on test languages); ties go to the smaller learning
-rate, then the lower layer; runs whose target mean stays at the majority class are not chosen while another is.
+rate, then the lower layer; a run whose target mean stays at the majority class is chosen all the same when its
+English dev is the best (the report names it and leaves it out of the comparison).
 Mean pooling takes the [CLS] setting's choices rather than making its own: the two settings of a task then differ
 in the pooling only, and XNLI's plan is 11 runs (about 8 hours here) shorter.
 
