@@ -158,7 +158,8 @@ def test_one_command_shows_the_hub_scale_study_without_a_network(hub, tiny_encod
     assert main(["reproduce", "hub-study", "--encoder", tiny_encoder, "--device", "cuda", "--out", str(out),
                  "--dry-run"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("Every arm spends the same intermediate budget of 5,000 optimizer steps (batch 32)")
+    assert printed[0].startswith("Every arm with intermediate tasks spends the same intermediate budget of 5,000 "
+                                 "optimizer steps (batch 32)")
     assert "9: mnli, squad, hellaswag, qqp, qnli, boolq, mrpc, sst2, commonsenseqa" in printed[0]
     assert "xquad (DLFA layer 2, 2 epochs of all training examples, learning rate 2e-05, 256 tokens, 10 target " \
            "languages)" in printed[0]

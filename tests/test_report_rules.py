@@ -173,6 +173,25 @@ def test_runs_that_patience_never_stopped_are_said_to_end_at_their_cap_and_count
     assert "`last-s1` best dev at step 120 of 180, stopped by patience;" in text and "may not have converged" not in text
 
 
+def test_the_choices_state_their_budget_and_count_the_runs_still_rising_at_their_cap(tmp_path):
+    capped = {"best_step": 180, "steps_trained": 180, "epochs_trained": 3.0, "step_cap": 180, "stopped_early": False,
+              "patience": 2, "dev_curve": [[60, 50.0], [120, 55.0], [180, 57.5]]}
+    root = tmp_path / "record"
+    grid = [run("last", 1, (60.0, 50.0), dev=72.0, convergence={"convergence": capped}),
+            run("dlfa", 1, (62.0, 51.0), 4, dev=74.0)]
+    write_job(root, "select/xnli-cls", grid)
+    results = json.loads((root / "select/xnli-cls/results.json").read_text())
+    results["spec"]["learning_rates"] = [2e-5, 5e-5, 1e-4]
+    (root / "select/xnli-cls/results.json").write_text(json.dumps(results))
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=4)
+    choices = next(line for line in report(root, tmp_path).splitlines() if line.startswith("Choices on seed 1"))
+    assert choices.startswith("Choices on seed 1 and English dev (`select/xnli-cls`, `select/xnli-cls-layers`; all "
+                              "English training examples (size not recorded), 3 epoch(s), batch 32, learning rates "
+                              "2e-05, 5e-05, 0.0001, all test examples per language): the best dev score")
+    assert choices.endswith(" 1 of 2 runs ended at their epoch cap with English dev still up by more than 0.5 point "
+                            "over their last epoch: they may not have converged, and the choices rest on them.")
+
+
 def test_english_sizes_are_stated_from_the_record(tmp_path):
     root = tmp_path / "record"
     fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})

@@ -40,7 +40,7 @@ def test_the_study_part_runs_resumes_and_reports(tiny_encoder, data_root, tmp_pa
     assert json.loads((doc.parent / "reproduction" / DESIGN_FILE).read_text())["intermediate_steps"] == 6
     write_report(doc.parent / "reproduction", doc, "python -m dlfa reproduce run --parts study")
     section = doc.read_text().split("## 3. ")[1].split("## 4. ")[0]
-    assert "**Budget.** Every arm spent the same intermediate budget: 6 optimizer steps." in section
+    assert "**Budget.** Every arm with a finished run spent the same intermediate budget: 6 optimizer steps." in section
     assert "| arm-3 | boolq |" in section and "| control (udpos) | udpos |" in section
     assert "### POS tagging (UD-POS), last" in section and "### POS tagging (UD-POS), dlfa" in section
 

@@ -18,6 +18,14 @@ from dlfa.reproduction.tables import SIZE_NOTES, TASK_TITLES, budget, convergenc
 from dlfa.results import COMPLETED, JobResult, RunResult
 
 
+def rising_note(runs: list[RunResult], rests_on: str) -> str:
+    """' N of M runs ended at their epoch cap with English dev still rising ...: they may not have converged, and
+    <rests_on>.', or '' when none did."""
+    rising = [r for r in runs if still_rising(r.extra)]
+    return (f" {len(rising)} of {len(runs)} runs ended at their epoch cap with English dev still up by more than "
+            f"{RISING:g} point over their last epoch: they may not have converged, and {rests_on}." if rising else "")
+
+
 class BaselineSections(ReportDocument):
     """Section 1: one sub-section per task, one per setting (a pooling) within it."""
 
@@ -93,11 +101,15 @@ class BaselineSections(ReportDocument):
                              convergence(run), mark if run is chosen else "tied" if tie else ""])
         pending = "" if finished else (" Not every run of the choice has finished yet: the best so far is marked, "
                                        "and the choice is made when all have.")
-        self.add(f"Choices on seed 1 and English dev (`select/{setting}`, `select/{setting}-layers`): the best "
+        grid = next(job for job in jobs if job is not None).spec
+        self.add(f"Choices on seed 1 and English dev (`select/{setting}`, `select/{setting}-layers`; "
+                 f"{budget(grid, self.sizes.get(task))}): the best "
                  "dev score per aggregation; ties go to the smaller learning rate, then the lower layer, and a tie "
                  "between layers decides no claim. Test languages decide no choice: a run marked \"target at the "
                  "majority class\" (its target mean less than 1 point above the majority class's) is chosen when its "
-                 f"English dev is the best, and the comparison leaves it out.{pending}", "", table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
+                 f"English dev is the best, and the comparison leaves it out.{pending}"
+                 + rising_note(runs, "the choices rest on them"), "",
+                 table(["run", "learning rate", "English dev", "convergence", ""], rows), "")
         return tied
 
     def comparison(self, task: str, setting: str, source: str, jobs: list[str], runs: list[RunResult],
@@ -150,13 +162,10 @@ class BaselineSections(ReportDocument):
         self.add(table(["language", "last", dlfa_title, "Δ", "scalar-mix", "majority class"], rows), "")
         if source == "fine-tuning":
             points = {run_name(r): convergence(r) for r in runs}
-            rising = [r for r in runs if still_rising(r.extra)]
             self.add("Convergence: " + ("not recorded for these runs (they predate it)."
                                         if set(points.values()) == {"not recorded"} else
                                         "; ".join(f"`{name}` {point}" for name, point in points.items()) + ".")
-                     + (f" {len(rising)} of {len(runs)} runs ended at their epoch cap with English dev still up by "
-                        f"more than {RISING:g} point over their last epoch: they may not have converged, and the "
-                        "comparison above rests on them." if rising else ""), "")
+                     + rising_note(runs, "the comparison above rests on them"), "")
             taken = [run_name(run) for job in jobs for run in runs_of(self.job(job).runs, None)
                      if run.spec.get("name") != self.job(job).spec.get("name")]
             if taken:

@@ -57,7 +57,7 @@ def scores_note(rows: list[ArmRow]) -> str:
 
 def learning_cells(rows: list[dict]) -> list[dict[str, str]]:
     return [{"arm": row["arm"], "task": row["task"], "metric": row["metric"] or "–",
-             "English dev": fmt_score(row["value"]), "majority": fmt_score(row["majority"]),
+             "English dev (mean over runs)": fmt_score(row["value"]), "majority": fmt_score(row["majority"]),
              "learned (runs)": "not recorded" if row["learned"] is None else
              f"{row['learned_runs']} of {row['runs']}" + ("" if row["learned"] else ": did not learn")}
             for row in rows]
@@ -94,8 +94,8 @@ def design_in_words(design: StudyDesign) -> str:
                         + f" training examples, learning rate {t.learning_rate:g}, "
                         + (f"{t.max_length} tokens, " if t.max_length != StudyTarget.max_length else "")
                         + f"{len(t.eval_languages)} target languages)" for t in design.targets)
-    return (f"Every arm spends the same intermediate budget of {design.intermediate_steps:,} optimizer steps "
-            f"(batch {design.batch_size}), {mode}; arms (tasks {subsets}, in training order): {arms}"
+    return (f"Every arm with intermediate tasks spends the same intermediate budget of "
+            f"{design.intermediate_steps:,} optimizer steps (batch {design.batch_size}), {mode}; arms (tasks {subsets}, in training order): {arms}"
             + ("; the control arm spends the budget on the target task itself" if design.control else "")
             + f". Seeds {', '.join(map(str, design.seeds))}; aggregations {', '.join(design.aggregations)}; "
             f"targets: {targets}. Each arm's encoder is trained once per seed and shared by its target jobs and its "
@@ -114,8 +114,10 @@ def conclusion(design: StudyDesign) -> str:
                 "target stage itself; XQuAD's is SQuAD v1.1's train split, which an arm with the intermediate task "
                 "squad trains on before the XQuAD target stage too, as the control arm does. The CPU version on "
                 f"this project's data: `{RUN_COMMAND}`.")
-    return (f"These arms train {design.encoder} on a few thousand English examples per task for "
-            f"{design.intermediate_steps:,} steps on a 2-core CPU, with {len(design.seeds)} seeds: an interval "
+    examples = design.intermediate_steps * design.batch_size
+    return (f"These arms train {design.encoder} for {design.intermediate_steps:,} steps of batch {design.batch_size} "
+            f"({examples:,} English examples drawn across each arm's tasks) on a 2-core CPU, with "
+            f"{len(design.seeds)} seeds: an interval "
             "over so few seeds is wide, and an effect smaller than it stays inconclusive. The study at hub scale "
             "(Phang et al.'s tasks from the Hugging Face hub, whole training sets, XQuAD as a third target) runs on "
             f"a GPU with `{HUB_COMMAND}`; the Intermediate tasks page designs and launches a study with any "

@@ -55,7 +55,7 @@ def gain_verdict(source: str, gain: Cell | None, not_run: tuple[str, ...] = ()) 
     """Whether a measured DLFA − last gain (over seeds) agrees with the paper's claim of a gain. not_run: the
     aggregations of the two (last, dlfa) without a finished run yet."""
     if source == "probe":  # the paper's claim is about fine-tuning; a frozen-encoder probe cannot decide it
-        return "not decided: probe only (a frozen encoder), fine-tuning not run"
+        return "not decided: probe only (a frozen encoder); the fine-tuning over seeds has not run yet"
     if not_run:
         return f"not decided: fine-tuning of {' and '.join(not_run)} not run yet"
     if gain is None:

@@ -42,7 +42,8 @@ def budget(spec: dict, sizes: dict | None) -> str:
                  f"{spec['max_epochs']:g} epochs, the best-dev state evaluated)")
     else:
         steps = f"{spec['max_steps']} steps" if spec["max_steps"] else f"{spec['epochs']:g} epoch(s)"
-    rate = f", learning rate {spec['learning_rate']:g}" if not spec.get("probe") else ""
+    rates = spec.get("learning_rates") or [spec["learning_rate"]]  # a selection grid's rates, or the one rate
+    rate = "" if spec.get("probe") else f", learning rate{'s' * (len(rates) > 1)} {', '.join(f'{r:g}' for r in rates)}"
     pools = spec.get("pooling") and get_task(spec["task"]).kind not in ("token", "qa")  # one vector per example
     pooling = f", {spec['pooling']} pooling" if pools else ""
     evaluate = f"at most {spec['max_eval_examples']}" if spec["max_eval_examples"] else "all"
