@@ -192,6 +192,18 @@ def test_the_choices_state_their_budget_and_count_the_runs_still_rising_at_their
                             "over their last epoch: they may not have converged, and the choices rest on them.")
 
 
+def test_a_seed_1_trained_again_is_set_beside_its_selection_run_with_where_each_trained(tmp_path):
+    root = tmp_path / "record"
+    write_job(root, "select/xnli-cls", [{**run("last", 1, (60.0, 50.0), dev=72.0), "hardware": "CPU A, 2 threads"},
+                                        run("dlfa", 1, (62.0, 51.0), 3, dev=74.0)])
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})  # last-s1: dev 70.0, no hardware recorded
+    text = report(root, tmp_path)
+    assert ("Seed 1 trained again rather than taken over (a UD-POS or XNLI selection run is taken over only with its "
+            "saved model, which the fine-tuned layer analysis reads): `last-s1` English dev 70.00 (hardware not "
+            "recorded) against its selection run's 72.00 (CPU A, 2 threads); `dlfa-L3-s1` English dev 70.00 (hardware "
+            "not recorded) against its selection run's 74.00 (hardware not recorded).") in text
+
+
 def test_english_sizes_are_stated_from_the_record(tmp_path):
     root = tmp_path / "record"
     fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})

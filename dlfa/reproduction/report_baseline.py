@@ -12,7 +12,8 @@ from dlfa.errors import DlfaError
 from dlfa.languages import language_label
 from dlfa.reproduction.choices import best_dev_layer, choose, run_at_majority
 from dlfa.reproduction.document import ReportDocument
-from dlfa.reproduction.plan import AGGREGATIONS, SIZES_FILE, TASK_PLANS, choices_setting, setting_name
+from dlfa.reproduction.plan import (AGGREGATIONS, SELECTION_SEED, SIZES_FILE, TASK_PLANS, choices_setting,
+                                    setting_name)
 from dlfa.reproduction.rules import cell, mean_gain, runs_of, tied_layers
 from dlfa.reproduction.tables import SIZE_NOTES, TASK_TITLES, budget, convergence, fmt, fmt_score, run_name, table
 from dlfa.results import COMPLETED, JobResult, RunResult
@@ -24,6 +25,11 @@ def rising_note(runs: list[RunResult], rests_on: str) -> str:
     rising = [r for r in runs if still_rising(r.extra)]
     return (f" {len(rising)} of {len(runs)} runs ended at their epoch cap with English dev still up by more than "
             f"{RISING:g} point over their last epoch: they may not have converged, and {rests_on}." if rising else "")
+
+
+def hardware(run: RunResult) -> str:
+    """Where a run trained, as it recorded it (processor, threads, torch)."""
+    return run.extra.get("hardware", "hardware not recorded")
 
 
 class BaselineSections(ReportDocument):
@@ -171,6 +177,12 @@ class BaselineSections(ReportDocument):
             if taken:
                 self.add("Seed 1 is the selection run of the same settings (the choices above), taken over rather "
                          "than trained twice: " + ", ".join(f"`{name}`" for name in taken) + ".", "")
+            retrained = self.retrained_selection_runs(setting, jobs, taken)
+            if retrained:
+                self.add("Seed 1 trained again rather than taken over (a UD-POS or XNLI selection run is taken over "
+                         "only with its saved model, which the fine-tuned layer analysis reads): " + "; ".join(retrained)
+                         + ". An fp32 run repeats exactly with the same code on the same machine type and number of "
+                         "CPU threads, not across them.", "")
         if source == "probe":
             self.add("In probe mode the encoder is frozen, every hidden state is standardized per dimension with "
                      "the English training statistics, and only the aggregation and the head train, for a fixed "
@@ -179,6 +191,22 @@ class BaselineSections(ReportDocument):
         self.gains.setdefault(setting, {"task": task, "source": source, "gain": gain, "layer": layer, "tied": tied,
                                         "dlfa_at_majority": len(all_dlfa) > len(dlfa),
                                         "not_run": tuple(a for a in ("last", "dlfa") if not runs_of(runs, a))})
+
+    def retrained_selection_runs(self, setting: str, jobs: list[str], taken: list[str]) -> list[str]:
+        """'`<run>` English dev X against its selection run's Y' for each seed-1 fine-tuning run that was trained
+        again although the selection run of the same settings is in the record."""
+        selection = [run for job in (f"select/{setting}", f"select/{setting}-layers")
+                     if (found := self.job(job)) is not None for run in runs_of(found.runs, None)]
+        said = []
+        for run in (r for job in jobs for r in runs_of(self.job(job).runs, None)):
+            if run.seed != SELECTION_SEED or run_name(run) in taken:
+                continue
+            unit = JobSpec.from_dict(run.spec)
+            same = [s for s in selection if not unit.changed_settings({**s.spec, "learning_rates": []})]
+            if same:
+                said.append(f"`{run_name(run)}` English dev {run.dev_score:.2f} ({hardware(run)}) against its "
+                            f"selection run's {same[0].dev_score:.2f} ({hardware(same[0])})")
+        return said
 
     def probe_grid(self, setting: str, probe: JobResult, languages: list[str]) -> None:
         grid = probe.grid
