@@ -127,7 +127,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                  "", "```bash", command, "```", "",
                  "Zero-shot: every model is trained on English only and evaluated on the other languages' test "
                  "splits; XNLI and PAWS-X are split by item so that no test item's translation was trained on. "
-                 "Layer choices (the best DLFA layer) are made on the English dev set, never on test languages.", "",
+                 "Layer choices (the best DLFA layer) are made on the English dev set, never on test languages. "
+                 "Layers are counted from the embedding output (0) to the last layer (12): DLFA Lk fuses layer k "
+                 "with the last, and section 2's layer k is the same layer.", "",
                  "Budgets are capped for a 2-core CPU; each section gives its own (from the jobs' specs). The "
                  "majority-class column always predicts the most frequent label of the English training data (for "
                  "NER that is `O`, entity F1 0): a score near it means little was learned that transfers.", "",

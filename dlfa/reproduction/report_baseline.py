@@ -212,7 +212,7 @@ class BaselineSections(ReportDocument):
         grid = probe.grid
         if not grid:
             return
-        self.add("Layer × language grid of the probe sweep (★ = best configuration per language):", "")
+        self.add("Layer × language grid of the probe sweep (in the figure, ★ = best configuration per language):", "")
         self.figure(charts.layer_language_grid(grid, label_of=language_label, title=f"{setting}: probe sweep"),
                     f"grid-{setting}.png", f"{setting} layer × language grid", height=160 + 36 * len(grid["rows"]))
         ordered = sorted(grid["rows"], key=lambda r: (r["fusion_layer"] is not None, r["fusion_layer"] or 0))
