@@ -198,8 +198,9 @@ def test_a_seed_1_trained_again_is_set_beside_its_selection_run_with_where_each_
                                         run("dlfa", 1, (62.0, 51.0), 3, dev=74.0)])
     fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)})  # last-s1: dev 70.0, no hardware recorded
     text = report(root, tmp_path)
-    assert ("Seed 1 trained again rather than taken over (a UD-POS or XNLI selection run is taken over only with its "
-            "saved model, which the fine-tuned layer analysis reads): `last-s1` English dev 70.00 (hardware not "
+    assert ("Seed 1 trained again rather than taken over (a selection run is taken over only from the same code "
+            "version, and for UD-POS and XNLI only with its saved model, which the fine-tuned layer analysis reads): "
+            "`last-s1` English dev 70.00 (hardware not "
             "recorded) against its selection run's 72.00 (CPU A, 2 threads); `dlfa-L3-s1` English dev 70.00 (hardware "
             "not recorded) against its selection run's 74.00 (hardware not recorded).") in text
 

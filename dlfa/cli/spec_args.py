@@ -67,7 +67,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--batch-size", type=int, metavar="B",
                         help=f"examples per step (default {DEFAULTS.batch_size})")
     choice = parser.add_mutually_exclusive_group() if sweep else parser
-    choice.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.learning_rate:g}); replaces a --spec's learning-rate grid")
+    choice.add_argument("--lr", type=float,
+                        help=f"learning rate (default {DEFAULTS.learning_rate:g}); replaces a --spec's "
+                             "learning-rate grid")
     if sweep:
         choice.add_argument("--learning-rates", metavar="LIST",
                             help="a learning-rate grid, e.g. 2e-5,5e-5,1e-4: one run per rate; results.json records "

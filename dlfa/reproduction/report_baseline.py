@@ -179,8 +179,9 @@ class BaselineSections(ReportDocument):
                          "than trained twice: " + ", ".join(f"`{name}`" for name in taken) + ".", "")
             retrained = self.retrained_selection_runs(setting, jobs, taken)
             if retrained:
-                self.add("Seed 1 trained again rather than taken over (a UD-POS or XNLI selection run is taken over "
-                         "only with its saved model, which the fine-tuned layer analysis reads): " + "; ".join(retrained)
+                self.add("Seed 1 trained again rather than taken over (a selection run is taken over only from the "
+                         "same code version, and for UD-POS and XNLI only with its saved model, which the fine-tuned "
+                         "layer analysis reads): " + "; ".join(retrained)
                          + ". An fp32 run repeats exactly with the same code on the same machine type and number of "
                          "CPU threads, not across them.", "")
         if source == "probe":
