@@ -1,0 +1,23 @@
+"""same_metrics.py RECORD_RESULTS RERUN_JOB_DIR TARGET_JOB_DIR: exit 1 unless every completed run of the rerun
+has exactly the record's metrics and dev score; then copy each rerun unit's saved model into TARGET_JOB_DIR."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+record, rerun, target = json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]), Path(sys.argv[3])
+rerun_runs = json.loads((rerun / "results.json").read_text())["runs"]
+by_seed = {run["spec"]["seeds"][0]: run for run in rerun_runs if run["status"] == "completed"}
+same = True
+for run in record["runs"]:
+    seed = run["spec"]["seeds"][0]
+    other = by_seed.get(seed)
+    equal = other is not None and other["metrics"] == run["metrics"] and other["dev_score"] == run["dev_score"]
+    print(f"seed {seed}: {'identical' if equal else 'DIFFERENT'} (dev {run['dev_score']} vs "
+          f"{other and other['dev_score']})")
+    same &= equal
+if not same:
+    sys.exit(1)
+for unit in sorted(p for p in rerun.iterdir() if (p / "model").is_dir()):
+    shutil.copytree(unit / "model", target / unit.name / "model", dirs_exist_ok=True)
+    print(f"model of {unit.name} copied")
