@@ -1,9 +1,9 @@
 """Intermediate tasks: does the NUMBER of English intermediate tasks change zero-shot transfer when every arm
 spends the same intermediate budget? Design a study (dlfa.reproduction.study_design) and launch it as ordinary
 jobs, the arms first; then, for a study found among the finished jobs (or the repository's recorded study,
-opened in place), see the budget each arm spent, whether
-each intermediate task learned, per target and aggregation the arms' English dev, target mean, transfer gap and
-ratio with paired changes against 0 tasks and the control, each arm's Tatoeba retrieval, and the answer."""
+opened in place), see how far it has come, the budget each arm spent, whether each intermediate task learned, per
+target and aggregation the arms' English dev, target mean, transfer gap and ratio with paired changes against 0
+tasks and the control, each arm's Tatoeba retrieval, and the answer."""
 import json
 import time
 from pathlib import Path

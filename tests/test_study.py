@@ -11,9 +11,8 @@ from scipy import stats
 from dlfa.data.registry import get_task
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.reproduction.study import (Change, answer, arm_table, budget_in_words, budget_table, excluded_note,
-                                     progress_in_words,
-                                     find_studies, learning_table, parse_key, retrieval_table, study_aggregations,
-                                     study_targets)
+                                     find_studies, learning_table, parse_key, progress_in_words, retrieval_table,
+                                     study_aggregations, study_targets)
 from dlfa.reproduction.study_design import (INTERMEDIATE_PRESETS, StudyDesign, StudyTarget, drawn_subsets,
                                             named_subsets, preset_for)
 from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult

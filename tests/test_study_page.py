@@ -12,9 +12,9 @@ from test_study import design, study_results
 
 from dlfa.app import runs
 from dlfa.engine.spec import JobSpec
+from dlfa.io import write_json
 from dlfa.jobs.store import JobStore
 from dlfa.paths import cache_subdir
-from dlfa.io import write_json
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.results import write_results
 
