@@ -95,7 +95,8 @@ def design_in_words(design: StudyDesign) -> str:
                         + (f"{t.max_length} tokens, " if t.max_length != StudyTarget.max_length else "")
                         + f"{len(t.eval_languages)} target languages)" for t in design.targets)
     return (f"Every arm with intermediate tasks spends the same intermediate budget of "
-            f"{design.intermediate_steps:,} optimizer steps (batch {design.batch_size}), {mode}; arms (tasks {subsets}, in training order): {arms}"
+            f"{design.intermediate_steps:,} optimizer steps (batch {design.batch_size}), {mode}; arms (tasks "
+            f"{subsets}, in training order): {arms}"
             + ("; the control arm spends the budget on the target task itself" if design.control else "")
             + f". Seeds {', '.join(map(str, design.seeds))}; aggregations {', '.join(design.aggregations)}; "
             f"targets: {targets}. Each arm's encoder is trained once per seed and shared by its target jobs and its "
@@ -117,11 +118,10 @@ def conclusion(design: StudyDesign) -> str:
     examples = design.intermediate_steps * design.batch_size
     return (f"These arms train {design.encoder} for {design.intermediate_steps:,} steps of batch {design.batch_size} "
             f"({examples:,} English examples drawn across each arm's tasks) on a 2-core CPU, with "
-            f"{len(design.seeds)} seeds: an interval "
-            "over so few seeds is wide, and an effect smaller than it stays inconclusive. The study at hub scale "
-            "(Phang et al.'s tasks from the Hugging Face hub, whole training sets, XQuAD as a third target) runs on "
-            f"a GPU with `{HUB_COMMAND}`; the Intermediate tasks page designs and launches a study with any "
-            "budget, arms and seeds.")
+            f"{len(design.seeds)} seeds: an interval over so few seeds is wide, and an effect smaller than it "
+            "stays inconclusive. The study at hub scale (Phang et al.'s tasks from the Hugging Face hub, whole "
+            f"training sets, XQuAD as a third target) runs on a GPU with `{HUB_COMMAND}`; the Intermediate tasks "
+            "page designs and launches a study with any budget, arms and seeds.")
 
 
 def write_study_report(out_root: str | Path, path: str | Path) -> Path:

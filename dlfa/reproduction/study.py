@@ -260,7 +260,8 @@ def budget_in_words(rows: list[dict]) -> str:
     if not spent:
         return "The intermediate budget actually spent is not recorded" + note + "."
     if len(steps) == 1:
-        return f"Every arm with a finished run spent the same intermediate budget: {steps.pop():,} optimizer steps{note}."
+        return (f"Every arm with a finished run spent the same intermediate budget: {steps.pop():,} optimizer "
+                f"steps{note}.")
     listed = "; ".join(f"{arm}: {', '.join(f'{s:,}' for s in values)}" for arm, values in spent.items())
     return f"NOT EQUAL: the arms spent different intermediate budgets ({listed}){note}: count is confounded."
 

@@ -3,12 +3,7 @@
 # root /work/repro/cache/reproduction-b and record /work/scratch/doc-b): seed 1 taken over where it can be,
 # fine-tuning (resumes, or finds it done), and for UD-POS and XNLI the layer analysis of the fine-tuned encoders
 # while their saved models are on this machine.
-set -u
-export OMP_NUM_THREADS=1
-PY=/work/main/.venv/bin/python
-DATA=/work/shared/data
-LOG=/work/scratch/b.log
-DOC=/work/scratch/doc-b/REPRODUCTION.md
+source /work/scratch/stream_b_env.sh
 while pgrep -f "reproduction-b --doc" >/dev/null; do sleep 60; done
 cd /work/repro
 for task in "$@"; do

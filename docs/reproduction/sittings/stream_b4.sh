@@ -2,12 +2,7 @@
 # Stream B after stream_b2.sh (from 4 Dec 2026): PAWS-X's fusion-layer selection again, at DLFA's rate under the
 # English-dev rule (select/pawsx-cls-layers; pinned_rules.py), `finetune/udpos-last` again for its saved models
 # (rerun_udpos_last.sh), then XNLI.
-set -u
-export OMP_NUM_THREADS=1
-PY=/work/main/.venv/bin/python
-DATA=/work/shared/data
-LOG=/work/scratch/b.log
-DOC=/work/scratch/doc-b/REPRODUCTION.md
+source /work/scratch/stream_b_env.sh
 while pgrep -f "stream_b2.sh" >/dev/null; do sleep 60; done
 cd /work/repro
 SITTING_FIRST_POOLING_ONLY=1 $PY /work/scratch/fp32.py reproduce run --data-root $DATA --parts select --tasks pawsx \
