@@ -20,12 +20,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def train_split(args, tokenizer):
-    """The first --train-examples English UD-POS training sentences as an EncodedDataset."""
+def train_split(args, tokenizer, task: str = "udpos"):
+    """The first --train-examples English training sentences of a token task (UD-POS) as an EncodedDataset."""
     from dlfa.data.registry import DataSource, load_encoded
     from dlfa.engine.datasets import EncodedDataset
 
-    split = load_encoded("udpos", "en", "train", DataSource.resolve(args.data_root), tokenizer, 128,
+    split = load_encoded(task, "en", "train", DataSource.resolve(args.data_root), tokenizer, 128,
                          max_examples=args.train_examples)
     return EncodedDataset(split, tokenizer.pad_token_id)
 

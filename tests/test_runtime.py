@@ -1,6 +1,8 @@
 """dlfa.engine.runtime: which precision a job computes in ("auto" is bf16 only where the device computes it
-natively, so a job never runs emulated bf16; an explicit precision is kept), and when a CPU step gives the heap
-back."""
+natively, so a job never runs emulated bf16; an explicit precision is kept), deterministic kernels on a GPU, and
+when a CPU step gives the heap back."""
+import os
+
 import pytest
 import torch
 
@@ -35,6 +37,21 @@ def test_a_cpu_job_computes_in_its_specs_precision_or_the_native_one(machine, pr
     machine(gpu=False, gpu_bf16=False, cpu_bf16=cpu_bf16)
     spec = JobSpec(task="udpos", eval_languages=("de",), device="cpu", precision=precision)
     assert runtime.setup_runtime(spec).precision == expected
+
+
+def test_a_gpu_job_uses_deterministic_kernels_and_a_cpu_job_does_not(machine, monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    machine(gpu=False, gpu_bf16=False, cpu_bf16=False)
+    runtime.setup_runtime(JobSpec(task="udpos", eval_languages=("de",), device="cpu"))
+    assert not torch.are_deterministic_algorithms_enabled() and "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    machine(gpu=True, gpu_bf16=True, cpu_bf16=False)
+    try:
+        assert runtime.setup_runtime(JobSpec(task="udpos", eval_languages=("de",), device="cuda")).device.type == "cuda"
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 class RecordingLibc:

@@ -97,11 +97,22 @@ def setup_runtime(spec: JobSpec) -> Runtime:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        use_deterministic_cuda_kernels()
     joins = world > 1 and not torch.distributed.is_initialized()
     if joins:
         torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
     bf16 = spec.precision == "bf16" or (spec.precision == "auto" and native_precision(spec.device) == "bf16")
     return Runtime(device, torch.bfloat16 if bf16 else None, rank, world, joins)
+
+
+def use_deterministic_cuda_kernels() -> None:
+    """Deterministic GPU kernels, so that one spec run twice on one GPU gives identical metrics: the default
+    kernels add in varying order (the word embeddings' backward, cuBLAS's split reductions), and two bf16 runs on
+    an H200 differed by up to 0.15 points; with these they were identical (bench/gpu_check.sh). cuBLAS reads
+    its workspace setting when first used, which in a job's process is after this. An operation with no
+    deterministic kernel warns instead of failing the job."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def free_heap_bytes() -> int | None:
