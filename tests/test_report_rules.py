@@ -15,7 +15,7 @@ MAJORITY = 33.3
 
 def run(aggregation: str, seed: int, values: tuple[float, float], layer: int | None = None, dev: float = 70.0,
         version: str | None = "v1", convergence: dict | None = None, commit: str | None = None,
-        precision: str = "fp32") -> dict:
+        precision: str = "fp32", dev_majority: float | None = None) -> dict:
     spec = {"task": "xnli", "eval_languages": LANGUAGES, "aggregations": [aggregation],
             "fusion_layers": [] if layer is None else [layer], "seeds": [seed], "learning_rate": 5e-5,
             "max_train_examples": None, "max_eval_examples": None, "epochs": 3, "max_steps": None, "batch_size": 32,
@@ -23,7 +23,7 @@ def run(aggregation: str, seed: int, values: tuple[float, float], layer: int | N
     metrics = {lang: {"metric": "accuracy", "value": v, "ci_low": v - 2, "ci_high": v + 2, "n": 900,
                       "majority": MAJORITY} for lang, v in zip(LANGUAGES, values)}
     out = {"spec": spec, "status": "complete", "metrics": metrics, "dev_score": dev, "runs": None,
-           "precision": precision}
+           "precision": precision, **({"dev_majority": dev_majority} if dev_majority is not None else {})}
     if version:
         out["code_version"] = {"sources_sha256": version * 8, "git_commit": commit, "git_dirty": None if commit is None
                                else False}
@@ -78,10 +78,14 @@ def test_the_table_says_whether_the_papers_value_lies_inside_our_interval():
     assert paper_in_interval(Cell(0.5, None, None, 1), 1.2) == "–"
 
 
-def test_runs_at_the_majority_class_are_named_left_out_of_the_means_and_decide_nothing(tmp_path):
+def test_runs_whose_english_dev_stays_at_the_majority_class_are_named_left_out_and_decide_nothing(tmp_path):
     root = tmp_path / "record"
-    # seed 2's DLFA stays at the majority class (mean 33.8 < 33.3 + 1): it and last's seed 2 leave the means
-    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (34.0, 33.6), 3: (66.0, 52.0)})
+    # seed 2's DLFA: English dev 33.8 < 33.3 + 1 (its own dev_majority), so it and last's seed 2 leave the means
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 3: (66.0, 52.0)})
+    write_job(root, "finetune/xnli-cls-dlfa", [run("dlfa", 1, (64.0, 52.0), 3), run("dlfa", 3, (66.0, 52.0), 3),
+                                               run("dlfa", 2, (50.0, 40.0), 3, dev=33.8, dev_majority=33.3)])
+    write_job(root, "finetune/xnli-cls-last", [run("last", s, (60.0 + s, 50.0)) for s in (1, 2, 3)])
+    write_job(root, "finetune/xnli-cls-scalar-mix", [run("scalar-mix", s, (61.0, 51.0)) for s in (1, 2, 3)])
     text = report(root, tmp_path)
     assert "left out of the means and of every claim: `dlfa-L3-s2`." in text
     assert "seeds kept: last 3, DLFA 2, scalar-mix 3" in text
@@ -89,10 +93,22 @@ def test_runs_at_the_majority_class_are_named_left_out_of_the_means_and_decide_n
     assert "| **mean** | 56.0 | 58.5 | **+2.50** [+2.50, +2.50] |" in text  # last: (61+62+63)/3 = 62 and 50
     assert "| XNLI: DLFA > last (xnli-cls) | +1.5 | +2.50 [+2.50, +2.50] (DLFA L3, fine-tuning, 2 seeds) | no | agrees" in text
     every_dlfa_at_majority = tmp_path / "all"
-    fine_tuned(every_dlfa_at_majority, "xnli-cls", {1: (33.5, 33.5), 2: (34.0, 33.0)})
+    fine_tuned(every_dlfa_at_majority, "xnli-cls", {1: (50.0, 50.0), 2: (50.0, 50.0)}, dev=33.5)  # no own majority:
+    (every_dlfa_at_majority / "data").mkdir()  # the record's, for runs from before they recorded their own
+    (every_dlfa_at_majority / "data" / "dev_majority.json").write_text(json.dumps(
+        {"xnli": {"metric": "accuracy", "dev_majority": 33.3, "examples": 600}}))
     text = report(every_dlfa_at_majority, tmp_path)
     assert "`dlfa-L3-s1`, `dlfa-L3-s2`" in text
     assert "| – | – | not decided: no seed where both DLFA and last learned" in text
+
+
+def test_a_run_that_learned_english_but_transfers_nothing_stays_in_the_comparison(tmp_path):
+    root = tmp_path / "record"
+    # seed 2's DLFA: English dev 70 (learned), targets at the majority class (33.5): it counts, as a loss
+    fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (33.5, 33.5), 3: (66.0, 52.0)}, dev_majority=33.3)
+    text = report(root, tmp_path)
+    assert "Runs that learned nothing" not in text and "seeds kept: last 3, DLFA 3, scalar-mix 3" in text
+    assert "| **mean** | 56.0 | 50.2 | **-5.83** [" in text  # paired gains +2.5, -22.5, +2.5
 
 
 def test_the_claims_table_reads_inconclusive_and_shows_the_paper_inside_the_interval(tmp_path):
@@ -247,14 +263,14 @@ def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tm
         r["spec"]["learning_rate"] = rate
     write_job(root, "select/xnli-cls", grid)
     write_job(root, "select/xnli-cls-layers", [run("dlfa", 1, (62.0, 51.0), 8, dev=74.0),
-                                               run("dlfa", 1, (34.0, 33.0), 2, dev=73.0)])  # at the majority class
+                                               run("dlfa", 1, (64.0, 50.0), 2, dev=33.4, dev_majority=33.3)])
     fine_tuned(root, "xnli-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=4)
     fine_tuned(root, "pawsx-cls", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=5)
     text = report(root, tmp_path)
     assert "| last-s1 | 2e-05 | 72.0 | not recorded | **chosen** |" in text
     assert "| dlfa-L4-s1 | 5e-05 | 74.0 | not recorded | **chosen** |" in text  # the lower of the tied layers
     assert "| dlfa-L8-s1 | 5e-05 | 74.0 | not recorded | tied |" in text
-    assert "| dlfa-L2-s1 (target at the majority class) | 5e-05 | 73.0 | not recorded |  |" in text
+    assert "| dlfa-L2-s1 (English dev at the majority class) | 5e-05 | 33.4 | not recorded |  |" in text
     assert "not decided: the layer of xnli-cls rests on a tie" in text
 
 

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlfa.cli.main import main
@@ -17,7 +18,9 @@ from dlfa.reproduction.record import restore_record, save_record
 from dlfa.reproduction.report import write_report
 from dlfa.reproduction.rules import lower_layers_retrieve_better, tied_layers
 from dlfa.reproduction.runner import run_plan
-from dlfa.data.registry import DataSource, english_sizes
+from dlfa.data.registry import DataSource, english_sizes, get_task, load_encoded
+from dlfa.engine.spec import JobSpec
+from dlfa.model.encoders import load_tokenizer
 from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult, read_job_results, write_results
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
@@ -243,8 +246,10 @@ def test_the_committed_record_reports_under_the_rules(committed_report):
             assert interval, row  # a fine-tuning gain over seeds comes with its interval
             if float(interval[1]) <= 0 <= float(interval[2]):
                 assert verdict.startswith("inconclusive"), row
-    pawsx = text.split("#### pawsx-cls")[1].split("####")[0]  # its probe learned nothing in any configuration
-    assert "left out of the means and of every claim: `last-s1`, `dlfa-L0-s1`" in pawsx
+    pawsx = text.split("#### pawsx-cls")[1].split("####")[0]  # dev majority 51.1 (68 of 133 pairs): 57.1 learned
+    assert "English dev less than 1 point above the majority class's 51.1), left out of the means and of every " \
+           "claim: `scalar-mix-s1`." in pawsx  # the probe's; its target languages decide nothing
+    assert "| scalar-mix-lr2e-05-s1 (English dev at the majority class) | 2e-05 | 51.1 |" in pawsx
     assert "multilingual-e5-small was trained contrastively on its mean-pooled last layer" in text
     assert "over languages" not in claims  # no spread over languages passed off as an interval
 
@@ -257,6 +262,26 @@ def test_a_run_of_some_tasks_keeps_the_sizes_recorded_for_the_others(fixture_roo
     source = DataSource.resolve(str(fixture_root))
     assert json.loads((tmp_path / "data/sizes.json").read_text()) == {
         "udpos": english_sizes("udpos", source), "pawsx": english_sizes("pawsx", source)}
+
+
+def test_the_english_dev_majority_is_recorded_per_task_on_the_runs_dev_set(tiny_encoder, fixture_root, tmp_path):
+    from dlfa.reproduction.runner import record_dev_majority
+
+    config = Reproduction(str(fixture_root), tiny_encoder, tasks=("udpos", "pawsx"))
+    record_dev_majority(config, tmp_path)
+    recorded = json.loads((tmp_path / "data/dev_majority.json").read_text())
+    assert set(recorded) == {"udpos", "pawsx"}
+    for task, pooling in (("udpos", None), ("pawsx", "cls")):
+        spec = JobSpec.from_dict(config.base_fields(task, pooling))
+        dev = load_encoded(task, "en", "dev", DataSource.resolve(str(fixture_root)), load_tokenizer(spec.encoder),
+                           spec.max_length, max_examples=spec.max_eval_examples)
+        info = get_task(task)
+        gold = dev.gold()
+        assert recorded[task]["examples"] == len(dev) == len(gold)
+        if info.kind == "token":
+            assert all(isinstance(labels, list) and -100 not in labels for labels in gold)
+        counts = np.bincount(np.concatenate([np.ravel(g) for g in gold]).astype(int), minlength=len(info.labels))
+        assert recorded[task]["dev_majority"] == pytest.approx(100 * counts.max() / counts.sum())  # accuracy
 
 
 def test_two_processes_adding_timings_to_one_record_lose_nothing(tmp_path):

@@ -83,6 +83,12 @@ class EncodedSplit:
     def __len__(self) -> int:
         return len(self.features)
 
+    def gold(self) -> list:
+        """The gold labels as predictions are scored against them: an int per example, or per sentence a list of
+        its labeled sub-words' labels (token tasks)."""
+        return [[y for y in f["labels"] if y != IGNORE_INDEX] if isinstance(f["labels"], list) else f["labels"]
+                for f in self.features]
+
 
 def first_subword_positions(tokens: list[str], word_ids: list[int | None]) -> dict[int, int]:
     """Map word index -> position of its labeled sub-word.

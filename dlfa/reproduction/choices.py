@@ -1,7 +1,6 @@
 """The choices the plan takes from finished jobs, on seed 1 and English dev only (never on test languages): the
 best fusion layer of a probe sweep, the two other candidate layers, and the learning rate (and layer) of each
-aggregation. Test languages decide none of them: a run whose target mean stays at the majority class is chosen
-when its English dev score is the best (the comparison then names it and leaves it out)."""
+aggregation. Test languages decide none of them, nor which runs learned nothing (run_at_majority: English dev)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,14 +32,13 @@ def finetune_layers(best: int, num_layers: int) -> tuple[int, ...]:
     return (best, *others)
 
 
-def run_at_majority(run: RunResult) -> bool:
-    """Whether a run's target mean is less than MIN_ABOVE_MAJORITY above the majority class's mean (over the same
-    languages): it learned nothing that transfers. False when the majority score was not recorded."""
-    metrics = list(run.metrics.values())
-    if not metrics or any(m.majority is None for m in metrics):
-        return False
-    mean = sum(m.value for m in metrics) / len(metrics)
-    return at_majority(mean, sum(m.majority for m in metrics) / len(metrics))
+def run_at_majority(run: RunResult, dev_majority: float | None) -> bool:
+    """Whether a run learned nothing: its English dev score less than MIN_ABOVE_MAJORITY above the majority class's
+    on that dev set (the run's own `dev_majority`, else `dev_majority`, its task's in the record). Its target
+    languages decide nothing here, so a run that learned English but transfers nothing stays in the comparison.
+    False when neither majority score is known."""
+    majority = run.dev_majority if run.dev_majority is not None else dev_majority
+    return run.dev_score is not None and majority is not None and at_majority(run.dev_score, majority)
 
 
 def choose(runs: Sequence[RunResult], aggregation: str) -> RunResult:

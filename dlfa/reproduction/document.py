@@ -7,8 +7,9 @@ from pathlib import Path
 from dlfa import charts
 from dlfa.errors import DlfaError
 from dlfa.io import write_bytes
-from dlfa.reproduction.plan import SIZES_FILE, TIMINGS_FILE, read_json, read_results
-from dlfa.results import RESULTS_FILE, JobResult
+from dlfa.reproduction.choices import run_at_majority
+from dlfa.reproduction.plan import DEV_MAJORITY_FILE, SIZES_FILE, TIMINGS_FILE, read_json, read_results
+from dlfa.results import RESULTS_FILE, JobResult, RunResult
 
 FIGURES = "figures"  # the figures' folder, beside the report
 
@@ -22,6 +23,8 @@ class ReportDocument:
         self.record_shown = f"{doc_path.parent.name}/{out_root.name}"  # the record as seen from the repository root
         self.timings = read_json(out_root / TIMINGS_FILE) or {}
         self.sizes = read_json(out_root / SIZES_FILE) or {}
+        self.dev_majority = {task: entry["dev_majority"]
+                             for task, entry in (read_json(out_root / DEV_MAJORITY_FILE) or {}).items()}
         self.lines: list[str] = []
         self.gains: dict[str, dict] = {}  # setting -> task, source, gain, layer, tied, dlfa_at_majority
         # "layers" -> text; "plain_tuned" -> {key: retrieval per layer} of the plain fine-tuned encoders
@@ -55,3 +58,7 @@ class ReportDocument:
 
     def job(self, job: str) -> JobResult | None:
         return read_results(self.out_root / job / RESULTS_FILE)
+
+    def learned_nothing(self, run: RunResult) -> bool:
+        """Whether a run's English dev score stayed at its task's majority class (choices.run_at_majority)."""
+        return run_at_majority(run, self.dev_majority.get(run.spec["task"]))

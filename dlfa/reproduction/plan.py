@@ -26,10 +26,11 @@ PATIENCE evaluations without improvement (at most the task's `max_epochs`) and t
                                  retrieval; 3 seeds; its design in study/design.json (`study_preset` "hub":
                                  the hub-scale study instead, study_design.hub_design)
     data/sizes.json              each task's English train / dev / test sizes in the data root
+    data/dev_majority.json       each task's English dev majority-class score (the best constant prediction's)
 
 Choices are made on seed 1 and on English dev only (never on test languages); ties go to the smaller learning
-rate, then the lower layer; a run whose target mean stays at the majority class is chosen all the same when its
-English dev is the best (the report names it and leaves it out of the comparison).
+rate, then the lower layer. A run whose English dev score stays less than 1 point above the majority class's
+learned nothing: the report names it and leaves it out of every comparison (test languages decide no exclusion).
 Mean pooling takes the [CLS] setting's choices rather than making its own: the two settings of a task then differ
 in the pooling only, and each mean-pooled setting trains 15 runs instead of 23.
 
@@ -83,9 +84,10 @@ DEFAULT_DOC = "docs/REPRODUCTION.md"
 LAYER_ANALYSIS_FILE = "layers/analysis.json"
 TUNED_LAYERS_FILE = "layers/tuned.json"
 SIZES_FILE = "data/sizes.json"
+DEV_MAJORITY_FILE = "data/dev_majority.json"
 TIMINGS_FILE = "timings.json"
 # beside the jobs' results.json
-SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, SIZES_FILE, DESIGN_FILE)
+SMALL_FILES = (TIMINGS_FILE, LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, SIZES_FILE, DEV_MAJORITY_FILE, DESIGN_FILE)
 AGGREGATIONS = ("last", "dlfa", "scalar-mix")
 LEARNING_RATES = (2e-5, 5e-5, 1e-4)  # 2e-5 as XTREME's mBERT recipe
 PATIENCE = 3  # English dev evaluations (two per epoch) without improvement before training stops

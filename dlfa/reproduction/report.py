@@ -37,8 +37,9 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                  "multilingual-e5-small on a CPU budget (see the budgets and sizes above), so magnitudes are not "
                  "expected to match. Rules: a gain agrees when its 95% interval over seeds lies above 0 and "
                  "disagrees when it lies below; an interval that contains 0 is inconclusive whatever the sign; one "
-                 "seed decides nothing; runs at the majority class are left out and decide nothing; probe sweeps (a "
-                 "frozen encoder, a small head, a short budget) only locate layers and decide no claim about gains; "
+                 "seed decides nothing; a run whose English dev stays at the majority class learned nothing and is "
+                 "left out (its target languages never decide that); probe sweeps (a frozen encoder, a small head, a "
+                 "short budget) only locate layers and decide no claim about gains; "
                  f"layer ties: {TIE_RULE}.", "")
         rows = []
         for task, paper in PAPER_GAINS.items():
@@ -63,8 +64,8 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         if len(fine_tuned) >= 2:
             undecided = [s for s, g in fine_tuned.items() if g["tied"] or g["dlfa_at_majority"] or g["not_run"]]
             differ = len({g["layer"] for g in fine_tuned.values()}) > 1
-            verdict = ("not decided: the layer of " + ", ".join(undecided) + " rests on a tie, on runs at the "
-                       "majority class or on runs not finished yet") if undecided else ("agrees" if differ else
+            verdict = ("not decided: the layer of " + ", ".join(undecided) + " rests on a tie, on runs that "
+                       "learned nothing or on runs not finished yet") if undecided else ("agrees" if differ else
                                                             "does not agree: the same layer everywhere")
             rows.append(["best fusion layer differs per task", "yes",
                          ", ".join(f"{s} L{g['layer']}" for s, g in fine_tuned.items()), "–", verdict])

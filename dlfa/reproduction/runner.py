@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlfa.analysis.layers import available_parallel_languages, fine_tuned_encoder, layer_analysis, parallel_pairs
-from dlfa.data.registry import DataSource, english_sizes
+from dlfa.data.registry import DataSource, english_sizes, get_task, load_encoded
 from dlfa.code_version import code_version
 from dlfa.engine.callbacks import Callback
 from dlfa.engine.job import UNIT_SPEC_FILE
@@ -19,8 +19,9 @@ from dlfa.engine.spec import JobSpec
 from dlfa.jobs.runner import spec_runner
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.io import atomic_folder, locked, write_json
-from dlfa.model.encoders import load_encoder
-from dlfa.reproduction.plan import (DEFAULT_PARTS, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED, SIZES_FILE,
+from dlfa.engine.metrics import constant_score
+from dlfa.model.encoders import load_encoder, load_tokenizer
+from dlfa.reproduction.plan import (DEFAULT_PARTS, DEV_MAJORITY_FILE, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED, SIZES_FILE,
                                     STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json,
                                     read_results, setting_name)
 from dlfa.reproduction.record import Timings
@@ -87,6 +88,27 @@ def record_sizes(config: Reproduction, out_root: Path) -> None:
         write_json(path, {**(read_json(path) or {}), **sizes})
 
 
+def record_dev_majority(config: Reproduction, out_root: Path) -> None:
+    """Each task's majority-class score on the English dev set its runs are scored on (the best constant
+    prediction's, metrics.constant_score; DEV_MAJORITY_FILE): a run less than 1 point above it learned nothing.
+    Runs record their own (`dev_majority`); this serves the runs of a record from before they did."""
+    source = DataSource.resolve(config.data_root)
+    path = out_root / DEV_MAJORITY_FILE
+    with locked(path):
+        recorded = read_json(path) or {}
+        for task, pooling in config.settings():
+            if task in recorded:
+                continue
+            spec = JobSpec.from_dict(config.base_fields(task, pooling))
+            dev = load_encoded(task, "en", "dev", source, load_tokenizer(spec.encoder), spec.max_length,
+                               max_examples=spec.max_eval_examples)
+            info = get_task(task)
+            recorded[task] = {"metric": info.metric, "dev_majority": constant_score(info.metric, dev.gold(),
+                                                                                    list(info.labels))[0],
+                              "examples": len(dev)}
+        write_json(path, recorded)
+
+
 def take_selection_run(out_root: Path, job: str, spec: JobSpec) -> str | None:
     """Seed 1 of a fine-tuning job (finetune/<setting>-<aggregation>) is the selection run of the same settings:
     copy that run's folder (select/<setting>[-layers], checkpoints left out) instead of training it again. Its
@@ -129,6 +151,7 @@ def run_plan(config: Reproduction, out_root: str | Path, parts: tuple[str, ...] 
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     record_sizes(config, out_root)
+    record_dev_majority(config, out_root)
     timings = Timings(out_root)
     for job, fields in plan_jobs(config, out_root, parts):
         started = time.perf_counter()
