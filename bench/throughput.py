@@ -43,6 +43,8 @@ evaluate_dataset (batches sorted by length, inference mode, each sentence tokeni
 
 On a GPU (--device cuda) fp32 means TF32 matmuls, on every side and in the machine's rate, and the word
 embeddings train, on every side (as ours does there); each side's peak GPU memory is printed beside its rate.
+Our first run turns torch's deterministic kernels on for the process (dlfa.engine.runtime), so every side that
+follows, the Trainer's too, computes with them.
 bench/mbert_shaped.py makes an encoder of mBERT-base's shape where the real one cannot be downloaded.
 """
 import statistics
