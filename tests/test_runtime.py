@@ -48,7 +48,8 @@ def test_a_gpu_job_uses_deterministic_kernels_and_a_cpu_job_does_not(machine, mo
     machine(gpu=True, gpu_bf16=True, cpu_bf16=False)
     try:
         assert runtime.setup_runtime(JobSpec(task="udpos", eval_languages=("de",), device="cuda")).device.type == "cuda"
-        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()  # warn_only leaves attention's backward as is
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     finally:
         torch.use_deterministic_algorithms(False)

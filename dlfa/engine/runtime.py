@@ -108,11 +108,12 @@ def setup_runtime(spec: JobSpec) -> Runtime:
 def use_deterministic_cuda_kernels() -> None:
     """Deterministic GPU kernels, so that one spec run twice on one GPU gives identical metrics: the default
     kernels add in varying order (the word embeddings' backward, cuBLAS's split reductions), and two bf16 runs on
-    an H200 differed by up to 0.15 points; with these they were identical (bench/gpu_check.sh). cuBLAS reads
-    its workspace setting when first used, which in a job's process is after this. An operation with no
-    deterministic kernel warns instead of failing the job."""
+    an H200 differed by up to 0.15 points; with these they were identical (bench/gpu_check.sh). Strict: with
+    warn_only, attention's fused backward (memory-efficient, cuDNN) stays non-deterministic and only warns; an
+    operation with no deterministic kernel stops the job with torch's error naming it. cuBLAS reads its
+    workspace setting when first used, which in a job's process is after this."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True)
 
 
 def free_heap_bytes() -> int | None:
