@@ -6,9 +6,9 @@ where the real mBERT cannot be downloaded (it costs the same FLOPs and memory as
 
 The config is bert-base-multilingual-cased's (12 layers, width 768, 12 heads, feed-forward 3072, 119,547 word
 pieces). Its WordPiece vocabulary is made from the embedded encoder's SentencePiece pieces, best-scored first (a
-piece that starts a word keeps its text, any other gets '##'; a single character gets both forms, as BERT's pre-
-tokenizer splits punctuation off), so that sentences split into a realistic number of tokens; the tokenizer files
-are about 4 MB and travel where the embedded weights cannot."""
+piece that starts a word keeps its text, any other gets '##'; a single character gets both forms, as BERT's
+pre-tokenizer splits punctuation off), so that sentences split into a realistic number of tokens; the tokenizer
+files are about 4 MB and travel where the embedded weights cannot."""
 import argparse
 import json
 from pathlib import Path
