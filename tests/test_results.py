@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dlfa.engine.spec import INTERMEDIATE_ONLY
+from dlfa.engine.spec import INTERMEDIATE_ONLY, RETRIEVAL_TASKS
 from dlfa.errors import DataError
 from dlfa.results import (COMPLETED, RESULTS_FILE, SCHEMA_VERSION, STOPPED, JobResult, LanguageMetric, RunResult,
                           read_job_results, read_results, read_run_results, write_results)
@@ -73,6 +73,14 @@ def test_every_results_file_of_the_record_reads(path, tmp_path):
     if "schema_version" not in raw:  # schema 0, the first record's: its own status word
         assert raw["status"] == "complete" and all(run["status"] == "complete" for run in raw["runs"])
     job = read_job_results(path)
+    if job.spec["task"] in RETRIEVAL_TASKS:  # nothing trained: the job's own metrics, its per-layer scores in extra
+        assert job.status == COMPLETED and job.runs == () == tuple(raw["runs"])
+        assert {lang: job.metrics[lang].value for lang in job.metrics} == {
+            lang: raw["metrics"][lang]["value"] for lang in raw["metrics"]} != {}
+        assert job.extra["tatoeba"] == raw["tatoeba"] and job.extra["retrieval_layer"] == raw["retrieval_layer"]
+        write_results(tmp_path, job)
+        assert read_results(tmp_path) == job
+        return
     assert job.status in (COMPLETED, STOPPED) and len(job.runs) == len(raw["runs"]) > 0  # a record between sittings
     assert job.status == STOPPED or all(run.status == COMPLETED for run in job.runs)  # may hold stopped jobs
     first, raw_first = job.runs[0], raw["runs"][0]

@@ -7,7 +7,7 @@ source /work/scratch/stream_b_env.sh
 OUT=/work/scratch/udpos-last-rerun
 RECORD=/work/scratch/doc-b/reproduction/finetune/udpos-last/results.json
 cd /work/repro
-$PY /work/scratch/fp32.py train --spec $RECORD --out $OUT >>$LOG 2>&1 || exit
+$PY /work/scratch/fp32.py sweep --spec $RECORD --out $OUT >>$LOG 2>&1 || exit
 $PY /work/scratch/same_metrics.py $RECORD $OUT /work/repro/cache/reproduction-b/finetune/udpos-last >>$LOG 2>&1 || exit
 $PY /work/scratch/fp32.py reproduce run --data-root $DATA --parts tuned-layers --tasks udpos \
   --out cache/reproduction-b --doc $DOC >>$LOG 2>&1
