@@ -21,9 +21,9 @@ from dlfa.errors import ConfigError, DlfaError
 from dlfa.io import atomic_folder, locked, write_json
 from dlfa.engine.metrics import constant_score
 from dlfa.model.encoders import load_encoder, load_tokenizer
-from dlfa.reproduction.plan import (DEFAULT_PARTS, DEV_MAJORITY_FILE, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED, SIZES_FILE,
-                                    STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs, read_json,
-                                    read_results, setting_name)
+from dlfa.reproduction.plan import (DEFAULT_PARTS, DEV_MAJORITY_FILE, LAYER_ANALYSIS_FILE, PARTS, SELECTION_SEED,
+                                    SIZES_FILE, STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE, Reproduction, plan_jobs,
+                                    read_json, read_results, setting_name)
 from dlfa.reproduction.record import Timings
 from dlfa.results import COMPLETED, RESULTS_FILE, STOPPED, read_run_results, saved_model, write_results
 
