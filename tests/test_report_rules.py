@@ -255,6 +255,20 @@ def test_a_layer_chosen_on_a_tie_is_shown_and_decides_no_claim(tmp_path):
             "rests on a tie") in text
 
 
+
+def test_two_tasks_decided_on_different_layers_settle_the_layer_claim_while_a_third_is_under_way(tmp_path):
+    root = tmp_path / "record"
+    fine_tuned(root, "udpos", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=6)
+    fine_tuned(root, "panx", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=8)
+    write_job(root, "finetune/xnli-cls-last", [run("last", s, (60.0 + s, 50.0)) for s in (1, 2)])  # DLFA not yet
+    text = report(root, tmp_path)
+    assert ("| best fusion layer differs per task | yes | udpos L6, panx L8, xnli-cls (DLFA not fine-tuned yet) | – "
+            "| agrees (the layer of xnli-cls rests on a tie, on runs that learned nothing or on runs not finished "
+            "yet) |") in text
+    fine_tuned(root, "panx", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=6)  # the same layer as UD-POS
+    assert ("| udpos L6, panx L6, xnli-cls (DLFA not fine-tuned yet) | – | not decided: the layer of xnli-cls rests on "
+            "a tie") in report(root, tmp_path)
+
 def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tmp_path):
     root = tmp_path / "record"
     grid = [run("last", 1, (60.0, 50.0), dev=72.0), run("scalar-mix", 1, (60.0, 50.0), dev=70.0),

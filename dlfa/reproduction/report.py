@@ -63,12 +63,17 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         fine_tuned = {s: g for s, g in self.gains.items() if g["source"] == "fine-tuning"}
         if len(fine_tuned) >= 2:
             undecided = [s for s, g in fine_tuned.items() if g["tied"] or g["dlfa_at_majority"] or g["not_run"]]
-            differ = len({g["layer"] for g in fine_tuned.values()}) > 1
-            verdict = ("not decided: the layer of " + ", ".join(undecided) + " rests on a tie, on runs that "
-                       "learned nothing or on runs not finished yet") if undecided else ("agrees" if differ else
-                                                            "does not agree: the same layer everywhere")
-            rows.append(["best fusion layer differs per task", "yes",
-                         ", ".join(f"{s} L{g['layer']}" for s, g in fine_tuned.items()), "–", verdict])
+            why = " rests on a tie, on runs that learned nothing or on runs not finished yet"
+            # two settings decided on different layers settle the claim, whatever the undecided ones show later
+            differ = len({g["layer"] for s, g in fine_tuned.items() if s not in undecided}) > 1
+            if differ:
+                verdict = "agrees" + (f" (the layer of {', '.join(undecided)}{why})" if undecided else "")
+            else:
+                verdict = (f"not decided: the layer of {', '.join(undecided)}{why}" if undecided else
+                           "does not agree: the same layer everywhere")
+            layers = ", ".join(f"{s} L{g['layer']}" if g["layer"] is not None else f"{s} (DLFA not fine-tuned yet)"
+                               for s, g in fine_tuned.items())
+            rows.append(["best fusion layer differs per task", "yes", layers, "–", verdict])
         if "layers" in self.findings:
             rows.append(["lower layers are more cross-lingual", "yes", self.findings["layers"], "–",
                          "cannot be tested on e5-small (section 2)"])
