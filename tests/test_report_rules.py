@@ -255,7 +255,6 @@ def test_a_layer_chosen_on_a_tie_is_shown_and_decides_no_claim(tmp_path):
             "rests on a tie") in text
 
 
-
 def test_two_tasks_decided_on_different_layers_settle_the_layer_claim_while_a_third_is_under_way(tmp_path):
     root = tmp_path / "record"
     fine_tuned(root, "udpos", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=6)
@@ -268,6 +267,7 @@ def test_two_tasks_decided_on_different_layers_settle_the_layer_claim_while_a_th
     fine_tuned(root, "panx", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=6)  # the same layer as UD-POS
     assert ("| udpos L6, panx L6, xnli-cls (DLFA not fine-tuned yet) | – | not decided: the layer of xnli-cls rests on "
             "a tie") in report(root, tmp_path)
+
 
 def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tmp_path):
     root = tmp_path / "record"
