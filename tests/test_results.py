@@ -66,21 +66,15 @@ def test_the_record_holds_jobs_to_read():
     assert len(RECORDED) >= 4, "docs/reproduction holds the committed record"
 
 
-@pytest.mark.parametrize("path", [*RECORDED, SCHEMA_0],
-                         ids=lambda p: "schema 0" if p == SCHEMA_0 else str(p.relative_to(RECORD).parent))
-def test_every_results_file_of_the_record_reads(path, tmp_path):
-    raw = json.loads(path.read_text())
-    if "schema_version" not in raw:  # schema 0, the first record's: its own status word
-        assert raw["status"] == "complete" and all(run["status"] == "complete" for run in raw["runs"])
-    job = read_job_results(path)
-    if job.spec["task"] in RETRIEVAL_TASKS:  # nothing trained: the job's own metrics, its per-layer scores in extra
-        assert job.status == COMPLETED and job.runs == () == tuple(raw["runs"])
-        assert {lang: job.metrics[lang].value for lang in job.metrics} == {
-            lang: raw["metrics"][lang]["value"] for lang in raw["metrics"]} != {}
-        assert job.extra["tatoeba"] == raw["tatoeba"] and job.extra["retrieval_layer"] == raw["retrieval_layer"]
-        write_results(tmp_path, job)
-        assert read_results(tmp_path) == job
-        return
+def _check_retrieval_job(job: JobResult, raw: dict) -> None:
+    """Nothing trained: the job's own metrics, its per-layer scores in extra."""
+    assert job.status == COMPLETED and job.runs == () == tuple(raw["runs"])
+    assert {lang: job.metrics[lang].value for lang in job.metrics} == {
+        lang: raw["metrics"][lang]["value"] for lang in raw["metrics"]} != {}
+    assert job.extra["tatoeba"] == raw["tatoeba"] and job.extra["retrieval_layer"] == raw["retrieval_layer"]
+
+
+def _check_trained_job(job: JobResult, raw: dict) -> None:
     assert job.status in (COMPLETED, STOPPED) and len(job.runs) == len(raw["runs"]) > 0  # a record between sittings
     assert job.status == STOPPED or all(run.status == COMPLETED for run in job.runs)  # may hold stopped jobs
     first, raw_first = job.runs[0], raw["runs"][0]
@@ -93,6 +87,16 @@ def test_every_results_file_of_the_record_reads(path, tmp_path):
     else:  # an intermediate-only job (a study arm) tests no language: it measures its intermediate tasks' dev
         assert job.spec["task"] == INTERMEDIATE_ONLY and first.intermediate_dev == raw_first["intermediate_dev"] != {}
     assert first.extra["history"] == raw_first["history"] and first.extra["fusion_stats"] == raw_first["fusion_stats"]
+
+
+@pytest.mark.parametrize("path", [*RECORDED, SCHEMA_0],
+                         ids=lambda p: "schema 0" if p == SCHEMA_0 else str(p.relative_to(RECORD).parent))
+def test_every_results_file_of_the_record_reads(path, tmp_path):
+    raw = json.loads(path.read_text())
+    if "schema_version" not in raw:  # schema 0, the first record's: its own status word
+        assert raw["status"] == "complete" and all(run["status"] == "complete" for run in raw["runs"])
+    job = read_job_results(path)
+    (_check_retrieval_job if job.spec["task"] in RETRIEVAL_TASKS else _check_trained_job)(job, raw)
     write_results(tmp_path, job)
     assert read_results(tmp_path) == job
 
