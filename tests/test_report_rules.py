@@ -251,8 +251,8 @@ def test_a_layer_chosen_on_a_tie_is_shown_and_decides_no_claim(tmp_path):
     text = report(root, tmp_path)
     assert ("DLFA L0 has the best English dev score of the fine-tuned layers 0, 9 (tied on English dev with layer 9: "
             "by rule the lowest tied layer is taken, and no claim rests on the choice)") in text
-    assert ("| best fusion layer differs per task | yes | xnli L0, pawsx-cls L5 | – | not decided: the layer of xnli "
-            "rests on a tie") in text
+    assert ("| best fusion layer differs per task | yes | xnli L0, pawsx-cls L5 | – | not decided: xnli (its layer "
+            "was chosen on a tie) |") in text
 
 
 def test_two_tasks_decided_on_different_layers_settle_the_layer_claim_while_a_third_is_under_way(tmp_path):
@@ -262,11 +262,15 @@ def test_two_tasks_decided_on_different_layers_settle_the_layer_claim_while_a_th
     write_job(root, "finetune/xnli-cls-last", [run("last", s, (60.0 + s, 50.0)) for s in (1, 2)])  # DLFA not yet
     text = report(root, tmp_path)
     assert ("| best fusion layer differs per task | yes | udpos L6, panx L8, xnli-cls (DLFA not fine-tuned yet) | – "
-            "| agrees (the layer of xnli-cls rests on a tie, on runs that learned nothing or on runs not finished "
-            "yet) |") in text
+            "| agrees (not counted: xnli-cls (DLFA not fine-tuned yet)) |") in text
+    write_job(root, "finetune/pawsx-cls-last", [run("last", s, (60.0, 50.0)) for s in (1, 2)])
+    write_job(root, "finetune/pawsx-cls-dlfa", [run("dlfa", s, (50.0, 50.0), 11, dev=51.2, dev_majority=51.1)
+                                                for s in (1, 2)])
+    assert ("| udpos L6, panx L8, xnli-cls (DLFA not fine-tuned yet), pawsx-cls L11 | – | agrees (not counted: "
+            "xnli-cls (DLFA not fine-tuned yet), pawsx-cls (DLFA runs at the majority class)) |") in report(root, tmp_path)
     fine_tuned(root, "panx", {1: (64.0, 52.0), 2: (65.0, 52.0)}, layer=6)  # the same layer as UD-POS
-    assert ("| udpos L6, panx L6, xnli-cls (DLFA not fine-tuned yet) | – | not decided: the layer of xnli-cls rests on "
-            "a tie") in report(root, tmp_path)
+    assert ("| udpos L6, panx L6, xnli-cls (DLFA not fine-tuned yet), pawsx-cls L11 | – | not decided: xnli-cls (DLFA "
+            "not fine-tuned yet), pawsx-cls (DLFA runs at the majority class) |") in report(root, tmp_path)
 
 
 def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tmp_path):
@@ -285,7 +289,7 @@ def test_the_seed_1_choices_are_tabled_and_a_layer_tie_there_decides_no_claim(tm
     assert "| dlfa-L4-s1 | 5e-05 | 74.0 | not recorded | **chosen** |" in text  # the lower of the tied layers
     assert "| dlfa-L8-s1 | 5e-05 | 74.0 | not recorded | tied |" in text
     assert "| dlfa-L2-s1 (English dev at the majority class) | 5e-05 | 33.4 | not recorded |  |" in text
-    assert "not decided: the layer of xnli-cls rests on a tie" in text
+    assert "not decided: xnli-cls (its layer was chosen on a tie) |" in text
 
 
 def test_a_choice_whose_runs_have_not_all_finished_marks_the_best_so_far_not_a_choice(tmp_path):

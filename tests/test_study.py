@@ -10,7 +10,7 @@ from scipy import stats
 
 from dlfa.data.registry import get_task
 from dlfa.errors import ConfigError, DlfaError
-from dlfa.reproduction.study import (Change, answer, arm_table, budget_in_words, budget_table, excluded_note,
+from dlfa.reproduction.study import (ArmRow, Change, answer, arm_table, budget_in_words, budget_table, excluded_note,
                                      find_studies, learning_table, parse_key, progress_in_words, retrieval_table,
                                      study_aggregations, study_targets)
 from dlfa.reproduction.study_design import (INTERMEDIATE_PRESETS, StudyDesign, StudyTarget, drawn_subsets,
@@ -233,8 +233,11 @@ def test_the_answer_in_words_calls_an_interval_containing_zero_inconclusive():
     assert answer(rows, "control").startswith("Against control: 0 tasks: target mean -1.0 [")
     assert Change("arm-0", -2.0, -5.0, 1.0, 3).verdict() == "inconclusive"  # whatever the sign
     assert Change("arm-0", -2.0, -3.0, -1.0, 3).verdict() == "below 0"
-    assert Change("arm-0", -2.0, None, None, 1).verdict() == "no interval (fewer than 2 paired seeds)"
+    assert Change("arm-0", -2.0, None, None, 1).verdict() == "no interval: fewer than 2 paired seeds"
     assert answer([], "arm-0") == ""
+    one_seed = ArmRow("arm-1", ("qnli",), [], [], changes={"arm-0": {"target": Change("arm-0", -0.6, None, None, 1)}})
+    assert answer([one_seed], "arm-0") == ("Against 0 tasks: 1 task: target mean -0.6 (no interval: fewer than 2 "
+                                           "paired seeds), 1 paired seed")
 
 
 def test_learning_table_flags_tasks_that_did_not_learn():

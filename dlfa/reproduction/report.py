@@ -22,7 +22,8 @@ from dlfa.reproduction.record import (PROVISIONAL, code_versions, git_commits, p
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.report_study import StudySections
-from dlfa.reproduction.rules import PAPER_GAINS, TIE_RULE, gain_verdict, lower_layers_retrieve_better, paper_in_interval
+from dlfa.reproduction.rules import (PAPER_GAINS, TIE_RULE, gain_verdict, lower_layers_retrieve_better,
+                                     paper_in_interval, undecided_layer)
 from dlfa.reproduction.tables import STATUS_WORDS, TASK_TITLES, table
 from dlfa.results import RESULTS_FILE
 
@@ -62,15 +63,14 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         rows = []
         fine_tuned = {s: g for s, g in self.gains.items() if g["source"] == "fine-tuning"}
         if len(fine_tuned) >= 2:
-            undecided = [s for s, g in fine_tuned.items() if g["tied"] or g["dlfa_at_majority"] or g["not_run"]]
-            why = " rests on a tie, on runs that learned nothing or on runs not finished yet"
+            undecided = {s: undecided_layer(g) for s, g in fine_tuned.items() if undecided_layer(g)}
+            reasons = ", ".join(f"{s} ({why})" for s, why in undecided.items())
             # two settings decided on different layers settle the claim, whatever the undecided ones show later
             differ = len({g["layer"] for s, g in fine_tuned.items() if s not in undecided}) > 1
             if differ:
-                verdict = "agrees" + (f" (the layer of {', '.join(undecided)}{why})" if undecided else "")
+                verdict = "agrees" + (f" (not counted: {reasons})" if undecided else "")
             else:
-                verdict = (f"not decided: the layer of {', '.join(undecided)}{why}" if undecided else
-                           "does not agree: the same layer everywhere")
+                verdict = f"not decided: {reasons}" if undecided else "does not agree: the same layer everywhere"
             layers = ", ".join(f"{s} L{g['layer']}" if g["layer"] is not None else f"{s} (DLFA not fine-tuned yet)"
                                for s, g in fine_tuned.items())
             rows.append(["best fusion layer differs per task", "yes", layers, "–", verdict])

@@ -115,7 +115,7 @@ class Change:
     pairs: int
 
     def verdict(self) -> str:
-        return {None: "no interval (fewer than 2 paired seeds)", "above": "above 0", "below": "below 0",
+        return {None: "no interval: fewer than 2 paired seeds", "above": "above 0", "below": "below 0",
                 "includes": "inconclusive"}[side_of_zero(self.low, self.high)]
 
     def text(self, digits: int = 1) -> str:
@@ -323,7 +323,8 @@ def answer(rows: list[ArmRow], reference: str) -> str:
             continue
         said = [f"{MEASURES[m]} {changes[m].text()} ({changes[m].verdict()})" for m in ("target", "gap")
                 if m in changes]
-        parts.append(f"{arm_label(row.arm)}: " + ", ".join(said) + f", {changes['target'].pairs} paired seeds")
+        pairs = changes["target"].pairs
+        parts.append(f"{arm_label(row.arm)}: " + ", ".join(said) + f", {pairs} paired seed{'s' * (pairs != 1)}")
     if not parts:
         return ""
     return f"Against {arm_label(reference).split(' (')[0]}: " + "; ".join(parts)
