@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared checks of the CUDA path, sized for a lent GPU machine, on an encoder of mBERT-base's shape with random
-# weights (bench/mbert_shaped.py: the same FLOPs and memory as mBERT). Two parts, each about 3-6 minutes on an H200:
+# weights (bench/mbert_shaped.py: the same FLOPs and memory as mBERT). Three parts, each about 3-6 minutes on an H200:
 #   train  the classroom pack's POS data (cache/pack, `python -m dlfa prepare`):
 #          1. `python -m dlfa train` on one GPU, twice, the same spec (precision auto: bf16; early stopping on
 #             English dev and the best-dev state restored; zero-shot on the pack's languages): no errors, and
@@ -16,13 +16,18 @@
 #          2. the study's Tatoeba job on the first run's trained encoder (zero-shot retrieval, every layer).
 #          Random weights learn little in 300 steps: this checks that the path runs, what it costs and that it
 #          repeats, not what it scores.
+#   jobs   the path the app's Launch and Jobs pages take (bench/gpu_jobs.py, the classroom pack's POS data): one spec
+#          run in-process, then through the job store and a worker process SIGKILLed after its first checkpoint
+#          and resumed, then cancelled mid-epoch and resumed: whether both end with the in-process run's metrics
+#          and dev curve exactly (checkpoints restore the CUDA random state and the step's place in the epoch).
 # Peak GPU memory is sampled with nvidia-smi while each `python -m dlfa` command runs.
 # Usage, from the repository root (OUT: where the logs and results land; PY: the interpreter with torch):
 #   python bench/mbert_shaped.py cache/mbert-shaped      # here: config and tokenizer (weights are made there)
 #   bash bench/gpu_check.sh --gather ../shared/data      # here, for the study part: the files it reads (a cache)
-#   OUT=/tmp/gpu-check bash bench/gpu_check.sh train study   # on the GPU machine (carry cache/ folders it reads)
+#   OUT=/tmp/gpu-check bash bench/gpu_check.sh train study jobs  # on the GPU machine (carry the cache/ it reads)
 # To try a part on a CPU before device time is spent, run it small on a copy of the encoder's folder (the weights
 # made there must not travel): DEVICE=cpu STEPS=4 EXAMPLES=64 EVAL_EXAMPLES=40 ENCODER=/tmp/mbert ... study
+# (jobs: JOB_STEPS=240 on a tiny encoder, dlfa.testing.build_tiny_encoder; it must pass the step-200 checkpoint)
 set -u -o pipefail
 STUDY_DATA=cache/gpu-study-data
 if [ "${1:-}" = "--gather" ]; then
@@ -34,7 +39,7 @@ if [ "${1:-}" = "--gather" ]; then
 fi
 PARTS=("${@:-train}")
 for part in "${PARTS[@]}"; do
-  case $part in train|study) ;; *) echo "unknown part '$part': train or study"; exit 2 ;; esac
+  case $part in train|study|jobs) ;; *) echo "unknown part '$part': train, study or jobs"; exit 2 ;; esac
 done
 OUT=${OUT:-/tmp/gpu-check}
 PY=${PY:-python3}
@@ -101,6 +106,14 @@ check_study() {
     | grep -Ev "$progress_bars" | tail -n 6
   echo "tatoeba: $(( $(date +%s) - started )) s in all"
   cp /tmp/gpu-tatoeba/results.json "$OUT/tatoeba.json"
+}
+
+check_jobs() {
+  rm -rf /tmp/gpu-jobs
+  peak_memory $PY bench/gpu_jobs.py --encoder $ENCODER --device "$DEVICE" --steps "${JOB_STEPS:-400}" \
+    --out /tmp/gpu-jobs 2>&1 | grep -Ev "$progress_bars" >"$OUT/jobs.txt"
+  grep -E "^(reference|killed|cancelled)|Error|peak GPU" "$OUT/jobs.txt"
+  for how in killed cancelled; do cp /tmp/gpu-jobs/$how/worker.log "$OUT/jobs-$how-worker.log"; done
 }
 
 if [ "$DEVICE" = cuda ]; then
