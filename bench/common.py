@@ -31,9 +31,9 @@ def train_split(args, tokenizer, task: str = "udpos"):
 
 
 def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_tokens: int, steps: int,
-               fast_dropout: bool = True):
+               fast_dropout: bool = True, task_name: str = "udpos"):
     """One side of a step benchmark: the engine's UnitTrainer fine-tuning `encoder` with `aggregation` on the UD-POS
-    split `data` (fusion layer --fusion-layer for DLFA), its length-grouped batch stream (the same batches on every
+    split `data` (or another tagging task's: task_name; fusion layer --fusion-layer for DLFA), its length-grouped batch stream (the same batches on every
     side), AdamW and the trained parameters: (trainer, streams, optimizer, params). Run a step with
     `trainer.train_step(0, trainer.stages[0], streams, step, optimizer, params)`."""
     import tempfile
@@ -51,19 +51,19 @@ def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_toke
     from dlfa.engine.train import UnitTrainer
     from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 
-    task = get_task("udpos")
+    task = get_task(task_name)
     fusion_layer = args.fusion_layer if aggregation == "dlfa" else None
-    spec = JobSpec(task="udpos", eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
+    spec = JobSpec(task=task_name, eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
                    fusion_layers=(fusion_layer,) if fusion_layer is not None else (), batch_size=args.batch_size,
                    max_steps=steps, precision=precision, cpu_tokens_per_slice=slice_tokens)
     runtime = setup_runtime(spec)
     torch.manual_seed(0)
-    head = {"udpos": HeadConfig(task.kind, list(task.labels))}
-    model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, fusion_layer), encoder)
+    head = {task_name: HeadConfig(task.kind, list(task.labels))}
+    model = DlfaModel(DlfaConfig(args.encoder, head, aggregation, fusion_layer), encoder).to(runtime.device)
     if fast_dropout and runtime.device.type == "cpu":
         use_fast_cpu_dropout(model)
-    unit_data = UnitData(tasks={"udpos": task}, train={"udpos": data}, dev=None, test={}, majority=0)
+    unit_data = UnitData(tasks={task_name: task}, train={task_name: data}, dev=None, test={}, majority=0)
     trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
-    streams = {"udpos": BatchStream(data.lengths, args.batch_size, [1, 0, 0])}
+    streams = {task_name: BatchStream(data.lengths, args.batch_size, [1, 0, 0])}
     optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)
     return trainer, streams, optimizer, [q for q in model.parameters() if q.requires_grad]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepared checks of the CUDA path, sized for a lent GPU machine, on an encoder of mBERT-base's shape with random
-# weights (bench/mbert_shaped.py: the same FLOPs and memory as mBERT). Three parts, each about 3-6 minutes on an H200:
+# weights (bench/mbert_shaped.py: the same FLOPs and memory as mBERT). Four parts, each about 1-6 minutes on an H200:
 #   train  the classroom pack's POS data (cache/pack, `python -m dlfa prepare`):
 #          1. `python -m dlfa train` on one GPU, twice, the same spec (precision auto: bf16; early stopping on
 #             English dev and the best-dev state restored; zero-shot on the pack's languages): no errors, and
@@ -20,6 +20,8 @@
 #          run in-process, then through the job store and a worker process SIGKILLed after its first checkpoint
 #          and resumed, then cancelled mid-epoch and resumed: whether both end with the in-process run's metrics
 #          and dev curve exactly (checkpoints restore the CUDA random state and the step's place in the epoch).
+#   profile where a training step's time goes (bench/gpu_profile.py, torch.profiler): the GPU's busy share of the
+#          step, kernels and synchronizations per step, at batch 32 and 128, TF32 and bf16 (about 1 minute).
 # Peak GPU memory is sampled with nvidia-smi while each `python -m dlfa` command runs.
 # Usage, from the repository root (OUT: where the logs and results land; PY: the interpreter with torch):
 #   python bench/mbert_shaped.py cache/mbert-shaped      # here: config and tokenizer (weights are made there)
@@ -39,7 +41,8 @@ if [ "${1:-}" = "--gather" ]; then
 fi
 PARTS=("${@:-train}")
 for part in "${PARTS[@]}"; do
-  case $part in train|study|jobs) ;; *) echo "unknown part '$part': train, study or jobs"; exit 2 ;; esac
+  case $part in train|study|jobs|profile) ;; *) echo "unknown part '$part': train, study, jobs or profile"; exit 2 ;;
+  esac
 done
 OUT=${OUT:-/tmp/gpu-check}
 PY=${PY:-python3}
@@ -114,6 +117,11 @@ check_jobs() {
     --out /tmp/gpu-jobs 2>&1 | grep -Ev "$progress_bars" >"$OUT/jobs.txt"
   grep -E "^(reference|killed|cancelled)|Error|peak GPU" "$OUT/jobs.txt"
   for how in killed cancelled; do cp /tmp/gpu-jobs/$how/worker.log "$OUT/jobs-$how-worker.log"; done
+}
+
+check_profile() {
+  $PY bench/gpu_profile.py --encoder $ENCODER --data-root cache/pack 2>&1 | grep -Ev "$progress_bars|USDT" \
+    | tee "$OUT/profile.txt"
 }
 
 if [ "$DEVICE" = cuda ]; then
