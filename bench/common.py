@@ -33,9 +33,10 @@ def train_split(args, tokenizer, task: str = "udpos"):
 def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_tokens: int, steps: int,
                fast_dropout: bool = True, task_name: str = "udpos"):
     """One side of a step benchmark: the engine's UnitTrainer fine-tuning `encoder` with `aggregation` on the UD-POS
-    split `data` (or another tagging task's: task_name; fusion layer --fusion-layer for DLFA), its length-grouped batch stream (the same batches on every
-    side), AdamW and the trained parameters: (trainer, streams, optimizer, params). Run a step with
-    `trainer.train_step(0, trainer.stages[0], streams, step, optimizer, params)`."""
+    split `data` (or another tagging task's: task_name; fusion layer --fusion-layer for DLFA), on the runtime's device,
+    its length-grouped batch stream (the same batches on every side), AdamW and the trained parameters: (trainer,
+    streams, optimizer, params). Run a step with `trainer.train_step(0, trainer.stages[0], streams, step, optimizer,
+    params)`."""
     import tempfile
 
     import torch

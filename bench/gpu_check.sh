@@ -26,7 +26,7 @@
 # Usage, from the repository root (OUT: where the logs and results land; PY: the interpreter with torch):
 #   python bench/mbert_shaped.py cache/mbert-shaped      # here: config and tokenizer (weights are made there)
 #   bash bench/gpu_check.sh --gather ../shared/data      # here, for the study part: the files it reads (a cache)
-#   OUT=/tmp/gpu-check bash bench/gpu_check.sh train study jobs  # on the GPU machine (carry the cache/ it reads)
+#   OUT=/tmp/gpu-check bash bench/gpu_check.sh train study jobs profile  # on the GPU machine (carry what it reads)
 # To try a part on a CPU before device time is spent, run it small on a copy of the encoder's folder (the weights
 # made there must not travel): DEVICE=cpu STEPS=4 EXAMPLES=64 EVAL_EXAMPLES=40 ENCODER=/tmp/mbert ... study
 # (jobs: JOB_STEPS=240 on a tiny encoder, dlfa.testing.build_tiny_encoder; it must pass the step-200 checkpoint)

@@ -1,4 +1,5 @@
-"""The job path on a GPU, as the Launch and Jobs pages (and `python -m dlfa jobs submit`) take it: one spec (DLFA at the middle layer) run
+"""The job path on a GPU, as the Launch and Jobs pages (and `python -m dlfa jobs submit`) take it: one spec (DLFA
+at the middle layer) run
     reference    in this process (run_job, what `python -m dlfa train` does);
     killed       through the job store and a worker process, SIGKILLed after its step-200 checkpoint (a crash, a
                  lost machine), found stale and resumed, as the Jobs page's Resume does;
@@ -67,7 +68,8 @@ def interrupted_run(spec: JobSpec, store: JobStore, out_dir: Path, how: str) -> 
     done = wait_for(store, job.id, lambda j: not j.active, "the resumed job's end")
     log = done.log_path.read_text()
     resumed = [line.strip() for line in log.splitlines() if "resumed from" in line]
-    print(f"{how}: {done.status} in {time.monotonic() - started:.0f} s in all; {resumed[-1] if resumed else 'no resume'}")
+    print(f"{how}: {done.status} in {time.monotonic() - started:.0f} s in all; "
+          + (resumed[-1] if resumed else "no resume"))
     return json.loads((out_dir / RESULTS_FILE).read_text())
 
 
@@ -90,7 +92,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/gpu-jobs"))
     args = parser.parse_args()
     spec = JobSpec(task="pos-classroom", eval_languages=("de", "es", "it", "nl", "tr"), aggregations=("dlfa",),
-                   fusion_layers=(encoder_info(args.encoder).num_layers // 2,), encoder=args.encoder, device=args.device, max_train_examples=8000,
+                   fusion_layers=(encoder_info(args.encoder).num_layers // 2,), encoder=args.encoder,
+                   device=args.device, max_train_examples=8000,
                    max_steps=args.steps, eval_every=50, max_eval_examples=1000, name="gpu job path")
     started = time.monotonic()
     reference = run_job(spec.validate(), args.out / "reference")
