@@ -21,7 +21,7 @@ from dlfa.reproduction.runner import run_plan
 from dlfa.data.registry import DataSource, english_sizes, get_task, load_encoded
 from dlfa.engine.spec import JobSpec
 from dlfa.model.encoders import load_tokenizer
-from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult, read_job_results, write_results
+from dlfa.results import COMPLETED, STOPPED, JobResult, LanguageMetric, RunResult, read_job_results, write_results
 
 TINY = {"max_steps": 3, "max_train_examples": 32, "max_eval_examples": 12, "batch_size": 8, "bootstrap_samples": 20,
         "checkpoint_every": 50}
@@ -439,11 +439,16 @@ def test_the_status_command_prints_the_table_of_an_output_root(data_root, tiny_e
 
     design = StudyDesign((StudyTarget("udpos", ("de",), 2, None, *STUDY_CAPS["udpos"], 2.0),),
                          named_subsets((0, 1), ["sst2"]), retrieval_languages=())
-    write_results(tmp_path / "study/arm-1", JobResult({"task": "intermediate"}, COMPLETED, ()))
+    arm_runs = tuple(RunResult({"task": "intermediate"}, COMPLETED) for _ in design.seeds)
+    write_results(tmp_path / "study/arm-1", JobResult({"task": "intermediate"}, COMPLETED, arm_runs))
+    # a target job whose first seed's runs finished (a chain of arm 0, seed 1): "stopped" until every seed's are in
+    seed_1 = tuple(RunResult({"task": "udpos"}, COMPLETED) for _ in ("last", "dlfa"))
+    write_results(tmp_path / "study/udpos-arm-0", JobResult({"task": "udpos"}, STOPPED, seed_1))
     (tmp_path / DESIGN_FILE).write_text(json.dumps(design.to_dict()))
     assert main(["reproduce", "status", "--data-root", str(data_root), "--encoder", tiny_encoder,
                  "--out", str(tmp_path)]) == 0
     hours = study_hours(design, {"udpos": english_sizes("udpos", DataSource.resolve(data_root))["train"]})["total"]
+    planned = sum(len(spec.units()) for _, spec in design.jobs(tmp_path))
     printed = capsys.readouterr().out  # 4 jobs: arm-1, the control, the targets from arms 0 and 1
-    assert (f"Study (`study/design.json`): 1 of 4 jobs finished; the timing model puts the whole study at {hours:.1f} h"
-            in printed)
+    assert (f"Study (`study/design.json`): 1 of 4 jobs finished, {len(arm_runs) + 2} of {planned} runs; the timing "
+            f"model puts the whole study at {hours:.1f} h" in printed)

@@ -286,6 +286,11 @@ def test_progress_counts_the_designs_jobs_and_runs_and_says_when_the_study_is_co
     jobs = small.jobs("")
     done = {key: SimpleNamespace(completed_runs=spec.units()) for key, spec in jobs}
     assert progress_in_words(small, done) == "Complete: 7 of 7 jobs complete, 39 of 39 runs."
+    with_retrieval = design(subsets=((), ("qnli",)), retrieval_languages=("de", "fr"))
+    retrieval_keys = [key for key, _ in with_retrieval.jobs("") if "tatoeba" in key]
+    assert len(retrieval_keys) == 4  # the base encoder's, and the 1-task arm's of seeds 1-3
+    measured = {key: JobResult({"task": "tatoeba"}, COMPLETED, (), {}) for key in retrieval_keys}  # no runs
+    assert progress_in_words(with_retrieval, {**done, **measured}) == "Complete: 11 of 11 jobs complete, 43 of 43 runs."
     arm_only = {"study/arm-1": SimpleNamespace(completed_runs=done["study/arm-1"].completed_runs[:2])}
     assert progress_in_words(small, arm_only) == (
         "Under way: 0 of 7 jobs complete, 2 of 39 runs (part-way: arm-1 2 of 3); no target job has a finished run "

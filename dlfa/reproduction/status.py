@@ -24,6 +24,7 @@ from dlfa.reproduction.choices import finetune_layers
 from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, STUDY_TASKS, TIMINGS_FILE,
                                     Reproduction, choices_setting, chosen_settings, model_run_seconds, read_json,
                                     read_results, setting_name, study_hours)
+from dlfa.reproduction.study import runs_finished
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
 from dlfa.results import COMPLETED, RESULTS_FILE, RunResult, saved_model
@@ -130,15 +131,19 @@ def status_text(statuses: list[SettingStatus], out_root: Path) -> str:
 
 
 def study_status_text(out_root: Path, train_sizes: dict[str, int]) -> str | None:
-    """A line on the study under out_root (None without one): jobs finished of planned, and the timing model's
-    hours for the whole study where it prices every target. train_sizes: task -> English training examples."""
+    """A line on the study under out_root (None without one): its jobs and runs finished of planned (a target job's
+    runs may finish seed by seed before the job does), and the timing model's hours for the whole study where it
+    prices every target. train_sizes: task -> English training examples."""
     saved = read_json(out_root / DESIGN_FILE)
     if saved is None:
         return None
     design = StudyDesign.from_dict(saved)
-    jobs = [read_results(out_root / key / RESULTS_FILE) for key, _ in design.job_fields(out_root)]
-    finished = sum(1 for done in jobs if done is not None and done.status == COMPLETED)
+    jobs = {key: (read_results(out_root / key / RESULTS_FILE), len(spec.units()))
+            for key, spec in design.jobs(out_root)}
+    finished = sum(1 for done, _ in jobs.values() if done is not None and done.status == COMPLETED)
+    runs_done = sum(runs_finished(key, done) for key, (done, _) in jobs.items())
+    runs = f"{runs_done} of {sum(planned for _, planned in jobs.values())}"
     whole = ""
     if all(target.task in train_sizes for target in design.targets):
         whole = f"; the timing model puts the whole study at {study_hours(design, train_sizes)['total']:.1f} h"
-    return f"Study (`{DESIGN_FILE}`): {finished} of {len(jobs)} jobs finished{whole}."
+    return f"Study (`{DESIGN_FILE}`): {finished} of {len(jobs)} jobs finished, {runs} runs{whole}."
