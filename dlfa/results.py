@@ -294,6 +294,12 @@ class JobResult(_SpecFields):
     def completed_runs(self) -> list[RunResult]:
         return [run for run in self.runs if run.completed]
 
+    @property
+    def finished_count(self) -> int:
+        """How many runs the job has finished; a completed job that measures without runs (a Tatoeba retrieval job:
+        job-level metrics only) counts as one."""
+        return len(self.completed_runs) or int(self.status == COMPLETED and bool(self.metrics))
+
     def to_dict(self) -> dict:
         data = {"schema_version": SCHEMA_VERSION, "spec": self.spec, "status": self.status,
                 "code_version": self.code_version}

@@ -15,7 +15,7 @@ from dlfa.reproduction.study import (ArmRow, Change, answer, arm_table, budget_i
                                      study_aggregations, study_targets)
 from dlfa.reproduction.study_design import (INTERMEDIATE_PRESETS, StudyDesign, StudyTarget, drawn_subsets,
                                             named_subsets, preset_for)
-from dlfa.results import COMPLETED, JobResult, LanguageMetric, RunResult
+from dlfa.results import COMPLETED, STOPPED, JobResult, LanguageMetric, RunResult
 
 POOL = ["qnli", "boolq", "mrpc", "sst2", "commonsenseqa", "xcopa", "rte", "conll-ner", "cola", "cosmosqa"]
 
@@ -284,14 +284,15 @@ def test_retrieval_per_arm_against_the_base_encoder():
 def test_progress_counts_the_designs_jobs_and_runs_and_says_when_the_study_is_complete():
     small = design(subsets=((), ("qnli",)), retrieval_languages=())
     jobs = small.jobs("")
-    done = {key: SimpleNamespace(completed_runs=spec.units()) for key, spec in jobs}
+    done = {key: JobResult({}, COMPLETED, tuple(RunResult({}, COMPLETED) for _ in spec.units())) for key, spec in jobs}
     assert progress_in_words(small, done) == "Complete: 7 of 7 jobs complete, 39 of 39 runs."
     with_retrieval = design(subsets=((), ("qnli",)), retrieval_languages=("de", "fr"))
     retrieval_keys = [key for key, _ in with_retrieval.jobs("") if "tatoeba" in key]
     assert len(retrieval_keys) == 4  # the base encoder's, and the 1-task arm's of seeds 1-3
-    measured = {key: JobResult({"task": "tatoeba"}, COMPLETED, (), {}) for key in retrieval_keys}  # no runs
+    accuracy = {"de": LanguageMetric("retrieval_accuracy", 80.0)}
+    measured = {key: JobResult({"task": "tatoeba"}, COMPLETED, (), accuracy) for key in retrieval_keys}  # no runs
     assert progress_in_words(with_retrieval, {**done, **measured}) == "Complete: 11 of 11 jobs complete, 43 of 43 runs."
-    arm_only = {"study/arm-1": SimpleNamespace(completed_runs=done["study/arm-1"].completed_runs[:2])}
+    arm_only = {"study/arm-1": JobResult({}, STOPPED, done["study/arm-1"].runs[:2])}
     assert progress_in_words(small, arm_only) == (
         "Under way: 0 of 7 jobs complete, 2 of 39 runs (part-way: arm-1 2 of 3); no target job has a finished run "
         "yet, so there is no answer on zero-shot transfer yet.")

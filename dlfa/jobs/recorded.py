@@ -53,4 +53,4 @@ def read_recorded_job(folder: Path) -> RecordedJob:
         reason = str(exc).removeprefix(f"{path}: ")
         raise DataError(f"not a job's results (a JSON object with 'spec' and 'runs'): {reason}; nothing was imported",
                         path=str(path)) from exc
-    return RecordedJob(folder, spec, len(results.completed_runs), len(spec.units()))
+    return RecordedJob(folder, spec, results.finished_count, len(spec.units()))

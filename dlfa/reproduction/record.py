@@ -15,11 +15,8 @@ from dlfa.results import COMPLETED, RESULTS_FILE, JobResult, RunResult, write_re
 
 
 def complete_runs(results: JobResult | None) -> int:
-    """How many finished runs a job holds; a completed job that measures without runs (a Tatoeba retrieval job:
-    job-level metrics only) counts as one."""
-    if not results:
-        return 0
-    return len(results.completed_runs) or int(results.status == COMPLETED and bool(results.metrics))
+    """How many finished runs a job holds (JobResult.finished_count; 0 without results)."""
+    return results.finished_count if results else 0
 
 
 def save_record(out_root: Path, record: Path) -> None:

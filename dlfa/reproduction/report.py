@@ -108,7 +108,7 @@ class Report(BaselineSections, AnalysisSections, StudySections):
             hardware = Counter(run.extra.get("hardware", "not recorded") for run in results.runs)
             ran_on = "; ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in hardware.items())
             status = STATUS_WORDS.get(results.status, results.status)
-            done = len(results.completed_runs)
+            done = results.finished_count
             part_way = f", {len(results.runs) - done} part-way" if len(results.runs) > done else ""
             self.add(f"<details><summary><code>{job}</code>: {status}, {done} run(s) finished{part_way}"
                      f"{self.took(job)}</summary>", "", f"`{rerun}`", "", f"Ran on: {ran_on}.", "", "```json",

@@ -24,7 +24,6 @@ from dlfa.reproduction.choices import finetune_layers
 from dlfa.reproduction.plan import (AGGREGATIONS, PROBE_SECONDS, SELECTION_SEED, STUDY_TASKS, TIMINGS_FILE,
                                     Reproduction, choices_setting, chosen_settings, model_run_seconds, read_json,
                                     read_results, setting_name, study_hours)
-from dlfa.reproduction.study import runs_finished
 from dlfa.reproduction.study_design import DESIGN_FILE, StudyDesign
 from dlfa.reproduction.tables import table
 from dlfa.results import COMPLETED, RESULTS_FILE, RunResult, saved_model
@@ -141,7 +140,7 @@ def study_status_text(out_root: Path, train_sizes: dict[str, int]) -> str | None
     jobs = {key: (read_results(out_root / key / RESULTS_FILE), len(spec.units()))
             for key, spec in design.jobs(out_root)}
     finished = sum(1 for done, _ in jobs.values() if done is not None and done.status == COMPLETED)
-    runs_done = sum(runs_finished(key, done) for key, (done, _) in jobs.items())
+    runs_done = sum(done.finished_count for done, _ in jobs.values() if done is not None)
     runs = f"{runs_done} of {sum(planned for _, planned in jobs.values())}"
     whole = ""
     if all(target.task in train_sizes for target in design.targets):

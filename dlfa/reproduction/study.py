@@ -23,7 +23,7 @@ from dlfa.data.registry import get_task
 from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval, side_of_zero
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK, StudyDesign
-from dlfa.results import COMPLETED, JobResult, RunResult
+from dlfa.results import JobResult, RunResult
 
 CONTROL = "control"
 REFERENCES = ("arm-0", CONTROL)  # every arm is compared with these two
@@ -266,20 +266,11 @@ def budget_in_words(rows: list[dict]) -> str:
     return f"NOT EQUAL: the arms spent different intermediate budgets ({listed}){note}: count is confounded."
 
 
-def runs_finished(key: str, result: JobResult | None) -> int:
-    """The finished runs of a study job; a retrieval job measures one encoder and records no runs: 1 once done."""
-    if result is None:
-        return 0
-    if parse_key(key)[0] == "retrieval":
-        return int(result.status == COMPLETED)
-    return len(result.completed_runs)
-
-
 def progress_in_words(design: StudyDesign, results: dict[str, JobResult]) -> str:
     """How far the study has come: its jobs and runs finished of the design's, and whether a target job has any
     (before one has, there is no answer on transfer)."""
     planned = {key: len(spec.units()) for key, spec in design.jobs("")}
-    finished = {key: runs_finished(key, results.get(key)) for key in planned}
+    finished = {key: results[key].finished_count if key in results else 0 for key in planned}
     runs = f"{sum(finished.values())} of {sum(planned.values())} runs"
     jobs = f"{sum(finished[key] == n for key, n in planned.items())} of {len(planned)} jobs complete"
     if finished == planned:
