@@ -26,9 +26,6 @@ from dlfa.jobs.store import JobStore
 from dlfa.model.encoders import encoder_info
 from dlfa.results import COMPLETED, RESULTS_FILE
 
-CHECKPOINT_STEP = 200  # JobSpec.checkpoint_every's default
-
-
 def wait_for(store: JobStore, job_id: str, condition, what: str, timeout_s: float = 600.0):
     """The job once `condition(job)` holds (the store refreshed as the Jobs page does); an error naming `what`
     and the job's log tail when it does not within timeout_s."""
@@ -57,7 +54,7 @@ def interrupted_run(spec: JobSpec, store: JobStore, out_dir: Path, how: str) -> 
     unit_dir = out_dir / spec.units()[0].unit_name()
     if how == "killed":
         wait_for(store, job.id, lambda j: (unit_dir / "checkpoints" / "latest.json").is_file() or not j.active,
-                 f"a checkpoint at step {CHECKPOINT_STEP}")
+                 f"a checkpoint at step {spec.checkpoint_every}")
         os.killpg(store.get(job.id).pgid, signal.SIGKILL)
         stopped = wait_for(store, job.id, lambda j: not j.active, "the killed worker found stale")
     else:
@@ -88,7 +85,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="cache/mbert-shaped")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--steps", type=int, default=400, help="more than the first checkpoint's step (200)")
+    parser.add_argument("--steps", type=int, default=400,
+                        help=f"more than the first checkpoint's step ({JobSpec.checkpoint_every})")
     parser.add_argument("--out", type=Path, default=Path("/tmp/gpu-jobs"))
     args = parser.parse_args()
     spec = JobSpec(task="pos-classroom", eval_languages=("de", "es", "it", "nl", "tr"), aggregations=("dlfa",),
