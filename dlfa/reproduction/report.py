@@ -22,7 +22,7 @@ from dlfa.reproduction.record import (PROVISIONAL, code_versions, git_commits, p
 from dlfa.reproduction.report_analyses import AnalysisSections
 from dlfa.reproduction.report_baseline import BaselineSections
 from dlfa.reproduction.report_study import StudySections
-from dlfa.reproduction.rules import (PAPER_GAINS, TIE_RULE, gain_verdict, lower_layers_retrieve_better,
+from dlfa.reproduction.rules import (DLFA_NOT_RUN, PAPER_GAINS, TIE_RULE, gain_verdict, lower_layers_retrieve_better,
                                      paper_in_interval, undecided_layer)
 from dlfa.reproduction.tables import STATUS_WORDS, TASK_TITLES, table
 from dlfa.results import RESULTS_FILE
@@ -63,7 +63,7 @@ class Report(BaselineSections, AnalysisSections, StudySections):
         rows = []
         fine_tuned = {s: g for s, g in self.gains.items() if g["source"] == "fine-tuning"}
         if len(fine_tuned) >= 2:
-            undecided = {s: undecided_layer(g) for s, g in fine_tuned.items() if undecided_layer(g)}
+            undecided = {s: why for s, g in fine_tuned.items() if (why := undecided_layer(g))}
             reasons = ", ".join(f"{s} ({why})" for s, why in undecided.items())
             # two settings decided on different layers settle the claim, whatever the undecided ones show later
             differ = len({g["layer"] for s, g in fine_tuned.items() if s not in undecided}) > 1
@@ -71,7 +71,7 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                 verdict = "agrees" + (f" (not counted: {reasons})" if undecided else "")
             else:
                 verdict = f"not decided: {reasons}" if undecided else "does not agree: the same layer everywhere"
-            layers = ", ".join(f"{s} L{g['layer']}" if g["layer"] is not None else f"{s} (DLFA not fine-tuned yet)"
+            layers = ", ".join(f"{s} L{g['layer']}" if g["layer"] is not None else f"{s} ({DLFA_NOT_RUN})"
                                for s, g in fine_tuned.items())
             rows.append(["best fusion layer differs per task", "yes", layers, "–", verdict])
         if "layers" in self.findings:

@@ -65,11 +65,14 @@ def gain_verdict(source: str, gain: Cell | None, not_run: tuple[str, ...] = ()) 
             "includes": "inconclusive: the interval includes 0"}[side_of_zero(gain.low, gain.high)]
 
 
+DLFA_NOT_RUN = "DLFA not fine-tuned yet"
+
+
 def undecided_layer(gain: dict) -> str:
     """Why a fine-tuned setting's DLFA layer (report gains: layer, tied, dlfa_at_majority, not_run) cannot count
     towards "the best layer differs per task", or '' when it can."""
     if "dlfa" in gain["not_run"]:
-        return "DLFA not fine-tuned yet"
+        return DLFA_NOT_RUN
     return " and ".join(why for flag, why in ((gain["tied"], "its layer was chosen on a tie"),
                                            (gain["dlfa_at_majority"], "DLFA runs at the majority class")) if flag)
 
