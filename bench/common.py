@@ -31,12 +31,12 @@ def train_split(args, tokenizer, task: str = "udpos"):
 
 
 def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_tokens: int, steps: int,
-               fast_dropout: bool = True, task_name: str = "udpos"):
+               fast_dropout: bool = True, task_name: str = "udpos", compile_model: bool = False):
     """One side of a step benchmark: the engine's UnitTrainer fine-tuning `encoder` with `aggregation` on the UD-POS
-    split `data` (or another tagging task's: task_name; fusion layer --fusion-layer for DLFA), on the runtime's device,
-    its length-grouped batch stream (the same batches on every side), AdamW and the trained parameters: (trainer,
-    streams, optimizer, params). Run a step with `trainer.train_step(0, trainer.stages[0], streams, step, optimizer,
-    params)`."""
+    split `data` (or another tagging task's: task_name; fusion layer --fusion-layer for DLFA), on the runtime's device
+    (torch.compile'd with compile_model, as JobSpec.compile_model does), its length-grouped batch stream (the same
+    batches on every side), AdamW and the trained parameters: (trainer, streams, optimizer, params). Run a step with
+    `trainer.train_step(0, trainer.stages[0], streams, step, optimizer, params)`."""
     import tempfile
 
     import torch
@@ -56,7 +56,7 @@ def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_toke
     fusion_layer = args.fusion_layer if aggregation == "dlfa" else None
     spec = JobSpec(task=task_name, eval_languages=("de",), encoder=args.encoder, aggregations=(aggregation,),
                    fusion_layers=(fusion_layer,) if fusion_layer is not None else (), batch_size=args.batch_size,
-                   max_steps=steps, precision=precision, cpu_tokens_per_slice=slice_tokens)
+                   max_steps=steps, precision=precision, cpu_tokens_per_slice=slice_tokens, compile_model=compile_model)
     runtime = setup_runtime(spec)
     torch.manual_seed(0)
     head = {task_name: HeadConfig(task.kind, list(task.labels))}
@@ -64,7 +64,8 @@ def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_toke
     if fast_dropout and runtime.device.type == "cpu":
         use_fast_cpu_dropout(model)
     unit_data = UnitData(tasks={task_name: task}, train={task_name: data}, dev=None, test={}, majority=0)
-    trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
+    net = torch.compile(model, dynamic=True) if compile_model else model
+    trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, net, unit_data, runtime, CallbackList(), (0, 1))
     streams = {task_name: BatchStream(data.lengths, args.batch_size, [1, 0, 0])}
     optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)
     return trainer, streams, optimizer, [q for q in model.parameters() if q.requires_grad]

@@ -22,6 +22,11 @@
 #          and dev curve exactly (checkpoints restore the CUDA random state and the step's place in the epoch).
 #   profile where a training step's time goes (bench/gpu_profile.py, torch.profiler): the GPU's busy share of the
 #          step, kernels and synchronizations per step, at batch 32 and 128, TF32 and bf16 (about 1 minute).
+#   compile the model torch.compile'd (JobSpec.compile_model, `--compile`): 1. `python -m dlfa train --compile`
+#          twice, the same spec (whether the two runs' metrics are identical), then the spec eager: training
+#          seconds (compiling included) and how far the compiled run's metrics are from eager's; 2. the profile
+#          above, each configuration eager and then compiled (the step's time, kernels a step, the warm-up that
+#          compiles).
 # Peak GPU memory is sampled with nvidia-smi while each `python -m dlfa` command runs.
 # Usage, from the repository root (OUT: where the logs and results land; PY: the interpreter with torch):
 #   python bench/mbert_shaped.py cache/mbert-shaped      # here: config and tokenizer (weights are made there)
@@ -41,7 +46,8 @@ if [ "${1:-}" = "--gather" ]; then
 fi
 PARTS=("${@:-train}")
 for part in "${PARTS[@]}"; do
-  case $part in train|study|jobs|profile) ;; *) echo "unknown part '$part': train, study, jobs or profile"; exit 2 ;;
+  case $part in train|study|jobs|profile|compile) ;;
+    *) echo "unknown part '$part': train, study, jobs, profile or compile"; exit 2 ;;
   esac
 done
 OUT=${OUT:-/tmp/gpu-check}
@@ -64,14 +70,19 @@ peak_memory() {  # run "$@" while sampling the GPU's memory in use; print the pe
   return $status
 }
 
+train_once() {  # NAME TRAIN_ARGS...: `python -m dlfa train` with the spec; its results land in $OUT/NAME.json
+  local name=$1; shift
+  started=$(date +%s)
+  peak_memory $PY -m dlfa train "$@" --encoder $ENCODER --device "$DEVICE" --name "gpu $name" --out /tmp/gpu-$name \
+    2>&1 | grep -Ev "$progress_bars" | tail -n 8
+  echo "$name: $(( $(date +%s) - started )) s in all (loading, training, evaluation, saving)"
+  cp /tmp/gpu-$name/results.json "$OUT/$name.json"
+}
+
 train_twice() {  # NAME TRAIN_ARGS...: `python -m dlfa train` twice with one spec, then what the first run did
   local name=$1; shift
   for run in 1 2; do
-    started=$(date +%s)
-    peak_memory $PY -m dlfa train "$@" --encoder $ENCODER --device "$DEVICE" --name "gpu $name $run" \
-      --out /tmp/gpu-$name-$run 2>&1 | grep -Ev "$progress_bars" | tail -n 8
-    echo "$name run $run: $(( $(date +%s) - started )) s in all (loading, training, evaluation, saving)"
-    cp /tmp/gpu-$name-$run/results.json "$OUT/$name-$run.json"
+    train_once $name-$run "$@"
   done
   $PY - "$OUT/$name-1.json" "$OUT/$name-2.json" <<'EOF'
 import json, sys
@@ -122,6 +133,23 @@ check_jobs() {
 check_profile() {
   $PY bench/gpu_profile.py --encoder $ENCODER --data-root cache/pack 2>&1 | grep -Ev "$progress_bars|USDT" \
     | tee "$OUT/profile.txt"
+}
+
+check_compile() {
+  local spec=(--task pos-classroom --aggregation dlfa --fusion-layer 6 --eval-langs de,es,it,nl,tr
+              --max-train-examples 8000 --max-steps "${COMPILE_STEPS:-400}")
+  train_twice compile --compile "${spec[@]}"
+  train_once eager "${spec[@]}"
+  $PY - "$OUT/compile-1.json" "$OUT/eager.json" <<'EOF'
+import json, sys
+compiled, eager = (json.load(open(path))["runs"][0] for path in sys.argv[1:])
+gaps = [abs(m["value"] - eager["metrics"][lang]["value"]) for lang, m in compiled["metrics"].items()]
+print(f"{compiled['steps']} steps, {compiled['precision']}: training {compiled['train_seconds']:.1f} s compiled "
+      f"(compiling included) vs {eager['train_seconds']:.1f} s eager; the largest gap between their zero-shot metrics "
+      f"{max(gaps):.2f} points; English dev {compiled['dev_score']:.2f} vs {eager['dev_score']:.2f}")
+EOF
+  $PY bench/gpu_profile.py --encoder $ENCODER --data-root cache/pack --compile --top 0 2>&1 \
+    | grep -Ev "$progress_bars|USDT" | tee "$OUT/compile-profile.txt"
 }
 
 if [ "$DEVICE" = cuda ]; then

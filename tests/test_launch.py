@@ -337,9 +337,9 @@ def test_spec_from_args_builds_sweeps_and_absolute_paths(tiny_encoder, fixture_r
     assert (spec.backend, spec.num_processes, spec.name, len(spec.units())) == ("torchrun", 2, "grid", 8)
     single = spec_from_args(build_parser().parse_args(["train", *spec_flags(tiny_encoder, fixture_root), "--seed", "4",
                                                        "--aggregation", "last", "--precision", "fp32",
-                                                       "--out", "run"]))
+                                                       "--compile", "--out", "run"]))
     assert (single.aggregations, single.seeds, single.max_steps, single.precision) == (("last",), (4,), 10, "fp32")
-    assert spec.precision == "auto"
+    assert (spec.precision, spec.compile_model, single.compile_model) == ("auto", False, True)
 
 
 def test_spec_file_reruns_a_recorded_job_with_the_flags_given_on_top(tiny_encoder, fixture_root, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""The Launch page's pooling choice and early stopping (streamlit.testing.v1.AppTest, the real data pack)."""
+"""The Launch page's pooling choice, early stopping and compiling (streamlit.testing.v1.AppTest, the real data
+pack)."""
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -38,7 +39,7 @@ def test_cls_pooling_with_fusion_layer_0_is_warned_about_and_mean_pooling_is_not
     assert not any(CONSTANT_WARNING in w for w in warnings(at))
 
 
-def test_the_form_submits_pooling_and_early_stopping_in_the_spec(launch_page, monkeypatch):
+def test_the_form_submits_pooling_early_stopping_and_compiling_in_the_spec(launch_page, monkeypatch):
     from dlfa.app import background
 
     submitted = []
@@ -47,10 +48,14 @@ def test_the_form_submits_pooling_and_early_stopping_in_the_spec(launch_page, mo
     at.radio(key="launch_pooling").set_value("mean").run()
     at.number_input(key="launch_patience").set_value(2).run()
     at.number_input(key="launch_epochs").set_value(5.0).run()
+    assert at.checkbox(key="launch_compile_model").label == "Compile the model (torch.compile; meant for GPUs)"
+    at.button(key="launch_submit").click().run()
+    at.checkbox(key="launch_compile_model").check().run()
     at.button(key="launch_submit").click().run()
     assert [s.value for s in at.success] == ["Submitted job `job-1`."], [e.value for e in at.error]
-    (spec,) = submitted
-    assert (spec.task, spec.pooling, spec.patience, spec.max_epochs) == ("xnli", "mean", 2, 5.0)
+    first, second = submitted
+    assert (first.task, first.pooling, first.patience, first.max_epochs) == ("xnli", "mean", 2, 5.0)
+    assert (first.compile_model, second.compile_model) == (False, True)
 
 
 def test_the_pooling_choice_is_not_offered_for_token_tasks(launch_page):

@@ -157,6 +157,7 @@ def test_every_field_has_a_validation_rule():
     ({"batch_size": True}, "batch_size", "whole number ≥ 1, got True"),
     ({"probe": "yes"}, "probe", "must be true or false, got 'yes'"),
     ({"tensorboard": 1}, "tensorboard", "must be true or false, got 1"),
+    ({"compile_model": "yes"}, "compile_model", "must be true or false, got 'yes'"),
     ({"epochs": "2"}, "epochs", "got '2'"),
     ({"data_root": 5}, "data_root", "must be a text or empty, got 5"),
 ])

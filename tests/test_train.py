@@ -376,6 +376,26 @@ def test_the_specs_cpu_slice_size_reaches_the_step_and_leaves_the_results_unchan
     assert sliced_unit["dev_score"] == pytest.approx(whole_unit["dev_score"], abs=1e-9)
 
 
+@pytest.mark.slow  # compiling the tiny model takes about a minute on the CPU
+def test_a_compiled_model_trains_and_scores_as_the_eager_one(tiny_encoder, fixture_root, tmp_path, monkeypatch):
+    compiled = []
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda module, **options: compiled.append(module) or real_compile(module, **options))
+    common = dict(precision="fp32", cpu_tokens_per_slice=0)  # unsliced: every step runs the (compiled) net
+    eager = run_job(tiny_spec(tiny_encoder, fixture_root, **common), tmp_path / "eager")
+    assert not compiled
+    fused = run_job(tiny_spec(tiny_encoder, fixture_root, compile_model=True, **common), tmp_path / "compiled")
+    assert [type(m).__name__ for m in compiled] == ["DlfaModel"]
+    eager_unit, fused_unit = (json.loads((tmp_path / side / "dlfa-L2-s1" / "results.json").read_text())
+                              for side in ("eager", "compiled"))
+    assert [loss for *_, loss in fused_unit["history"]["loss"]] == pytest.approx(
+        [loss for *_, loss in eager_unit["history"]["loss"]], abs=1e-4)
+    for language, metric in eager["metrics"].items():
+        assert fused["metrics"][language]["value"] == pytest.approx(metric["value"], abs=1e-6)
+    assert fused_unit["spec"]["compile_model"] is True and eager_unit["spec"]["compile_model"] is False
+
+
 @pytest.mark.integration
 def test_the_same_train_command_twice_gives_identical_metrics_and_records_the_code(tiny_encoder, fixture_root, tmp_path):
     results = []

@@ -143,7 +143,7 @@ ROWS = {  # name -> (heading, column widths)
     "budget": ("**Budget**", [1, 1, 1, 1]),
     "limits": (None, [1, 1, 1, 1]),
     "where": ("**Where it runs**", [1, 1, 1, 1]),
-    "tracking": (None, [1]),
+    "tracking": (None, [1, 1]),
 }
 
 FIELDS = (
@@ -200,6 +200,10 @@ FIELDS = (
     Field("name", "text", "Name (optional)", "where", 3),
     Field("tensorboard", "checkbox", "Track in TensorBoard (losses, dev scores and results; open with "
           "`tensorboard --logdir cache/runs`)", "tracking"),
+    Field("compile_model", "checkbox", "Compile the model (torch.compile; meant for GPUs)", "tracking", 1,
+          help="On a GPU a step otherwise launches a few thousand small kernels and the GPU waits for the CPU "
+               "that launches them; compiled, they fuse into fewer. The first steps and the first evaluation "
+               "compile (a minute or more); on a CPU that did not pay in our benchmarks."),
 )
 FIELD = {f.key: f for f in FIELDS}
 WIDGETS = {"select": st.selectbox, "multiselect": st.multiselect, "radio": st.radio, "text": st.text_input,
@@ -336,6 +340,7 @@ def form_spec(state) -> tuple[JobSpec, dict[str, str]]:
         probe=bool(state.get(K + "probe")) and kind in PROBE_KINDS,
         max_length=int(state.get(K + "max_length") or JobSpec.max_length),
         tensorboard=bool(state.get(K + "tensorboard")),
+        compile_model=bool(state.get(K + "compile_model")),
         device=state.get(K + "device") or "auto",
         backend=state.get(K + "backend") or "local",
         num_processes=int(value(state, "nproc") or 1),

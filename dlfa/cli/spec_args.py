@@ -89,6 +89,9 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--device", choices=DEVICES, help="default auto: a GPU when there is one")
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model: fewer, fused kernels, meant for GPUs (there a step otherwise "
+                             "waits on the CPU launching a few thousand small ones); the first steps compile")
     parser.add_argument("--max-length", type=int, metavar="T",
                         help=f"tokens per example (default {DEFAULTS.max_length})")
     parser.add_argument("--cpu-slice-tokens", type=int, metavar="N",
@@ -173,6 +176,7 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         "pooling": args.pooling,
         "device": args.device,
         "precision": args.precision,
+        "compile_model": args.compile or None,
         "max_length": args.max_length,
         "cpu_tokens_per_slice": args.cpu_slice_tokens,
         "probe": args.probe or None,

@@ -92,6 +92,9 @@ class JobSpec:
     cpu_tokens_per_slice: int = 512
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware computes bf16 natively, else fp32
+    # torch.compile the model: on a GPU a step launches a few thousand small kernels and the GPU waits for the CPU
+    # (bench/gpu_profile.py); compiled, they fuse into fewer. The first steps (and the first evaluation) compile.
+    compile_model: bool = False
     backend: str = "local"
     num_processes: int = 1
     checkpoint_every: int = 200
@@ -432,6 +435,7 @@ FIELD_RULES: dict[str, Callable[[object], str | None]] = {
     "cpu_tokens_per_slice": whole(0),
     "device": choice(DEVICES),
     "precision": choice(PRECISIONS),
+    "compile_model": flag(),
     "backend": choice(BACKENDS),
     "num_processes": whole(1),
     "checkpoint_every": whole(1),
