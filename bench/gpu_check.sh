@@ -22,7 +22,7 @@
 #          and dev curve exactly (checkpoints restore the CUDA random state and the step's place in the epoch).
 #   profile where a training step's time goes (bench/gpu_profile.py, torch.profiler): the GPU's busy share of the
 #          step, kernels and synchronizations per step, at batch 32 and 128, TF32 and bf16 (about 1 minute).
-#   compile the model torch.compile'd (JobSpec.compile_model, `--compile`): 1. `python -m dlfa train --compile`
+#   compile the encoder torch.compile'd (JobSpec.compile_model, `--compile`): 1. `python -m dlfa train --compile`
 #          twice, the same spec (whether the two runs' metrics are identical), then the spec eager: training
 #          seconds (compiling included) and how far the compiled run's metrics are from eager's; 2. the profile
 #          above, each configuration eager and then compiled (the step's time, kernels a step, the warm-up that

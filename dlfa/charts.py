@@ -106,24 +106,6 @@ def language_bars(
     return fig
 
 
-def change_bars(
-    rows: Sequence[Mapping],
-    family_of: Callable[[str], str] | None = None,
-    label_of: Callable[[str], str] | None = None,
-    y_range: Sequence[float] | None = None,
-    title: str = "Change vs. no intermediate task",
-) -> go.Figure:
-    """Bars of a change (e.g. vs. 0 intermediate tasks) with CI error bars. rows: dicts with "language",
-    "series" (e.g. "3 tasks"), "change", "ci_low", "ci_high" (the CI of the change)."""
-    series: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        series.setdefault(str(row["series"]), {})[row["language"]] = {
-            "value": row.get("change"), "ci_low": row.get("ci_low"), "ci_high": row.get("ci_high"), "n": row.get("n")}
-    fig = language_bars(series, family_of, label_of, metric="change (points)", y_range=y_range, title=title)
-    fig.add_hline(y=0, line_color="black", line_width=1)
-    return fig
-
-
 def fusion_heatmap(tokens: Sequence[str], weights: Sequence[Sequence[float]], zmin: float = 0.0,
                    zmax: float = 1.0, title: str = "") -> go.Figure:
     """AIF weights W of one text: tokens (rows) × channels (columns). W is the share of the last layer;

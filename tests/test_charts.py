@@ -73,15 +73,6 @@ def test_layer_language_grid_marks_the_best_configuration_per_language():
     assert charts.best_per_language(GRID)["zh"]["fusion_layer"] == 3
 
 
-def test_change_bars_draw_a_zero_line():
-    rows = [{"language": "de", "series": "3 tasks", "change": 1.5, "ci_low": -0.5, "ci_high": 3.0},
-            {"language": "de", "series": "9 tasks", "change": -1.0, "ci_low": -2.0, "ci_high": 0.5}]
-    fig = charts.change_bars(rows, family_of=FAMILIES.get)
-    assert [t.name for t in fig.data] == ["3 tasks", "9 tasks"]
-    assert fig.data[0].error_y.arrayminus[0] == pytest.approx(2.0)
-    assert any(shape.y0 == 0 for shape in fig.layout.shapes)
-
-
 def test_fusion_statistics_figures():
     stats = {"de": {"mean_last": 0.6, "mean_low": 0.4, "per_position": [0.5, 0.7], "per_tag": {"NOUN": 0.7}},
              "zh": {"mean_last": 0.3, "mean_low": 0.7, "per_position": [0.2], "per_tag": {"VERB": 0.2}}}

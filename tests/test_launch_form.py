@@ -48,7 +48,7 @@ def test_the_form_submits_pooling_early_stopping_and_compiling_in_the_spec(launc
     at.radio(key="launch_pooling").set_value("mean").run()
     at.number_input(key="launch_patience").set_value(2).run()
     at.number_input(key="launch_epochs").set_value(5.0).run()
-    assert at.checkbox(key="launch_compile_model").label == "Compile the model (torch.compile; meant for GPUs)"
+    assert at.checkbox(key="launch_compile_model").label == "Compile the encoder (torch.compile; meant for GPUs)"
     at.button(key="launch_submit").click().run()
     at.checkbox(key="launch_compile_model").check().run()
     at.button(key="launch_submit").click().run()

@@ -15,9 +15,7 @@ def test_json_round_trip_keeps_every_field_and_tuple():
     spec = replace(BASE, aggregations=("last", "dlfa"), fusion_layers=(2, 6), seeds=(1, 2),
                    intermediate_tasks=("sst2",), max_steps=7, data_root="/data", probe=True, name="my run")
     again = JobSpec.from_json(spec.to_json())
-    assert again == spec and isinstance(again.fusion_layers, tuple) and again.fingerprint() == spec.fingerprint()
-    assert replace(spec, name="other").fingerprint() == spec.fingerprint()
-    assert replace(spec, seeds=(3,)).fingerprint() != spec.fingerprint()
+    assert again == spec and isinstance(again.fusion_layers, tuple) and isinstance(again.intermediate_tasks, tuple)
 
 
 @pytest.mark.parametrize("data, message", [

@@ -200,7 +200,7 @@ FIELDS = (
     Field("name", "text", "Name (optional)", "where", 3),
     Field("tensorboard", "checkbox", "Track in TensorBoard (losses, dev scores and results; open with "
           "`tensorboard --logdir cache/runs`)", "tracking"),
-    Field("compile_model", "checkbox", "Compile the model (torch.compile; meant for GPUs)", "tracking", 1,
+    Field("compile_model", "checkbox", "Compile the encoder (torch.compile; meant for GPUs)", "tracking", 1,
           help="On a GPU a step otherwise launches a few thousand small kernels and the GPU waits for the CPU "
                "that launches them; compiled, they fuse into fewer. The first steps and the first evaluation "
                "compile (a minute or more); on a CPU that did not pay in our benchmarks."),

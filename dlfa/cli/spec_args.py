@@ -90,7 +90,7 @@ def add_spec_arguments(parser: argparse.ArgumentParser, sweep: bool, out_require
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="default auto: bf16 autocast where the GPU or CPU computes bf16 natively, else fp32")
     parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model: fewer, fused kernels, meant for GPUs (there a step otherwise "
+                        help="torch.compile the encoder: fewer, fused kernels, meant for GPUs (there a step otherwise "
                              "waits on the CPU launching a few thousand small ones); the first steps compile")
     parser.add_argument("--max-length", type=int, metavar="T",
                         help=f"tokens per example (default {DEFAULTS.max_length})")

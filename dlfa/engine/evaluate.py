@@ -1,5 +1,5 @@
 """Zero-shot evaluation: per-language task metrics with bootstrap intervals, fusion-weight statistics,
-and the two calls the app makes on typed text (`predict`, `fusion_weights_for_text`).
+and two calls on typed text: `predict` (for library users) and `fusion_weights_for_text` (the app's).
 
 A dataset here is anything with `lengths` (N,) and `collate(indices) -> batch`, where `net(**batch)`
 returns a DlfaOutput and `batch["labels"]` holds the gold labels: B (sentence, pair) or B × T (token, with

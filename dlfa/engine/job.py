@@ -129,11 +129,11 @@ def _same_encoder(first: str, second: str) -> bool:
 
 def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs,
                init_model_dir: Path | None = None) -> tuple[DlfaModel, nn.Module, UnitData]:
-    """The model, the net that runs it on batches (the model, or the probe's cached-feature front end;
-    torch.compile'd with spec.compile_model), and the data of one unit. Each head is initialised from (seed, its
-    name) alone, so a target head starts the same whatever intermediate heads, aggregation or init_from came with
-    it; the encoder's weights are those of the saved model in `init_model_dir` (dlfa.model.modeling.
-    load_encoder_weights) when it is given."""
+    """The model (its encoder torch.compile'd with spec.compile_model), the net that runs it on batches (the
+    model, or the probe's cached-feature front end), and the data of one unit. Each head is initialised from
+    (seed, its name) alone, so a target head starts the same whatever intermediate heads, aggregation or init_from
+    came with it; the encoder's weights are those of the saved model in `init_model_dir`
+    (dlfa.model.modeling.load_encoder_weights) when it is given."""
     heads = {name: HeadConfig(info.kind, list(info.labels)) for name, info in inputs.data.tasks.items()}
     config = DlfaConfig(encoder=spec.encoder, heads=heads, aggregation=spec.aggregations[0],
                         fusion_layer=spec.fusion_layers[0] if spec.fusion_layers else None,
@@ -155,15 +155,19 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs,
     if runtime.device.type == "cpu":
         use_fast_cpu_dropout(model)
     set_seed(spec.seeds[0])  # dropout masks: the same stream for every aggregation
-    net, data = model, inputs.data
+    if spec.compile_model:
+        # The encoder only: it launches nearly all of a step's kernels, and it never sees the task's name, on which
+        # a compiled model would be specialised once per head (torch stops compiling after 8). In place, so the
+        # state dict keeps its names. dynamic=True: every batch shape runs the same shape-generic kernels; left
+        # to torch, the first shape gets its own, and a later process that finds the shapes' dynamism cached does
+        # not, so two runs of one spec would differ.
+        model.encoder.compile(dynamic=True)
     if spec.probe:
         model.encoder.requires_grad_(False)
         data = inputs.data.map(lambda d: hidden_state_dataset(model, d, spec, runtime))
         fit_standardization(model, data.train.values())
-        net = FeatureNet(model)
-    # dynamic=True: every batch shape runs the same shape-generic kernels. Left to torch, the first shape gets its
-    # own kernels, and a later process that finds the shapes' dynamism cached does not, so two runs would differ.
-    return model, torch.compile(net, dynamic=True) if spec.compile_model else net, data
+        return model, FeatureNet(model), data
+    return model, model, inputs.data
 
 
 def config_name(spec: JobSpec) -> str:

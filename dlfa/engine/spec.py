@@ -15,16 +15,14 @@ to the dataclass) and of their combinations live beside the fields they check.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Callable, Literal
+from typing import Callable
 
 from dlfa.errors import ConfigError, DlfaError
 from dlfa.model.fusion import AGGREGATIONS, NEEDS_FUSION_LAYER
 
-Backend = Literal["local", "torchrun", "slurm"]
 BACKENDS = ("local", "torchrun", "slurm")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -92,7 +90,7 @@ class JobSpec:
     cpu_tokens_per_slice: int = 512
     device: str = "auto"
     precision: str = "auto"  # auto: bf16 autocast where the hardware computes bf16 natively, else fp32
-    # torch.compile the model: on a GPU a step launches a few thousand small kernels and the GPU waits for the CPU
+    # torch.compile the encoder: on a GPU a step launches a few thousand small kernels and the GPU waits for the CPU
     # (bench/gpu_profile.py); compiled, they fuse into fewer. The first steps (and the first evaluation) compile.
     compile_model: bool = False
     backend: str = "local"
@@ -127,11 +125,6 @@ class JobSpec:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise ConfigError(f"job spec is not valid JSON: {exc}") from exc
-
-    def fingerprint(self) -> str:
-        """A short hash of the spec (name excluded): equal specs give equal fingerprints."""
-        payload = json.dumps({**self.to_dict(), "name": ""}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
     def units(self) -> list["JobSpec"]:
         """The single runs of a sweep: one spec per (aggregation, fusion layer, learning rate, seed).
