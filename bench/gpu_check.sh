@@ -72,6 +72,7 @@ peak_memory() {  # run "$@" while sampling the GPU's memory in use; print the pe
 
 train_once() {  # NAME TRAIN_ARGS...: `python -m dlfa train` with the spec; its results land in $OUT/NAME.json
   local name=$1; shift
+  rm -rf /tmp/gpu-$name  # a finished run there would be reported as done, not rerun
   started=$(date +%s)
   peak_memory $PY -m dlfa train "$@" --encoder $ENCODER --device "$DEVICE" --name "gpu $name" --out /tmp/gpu-$name \
     2>&1 | grep -Ev "$progress_bars" | tail -n 8
