@@ -203,7 +203,7 @@ FIELDS = (
     Field("compile_model", "checkbox", "Compile the encoder (torch.compile; meant for GPUs)", "tracking", 1,
           help="On a GPU a step otherwise launches a few thousand small kernels and the GPU waits for the CPU "
                "that launches them; compiled, they fuse into fewer. The first steps and the first evaluation "
-               "compile (a minute or more); on a CPU that did not pay in our benchmarks."),
+               "compile (a minute or more); on a CPU it gained little in our benchmarks (README)."),
 )
 FIELD = {f.key: f for f in FIELDS}
 WIDGETS = {"select": st.selectbox, "multiselect": st.multiselect, "radio": st.radio, "text": st.text_input,
