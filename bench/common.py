@@ -34,9 +34,9 @@ def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_toke
                fast_dropout: bool = True, task_name: str = "udpos", compile_model: bool = False):
     """One side of a step benchmark: the engine's UnitTrainer fine-tuning `encoder` with `aggregation` on the UD-POS
     split `data` (or another tagging task's: task_name; fusion layer --fusion-layer for DLFA), on the runtime's device
-    (`encoder` torch.compile'd in place with compile_model, as JobSpec.compile_model does), its length-grouped batch
-    stream (the same batches on every side), AdamW and the trained parameters: (trainer, streams, optimizer, params).
-    Run a step with `trainer.train_step(0, trainer.stages[0], streams, step, optimizer, params)`."""
+    (`encoder` torch.compile'd in place with compile_model: dlfa.engine.job.compile_encoder), its length-grouped
+    batch stream (the same batches on every side), AdamW and the trained parameters: (trainer, streams, optimizer,
+    params). Run a step with `trainer.train_step(0, trainer.stages[0], streams, step, optimizer, params)`."""
     import tempfile
 
     import torch
@@ -46,6 +46,7 @@ def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_toke
     from dlfa.engine.callbacks import CallbackList
     from dlfa.engine.cpu_dropout import use_fast_cpu_dropout
     from dlfa.engine.datasets import UnitData
+    from dlfa.engine.job import compile_encoder
     from dlfa.engine.runtime import setup_runtime
     from dlfa.engine.schedule import build_optimizer
     from dlfa.engine.spec import JobSpec
@@ -65,7 +66,7 @@ def udpos_side(args, encoder, data, aggregation: str, precision: str, slice_toke
         use_fast_cpu_dropout(model)
     unit_data = UnitData(tasks={task_name: task}, train={task_name: data}, dev=None, test={}, majority=0)
     if compile_model:
-        model.encoder.compile(dynamic=True)
+        compile_encoder(model)
     trainer = UnitTrainer(spec, tempfile.mkdtemp(), model, model, unit_data, runtime, CallbackList(), (0, 1))
     streams = {task_name: BatchStream(data.lengths, args.batch_size, [1, 0, 0])}
     optimizer = build_optimizer(model, spec, spec.learning_rate, runtime.device)

@@ -21,7 +21,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from dlfa.engine.spec import JobSpec
-from dlfa.model.encoders import load_encoder
+from dlfa.model.encoders import load_encoder, load_tokenizer
 
 WARMUP_STEPS = 3  # allocator, cuBLAS handles and autotuning settle in these
 
@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--compile", action="store_true", help="each configuration eager, then torch.compile'd")
     args = p.parse_args()
     args.train_examples = max(args.train_examples, 4000)
-    data = train_split(args, load_encoder(args.encoder).tokenizer, args.task)
+    data = train_split(args, load_tokenizer(args.encoder), args.task)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"encoder {args.encoder}, DLFA layer {args.fusion_layer}, {args.steps} steps timed then {args.steps} "
           f"profiled, {device}")

@@ -382,7 +382,7 @@ def test_a_compiled_model_trains_and_scores_as_the_eager_one(tiny_encoder, fixtu
     real_compile = torch.compile
     monkeypatch.setattr(torch, "compile",
                         lambda call, **options: compiled.append((call, options)) or real_compile(call, **options))
-    common = dict(precision="fp32", cpu_tokens_per_slice=0)  # unsliced: every step runs the (compiled) net
+    common = dict(precision="fp32", cpu_tokens_per_slice=0)
     eager = run_job(tiny_spec(tiny_encoder, fixture_root, **common), tmp_path / "eager")
     assert not compiled
     fused = run_job(tiny_spec(tiny_encoder, fixture_root, compile_model=True, **common), tmp_path / "compiled")

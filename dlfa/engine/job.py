@@ -156,18 +156,22 @@ def build_unit(spec: JobSpec, runtime: Runtime, inputs: JobInputs,
         use_fast_cpu_dropout(model)
     set_seed(spec.seeds[0])  # dropout masks: the same stream for every aggregation
     if spec.compile_model:
-        # The encoder only: it launches nearly all of a step's kernels, and it never sees the task's name, on which
-        # a compiled model would be specialised once per head (torch stops compiling after 8). In place, so the
-        # state dict keeps its names. dynamic=True: every batch shape runs the same shape-generic kernels; left
-        # to torch, the first shape gets its own, and a later process that finds the shapes' dynamism cached does
-        # not, so two runs of one spec would differ.
-        model.encoder.compile(dynamic=True)
+        compile_encoder(model)
     if spec.probe:
         model.encoder.requires_grad_(False)
         data = inputs.data.map(lambda d: hidden_state_dataset(model, d, spec, runtime))
         fit_standardization(model, data.train.values())
         return model, FeatureNet(model), data
     return model, model, inputs.data
+
+
+def compile_encoder(model: DlfaModel) -> None:
+    """torch.compile the model's encoder, in place (JobSpec.compile_model). The encoder only: it launches nearly all
+    of a step's kernels, and it never sees the task's name, on which a compiled model would be specialised once per
+    head (torch stops compiling after 8). In place, so the state dict keeps its names. dynamic=True: every batch
+    shape runs the same shape-generic kernels; left to torch, the first shape gets its own, and a later process that
+    finds the shapes' dynamism cached does not, so two runs of one spec would differ."""
+    model.encoder.compile(dynamic=True)
 
 
 def config_name(spec: JobSpec) -> str:
