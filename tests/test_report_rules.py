@@ -316,3 +316,25 @@ def test_the_budget_names_the_pooling_only_of_a_task_that_pools_its_tokens_into_
                                    "mean pooling, all test examples per language")
     assert budget(udpos, {"train": 12544}) == ("4,000 of 12,544 English training examples, 1 epoch(s), batch 32, "
                                                "learning rate 0.0001, all test examples per language")
+
+
+def test_the_fine_tuned_layer_analysis_names_the_runs_it_could_not_analyse_and_the_claim_names_its_encoders(tmp_path):
+    from dlfa.reproduction.report import Report
+
+    fine_tuned(tmp_path, "xnli-cls", {1: (62.0, 52.0), 2: (63.0, 53.0)})
+    curve = {"de": [0.3, 0.7, 0.6, 0.2], "zh": [0.3, 0.5, 0.4, 0.2]}  # peaks at layer 1, falls at the last (3)
+    analysed = ["finetune/xnli-cls-last/last-s1", "finetune/xnli-cls-dlfa/dlfa-L3-s1",
+                "finetune/xnli-cls-scalar-mix/scalar-mix-s1", "finetune/xnli-cls-scalar-mix/scalar-mix-s2"]
+    (tmp_path / "layers").mkdir()
+    (tmp_path / "layers/tuned.json").write_text(json.dumps(
+        {"runs": {key: {"retrieval": curve, "cka": curve} for key in analysed}}))
+    document = Report(tmp_path, tmp_path / "docs" / "REPRODUCTION.md")
+    document.plain_tuned_layers({"retrieval": curve, "cka": curve, "num_layers": 3})
+    text = "\n".join(document.lines)
+    assert ("Fine-tuned runs analysed: xnli-cls 4 of 6 (not: `finetune/xnli-cls-last` last-s2, "
+            "`finetune/xnli-cls-dlfa` dlfa-L3-s2).") in text
+    assert "| `finetune/xnli-cls-dlfa/dlfa-L3-s1` | 0.300 | 0.600 (1) | 0.200 | 0.200 |" in text
+    document.findings["layers"] = "retrieval peaks at layer 1"
+    after_tuning = document.layer_claim_rows()[-1][2]
+    assert after_tuning.endswith("mean over 4 encoders (xnli: dlfa, last, scalar-mix); lower layers retrieve better "
+                                 "in 4")

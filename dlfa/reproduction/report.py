@@ -9,7 +9,8 @@ is refused. Here: the header, the claims against the paper and the appendix; the
 from __future__ import annotations
 
 import json
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -80,11 +81,16 @@ class Report(BaselineSections, AnalysisSections, StudySections):
             plain = self.findings.get("plain_tuned")
             if plain:
                 curves = list(plain.values())
-                aggregations = sorted({key.split("/")[-1].split("-")[0] for key in plain})
+                aggregations = defaultdict(set)  # task -> the aggregations of its analysed encoders
+                for key in plain:
+                    job, unit = key.split("/")[1:]
+                    aggregations[job.split("-")[0]].add(re.sub(r"(-L\d+)?-s\d+$", "", unit))
+                encoders = "; ".join(f"{task}: {', '.join(sorted(names))}"
+                                     for task, names in sorted(aggregations.items()))
                 ours = (f"retrieval peaks at layers {min(map(np.argmax, curves))}–{max(map(np.argmax, curves))} "
                         f"(mean {np.mean([max(r) for r in curves]):.3f}) against "
                         f"{np.mean([r[-1] for r in curves]):.3f} at the last layer, mean over {len(curves)} encoders "
-                        f"({', '.join(aggregations)}); lower layers retrieve better in "
+                        f"({encoders}); lower layers retrieve better in "
                         f"{sum(map(lower_layers_retrieve_better, curves))}")
             else:
                 ours = "no plain fine-tuned encoder analysed yet"

@@ -8,9 +8,10 @@ from dlfa import charts
 from dlfa.analysis.layers import mean_over_languages
 from dlfa.languages import language_label
 from dlfa.reproduction.document import ReportDocument
-from dlfa.reproduction.plan import LAYER_ANALYSIS_FILE, TUNED_LAYERS_FILE, read_json
+from dlfa.reproduction.plan import (AGGREGATIONS, LAYER_ANALYSIS_FILE, STUDY_TASKS, TASK_PLANS, TUNED_LAYERS_FILE,
+                                   read_json, setting_name)
 from dlfa.reproduction.rules import E5_CANNOT_TEST
-from dlfa.reproduction.tables import table
+from dlfa.reproduction.tables import run_name, table
 
 
 class AnalysisSections(ReportDocument):
@@ -65,6 +66,24 @@ class AnalysisSections(ReportDocument):
                  "plain fine-tuned encoder (0 intermediate tasks), mean over the Parallel UD languages:", "",
                  table(["encoder", "retrieval L0", "retrieval peak (layer)", f"retrieval L{base['num_layers']}",
                         f"CKA L{base['num_layers']}"], rows), "")
+        self.add(self.tuned_coverage(set(tuned)), "")
+
+    def tuned_coverage(self, analysed: set[str]) -> str:
+        """Per setting the analysis covers, how many of its fine-tuned runs it holds, naming the others."""
+        parts = []
+        for task in STUDY_TASKS:
+            setting = setting_name(task, TASK_PLANS[task].poolings[0])
+            jobs = (f"finetune/{setting}-{aggregation}" for aggregation in AGGREGATIONS)
+            units = {job: [run_name(run) for run in results.completed_runs]
+                     for job in jobs if (results := self.job(job))}
+            left = {job: [unit for unit in names if f"{job}/{unit}" not in analysed] for job, names in units.items()}
+            runs, missing = sum(map(len, units.values())), sum(map(len, left.values()))
+            if runs:
+                parts.append(f"{setting} {runs - missing} of {runs}" + (" (not: " + ", ".join(
+                    f"`{job}` {' '.join(names)}" for job, names in left.items() if names) + ")" if missing else ""))
+        return ("Fine-tuned runs analysed: " + "; ".join(parts) + ". The `tuned-layers` step analyses a run while "
+                "its saved model is on the machine, and saved models stay on the machine that trained them: a "
+                "sitting on a fresh machine has none of the earlier sittings' models.")
 
     @staticmethod
     def layer_cells(retrieval: list[float], cka: list[float]) -> list[str]:
