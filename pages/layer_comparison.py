@@ -46,7 +46,6 @@ def side_by_side(units) -> None:
     for column, default, key in zip(columns, (first, second), ("lc_left", "lc_right")):
         with column:
             chosen.append(widgets.unit_picker("Run", units, key=key, default_index=default))
-    left, right = chosen
     metrics = [u.metrics for u in chosen]
     values = [v for m in metrics for row in m.values() for v in (row.get("value"), row.get("ci_low"), row.get("ci_high"))]
     top = charts.shared_range(values, floor=0, ceiling=100)
