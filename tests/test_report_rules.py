@@ -334,6 +334,9 @@ def test_the_fine_tuned_layer_analysis_names_the_runs_it_could_not_analyse_and_t
     assert ("Fine-tuned runs analysed: xnli-cls 4 of 6 (not: `finetune/xnli-cls-last` last-s2, "
             "`finetune/xnli-cls-dlfa` dlfa-L3-s2).") in text
     assert "| `finetune/xnli-cls-dlfa/dlfa-L3-s1` | 0.300 | 0.600 (1) | 0.200 | 0.200 |" in text
+    assert "saved models stay on the machine that trained them" in text
+    every_run = {*analysed, "finetune/xnli-cls-last/last-s2", "finetune/xnli-cls-dlfa/dlfa-L3-s2"}
+    assert document.tuned_coverage(every_run) == "Fine-tuned runs analysed: xnli-cls 6 of 6."
     document.findings["layers"] = "retrieval peaks at layer 1"
     after_tuning = document.layer_claim_rows()[-1][2]
     assert after_tuning.endswith("mean over 4 encoders (xnli: dlfa, last, scalar-mix); lower layers retrieve better "

@@ -70,7 +70,7 @@ class AnalysisSections(ReportDocument):
 
     def tuned_coverage(self, analysed: set[str]) -> str:
         """Per setting the analysis covers, how many of its fine-tuned runs it holds, naming the others."""
-        parts = []
+        parts, any_missing = [], False
         for task in STUDY_TASKS:
             setting = setting_name(task, TASK_PLANS[task].poolings[0])
             jobs = (f"finetune/{setting}-{aggregation}" for aggregation in AGGREGATIONS)
@@ -78,12 +78,14 @@ class AnalysisSections(ReportDocument):
                      for job in jobs if (results := self.job(job))}
             left = {job: [unit for unit in names if f"{job}/{unit}" not in analysed] for job, names in units.items()}
             runs, missing = sum(map(len, units.values())), sum(map(len, left.values()))
+            any_missing |= missing > 0
             if runs:
                 parts.append(f"{setting} {runs - missing} of {runs}" + (" (not: " + ", ".join(
                     f"`{job}` {' '.join(names)}" for job, names in left.items() if names) + ")" if missing else ""))
-        return ("Fine-tuned runs analysed: " + "; ".join(parts) + ". The `tuned-layers` step analyses a run while "
-                "its saved model is on the machine, and saved models stay on the machine that trained them: a "
-                "sitting on a fresh machine has none of the earlier sittings' models.")
+        return "Fine-tuned runs analysed: " + "; ".join(parts) + "." + (
+            " The `tuned-layers` step analyses a run while its saved model is on the machine, and saved models stay "
+            "on the machine that trained them: a sitting on a fresh machine has none of the earlier sittings' models."
+            if any_missing else "")
 
     @staticmethod
     def layer_cells(retrieval: list[float], cka: list[float]) -> list[str]:
