@@ -9,7 +9,6 @@ is refused. Here: the header, the claims against the paper and the appendix; the
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from dlfa.errors import DlfaError
 from dlfa.io import write_text
-from dlfa.reproduction.plan import TASK_PLANS, read_results
+from dlfa.reproduction.plan import AGGREGATIONS, TASK_PLANS, read_results
 from dlfa.reproduction.record import (PROVISIONAL, code_versions, git_commits, precisions, provisional,
                                       refuse_mixed_runs)
 from dlfa.reproduction.report_analyses import AnalysisSections
@@ -84,7 +83,7 @@ class Report(BaselineSections, AnalysisSections, StudySections):
                 aggregations = defaultdict(set)  # task -> the aggregations of its analysed encoders
                 for key in plain:
                     job, unit = key.split("/")[1:]
-                    aggregations[job.split("-")[0]].add(re.sub(r"(-L\d+)?-s\d+$", "", unit))
+                    aggregations[job.split("-")[0]].add(next(a for a in AGGREGATIONS if unit.startswith(a)))
                 encoders = "; ".join(f"{task}: {', '.join(sorted(names))}"
                                      for task, names in sorted(aggregations.items()))
                 ours = (f"retrieval peaks at layers {min(map(np.argmax, curves))}–{max(map(np.argmax, curves))} "
