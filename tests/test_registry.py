@@ -239,6 +239,19 @@ def test_chinese_labels_are_not_on_lone_spaces(source, tokenizer):
     assert lone > 10000 and labeled_lone == 0  # the case exists, and the bare "▁" is never the labeled piece
 
 
+def _parquet_loader(folder, cache_dir):
+    """A hub loader reading `folder/<config>/<split>.parquet` with `datasets`, as the hub's files are read."""
+    from datasets import load_dataset
+
+    def loader(config, split):
+        path = folder / config / f"{split}.parquet"
+        if not path.is_file():
+            raise FileNotFoundError(f"no {config} {split}")
+        return load_dataset("parquet", data_files={split: str(path)}, split=split, cache_dir=str(cache_dir))
+
+    return loader
+
+
 def _hub_folder(tmp_path):
     """Local parquet files with google/xtreme's schema: ClassLabel tags for PAN-X, plain integers for UD-POS."""
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
@@ -279,17 +292,8 @@ def _hub_folder(tmp_path):
 
 
 def test_hub_code_path_on_local_files_with_the_hub_schema(tmp_path):
-    from datasets import load_dataset
-
     folder = _hub_folder(tmp_path / "hub")
-
-    def loader(config, split):
-        path = folder / config / f"{split}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"no {config} {split}")
-        return load_dataset("parquet", data_files={split: str(path)}, split=split, cache_dir=str(tmp_path / "hf"))
-
-    hub = DataSource.hub(loader)
+    hub = DataSource.hub(_parquet_loader(folder, tmp_path / "hf"))
     assert available_languages("panx", hub) == {"en": {"train": 4, "dev": 4}, "de": {"test": 4}}
     german = load_examples("panx", "de", "test", hub)
     assert german[0].words == ("Berlin", "ist") and german[0].tags == ("B-PER", "I-PER")
@@ -420,7 +424,7 @@ HUB_ROWS = {
 
 @pytest.mark.integration  # end to end on committed files: seconds each, too slow for the unit tier
 def test_every_intermediate_task_reads_its_hub_dataset_from_local_files_of_its_schema(tmp_path):
-    from datasets import Dataset, load_dataset
+    from datasets import Dataset
 
     folder = tmp_path / "hub"
     for config, row, _ in HUB_ROWS.values():
@@ -430,13 +434,7 @@ def test_every_intermediate_task_reads_its_hub_dataset_from_local_files_of_its_s
             (folder / config).mkdir(parents=True, exist_ok=True)
             Dataset.from_list(rows).to_parquet(str(folder / config / f"{split}.parquet"))
 
-    def loader(config, split):
-        path = folder / config / f"{split}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"no {config} {split}")
-        return load_dataset("parquet", data_files={split: str(path)}, split=split, cache_dir=str(tmp_path / "hf"))
-
-    hub = DataSource.hub(loader)
+    hub = DataSource.hub(_parquet_loader(folder, tmp_path / "hf"))
     for task, (config, _, expected) in HUB_ROWS.items():
         splits = available_languages(task, hub)["en"]  # identical rows: one text group, so all of it is train
         assert splits == {"train": 10, "test": 3}, task
@@ -448,4 +446,4 @@ def test_every_intermediate_task_reads_its_hub_dataset_from_local_files_of_its_s
                                         r"index below 3, not -1 \(an unlabeled row\?\)"):
         load_examples("cb", "en", "train", unlabeled)
     with pytest.raises(DataError, match=r"cannot load Rowan/hellaswag \(validation\): no Rowan/hellaswag: test"):
-        load_examples("hellaswag", "en", "test", DataSource.hub(lambda config, split: loader(config, "test")))
+        load_examples("hellaswag", "en", "test", DataSource.hub(lambda config, split: hub.loader(config, "test")))
