@@ -1,7 +1,8 @@
 """Session script (main's code): merge the records the streams saved into main's docs/reproduction.
 A job's results.json is taken from a record that holds at least as many finished runs of it as main's (the later
 source wins a tie: a rerun);
-timings.json per job from the record with the most seconds; layers/tuned.json is the union of the analysed runs;
+timings.json per job from the record with the most seconds, "complete" as the merged results.json says (a stream
+that trains a record's run again has it unfinished); layers/tuned.json is the union of the analysed runs;
 the other small files are taken where main lacks them. Usage: python merge_record.py MAIN_RECORD SOURCE_RECORD..."""
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from dlfa.io import write_json
 from dlfa.reproduction.plan import SMALL_FILES, TIMINGS_FILE, TUNED_LAYERS_FILE, read_json, read_results
 from dlfa.reproduction.record import complete_runs
-from dlfa.results import RESULTS_FILE
+from dlfa.results import COMPLETED, RESULTS_FILE
 
 
 def write(path: Path, data: bytes) -> None:
@@ -43,6 +44,12 @@ for source in sources:
     for name in SMALL_FILES:
         if name not in (TIMINGS_FILE, TUNED_LAYERS_FILE) and (source / name).is_file() and not (main / name).is_file():
             write(main / name, (source / name).read_bytes())
+timings = read_json(main / TIMINGS_FILE) or {}
+for job, entry in timings.items():
+    results = read_results(main / job / RESULTS_FILE)
+    if results is not None:
+        entry["complete"] = results.status == COMPLETED
+write_json(main / TIMINGS_FILE, timings)
 running = [str(p.parent.relative_to(main)) for p in main.glob(f"*/*/{RESULTS_FILE}") if read_results(p).status == "running"]
 if running:
     sys.exit(f"jobs still marked running (stop the streams first): {', '.join(running)}")
