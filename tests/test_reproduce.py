@@ -252,6 +252,8 @@ def test_the_committed_record_reports_under_the_rules(committed_report):
     assert "| scalar-mix-lr2e-05-s1 (English dev at the majority class) | 2e-05 | 51.1 |" in pawsx
     assert "multilingual-e5-small was trained contrastively on its mean-pooled last layer" in text
     assert "over languages" not in claims  # no spread over languages passed off as an interval
+    tatoeba = text.split("<code>study/tatoeba-arm-0-s1</code>")[1].split("</details>")[0]
+    assert "Ran on: not recorded (a job without runs: it records job-level metrics only)." in tatoeba
 
 
 def test_a_run_of_some_tasks_keeps_the_sizes_recorded_for_the_others(fixture_root, tmp_path):

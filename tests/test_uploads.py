@@ -94,7 +94,7 @@ def test_too_many_words_or_sentences_are_refused(cache):
     with pytest.raises(DataError, match="an example has 400 words"):
         save_upload("pairs.tsv", f"{pair_words}\t{pair_words}\t1\n".encode(), "pawsx", "de")
     many = b"Gut.\tpositive\n" * (MAX_EXAMPLES + 1)
-    with pytest.raises(DataError, match=rf"^many\.tsv: the file holds 20,001 examples; uploads are limited to 20,000"):
+    with pytest.raises(DataError, match=r"^many\.tsv: the file holds 20,001 examples; uploads are limited to 20,000"):
         save_upload("many.tsv", many, "sst2", "de")
     assert list_uploads() == []
     assert save_upload("ok.tsv", b"Gut.\tpositive\n" * MAX_EXAMPLES, "sst2", "de").n_examples == MAX_EXAMPLES

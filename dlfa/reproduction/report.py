@@ -111,7 +111,8 @@ class Report(BaselineSections, AnalysisSections, StudySections):
             rerun = (f"python -m dlfa sweep --spec {self.record_shown}/{job}/{RESULTS_FILE} "
                      f"--data-root ../shared/data --out DIR")
             hardware = Counter(run.extra.get("hardware", "not recorded") for run in results.runs)
-            ran_on = "; ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in hardware.items())
+            ran_on = ("; ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in hardware.items())
+                      or "not recorded (a job without runs: it records job-level metrics only)")
             status = STATUS_WORDS.get(results.status, results.status)
             done = results.finished_count
             part_way = f", {len(results.runs) - done} part-way" if len(results.runs) > done else ""
