@@ -6,7 +6,9 @@ processes without touching a file under dlfa/ (so the runs keep the pinned code 
   runs whose target mean stays at the majority class, so test languages could decide a tie;
 - with SITTING_FIRST_POOLING_ONLY set (a `--parts select` step), only a task's first pooling is planned: main's
   plan makes its choices on that setting alone (plan.choices_setting), where the pinned plan had a selection for
-  each pooling."""
+  each pooling;
+- with SITTING_POOLINGS set (comma-separated, e.g. `mean`), a pooled task plans only those poolings: two streams
+  split one task's fine-tuning (PAWS-X CLS and mean pooling) between two out roots."""
 import dataclasses
 import os
 
@@ -33,3 +35,10 @@ def apply() -> None:
     if os.environ.get("SITTING_FIRST_POOLING_ONLY"):
         for task, task_plan in list(plan.TASK_PLANS.items()):
             plan.TASK_PLANS[task] = dataclasses.replace(task_plan, poolings=task_plan.poolings[:1])
+    only = os.environ.get("SITTING_POOLINGS")
+    if only:
+        for task, task_plan in list(plan.TASK_PLANS.items()):
+            if task_plan.poolings != (None,):
+                kept = tuple(p for p in task_plan.poolings if p in only.split(","))
+                assert kept, f"SITTING_POOLINGS={only}: none of {task}'s poolings {task_plan.poolings}"
+                plan.TASK_PLANS[task] = dataclasses.replace(task_plan, poolings=kept)
