@@ -198,8 +198,9 @@ def results_section() -> None:
     if retrieval:
         st.subheader("Tatoeba retrieval of each arm's encoder")
         st.dataframe(pd.DataFrame(report_study.retrieval_cells(retrieval)), hide_index=True)
-    st.caption("Mean over seeds [95% interval]; changes paired over the seeds both arms have, runs at the majority "
-               "class left out. An interval that contains 0 is inconclusive, whatever the sign.")
+    st.caption("Mean over seeds [95% interval, a score's clipped to 0–100]; changes paired over the seeds both arms "
+               "have, runs at the majority class left out. An interval that contains 0 is inconclusive, whatever the "
+               "sign.")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from dlfa.model.encoders import load_tokenizer
 from dlfa.errors import ConfigError
 from dlfa.engine.evaluate import FusionStatistics, fusion_weights_for_text, predict, predict_dataset
 from dlfa.engine.metrics import (
-    at_majority, bootstrap_interval, example_statistics, mean_interval, score, score_with_interval,
+    SCORE_RANGE, at_majority, bootstrap_interval, example_statistics, mean_interval, score, score_with_interval,
 )
 from dlfa.model.modeling import DlfaConfig, DlfaModel, HeadConfig
 from dlfa.data.base import IGNORE_INDEX, Example, TaskInfo, encode_examples
@@ -60,6 +60,14 @@ def test_mean_interval_over_seeds():
     mean, low, high = mean_interval([80.0, 82.0, 84.0])
     assert mean == pytest.approx(82.0) and low < 80.0 and high > 84.0  # t(0.975, 2) · 2 / √3 ≈ 4.97
     assert mean_interval([70.0]) == (70.0, None, None)
+
+
+def test_mean_interval_is_clipped_to_the_range_a_score_can_take():
+    """Three seeds that scatter widely near 100: the t-interval reaches past 100, which no accuracy can."""
+    mean, low, high = mean_interval([99.0, 60.0, 98.0])
+    assert high > 100.0
+    assert mean_interval([99.0, 60.0, 98.0], bounds=SCORE_RANGE) == (mean, low, 100.0)
+    assert mean_interval([1.0, 40.0, 2.0], bounds=SCORE_RANGE)[1] == 0.0
 
 
 def test_a_score_at_least_one_point_above_the_majority_class_counts_as_learned():

@@ -279,6 +279,9 @@ def test_retrieval_per_arm_against_the_base_encoder():
     half = stats.t.ppf(0.975, 2) * 2 / math.sqrt(3)
     assert (three["mean"], three["low"], three["high"]) == pytest.approx((82.0, 82 - half, 84 - 2 + half))
     assert three["change"].value == pytest.approx(-8.0) and three["change"].verdict() == "below 0"
+    results["study/tatoeba-arm-3-s1"] = tatoeba(1, 40.0)  # a seed far below the others: the t-interval passes 100
+    three = retrieval_table(results)[1]
+    assert three["high"] == 100.0 and three["low"] < three["mean"] == pytest.approx((40 + 82 + 84) / 3)
 
 
 def test_progress_counts_the_designs_jobs_and_runs_and_says_when_the_study_is_complete():

@@ -121,6 +121,7 @@ def constant_score(metric: str, gold: list, labels: list[str]) -> tuple[float, i
 
 # points: a mean closer to the majority-class score than this learned nothing that transfers (decides no claim)
 MIN_ABOVE_MAJORITY = 1.0
+SCORE_RANGE = (0.0, 100.0)  # an accuracy, F1 or retrieval accuracy, in points
 
 
 def at_majority(value: float, majority: float) -> bool:
@@ -141,13 +142,19 @@ def side_of_zero(low: float | None, high: float | None) -> str | None:
     return "includes"
 
 
-def mean_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
-    """(mean, low, high): a Student-t interval of the mean over runs (seeds); (mean, None, None) for one run."""
+def mean_interval(values: list[float], confidence: float = 0.95,
+                  bounds: tuple[float, float] | None = None) -> tuple[float, float | None, float | None]:
+    """(mean, low, high): a Student-t interval of the mean over runs (seeds); (mean, None, None) for one run.
+    bounds: the range a score can take (SCORE_RANGE for a score in points), which the interval is clipped to:
+    over few seeds that scatter widely a t-interval can reach past it."""
     from scipy import stats
 
     array = np.asarray(values, dtype=np.float64)
     mean = float(array.mean())
     if len(array) < 2:
         return mean, None, None
-    half = stats.t.ppf((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array))
-    return mean, mean - float(half), mean + float(half)
+    half = float(stats.t.ppf((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high

@@ -182,8 +182,9 @@ class StudySections(ReportDocument):
     def arms_section(self, target: str, aggregation: str, rows: list[ArmRow]) -> None:
         title = TITLES.get(target, target)
         self.add(f"### {title}, {aggregation}", "",
-                 "Mean over seeds [95% interval]; changes are paired over the seeds both arms have (healthy runs "
-                 f"only). Gap = English dev − target mean; ratio = target mean / English dev. {scores_note(rows)}"
+                 "Mean over seeds [95% interval, a score's clipped to 0–100]; changes are paired over the seeds both "
+                 "arms have (healthy runs only). "
+                 f"Gap = English dev − target mean; ratio = target mean / English dev. {scores_note(rows)}"
                  .rstrip(), "")
         self.add(cells_table(arm_cells(rows)), "")
         note = excluded_note(rows)
@@ -200,6 +201,6 @@ class StudySections(ReportDocument):
         if not rows:
             return
         self.add("**Tatoeba retrieval of each arm's encoder** (XTREME's protocol, zero-shot, mean accuracy over the "
-                 "languages, both directions; mean over seeds [95% interval]; change against the base encoder "
-                 "(0 tasks), per seed):", "",
+                 "languages, both directions; mean over seeds [95% interval, clipped to 0–100]; change against the "
+                 "base encoder (0 tasks), per seed):", "",
                  cells_table(retrieval_cells(rows)), "")

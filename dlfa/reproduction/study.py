@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlfa.data.registry import get_task
-from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, at_majority, mean_interval, side_of_zero
+from dlfa.engine.metrics import MIN_ABOVE_MAJORITY, SCORE_RANGE, at_majority, mean_interval, side_of_zero
 from dlfa.engine.spec import JobSpec
 from dlfa.reproduction.study_design import PREFIX, RETRIEVAL_TASK, StudyDesign
 from dlfa.results import JobResult, RunResult
@@ -29,6 +29,7 @@ CONTROL = "control"
 REFERENCES = ("arm-0", CONTROL)  # every arm is compared with these two
 MEASURES = {"english": "English dev", "target": "target mean", "gap": "transfer gap", "ratio": "ratio",
             "exact_match": "target exact match"}  # exact match: question answering only (its runs' extra)
+SCORES = ("english", "target", "exact_match")  # the measures in points (SCORE_RANGE), not the gap or the ratio
 _TARGET_KEY = re.compile(r"^(?P<target>.+)-(?P<arm>arm-\d+|control)$")
 _NAMED_KEY = re.compile(r"^(?P<study>.+): (?P<key>study/\S+)$")
 
@@ -174,7 +175,7 @@ def arm_table(results: dict[str, JobResult], target: str, aggregation: str) -> l
         for measure in MEASURES:
             values = [r.value(measure) for r in healthy]
             if values and None not in values:
-                row.means[measure] = mean_interval(values)
+                row.means[measure] = mean_interval(values, bounds=SCORE_RANGE if measure in SCORES else None)
         for reference in REFERENCES:
             if reference == arm or reference not in arms:
                 continue
@@ -299,7 +300,7 @@ def retrieval_table(results: dict[str, JobResult]) -> list[dict]:
     rows = []
     for arm in sorted(per_arm, key=arm_order):
         by_seed = per_arm[arm]
-        mean, low, high = mean_interval(list(by_seed.values()))
+        mean, low, high = mean_interval(list(by_seed.values()), bounds=SCORE_RANGE)
         change = None
         if base and arm != "arm-0":
             # the base encoder is one encoder: every seed is compared with it, unless it ran per seed too
