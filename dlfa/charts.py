@@ -260,28 +260,6 @@ def attribution_bars(tokens: Sequence[str], scores: Sequence[float], y_range: Se
     return _token_bars(tokens, scores, colors, "%{y:.3f}", "attribution", y_range, title)
 
 
-def figure_png(fig, width: int = 1100, height: int = 550) -> tuple[bytes | None, str]:
-    """PNG bytes of a plotly figure via kaleido + chromium, or (None, why not)."""
-    import os
-    import shutil
-    import time
-
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser", shutil.which("chromium") or ""):
-        if candidate and os.path.exists(candidate):
-            os.environ.setdefault("BROWSER_PATH", candidate)
-            break
-    error: Exception | None = None
-    for attempt in range(3):  # on a busy machine kaleido's page sometimes runs before its scripts are defined
-        try:
-            return fig.to_image(format="png", width=width, height=height, scale=1), ""
-        except Exception as exc:  # noqa: BLE001  (kaleido raises many kinds; the page shows a note instead)
-            error = exc
-            if "is not defined" not in str(exc):
-                break  # not that race: no browser, a broken figure, ...
-            time.sleep(attempt + 1)
-    return None, f"PNG export needs kaleido with a Chrome/Chromium browser ({type(error).__name__}: {error})"
-
-
 # ----------------------------------------------------------------------------------------------------
 # Per-example explorer, embedding projector, attention (issue 18)
 

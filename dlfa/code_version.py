@@ -18,11 +18,11 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 PRESENTATION_PACKAGES = ("app/",)  # the Streamlit glue: every module of it
-PRESENTATION_ONLY = frozenset({"charts.py", "reproduction/report.py", "reproduction/report_baseline.py",
-                               "reproduction/report_analyses.py", "reproduction/rules.py", "reproduction/tables.py",
-                               "reproduction/document.py", "reproduction/status.py",
-                               "analysis/examples.py", "analysis/projector.py", "analysis/attention.py",
-                               "analysis/explain.py"})
+PRESENTATION_ONLY = frozenset({"charts.py", "png_render.py", "reproduction/report.py",
+                               "reproduction/report_baseline.py", "reproduction/report_analyses.py",
+                               "reproduction/rules.py", "reproduction/tables.py", "reproduction/document.py",
+                               "reproduction/status.py", "analysis/examples.py", "analysis/projector.py",
+                               "analysis/attention.py", "analysis/explain.py"})
 
 
 def presentation_only(relative: str) -> bool:

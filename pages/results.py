@@ -7,6 +7,7 @@ import streamlit as st
 
 from dlfa import charts
 from dlfa.app import catalog, guard, runs, widgets
+from dlfa.png_render import figure_png
 from dlfa.results import metrics_to_dict
 
 
@@ -86,7 +87,7 @@ def main() -> None:
                        key="dl_html")
     with c4:
         if st.button("Make PNG", key="make_png", help="Renders the chart with kaleido and Chromium"):
-            png, why = charts.figure_png(fig)
+            png, why = figure_png(fig)
             st.session_state["results_png"] = (png, why)
         png, why = st.session_state.get("results_png", (None, ""))
         if png:

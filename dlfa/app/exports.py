@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dlfa import charts
+from dlfa.png_render import figure_png
 
 
 def download_row(key: str, name: str, table: pd.DataFrame | None = None, payload: dict | None = None,
@@ -23,7 +23,7 @@ def download_row(key: str, name: str, table: pd.DataFrame | None = None, payload
     if figure is not None:
         with next(columns):
             if st.button("Make PNG", key=f"{key}_make_png", help="Renders the chart with kaleido and Chromium"):
-                st.session_state[f"{key}_png"] = charts.figure_png(figure)
+                st.session_state[f"{key}_png"] = figure_png(figure)
             png, why = st.session_state.get(f"{key}_png", (None, ""))
             if png:
                 st.download_button("Chart (PNG)", png, f"{name}.png", "image/png", key=f"{key}_png_download")

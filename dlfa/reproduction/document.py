@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlfa import charts
 from dlfa.errors import DlfaError
 from dlfa.io import write_bytes
+from dlfa.png_render import figure_png
 from dlfa.reproduction.choices import run_at_majority
 from dlfa.reproduction.plan import DEV_MAJORITY_FILE, SIZES_FILE, TIMINGS_FILE, read_json, read_results
 from dlfa.results import RESULTS_FILE, JobResult, RunResult
@@ -35,7 +35,7 @@ class ReportDocument:
         self.lines.extend(blocks)
 
     def figure(self, fig, name: str, alt: str, height: int = 550) -> None:
-        png, why = charts.figure_png(fig, height=height)
+        png, why = figure_png(fig, height=height)
         if png is None:
             raise DlfaError(f"cannot write the figure {name}: {why}")
         write_bytes(self.figures_dir / name, png)
