@@ -318,6 +318,22 @@ def test_the_budget_names_the_pooling_only_of_a_task_that_pools_its_tokens_into_
                                                "learning rate 0.0001, all test examples per language")
 
 
+def test_the_budget_of_a_comparison_names_each_aggregations_learning_rate_where_they_differ():
+    from dlfa.engine.spec import JobSpec
+    from dlfa.reproduction.tables import budget
+
+    def job(aggregation, rate):
+        return JobSpec(task="pawsx", eval_languages=("de",), aggregations=(aggregation,), fusion_layers=(11,),
+                       learning_rate=rate).to_dict()
+
+    differ = [job("last", 1e-4), job("dlfa", 5e-5), job("scalar-mix", 1e-4)]
+    assert budget(differ[-1], {"train": 1201}, differ) == (
+        "all 1,201 English training examples, 1 epoch(s), batch 32, learning rates 0.0001 (last), 5e-05 (DLFA), "
+        "0.0001 (scalar-mix), cls pooling, all test examples per language")
+    same = [job("last", 5e-5), job("dlfa", 5e-5)]
+    assert ", learning rate 5e-05, cls pooling" in budget(same[-1], {"train": 1201}, same)
+
+
 def test_the_fine_tuned_layer_analysis_names_the_runs_it_could_not_analyse_and_the_claim_names_its_encoders(tmp_path):
     from dlfa.reproduction.report import Report
 

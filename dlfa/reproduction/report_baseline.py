@@ -141,7 +141,7 @@ class BaselineSections(ReportDocument):
         all_dlfa = runs_of(runs, "dlfa", layer)
         where = ", ".join(f"`{job}`{self.took(job)}" for job in jobs)
         spread = "over seeds" if len(last) > 1 else "of the bootstrap over test examples"
-        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(self.job(jobs[-1]).spec, self.sizes.get(task))}; "
+        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(self.job(jobs[-1]).spec, self.sizes.get(task), [self.job(j).spec for j in jobs])}; "
                  f"seeds kept: last {len(last)}, DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval "
                  f"{spread}{chosen}):", "")
         if flagged:

@@ -31,8 +31,13 @@ def convergence(run: RunResult) -> str:
     return convergence_text(run.extra)
 
 
-def budget(spec: dict, sizes: dict | None) -> str:
-    """e.g. '4,000 of 12,544 English training examples, until English dev stops improving (...), batch 32, ...'."""
+AGGREGATION_TITLES = {"dlfa": "DLFA"}  # how the report's tables name an aggregation, where not by its own name
+
+
+def budget(spec: dict, sizes: dict | None, compared: list[dict] | None = None) -> str:
+    """e.g. '4,000 of 12,544 English training examples, until English dev stops improving (...), batch 32, ...'.
+    `compared`: the specs of the jobs a comparison rests on (one per aggregation), whose learning rates are each
+    named where they differ."""
     available = f"{sizes['train']:,}" if sizes else "(size not recorded)"
     train = (f"{spec['max_train_examples']:,} of {available} English training examples" if spec["max_train_examples"]
              else f"all {available} English training examples" if sizes else "all English training examples "
@@ -44,6 +49,10 @@ def budget(spec: dict, sizes: dict | None) -> str:
         steps = f"{spec['max_steps']} steps" if spec["max_steps"] else f"{spec['epochs']:g} epoch(s)"
     rates = spec.get("learning_rates") or [spec["learning_rate"]]  # a selection grid's rates, or the one rate
     rate = "" if spec.get("probe") else f", learning rate{'s' * (len(rates) > 1)} {', '.join(f'{r:g}' for r in rates)}"
+    if not spec.get("probe") and len({job["learning_rate"] for job in compared or []}) > 1:
+        rate = ", learning rates " + ", ".join(
+            f"{job['learning_rate']:g} ({', '.join(AGGREGATION_TITLES.get(a, a) for a in job['aggregations'])})"
+            for job in compared)
     pools = spec.get("pooling") and get_task(spec["task"]).kind not in ("token", "qa")  # one vector per example
     pooling = f", {spec['pooling']} pooling" if pools else ""
     evaluate = f"at most {spec['max_eval_examples']}" if spec["max_eval_examples"] else "all"

@@ -8,10 +8,15 @@ processes without touching a file under dlfa/ (so the runs keep the pinned code 
   plan makes its choices on that setting alone (plan.choices_setting), where the pinned plan had a selection for
   each pooling;
 - with SITTING_POOLINGS set (comma-separated, e.g. `mean`), a pooled task plans only those poolings: two streams
-  split one task's fine-tuning (PAWS-X CLS and mean pooling) between two out roots."""
+  split one task's fine-tuning (PAWS-X CLS and mean pooling) between two out roots;
+- the report's figures are rendered by main's timed renderer (dlfa/png_render.py since 5 Dec 2026's sixth sitting:
+  kaleido once waited 40 minutes on a Chromium that had gone); presentation only, the numbers are untouched."""
 import dataclasses
+import importlib.util
 import os
+import sys
 
+import dlfa.charts as charts
 import dlfa.engine.runtime as runtime
 import dlfa.reproduction.plan as plan
 from dlfa.errors import ConfigError
@@ -29,6 +34,7 @@ def choose_on_english_dev(runs, aggregation):
 def apply() -> None:
     assert plan.__file__.startswith("/work/repro/"), plan.__file__
     runtime.cpu_has_bf16 = lambda: False
+    charts.figure_png = main_timed_renderer().figure_png
     chosen_settings = plan.chosen_settings
     plan.chosen_settings = lambda out_root, setting: chosen_settings(out_root, setting.replace("-mean", "-cls"))
     plan.choose = choose_on_english_dev
@@ -42,3 +48,16 @@ def apply() -> None:
                 kept = tuple(p for p in task_plan.poolings if p in only.split(","))
                 assert kept, f"SITTING_POOLINGS={only}: none of {task}'s poolings {task_plan.poolings}"
                 plan.TASK_PLANS[task] = dataclasses.replace(task_plan, poolings=kept)
+
+
+MAIN = "/work/main"
+
+
+def main_timed_renderer():
+    """main's dlfa/png_render.py, loaded by path; its child runs main's module (the pinned dlfa has none)."""
+    spec = importlib.util.spec_from_file_location("main_png_render", f"{MAIN}/dlfa/png_render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.RENDERER_COMMAND = [sys.executable, "-c", f"import sys; sys.path.insert(0, {MAIN!r}); "
+                               "from dlfa.png_render import main; sys.exit(main())"]
+    return module
