@@ -141,7 +141,8 @@ class BaselineSections(ReportDocument):
         all_dlfa = runs_of(runs, "dlfa", layer)
         where = ", ".join(f"`{job}`{self.took(job)}" for job in jobs)
         spread = "over seeds" if len(last) > 1 else "of the bootstrap over test examples"
-        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(self.job(jobs[-1]).spec, self.sizes.get(task), [self.job(j).spec for j in jobs])}; "
+        specs = [self.job(job).spec for job in jobs]
+        self.add(f"Baseline vs DLFA ({source}, {where}; {budget(specs[-1], self.sizes.get(task), specs)}; "
                  f"seeds kept: last {len(last)}, DLFA {len(dlfa)}, scalar-mix {len(mix)}; ± is half the 95% interval "
                  f"{spread}{chosen}):", "")
         if flagged:
