@@ -48,11 +48,14 @@ def budget(spec: dict, sizes: dict | None, compared: list[dict] | None = None) -
     else:
         steps = f"{spec['max_steps']} steps" if spec["max_steps"] else f"{spec['epochs']:g} epoch(s)"
     rates = spec.get("learning_rates") or [spec["learning_rate"]]  # a selection grid's rates, or the one rate
-    rate = "" if spec.get("probe") else f", learning rate{'s' * (len(rates) > 1)} {', '.join(f'{r:g}' for r in rates)}"
-    if not spec.get("probe") and len({job["learning_rate"] for job in compared or []}) > 1:
+    if spec.get("probe"):
+        rate = ""
+    elif len({job["learning_rate"] for job in compared or []}) > 1:
         rate = ", learning rates " + ", ".join(
             f"{job['learning_rate']:g} ({', '.join(AGGREGATION_TITLES.get(a, a) for a in job['aggregations'])})"
             for job in compared)
+    else:
+        rate = f", learning rate{'s' * (len(rates) > 1)} {', '.join(f'{r:g}' for r in rates)}"
     pools = spec.get("pooling") and get_task(spec["task"]).kind not in ("token", "qa")  # one vector per example
     pooling = f", {spec['pooling']} pooling" if pools else ""
     evaluate = f"at most {spec['max_eval_examples']}" if spec["max_eval_examples"] else "all"
