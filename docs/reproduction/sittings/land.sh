@@ -11,7 +11,7 @@ cd /work/main
 mkdir -p docs/reproduction/sittings
 cd /work/scratch && cp SITTINGS.md fp32.py pinned_rules.py merge_record.py stream_a2.sh stream_a3.sh stream_a4.sh study_only.py study_chain.py test_study_chain.py \
   stream_chains.sh stream_b2.sh stream_b5.sh stream_b6.sh stream_b7.sh \
-  stream_b4.sh stream_b_env.sh reuse_seed1.py rerun_udpos_last.sh same_metrics.py stop_repro.sh land.sh \
+  stream_b4.sh stream_b_env.sh reuse_seed1.py rerun_udpos_last.sh rerun_xnli_tuned.sh same_metrics.py stop_repro.sh land.sh \
   /work/main/docs/reproduction/sittings/ && cd /work/main
 .venv/bin/python -m dlfa reproduce report --out /nonexistent
 git status --short docs | head -30
