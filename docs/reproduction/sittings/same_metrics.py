@@ -1,6 +1,6 @@
 """same_metrics.py RECORD_RESULTS RERUN_JOB_DIR TARGET_JOB_DIR: exit 1 unless every seed the rerun planned (its
 spec's seeds: all of the record's, or some of them) finished with exactly the record's metrics and dev score; then
-copy each rerun unit's saved model into TARGET_JOB_DIR."""
+copy those seeds' saved models into TARGET_JOB_DIR."""
 import json
 import shutil
 import sys
@@ -19,6 +19,8 @@ for run in (run for run in record["runs"] if run["spec"]["seeds"][0] in rerun_jo
     same &= equal
 if not same:
     sys.exit(1)
-for unit in sorted(p for p in rerun.iterdir() if (p / "model").is_dir()):
+compared = set(rerun_job["spec"]["seeds"])
+for unit in sorted(p for p in rerun.iterdir() if (p / "model").is_dir()
+                   and json.loads((p / "results.json").read_text())["spec"]["seeds"][0] in compared):
     shutil.copytree(unit / "model", target / unit.name / "model", dirs_exist_ok=True)
     print(f"model of {unit.name} copied")
